@@ -1,0 +1,134 @@
+// Child process bookkeeping: every process the bench starts is killed when the bench exits,
+// whether it finishes, throws, or is interrupted with Ctrl-C.
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const live = new Set<ChildProcess>();
+const cleanups: Array<() => void> = [];
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+    for (const fn of cleanups) {
+      try {
+        fn();
+      } catch {
+        // best effort: we are exiting anyway
+      }
+    }
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      process.stderr.write(`\n${signal} received, stopping child processes\n`);
+      process.exit(130);
+    });
+  }
+}
+
+/** Runs `fn` when the bench process exits, for any reason. */
+export function atExit(fn: () => void): void {
+  hookExit();
+  cleanups.push(fn);
+}
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<number | string>;
+  hasExited(): boolean;
+  /** The last few KB of combined stdout and stderr, for error messages. */
+  tail(): string;
+  /** Resolves with the first match of `re` in the output; rejects if the process exits or time runs out. */
+  waitForOutput(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const TAIL_BYTES = 16 * 1024;
+
+export function startChild(command: string, args: readonly string[], options: { cwd?: string } = {}): Child {
+  hookExit();
+  // stdin stays a pipe: children that watch it (bench/backend.ts) exit when we disappear.
+  const proc = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  live.add(proc);
+  let output = '';
+  let exitedFlag = false;
+  const listeners = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    if (output.length > TAIL_BYTES * 2) output = output.slice(-TAIL_BYTES);
+    for (const fn of listeners) fn();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  proc.stdin!.on('error', () => {}); // the child may close stdin early; that is fine
+  const exited = new Promise<number | string>((resolve) => {
+    proc.on('error', (err) => {
+      output += `\n${err.message}\n`;
+      exitedFlag = true;
+      live.delete(proc);
+      resolve(-1);
+      for (const fn of listeners) fn();
+    });
+    proc.on('exit', (code, signal) => {
+      exitedFlag = true;
+      live.delete(proc);
+      resolve(code ?? signal ?? -1);
+      for (const fn of listeners) fn();
+    });
+  });
+
+  return {
+    proc,
+    pid: proc.pid ?? -1,
+    exited,
+    hasExited: () => exitedFlag,
+    tail: () => output.slice(-TAIL_BYTES),
+    waitForOutput(re, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = output.match(re);
+          if (m) done(() => resolve(m));
+          else if (exitedFlag) done(() => reject(new Error(`${command} exited before printing ${re}`)));
+        };
+        const timer = setTimeout(() => done(() => reject(new Error(`${command} did not print ${re} within ${timeoutMs} ms`))), timeoutMs);
+        const done = (fn: () => void) => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          fn();
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+    async stop(graceMs = 3000) {
+      if (exitedFlag) return;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface CommandResult {
+  readonly code: number | string;
+  readonly output: string;
+  readonly timedOut: boolean;
+}
+
+/** Runs a command to completion with a hard time limit; output is stdout and stderr combined. */
+export async function runCommand(command: string, args: readonly string[], timeoutMs: number): Promise<CommandResult> {
+  const child = startChild(command, args);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.proc.kill('SIGKILL');
+  }, timeoutMs);
+  const code = await child.exited;
+  clearTimeout(timer);
+  return { code, output: child.tail(), timedOut };
+}

@@ -1,0 +1,111 @@
+// Starting the Turnpike gateway under test from the built CLI, with a generated config.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { startChild, type Child } from './children.ts';
+import { freePort, httpGet, waitFor200 } from './net.ts';
+
+/** The built CLI, resolved from this file so the bench works from any working directory.
+ *  TURNPIKE_BENCH_CLI points the bench at another build (for example an older checkout) to compare. */
+export const CLI = process.env.TURNPIKE_BENCH_CLI ?? fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const READY_TIMEOUT_MS = 15_000;
+
+export interface Turnpike {
+  readonly child: Child;
+  readonly port: number;
+  readonly configFile: string;
+  readonly accessLog: string;
+  /** Why the `gateway` target cannot be measured, if it cannot. */
+  readonly gatewaySkipped?: string;
+}
+
+/** The gateway route exercises the plugin chain: header rewriting both ways plus a path rewrite. */
+function gatewayRoute(): object {
+  return {
+    name: 'gateway',
+    match: { path: { prefix: '/api' } },
+    upstream: 'backend',
+    plugins: [
+      { headers: { request: { set: { 'x-gateway': 'turnpike' } }, response: { set: { 'cache-control': 'no-store' } } } },
+      { rewrite: { stripPrefix: '/api' } },
+    ],
+  };
+}
+
+export function configYaml(port: number, backendPort: number, accessLog: string, withGateway: boolean): string {
+  const config = {
+    listeners: [{ name: 'bench', protocol: 'http', address: '127.0.0.1', port }],
+    upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
+    routes: [...(withGateway ? [gatewayRoute()] : []), { name: 'all', match: { path: '/' }, upstream: 'backend' }],
+    accessLog: { enabled: true, output: accessLog },
+    shutdown: { drainTimeout: '1s' }, // the bench stops it right after the last wrk run
+  };
+  return stringify(config);
+}
+
+/** A short excerpt of what the process printed, for one-line failure reasons. */
+function reasonFrom(child: Child, err: Error): string {
+  const lines = child.tail().trim().split('\n').filter((l) => l.trim());
+  const interesting = lines.filter((l) => /error|invalid|unknown|expected|TP_/i.test(l)).slice(0, 3);
+  return [err.message, ...(interesting.length ? interesting : lines.slice(-3))].join(' | ').slice(0, 600);
+}
+
+/** A failed start; `exited` tells a refused config (worth retrying without plugins) from a hang. */
+class LaunchError extends Error {
+  readonly exited: boolean;
+  constructor(message: string, exited: boolean) {
+    super(message);
+    this.exited = exited;
+  }
+}
+
+async function launch(dir: string, backendPort: number, withGateway: boolean): Promise<Turnpike> {
+  const port = await freePort();
+  const configFile = join(dir, withGateway ? 'turnpike.yaml' : 'turnpike-plain.yaml');
+  const accessLog = join(dir, 'access.log');
+  writeFileSync(configFile, configYaml(port, backendPort, accessLog, withGateway));
+  const child = startChild(process.execPath, [CLI, 'start', '--config', configFile]);
+  try {
+    await waitFor200(`http://127.0.0.1:${port}/100b`, READY_TIMEOUT_MS, () => child.hasExited());
+  } catch (err) {
+    const exited = child.hasExited();
+    const reason = reasonFrom(child, err as Error);
+    await child.stop(1000);
+    throw new LaunchError(reason, exited);
+  }
+  return { child, port, configFile, accessLog };
+}
+
+/** Checks that the plugin route really answers as configured, so we never benchmark a 404. */
+async function checkGateway(port: number): Promise<string | undefined> {
+  try {
+    const res = await httpGet(`http://127.0.0.1:${port}/api/100b`, 3000);
+    if (res.status !== 200) return `GET /api/100b answered ${res.status}`;
+    if (res.bodyLength !== 100) return `GET /api/100b returned ${res.bodyLength} bytes, expected 100`;
+    if (res.headers['cache-control'] !== 'no-store') return `GET /api/100b lacks cache-control: no-store (headers plugin not applied)`;
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/**
+ * Starts Turnpike with the gateway route. If that config is refused (say, a plugin is not built yet),
+ * falls back to the plain proxy config so the `turnpike` target can still be measured.
+ */
+export async function startTurnpike(dir: string, backendPort: number, wantGateway: boolean): Promise<Turnpike> {
+  if (!wantGateway) return launch(dir, backendPort, false);
+  let first: LaunchError;
+  try {
+    const tp = await launch(dir, backendPort, true);
+    const problem = await checkGateway(tp.port);
+    return problem ? { ...tp, gatewaySkipped: problem } : tp;
+  } catch (err) {
+    if (!(err instanceof LaunchError) || !err.exited) throw err; // a hang would only hang again
+    first = err;
+  }
+  console.error(`turnpike did not start with the gateway route (${first.message}); retrying without it`);
+  const tp = await launch(dir, backendPort, false);
+  return { ...tp, gatewaySkipped: `config with plugins refused: ${first.message}` };
+}

@@ -1,0 +1,111 @@
+// Finding, installing and running wrk, and parsing its text output.
+import { execFileSync } from 'node:child_process';
+import { runCommand } from './children.ts';
+
+export interface WrkResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly reqPerSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly socketErrors: { connect: number; read: number; write: number; timeout: number };
+  readonly non2xx: number;
+  /** Socket errors plus non-2xx/3xx responses. */
+  readonly errors: number;
+}
+
+export interface WrkRun {
+  readonly result?: WrkResult;
+  /** Set when wrk failed or its output could not be read; the raw output is kept for the JSON file. */
+  readonly failure?: string;
+  readonly raw: string;
+}
+
+function onPath(): boolean {
+  try {
+    execFileSync('wrk', ['-v'], { stdio: 'ignore', timeout: 5000 });
+    return true;
+  } catch (err) {
+    // `wrk -v` exits with status 1 after printing its version; only ENOENT means it is missing.
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+/** `wrk debian/4.1.0-3+b2 [epoll] Copyright (C) …` → `wrk debian/4.1.0-3+b2 [epoll]` */
+function firstWords(out: string): string {
+  return out.split('\n')[0]!.replace(/\s*Copyright.*$/, '').trim() || 'unknown';
+}
+
+export function wrkVersion(): string {
+  try {
+    return firstWords(execFileSync('wrk', ['-v'], { encoding: 'utf8', timeout: 5000 }));
+  } catch (err) {
+    return firstWords(String((err as { stdout?: unknown }).stdout ?? ''));
+  }
+}
+
+/** Makes sure wrk is available, installing it with apt when we are root. Returns false if it is not. */
+export async function ensureWrk(): Promise<boolean> {
+  if (onPath()) return true;
+  console.error('wrk not found on PATH — install it with: apt-get install -y wrk');
+  if (process.getuid?.() !== 0) return false;
+  console.error('running apt-get install -y wrk (waiting up to 3 min for the dpkg lock)…');
+  // Another apt may be running in the background: wait for its lock rather than failing at once.
+  const res = await runCommand('apt-get', ['install', '-y', '-o', 'DPkg::Lock::Timeout=150', 'wrk'], 180_000);
+  if (res.code !== 0) console.error(`apt-get failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}):\n${res.output.slice(-1500)}`);
+  return onPath();
+}
+
+/** wrk prints durations as 812.00us, 1.23ms, 2.00s or 1.50m. */
+export function toMs(text: string): number {
+  const m = text.match(/^([\d.]+)(us|ms|s|m|h)$/);
+  if (!m) return NaN;
+  const scale: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  return Number(m[1]) * scale[m[2]!]!;
+}
+
+export function parseWrk(out: string): WrkResult {
+  const rps = out.match(/^Requests\/sec:\s+([\d.]+)/m);
+  const total = out.match(/^\s*(\d+) requests in ([\d.]+\w+),/m);
+  const p50 = out.match(/^\s+50(?:\.000)?%\s+(\S+)/m);
+  const p99 = out.match(/^\s+99(?:\.000)?%\s+(\S+)/m);
+  if (!rps || !total || !p50 || !p99) throw new Error('could not find Requests/sec, request count or the --latency distribution');
+  const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const socketErrors = {
+    connect: Number(sock?.[1] ?? 0),
+    read: Number(sock?.[2] ?? 0),
+    write: Number(sock?.[3] ?? 0),
+    timeout: Number(sock?.[4] ?? 0),
+  };
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+  return {
+    requests: Number(total[1]),
+    seconds: toMs(total[2]!) / 1000,
+    reqPerSec: Number(rps[1]),
+    p50Ms: toMs(p50[1]!),
+    p99Ms: toMs(p99[1]!),
+    socketErrors,
+    non2xx,
+    errors: socketErrors.connect + socketErrors.read + socketErrors.write + socketErrors.timeout + non2xx,
+  };
+}
+
+export interface WrkOptions {
+  readonly url: string;
+  readonly seconds: number;
+  readonly connections: number;
+  readonly threads?: number;
+}
+
+/** One wrk run; never throws for wrk's own failures, and is killed if it overruns by 15 s. */
+export async function runWrk(o: WrkOptions): Promise<WrkRun> {
+  const args = [`-t${o.threads ?? 2}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', o.url];
+  const res = await runCommand('wrk', args, (o.seconds + 15) * 1000);
+  if (res.timedOut) return { failure: `wrk did not finish within ${o.seconds + 15} s`, raw: res.output };
+  if (res.code !== 0) return { failure: `wrk exited with ${res.code}: ${res.output.trim().split('\n').pop()}`, raw: res.output };
+  try {
+    return { result: parseWrk(res.output), raw: res.output };
+  } catch (err) {
+    return { failure: (err as Error).message, raw: res.output };
+  }
+}

@@ -1,0 +1,73 @@
+// Shared schema pieces: durations, sizes, CIDRs, string matchers. Plugins build their schemas from these.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration, parseSize } from '../units.ts';
+
+/** `250ms`, `5s`, `1m`, `1h` (or milliseconds as a number) → milliseconds. */
+export const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as 250ms, 5s, 1m or 1h, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .meta({ description: 'A duration: 250ms, 5s, 1m, 1h, 1d (a bare number is milliseconds)' });
+
+/** `16kb`, `10mb`, `2gb` (or bytes as a number) → bytes. */
+export const size = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512b, 16kb, 10mb or 2gb, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return bytes;
+  })
+  .meta({ description: 'A size: 512b, 16kb, 10mb, 2gb (binary multiples; a bare number is bytes)' });
+
+export function isCidr(value: string): boolean {
+  const slash = value.indexOf('/');
+  const ip = slash === -1 ? value : value.slice(0, slash);
+  const family = isIP(ip);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const bits = value.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+export const cidr = z
+  .string()
+  .refine(isCidr, { message: 'expected an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32' });
+
+function validRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const regexSource = z.string().refine(validRegex, { message: 'expected a valid regular expression' });
+
+/** An exact string, or `{ regex: ... }`. */
+export const stringMatcher = z.union([
+  z.string(),
+  z.number().transform(String),
+  z.strictObject({ regex: regexSource }),
+]);
+
+export const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected an HTTP header name' })
+  .transform((s) => s.toLowerCase());
+
+export const httpMethod = z
+  .string()
+  .regex(/^[A-Za-z]+$/, { message: 'expected an HTTP method such as GET' })
+  .transform((s) => s.toUpperCase());

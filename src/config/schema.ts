@@ -1,0 +1,177 @@
+// The config schema: the single source of truth for types, validation messages and `turnpike schema`.
+import { z } from 'zod';
+import { cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
+
+/** Plugin schemas come from the plugin registry; config does not import plugins (imports go downward). */
+export type PluginSchemas = ReadonlyMap<string, z.ZodType>;
+
+export interface PluginEntry {
+  readonly name: string;
+  readonly config: unknown;
+}
+
+const limits = z.strictObject({
+  maxHeaderSize: size.prefault('16kb'),
+  maxBodySize: size.prefault('10mb'),
+  headerTimeout: duration.prefault('10s'),
+  requestTimeout: duration.prefault('60s'),
+  keepAliveTimeout: duration.prefault('75s'),
+});
+
+const listener = z.strictObject({
+  name: z.string().min(1),
+  protocol: z.literal('http'),
+  address: z.string().default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535),
+  trustedProxies: z.array(cidr).default([]),
+  limits: z
+    .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })
+    .optional(),
+});
+
+const target = z.strictObject({
+  url: z
+    .string()
+    .refine((u) => /^https?:\/\/[^/]+\/?$/.test(u) && URL.canParse(u), {
+      message: 'expected an origin such as http://127.0.0.1:9001 (scheme, host and port, no path)',
+    }),
+  weight: z.number().int().min(1).max(1000).default(1),
+});
+
+const upstreamTimeouts = z.strictObject({
+  connect: duration.prefault('5s'),
+  response: duration.prefault('60s'),
+  idle: duration.prefault('60s'),
+});
+
+const upstream = z.strictObject({
+  targets: z.array(target).min(1),
+  timeouts: upstreamTimeouts.prefault({}),
+  preserveHost: z.boolean().default(true),
+  hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
+  keepAlive: z
+    .strictObject({
+      connections: z.number().int().min(1).max(10_000).default(128),
+      idleTimeout: duration.prefault('60s'),
+    })
+    .prefault({}),
+});
+
+const pathMatch = z.union([
+  z.string().startsWith('/', { message: 'a path must start with /' }),
+  z.strictObject({ exact: z.string().startsWith('/', { message: 'a path must start with /' }) }),
+  z.strictObject({ prefix: z.string().startsWith('/', { message: 'a path must start with /' }) }),
+  z.strictObject({ regex: regexSource }),
+]);
+
+const hostPattern = z
+  .string()
+  .regex(/^(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:\d+)?$/, {
+    message: 'expected a host name such as api.example.com or *.example.com',
+  })
+  .transform((h) => h.toLowerCase());
+
+const match = z.strictObject({
+  host: z.union([hostPattern, z.array(hostPattern).min(1)]).optional(),
+  path: pathMatch.optional(),
+  methods: z.array(httpMethod).min(1).optional(),
+  headers: z.record(headerName, stringMatcher).optional(),
+  query: z.record(z.string(), stringMatcher).optional(),
+});
+
+const respond = z.strictObject({
+  status: z.number().int().min(100).max(599).default(200),
+  body: z.string().default(''),
+  contentType: z.string().default('text/plain; charset=utf-8'),
+  headers: z.record(headerName, z.string()).default({}),
+});
+
+const redirect = z.strictObject({
+  to: z.string().min(1),
+  status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
+  appendPath: z.boolean().default(false),
+});
+
+function pluginList(plugins: PluginSchemas | undefined) {
+  if (!plugins) {
+    // Used only to describe the shape (JSON Schema without plugin details).
+    return z.array(z.record(z.string(), z.unknown()));
+  }
+  const names = [...plugins.keys()].sort();
+  const entry = z.unknown().transform((value, ctx): PluginEntry => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `expected a map with one plugin name as its key, one of: ${names.join(', ')}` });
+      return z.NEVER;
+    }
+    const [name, config] = Object.entries(value)[0]!;
+    const schema = plugins.get(name);
+    if (!schema) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown plugin "${name}", expected one of: ${names.join(', ')}`,
+        params: { turnpikeCode: 'TP_CONFIG_UNKNOWN_PLUGIN', atKey: name },
+      });
+      return z.NEVER;
+    }
+    const parsed = schema.safeParse(config ?? {});
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [name, ...issue.path] } as never);
+      return z.NEVER;
+    }
+    return { name, config: parsed.data };
+  });
+  return z.array(entry);
+}
+
+function pluginListForDocs(plugins: PluginSchemas) {
+  const options = [...plugins.entries()].map(([name, schema]) => z.strictObject({ [name]: schema }));
+  return z.array(options.length === 1 ? options[0]! : z.union(options as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]));
+}
+
+export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
+  const pluginArray = (forDocs && plugins ? pluginListForDocs(plugins) : pluginList(plugins)) as unknown as z.ZodType<PluginEntry[]>;
+  const route = z
+    .strictObject({
+      name: z.string().min(1).optional(),
+      match: match.prefault({}),
+      upstream: z.string().min(1).optional(),
+      respond: respond.optional(),
+      redirect: redirect.optional(),
+      plugins: pluginArray.default([]),
+      limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
+    })
+    .superRefine((r, ctx) => {
+      const terminals = [r.upstream, r.respond, r.redirect].filter((t) => t !== undefined).length;
+      if (terminals !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: terminals === 0 ? 'a route needs one of upstream, respond or redirect' : 'a route takes only one of upstream, respond or redirect',
+        });
+      }
+    });
+
+  return z.strictObject({
+    listeners: z.array(listener).min(1),
+    limits: limits.prefault({}),
+    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected a name of letters, digits, _ . -' }), upstream).default({}),
+    routes: z.array(route).default([]),
+    plugins: pluginArray.default([]),
+    accessLog: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        output: z.string().default('stdout').meta({ description: 'stdout, stderr, or a file path' }),
+      })
+      .prefault({}),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    shutdown: z.strictObject({ drainTimeout: duration.prefault('30s') }).prefault({}),
+    requestId: z.strictObject({ header: headerName.default('x-request-id'), echo: z.boolean().default(true) }).prefault({}),
+  });
+}
+
+type RawConfig = z.output<ReturnType<typeof buildConfigSchema>>;
+export type RouteConfig = Omit<RawConfig['routes'][number], 'plugins'> & { plugins: PluginEntry[] };
+export type Config = Omit<RawConfig, 'routes' | 'plugins'> & { routes: RouteConfig[]; plugins: PluginEntry[] };
+export type ListenerConfig = Config['listeners'][number];
+export type UpstreamConfig = Config['upstreams'][string];
+export type MatchConfig = RouteConfig['match'];
+export type LimitsConfig = Config['limits'];

@@ -1,0 +1,45 @@
+// The one catalogue of every error Turnpike can answer or print. Tests and users match on `code`;
+// titles and statuses are stable. docs/errors.md lists the same table.
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly title: string;
+}
+
+export const ERRORS = {
+  // Requests (answered as application/problem+json)
+  TP_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request' },
+  TP_BAD_REQUEST: { status: 400, title: 'Malformed request' },
+  TP_REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time' },
+  TP_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  TP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
+  TP_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached' },
+  TP_UPSTREAM_RESET: { status: 502, title: 'The upstream service closed the connection' },
+  TP_UPSTREAM_BAD_RESPONSE: { status: 502, title: 'The upstream service sent an invalid response' },
+  TP_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },
+  TP_NO_HEALTHY_TARGET: { status: 503, title: 'No upstream target is available' },
+  TP_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down' },
+  TP_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  // Configuration (printed with file, line, column and key path)
+  TP_CONFIG_NOT_FOUND: { status: 0, title: 'Config file not found or unreadable' },
+  TP_CONFIG_SYNTAX: { status: 0, title: 'Config file is not valid YAML or JSON' },
+  TP_CONFIG_UNKNOWN_KEY: { status: 0, title: 'Unknown key' },
+  TP_CONFIG_INVALID: { status: 0, title: 'Invalid value' },
+  TP_CONFIG_ENV_UNSET: { status: 0, title: 'Environment variable is not set' },
+  TP_CONFIG_UNKNOWN_PLUGIN: { status: 0, title: 'Unknown plugin' },
+  TP_CONFIG_BAD_REFERENCE: { status: 0, title: 'Reference to something that is not defined' },
+  TP_CONFIG_DUPLICATE: { status: 0, title: 'Duplicate name' },
+  TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a stable code from the catalogue. */
+export class TurnpikeError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message?: string, options?: ErrorOptions) {
+    super(message ?? ERRORS[code].title, options);
+    this.code = code;
+    this.name = 'TurnpikeError';
+  }
+}

@@ -1,0 +1,63 @@
+// Programmatic entry point: start a gateway from a config file or text (used by the CLI, the demo and tests).
+import type { Logger } from 'pino';
+import { loadConfigFile, parseConfigText } from './config/loader.ts';
+import type { Config } from './config/schema.ts';
+import { createAppLog } from './observability/app-log.ts';
+import { PLUGIN_SCHEMAS } from './plugins/registry.ts';
+import { ConfigReloader } from './runtime/lifecycle.ts';
+import { Runtime } from './runtime/runtime.ts';
+
+export { ConfigError, formatProblem } from './config/loader.ts';
+export type { Config } from './config/schema.ts';
+export { Runtime } from './runtime/runtime.ts';
+
+export interface Gateway {
+  readonly runtime: Runtime;
+  readonly reloader: ConfigReloader | null;
+  readonly log: Logger;
+  /** Port of the listener with this name (or the first one). */
+  port(name?: string): number;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly configFile?: string;
+  readonly configText?: string;
+  readonly log?: Logger;
+  readonly watch?: boolean;
+}
+
+export function parseConfig(text: string, file = 'config.yaml'): Config {
+  return parseConfigText(text, file, { plugins: PLUGIN_SCHEMAS });
+}
+
+export async function startGateway(options: StartOptions): Promise<Gateway> {
+  let config: Config;
+  let file: string | undefined;
+  if (options.configFile) {
+    const loaded = loadConfigFile(options.configFile, { plugins: PLUGIN_SCHEMAS });
+    config = loaded.config;
+    file = loaded.file;
+  } else {
+    config = parseConfig(options.configText ?? '', 'inline config');
+  }
+  const log = options.log ?? createAppLog(config.log.level);
+  const runtime = await Runtime.start(config, log, file);
+  const reloader = file ? new ConfigReloader(runtime, file, log) : null;
+  if (reloader && options.watch) reloader.watch();
+  return {
+    runtime,
+    reloader,
+    log,
+    port(name) {
+      const all = runtime.addresses();
+      const found = name === undefined ? all[0] : all.find((a) => a.name === name);
+      if (!found) throw new Error(`no listener ${name ?? ''}`);
+      return found.port;
+    },
+    async stop() {
+      reloader?.close();
+      await runtime.stop();
+    },
+  };
+}

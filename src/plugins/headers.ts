@@ -1,0 +1,51 @@
+// headers: set, add or remove request headers (sent upstream) and response headers (sent to the client).
+import { z } from 'zod';
+import { headerName } from '../config/primitives.ts';
+import { definePlugin } from './types.ts';
+
+const side = z.strictObject({
+  set: z.record(headerName, z.string()).default({}),
+  add: z.record(headerName, z.string()).default({}),
+  remove: z.array(headerName).default([]),
+});
+
+const schema = z.strictObject({ request: side.optional(), response: side.optional() });
+
+export const headersPlugin = definePlugin({
+  name: 'headers',
+  phase: 'transform-request',
+  description: 'Sets, adds or removes request headers (upstream) and response headers (to the client)',
+  schema,
+  create(config) {
+    const req = config.request;
+    const res = config.response;
+    const reqSet = req ? Object.entries(req.set) : [];
+    const reqAdd = req ? Object.entries(req.add) : [];
+    const reqRemove = req ? req.remove : [];
+    const resSet = res ? Object.entries(res.set) : [];
+    const resAdd = res ? Object.entries(res.add) : [];
+    const resRemove = res ? res.remove : [];
+    const hasRequest = reqSet.length + reqAdd.length + reqRemove.length > 0;
+    const hasResponse = resSet.length + resAdd.length + resRemove.length > 0;
+    return {
+      request: hasRequest
+        ? (ctx) => {
+            for (const name of reqRemove) ctx.removeRequestHeader(name);
+            for (const [name, value] of reqSet) ctx.setRequestHeader(name, value);
+            for (const [name, value] of reqAdd) (ctx.setRequestHeaders ??= []).push(name, value);
+          }
+        : undefined,
+      response: hasResponse
+        ? (_ctx, head) => {
+            const h = head.headers;
+            for (const name of resRemove) delete h[name];
+            for (const [name, value] of resSet) h[name] = value;
+            for (const [name, value] of resAdd) {
+              const prev = h[name];
+              h[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+            }
+          }
+        : undefined,
+    };
+  },
+});

@@ -1,0 +1,37 @@
+// What a plugin is: a name, a config schema, the phase its request hook runs in, and a factory that
+// precomputes everything at load so the hooks only do per-request work (as Hono's middleware factories do).
+import type { z } from 'zod';
+import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+
+/** Request phases, in the fixed order they run. The terminal (forward, respond, redirect) runs after `cache`. */
+export const PHASES = ['access', 'authenticate', 'authorize', 'limit', 'transform-request', 'cache'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export type RequestHookResult = Reply | undefined | void;
+export type RequestHook = (ctx: RequestContext) => RequestHookResult | Promise<RequestHookResult>;
+/** Runs on the response head (from the upstream or a local reply) before it is written. */
+export type ResponseHook = (ctx: RequestContext, head: ResponseHead) => void;
+
+export interface PluginHooks {
+  readonly request?: RequestHook;
+  readonly response?: ResponseHook;
+}
+
+export interface PluginEnv {
+  /** Folder of the config file, to resolve relative paths. */
+  readonly configDir: string;
+  readonly warn: (message: string) => void;
+}
+
+export interface PluginDefinition<C = unknown> {
+  readonly name: string;
+  readonly phase: Phase;
+  readonly schema: z.ZodType<C>;
+  readonly description: string;
+  create(config: C, env: PluginEnv): PluginHooks;
+}
+
+/** Keeps the config type attached to the factory while storing plugins in one registry. */
+export function definePlugin<C>(definition: PluginDefinition<C>): PluginDefinition<C> {
+  return definition;
+}

@@ -1,0 +1,90 @@
+// Header rules of a forwarding proxy: hop-by-hop removal (RFC 9110 §7.6.1), X-Forwarded-*, backend identity.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../request-context.ts';
+
+/** Never forwarded upstream as received: hop-by-hop, or recomputed by the gateway. */
+const REQUEST_SKIP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect',
+  'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'http2-settings', 'proxy-authorization',
+]);
+
+/** Never returned to the client as received. */
+const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Header names listed in `Connection` (beyond keep-alive/close) are hop-by-hop too. */
+export function connectionTokens(value: string | string[] | undefined): string[] | null {
+  if (value === undefined) return null;
+  const v = Array.isArray(value) ? value.join(',') : value;
+  if (v === 'keep-alive' || v === 'close' || v === 'Keep-Alive' || v === 'upgrade' || v === 'Upgrade') return null;
+  const tokens: string[] = [];
+  for (const part of v.split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t !== '' && t !== 'keep-alive' && t !== 'close' && t !== 'upgrade') tokens.push(t);
+  }
+  return tokens.length === 0 ? null : tokens;
+}
+
+export interface ForwardedInfo {
+  /** Whether the direct peer is a trusted proxy (its X-Forwarded-* are kept and extended). */
+  readonly trustedPeer: boolean;
+  readonly peer: string;
+  readonly hostHeader: string | null;
+  readonly requestIdHeader: string;
+}
+
+/** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
+export function upstreamRequestHeaders(ctx: RequestContext, info: ForwardedInfo, keepUpgrade: boolean): string[] {
+  const src: IncomingHttpHeaders = ctx.req.headers;
+  const out: string[] = [];
+  const remove = ctx.removeRequestHeaders;
+  const extraHop = connectionTokens(src.connection);
+  for (const name in src) {
+    if (REQUEST_SKIP.has(name) || name === info.requestIdHeader) {
+      if (!(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
+    }
+    if (remove !== null && remove.has(name)) continue;
+    if (extraHop !== null && extraHop.includes(name)) continue;
+    const value = src[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
+  }
+  if (keepUpgrade) {
+    // An upgrade needs `Connection: upgrade` whatever else the client listed there.
+    for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'connection') out[i + 1] = 'upgrade';
+  }
+  out.push('host', info.hostHeader ?? ctx.host);
+  const xff = src['x-forwarded-for'];
+  if (info.trustedPeer && xff !== undefined) {
+    out.push('x-forwarded-for', `${Array.isArray(xff) ? xff.join(', ') : xff}, ${info.peer}`);
+    out.push('x-forwarded-proto', firstValue(src['x-forwarded-proto']) ?? ctx.scheme);
+    out.push('x-forwarded-host', firstValue(src['x-forwarded-host']) ?? ctx.host);
+    const fwd = src.forwarded;
+    if (fwd !== undefined) out.push('forwarded', fwd);
+  } else {
+    out.push('x-forwarded-for', info.peer, 'x-forwarded-proto', ctx.scheme, 'x-forwarded-host', ctx.host);
+  }
+  out.push(info.requestIdHeader, ctx.requestId);
+  const set = ctx.setRequestHeaders;
+  if (set !== null) for (let i = 0; i < set.length; i++) out.push(set[i]!);
+  return out;
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Copies an upstream response's headers minus hop-by-hop and hidden ones. */
+export function clientResponseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  hidden: ReadonlySet<string>,
+): Record<string, string | string[] | number | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  const extraHop = connectionTokens(headers.connection);
+  for (const name in headers) {
+    if (RESPONSE_SKIP.has(name) || hidden.has(name)) continue;
+    if (extraHop !== null && extraHop.includes(name)) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}

@@ -1,0 +1,30 @@
+// Writes a response the gateway makes itself (respond, redirect, a plugin's answer, an error),
+// after the response hooks of the plugins that ran.
+import type { ErrorCode } from '../errors.ts';
+import type { Chain } from '../plugins/pipeline.ts';
+import { runResponseHooks } from '../plugins/pipeline.ts';
+import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import { problemReply } from './problem.ts';
+
+export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply, echoRequestId: string | null): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = reply.body ?? '';
+  const head: ResponseHead = { status: reply.status, headers: { ...reply.headers } };
+  if (chain !== null && chain.response.length > 0) runResponseHooks(chain, ctx, head);
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  head.headers['content-length'] = length;
+  if (echoRequestId !== null) head.headers[echoRequestId] = ctx.requestId;
+  ctx.status = head.status;
+  ctx.bytesOut = length;
+  res.writeHead(head.status, head.headers);
+  res.end(ctx.req.method === 'HEAD' ? undefined : body);
+}
+
+export function sendProblem(ctx: RequestContext, chain: Chain | null, code: ErrorCode, detail: string | undefined, echoRequestId: string | null): void {
+  ctx.errorCode = code;
+  sendReply(ctx, chain, problemReply(code, detail, ctx.requestId), echoRequestId);
+}

@@ -1,0 +1,81 @@
+// Per-request state shared by the listener, the plugins and the forwarder. One object per request;
+// fields are assigned in the constructor so every context has the same hidden class.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** A response head that response-phase plugins may change before it is written. */
+export interface ResponseHead {
+  status: number;
+  headers: Record<string, string | string[] | number | undefined>;
+}
+
+/** A reply made by the gateway itself (a plugin short-circuit, respond, redirect, an error). */
+export interface Reply {
+  readonly status: number;
+  readonly headers?: Record<string, string | string[]>;
+  readonly body?: string | Buffer;
+}
+
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly startTime: number;
+  readonly clientIp: string;
+  /** `http` or `https`, as the client used it (or as a trusted proxy said). */
+  readonly scheme: string;
+  requestId: string;
+  /** Host header as received. */
+  readonly host: string;
+  /** Path without the query, normalised; plugins (rewrite) may change it. */
+  path: string;
+  /** The query string including its leading `?`, or ''. */
+  query: string;
+  params: Record<string, string>;
+  routeName: string;
+  upstreamName: string;
+  /** The target that served the request, for the access log only (never sent to clients). */
+  target: string;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Request headers to set upstream: [name, value, name, value, ...] (names lowercase). */
+  setRequestHeaders: string[] | null;
+  /** Request headers to drop before forwarding (lowercase). */
+  removeRequestHeaders: Set<string> | null;
+  /** Index of the last plugin whose request hook ran; response hooks of later plugins are skipped. */
+  reached: number;
+  errorCode: string;
+
+  constructor(req: IncomingMessage, res: ServerResponse, clientIp: string, scheme: string, requestId: string, path: string, query: string) {
+    this.req = req;
+    this.res = res;
+    this.startTime = performance.now();
+    this.clientIp = clientIp;
+    this.scheme = scheme;
+    this.requestId = requestId;
+    this.host = req.headers.host ?? '';
+    this.path = path;
+    this.query = query;
+    this.params = EMPTY_PARAMS;
+    this.routeName = '';
+    this.upstreamName = '';
+    this.target = '';
+    this.status = 0;
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+    this.setRequestHeaders = null;
+    this.removeRequestHeaders = null;
+    this.reached = -1;
+    this.errorCode = '';
+  }
+
+  setRequestHeader(name: string, value: string): void {
+    (this.setRequestHeaders ??= []).push(name, value);
+    (this.removeRequestHeaders ??= new Set()).add(name);
+  }
+
+  removeRequestHeader(name: string): void {
+    (this.removeRequestHeaders ??= new Set()).add(name);
+  }
+}
+
+const EMPTY_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;

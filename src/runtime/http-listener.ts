@@ -1,0 +1,199 @@
+// The listener: accepts HTTP/1.1, builds the request context, routes, runs the plugin chain and the terminal.
+import { randomUUID } from 'node:crypto';
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { runRequestHooks } from '../plugins/pipeline.ts';
+import { normalizeAddress } from '../proxy/client-ip.ts';
+import type { ForwardedInfo } from '../proxy/headers.ts';
+import { forward } from '../proxy/http-forwarder.ts';
+import { writeRawProblem } from '../proxy/problem.ts';
+import { sendProblem, sendReply } from '../proxy/reply.ts';
+import { tunnel } from '../proxy/upgrade-tunnel.ts';
+import { RequestContext, type Reply } from '../request-context.ts';
+import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
+import { parseRequestTarget } from './url-path.ts';
+
+/** What the listener needs from the runtime; read on every request so a reload takes effect at once. */
+export interface ListenerHost {
+  readonly current: Snapshot;
+  readonly draining: boolean;
+  logAccess(ctx: RequestContext): void;
+  /** Registers an open tunnel; returns the function to call when it closes. */
+  trackTunnel(close: () => void): () => void;
+}
+
+const kState = Symbol('turnpike.request');
+interface RequestState {
+  readonly ctx: RequestContext;
+  readonly snapshot: Snapshot;
+  readonly host: ListenerHost;
+  /** Whether this request still counts as in flight on its snapshot (an open tunnel stops counting). */
+  counted: boolean;
+}
+
+function releaseSnapshot(state: RequestState): void {
+  if (!state.counted) return;
+  state.counted = false;
+  const snapshot = state.snapshot;
+  if (--snapshot.inFlight === 0 && snapshot.retired) snapshot.onDrained?.();
+}
+
+const VALID_REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+export function createHttpServer(host: ListenerHost, key: string, listener: CompiledListener): Server {
+  const server = createServer(
+    {
+      maxHeaderSize: listener.maxHeaderSize,
+      headersTimeout: listener.headerTimeout,
+      requestTimeout: listener.requestTimeout,
+      keepAliveTimeout: listener.keepAliveTimeout,
+      connectionsCheckingInterval: 1000,
+      requireHostHeader: true,
+      noDelay: true,
+    },
+    (req, res) => handleRequest(host, key, req, res),
+  );
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(host, key, req, socket, head));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'TP_HEADERS_TOO_LARGE'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'TP_REQUEST_TIMEOUT'
+      : 'TP_BAD_REQUEST';
+    writeRawProblem(socket, code);
+  });
+  return server;
+}
+
+/** Applies timeouts of a new snapshot to a server that stays open across a reload. */
+export function updateHttpServer(server: Server, listener: CompiledListener): void {
+  server.headersTimeout = listener.headerTimeout;
+  server.requestTimeout = listener.requestTimeout;
+  server.keepAliveTimeout = listener.keepAliveTimeout;
+}
+
+function onResponseClose(this: ServerResponse): void {
+  const state = (this as unknown as Record<symbol, RequestState>)[kState]!;
+  releaseSnapshot(state);
+  state.host.logAccess(state.ctx);
+}
+
+function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): RequestState | null {
+  const snapshot = host.current;
+  const listener = snapshot.listeners.get(key);
+  if (listener === undefined) {
+    res.destroy();
+    return null;
+  }
+  snapshot.inFlight++;
+  const headers = req.headers;
+  const peer = normalizeAddress(req.socket.remoteAddress);
+  const trust = listener.trust;
+  const trustedPeer = !trust.empty && trust.trusts(peer);
+  const xff = headers['x-forwarded-for'];
+  const clientIp = trustedPeer ? trust.clientIp(peer, Array.isArray(xff) ? xff.join(',') : xff) : peer;
+  const forwardedProto = trustedPeer ? headers['x-forwarded-proto'] : undefined;
+  const scheme = typeof forwardedProto === 'string' ? forwardedProto : listener.scheme;
+  const incomingId = headers[snapshot.requestIdHeader];
+  const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+  const target = parseRequestTarget(req.url ?? '');
+  const ctx = new RequestContext(req, res, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '');
+  const state: RequestState = { ctx, snapshot, host, counted: true };
+  (res as unknown as Record<symbol, RequestState>)[kState] = state;
+  res.once('close', onResponseClose);
+  if (host.draining) res.shouldKeepAlive = false;
+  if (target === null) {
+    res.shouldKeepAlive = false;
+    sendProblem(ctx, null, 'TP_BAD_REQUEST', 'the request target must be a path', snapshot.echoRequestId);
+    return null;
+  }
+  return state;
+}
+
+function forwardedInfo(state: RequestState, route: CompiledRoute, listenerKey: string): ForwardedInfo {
+  const listener = state.snapshot.listeners.get(listenerKey)!;
+  const peer = normalizeAddress(state.ctx.req.socket.remoteAddress);
+  return {
+    trustedPeer: !listener.trust.empty && listener.trust.trusts(peer),
+    peer,
+    hostHeader: route.forward!.pool.config.preserveHost ? null : route.forward!.pool.targets[0]!.origin.host,
+    requestIdHeader: state.snapshot.requestIdHeader,
+  };
+}
+
+function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
+  const state = beginRequest(host, key, req, res);
+  if (state === null) return;
+  const { ctx, snapshot } = state;
+  const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query.length > 1 ? ctx.query.slice(1) : '');
+  if (match === undefined) {
+    sendProblem(ctx, null, 'TP_ROUTE_NOT_FOUND', undefined, snapshot.echoRequestId);
+    return;
+  }
+  const route = match.value;
+  ctx.params = match.params;
+  ctx.routeName = route.name;
+  ctx.upstreamName = route.upstreamName;
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > route.maxBodySize) {
+    res.shouldKeepAlive = false;
+    sendProblem(ctx, route.chain, 'TP_BODY_TOO_LARGE', `the body may be at most ${route.maxBodySize} bytes`, snapshot.echoRequestId);
+    return;
+  }
+  const reply = route.chain.request.length === 0 ? undefined : runRequestHooks(route.chain, ctx);
+  if (reply instanceof Promise) {
+    reply.then(
+      (r) => runTerminal(state, route, r, key),
+      () => sendProblem(ctx, route.chain, 'TP_INTERNAL', undefined, snapshot.echoRequestId),
+    );
+  } else {
+    runTerminal(state, route, reply, key);
+  }
+}
+
+function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | undefined, key: string): void {
+  const ctx = state.ctx;
+  const echo = state.snapshot.echoRequestId;
+  if (reply !== undefined) return sendReply(ctx, route.chain, reply, echo);
+  if (ctx.res.destroyed) return;
+  if (route.forward !== null) return forward(ctx, route.forward, forwardedInfo(state, route, key));
+  if (route.respond !== null) return sendReply(ctx, route.chain, route.respond, echo);
+  const r = route.redirect!;
+  const location = r.appendPath ? r.to + ctx.path.slice(r.prefixLength) + ctx.query : r.to;
+  sendReply(ctx, route.chain, { status: r.status, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` }, echo);
+}
+
+function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  // A response object on the raw socket lets errors and local replies use the normal reply path.
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => socket.end());
+  socket.on('error', () => socket.destroy());
+  const state = beginRequest(host, key, req, res);
+  if (state === null) return;
+  const { ctx, snapshot } = state;
+  const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query.length > 1 ? ctx.query.slice(1) : '');
+  if (match === undefined) {
+    sendProblem(ctx, null, 'TP_ROUTE_NOT_FOUND', undefined, snapshot.echoRequestId);
+    return;
+  }
+  const route = match.value;
+  ctx.params = match.params;
+  ctx.routeName = route.name;
+  ctx.upstreamName = route.upstreamName;
+  const proceed = (reply: Reply | undefined) => {
+    if (reply !== undefined || route.forward === null) return runTerminal(state, route, reply, key);
+    // The response object stays on the socket: its 'close' (when the tunnel ends) logs the request.
+    tunnel(ctx, route.forward, forwardedInfo(state, route, key), socket, head, (close) => {
+      // An open tunnel uses no pool, so it must not hold the old snapshot's pools open across reloads.
+      releaseSnapshot(state);
+      return host.trackTunnel(close);
+    });
+  };
+  const reply = route.chain.request.length === 0 ? undefined : runRequestHooks(route.chain, ctx);
+  if (reply instanceof Promise) reply.then(proceed, () => sendProblem(ctx, route.chain, 'TP_INTERNAL', undefined, snapshot.echoRequestId));
+  else proceed(reply);
+}

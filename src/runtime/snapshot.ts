@@ -1,0 +1,136 @@
+// Everything a config implies, compiled once: router, each route's plugin chain and terminal, upstream pools.
+// A snapshot is immutable; a reload builds a new one beside it and swaps one reference.
+import { dirname } from 'node:path';
+import type { Config, ListenerConfig, RouteConfig } from '../config/schema.ts';
+import { compileChain, type Chain } from '../plugins/pipeline.ts';
+import type { PluginEnv } from '../plugins/types.ts';
+import { ProxyTrust } from '../proxy/client-ip.ts';
+import type { ForwardRoute } from '../proxy/http-forwarder.ts';
+import type { TunnelRoute } from '../proxy/upgrade-tunnel.ts';
+import type { Reply } from '../request-context.ts';
+import { Router } from '../routing/router.ts';
+import type { TargetRegistry, UpstreamPool } from '../upstream/pool.ts';
+
+export interface RedirectPlan {
+  readonly to: string;
+  readonly status: number;
+  readonly appendPath: boolean;
+  /** Length of the route's literal path prefix, removed before appending the rest of the path. */
+  readonly prefixLength: number;
+}
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly index: number;
+  readonly chain: Chain;
+  readonly maxBodySize: number;
+  readonly upstreamName: string;
+  readonly forward: (ForwardRoute & TunnelRoute) | null;
+  readonly respond: Reply | null;
+  readonly redirect: RedirectPlan | null;
+}
+
+export interface CompiledListener {
+  readonly key: string;
+  readonly config: ListenerConfig;
+  readonly trust: ProxyTrust;
+  readonly scheme: 'http' | 'https';
+  readonly maxHeaderSize: number;
+  readonly headerTimeout: number;
+  readonly keepAliveTimeout: number;
+  /** Node's server-wide request timeout: the largest of the global and per-route values. */
+  readonly requestTimeout: number;
+}
+
+export function listenerKey(l: ListenerConfig): string {
+  return `${l.protocol}|${l.address}|${l.port}`;
+}
+
+export class Snapshot {
+  readonly config: Config;
+  readonly version: number;
+  readonly routes: readonly CompiledRoute[];
+  readonly router: Router<CompiledRoute>;
+  readonly upstreams: ReadonlyMap<string, UpstreamPool>;
+  readonly listeners: ReadonlyMap<string, CompiledListener>;
+  readonly requestIdHeader: string;
+  readonly echoRequestId: string | null;
+  /** Requests that started on this snapshot and have not finished. */
+  inFlight = 0;
+  retired = false;
+  onDrained: (() => void) | null = null;
+
+  constructor(config: Config, version: number, configFile: string | undefined, registry: TargetRegistry, warn: (m: string) => void) {
+    this.config = config;
+    this.version = version;
+    this.requestIdHeader = config.requestId.header;
+    this.echoRequestId = config.requestId.echo ? config.requestId.header : null;
+    const env: PluginEnv = { configDir: configFile ? dirname(configFile) : process.cwd(), warn };
+
+    const upstreams = new Map<string, UpstreamPool>();
+    for (const [name, upstream] of Object.entries(config.upstreams)) upstreams.set(name, registry.build(name, upstream));
+    this.upstreams = upstreams;
+
+    this.routes = config.routes.map((route, index) => this.compileRoute(route, index, env));
+    this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
+
+    const maxRequestTimeout = Math.max(config.limits.requestTimeout, ...config.routes.map((r) => r.limits?.requestTimeout ?? 0));
+    this.listeners = new Map(
+      config.listeners.map((l) => {
+        const key = listenerKey(l);
+        return [key, {
+          key,
+          config: l,
+          trust: new ProxyTrust(l.trustedProxies),
+          scheme: 'http' as const,
+          maxHeaderSize: l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize,
+          headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
+          keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
+          requestTimeout: maxRequestTimeout,
+        }];
+      }),
+    );
+  }
+
+  private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
+    const config = this.config;
+    const chain = compileChain(config.plugins, route.plugins, env);
+    const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
+    const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
+    const name = route.name ?? `routes[${index}]`;
+    let forward: CompiledRoute['forward'] = null;
+    if (route.upstream !== undefined) {
+      const pool = this.upstreams.get(route.upstream)!;
+      forward = {
+        pool,
+        chain,
+        maxBodySize,
+        headersTimeout: Math.min(pool.config.timeouts.response, requestTimeout),
+        bodyTimeout: pool.config.timeouts.idle,
+        connectTimeout: pool.config.timeouts.connect,
+        idleTimeout: pool.config.timeouts.idle,
+        echoRequestId: this.echoRequestId,
+      };
+    }
+    let respond: Reply | null = null;
+    if (route.respond) {
+      respond = {
+        status: route.respond.status,
+        headers: { 'content-type': route.respond.contentType, ...route.respond.headers },
+        body: route.respond.body,
+      };
+    }
+    let redirect: RedirectPlan | null = null;
+    if (route.redirect) {
+      const path = route.match.path;
+      const literal = typeof path === 'string' && !path.includes(':') ? path : typeof path === 'object' && 'prefix' in path ? path.prefix : '';
+      redirect = {
+        to: route.redirect.to.endsWith('/') && route.redirect.appendPath ? route.redirect.to.slice(0, -1) : route.redirect.to,
+        status: route.redirect.status,
+        appendPath: route.redirect.appendPath,
+        prefixLength: literal === '/' ? 0 : literal.replace(/\/$/, '').length,
+      };
+    }
+    return { name, index, chain, maxBodySize, upstreamName: route.upstream ?? '', forward, respond, redirect };
+  }
+}

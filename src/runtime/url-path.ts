@@ -1,0 +1,40 @@
+// Splits a request target into path and query, and removes dot segments so `/public/../admin` cannot
+// sneak past a path rule (RFC 3986 §5.2.4). Returns null for a target that is not a path.
+
+export interface RequestTarget {
+  readonly path: string;
+  readonly query: string;
+}
+
+export function parseRequestTarget(url: string): RequestTarget | null {
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (sent to proxies): keep only path and query.
+    if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) return null;
+    const u = new URL(url);
+    return parseRequestTarget(u.pathname + u.search);
+  }
+  const q = url.indexOf('?');
+  let path = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? '' : url.slice(q);
+  if (path.includes('/.') || path.includes('%2e') || path.includes('%2E')) path = removeDotSegments(path);
+  return { path, query };
+}
+
+export function removeDotSegments(path: string): string {
+  const input = path.replace(/%2e/gi, '.').split('/');
+  const out: string[] = [];
+  for (let i = 1; i < input.length; i++) {
+    const seg = input[i]!;
+    if (seg === '.') {
+      if (i === input.length - 1) out.push('');
+      continue;
+    }
+    if (seg === '..') {
+      out.pop();
+      if (i === input.length - 1) out.push('');
+      continue;
+    }
+    out.push(seg);
+  }
+  return '/' + out.join('/');
+}
