@@ -22,7 +22,7 @@ export class AccessLog {
     const dest = config.output === 'stdout' ? 1 : config.output === 'stderr' ? 2 : config.output;
     this.destination = pino.destination({ dest, sync: false, minLength: 4096, mkdir: true });
     this.logger = pino(
-      { base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg', formatters: { level: () => ({}) } },
+      { base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg', formatters: { level: (label: string) => ({ level: label }) } },
       this.destination,
     );
   }

@@ -43,7 +43,8 @@ export interface CompiledListener {
 }
 
 export function listenerKey(l: ListenerConfig): string {
-  return `${l.protocol}|${l.address}|${l.port}`;
+  // Port 0 listeners are told apart by name (each gets its own ephemeral port).
+  return `${l.protocol}|${l.address}|${l.port}${l.port === 0 ? `|${l.name}` : ''}`;
 }
 
 export class Snapshot {

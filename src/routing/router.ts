@@ -1,0 +1,132 @@
+// The router: picks the route for a request from its host, path, method, headers and query.
+// Everything is compiled in the constructor; `find` does no RegExp compilation and creates no closures.
+//
+// Precedence
+// 1. Host. The host (port and trailing dot removed) is looked up in the table of exact hosts
+//    (`api.example.com`), then in the wildcard tables from the most specific suffix to the least
+//    (`*.a.example.com`, then `*.example.com`; `*.example.com` matches one or more labels before
+//    `.example.com`, never `example.com` itself), then among the routes without a host. The lookup
+//    walks the labels of the request's host, so its cost does not depend on the number of routes.
+//    A table in which no route matches (path and predicates) falls through to the next one.
+//    Ports in configured hosts are ignored, as they are in the request's host.
+// 2. Path, within one host table:
+//    a. `{ exact }` paths, then
+//    b. prefix paths (a string path or `{ prefix }`; no path is the prefix `/`), then
+//    c. `{ regex }` paths in config order (tested against the raw path; named groups become params).
+//    Within a and b the most specific pattern comes first, as find-my-way orders them: at the first
+//    segment where two patterns differ a static segment beats a `:param`, and a longer prefix beats a
+//    shorter one (static > param > wildcard). Equally specific patterns are tried in config order.
+// 3. Predicates. A route whose path matches but whose methods, headers or query do not, is passed
+//    over for the next candidate in the order above (`POST /orders` skips a GET-only `/orders` route
+//    for a `/` route). HEAD is accepted by a route that allows GET.
+//
+// Paths: a prefix matches on a segment boundary (`/users` matches `/users`, `/users/`, `/users/7`,
+// not `/usersX`); a prefix written with a trailing slash (`/users/`) needs something after it (`/users/`
+// and below, not `/users`); `/` matches everything. `:name` is a whole segment, matches one non-empty
+// segment, and is decoded. Static segments are compared after find-my-way's percent-decoding.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { MatchConfig } from '../config/schema.ts';
+import { PathTable, type CompiledRoute, type RouteMatch } from './path-table.ts';
+import { parsePathPattern } from './paths.ts';
+import { compilePredicates } from './predicates.ts';
+
+export type { RouteMatch } from './path-table.ts';
+
+export interface RouteDefinition<T> {
+  readonly match: MatchConfig;
+  readonly value: T;
+}
+
+/** Removes a `:port` (also after an IPv6 literal `[…]`) and a trailing dot. */
+export function hostName(host: string): string {
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    if (close !== -1) end = close + 1;
+  } else {
+    const colon = host.indexOf(':');
+    if (colon !== -1) end = colon;
+  }
+  if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end--;
+  return end === host.length ? host : host.slice(0, end);
+}
+
+function compileRoute<T>(match: MatchConfig, value: T, index: number): CompiledRoute<T> {
+  const path = match.path ?? '/';
+  const predicates = compilePredicates(match);
+  if (typeof path === 'string') return { value, index, predicates, pattern: parsePathPattern('prefix', path), regex: null };
+  if ('exact' in path) return { value, index, predicates, pattern: parsePathPattern('exact', path.exact), regex: null };
+  if ('prefix' in path) return { value, index, predicates, pattern: parsePathPattern('prefix', path.prefix), regex: null };
+  return { value, index, predicates, pattern: null, regex: new RegExp(path.regex) };
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+function tables<T>(groups: Map<string, CompiledRoute<T>[]>): Map<string, PathTable<T>> {
+  const out = new Map<string, PathTable<T>>();
+  for (const [host, routes] of groups) out.set(host, new PathTable(routes));
+  return out;
+}
+
+export class Router<T> {
+  readonly #exact: Map<string, PathTable<T>>;
+  /** Keyed by the suffix after `*.`. */
+  readonly #wildcard: Map<string, PathTable<T>>;
+  readonly #any: PathTable<T> | undefined;
+
+  constructor(routes: readonly RouteDefinition<T>[]) {
+    const exact = new Map<string, CompiledRoute<T>[]>();
+    const wildcard = new Map<string, CompiledRoute<T>[]>();
+    const any: CompiledRoute<T>[] = [];
+    routes.forEach((def, index) => {
+      const route = compileRoute(def.match, def.value, index);
+      const host = def.match.host;
+      if (host === undefined) {
+        any.push(route);
+        return;
+      }
+      const names = new Set((typeof host === 'string' ? [host] : host).map((h) => hostName(h.toLowerCase())));
+      for (const name of names) {
+        if (name.startsWith('*.')) push(wildcard, name.slice(2), route);
+        else push(exact, name, route);
+      }
+    });
+    this.#exact = tables(exact);
+    this.#wildcard = tables(wildcard);
+    this.#any = any.length === 0 ? undefined : new PathTable(any);
+  }
+
+  /**
+   * The route for a request, or undefined.
+   * @param host the Host header, lowercased (a port is ignored; may be empty)
+   * @param path the path without the query string, starting with `/`
+   * @param query the raw query string without `?` ('' if none)
+   */
+  find(method: string, host: string, path: string, headers: IncomingHttpHeaders, query: string): RouteMatch<T> | undefined {
+    const name = hostName(host);
+    if (name !== '') {
+      if (this.#exact.size !== 0) {
+        const table = this.#exact.get(name);
+        if (table !== undefined) {
+          const found = table.find(method, path, headers, query);
+          if (found !== undefined) return found;
+        }
+      }
+      if (this.#wildcard.size !== 0) {
+        // Each suffix after a dot, longest first: a.b.example.com → b.example.com, example.com, com.
+        for (let dot = name.indexOf('.'); dot > 0; dot = name.indexOf('.', dot + 1)) {
+          const table = this.#wildcard.get(name.slice(dot + 1));
+          if (table !== undefined) {
+            const found = table.find(method, path, headers, query);
+            if (found !== undefined) return found;
+          }
+        }
+      }
+    }
+    return this.#any?.find(method, path, headers, query);
+  }
+}

@@ -1,0 +1,95 @@
+// Real servers on port 0 for tests: backends that say who answered, and a gateway built from YAML text.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { startGateway, type Gateway } from '../../src/index.ts';
+
+export interface Backend {
+  readonly server: Server;
+  readonly port: number;
+  readonly url: string;
+  readonly requests: IncomingMessage[];
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export async function startBackend(handler: Handler): Promise<Backend> {
+  const requests: IncomingMessage[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req);
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A backend answering JSON { name, method, url, headers, body }. */
+export function startEchoBackend(name: string): Promise<Backend> {
+  return startBackend((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', server: 'secret-backend/1.0', 'x-powered-by': 'php/5' });
+      res.end(JSON.stringify({ name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+    });
+  });
+}
+
+export const quietLog = pino({ level: 'silent' });
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'turnpike-test-'));
+}
+
+/** Writes `yaml` to a temp file and starts a gateway from it (access log off unless the YAML sets it). */
+export async function startGatewayYaml(yaml: string, options: { watch?: boolean } = {}): Promise<Gateway & { file: string }> {
+  const file = join(tempDir(), 'turnpike.yaml');
+  writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
+  const gateway = await startGateway({ configFile: file, log: quietLog, watch: options.watch ?? false });
+  return Object.assign(gateway, { file });
+}
+
+export interface SimpleResponse {
+  readonly status: number;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+export function request(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; agent?: boolean } = {},
+): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: options.agent === false ? false : undefined },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export function json<T = any>(r: SimpleResponse): T {
+  return JSON.parse(r.body) as T;
+}
