@@ -76,6 +76,8 @@ export class Router<T> {
   readonly #exact: Map<string, PathTable<T>>;
   /** Keyed by the suffix after `*.`. */
   readonly #wildcard: Map<string, PathTable<T>>;
+  /** The longest wildcard suffix: longer suffixes of the request's host are not looked up. */
+  readonly #longestSuffix: number;
   readonly #any: PathTable<T> | undefined;
 
   constructor(routes: readonly RouteDefinition<T>[]) {
@@ -97,6 +99,7 @@ export class Router<T> {
     });
     this.#exact = tables(exact);
     this.#wildcard = tables(wildcard);
+    this.#longestSuffix = [...wildcard.keys()].reduce((max, suffix) => Math.max(max, suffix.length), 0);
     this.#any = any.length === 0 ? undefined : new PathTable(any);
   }
 
@@ -119,6 +122,7 @@ export class Router<T> {
       if (this.#wildcard.size !== 0) {
         // Each suffix after a dot, longest first: a.b.example.com → b.example.com, example.com, com.
         for (let dot = name.indexOf('.'); dot > 0; dot = name.indexOf('.', dot + 1)) {
+          if (name.length - dot - 1 > this.#longestSuffix) continue;
           const table = this.#wildcard.get(name.slice(dot + 1));
           if (table !== undefined) {
             const found = table.find(method, path, headers, query);
