@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { runRequestHooks } from '../plugins/pipeline.ts';
+import { runRequestHooks, TERMINAL_REACHED } from '../plugins/pipeline.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import type { ForwardedInfo } from '../proxy/headers.ts';
 import { forward } from '../proxy/http-forwarder.ts';
@@ -142,7 +142,7 @@ function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, re
     sendProblem(ctx, route.chain, 'TP_BODY_TOO_LARGE', `the body may be at most ${route.maxBodySize} bytes`, snapshot.echoRequestId);
     return;
   }
-  const reply = route.chain.request.length === 0 ? undefined : runRequestHooks(route.chain, ctx);
+  const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
   if (reply instanceof Promise) {
     reply.then(
       (r) => runTerminal(state, route, r, key),
@@ -151,6 +151,12 @@ function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, re
   } else {
     runTerminal(state, route, reply, key);
   }
+}
+
+/** A chain without request hooks reaches the terminal at once, so every response hook runs. */
+function noRequestHooks(ctx: RequestContext): undefined {
+  ctx.reached = TERMINAL_REACHED;
+  return undefined;
 }
 
 function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | undefined, key: string): void {
@@ -193,7 +199,7 @@ function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, so
       return host.trackTunnel(close);
     });
   };
-  const reply = route.chain.request.length === 0 ? undefined : runRequestHooks(route.chain, ctx);
+  const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
   if (reply instanceof Promise) reply.then(proceed, () => sendProblem(ctx, route.chain, 'TP_INTERNAL', undefined, snapshot.echoRequestId));
   else proceed(reply);
 }
