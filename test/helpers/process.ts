@@ -1,0 +1,106 @@
+// The gateway CLI as a child process, for tests that measure the process itself (memory) or its signals.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from './servers.ts';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface GatewayProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Port of the first listener (or the one named). */
+  port(name?: string): number;
+  /** Every stderr line so far (the app log, JSON lines). */
+  readonly logLines: string[];
+  /** Sends SIGTERM and resolves with the exit code (null when killed by a signal). */
+  stop(timeoutMs?: number): Promise<number | null>;
+}
+
+/**
+ * Writes `yaml` to a temp dir and runs `main.ts start --config FILE --no-watch` under this Node.
+ * Resolves once every listener has logged "listening".
+ */
+export async function spawnGateway(yaml: string, options: { listeners?: number; startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
+  const file = join(tempDir(), 'turnpike.yaml');
+  writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--no-watch'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ports = new Map<string, number>();
+  const logLines: string[] = [];
+  const wanted = options.listeners ?? 1;
+  let exited: { code: number | null } | null = null;
+  const exit = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      exited = { code };
+      resolve(code);
+    }),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`gateway did not start within ${options.startTimeoutMs ?? 10_000} ms`)), options.startTimeoutMs ?? 10_000);
+    let pending = '';
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${err.message}\n${logLines.join('\n')}`));
+    };
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
+      pending += text;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) !== -1) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        logLines.push(line);
+        let entry: { msg?: string; listener?: string; port?: number } | undefined;
+        try {
+          entry = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (entry?.msg === 'listening' && entry.listener !== undefined && entry.port !== undefined) {
+          ports.set(entry.listener, entry.port);
+          if (ports.size === wanted) {
+            clearTimeout(timer);
+            child.off('exit', early);
+            resolve();
+          }
+        }
+      }
+    });
+    const early = (code: number | null, signal: string | null) => fail(new Error(`gateway exited early (code ${code}, signal ${signal})`));
+    child.once('error', fail);
+    child.once('exit', early);
+  });
+
+  return {
+    child,
+    pid: child.pid!,
+    logLines,
+    port(name) {
+      const port = name === undefined ? ports.values().next().value : ports.get(name);
+      if (port === undefined) throw new Error(`no listener ${name ?? ''}`);
+      return port;
+    },
+    async stop(timeoutMs = 10_000) {
+      if (exited !== null) return (exited as { code: number | null }).code;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      try {
+        return await exit;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** A field of /proc/<pid>/status in bytes (`VmHWM` is the peak resident set, `VmRSS` the current one). Linux only. */
+export async function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
