@@ -11,6 +11,8 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 export interface GatewayProcess {
   readonly child: ChildProcess;
   readonly pid: number;
+  /** The config file the gateway runs (rewrite it and send SIGHUP to reload). */
+  readonly file: string;
   /** Port of the first listener (or the one named). */
   port(name?: string): number;
   /** Every stderr line so far (the app log, JSON lines). */
@@ -78,6 +80,7 @@ export async function spawnGateway(yaml: string, options: { listeners?: number; 
   return {
     child,
     pid: child.pid!,
+    file,
     logLines,
     port(name) {
       const port = name === undefined ? ports.values().next().value : ports.get(name);
