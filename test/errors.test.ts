@@ -131,3 +131,38 @@ routes:
     assert.equal((await request(port, '/echo')).status, 200);
   });
 });
+
+describe('expect: 100-continue', () => {
+  test('a body over the limit is refused before the client uploads it, and an allowed one is continued', async () => {
+    const echo = await startEchoBackend('echo');
+    const gateway = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+limits: { maxBodySize: 1kb }
+upstreams: { echo: { targets: [{ url: "${echo.url}" }] } }
+routes: [{ name: echo, match: { path: /echo }, upstream: echo }]
+`);
+    try {
+      const port = gateway.port();
+      const refused = await rawExchange(port, `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n`, 2000);
+      assert.match(refused.text, /^HTTP\/1\.1 413 /);
+      assert.ok(!refused.text.includes('100 Continue'));
+      assert.equal(refused.closed, true);
+      const missing = await rawExchange(port, `POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`, 2000);
+      assert.match(missing.text, /^HTTP\/1\.1 404 /);
+      const { request: httpRequest } = await import('node:http');
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/echo', method: 'POST', headers: { expect: '100-continue', 'content-length': 5 } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve(text));
+        });
+        req.on('continue', () => req.end('hello'));
+        req.on('error', reject);
+      });
+      assert.equal(JSON.parse(body).body, 'hello');
+    } finally {
+      await gateway.stop();
+      await echo.close();
+    }
+  });
+});

@@ -12,6 +12,9 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
     res.destroy();
     return;
   }
+  // A client that asked for 100-continue and got a local answer instead did not send its body: the
+  // connection cannot be reused, or its next bytes would be taken as that body.
+  if (ctx.req.headers.expect !== undefined && ctx.target === '') res.shouldKeepAlive = false;
   const body = reply.body ?? '';
   const head: ResponseHead = { status: reply.status, headers: { ...reply.headers } };
   if (chain !== null && chain.response.length > 0) runResponseHooks(chain, ctx, head);

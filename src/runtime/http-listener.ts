@@ -53,6 +53,9 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
     },
     (req, res) => handleRequest(host, key, req, res),
   );
+  // Expect: 100-continue is answered only once the request is routed and about to be forwarded, so a 404,
+  // 413 or 401 reaches the client before it uploads anything.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(host, key, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(host, key, req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -164,7 +167,10 @@ function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | u
   const echo = state.snapshot.echoRequestId;
   if (reply !== undefined) return sendReply(ctx, route.chain, reply, echo);
   if (ctx.res.destroyed) return;
-  if (route.forward !== null) return forward(ctx, route.forward, forwardedInfo(state, route, key));
+  if (route.forward !== null) {
+    if (ctx.req.headers.expect !== undefined) ctx.res.writeContinue();
+    return forward(ctx, route.forward, forwardedInfo(state, route, key));
+  }
   if (route.respond !== null) return sendReply(ctx, route.chain, route.respond, echo);
   const r = route.redirect!;
   const location = r.appendPath ? r.to + ctx.path.slice(r.prefixLength) + ctx.query : r.to;
