@@ -56,7 +56,7 @@ export async function runDemo(port: number): Promise<void> {
   const echoPorts = echoes.map((s) => (s.address() as AddressInfo).port);
   const configText = demoConfig(port, echoPorts);
   const gateway = await startGateway({ configText });
-  const at = `http://localhost:${gateway.port()}`;
+  const at = `http://127.0.0.1:${gateway.port()}`;
   process.stdout.write(`
 Turnpike demo: a gateway on ${at} in front of three echo services (${echoPorts.map((p) => `127.0.0.1:${p}`).join(', ')}).
 

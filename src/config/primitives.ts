@@ -5,7 +5,7 @@ import { parseDuration, parseSize } from '../units.ts';
 
 /** `250ms`, `5s`, `1m`, `1h` (or milliseconds as a number) → milliseconds. */
 export const duration = z
-  .union([z.string(), z.number()])
+  .union([z.string(), z.number()], { error: 'expected a duration such as 250ms, 5s, 1m or 1h' })
   .transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined) {
@@ -18,7 +18,7 @@ export const duration = z
 
 /** `16kb`, `10mb`, `2gb` (or bytes as a number) → bytes. */
 export const size = z
-  .union([z.string(), z.number()])
+  .union([z.string(), z.number()], { error: 'expected a size such as 512b, 16kb, 10mb or 2gb' })
   .transform((v, ctx) => {
     const bytes = parseSize(v);
     if (bytes === undefined) {
@@ -60,7 +60,7 @@ export const stringMatcher = z.union([
   z.string(),
   z.number().transform(String),
   z.strictObject({ regex: regexSource }),
-]);
+], { error: 'expected a string to match exactly, or { regex: "..." }' });
 
 export const headerName = z
   .string()

@@ -1,6 +1,7 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { z } from 'zod';
 import { cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
+import { closest } from './problems.ts';
 
 /** Plugin schemas come from the plugin registry; config does not import plugins (imports go downward). */
 export type PluginSchemas = ReadonlyMap<string, z.ZodType>;
@@ -62,7 +63,7 @@ const pathMatch = z.union([
   z.strictObject({ exact: z.string().startsWith('/', { message: 'a path must start with /' }) }),
   z.strictObject({ prefix: z.string().startsWith('/', { message: 'a path must start with /' }) }),
   z.strictObject({ regex: regexSource }),
-]);
+], { error: 'expected a path: /users (that path and everything under it), { exact: /healthz }, { prefix: /api } or { regex: "^/v[0-9]+/" }' });
 
 const hostPattern = z
   .string()
@@ -72,7 +73,7 @@ const hostPattern = z
   .transform((h) => h.toLowerCase());
 
 const match = z.strictObject({
-  host: z.union([hostPattern, z.array(hostPattern).min(1)]).optional(),
+  host: z.union([hostPattern, z.array(hostPattern).min(1)], { error: 'expected a host name such as api.example.com, or a list of them' }).optional(),
   path: pathMatch.optional(),
   methods: z.array(httpMethod).min(1).optional(),
   headers: z.record(headerName, stringMatcher).optional(),
@@ -88,7 +89,7 @@ const respond = z.strictObject({
 
 const redirect = z.strictObject({
   to: z.string().min(1),
-  status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
+  status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { error: 'expected a redirect status: 301, 302, 303, 307 or 308' }).default(302),
   appendPath: z.boolean().default(false),
 });
 
@@ -106,9 +107,10 @@ function pluginList(plugins: PluginSchemas | undefined) {
     const [name, config] = Object.entries(value)[0]!;
     const schema = plugins.get(name);
     if (!schema) {
+      const guess = closest(name, names);
       ctx.addIssue({
         code: 'custom',
-        message: `unknown plugin "${name}", expected one of: ${names.join(', ')}`,
+        message: `unknown plugin "${name}"${guess ? `; did you mean "${guess}"?` : ''} (known plugins: ${names.join(', ')})`,
         params: { turnpikeCode: 'TP_CONFIG_UNKNOWN_PLUGIN', atKey: name },
       });
       return z.NEVER;
@@ -141,11 +143,14 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
     })
     .superRefine((r, ctx) => {
-      const terminals = [r.upstream, r.respond, r.redirect].filter((t) => t !== undefined).length;
-      if (terminals !== 1) {
+      const terminals = (['upstream', 'respond', 'redirect'] as const).filter((t) => r[t] !== undefined);
+      if (terminals.length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'a route needs one of upstream, respond or redirect' });
+      } else if (terminals.length > 1) {
         ctx.addIssue({
           code: 'custom',
-          message: terminals === 0 ? 'a route needs one of upstream, respond or redirect' : 'a route takes only one of upstream, respond or redirect',
+          message: `a route takes only one of upstream, respond or redirect, but this one has ${terminals.join(' and ')}`,
+          params: { atKey: terminals[1] },
         });
       }
     });
