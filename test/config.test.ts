@@ -352,3 +352,17 @@ function freePort(want = 0): Promise<number> {
     });
   });
 }
+
+describe('route paths the router cannot compile', () => {
+  test('a parameter that is not a whole segment is reported at the path', () => {
+    const p = only(`${MINIMAL}routes:\n  - { match: { path: "/files/:name.json" }, respond: { body: x } }\n`);
+    assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 6, column: 22, path: 'routes[0].match.path' });
+    assert.match(p.message, /whole segment/);
+  });
+
+  test('a wildcard in an exact path is reported with the regex form as the way out', () => {
+    const p = only(`${MINIMAL}routes:\n  - { match: { path: { exact: "/a/*" } }, respond: { body: x } }\n`);
+    assert.equal(p.path, 'routes[0].match.path.exact');
+    assert.match(p.message, /regex/);
+  });
+});

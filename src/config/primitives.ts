@@ -71,3 +71,20 @@ export const httpMethod = z
   .string()
   .regex(/^[A-Za-z]+$/, { message: 'expected an HTTP method such as GET' })
   .transform((s) => s.toUpperCase());
+
+/** Why a literal route path is not usable (the router compiles these), or undefined when it is. */
+export function routePathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'a path must start with /';
+  for (const segment of path.slice(1).split('/')) {
+    if (segment.startsWith(':') && !/^:[A-Za-z0-9_]+$/.test(segment)) {
+      return `"${segment}" is not a parameter; a parameter is a whole segment such as :id (letters, digits, _)`;
+    }
+    if (/[*?#]/.test(segment)) return 'a path segment cannot contain *, ? or # (use { regex: ... } for patterns)';
+  }
+  return undefined;
+}
+
+export const routePath = z.string().superRefine((path, ctx) => {
+  const problem = routePathProblem(path);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});

@@ -1,6 +1,6 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { z } from 'zod';
-import { cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
+import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
 import { closest } from './problems.ts';
 
 /** Plugin schemas come from the plugin registry; config does not import plugins (imports go downward). */
@@ -59,9 +59,9 @@ const upstream = z.strictObject({
 });
 
 const pathMatch = z.union([
-  z.string().startsWith('/', { message: 'a path must start with /' }),
-  z.strictObject({ exact: z.string().startsWith('/', { message: 'a path must start with /' }) }),
-  z.strictObject({ prefix: z.string().startsWith('/', { message: 'a path must start with /' }) }),
+  routePath,
+  z.strictObject({ exact: routePath }),
+  z.strictObject({ prefix: routePath }),
   z.strictObject({ regex: regexSource }),
 ], { error: 'expected a path: /users (that path and everything under it), { exact: /healthz }, { prefix: /api } or { regex: "^/v[0-9]+/" }' });
 
