@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The turnpike command: start, validate, schema, demo. The only module that reads argv.
+import { setFlagsFromString } from 'node:v8';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
 import { configJsonSchema } from '../config/json-schema.ts';
@@ -7,6 +8,11 @@ import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { startGateway } from '../index.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { runDemo } from './demo.ts';
+
+// Streamed bodies leave one dead socket buffer (~64 KiB, outside the JS heap) per chunk. V8 frees them when the
+// young generation is collected; its default size (up to 32 MB, grown while modules load) lets ~100 MB of them
+// pile up between collections at loopback speed. 8 MB keeps a 1 GiB transfer's peak RSS ~40 MB lower.
+setFlagsFromString('--scavenger-max-new-space-capacity-mb=8');
 
 const program = new Command('turnpike')
   .description('Reverse proxy, API gateway and load balancer')

@@ -1,9 +1,10 @@
-// WebSocket and any other `Upgrade`: a raw tunnel after one HTTP/1.1 exchange with the target.
-// The upstream's answer head is parsed so backend identity headers can be hidden; then bytes flow both ways
-// and a close on either side closes the other.
-import { STATUS_CODES } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+// WebSocket and any other `Upgrade`: one HTTP/1.1 exchange with the target, then a raw tunnel.
+// Node's HTTP client parses the upstream's answer: a 101 turns into a byte tunnel (backend identity headers
+// hidden), any other answer is relayed as a normal response with its own framing, and the client connection
+// is closed after it, so nothing the client sends past a refused upgrade reaches the upstream unrouted.
+import { STATUS_CODES, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP, type Socket } from 'node:net';
 import type { Chain } from '../plugins/pipeline.ts';
 import { runResponseHooks } from '../plugins/pipeline.ts';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
@@ -22,6 +23,10 @@ export interface TunnelRoute {
   readonly echoRequestId: string | null;
 }
 
+function codedError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 /** Opens the tunnel. `clientSocket` is the upgraded client connection, `head` the bytes read past its headers. */
 export function tunnel(ctx: RequestContext, route: TunnelRoute, info: ForwardedInfo, clientSocket: Socket, head: Buffer, onOpen: (close: () => void) => () => void): void {
   const target = route.pool.pick(ctx);
@@ -31,82 +36,139 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, info: ForwardedI
   }
   ctx.target = target.url;
   const origin = target.origin;
-  const port = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
+  const tls = origin.protocol === 'https:';
   const host = origin.hostname.replace(/^\[|\]$/g, '');
-  const upstream: Socket =
-    origin.protocol === 'https:' ? tlsConnect({ host, port, servername: host }) : netConnect({ host, port });
-  upstream.setNoDelay(true);
-  upstream.setTimeout(route.connectTimeout);
+  let req: ClientRequest;
+  try {
+    req = (tls ? httpsRequest : httpRequest)({
+      host,
+      port: Number(origin.port || (tls ? 443 : 80)),
+      method: ctx.req.method,
+      path: ctx.path + ctx.query,
+      // A flat [name, value, ...] list is sent as is (Host included), keeping Connection: upgrade and Upgrade.
+      headers: upstreamRequestHeaders(ctx, info, true),
+      setHost: false,
+      agent: false,
+      maxHeaderSize: MAX_HEAD,
+      ...(tls ? { servername: isIP(host) === 0 ? host : '' } : {}),
+    });
+  } catch (err) {
+    sendProblem(ctx, route.chain, errorCodeOf(err as Error), undefined, route.echoRequestId);
+    return;
+  }
 
-  const headers = upstreamRequestHeaders(ctx, info, true);
-  let request = `${ctx.req.method} ${ctx.path}${ctx.query} HTTP/1.1\r\n`;
-  for (let i = 0; i < headers.length; i += 2) request += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  upstream.write(request + '\r\n');
-  if (head.length > 0) upstream.write(head);
-
-  let received: Buffer = Buffer.alloc(0);
   let answered = false;
-  const fail = (err: Error) => {
+  // Until the answer head arrives the connect timeout applies (as a budget, not an idle time).
+  const timer = setTimeout(() => req.destroy(codedError('upstream timeout', 'ETIMEDOUT')), route.connectTimeout);
+  const onClientGone = () => {
     if (answered) return;
     answered = true;
-    upstream.destroy();
-    sendProblem(ctx, route.chain, errorCodeOf(err), undefined, route.echoRequestId);
+    clearTimeout(timer);
+    ctx.status = 499; // NGINX's "client closed request", for the log only
+    req.destroy();
   };
-  upstream.once('timeout', () => fail(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
-  upstream.once('error', fail);
-  upstream.once('end', () => fail(Object.assign(new Error('upstream closed'), { code: 'ECONNRESET' })));
-  const onData = (chunk: Buffer) => {
-    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-    const end = received.indexOf('\r\n\r\n');
-    if (end === -1) {
-      if (received.length > MAX_HEAD) fail(Object.assign(new Error('upstream head too large'), { code: 'HPE_HEADER_OVERFLOW' }));
-      return;
-    }
-    upstream.off('data', onData);
-    upstream.removeAllListeners('timeout').removeAllListeners('error').removeAllListeners('end');
+  clientSocket.once('close', onClientGone);
+  const settle = () => {
     answered = true;
-    const parsed = parseHead(received.subarray(0, end).toString('latin1'));
-    if (parsed === null) {
-      answered = false;
-      fail(Object.assign(new Error('bad upstream head'), { code: 'HPE_INVALID' }));
-      return;
-    }
-    const rest = received.subarray(end + 4);
-    const responseHead: ResponseHead = { status: parsed.status, headers: clientResponseHeaders(parsed.headers, route.pool.hidden) };
-    if (parsed.status === 101) {
-      // Connection and Upgrade are hop-by-hop, but a 101 must carry them.
-      responseHead.headers.connection = 'Upgrade';
-      if (parsed.headers.upgrade !== undefined) responseHead.headers.upgrade = parsed.headers.upgrade;
-    }
-    if (route.chain.response.length > 0) runResponseHooks(route.chain, ctx, responseHead);
-    if (route.echoRequestId !== null) responseHead.headers[route.echoRequestId] = ctx.requestId;
-    ctx.status = responseHead.status;
-    clientSocket.write(serializeHead(responseHead, parsed.reason));
-    if (rest.length > 0) clientSocket.write(rest);
-    splice(clientSocket, upstream, route.idleTimeout, ctx, onOpen);
+    clearTimeout(timer);
   };
-  upstream.on('data', onData);
-  const abortEarly = () => {
+  req.on('error', (err) => {
+    clearTimeout(timer);
     if (!answered) {
       answered = true;
-      upstream.destroy();
+      sendProblem(ctx, route.chain, errorCodeOf(err), undefined, route.echoRequestId);
+    } else if (ctx.res.headersSent && !ctx.res.writableFinished) {
+      ctx.errorCode = 'TP_UPSTREAM_RESET';
+      ctx.res.destroy();
     }
-  };
-  clientSocket.once('close', abortEarly);
+  });
+
+  req.on('upgrade', (res: IncomingMessage, upstream: Socket, upstreamHead: Buffer) => {
+    settle();
+    clientSocket.off('close', onClientGone);
+    if (clientSocket.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    const responseHead: ResponseHead = { status: 101, headers: clientResponseHeaders(res.headers, route.pool.hidden) };
+    // Connection and Upgrade are hop-by-hop, but a 101 must carry them.
+    responseHead.headers.connection = 'Upgrade';
+    if (res.headers.upgrade !== undefined) responseHead.headers.upgrade = res.headers.upgrade;
+    const head101 = finishHead(ctx, route, responseHead);
+    clientSocket.write(serializeHead(head101, res.statusMessage ?? ''));
+    if (upstreamHead.length > 0) {
+      ctx.bytesOut += upstreamHead.length;
+      clientSocket.write(upstreamHead);
+    }
+    if (head.length > 0) {
+      ctx.bytesIn += head.length;
+      upstream.write(head);
+    }
+    splice(clientSocket, upstream, route.idleTimeout, ctx, onOpen);
+  });
+
+  req.on('response', (res: IncomingMessage) => {
+    // Not upgraded: relay the answer as a normal response. The client's ServerResponse does not keep the
+    // connection alive, so it says `Connection: close` and ends the socket after the body.
+    settle();
+    clientSocket.off('close', onClientGone);
+    const out = ctx.res;
+    if (out.destroyed) {
+      req.destroy();
+      return;
+    }
+    const responseHead = finishHead(ctx, route, { status: res.statusCode!, headers: clientResponseHeaders(res.headers, route.pool.hidden) });
+    if (responseHead.status === res.statusCode && res.statusMessage) out.writeHead(responseHead.status, res.statusMessage, responseHead.headers);
+    else out.writeHead(responseHead.status, responseHead.headers);
+    res.socket.setTimeout(route.idleTimeout, () => req.destroy(codedError('upstream idle', 'ETIMEDOUT')));
+    out.once('close', () => {
+      if (!res.complete) req.destroy();
+    });
+    res.on('data', (chunk: Buffer) => {
+      ctx.bytesOut += chunk.length;
+    });
+    res.on('error', () => undefined); // the request's 'error' handler cuts the client
+    res.pipe(out);
+  });
+
+  req.end();
 }
 
+/** Runs the response hooks and adds the request id; the status may change (a hook can replace it). */
+function finishHead(ctx: RequestContext, route: TunnelRoute, head: ResponseHead): ResponseHead {
+  if (route.chain.response.length > 0) runResponseHooks(route.chain, ctx, head);
+  if (route.echoRequestId !== null) head.headers[route.echoRequestId] = ctx.requestId;
+  ctx.status = head.status;
+  return head;
+}
+
+/**
+ * Pipes both ways with backpressure. An end on one side half-closes the other (after what was already
+ * written has been flushed); an error or timeout on either side tears both down.
+ */
 function splice(client: Socket, upstream: Socket, idleTimeout: number, ctx: RequestContext, onOpen: (close: () => void) => () => void): void {
+  upstream.setNoDelay(true);
   upstream.setTimeout(idleTimeout);
   client.setTimeout(idleTimeout);
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
+  let done = false;
+  let open = 2;
+  const abort = () => {
+    if (done) return;
+    done = true;
     client.destroy();
     upstream.destroy();
     release();
   };
-  const release = onOpen(close);
+  const release = onOpen(abort);
+  const closed = (socket: Socket, other: Socket) => () => {
+    // A socket that closes without having read the peer's end was reset or destroyed: cut the other side too.
+    // One that ended cleanly has already ended the other through pipe(), which flushes before it half-closes.
+    if (!socket.readableEnded) other.destroy();
+    if (--open === 0 && !done) {
+      done = true;
+      release();
+    }
+  };
   upstream.on('data', (chunk: Buffer) => {
     ctx.bytesOut += chunk.length;
   });
@@ -115,35 +177,13 @@ function splice(client: Socket, upstream: Socket, idleTimeout: number, ctx: Requ
   });
   client.pipe(upstream);
   upstream.pipe(client);
-  client.once('timeout', close);
-  upstream.once('timeout', close);
-  client.once('error', close);
-  upstream.once('error', close);
-  client.once('close', close);
-  upstream.once('close', close);
-}
-
-interface ParsedHead {
-  readonly status: number;
-  readonly reason: string;
-  readonly headers: Record<string, string | string[]>;
-}
-
-function parseHead(text: string): ParsedHead | null {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
-  if (!m) return null;
-  const headers: Record<string, string | string[]> = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return null;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    const prev = headers[name];
-    headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
-  return { status: Number(m[1]), reason: m[2] ?? '', headers };
+  client.on('timeout', abort);
+  upstream.on('timeout', abort);
+  client.on('error', abort);
+  upstream.on('error', abort);
+  client.once('close', closed(client, upstream));
+  upstream.once('close', closed(upstream, client));
+  client.resume();
 }
 
 function serializeHead(head: ResponseHead, reason: string): string {
