@@ -1,12 +1,30 @@
 // The gateway CLI as a child process, for tests that measure the process itself (memory) or its signals.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from './servers.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const SOURCE_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const BUILT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** Newest modification time of any file under `dir`. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The bin users run (dist/, built by `npm install` and `npm test`) when it is at least as new as the sources;
+ * otherwise the sources through Node's type stripping, which idles ~25 MB heavier.
+ */
+export const CLI = existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs >= newestMtime(fileURLToPath(new URL('../../src', import.meta.url)))
+  ? BUILT_CLI
+  : SOURCE_CLI;
 
 export interface GatewayProcess {
   readonly child: ChildProcess;
