@@ -18,6 +18,9 @@ upstreams:
     targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
   orders:
     targets: [{ url: "${c.url}" }]
+  both-hosts:
+    preserveHost: false
+    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
   rewritten-host:
     preserveHost: false
     hideResponseHeaders: []
@@ -37,6 +40,9 @@ routes:
   - name: raw
     match: { path: /raw }
     upstream: rewritten-host
+  - name: both
+    match: { path: /both }
+    upstream: both-hosts
   - name: any
     match: { path: /anything }
     upstream: orders
@@ -71,6 +77,12 @@ routes:
     assert.equal(kept.headers.host, 'api.example.com');
     const replaced = json(await request(port, '/raw', { headers: { host: 'public.example.com' } }));
     assert.equal(replaced.headers.host, `127.0.0.1:${c.port}`);
+  });
+
+  test('with preserveHost false each target gets its own host:port', async () => {
+    const seen = [json(await request(port, '/both')), json(await request(port, '/both'))];
+    for (const s of seen) assert.equal(s.headers.host, `127.0.0.1:${s.name === 'a' ? a.port : b.port}`);
+    assert.notEqual(seen[0].name, seen[1].name);
   });
 
   test('hop-by-hop headers and those named in Connection are not forwarded', async () => {

@@ -28,12 +28,13 @@ export interface ForwardedInfo {
   /** Whether the direct peer is a trusted proxy (its X-Forwarded-* are kept and extended). */
   readonly trustedPeer: boolean;
   readonly peer: string;
-  readonly hostHeader: string | null;
+  /** Send the client's Host (true, the default) or the target's `host:port`. */
+  readonly preserveHost: boolean;
   readonly requestIdHeader: string;
 }
 
 /** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
-export function upstreamRequestHeaders(ctx: RequestContext, info: ForwardedInfo, keepUpgrade: boolean): string[] {
+export function upstreamRequestHeaders(ctx: RequestContext, info: ForwardedInfo, targetHost: string, keepUpgrade: boolean): string[] {
   const src: IncomingHttpHeaders = ctx.req.headers;
   const out: string[] = [];
   const remove = ctx.removeRequestHeaders;
@@ -53,7 +54,7 @@ export function upstreamRequestHeaders(ctx: RequestContext, info: ForwardedInfo,
     // An upgrade needs `Connection: upgrade` whatever else the client listed there.
     for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'connection') out[i + 1] = 'upgrade';
   }
-  out.push('host', info.hostHeader ?? ctx.host);
+  out.push('host', info.preserveHost && ctx.host !== '' ? ctx.host : targetHost);
   const xff = src['x-forwarded-for'];
   if (info.trustedPeer && xff !== undefined) {
     out.push('x-forwarded-for', `${Array.isArray(xff) ? xff.join(', ') : xff}, ${info.peer}`);

@@ -41,7 +41,7 @@ export function forward(ctx: RequestContext, route: ForwardRoute, info: Forwarde
     {
       path: ctx.path + ctx.query,
       method: req.method!,
-      headers: upstreamRequestHeaders(ctx, info, false),
+      headers: upstreamRequestHeaders(ctx, info, target.origin.host, false),
       body: hasBody ? req : null,
       headersTimeout: route.headersTimeout,
       bodyTimeout: route.bodyTimeout,

@@ -46,7 +46,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, info: ForwardedI
       method: ctx.req.method,
       path: ctx.path + ctx.query,
       // A flat [name, value, ...] list is sent as is (Host included), keeping Connection: upgrade and Upgrade.
-      headers: upstreamRequestHeaders(ctx, info, true),
+      headers: upstreamRequestHeaders(ctx, info, target.origin.host, true),
       setHost: false,
       agent: false,
       maxHeaderSize: MAX_HEAD,

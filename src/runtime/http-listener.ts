@@ -27,6 +27,8 @@ interface RequestState {
   readonly ctx: RequestContext;
   readonly snapshot: Snapshot;
   readonly host: ListenerHost;
+  readonly peer: string;
+  readonly trustedPeer: boolean;
   /** Whether this request still counts as in flight on its snapshot (an open tunnel stops counting). */
   counted: boolean;
 }
@@ -103,7 +105,7 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const target = parseRequestTarget(req.url ?? '');
   const ctx = new RequestContext(req, res, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '');
-  const state: RequestState = { ctx, snapshot, host, counted: true };
+  const state: RequestState = { ctx, snapshot, host, peer, trustedPeer, counted: true };
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
   res.once('close', onResponseClose);
   if (host.draining) res.shouldKeepAlive = false;
@@ -115,30 +117,37 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   return state;
 }
 
-function forwardedInfo(state: RequestState, route: CompiledRoute, listenerKey: string): ForwardedInfo {
-  const listener = state.snapshot.listeners.get(listenerKey)!;
-  const peer = normalizeAddress(state.ctx.req.socket.remoteAddress);
+function forwardedInfo(state: RequestState, route: CompiledRoute): ForwardedInfo {
   return {
-    trustedPeer: !listener.trust.empty && listener.trust.trusts(peer),
-    peer,
-    hostHeader: route.forward!.pool.config.preserveHost ? null : route.forward!.pool.targets[0]!.origin.host,
+    trustedPeer: state.trustedPeer,
+    peer: state.peer,
+    preserveHost: route.forward!.pool.config.preserveHost,
     requestIdHeader: state.snapshot.requestIdHeader,
   };
 }
 
-function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
-  const state = beginRequest(host, key, req, res);
-  if (state === null) return;
+/** Finds the route (answering 404 when there is none) and records it on the context. */
+function routeOf(state: RequestState): CompiledRoute | null {
   const { ctx, snapshot } = state;
+  const req = ctx.req;
   const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query.length > 1 ? ctx.query.slice(1) : '');
   if (match === undefined) {
     sendProblem(ctx, null, 'TP_ROUTE_NOT_FOUND', undefined, snapshot.echoRequestId);
-    return;
+    return null;
   }
   const route = match.value;
   ctx.params = match.params;
   ctx.routeName = route.name;
   ctx.upstreamName = route.upstreamName;
+  return route;
+}
+
+function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
+  const state = beginRequest(host, key, req, res);
+  if (state === null) return;
+  const route = routeOf(state);
+  if (route === null) return;
+  const { ctx, snapshot } = state;
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > route.maxBodySize) {
     res.shouldKeepAlive = false;
@@ -148,11 +157,11 @@ function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, re
   const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
   if (reply instanceof Promise) {
     reply.then(
-      (r) => runTerminal(state, route, r, key),
+      (r) => runTerminal(state, route, r),
       () => sendProblem(ctx, route.chain, 'TP_INTERNAL', undefined, snapshot.echoRequestId),
     );
   } else {
-    runTerminal(state, route, reply, key);
+    runTerminal(state, route, reply);
   }
 }
 
@@ -162,14 +171,14 @@ function noRequestHooks(ctx: RequestContext): undefined {
   return undefined;
 }
 
-function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | undefined, key: string): void {
+function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | undefined): void {
   const ctx = state.ctx;
   const echo = state.snapshot.echoRequestId;
   if (reply !== undefined) return sendReply(ctx, route.chain, reply, echo);
   if (ctx.res.destroyed) return;
   if (route.forward !== null) {
     if (ctx.req.headers.expect !== undefined) ctx.res.writeContinue();
-    return forward(ctx, route.forward, forwardedInfo(state, route, key));
+    return forward(ctx, route.forward, forwardedInfo(state, route));
   }
   if (route.respond !== null) return sendReply(ctx, route.chain, route.respond, echo);
   const r = route.redirect!;
@@ -186,20 +195,13 @@ function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, so
   socket.on('error', () => socket.destroy());
   const state = beginRequest(host, key, req, res);
   if (state === null) return;
+  const route = routeOf(state);
+  if (route === null) return;
   const { ctx, snapshot } = state;
-  const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query.length > 1 ? ctx.query.slice(1) : '');
-  if (match === undefined) {
-    sendProblem(ctx, null, 'TP_ROUTE_NOT_FOUND', undefined, snapshot.echoRequestId);
-    return;
-  }
-  const route = match.value;
-  ctx.params = match.params;
-  ctx.routeName = route.name;
-  ctx.upstreamName = route.upstreamName;
   const proceed = (reply: Reply | undefined) => {
-    if (reply !== undefined || route.forward === null) return runTerminal(state, route, reply, key);
+    if (reply !== undefined || route.forward === null) return runTerminal(state, route, reply);
     // The response object stays on the socket: its 'close' (when the tunnel ends) logs the request.
-    tunnel(ctx, route.forward, forwardedInfo(state, route, key), socket, head, (close) => {
+    tunnel(ctx, route.forward, forwardedInfo(state, route), socket, head, (close) => {
       // An open tunnel uses no pool, so it must not hold the old snapshot's pools open across reloads.
       releaseSnapshot(state);
       return host.trackTunnel(close);
