@@ -1,4 +1,5 @@
 // Starting the Turnpike gateway under test from the built CLI, with a generated config.
+import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +66,7 @@ async function launch(dir: string, backendPort: number, withGateway: boolean): P
   const configFile = join(dir, withGateway ? 'turnpike.yaml' : 'turnpike-plain.yaml');
   const accessLog = join(dir, 'access.log');
   writeFileSync(configFile, configYaml(port, backendPort, accessLog, withGateway));
-  const child = startChild(process.execPath, [CLI, 'start', '--config', configFile]);
+  const child = startChild(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', configFile]);
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, READY_TIMEOUT_MS, () => child.hasExited());
   } catch (err) {

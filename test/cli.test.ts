@@ -220,3 +220,12 @@ describe('turnpike demo', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+test('the bin, npm start and the runtime agree on the V8 flags', async () => {
+  const { NODE_FLAGS } = await import('../src/runtime/node-flags.ts');
+  const root = new URL('../', import.meta.url);
+  const shebang = readFileSync(new URL('src/cli/main.ts', root), 'utf8').split('\n')[0]!;
+  assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+  const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
+  assert.equal(pkg.scripts.start, `node ${NODE_FLAGS.join(' ')} dist/cli/main.js demo`);
+});

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 import { tempDir } from './servers.ts';
 
 const SOURCE_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -46,7 +47,7 @@ export interface GatewayProcess {
 export async function spawnGateway(yaml: string, options: { listeners?: number; startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--no-watch'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', file, '--no-watch'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const ports = new Map<string, number>();
   const logLines: string[] = [];
   const wanted = options.listeners ?? 1;

@@ -1,0 +1,95 @@
+// The turnpike command: start, validate, schema, demo. The only module that reads argv.
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
+import { configJsonSchema } from '../config/json-schema.ts';
+import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { startGateway } from '../index.ts';
+import { installSignals } from '../runtime/lifecycle.ts';
+import { runDemo } from './demo.ts';
+
+
+const program = new Command('turnpike')
+  .description('Reverse proxy, API gateway and load balancer')
+  .version('0.1.0');
+
+function reportConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    for (const p of err.problems) process.stderr.write(`error: ${formatProblem(p)}\n`);
+  } else {
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`error: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}\n`);
+  }
+  process.exit(1);
+}
+
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+
+/**
+ * Holds signals that arrive while the gateway starts: listeners (and their "listening" log line) are up before
+ * installSignals runs, and a signal without a handler would kill the process (SIGHUP) or skip the drain.
+ * The returned function removes the hold and delivers what arrived to the real handlers.
+ */
+function holdSignals(): () => void {
+  const held: NodeJS.Signals[] = [];
+  const hold = (signal: NodeJS.Signals) => void held.push(signal);
+  for (const s of SIGNALS) process.on(s, hold);
+  return () => {
+    for (const s of SIGNALS) process.off(s, hold);
+    for (const s of held) process.emit(s, s);
+  };
+}
+
+program
+  .command('start')
+  .description('run the gateway with a config file (reloads on SIGHUP and when the file changes)')
+  .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
+  .option('--no-watch', 'do not reload when the config file changes')
+  .action(async (opts: { config: string; watch: boolean }) => {
+    const release = holdSignals();
+    let gateway;
+    try {
+      gateway = await startGateway({ configFile: opts.config, watch: opts.watch });
+    } catch (err) {
+      reportConfigError(err);
+    }
+    installSignals(gateway.runtime, gateway.reloader, gateway.log, () => process.exit(0));
+    release();
+  });
+
+program
+  .command('validate')
+  .description('check a config file; exits 0 when valid, 1 with every problem listed otherwise')
+  .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
+  .action((opts: { config: string }) => {
+    try {
+      const { config } = loadConfigFile(opts.config, { plugins: PLUGIN_SCHEMAS });
+      process.stdout.write(`${opts.config}: valid (${config.listeners.length} listeners, ${Object.keys(config.upstreams).length} upstreams, ${config.routes.length} routes)\n`);
+    } catch (err) {
+      reportConfigError(err);
+    }
+  });
+
+program
+  .command('schema')
+  .description('print the config JSON Schema (for editors)')
+  .action(() => {
+    process.stdout.write(JSON.stringify(configJsonSchema(PLUGIN_SCHEMAS), null, 2) + '\n');
+  });
+
+program
+  .command('demo')
+  .description('start three echo services and a gateway in front of them')
+  .option('-p, --port <port>', 'gateway port (0 picks a free one)', parsePort, 8080)
+  .action(async (opts: { port: number }) => {
+    const release = holdSignals();
+    await runDemo(opts.port);
+    release();
+  });
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  return port;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => reportConfigError(err));
