@@ -1,6 +1,8 @@
-// Child process bookkeeping: every process the bench starts is killed when the bench exits,
-// whether it finishes, throws, or is interrupted with Ctrl-C.
+// Child process bookkeeping: every process the bench starts — and every process those start (nginx and
+// Turnpike workers) — is killed when the bench exits, whether it finishes, throws, or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { processTree } from './procstat.ts';
 
 const live = new Set<ChildProcess>();
 const cleanups: Array<() => void> = [];
@@ -10,7 +12,7 @@ function hookExit(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
+    for (const child of live) if (child.pid !== undefined) killTree(child.pid, 'SIGKILL');
     for (const fn of cleanups) {
       try {
         fn();
@@ -24,6 +26,17 @@ function hookExit(): void {
       process.stderr.write(`\n${signal} received, stopping child processes\n`);
       process.exit(130);
     });
+  }
+}
+
+/** Signals a process and all its descendants (listed before the signal, so re-parented ones are not missed). */
+function killTree(pid: number, signal: NodeJS.Signals, tree: readonly number[] = processTree(pid)): void {
+  for (const p of tree) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -41,20 +54,37 @@ export interface Child {
   hasExited(): boolean;
   /** The last few KB of combined stdout and stderr, for error messages. */
   tail(): string;
+  /** The first few KB of stderr alone. */
+  stderrHead(): string;
   /** Resolves with the first match of `re` in the output; rejects if the process exits or time runs out. */
   waitForOutput(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
-  /** SIGTERM, then SIGKILL after `graceMs`. */
+  /** SIGTERM, then SIGKILL to the whole process tree after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
 
 const TAIL_BYTES = 16 * 1024;
 
-export function startChild(command: string, args: readonly string[], options: { cwd?: string } = {}): Child {
+export interface StartOptions {
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Runs the command under `setpriv --pdeathsig KILL` so it dies even if the bench is SIGKILLed
+   *  (for servers that do not watch their stdin, like nginx and HAProxy). */
+  readonly dieWithParent?: boolean;
+}
+
+let setprivOk: boolean | undefined;
+
+export function startChild(command: string, args: readonly string[], options: StartOptions = {}): Child {
   hookExit();
+  if (options.dieWithParent && (setprivOk ??= process.platform === 'linux' && existsSync('/usr/bin/setpriv'))) {
+    args = ['--pdeathsig', 'KILL', command, ...args];
+    command = '/usr/bin/setpriv';
+  }
   // stdin stays a pipe: children that watch it (bench/backend.ts) exit when we disappear.
-  const proc = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(proc);
   let output = '';
+  let stderr = '';
   let exitedFlag = false;
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
@@ -64,6 +94,9 @@ export function startChild(command: string, args: readonly string[], options: { 
   };
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
+  proc.stderr!.on('data', (chunk: Buffer) => {
+    if (stderr.length < TAIL_BYTES) stderr += chunk.toString('utf8');
+  });
   proc.stdin!.on('error', () => {}); // the child may close stdin early; that is fine
   const exited = new Promise<number | string>((resolve) => {
     proc.on('error', (err) => {
@@ -87,6 +120,7 @@ export function startChild(command: string, args: readonly string[], options: { 
     exited,
     hasExited: () => exitedFlag,
     tail: () => output.slice(-TAIL_BYTES),
+    stderrHead: () => stderr,
     waitForOutput(re, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -105,11 +139,14 @@ export function startChild(command: string, args: readonly string[], options: { 
       });
     },
     async stop(graceMs = 3000) {
-      if (exitedFlag) return;
+      if (exitedFlag || proc.pid === undefined) return;
+      const tree = processTree(proc.pid);
       proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      const timer = setTimeout(() => killTree(proc.pid!, 'SIGKILL', tree), graceMs);
       await exited;
       clearTimeout(timer);
+      // Workers that outlived their parent (nginx workers do) go too.
+      killTree(proc.pid, 'SIGKILL', tree.slice(1).filter((p) => existsSync(`/proc/${p}`)));
     },
   };
 }
@@ -121,8 +158,13 @@ export interface CommandResult {
 }
 
 /** Runs a command to completion with a hard time limit; output is stdout and stderr combined. */
-export async function runCommand(command: string, args: readonly string[], timeoutMs: number): Promise<CommandResult> {
-  const child = startChild(command, args);
+export async function runCommand(
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+  env?: NodeJS.ProcessEnv,
+): Promise<CommandResult> {
+  const child = startChild(command, args, { env });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

@@ -9,9 +9,9 @@ export interface Sample {
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly errors?: number;
-  /** CPU% of the Turnpike process over the wrk window (100 = one core). */
+  /** CPU% of the target's process tree over the wrk window (100 = one core); for direct, the backend's. */
   readonly cpuPercent?: number;
-  /** VmHWM of the Turnpike process during the window (whole-run peak if the kernel refused the reset). */
+  /** VmHWM summed over the target's process tree during the window (whole-run peak if the kernel refused the reset). */
   readonly peakRssBytes?: number;
   readonly backendCpuPercent?: number;
   readonly failure?: string;
@@ -23,12 +23,17 @@ export interface Summary {
   readonly rounds: number;
   readonly failedRounds: number;
   readonly reqPerSec?: number;
-  readonly ratioToDirect?: number;
+  /** Median over rounds of req/s ÷ the baseline's req/s in the same round. */
+  readonly ratio?: number;
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly errors?: number;
   readonly peakRssBytes?: number;
   readonly cpuPercent?: number;
+  /** req/s ÷ cores used (CPU% / 100), median over rounds. */
+  readonly reqPerCore?: number;
+  /** Median over rounds of req/s per core ÷ the baseline's in the same round. */
+  readonly perCoreRatio?: number;
   readonly backendCpuPercent?: number;
   readonly skipped?: string;
 }
@@ -45,32 +50,44 @@ function max(values: readonly (number | undefined)[]): number | undefined {
   return xs.length ? Math.max(...xs) : undefined;
 }
 
-/** Medians over rounds, except errors (summed: one error in any round matters) and peak RSS (max). */
-export function summarize(targets: readonly string[], samples: readonly Sample[], skipped: ReadonlyMap<string, string>): Summary[] {
-  const base = (t: string): Summary => {
+export function perCore(s: Sample): number | undefined {
+  if (s.reqPerSec === undefined || !s.cpuPercent || s.cpuPercent <= 0) return undefined;
+  return s.reqPerSec / (s.cpuPercent / 100);
+}
+
+const div = (a?: number, b?: number) => (a === undefined || !b ? undefined : a / b);
+
+/**
+ * Medians over rounds, except errors (summed: one error in any round matters) and peak RSS (max).
+ * Ratios are taken round by round against `baseline` before the median, so drift between rounds cancels.
+ */
+export function summarize(targets: readonly string[], samples: readonly Sample[], skipped: ReadonlyMap<string, string>, baseline: string): Summary[] {
+  const ok = samples.filter((s) => !s.failure);
+  const baseByRound = new Map(ok.filter((s) => s.target === baseline).map((s) => [s.round, s]));
+  return targets.map((t): Summary => {
     const mine = samples.filter((s) => s.target === t);
-    const ok = mine.filter((s) => !s.failure);
+    const good = mine.filter((s) => !s.failure);
     return {
       target: t,
-      rounds: ok.length,
-      failedRounds: mine.length - ok.length,
-      reqPerSec: median(ok.map((s) => s.reqPerSec)),
-      p50Ms: median(ok.map((s) => s.p50Ms)),
-      p99Ms: median(ok.map((s) => s.p99Ms)),
-      errors: ok.length ? ok.reduce((n, s) => n + (s.errors ?? 0), 0) : undefined,
-      peakRssBytes: max(ok.map((s) => s.peakRssBytes)),
-      cpuPercent: median(ok.map((s) => s.cpuPercent)),
-      backendCpuPercent: median(ok.map((s) => s.backendCpuPercent)),
+      rounds: good.length,
+      failedRounds: mine.length - good.length,
+      reqPerSec: median(good.map((s) => s.reqPerSec)),
+      ratio: median(good.map((s) => div(s.reqPerSec, baseByRound.get(s.round)?.reqPerSec))),
+      p50Ms: median(good.map((s) => s.p50Ms)),
+      p99Ms: median(good.map((s) => s.p99Ms)),
+      errors: good.length ? good.reduce((n, s) => n + (s.errors ?? 0), 0) : undefined,
+      peakRssBytes: max(good.map((s) => s.peakRssBytes)),
+      cpuPercent: median(good.map((s) => s.cpuPercent)),
+      reqPerCore: median(good.map(perCore)),
+      perCoreRatio: median(good.map((s) => { const b = baseByRound.get(s.round); return div(perCore(s), b && perCore(b)); })),
+      backendCpuPercent: median(good.map((s) => s.backendCpuPercent)),
       skipped: skipped.get(t),
     };
-  };
-  const rows = targets.map(base);
-  const direct = rows.find((r) => r.target === 'direct')?.reqPerSec;
-  return rows.map((r) => ({ ...r, ratioToDirect: direct && r.reqPerSec !== undefined ? r.reqPerSec / direct : undefined }));
+  });
 }
 
 const dash = '–';
-const fmt = {
+export const fmt = {
   int: (n?: number) => (n === undefined ? dash : Math.round(n).toLocaleString('en-US')),
   ratio: (n?: number) => (n === undefined ? dash : `${n.toFixed(2)}×`),
   ms: (n?: number) => (n === undefined ? dash : n < 10 ? `${n.toFixed(2)} ms` : `${n.toFixed(1)} ms`),
@@ -78,28 +95,38 @@ const fmt = {
   pct: (n?: number) => (n === undefined ? dash : `${Math.round(n)}%`),
 };
 
-export function markdownTable(title: string, rows: readonly Summary[]): string {
+export function markdownTable(title: string, rows: readonly Summary[], baseline: string): string {
   const lines = [
     `### ${title}`,
     '',
-    '| target | req/s | ratio to direct | p50 | p99 | errors | peak RSS | CPU % |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    `| target | req/s | × ${baseline} | p50 | p99 | peak RSS | CPU % | req/s per core | per core × ${baseline} | errors | backend CPU % |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const notes: string[] = [];
   for (const r of rows) {
     if (r.skipped) {
-      lines.push(`| ${r.target} | skipped | ${dash} | ${dash} | ${dash} | ${dash} | ${dash} | ${dash} |`);
+      lines.push(`| ${r.target} | skipped | ${Array(9).fill(dash).join(' | ')} |`);
       notes.push(`${r.target} skipped: ${r.skipped}`);
       continue;
     }
     if (r.failedRounds) notes.push(`${r.target}: ${r.failedRounds} round(s) failed, see the JSON file`);
     lines.push(
-      `| ${r.target} | ${fmt.int(r.reqPerSec)} | ${fmt.ratio(r.ratioToDirect)} | ${fmt.ms(r.p50Ms)} | ${fmt.ms(r.p99Ms)} | ` +
-        `${r.errors === undefined ? dash : r.errors} | ${fmt.mb(r.peakRssBytes)} | ${fmt.pct(r.cpuPercent)} |`,
+      `| ${r.target} | ${fmt.int(r.reqPerSec)} | ${fmt.ratio(r.ratio)} | ${fmt.ms(r.p50Ms)} | ${fmt.ms(r.p99Ms)} | ` +
+        `${fmt.mb(r.peakRssBytes)} | ${fmt.pct(r.cpuPercent)} | ${fmt.int(r.reqPerCore)} | ${fmt.ratio(r.perCoreRatio)} | ` +
+        `${r.errors === undefined ? dash : r.errors} | ${fmt.pct(r.backendCpuPercent)} |`,
     );
   }
-  const direct = rows.find((r) => r.target === 'direct');
-  if (direct?.backendCpuPercent !== undefined) notes.push(`backend CPU during direct: ${fmt.pct(direct.backendCpuPercent)}`);
+  const bare = rows.find((r) => r.target === 'turnpike');
+  const gw = rows.find((r) => r.target === 'turnpike-gateway');
+  if (bare?.reqPerSec && gw?.reqPerSec && !bare.skipped && !gw.skipped) notes.push(gatewayCost(bare, gw));
   if (notes.length) lines.push('', ...notes.map((n) => `- ${n}`));
   return lines.join('\n');
+}
+
+/** The cost of the full gateway stack (plugins) over the bare route, in the same process and run. */
+export function gatewayCost(bare: Summary, gw: Summary): string {
+  const pct = (a?: number, b?: number) => (a === undefined || !b ? dash : `${((a / b - 1) * 100).toFixed(1)}%`);
+  const p99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined ? `${(gw.p99Ms - bare.p99Ms).toFixed(2)} ms` : dash;
+  return `gateway stack (headers + rewrite plugins) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
+    `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99.startsWith('-') ? '' : '+'}${p99}`;
 }

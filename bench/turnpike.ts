@@ -21,7 +21,8 @@ export interface Turnpike {
   readonly gatewaySkipped?: string;
 }
 
-/** The gateway route exercises the plugin chain: header rewriting both ways plus a path rewrite. */
+/** The gateway case: what a real API route carries — header rewriting both ways plus a path rewrite — with
+ *  the access log on (as it is for every Turnpike target). Served at /api by the single-process Turnpike. */
 function gatewayRoute(): object {
   return {
     name: 'gateway',
@@ -34,11 +35,19 @@ function gatewayRoute(): object {
   };
 }
 
-export function configYaml(port: number, backendPort: number, accessLog: string, withGateway: boolean): string {
+export interface LaunchOptions {
+  /** Adds the plugin route under /api (the gateway case). */
+  readonly gateway: boolean;
+  /** Top-level `workers:` setting; omitted for the single-process target. */
+  readonly workers?: 'auto';
+}
+
+export function configYaml(port: number, backendPort: number, accessLog: string, o: LaunchOptions): string {
   const config = {
+    ...(o.workers ? { workers: o.workers } : {}),
     listeners: [{ name: 'bench', protocol: 'http', address: '127.0.0.1', port }],
     upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
-    routes: [...(withGateway ? [gatewayRoute()] : []), { name: 'all', match: { path: '/' }, upstream: 'backend' }],
+    routes: [...(o.gateway ? [gatewayRoute()] : []), { name: 'all', match: { path: '/' }, upstream: 'backend' }],
     accessLog: { enabled: true, output: accessLog },
     shutdown: { drainTimeout: '1s' }, // the bench stops it right after the last wrk run
   };
@@ -53,7 +62,7 @@ function reasonFrom(child: Child, err: Error): string {
 }
 
 /** A failed start; `exited` tells a refused config (worth retrying without plugins) from a hang. */
-class LaunchError extends Error {
+export class LaunchError extends Error {
   readonly exited: boolean;
   constructor(message: string, exited: boolean) {
     super(message);
@@ -61,17 +70,20 @@ class LaunchError extends Error {
   }
 }
 
-async function launch(dir: string, backendPort: number, withGateway: boolean): Promise<Turnpike> {
+async function launch(dir: string, backendPort: number, o: LaunchOptions): Promise<Turnpike> {
   const port = await freePort();
-  const configFile = join(dir, withGateway ? 'turnpike.yaml' : 'turnpike-plain.yaml');
-  const accessLog = join(dir, 'access.log');
-  writeFileSync(configFile, configYaml(port, backendPort, accessLog, withGateway));
+  const base = `turnpike${o.workers ? '-workers' : ''}${o.gateway ? '' : '-plain'}`;
+  const configFile = join(dir, `${base}.yaml`);
+  const accessLog = join(dir, `${base}-access.log`);
+  writeFileSync(configFile, configYaml(port, backendPort, accessLog, o));
   const child = startChild(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', configFile]);
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, READY_TIMEOUT_MS, () => child.hasExited());
   } catch (err) {
     const exited = child.hasExited();
-    const reason = reasonFrom(child, err as Error);
+    // A refused config: the gateway's own first words on stderr say why.
+    const firstLine = exited ? child.stderrHead().trim().split('\n')[0] : undefined;
+    const reason = firstLine || reasonFrom(child, err as Error);
     await child.stop(1000);
     throw new LaunchError(reason, exited);
   }
@@ -96,10 +108,10 @@ async function checkGateway(port: number): Promise<string | undefined> {
  * falls back to the plain proxy config so the `turnpike` target can still be measured.
  */
 export async function startTurnpike(dir: string, backendPort: number, wantGateway: boolean): Promise<Turnpike> {
-  if (!wantGateway) return launch(dir, backendPort, false);
+  if (!wantGateway) return launch(dir, backendPort, { gateway: false });
   let first: LaunchError;
   try {
-    const tp = await launch(dir, backendPort, true);
+    const tp = await launch(dir, backendPort, { gateway: true });
     const problem = await checkGateway(tp.port);
     return problem ? { ...tp, gatewaySkipped: problem } : tp;
   } catch (err) {
@@ -107,6 +119,12 @@ export async function startTurnpike(dir: string, backendPort: number, wantGatewa
     first = err;
   }
   console.error(`turnpike did not start with the gateway route (${first.message}); retrying without it`);
-  const tp = await launch(dir, backendPort, false);
+  const tp = await launch(dir, backendPort, { gateway: false });
   return { ...tp, gatewaySkipped: `config with plugins refused: ${first.message}` };
+}
+
+/** Turnpike with `workers: auto` (one process per core); throws a LaunchError whose message is the first
+ *  line of stderr when the gateway refuses the setting. */
+export function startTurnpikeWorkers(dir: string, backendPort: number): Promise<Turnpike> {
+  return launch(dir, backendPort, { gateway: false, workers: 'auto' });
 }

@@ -1,5 +1,4 @@
-// Finding, installing and running wrk, and parsing its text output.
-import { execFileSync } from 'node:child_process';
+// Running wrk and parsing its text output (bench/system.ts finds and installs it).
 import { runCommand } from './children.ts';
 
 export interface WrkResult {
@@ -19,41 +18,6 @@ export interface WrkRun {
   /** Set when wrk failed or its output could not be read; the raw output is kept for the JSON file. */
   readonly failure?: string;
   readonly raw: string;
-}
-
-function onPath(): boolean {
-  try {
-    execFileSync('wrk', ['-v'], { stdio: 'ignore', timeout: 5000 });
-    return true;
-  } catch (err) {
-    // `wrk -v` exits with status 1 after printing its version; only ENOENT means it is missing.
-    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
-  }
-}
-
-/** `wrk debian/4.1.0-3+b2 [epoll] Copyright (C) …` → `wrk debian/4.1.0-3+b2 [epoll]` */
-function firstWords(out: string): string {
-  return out.split('\n')[0]!.replace(/\s*Copyright.*$/, '').trim() || 'unknown';
-}
-
-export function wrkVersion(): string {
-  try {
-    return firstWords(execFileSync('wrk', ['-v'], { encoding: 'utf8', timeout: 5000 }));
-  } catch (err) {
-    return firstWords(String((err as { stdout?: unknown }).stdout ?? ''));
-  }
-}
-
-/** Makes sure wrk is available, installing it with apt when we are root. Returns false if it is not. */
-export async function ensureWrk(): Promise<boolean> {
-  if (onPath()) return true;
-  console.error('wrk not found on PATH — install it with: apt-get install -y wrk');
-  if (process.getuid?.() !== 0) return false;
-  console.error('running apt-get install -y wrk (waiting up to 3 min for the dpkg lock)…');
-  // Another apt may be running in the background: wait for its lock rather than failing at once.
-  const res = await runCommand('apt-get', ['install', '-y', '-o', 'DPkg::Lock::Timeout=150', 'wrk'], 180_000);
-  if (res.code !== 0) console.error(`apt-get failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}):\n${res.output.slice(-1500)}`);
-  return onPath();
 }
 
 /** wrk prints durations as 812.00us, 1.23ms, 2.00s or 1.50m. */

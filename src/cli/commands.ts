@@ -3,9 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
 import { configJsonSchema } from '../config/json-schema.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
-import { startGateway } from '../index.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
-import { runDemo } from './demo.ts';
+import { resolveWorkerCount } from '../runtime/worker-count.ts';
 
 
 const program = new Command('turnpike')
@@ -39,13 +38,33 @@ function holdSignals(): () => void {
   };
 }
 
+function parseWorkers(value: string): 'auto' | number {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected auto or a number from 1 to 256');
+  return n;
+}
+
 program
   .command('start')
   .description('run the gateway with a config file (reloads on SIGHUP and when the file changes)')
   .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
+  .option('-w, --workers <n|auto>', 'worker processes (overrides the config\'s workers)', parseWorkers)
   .option('--no-watch', 'do not reload when the config file changes')
-  .action(async (opts: { config: string; watch: boolean }) => {
+  .action(async (opts: { config: string; watch: boolean; workers?: 'auto' | number }) => {
     const release = holdSignals();
+    let workers: number;
+    try {
+      const { config } = loadConfigFile(opts.config, { plugins: PLUGIN_SCHEMAS });
+      workers = resolveWorkerCount(opts.workers ?? config.workers);
+    } catch (err) {
+      reportConfigError(err);
+    }
+    if (workers > 1) {
+      await startPrimary(opts, release);
+      return;
+    }
+    const { startGateway } = await import('../index.ts');
     let gateway;
     try {
       gateway = await startGateway({ configFile: opts.config, watch: opts.watch });
@@ -55,6 +74,34 @@ program
     installSignals(gateway.runtime, gateway.reloader, gateway.log, () => process.exit(0));
     release();
   });
+
+/** Several workers: this process becomes the cluster primary (it loads no proxy code itself). */
+async function startPrimary(opts: { config: string; watch: boolean; workers?: 'auto' | number }, release: () => void): Promise<void> {
+  const { Primary } = await import('../runtime/primary.ts');
+  const { createAppLog } = await import('../observability/app-log.ts');
+  const log = createAppLog();
+  const primary = new Primary({ configFile: opts.config, workers: opts.workers, watch: opts.watch, log });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining all workers');
+    void primary.stop().then(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void primary.reload('SIGHUP'));
+  try {
+    await primary.start();
+  } catch (err) {
+    await primary.stop();
+    reportConfigError(err);
+  }
+  release();
+}
 
 program
   .command('validate')
@@ -82,7 +129,7 @@ program
   .option('-p, --port <port>', 'gateway port (0 picks a free one)', parsePort, 8080)
   .action(async (opts: { port: number }) => {
     const release = holdSignals();
-    await runDemo(opts.port);
+    await (await import('./demo.ts')).runDemo(opts.port);
     release();
   });
 

@@ -11,6 +11,11 @@ export interface PluginEntry {
   readonly config: unknown;
 }
 
+/** `auto` (one per CPU core) or a number of worker processes; 1 runs the gateway in a single process. */
+export const workerCount = z
+  .union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'expected auto or a number of workers from 1 to 256' })
+  .meta({ description: 'auto (one worker per CPU core) or a number; 1 = a single process' });
+
 const limits = z.strictObject({
   maxHeaderSize: size.prefault('16kb'),
   maxBodySize: size.prefault('10mb'),
@@ -170,6 +175,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
     shutdown: z.strictObject({ drainTimeout: duration.prefault('30s') }).prefault({}),
     requestId: z.strictObject({ header: headerName.default('x-request-id'), echo: z.boolean().default(true) }).prefault({}),
+    workers: workerCount.default(1),
   });
 }
 

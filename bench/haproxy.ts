@@ -1,0 +1,53 @@
+// HAProxy as a reverse proxy target: HTTP mode, one thread, server connections reused across clients.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startChild, type Child } from './children.ts';
+import { freePort, waitFor200 } from './net.ts';
+import { TOOLS, toolPath } from './system.ts';
+
+export interface HAProxy {
+  readonly child: Child;
+  readonly port: number;
+}
+
+export function haproxyConfig(port: number, backendPort: number): string {
+  return `global
+  nbthread 1
+  maxconn 20000
+
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-request 10s
+  timeout http-keep-alive 120s
+
+frontend bench
+  bind 127.0.0.1:${port}
+  default_backend backend
+
+backend backend
+  server b1 127.0.0.1:${backendPort} maxconn 10000
+`;
+}
+
+export async function startHAProxy(dir: string, backendPort: number): Promise<HAProxy> {
+  const bin = toolPath(TOOLS.haproxy);
+  if (!bin) throw new Error(`haproxy not found — install it with: apt-get install -y ${TOOLS.haproxy.apt}`);
+  const port = await freePort();
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, haproxyConfig(port, backendPort));
+  // -db: foreground, no daemon; the process we start is the one that serves.
+  const child = startChild(bin, ['-db', '-f', file], { dieWithParent: true });
+  try {
+    await waitFor200(`http://127.0.0.1:${port}/100b`, 10_000, () => child.hasExited());
+  } catch (err) {
+    const why = child.stderrHead().trim().split('\n').find((l) => /ALERT|error/i.test(l)) ?? (err as Error).message;
+    await child.stop(1000);
+    throw new Error(why);
+  }
+  return { child, port };
+}

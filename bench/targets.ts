@@ -1,0 +1,147 @@
+// The catalogue of targets and how each is started, checked and addressed. Every target proxies to the same
+// backend; `direct` is the backend itself. All are started once, up front, and stay up for the whole run.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Child } from './children.ts';
+import { startHAProxy } from './haproxy.ts';
+import { httpGet } from './net.ts';
+import { startNginxProxy } from './nginx.ts';
+import { PEER_NEEDS, startPeer } from './peers.ts';
+import type { ToolName } from './system.ts';
+import { startTurnpike, startTurnpikeWorkers, type Turnpike } from './turnpike.ts';
+
+export const BASELINE = 'nginx-1w';
+
+export interface TargetInfo {
+  readonly name: string;
+  /** What it is and how it is configured, one line for the report. */
+  readonly describe: string;
+  /** System programs it needs. */
+  readonly tools: readonly ToolName[];
+  /** npm peer packages it needs (from bench/peers.ts). */
+  readonly peers: readonly string[];
+  /** Whether it writes an access log during the run. */
+  readonly accessLog: boolean;
+}
+
+export const TARGETS: readonly TargetInfo[] = [
+  { name: 'direct', describe: 'the backend itself, no proxy: the ceiling', tools: [], peers: [], accessLog: false },
+  { name: 'nginx-1w', describe: 'nginx proxy_pass, worker_processes 1, upstream keepalive 64, access_log buffer=64k flush=1s', tools: ['nginx'], peers: [], accessLog: true },
+  { name: 'nginx-auto', describe: 'as nginx-1w with worker_processes auto (one per core)', tools: ['nginx'], peers: [], accessLog: true },
+  { name: 'haproxy', describe: 'HAProxy mode http, nbthread 1, http-reuse always, option http-keep-alive, no log', tools: ['haproxy'], peers: [], accessLog: false },
+  { name: 'turnpike', describe: 'Turnpike, one process, bare route, access log to a file', tools: [], peers: [], accessLog: true },
+  { name: 'turnpike-workers', describe: 'Turnpike with `workers: auto`, bare route, access log to a file', tools: [], peers: [], accessLog: true },
+  { name: 'turnpike-gateway', describe: 'the gateway case: Turnpike route with headers (both ways) + rewrite plugins, access log (same process as turnpike)', tools: [], peers: [], accessLog: true },
+  { name: 'fast-gateway', describe: 'fast-gateway (restana + fast-proxy-lite), one route prefix /, no log', tools: [], peers: PEER_NEEDS['fast-gateway']!, accessLog: false },
+  { name: 'fastify-proxy', describe: '@fastify/http-proxy on fastify, reply-from\'s default undici client, logger off', tools: [], peers: PEER_NEEDS['fastify-proxy']!, accessLog: false },
+  { name: 'http-proxy', describe: 'http-proxy createProxyServer, http.Agent keepAlive maxSockets 128, no log', tools: [], peers: PEER_NEEDS['http-proxy']!, accessLog: false },
+  { name: 'node-limit', describe: 'node:http + undici Pool(128): pool.request then body.pipe(res), nothing else', tools: [], peers: [], accessLog: false },
+];
+
+/** Old names still accepted by --targets. */
+export const ALIASES: Readonly<Record<string, string>> = { gateway: 'turnpike-gateway', nginx: 'nginx-1w' };
+
+export interface Running {
+  readonly name: string;
+  /** The process whose tree (workers included) is measured for CPU and memory. */
+  readonly child: Child;
+  /** URL prefix: the body name (`100b`, `64k`) is appended. */
+  readonly base: string;
+  /** Access log to truncate between windows. */
+  readonly accessLog?: string;
+}
+
+export interface StartContext {
+  readonly tmp: string;
+  readonly backendPort: number;
+  readonly backend: Child;
+}
+
+export interface Started {
+  readonly running: Map<string, Running>;
+  readonly skipped: Map<string, string>;
+}
+
+/** Targets whose process serves another target too (direct is the backend). */
+const SHARED = new Set(['direct', 'turnpike', 'turnpike-gateway']);
+
+const BODY_SIZES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536 };
+
+/** GETs every body once so we never benchmark a 404, a truncated body or a plugin that did not apply. */
+async function check(r: Running): Promise<void> {
+  for (const [body, size] of Object.entries(BODY_SIZES)) {
+    const res = await httpGet(`${r.base}${body}`, 5000);
+    if (res.status !== 200) throw new Error(`GET /${body} answered ${res.status}`);
+    if (res.bodyLength !== size) throw new Error(`GET /${body} returned ${res.bodyLength} bytes, expected ${size}`);
+    if (r.name === 'turnpike-gateway' && res.headers['cache-control'] !== 'no-store') {
+      throw new Error(`GET ${r.base}${body} lacks cache-control: no-store (headers plugin not applied)`);
+    }
+  }
+}
+
+/** Starts the named targets concurrently; a target that fails to start is skipped with a one-line reason. */
+export async function startTargets(names: readonly string[], ctx: StartContext, preSkipped: ReadonlyMap<string, string>): Promise<Started> {
+  const running = new Map<string, Running>();
+  const skipped = new Map(preSkipped);
+  const dirFor = (name: string) => {
+    const d = join(ctx.tmp, name);
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
+  let single: Promise<Turnpike> | undefined;
+  const turnpike = () => (single ??= startTurnpike(dirFor('turnpike'), ctx.backendPort, names.includes('turnpike-gateway')));
+  const local = (port: number) => `http://127.0.0.1:${port}/`;
+
+  const starters: Record<string, () => Promise<Omit<Running, 'name'>>> = {
+    direct: async () => ({ child: ctx.backend, base: local(ctx.backendPort) }),
+    'nginx-1w': async () => {
+      const n = await startNginxProxy(dirFor('nginx-1w'), ctx.backendPort, '1');
+      return { child: n.child, base: local(n.port), accessLog: n.accessLog };
+    },
+    'nginx-auto': async () => {
+      const n = await startNginxProxy(dirFor('nginx-auto'), ctx.backendPort, 'auto');
+      return { child: n.child, base: local(n.port), accessLog: n.accessLog };
+    },
+    haproxy: async () => {
+      const h = await startHAProxy(dirFor('haproxy'), ctx.backendPort);
+      return { child: h.child, base: local(h.port) };
+    },
+    turnpike: async () => {
+      const t = await turnpike();
+      return { child: t.child, base: local(t.port), accessLog: t.accessLog };
+    },
+    'turnpike-gateway': async () => {
+      const t = await turnpike();
+      if (t.gatewaySkipped) throw new Error(t.gatewaySkipped);
+      return { child: t.child, base: `${local(t.port)}api/`, accessLog: t.accessLog };
+    },
+    'turnpike-workers': async () => {
+      const t = await startTurnpikeWorkers(dirFor('turnpike-workers'), ctx.backendPort);
+      return { child: t.child, base: local(t.port), accessLog: t.accessLog };
+    },
+  };
+  for (const peer of Object.keys(PEER_NEEDS)) {
+    starters[peer] = async () => {
+      const p = await startPeer(peer, ctx.backendPort);
+      return { child: p.child, base: local(p.port) };
+    };
+  }
+
+  await Promise.all(
+    names
+      .filter((n) => !skipped.has(n))
+      .map(async (name) => {
+        let r: Running | undefined;
+        try {
+          r = { name, ...(await starters[name]!()) };
+          await check(r);
+          running.set(name, r);
+        } catch (err) {
+          skipped.set(name, (err as Error).message.split('\n')[0]!.slice(0, 400));
+          // Started but answering wrongly: stop it, unless another target shares the process.
+          if (r && !SHARED.has(name)) await r.child.stop(1000);
+        }
+      }),
+  );
+  return { running, skipped };
+}

@@ -1,0 +1,149 @@
+// The primary of a multi-worker instance (`workers: auto | N`): forks the workers (node:cluster shares each
+// listener between them), validates a new config once and tells every worker to reload, restarts a worker that
+// crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
+import cluster, { type Worker } from 'node:cluster';
+import { watch } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ConfigError, loadConfigFile } from '../config/loader.ts';
+import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { NODE_FLAGS } from './node-flags.ts';
+import { resolveWorkerCount } from './worker-count.ts';
+import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
+
+export interface PrimaryOptions {
+  readonly configFile: string;
+  /** From the CLI's --workers; overrides the config's `workers`. */
+  readonly workers?: 'auto' | number;
+  readonly watch: boolean;
+  readonly log: Logger;
+}
+
+export class Primary {
+  private readonly file: string;
+  private readonly options: PrimaryOptions;
+  private readonly log: Logger;
+  private readonly workers = new Set<Worker>();
+  /** Workers asked to leave (scale-down, shutdown): their exit is not a crash. */
+  private readonly leaving = new WeakSet<Worker>();
+  private wanted = 0;
+  private stopping = false;
+  private reloadId = 0;
+  restarts = 0;
+
+  constructor(options: PrimaryOptions) {
+    this.options = options;
+    this.file = resolve(options.configFile);
+    this.log = options.log;
+  }
+
+  /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
+  async start(): Promise<void> {
+    const { config } = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS });
+    this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+    const here = fileURLToPath(import.meta.url);
+    cluster.setupPrimary({
+      exec: resolve(dirname(here), `worker-main${extname(here)}`),
+      execArgv: [...NODE_FLAGS, ...process.execArgv.filter((a) => !NODE_FLAGS.includes(a))],
+    });
+    cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
+    await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
+    this.log.info({ workers: this.wanted, pid: process.pid }, 'primary started');
+    if (this.options.watch) this.watchFile();
+  }
+
+  private fork(): Promise<void> {
+    const worker = cluster.fork({ TURNPIKE_CONFIG: this.file });
+    this.workers.add(worker);
+    return new Promise((resolvePromise, reject) => {
+      const onMessage = (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          worker.off('message', onMessage);
+          resolvePromise();
+        } else if (m.type === 'failed') {
+          worker.off('message', onMessage);
+          reject(new Error(m.error));
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', () => reject(new Error('worker exited while starting')));
+    });
+  }
+
+  private onExit(worker: Worker, code: number | null, signal: string | null): void {
+    this.workers.delete(worker);
+    if (this.stopping || this.leaving.has(worker)) return;
+    this.restarts++;
+    this.log.error({ worker: worker.process.pid, code, signal, restarts: this.restarts }, 'worker died; starting a new one');
+    // Back off a little when workers keep dying, so a crash loop does not spin the CPU.
+    setTimeout(() => {
+      if (!this.stopping && this.workers.size < this.wanted) this.fork().catch((err: Error) => this.log.error({ error: err.message }, 'replacement worker failed'));
+    }, Math.min(5000, 100 * this.restarts));
+  }
+
+  /** Validates the file once here; only a valid config reaches the workers. Scales to a new `workers` value. */
+  async reload(reason: string): Promise<boolean> {
+    let wanted: number;
+    try {
+      const { config } = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS });
+      wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.message : (err as Error).message;
+      this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');
+      return false;
+    }
+    const id = ++this.reloadId;
+    const current = [...this.workers];
+    const results = await Promise.all(current.map((w) => this.askReload(w, id)));
+    const failed = results.filter((r) => !r.ok);
+    if (failed.length > 0) this.log.error({ reason, error: failed[0]!.error }, 'a worker refused the new config');
+    this.wanted = wanted;
+    while (this.workers.size < this.wanted) await this.fork();
+    for (const w of [...this.workers].slice(this.wanted)) this.retire(w);
+    this.log.info({ reason, workers: this.wanted }, 'config reloaded');
+    return failed.length === 0;
+  }
+
+  private askReload(worker: Worker, id: number): Promise<{ ok: boolean; error?: string }> {
+    return new Promise((resolvePromise) => {
+      const onMessage = (m: WorkerMessage) => {
+        if (m.type === 'reloaded' && m.id === id) {
+          worker.off('message', onMessage);
+          resolvePromise({ ok: m.ok, error: m.error });
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', () => resolvePromise({ ok: true })); // it is being replaced and will load the new file
+      worker.send({ type: 'reload', id } satisfies PrimaryMessage);
+    });
+  }
+
+  private retire(worker: Worker): void {
+    this.leaving.add(worker);
+    this.workers.delete(worker);
+    worker.process.kill('SIGTERM');
+  }
+
+  private watchFile(): void {
+    const name = basename(this.file);
+    let timer: NodeJS.Timeout | null = null;
+    watch(dirname(this.file), (_event, changed) => {
+      if (changed !== null && changed !== name) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => void this.reload('file changed'), 150);
+    }).unref();
+  }
+
+  /** SIGTERM to every worker (each drains), then resolves when all have exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const exits = [...this.workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
+    for (const w of this.workers) w.process.kill('SIGTERM');
+    await Promise.all(exits);
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+}

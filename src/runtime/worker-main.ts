@@ -1,0 +1,28 @@
+// A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
+// cluster primary shares, reloads when the primary says so, drains on SIGTERM.
+import { startGateway } from '../index.ts';
+import { installSignals } from './lifecycle.ts';
+import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
+
+const file = process.env.TURNPIKE_CONFIG;
+if (!file || !process.send) {
+  process.stderr.write('worker-main is started by the turnpike primary, not directly\n');
+  process.exit(1);
+}
+const send = (m: WorkerMessage) => process.send!(m);
+// The primary reloads every worker; a SIGHUP sent to the whole process group must not also reload us.
+process.on('SIGHUP', () => undefined);
+try {
+  const gateway = await startGateway({ configFile: file, watch: false });
+  installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));
+  process.on('message', (m: PrimaryMessage) => {
+    if (m.type === 'reload') {
+      void gateway.reloader!.reload('primary').then((r) => send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error }));
+    }
+  });
+  send({ type: 'ready', ports: gateway.runtime.addresses() });
+} catch (err) {
+  const e = err as { code?: string; message?: string };
+  send({ type: 'failed', error: `${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}` });
+  process.exit(1);
+}

@@ -1,0 +1,9 @@
+// The IPC vocabulary between the primary and its workers.
+import type { ListenerAddress } from './runtime.ts';
+
+export type PrimaryMessage = { readonly type: 'reload'; readonly id: number };
+
+export type WorkerMessage =
+  | { readonly type: 'ready'; readonly ports: ListenerAddress[] }
+  | { readonly type: 'failed'; readonly error: string }
+  | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string };

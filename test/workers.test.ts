@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { spawnGateway, type GatewayProcess } from './helpers/process.ts';
+import { startEchoBackend, type Backend } from './helpers/servers.ts';
+
+function config(echoUrl: string, marker: string, workers: number | 'auto' = 2): string {
+  return `
+workers: ${workers}
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { echo: { targets: [{ url: "${echoUrl}" }] } }
+routes:
+  - name: echo
+    match: { path: / }
+    upstream: echo
+    plugins: [{ headers: { response: { set: { x-marker: "${marker}" } } } }]
+`;
+}
+
+function childPids(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text === '' ? [] : text.split(/\s+/).map(Number);
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Steady load over fresh and kept-alive connections; returns counters and a stop function. */
+function load(port: number) {
+  const client = new Pool(`http://127.0.0.1:${port}`, { connections: 16, pipelining: 1 });
+  const stats = { ok: 0, failures: [] as string[], markers: new Set<string>() };
+  let running = true;
+  const worker = async () => {
+    while (running) {
+      try {
+        const res = await client.request({ path: '/w', method: 'GET' });
+        await res.body.text();
+        if (res.statusCode === 200) {
+          stats.ok++;
+          stats.markers.add(String(res.headers['x-marker']));
+        } else stats.failures.push(String(res.statusCode));
+      } catch (err) {
+        stats.failures.push((err as Error).message);
+      }
+    }
+  };
+  const workers = Array.from({ length: 16 }, worker);
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      await client.close();
+    },
+  };
+}
+
+describe('workers', () => {
+  let echo: Backend;
+  let gw: GatewayProcess;
+
+  before(async () => {
+    echo = await startEchoBackend('echo');
+    gw = await spawnGateway(config(echo.url, 'v0'));
+    await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to start its workers');
+  });
+
+  after(async () => {
+    assert.equal(await gw.stop(), 0, 'SIGTERM drains every worker and the primary exits 0');
+    await until(() => !existsPid(gw.pid), 'the primary to exit');
+    await echo.close();
+  });
+
+  test('workers: 2 runs two worker processes sharing one listener', async () => {
+    assert.equal(childPids(gw.pid).length, 2);
+    const l = load(gw.port());
+    await sleep(500);
+    await l.stop();
+    assert.deepEqual(l.stats.failures, []);
+    assert.ok(l.stats.ok > 100);
+  });
+
+  test('a reload reaches every worker with zero failed requests', async () => {
+    const l = load(gw.port());
+    for (let v = 1; v <= 5; v++) {
+      await sleep(150);
+      writeFileSync(gw.file, config(echo.url, `v${v}`));
+      gw.child.kill('SIGHUP');
+      await until(() => gw.logLines.filter((line) => line.includes('config reloaded')).length >= v, `reload ${v}`);
+    }
+    await sleep(300);
+    // After the last reload every worker answers with the last marker.
+    l.stats.markers.clear();
+    await sleep(500);
+    await l.stop();
+    assert.deepEqual(l.stats.failures, []);
+    assert.deepEqual([...l.stats.markers], ['v5']);
+  });
+
+  test('a worker that crashes is restarted and counted', async () => {
+    const [victim] = childPids(gw.pid);
+    process.kill(victim!, 'SIGKILL');
+    await until(() => gw.logLines.some((l) => l.includes('worker died')), 'the primary to notice');
+    await until(() => childPids(gw.pid).length === 2 && !childPids(gw.pid).includes(victim!), 'a replacement worker');
+    const died = JSON.parse(gw.logLines.find((l) => l.includes('worker died'))!);
+    assert.equal(died.restarts, 1);
+    const l = load(gw.port());
+    await sleep(300);
+    await l.stop();
+    assert.deepEqual(l.stats.failures, []);
+  });
+});
+
+function existsPid(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
