@@ -52,6 +52,22 @@ accessLog: { enabled: true, output: ${logFile} }
     assert.match(missing.requestId, /^[0-9a-f-]{36}$/);
   });
 
+  test('client-controlled values are escaped, so every line stays valid JSON', async () => {
+    const file = join(tempDir(), 'escape.log');
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+routes: [{ name: 'we"ird', match: { path: / }, respond: { body: ok } }]
+accessLog: { enabled: true, output: ${file} }
+`);
+    await request(gw.port(), '/a"b\\c?q="x"', { headers: { 'x-request-id': 'id-"1"\\', host: 'h"ost' } });
+    await gw.stop();
+    const line = JSON.parse(readFileSync(file, 'utf8').trim());
+    assert.equal(line.requestId, 'id-"1"\\');
+    assert.equal(line.path, '/a"b\\c?q="x"');
+    assert.equal(line.host, 'h"ost');
+    assert.equal(line.route, 'we"ird');
+  });
+
   test('a quiet gateway still writes its lines out within about a second', async () => {
     const file = join(tempDir(), 'quiet.log');
     const gw = await startGatewayYaml(`

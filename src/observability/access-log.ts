@@ -1,5 +1,8 @@
-// One JSON line per request, written through pino's asynchronous destination (buffered, off the hot path).
-import pino, { type Logger } from 'pino';
+// One JSON line per request through pino's asynchronous destination (SonicBoom: buffered, written in 4 KiB
+// batches off the hot path). The line is serialised here with a fixed field order instead of through a pino
+// logger: the access log is the one log written per request, and a generic object serialiser plus a fresh
+// ISO timestamp per line cost ~5 % of a proxied request's CPU (profile of 2026-11-22).
+import pino from 'pino';
 import type { RequestContext } from '../request-context.ts';
 
 export interface AccessLogConfig {
@@ -7,27 +10,35 @@ export interface AccessLogConfig {
   readonly output: string;
 }
 
+type Destination = pino.DestinationStream & { flush?: () => void; flushSync?: () => void; end?: () => void };
+
+/** The ISO time of the current millisecond, computed at most once per millisecond. */
+let lastMs = 0;
+let lastIso = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
+}
+
 export class AccessLog {
   readonly output: string;
-  private readonly logger: Logger | null;
-  private readonly destination: pino.DestinationStream & { flush?: () => void; flushSync?: () => void; end?: () => void } | null;
+  private readonly destination: Destination | null;
   private readonly flushTimer: NodeJS.Timeout | null;
 
   constructor(config: AccessLogConfig) {
     this.output = config.enabled ? config.output : 'off';
     if (!config.enabled) {
-      this.logger = null;
       this.destination = null;
       this.flushTimer = null;
       return;
     }
     const dest = config.output === 'stdout' ? 1 : config.output === 'stderr' ? 2 : config.output;
-    this.destination = pino.destination({ dest, sync: false, minLength: 4096, mkdir: true });
-    this.logger = pino(
-      { base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg', formatters: { level: (label: string) => ({ level: label }) } },
-      this.destination,
-    );
-    // Lines are written in 4 KiB batches; a quiet gateway still gets its lines out within a second.
+    this.destination = pino.destination({ dest, sync: false, minLength: 4096, mkdir: true }) as Destination;
+    // A quiet gateway still gets its lines out within a second.
     this.flushTimer = setInterval(() => {
       try {
         this.destination?.flush?.();
@@ -38,24 +49,21 @@ export class AccessLog {
   }
 
   write(ctx: RequestContext): void {
-    const logger = this.logger;
-    if (logger === null) return;
+    const destination = this.destination;
+    if (destination === null) return;
     const req = ctx.req;
-    logger.info({
-      requestId: ctx.requestId,
-      clientIp: ctx.clientIp,
-      method: req.method,
-      host: ctx.host,
-      path: req.url,
-      route: ctx.routeName,
-      upstream: ctx.upstreamName || undefined,
-      target: ctx.target || undefined,
-      status: ctx.status,
-      bytesIn: ctx.bytesIn,
-      bytesOut: ctx.bytesOut,
-      durationMs: Math.round((performance.now() - ctx.startTime) * 1000) / 1000,
-      error: ctx.errorCode || undefined,
-    });
+    // Values that come from the client go through JSON.stringify; the rest are known to need no escaping.
+    let line =
+      `{"level":"info","time":"${isoNow()}","requestId":${JSON.stringify(ctx.requestId)},"clientIp":"${ctx.clientIp}",` +
+      `"method":${JSON.stringify(req.method)},"host":${JSON.stringify(ctx.host)},"path":${JSON.stringify(req.url)},` +
+      `"route":${JSON.stringify(ctx.routeName)}`;
+    if (ctx.upstreamName !== '') line += `,"upstream":${JSON.stringify(ctx.upstreamName)}`;
+    if (ctx.target !== '') line += `,"target":"${ctx.target}"`;
+    line +=
+      `,"status":${ctx.status},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
+      `"durationMs":${Math.round((performance.now() - ctx.startTime) * 1000) / 1000}`;
+    if (ctx.errorCode !== '') line += `,"error":"${ctx.errorCode}"`;
+    destination.write(line + '}\n');
   }
 
   flush(): void {
