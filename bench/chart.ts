@@ -13,7 +13,7 @@ const PLOT_W = 560;
 const ROW_H = 28;
 const HEAD_H = 34;
 const GAP = 18;
-const COLOR = { perCore: '#2b6cb0', reqs: '#90cdf4', turnpike: '#c05621', turnpikeLight: '#fbd38d', axis: '#4a5568', grid: '#e2e8f0' };
+const COLOR = { perCore: '#2b6cb0', reqs: '#90cdf4', turnpike: '#c05621', turnpikeLight: '#fbd38d', ceiling: '#718096', ceilingLight: '#cbd5e0', axis: '#4a5568', grid: '#e2e8f0' };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -34,8 +34,9 @@ export function ratioChart(title: string, baseline: string, cases: readonly Char
     out.push(`<text x="12" y="${y + 18}" font-size="14" font-weight="bold">${esc(c.title)}</text>`);
     y += HEAD_H;
     const plotTop = y;
+    const labels: string[] = [];
     for (const r of c.rows) {
-      const isTurnpike = r.target.startsWith('turnpike');
+      const kind = r.target.startsWith('turnpike') ? 'turnpike' : r.target === 'direct' ? 'ceiling' : 'other';
       out.push(`<text x="${LABEL_W - 8}" y="${y + 17}" font-size="12" text-anchor="end">${esc(r.target)}</text>`);
       if (r.skipped || r.perCoreRatio === undefined) {
         const why = r.skipped ? 'skipped' : 'no data';
@@ -43,11 +44,12 @@ export function ratioChart(title: string, baseline: string, cases: readonly Char
       } else {
         const w1 = x(r.perCoreRatio) - LABEL_W;
         const w2 = x(r.ratio ?? 0) - LABEL_W;
-        const c1 = isTurnpike ? COLOR.turnpike : COLOR.perCore;
-        const c2 = isTurnpike ? COLOR.turnpikeLight : COLOR.reqs;
+        const c1 = kind === 'turnpike' ? COLOR.turnpike : kind === 'ceiling' ? COLOR.ceiling : COLOR.perCore;
+        const c2 = kind === 'turnpike' ? COLOR.turnpikeLight : kind === 'ceiling' ? COLOR.ceilingLight : COLOR.reqs;
         out.push(`<rect x="${LABEL_W}" y="${y + 4}" width="${w1.toFixed(1)}" height="12" fill="${c1}"><title>${esc(r.target)}: req/s per core ${r.perCoreRatio.toFixed(2)}× ${esc(baseline)}</title></rect>`);
         out.push(`<rect x="${LABEL_W}" y="${y + 17}" width="${w2.toFixed(1)}" height="6" fill="${c2}"><title>${esc(r.target)}: req/s ${(r.ratio ?? 0).toFixed(2)}× ${esc(baseline)}</title></rect>`);
-        out.push(`<text x="${(LABEL_W + Math.max(w1, w2) + 5).toFixed(1)}" y="${y + 15}" font-size="11">${r.perCoreRatio.toFixed(2)}× <tspan fill="#718096">(${(r.ratio ?? 0).toFixed(2)}×)</tspan></text>`);
+        // A white halo keeps the value readable where it crosses the 1× line.
+        labels.push(`<text x="${(LABEL_W + Math.max(w1, w2) + 5).toFixed(1)}" y="${y + 15}" font-size="11" stroke="white" stroke-width="3" paint-order="stroke">${r.perCoreRatio.toFixed(2)}× <tspan fill="#718096">(${(r.ratio ?? 0).toFixed(2)}×)</tspan></text>`);
       }
       y += ROW_H;
     }
@@ -60,13 +62,15 @@ export function ratioChart(title: string, baseline: string, cases: readonly Char
       else out.unshift(line);
       out.push(`<text x="${gx}" y="${y + 13}" font-size="10" text-anchor="middle" fill="#718096">${v.toFixed(v % 1 ? 2 : 0)}×</text>`);
     }
+    out.push(...labels);
     y += GAP + 14;
   }
   const height = y + 10;
   const legend =
     `<rect x="12" y="34" width="14" height="10" fill="${COLOR.perCore}"/><text x="30" y="43" font-size="11">req/s per core ÷ ${esc(baseline)} (same round)</text>` +
     `<rect x="270" y="37" width="14" height="5" fill="${COLOR.reqs}"/><text x="288" y="43" font-size="11">req/s ÷ ${esc(baseline)} (in brackets)</text>` +
-    `<rect x="470" y="34" width="14" height="10" fill="${COLOR.turnpike}"/><text x="488" y="43" font-size="11">Turnpike targets</text>`;
+    `<rect x="470" y="34" width="14" height="10" fill="${COLOR.turnpike}"/><text x="488" y="43" font-size="11">Turnpike targets</text>` +
+    `<rect x="600" y="34" width="14" height="10" fill="${COLOR.ceiling}"/><text x="618" y="43" font-size="11">direct: the backend alone</text>`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,
     `<rect width="${W}" height="${height}" fill="white"/>`,

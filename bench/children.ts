@@ -1,7 +1,7 @@
 // Child process bookkeeping: every process the bench starts — and every process those start (nginx and
 // Turnpike workers) — is killed when the bench exits, whether it finishes, throws, or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { processTree } from './procstat.ts';
 
 const live = new Set<ChildProcess>();
@@ -67,22 +67,43 @@ const TAIL_BYTES = 16 * 1024;
 export interface StartOptions {
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
-  /** Runs the command under `setpriv --pdeathsig KILL` so it dies even if the bench is SIGKILLed
-   *  (for servers that do not watch their stdin, like nginx and HAProxy). */
-  readonly dieWithParent?: boolean;
+  /** Long-running servers: started in their own process group, which a watchdog kills if the bench dies
+   *  without running its exit hooks (SIGKILL, OOM) — nginx workers, Turnpike workers and all. */
+  readonly guard?: boolean;
 }
 
-let setprivOk: boolean | undefined;
+let watchdog: ChildProcess | undefined;
+
+/**
+ * A shell that collects process group ids and directories on its stdin and, when that closes (the bench
+ * exited, however it exited), SIGKILLs the groups and removes the directories. After a normal exit they are
+ * already gone and this is a no-op.
+ */
+function tellWatchdog(line: string): void {
+  if (!watchdog) {
+    const script =
+      'gs=; ds=; while read -r x; do case "$x" in /*) ds="$ds $x" ;; *) gs="$gs -$x" ;; esac; done; ' +
+      '[ -n "$gs" ] && kill -9 $gs 2>/dev/null; [ -n "$ds" ] && rm -rf $ds; exit 0';
+    watchdog = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    watchdog.unref();
+    watchdog.stdin!.on('error', () => {});
+  }
+  watchdog.stdin!.write(`${line}\n`);
+}
+
+/** Removes a temporary directory when the bench exits, even if it is SIGKILLed (no spaces in the path). */
+export function removeOnExit(dir: string): void {
+  atExit(() => rmSync(dir, { recursive: true, force: true }));
+  if (process.platform !== 'win32' && !/\s/.test(dir)) tellWatchdog(dir);
+}
 
 export function startChild(command: string, args: readonly string[], options: StartOptions = {}): Child {
   hookExit();
-  if (options.dieWithParent && (setprivOk ??= process.platform === 'linux' && existsSync('/usr/bin/setpriv'))) {
-    args = ['--pdeathsig', 'KILL', command, ...args];
-    command = '/usr/bin/setpriv';
-  }
   // stdin stays a pipe: children that watch it (bench/backend.ts) exit when we disappear.
-  const proc = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const guard = options.guard === true && process.platform !== 'win32';
+  const proc = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: guard });
   live.add(proc);
+  if (guard && proc.pid !== undefined) tellWatchdog(String(proc.pid));
   let output = '';
   let stderr = '';
   let exitedFlag = false;

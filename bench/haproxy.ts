@@ -13,7 +13,8 @@ export interface HAProxy {
 export function haproxyConfig(port: number, backendPort: number): string {
   return `global
   nbthread 1
-  maxconn 20000
+  # HAProxy needs about 2 descriptors per connection and refuses to start past the process's FD limit.
+  maxconn 4096
 
 defaults
   mode http
@@ -30,7 +31,7 @@ frontend bench
   default_backend backend
 
 backend backend
-  server b1 127.0.0.1:${backendPort} maxconn 10000
+  server b1 127.0.0.1:${backendPort}
 `;
 }
 
@@ -41,7 +42,7 @@ export async function startHAProxy(dir: string, backendPort: number): Promise<HA
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, haproxyConfig(port, backendPort));
   // -db: foreground, no daemon; the process we start is the one that serves.
-  const child = startChild(bin, ['-db', '-f', file], { dieWithParent: true });
+  const child = startChild(bin, ['-db', '-f', file], { guard: true });
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, 10_000, () => child.hasExited());
   } catch (err) {

@@ -87,7 +87,7 @@ async function launch(dir: string, port: number, config: string, ready: string):
   const file = join(dir, 'nginx.conf');
   writeFileSync(file, config);
   // -e: startup errors go to our directory too, not /var/log/nginx (nginx ≥ 1.19.5).
-  const child = startChild(bin, ['-p', dir, '-c', file, '-e', join(dir, 'error.log')], { dieWithParent: true });
+  const child = startChild(bin, ['-p', dir, '-c', file, '-e', join(dir, 'error.log')], { guard: true });
   try {
     await waitFor200(`http://127.0.0.1:${port}${ready}`, 10_000, () => child.hasExited());
   } catch (err) {

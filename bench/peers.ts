@@ -19,6 +19,10 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   'http-proxy': '1.18.1',
 };
 
+/** fast-gateway 5.0.1 asks for fast-proxy-lite ^1.1.3, which the registry this bench was written against does
+ *  not have; 1.1.2 (its proxy core, one patch release older) is pinned instead so the install works anywhere. */
+export const PEER_OVERRIDES: Readonly<Record<string, string>> = { 'fast-proxy-lite': '1.1.2' };
+
 /** Which packages each peer target needs (node-limit uses the project's own undici). */
 export const PEER_NEEDS: Readonly<Record<string, readonly string[]>> = {
   'fast-gateway': ['fast-gateway'],
@@ -35,8 +39,7 @@ function installedVersion(pkg: string): string | undefined {
   }
 }
 
-const installCommand = () =>
-  `npm install --prefix ${PEERS_DIR} ${Object.entries(PEER_PACKAGES).map(([p, v]) => `${p}@${v}`).join(' ')}`;
+const installCommand = () => `npm install --prefix ${PEERS_DIR} (package.json there lists the pinned versions)`;
 
 /**
  * Installs the pinned peer packages unless the cache already has them. Returns undefined when they are
@@ -46,7 +49,13 @@ export async function ensurePeers(packages: readonly string[]): Promise<string |
   const stale = packages.filter((p) => installedVersion(p) !== PEER_PACKAGES[p]);
   if (stale.length === 0) return undefined;
   mkdirSync(PEERS_DIR, { recursive: true });
-  const manifest = { name: 'turnpike-bench-peers', private: true, description: 'cache for turnpike bench/', dependencies: PEER_PACKAGES };
+  const manifest = {
+    name: 'turnpike-bench-peers',
+    private: true,
+    description: 'cache for turnpike bench/',
+    dependencies: PEER_PACKAGES,
+    overrides: PEER_OVERRIDES,
+  };
   writeFileSync(join(PEERS_DIR, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
   console.error(`installing peer gateways into ${PEERS_DIR} (${stale.join(', ')})…`);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -59,7 +68,8 @@ export async function ensurePeers(packages: readonly string[]): Promise<string |
 }
 
 export function peerVersions(): Record<string, string> {
-  return Object.fromEntries(Object.keys(PEER_PACKAGES).map((p) => [p, installedVersion(p) ?? 'not installed']));
+  const all = [...Object.keys(PEER_PACKAGES), ...Object.keys(PEER_OVERRIDES)];
+  return Object.fromEntries(all.map((p) => [p, installedVersion(p) ?? 'not installed']));
 }
 
 export interface Peer {
@@ -78,7 +88,7 @@ export async function startPeer(name: string, backendPort: number): Promise<Peer
     '--port', String(port),
     '--upstream', `http://127.0.0.1:${backendPort}`,
     '--peers', PEERS_DIR,
-  ]);
+  ], { guard: true });
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, 15_000, () => child.hasExited());
   } catch (err) {

@@ -9,6 +9,8 @@ export interface Sample {
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly errors?: number;
+  /** The part of `errors` that is wrk's timeouts: responses slower than 2 s, left out of p50/p99. */
+  readonly timeouts?: number;
   /** CPU% of the target's process tree over the wrk window (100 = one core); for direct, the backend's. */
   readonly cpuPercent?: number;
   /** VmHWM summed over the target's process tree during the window (whole-run peak if the kernel refused the reset). */
@@ -28,6 +30,7 @@ export interface Summary {
   readonly p50Ms?: number;
   readonly p99Ms?: number;
   readonly errors?: number;
+  readonly timeouts?: number;
   readonly peakRssBytes?: number;
   readonly cpuPercent?: number;
   /** req/s ÷ cores used (CPU% / 100), median over rounds. */
@@ -76,6 +79,7 @@ export function summarize(targets: readonly string[], samples: readonly Sample[]
       p50Ms: median(good.map((s) => s.p50Ms)),
       p99Ms: median(good.map((s) => s.p99Ms)),
       errors: good.length ? good.reduce((n, s) => n + (s.errors ?? 0), 0) : undefined,
+      timeouts: good.length ? good.reduce((n, s) => n + (s.timeouts ?? 0), 0) : undefined,
       peakRssBytes: max(good.map((s) => s.peakRssBytes)),
       cpuPercent: median(good.map((s) => s.cpuPercent)),
       reqPerCore: median(good.map(perCore)),
@@ -95,7 +99,8 @@ export const fmt = {
   pct: (n?: number) => (n === undefined ? dash : `${Math.round(n)}%`),
 };
 
-export function markdownTable(title: string, rows: readonly Summary[], baseline: string): string {
+export function markdownTable(title: string, rows: readonly Summary[], baseline: string, samples: readonly Sample[] = []): string {
+  const failures = samples.filter((s) => s.failure);
   const lines = [
     `### ${title}`,
     '',
@@ -109,12 +114,21 @@ export function markdownTable(title: string, rows: readonly Summary[], baseline:
       notes.push(`${r.target} skipped: ${r.skipped}`);
       continue;
     }
-    if (r.failedRounds) notes.push(`${r.target}: ${r.failedRounds} round(s) failed, see the JSON file`);
+    if (r.failedRounds) {
+      const why = [...new Set(failures.filter((s) => s.target === r.target).map((s) => s.failure))].join('; ');
+      const rest = r.rounds ? `its numbers are from the other ${r.rounds === 1 ? 'round' : `${r.rounds} rounds`}` : 'no numbers';
+      notes.push(`${r.target}: ${r.failedRounds} of ${r.rounds + r.failedRounds} rounds failed — ${why}; ${rest}`);
+    }
     lines.push(
       `| ${r.target} | ${fmt.int(r.reqPerSec)} | ${fmt.ratio(r.ratio)} | ${fmt.ms(r.p50Ms)} | ${fmt.ms(r.p99Ms)} | ` +
         `${fmt.mb(r.peakRssBytes)} | ${fmt.pct(r.cpuPercent)} | ${fmt.int(r.reqPerCore)} | ${fmt.ratio(r.perCoreRatio)} | ` +
         `${r.errors === undefined ? dash : r.errors} | ${fmt.pct(r.backendCpuPercent)} |`,
     );
+  }
+  const timedOut = rows.filter((r) => !r.skipped && r.timeouts);
+  if (timedOut.length) {
+    notes.push(`errors that are wrk timeouts (a response slower than 2 s; such responses are missing from p50/p99): ` +
+      timedOut.map((r) => `${r.target} ${r.timeouts}`).join(', '));
   }
   const bare = rows.find((r) => r.target === 'turnpike');
   const gw = rows.find((r) => r.target === 'turnpike-gateway');
@@ -125,8 +139,9 @@ export function markdownTable(title: string, rows: readonly Summary[], baseline:
 
 /** The cost of the full gateway stack (plugins) over the bare route, in the same process and run. */
 export function gatewayCost(bare: Summary, gw: Summary): string {
-  const pct = (a?: number, b?: number) => (a === undefined || !b ? dash : `${((a / b - 1) * 100).toFixed(1)}%`);
-  const p99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined ? `${(gw.p99Ms - bare.p99Ms).toFixed(2)} ms` : dash;
+  const signed = (n: number, digits: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(digits)}`;
+  const pct = (a?: number, b?: number) => (a === undefined || !b ? dash : `${signed((a / b - 1) * 100, 1)}%`);
+  const p99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined ? `${signed(gw.p99Ms - bare.p99Ms, 2)} ms` : dash;
   return `gateway stack (headers + rewrite plugins) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
-    `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99.startsWith('-') ? '' : '+'}${p99}`;
+    `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}`;
 }

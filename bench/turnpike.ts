@@ -76,7 +76,7 @@ async function launch(dir: string, backendPort: number, o: LaunchOptions): Promi
   const configFile = join(dir, `${base}.yaml`);
   const accessLog = join(dir, `${base}-access.log`);
   writeFileSync(configFile, configYaml(port, backendPort, accessLog, o));
-  const child = startChild(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', configFile]);
+  const child = startChild(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', configFile], { guard: true });
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, READY_TIMEOUT_MS, () => child.hasExited());
   } catch (err) {

@@ -68,7 +68,10 @@ export async function runWrk(o: WrkOptions): Promise<WrkRun> {
   if (res.timedOut) return { failure: `wrk did not finish within ${o.seconds + 15} s`, raw: res.output };
   if (res.code !== 0) return { failure: `wrk exited with ${res.code}: ${res.output.trim().split('\n').pop()}`, raw: res.output };
   try {
-    return { result: parseWrk(res.output), raw: res.output };
+    const result = parseWrk(res.output);
+    // wrk reports a window without a single response as 0 req/s and 0 errors: the target stalled.
+    if (result.requests === 0) return { failure: `no response in ${o.seconds} s (the target stalled)`, raw: res.output };
+    return { result, raw: res.output };
   } catch (err) {
     return { failure: (err as Error).message, raw: res.output };
   }
