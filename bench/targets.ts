@@ -8,7 +8,7 @@ import { httpGet } from './net.ts';
 import { startNginxProxy } from './nginx.ts';
 import { PEER_NEEDS, startPeer } from './peers.ts';
 import type { ToolName } from './system.ts';
-import { startTurnpike, startTurnpikeWorkers, type Turnpike } from './turnpike.ts';
+import { startTurnpike, startTurnpikeManyRoutes, startTurnpikeWorkers, type Turnpike } from './turnpike.ts';
 
 export const BASELINE = 'nginx-1w';
 
@@ -32,6 +32,7 @@ export const TARGETS: readonly TargetInfo[] = [
   { name: 'turnpike', describe: 'Turnpike, one process, bare route, access log to a file', tools: [], peers: [], accessLog: true },
   { name: 'turnpike-workers', describe: 'Turnpike with `workers: auto`, bare route, access log to a file', tools: [], peers: [], accessLog: true },
   { name: 'turnpike-gateway', describe: 'the gateway case: Turnpike route with headers (both ways) + rewrite plugins, access log (same process as turnpike)', tools: [], peers: [], accessLog: true },
+  { name: 'turnpike-10k-routes', describe: 'as turnpike, with 10,000 other routes (exact and wildcard hosts, params, methods) in the table', tools: [], peers: [], accessLog: true },
   { name: 'fast-gateway', describe: 'fast-gateway (restana + fast-proxy-lite), one route prefix /, no log', tools: [], peers: PEER_NEEDS['fast-gateway']!, accessLog: false },
   { name: 'fastify-proxy', describe: '@fastify/http-proxy on fastify, reply-from\'s default undici client, logger off', tools: [], peers: PEER_NEEDS['fastify-proxy']!, accessLog: false },
   { name: 'http-proxy', describe: 'http-proxy createProxyServer, http.Agent keepAlive maxSockets 128, no log', tools: [], peers: PEER_NEEDS['http-proxy']!, accessLog: false },
@@ -114,6 +115,10 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
       const t = await turnpike();
       if (t.gatewaySkipped) throw new Error(t.gatewaySkipped);
       return { child: t.child, base: `${local(t.port)}api/`, accessLog: t.accessLog };
+    },
+    'turnpike-10k-routes': async () => {
+      const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
+      return { child: t.child, base: local(t.port), accessLog: t.accessLog };
     },
     'turnpike-workers': async () => {
       const t = await startTurnpikeWorkers(dirFor('turnpike-workers'), ctx.backendPort);

@@ -40,6 +40,20 @@ export interface LaunchOptions {
   readonly gateway: boolean;
   /** Top-level `workers:` setting; omitted for the single-process target. */
   readonly workers?: 'auto';
+  /** Extra routes in front of the measured one (the route-count case). */
+  readonly extraRoutes?: number;
+}
+
+/** `n` routes that do not match the bench's requests, mixing exact hosts, wildcard hosts, params and methods,
+ *  so the router's host table and trees are as large as a real config with that many routes. */
+export function manyRoutes(n: number): object[] {
+  const routes: object[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 3 === 0) routes.push({ match: { host: `h${i}.example.com`, path: `/api/v${i}` }, upstream: 'backend' });
+    else if (i % 3 === 1) routes.push({ match: { host: `*.t${i}.example.com`, path: `/svc${i}/:id` }, upstream: 'backend' });
+    else routes.push({ match: { path: `/p${i}/items`, methods: ['GET'] }, upstream: 'backend' });
+  }
+  return routes;
 }
 
 export function configYaml(port: number, backendPort: number, accessLog: string, o: LaunchOptions): string {
@@ -47,7 +61,11 @@ export function configYaml(port: number, backendPort: number, accessLog: string,
     ...(o.workers ? { workers: o.workers } : {}),
     listeners: [{ name: 'bench', protocol: 'http', address: '127.0.0.1', port }],
     upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
-    routes: [...(o.gateway ? [gatewayRoute()] : []), { name: 'all', match: { path: '/' }, upstream: 'backend' }],
+    routes: [
+      ...manyRoutes(o.extraRoutes ?? 0),
+      ...(o.gateway ? [gatewayRoute()] : []),
+      { name: 'all', match: { path: '/' }, upstream: 'backend' },
+    ],
     accessLog: { enabled: true, output: accessLog },
     shutdown: { drainTimeout: '1s' }, // the bench stops it right after the last wrk run
   };
@@ -72,7 +90,7 @@ export class LaunchError extends Error {
 
 async function launch(dir: string, backendPort: number, o: LaunchOptions): Promise<Turnpike> {
   const port = await freePort();
-  const base = `turnpike${o.workers ? '-workers' : ''}${o.gateway ? '' : '-plain'}`;
+  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${o.gateway ? '' : '-plain'}`;
   const configFile = join(dir, `${base}.yaml`);
   const accessLog = join(dir, `${base}-access.log`);
   writeFileSync(configFile, configYaml(port, backendPort, accessLog, o));
@@ -127,4 +145,9 @@ export async function startTurnpike(dir: string, backendPort: number, wantGatewa
  *  line of stderr when the gateway refuses the setting. */
 export function startTurnpikeWorkers(dir: string, backendPort: number): Promise<Turnpike> {
   return launch(dir, backendPort, { gateway: false, workers: 'auto' });
+}
+
+/** Turnpike with 10,000 other routes in front of the measured one: routing cost must not grow with the table. */
+export function startTurnpikeManyRoutes(dir: string, backendPort: number): Promise<Turnpike> {
+  return launch(dir, backendPort, { gateway: false, extraRoutes: 10_000 });
 }
