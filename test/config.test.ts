@@ -161,9 +161,15 @@ describe('values', () => {
   });
 
   test('a value of the wrong type says what was expected and what was found', () => {
-    const p = only(edit(example, 'port: 8080', 'port: "8080"'));
+    const p = only(edit(example, 'port: 8080', 'port: "eighty"'));
     assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 5, column: 11, path: 'listeners[0].port' });
-    assert.equal(p.message, 'expected a number, got the string "8080"');
+    assert.equal(p.message, 'expected a number, got the string "eighty"');
+  });
+
+  test('a quoted environment reference gives a port inside a flow map', () => {
+    const text = 'listeners: [{ name: web, protocol: http, port: "${PORT}" }]\n';
+    const config = parseConfigText(text, 'cfg.yaml', { plugins: PLUGIN_SCHEMAS, env: { PORT: '8080' } });
+    assert.equal(config.listeners[0]!.port, 8080);
   });
 
   test('out-of-range numbers and empty lists say the bound', () => {
@@ -286,9 +292,11 @@ describe('environment variables', () => {
     assert.equal(config.routes[0]!.respond!.body, '${HOME} is me, empty');
   });
 
-  test('a quoted ${VAR} stays a string', () => {
-    const p = only(`${MINIMAL.replace('port: 0', 'port: "${PORT}"')}`, { PORT: '8181' });
-    assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 4, column: 11, path: 'listeners[0].port' });
+  test('a quoted ${VAR} stays a string, an unquoted one takes the type of its value', () => {
+    const quoted = parseConfigText(MINIMAL.replace('name: web', 'name: "${N}"'), 'cfg.yaml', { plugins: PLUGIN_SCHEMAS, env: { N: '123' } });
+    assert.equal(quoted.listeners[0]!.name, '123');
+    const p = only(MINIMAL.replace('name: web', 'name: ${N}'), { N: '123' });
+    assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 2, column: 11, path: 'listeners[0].name' });
   });
 
   test('an unset variable without a default is TP_CONFIG_ENV_UNSET naming it, at its line and column', () => {

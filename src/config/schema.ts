@@ -28,7 +28,8 @@ const listener = z.strictObject({
   name: z.string().min(1),
   protocol: z.literal('http'),
   address: z.string().default('0.0.0.0'),
-  port: z.number().int().min(0).max(65535),
+  // A quoted `"${PORT}"` (needed inside a flow map, where `{` is YAML syntax) arrives as a string of digits.
+  port: z.preprocess((v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v), z.number().int().min(0).max(65535)),
   trustedProxies: z.array(cidr).default([]),
   limits: z
     .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })

@@ -10,7 +10,12 @@ export interface AccessLogConfig {
   readonly output: string;
 }
 
-type Destination = pino.DestinationStream & { flush?: () => void; flushSync?: () => void; end?: () => void };
+type Destination = pino.DestinationStream & {
+  flush?: () => void;
+  flushSync?: () => void;
+  end?: () => void;
+  once?: (event: string, listener: () => void) => void;
+};
 
 /** The ISO time of the current millisecond, computed at most once per millisecond. */
 let lastMs = 0;
@@ -74,9 +79,25 @@ export class AccessLog {
     }
   }
 
-  close(): void {
+  /** Writes out what is buffered and closes the file; resolves once it is closed (the file may still be
+   *  opening when a gateway stops right after it started, so this must wait, or the last lines are lost). */
+  close(): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
-    this.flush();
-    this.destination?.end?.();
+    const destination = this.destination;
+    if (destination === null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      timer.unref();
+      destination.once?.('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      try {
+        destination.end?.();
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
   }
 }

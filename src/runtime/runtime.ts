@@ -80,7 +80,7 @@ export class Runtime implements ListenerHost {
     if (this.accessLog === null || this.accessLog.output !== (config.accessLog.enabled ? config.accessLog.output : 'off')) {
       const old = this.accessLog;
       this.accessLog = new AccessLog(config.accessLog);
-      old?.close();
+      void old?.close();
     }
     this.current = next;
     this.live.add(next);
@@ -152,7 +152,7 @@ export class Runtime implements ListenerHost {
     await Promise.all(closed);
     this.servers.clear();
     await this.registry.closeAll(this.inFlight > 0);
-    this.accessLog?.close();
+    await this.accessLog?.close();
     this.accessLog = null;
   }
 }
