@@ -20,6 +20,9 @@ export class RequestContext {
   readonly res: ServerResponse;
   readonly startTime: number;
   readonly clientIp: string;
+  /** The address of the direct peer, and whether it is a trusted proxy (whose X-Forwarded-* we extend). */
+  readonly peer: string;
+  readonly trustedPeer: boolean;
   /** `http` or `https`, as the client used it (or as a trusted proxy said). */
   readonly scheme: string;
   requestId: string;
@@ -45,11 +48,23 @@ export class RequestContext {
   reached: number;
   errorCode: string;
 
-  constructor(req: IncomingMessage, res: ServerResponse, clientIp: string, scheme: string, requestId: string, path: string, query: string) {
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    peer: string,
+    trustedPeer: boolean,
+    clientIp: string,
+    scheme: string,
+    requestId: string,
+    path: string,
+    query: string,
+  ) {
     this.req = req;
     this.res = res;
     this.startTime = performance.now();
     this.clientIp = clientIp;
+    this.peer = peer;
+    this.trustedPeer = trustedPeer;
     this.scheme = scheme;
     this.requestId = requestId;
     this.host = req.headers.host ?? '';

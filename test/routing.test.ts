@@ -391,9 +391,9 @@ describe('scale', () => {
     return router(routes);
   }
 
-  test('cost does not depend on route count', () => {
-    // The lookup is one Map get per host label, one radix-tree search and a loop over the few routes
-    // that can match that pattern; this checks that a large table still finds the right routes.
+  test('a table of 10,000 routes finds the same routes as a table of 10', () => {
+    // Correctness at size only: the cost of a lookup at 10 vs 10,000 routes is measured by the bench's
+    // turnpike-10k-routes target, never in a timed test.
     for (const n of [10, 10_000]) {
       const r = build(n);
       const last = Math.ceil(n / 4) - 1;

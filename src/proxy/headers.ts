@@ -24,23 +24,21 @@ export function connectionTokens(value: string | string[] | undefined): string[]
   return tokens.length === 0 ? null : tokens;
 }
 
-export interface ForwardedInfo {
-  /** Whether the direct peer is a trusted proxy (its X-Forwarded-* are kept and extended). */
-  readonly trustedPeer: boolean;
-  readonly peer: string;
+/** What building the upstream headers needs from a compiled route; fixed when the config loads. */
+export interface UpstreamHeaderPolicy {
   /** Send the client's Host (true, the default) or the target's `host:port`. */
   readonly preserveHost: boolean;
   readonly requestIdHeader: string;
 }
 
 /** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
-export function upstreamRequestHeaders(ctx: RequestContext, info: ForwardedInfo, targetHost: string, keepUpgrade: boolean): string[] {
+export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHeaderPolicy, targetHost: string, keepUpgrade: boolean): string[] {
   const src: IncomingHttpHeaders = ctx.req.headers;
   const out: string[] = [];
   const remove = ctx.removeRequestHeaders;
   const extraHop = connectionTokens(src.connection);
   for (const name in src) {
-    if (REQUEST_SKIP.has(name) || name === info.requestIdHeader) {
+    if (REQUEST_SKIP.has(name) || name === policy.requestIdHeader) {
       if (!(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
     }
     if (remove !== null && remove.has(name)) continue;
@@ -54,18 +52,18 @@ export function upstreamRequestHeaders(ctx: RequestContext, info: ForwardedInfo,
     // An upgrade needs `Connection: upgrade` whatever else the client listed there.
     for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'connection') out[i + 1] = 'upgrade';
   }
-  out.push('host', info.preserveHost && ctx.host !== '' ? ctx.host : targetHost);
+  out.push('host', policy.preserveHost && ctx.host !== '' ? ctx.host : targetHost);
   const xff = src['x-forwarded-for'];
-  if (info.trustedPeer && xff !== undefined) {
-    out.push('x-forwarded-for', `${Array.isArray(xff) ? xff.join(', ') : xff}, ${info.peer}`);
+  if (ctx.trustedPeer && xff !== undefined) {
+    out.push('x-forwarded-for', `${Array.isArray(xff) ? xff.join(', ') : xff}, ${ctx.peer}`);
     out.push('x-forwarded-proto', firstValue(src['x-forwarded-proto']) ?? ctx.scheme);
     out.push('x-forwarded-host', firstValue(src['x-forwarded-host']) ?? ctx.host);
     const fwd = src.forwarded;
     if (fwd !== undefined) out.push('forwarded', fwd);
   } else {
-    out.push('x-forwarded-for', info.peer, 'x-forwarded-proto', ctx.scheme, 'x-forwarded-host', ctx.host);
+    out.push('x-forwarded-for', ctx.peer, 'x-forwarded-proto', ctx.scheme, 'x-forwarded-host', ctx.host);
   }
-  out.push(info.requestIdHeader, ctx.requestId);
+  out.push(policy.requestIdHeader, ctx.requestId);
   const set = ctx.setRequestHeaders;
   if (set !== null) for (let i = 0; i < set.length; i++) out.push(set[i]!);
   return out;

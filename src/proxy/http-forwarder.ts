@@ -6,11 +6,11 @@ import { runResponseHooks } from '../plugins/pipeline.ts';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
-import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
+import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
 import { sendProblem } from './reply.ts';
 
 /** What the forwarder needs from a compiled route. */
-export interface ForwardRoute {
+export interface ForwardRoute extends UpstreamHeaderPolicy {
   readonly pool: UpstreamPool;
   readonly chain: Chain;
   readonly maxBodySize: number;
@@ -24,7 +24,7 @@ class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
 }
 
-export function forward(ctx: RequestContext, route: ForwardRoute, info: ForwardedInfo): void {
+export function forward(ctx: RequestContext, route: ForwardRoute): void {
   const target = route.pool.pick(ctx);
   if (target === undefined) {
     sendProblem(ctx, route.chain, 'TP_NO_HEALTHY_TARGET', undefined, route.echoRequestId);
@@ -41,7 +41,7 @@ export function forward(ctx: RequestContext, route: ForwardRoute, info: Forwarde
     {
       path: ctx.path + ctx.query,
       method: req.method!,
-      headers: upstreamRequestHeaders(ctx, info, target.origin.host, false),
+      headers: upstreamRequestHeaders(ctx, route, target.origin.host, false),
       body: hasBody ? req : null,
       headersTimeout: route.headersTimeout,
       bodyTimeout: route.bodyTimeout,

@@ -1,4 +1,5 @@
 // RFC 9457 problem details for every error the gateway answers itself. Never names a backend address.
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode } from '../errors.ts';
 import type { Reply } from '../request-context.ts';
@@ -25,10 +26,6 @@ export function problemReply(code: ErrorCode, detail?: string, requestId?: strin
   };
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error',
-};
-
 /** Writes a problem on a raw socket (errors raised before Node made a request object) and closes it. */
 export function writeRawProblem(socket: Socket, code: ErrorCode, detail?: string): void {
   if (!socket.writable) {
@@ -38,7 +35,7 @@ export function writeRawProblem(socket: Socket, code: ErrorCode, detail?: string
   const body = problemBody(code, detail);
   const status = ERRORS[code].status;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: ${PROBLEM_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: ${PROBLEM_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       `connection: close\r\ncache-control: no-store\r\n\r\n${body}`,
   );
 }

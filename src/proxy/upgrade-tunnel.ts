@@ -9,13 +9,13 @@ import type { Chain } from '../plugins/pipeline.ts';
 import { runResponseHooks } from '../plugins/pipeline.ts';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
-import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
+import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
 import { errorCodeOf } from './http-forwarder.ts';
 import { sendProblem } from './reply.ts';
 
 const MAX_HEAD = 64 * 1024;
 
-export interface TunnelRoute {
+export interface TunnelRoute extends UpstreamHeaderPolicy {
   readonly pool: UpstreamPool;
   readonly chain: Chain;
   readonly connectTimeout: number;
@@ -28,7 +28,7 @@ function codedError(message: string, code: string): Error {
 }
 
 /** Opens the tunnel. `clientSocket` is the upgraded client connection, `head` the bytes read past its headers. */
-export function tunnel(ctx: RequestContext, route: TunnelRoute, info: ForwardedInfo, clientSocket: Socket, head: Buffer, onOpen: (close: () => void) => () => void): void {
+export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: Socket, head: Buffer, onOpen: (close: () => void) => () => void): void {
   const target = route.pool.pick(ctx);
   if (target === undefined) {
     sendProblem(ctx, route.chain, 'TP_NO_HEALTHY_TARGET', undefined, route.echoRequestId);
@@ -46,7 +46,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, info: ForwardedI
       method: ctx.req.method,
       path: ctx.path + ctx.query,
       // A flat [name, value, ...] list is sent as is (Host included), keeping Connection: upgrade and Upgrade.
-      headers: upstreamRequestHeaders(ctx, info, target.origin.host, true),
+      headers: upstreamRequestHeaders(ctx, route, target.origin.host, true),
       setHost: false,
       agent: false,
       maxHeaderSize: MAX_HEAD,

@@ -4,7 +4,6 @@ import { createServer, ServerResponse, type IncomingMessage, type Server } from 
 import type { Socket } from 'node:net';
 import { runRequestHooks, TERMINAL_REACHED } from '../plugins/pipeline.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
-import type { ForwardedInfo } from '../proxy/headers.ts';
 import { forward } from '../proxy/http-forwarder.ts';
 import { writeRawProblem } from '../proxy/problem.ts';
 import { sendProblem, sendReply } from '../proxy/reply.ts';
@@ -27,8 +26,6 @@ interface RequestState {
   readonly ctx: RequestContext;
   readonly snapshot: Snapshot;
   readonly host: ListenerHost;
-  readonly peer: string;
-  readonly trustedPeer: boolean;
   /** Whether this request still counts as in flight on its snapshot (an open tunnel stops counting). */
   counted: boolean;
 }
@@ -104,8 +101,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const incomingId = headers[snapshot.requestIdHeader];
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const target = parseRequestTarget(req.url ?? '');
-  const ctx = new RequestContext(req, res, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '');
-  const state: RequestState = { ctx, snapshot, host, peer, trustedPeer, counted: true };
+  const ctx = new RequestContext(req, res, peer, trustedPeer, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '');
+  const state: RequestState = { ctx, snapshot, host, counted: true };
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
   res.once('close', onResponseClose);
   if (host.draining) res.shouldKeepAlive = false;
@@ -115,15 +112,6 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
     return null;
   }
   return state;
-}
-
-function forwardedInfo(state: RequestState, route: CompiledRoute): ForwardedInfo {
-  return {
-    trustedPeer: state.trustedPeer,
-    peer: state.peer,
-    preserveHost: route.forward!.pool.config.preserveHost,
-    requestIdHeader: state.snapshot.requestIdHeader,
-  };
 }
 
 /** Finds the route (answering 404 when there is none) and records it on the context. */
@@ -178,7 +166,7 @@ function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | u
   if (ctx.res.destroyed) return;
   if (route.forward !== null) {
     if (ctx.req.headers.expect !== undefined) ctx.res.writeContinue();
-    return forward(ctx, route.forward, forwardedInfo(state, route));
+    return forward(ctx, route.forward);
   }
   if (route.respond !== null) return sendReply(ctx, route.chain, route.respond, echo);
   const r = route.redirect!;
@@ -201,7 +189,7 @@ function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, so
   const proceed = (reply: Reply | undefined) => {
     if (reply !== undefined || route.forward === null) return runTerminal(state, route, reply);
     // The response object stays on the socket: its 'close' (when the tunnel ends) logs the request.
-    tunnel(ctx, route.forward, forwardedInfo(state, route), socket, head, (close) => {
+    tunnel(ctx, route.forward, socket, head, (close) => {
       // An open tunnel uses no pool, so it must not hold the old snapshot's pools open across reloads.
       releaseSnapshot(state);
       return host.trackTunnel(close);

@@ -1,10 +1,9 @@
 // Signals and file watching around a runtime: SIGTERM/SIGINT drain and exit 0, SIGHUP or a change to the
 // config file reloads. A bad new config is logged and the old one keeps serving.
-import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { serialized, watchConfigFile } from './config-watch.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface ReloadResult {
@@ -16,31 +15,14 @@ export class ConfigReloader {
   private readonly runtime: Runtime;
   private readonly file: string;
   private readonly log: Logger;
-  private watcher: FSWatcher | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<ReloadResult> | null = null;
-  private again = false;
+  private unwatch: (() => void) | null = null;
+  /** Reloads now; a call while one runs gets that run's result and one more run follows it. */
+  readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) => this.doReload(reason));
 
   constructor(runtime: Runtime, file: string, log: Logger) {
     this.runtime = runtime;
     this.file = file;
     this.log = log;
-  }
-
-  /** Reloads now; concurrent calls coalesce into one more reload after the running one. */
-  reload(reason: string): Promise<ReloadResult> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = this.doReload(reason).finally(() => {
-      this.running = null;
-      if (this.again) {
-        this.again = false;
-        void this.reload(reason);
-      }
-    });
-    return this.running;
   }
 
   private async doReload(reason: string): Promise<ReloadResult> {
@@ -56,23 +38,19 @@ export class ConfigReloader {
     }
   }
 
-  /** Watches the config file's folder (editors replace files by rename), debounced. */
+  /** Reloads when the config file changes. */
   watch(debounceMs = 150): void {
-    const name = basename(this.file);
-    this.watcher = watch(dirname(this.file), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        void this.reload('file changed');
-      }, debounceMs);
-    });
-    this.watcher.on('error', (err) => this.log.warn({ error: err.message }, 'config watch failed'));
+    this.unwatch = watchConfigFile(
+      this.file,
+      () => void this.reload('file changed'),
+      (err) => this.log.warn({ error: err.message }, 'config watch failed'),
+      debounceMs,
+    );
   }
 
   close(): void {
-    this.watcher?.close();
-    if (this.timer) clearTimeout(this.timer);
+    this.unwatch?.();
+    this.unwatch = null;
   }
 }
 

@@ -2,12 +2,12 @@
 // listener between them), validates a new config once and tells every worker to reload, restarts a worker that
 // crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
 import cluster, { type Worker } from 'node:cluster';
-import { watch } from 'node:fs';
-import { basename, dirname, extname, resolve } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
 import { resolveWorkerCount } from './worker-count.ts';
 import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
@@ -82,8 +82,11 @@ export class Primary {
     }, Math.min(5000, 100 * this.restarts));
   }
 
-  /** Validates the file once here; only a valid config reaches the workers. Scales to a new `workers` value. */
-  async reload(reason: string): Promise<boolean> {
+  /** Validates the file once here; only a valid config reaches the workers. Scales to a new `workers` value.
+   *  Runs one at a time (a SIGHUP during a file-change reload queues one more). */
+  readonly reload: (reason: string) => Promise<boolean> = serialized((reason) => this.reloadNow(reason));
+
+  private async reloadNow(reason: string): Promise<boolean> {
     let wanted: number;
     try {
       const { config } = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS });
@@ -126,13 +129,11 @@ export class Primary {
   }
 
   private watchFile(): void {
-    const name = basename(this.file);
-    let timer: NodeJS.Timeout | null = null;
-    watch(dirname(this.file), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => void this.reload('file changed'), 150);
-    }).unref();
+    watchConfigFile(
+      this.file,
+      () => void this.reload('file changed'),
+      (err) => this.log.warn({ error: err.message }, 'config watch failed'),
+    );
   }
 
   /** SIGTERM to every worker (each drains), then resolves when all have exited. */

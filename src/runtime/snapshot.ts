@@ -111,6 +111,8 @@ export class Snapshot {
         connectTimeout: pool.config.timeouts.connect,
         idleTimeout: pool.config.timeouts.idle,
         echoRequestId: this.echoRequestId,
+        preserveHost: pool.config.preserveHost,
+        requestIdHeader: this.requestIdHeader,
       };
     }
     let respond: Reply | null = null;
@@ -118,7 +120,7 @@ export class Snapshot {
       respond = {
         status: route.respond.status,
         headers: { 'content-type': route.respond.contentType, ...route.respond.headers },
-        body: route.respond.body,
+        body: Buffer.from(route.respond.body), // its length is then known without counting per request
       };
     }
     let redirect: RedirectPlan | null = null;
