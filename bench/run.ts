@@ -25,6 +25,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     targets: { type: 'string', default: NAMES.join(',') },
     backend: { type: 'string', default: 'nginx' },
+    connections: { type: 'string' },
+    bodies: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -34,7 +36,8 @@ if (args.help) {
   --quick     1 s warm-up, 1 round of 3 s, 50 connections, 100 B body only (a smoke check, under a minute)
   --targets   subset of: ${NAMES.join(', ')}
               (direct and ${BASELINE}, the baseline of every ratio, are always included)
-  --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)`);
+  --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)
+  --connections 50,256   --bodies 100b,64k   only these cases (to look at one case while working on it)`);
   process.exit(0);
 }
 if (args.backend !== 'nginx' && args.backend !== 'node') {
@@ -45,6 +48,13 @@ if (args.backend !== 'nginx' && args.backend !== 'node') {
 const plan = args.quick
   ? { warmupSeconds: 1, rounds: 1, seconds: 3, connections: [50], bodies: ['100b'] }
   : { warmupSeconds: 3, rounds: 3, seconds: 10, connections: [50, 256], bodies: ['100b', '64k'] };
+
+if (args.connections) plan.connections = args.connections.split(',').map(Number);
+if (args.bodies) plan.bodies = args.bodies.split(',');
+if (plan.connections.some((c) => !Number.isInteger(c) || c < 1) || plan.bodies.some((b) => b !== '100b' && b !== '64k')) {
+  console.error('--connections takes whole numbers, --bodies 100b and/or 64k');
+  process.exit(2);
+}
 
 const requested = new Set(args.targets.split(',').map((t) => ALIASES[t.trim()] ?? t.trim()).filter(Boolean));
 for (const t of requested) {

@@ -31,6 +31,9 @@ const listener = z.strictObject({
   // A quoted `"${PORT}"` (needed inside a flow map, where `{` is YAML syntax) arrives as a string of digits.
   port: z.preprocess((v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v), z.number().int().min(0).max(65535)),
   trustedProxies: z.array(cidr).default([]),
+  acceptSockets: z.number().int().min(1).max(64).default(16).meta({
+    description: 'listening sockets opened on the port with SO_REUSEPORT (Linux, FreeBSD); each event-loop turn accepts one connection per socket, so a burst of new connections is not queued behind the load (1 = one socket)',
+  }),
   limits: z
     .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })
     .optional(),

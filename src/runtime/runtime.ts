@@ -1,12 +1,12 @@
 // The running gateway: the current snapshot, the listeners, reload (build beside, swap, retire) and drain.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.ts';
+import type { Config, ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
+import { ListenSockets } from './listen-sockets.ts';
 import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
 import { Snapshot } from './snapshot.ts';
 
@@ -19,6 +19,7 @@ export interface ListenerAddress {
 interface OpenListener {
   readonly key: string;
   readonly server: Server;
+  readonly sockets: ListenSockets;
 }
 
 export class Runtime implements ListenerHost {
@@ -63,11 +64,11 @@ export class Runtime implements ListenerHost {
       for (const [key, listener] of next.listeners) {
         if (this.servers.has(key)) continue;
         const server = createHttpServer(this, key, listener);
-        await listen(server, listener.config.address, listener.config.port, listener.config.name);
-        opened.push({ key, server });
+        const sockets = await listen(server, listener.config);
+        opened.push({ key, server, sockets });
       }
     } catch (err) {
-      for (const o of opened) o.server.close();
+      for (const o of opened) closeListener(o);
       await this.releaseUnused();
       throw err;
     }
@@ -88,12 +89,11 @@ export class Runtime implements ListenerHost {
     for (const [key, open] of this.servers) {
       if (next.listeners.has(key)) continue;
       this.servers.delete(key);
-      open.server.close();
-      open.server.closeIdleConnections();
+      closeListener(open);
     }
     if (previous) this.retire(previous);
     for (const o of opened) {
-      const address = o.server.address() as AddressInfo;
+      const address = o.sockets.address;
       this.log.info({ listener: next.listeners.get(o.key)!.config.name, address: address.address, port: address.port }, 'listening');
     }
   }
@@ -120,8 +120,8 @@ export class Runtime implements ListenerHost {
     const out: ListenerAddress[] = [];
     for (const [key, open] of this.servers) {
       const listener = this.current.listeners.get(key);
-      const address = open.server.address() as AddressInfo | null;
-      if (listener && address) out.push({ name: listener.config.name, address: address.address, port: address.port });
+      const address = open.sockets.address;
+      if (listener) out.push({ name: listener.config.name, address: address.address, port: address.port });
     }
     return out;
   }
@@ -141,7 +141,7 @@ export class Runtime implements ListenerHost {
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
     const servers = [...this.servers.values()];
-    const closed = servers.map((o) => new Promise<void>((resolve) => o.server.close(() => resolve())));
+    for (const o of servers) closeListener(o);
     const deadline = Date.now() + drainTimeout;
     while ((this.inFlight > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
       for (const o of servers) o.server.closeIdleConnections();
@@ -149,7 +149,6 @@ export class Runtime implements ListenerHost {
     }
     for (const close of [...this.tunnels]) close();
     for (const o of servers) o.server.closeAllConnections();
-    await Promise.all(closed);
     this.servers.clear();
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
@@ -157,15 +156,17 @@ export class Runtime implements ListenerHost {
   }
 }
 
-function listen(server: Server, address: string, port: number, name: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      reject(new TurnpikeError('TP_LISTEN_FAILED', `listener "${name}" cannot listen on ${address}:${port}: ${err.code ?? err.message}`, { cause: err }));
-    };
-    server.once('error', onError);
-    server.listen(port, address, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+async function listen(server: Server, config: ListenerConfig): Promise<ListenSockets> {
+  try {
+    return await ListenSockets.open(server, config.address, config.port, config.acceptSockets);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new TurnpikeError('TP_LISTEN_FAILED', `listener "${config.name}" cannot listen on ${config.address}:${config.port}: ${code}`, { cause: err });
+  }
+}
+
+/** Stops accepting on a listener; its idle keep-alive connections close, busy ones finish their request. */
+function closeListener(open: OpenListener): void {
+  open.sockets.close();
+  open.server.close();
 }

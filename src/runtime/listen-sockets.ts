@@ -1,0 +1,61 @@
+// The listening sockets behind one listener. libuv (1.50+, Node 24) accepts ONE connection per event-loop turn
+// and listening socket: when a busy gateway gets a burst of new connections, the last of them waits one full turn
+// per connection ahead of it (measured: 256 new connections took 2.9 s to accept while serving load, and wrk
+// counted them as timeouts). NGINX has `multi_accept`, HAProxy `tune.maxaccept`; Node has neither, so where the
+// platform has SO_REUSEPORT we open several sockets on the same port and the kernel spreads new connections over
+// them: each turn then accepts up to `count` connections. Every socket hands its connections to the one
+// http.Server, so request handling, connection tracking and timeouts are unchanged.
+import cluster from 'node:cluster';
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+
+export class ListenSockets {
+  readonly address: AddressInfo;
+  private readonly sockets: NetServer[];
+
+  private constructor(address: AddressInfo, sockets: NetServer[]) {
+    this.address = address;
+    this.sockets = sockets;
+  }
+
+  /**
+   * Opens `count` sockets on address:port (port 0 picks one free port for all) and feeds their connections to
+   * `server`. In a cluster worker the primary owns the port and accepts, so one socket is opened.
+   */
+  static async open(server: HttpServer, host: string, port: number, count: number): Promise<ListenSockets> {
+    const onConnection = (socket: Socket) => server.emit('connection', socket);
+    const many = count > 1 && !cluster.isWorker && REUSE_PORT_PLATFORMS.has(process.platform);
+    const first = await listenOne(onConnection, host, port, many);
+    const address = first.address() as AddressInfo;
+    const sockets = [first];
+    try {
+      for (let i = 1; many && i < count; i++) sockets.push(await listenOne(onConnection, host, address.port, true));
+    } catch (err) {
+      for (const s of sockets) s.close();
+      throw err;
+    }
+    // http.Server starts its connection tracking (headers/request timeouts, closeIdleConnections) on 'listening'.
+    server.emit('listening');
+    return new ListenSockets(address, sockets);
+  }
+
+  /** Stops accepting; connections already accepted stay open. */
+  close(): void {
+    for (const s of this.sockets) s.close();
+  }
+}
+
+// Where Node implements `reusePort` with the kernel balancing connections across the sockets.
+const REUSE_PORT_PLATFORMS = new Set(['linux', 'freebsd', 'dragonfly']);
+
+function listenOne(onConnection: (socket: Socket) => void, host: string, port: number, reusePort: boolean): Promise<NetServer> {
+  return new Promise((resolve, reject) => {
+    // allowHalfOpen as http.Server sets it for its own sockets: HTTP decides when to end the write side.
+    const socket = createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
+    socket.once('error', reject);
+    socket.listen({ host, port, reusePort, backlog: 511 }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
