@@ -9,7 +9,7 @@ export class UpstreamPool {
   readonly name: string;
   readonly config: UpstreamConfig;
   readonly targets: readonly Target[];
-  readonly balancer: Balancer;
+  readonly balancer: Balancer<Target>;
   /** Response headers never sent to clients (backend identity). */
   readonly hidden: ReadonlySet<string>;
 
@@ -17,12 +17,13 @@ export class UpstreamPool {
     this.name = name;
     this.config = config;
     this.targets = targets;
-    this.balancer = new RoundRobinBalancer();
+    this.balancer = new RoundRobinBalancer<Target>();
+    this.balancer.update(targets);
     this.hidden = new Set(config.hideResponseHeaders);
   }
 
-  pick(ctx: RequestContext): Target | undefined {
-    return this.balancer.pick(ctx, this.targets);
+  pick(_ctx: RequestContext): Target | undefined {
+    return this.balancer.pick('');
   }
 }
 

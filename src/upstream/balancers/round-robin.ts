@@ -1,13 +1,23 @@
-import type { Target } from '../target.ts';
-import type { Balancer } from './balancer.ts';
+// Plain rotation, weights ignored (use weighted-round-robin for weights).
+import type { BalancedTarget, Balancer } from './balancer.ts';
 
-export class RoundRobinBalancer implements Balancer {
+export class RoundRobinBalancer<T extends BalancedTarget = BalancedTarget> implements Balancer<T> {
+  private targets: readonly T[] = [];
   private next = 0;
 
-  pick(_ctx: unknown, targets: readonly Target[]): Target | undefined {
-    const n = targets.length;
+  update(targets: readonly T[]): void {
+    this.targets = targets.slice(); // the caller may reuse its array
+  }
+
+  pick(_hash: string, avoid?: T): T | undefined {
+    const n = this.targets.length;
     if (n === 0) return undefined;
-    if (this.next >= n) this.next = 0;
-    return targets[this.next++];
+    if (this.next >= n) this.next = 0; // the set may have shrunk
+    let t = this.targets[this.next++]!;
+    if (t === avoid && n > 1) {
+      if (this.next >= n) this.next = 0;
+      t = this.targets[this.next++]!;
+    }
+    return t;
   }
 }
