@@ -20,11 +20,13 @@ export class ListenSockets {
 
   /**
    * Opens `count` sockets on address:port (port 0 picks one free port for all) and feeds their connections to
-   * `server`. In a cluster worker the primary owns the port and accepts, so one socket is opened.
+   * `server`. A cluster worker opens its own sockets too (`exclusive`: the kernel, not the primary, spreads
+   * connections over the workers, as NGINX's `reuseport` does); only for port 0, where each worker would get a
+   * port of its own, does a worker share one socket through the primary.
    */
   static async open(server: HttpServer, host: string, port: number, count: number): Promise<ListenSockets> {
     const onConnection = (socket: Socket) => server.emit('connection', socket);
-    const many = count > 1 && !cluster.isWorker && REUSE_PORT_PLATFORMS.has(process.platform);
+    const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
     const first = await listenOne(onConnection, host, port, many);
     const address = first.address() as AddressInfo;
     const sockets = [first];
@@ -53,7 +55,7 @@ function listenOne(onConnection: (socket: Socket) => void, host: string, port: n
     // allowHalfOpen as http.Server sets it for its own sockets: HTTP decides when to end the write side.
     const socket = createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
     socket.once('error', reject);
-    socket.listen({ host, port, reusePort, backlog: 511 }, () => {
+    socket.listen({ host, port, reusePort, exclusive: reusePort && cluster.isWorker, backlog: 511 }, () => {
       socket.off('error', reject);
       resolve(socket);
     });
