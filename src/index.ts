@@ -25,6 +25,8 @@ export interface StartOptions {
   readonly configText?: string;
   readonly log?: Logger;
   readonly watch?: boolean;
+  /** Set by a worker of a multi-worker instance: its primary probes and shares the health verdicts. */
+  readonly worker?: { readonly initialHealth: ReadonlyMap<string, boolean>; readonly stickySecret: string };
 }
 
 export function parseConfig(text: string, file = 'config.yaml'): Config {
@@ -42,7 +44,11 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     config = parseConfig(options.configText ?? '', 'inline config');
   }
   const log = options.log ?? createAppLog(config.log.level);
-  const runtime = await Runtime.start(config, log, file);
+  const runtime = await Runtime.start(config, log, {
+    configFile: file,
+    activeChecks: options.worker === undefined,
+    ...(options.worker ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret } : {}),
+  });
   const reloader = file ? new ConfigReloader(runtime, file, log) : null;
   if (reloader && options.watch) reloader.watch();
   return {

@@ -47,6 +47,8 @@ export class RequestContext {
   /** Index of the last plugin whose request hook ran; response hooks of later plugins are skipped. */
   reached: number;
   errorCode: string;
+  /** The request carried a valid sticky cookie for a usable target (no new cookie is set). */
+  stickyPinned: boolean;
 
   constructor(
     req: IncomingMessage,
@@ -81,6 +83,7 @@ export class RequestContext {
     this.removeRequestHeaders = null;
     this.reached = -1;
     this.errorCode = '';
+    this.stickyPinned = false;
   }
 
   setRequestHeader(name: string, value: string): void {

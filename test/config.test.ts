@@ -48,7 +48,7 @@ const MINIMAL = 'listeners:\n  - name: web\n    protocol: http\n    port: 0\n';
 describe('the issue example', () => {
   test('validates verbatim through parseConfig, with sizes and durations as numbers', () => {
     const config = parseConfig(example, 'issue-example.yaml');
-    assert.deepEqual(config.listeners, [{ name: 'web', protocol: 'http', address: '127.0.0.1', port: 8080, trustedProxies: [] }]);
+    assert.deepEqual(config.listeners, [{ name: 'web', protocol: 'http', address: '127.0.0.1', port: 8080, trustedProxies: [], acceptSockets: 16 }]);
     assert.equal(config.limits.maxHeaderSize, 16 * 1024);
     assert.equal(config.limits.maxBodySize, 10 * 1024 * 1024);
     assert.equal(config.limits.headerTimeout, 10_000);
@@ -372,5 +372,58 @@ describe('route paths the router cannot compile', () => {
     const p = only(`${MINIMAL}routes:\n  - { match: { path: { exact: "/a/*" } }, respond: { body: x } }\n`);
     assert.equal(p.path, 'routes[0].match.path.exact');
     assert.match(p.message, /regex/);
+  });
+});
+
+describe('upstream balancing, health and resilience keys', () => {
+  const upstream = (body: string) => `${MINIMAL}upstreams:\n  app:\n${body}\nroutes: [{ match: { path: / }, upstream: app }]\n`;
+
+  test('every key loads, with shares, ranges and hash sources parsed', () => {
+    const config = parseConfigText(upstream(`    balance: consistent-hash
+    hashOn: header:X-User-Id
+    targets: [{ url: "http://127.0.0.1:9001", weight: 3 }, { url: "http://127.0.0.1:9002", backup: true }]
+    sticky: { cookie: tp, ttl: 1h, secret: "0123456789abcdef" }
+    healthCheck:
+      active: { type: http, path: /healthz, expectStatus: 200-299, interval: 2s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 3 }
+      passive: { consecutiveFailures: 5, ejectFor: 30s, maxEjectedPercent: 50 }
+      slowStart: 30s
+    retries: { attempts: 2, on: [connect-failure, reset, 502, 503, 504], backoff: 25ms, budget: 20% }
+    circuitBreaker: { failureRatio: 0.5, minimumRequests: 20, window: 10s, openFor: 30s, halfOpenRequests: 3 }
+    timeouts: { connect: 2s, response: 30s, idle: 60s, total: 2m }`), 'cfg.yaml', { plugins: PLUGIN_SCHEMAS });
+    const app = config.upstreams.app!;
+    assert.deepEqual(app.hashOn, { kind: 'header', name: 'x-user-id' });
+    assert.deepEqual(app.healthCheck.active!.expectStatus, [200, 299]);
+    assert.equal(app.retries!.budget, 0.2);
+    assert.deepEqual([...app.retries!.on], ['connect-failure', 'reset', '502', '503', '504']);
+    assert.equal(app.retries!.bufferBody, 64 * 1024);
+    assert.equal(app.timeouts.total, 120_000);
+    assert.equal(app.targets[1]!.backup, true);
+  });
+
+  test('hashOn with another algorithm is an error at hashOn', () => {
+    const p = only(upstream(`    hashOn: ip\n    targets: [{ url: "http://127.0.0.1:9001" }]`));
+    assert.equal(p.path, 'upstreams.app.hashOn');
+    assert.match(p.message, /hashOn applies to balance: consistent-hash, not round-robin/);
+  });
+
+  test('a hash source that is not one of the forms lists them', () => {
+    const p = only(upstream(`    balance: consistent-hash\n    hashOn: body:user\n    targets: [{ url: "http://127.0.0.1:9001" }]`));
+    assert.equal(p.path, 'upstreams.app.hashOn');
+    assert.match(p.message, /expected header:NAME, cookie:NAME, query:NAME, ip or path, got "body:user"/);
+  });
+
+  test('a bad status range and an upstream of only backups are reported where they are', () => {
+    const range = only(upstream(`    targets: [{ url: "http://127.0.0.1:9001" }]\n    healthCheck: { active: { expectStatus: 399-200 } }`));
+    assert.equal(range.path, 'upstreams.app.healthCheck.active.expectStatus');
+    assert.match(range.message, /a range such as 200-399, got "399-200"/);
+    const backups = only(upstream(`    targets: [{ url: "http://127.0.0.1:9001", backup: true }]`));
+    assert.equal(backups.path, 'upstreams.app.targets');
+    assert.match(backups.message, /at least one target that is not a backup/);
+  });
+
+  test('an unknown balance algorithm lists the known ones', () => {
+    const p = only(upstream(`    balance: fastest\n    targets: [{ url: "http://127.0.0.1:9001" }]`));
+    assert.equal(p.path, 'upstreams.app.balance');
+    assert.match(p.message, /least-request/);
   });
 });

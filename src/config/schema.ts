@@ -1,4 +1,5 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
+import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
 import { closest } from './problems.ts';
@@ -37,34 +38,6 @@ const listener = z.strictObject({
   limits: z
     .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })
     .optional(),
-});
-
-const target = z.strictObject({
-  url: z
-    .string()
-    .refine((u) => /^https?:\/\/[^/]+\/?$/.test(u) && URL.canParse(u), {
-      message: 'expected an origin such as http://127.0.0.1:9001 (scheme, host and port, no path)',
-    }),
-  weight: z.number().int().min(1).max(1000).default(1),
-});
-
-const upstreamTimeouts = z.strictObject({
-  connect: duration.prefault('5s'),
-  response: duration.prefault('60s'),
-  idle: duration.prefault('60s'),
-});
-
-const upstream = z.strictObject({
-  targets: z.array(target).min(1),
-  timeouts: upstreamTimeouts.prefault({}),
-  preserveHost: z.boolean().default(true),
-  hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
-  keepAlive: z
-    .strictObject({
-      connections: z.number().int().min(1).max(10_000).default(128),
-      idleTimeout: duration.prefault('60s'),
-    })
-    .prefault({}),
 });
 
 const pathMatch = z.union([
@@ -150,6 +123,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       redirect: redirect.optional(),
       plugins: pluginArray.default([]),
       limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
+      timeouts: routeTimeouts.optional(),
     })
     .superRefine((r, ctx) => {
       const terminals = (['upstream', 'respond', 'redirect'] as const).filter((t) => r[t] !== undefined);

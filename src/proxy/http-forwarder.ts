@@ -1,4 +1,5 @@
-// The forwarder's hot path: one undici dispatch per request, streaming both ways with backpressure.
+// The forwarder's hot path: one undici dispatch per attempt, streaming both ways with backpressure; retries,
+// the circuit breaker and passive health around it. An Exchange is one client request; an Attempt one try.
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
 import type { Chain } from '../plugins/pipeline.ts';
@@ -8,6 +9,7 @@ import type { Target } from '../upstream/target.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
 import { sendProblem } from './reply.ts';
+import { backoffDelay, covers, failureKindOf, IDEMPOTENT_METHODS, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
 export interface ForwardRoute extends UpstreamHeaderPolicy {
@@ -17,6 +19,9 @@ export interface ForwardRoute extends UpstreamHeaderPolicy {
   /** Time allowed until the upstream's response head (bounded by the route's requestTimeout). */
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  /** The whole exchange, retries included (0: unbounded). */
+  readonly totalTimeout: number;
+  readonly retry: RetryPolicy;
   readonly echoRequestId: string | null;
 }
 
@@ -25,61 +30,189 @@ class BodyTooLargeError extends Error {
 }
 
 export function forward(ctx: RequestContext, route: ForwardRoute): void {
-  const target = route.pool.pick(ctx);
-  if (target === undefined) {
-    sendProblem(ctx, route.chain, 'TP_NO_HEALTHY_TARGET', undefined, route.echoRequestId);
+  const pool = route.pool;
+  if (pool.breaker !== null && !pool.breaker.tryAcquire()) {
+    const retryAfter = String(pool.breaker.retryAfterSeconds());
+    sendProblem(ctx, route.chain, 'TP_CIRCUIT_OPEN', undefined, route.echoRequestId, { 'retry-after': retryAfter });
     return;
   }
-  const req = ctx.req;
-  const headers = req.headers;
-  const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
-  ctx.target = target.url;
-  target.active++;
-  const handler = new ForwardHandler(ctx, route, target);
-  ctx.res.once('close', handler.onClientClose);
-  target.dispatcher.dispatch(
-    {
-      path: ctx.path + ctx.query,
-      method: req.method!,
-      headers: upstreamRequestHeaders(ctx, route, target.origin.host, false),
-      body: hasBody ? req : null,
-      headersTimeout: route.headersTimeout,
-      bodyTimeout: route.bodyTimeout,
-    },
-    handler,
-  );
+  const headers = ctx.req.headers;
+  const length = headers['content-length'];
+  const hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  const exchange = new Exchange(ctx, route, hasBody);
+  // A small body of an idempotent request is kept so that a retry after it reached a backend can resend it.
+  if (hasBody && route.retry.bufferBody > 0 && IDEMPOTENT_METHODS.has(ctx.req.method!) && length !== undefined &&
+    headers['transfer-encoding'] === undefined && Number(length) <= route.retry.bufferBody) {
+    exchange.bufferThenStart(Number(length));
+  } else {
+    exchange.start();
+  }
 }
 
-class ForwardHandler implements Dispatcher.DispatchHandler {
-  private readonly ctx: RequestContext;
-  private readonly route: ForwardRoute;
-  private readonly target: Target;
-  private controller: Dispatcher.DispatchController | null = null;
-  private done = false;
-  private drainListener: (() => void) | null = null;
+class Exchange {
+  readonly ctx: RequestContext;
+  readonly route: ForwardRoute;
+  readonly hasBody: boolean;
+  /** The kept request body (a retry may resend it), or null when the body streams from the client. */
+  body: Buffer | null = null;
+  attempt: Attempt | null = null;
+  tries = 0;
+  done = false;
+  private retrying = false;
+  private timer: NodeJS.Timeout | null = null;
 
-  constructor(ctx: RequestContext, route: ForwardRoute, target: Target) {
+  constructor(ctx: RequestContext, route: ForwardRoute, hasBody: boolean) {
     this.ctx = ctx;
     this.route = route;
-    this.target = target;
+    this.hasBody = hasBody;
+    route.pool.retryBudget?.requestStarted();
+    ctx.res.once('close', this.onClientClose);
+    if (route.totalTimeout > 0) {
+      this.timer = setTimeout(this.onTotalTimeout, route.totalTimeout);
+    }
+  }
+
+  bufferThenStart(length: number): void {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const req = this.ctx.req;
+    req.on('data', (c: Buffer) => {
+      received += c.length;
+      if (received <= length) chunks.push(c);
+    });
+    req.once('end', () => {
+      if (this.done) return;
+      this.body = Buffer.concat(chunks);
+      this.ctx.bytesIn = this.body.length;
+      this.start();
+    });
+  }
+
+  start(avoid?: Target): void {
+    const ctx = this.ctx;
+    const target = this.route.pool.pick(ctx, avoid);
+    if (target === undefined) return this.fail('TP_NO_HEALTHY_TARGET');
+    this.tries++;
+    ctx.target = target.url;
+    this.attempt = new Attempt(this, target);
+    target.active++;
+    target.dispatcher.dispatch(
+      {
+        path: ctx.path + ctx.query,
+        method: ctx.req.method!,
+        headers: upstreamRequestHeaders(ctx, this.route, target.origin.host, false),
+        body: !this.hasBody ? null : this.body ?? ctx.req,
+        headersTimeout: this.route.headersTimeout,
+        bodyTimeout: this.route.bodyTimeout,
+      },
+      this.attempt,
+    );
+  }
+
+  /**
+   * An attempt failed before anything reached the client: retry when the policy, the method, the body and
+   * the budget allow it, else answer with the error. Returns true when a retry was scheduled.
+   */
+  maybeRetry(failed: Attempt, kind: FailureKind, status: number): boolean {
+    const policy = this.route.retry;
+    if (this.done || this.tries > policy.attempts || !covers(policy, kind, status)) return false;
+    // Past a connect failure the request may have reached the backend: only idempotent methods, and only
+    // with the body still in hand (a streamed body is gone once sent).
+    const reachedBackend = kind !== 'connect-failure' || this.ctx.bytesIn > 0;
+    if (reachedBackend && (!IDEMPOTENT_METHODS.has(this.ctx.req.method!) || (this.hasBody && this.body === null))) return false;
+    // The budget guards backends against retry storms; a connect failure put no load on any backend, so its
+    // retry is not counted (a dead target must not make live ones fail while health checks catch up).
+    if (reachedBackend) {
+      const budget = this.route.pool.retryBudget;
+      if (budget !== null && !budget.tryStartRetry()) return false;
+      if (this.retrying) budget?.retryEnded();
+      this.retrying = true;
+    }
+    const delay = backoffDelay(policy, this.tries);
+    if (delay === 0) this.start(failed.target);
+    else setTimeout(() => (this.done ? undefined : this.start(failed.target)), delay).unref();
+    return true;
+  }
+
+  /** Answers the client with a gateway error (nothing was sent yet) and ends the exchange. */
+  fail(code: ErrorCode): void {
+    if (this.done) return;
+    this.finish(true);
+    const res = this.ctx.res;
+    if (res.destroyed) return;
+    if (res.headersSent) {
+      this.ctx.errorCode = code;
+      res.destroy();
+      return;
+    }
+    if (code === 'TP_BODY_TOO_LARGE') res.shouldKeepAlive = false;
+    sendProblem(this.ctx, this.route.chain, code, undefined, this.route.echoRequestId);
+  }
+
+  finish(failed: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const pool = this.route.pool;
+    pool.breaker?.record(!failed);
+    pool.retryBudget?.requestEnded();
+    if (this.retrying) pool.retryBudget?.retryEnded();
   }
 
   /** The client went away (or the response finished): stop the upstream side if it is still running. */
   readonly onClientClose = (): void => {
     if (this.done) return;
-    this.finish();
-    this.controller?.abort(new Error('client closed the connection'));
+    this.finish(false);
+    this.attempt?.abort();
     if (this.ctx.status === 0) this.ctx.status = 499; // NGINX's "client closed request", for the log only
   };
 
+  private readonly onTotalTimeout = (): void => {
+    this.timer = null;
+    if (this.done) return;
+    this.attempt?.abandon();
+    this.fail('TP_UPSTREAM_TIMEOUT');
+  };
+}
+
+/** One try against one target: the undici handler. */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly exchange: Exchange;
+  readonly target: Target;
+  private readonly started = performance.now();
+  private controller: Dispatcher.DispatchController | null = null;
+  /** This attempt no longer speaks for the exchange (a retry or a timeout took over). */
+  private abandoned = false;
+  private ended = false;
+  private drainListener: (() => void) | null = null;
+
+  constructor(exchange: Exchange, target: Target) {
+    this.exchange = exchange;
+    this.target = target;
+  }
+
+  abort(): void {
+    this.abandoned = true;
+    this.controller?.abort(new Error('client closed the connection'));
+    this.end();
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+    this.controller?.abort(new Error('abandoned'));
+    this.end();
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.done) controller.abort(new Error('client closed the connection'));
+    if (this.abandoned || this.exchange.done) controller.abort(new Error('client closed the connection'));
   }
 
   onBodySent(chunk: Buffer): void {
-    this.ctx.bytesIn += chunk.length;
-    if (this.ctx.bytesIn > this.route.maxBodySize) throw new BodyTooLargeError('request body exceeds maxBodySize');
+    const ctx = this.exchange.ctx;
+    if (this.exchange.body !== null) return; // a kept body was counted when it was read
+    ctx.bytesIn += chunk.length;
+    if (ctx.bytesIn > this.exchange.route.maxBodySize) throw new BodyTooLargeError('request body exceeds maxBodySize');
   }
 
   onResponseStart(
@@ -88,57 +221,86 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
-    if (statusCode < 200) return; // 1xx interim responses are not relayed (101 goes through the upgrade tunnel)
-    const ctx = this.ctx;
+    if (statusCode < 200 || this.abandoned) return; // 1xx interim responses are not relayed (101: upgrade tunnel)
+    const exchange = this.exchange;
+    const ctx = exchange.ctx;
     const res = ctx.res;
+    const route = exchange.route;
+    route.pool.observe(this.target, performance.now() - this.started, statusCode >= 500);
     if (res.destroyed) {
       controller.abort(new Error('client closed the connection'));
       return;
     }
-    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, this.route.pool.hidden) };
-    const chain = this.route.chain;
+    if (statusCode >= 500 && exchange.maybeRetry(this, 'status', statusCode)) {
+      this.abandoned = true;
+      controller.abort(new Error('retrying'));
+      this.end();
+      return;
+    }
+    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden) };
+    const sticky = route.pool.sticky;
+    if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(route.pool.tokens.get(this.target)!));
+    const chain = route.chain;
     if (chain.response.length > 0) runResponseHooks(chain, ctx, head);
-    if (this.route.echoRequestId !== null) head.headers[this.route.echoRequestId] = ctx.requestId;
+    if (route.echoRequestId !== null) head.headers[route.echoRequestId] = ctx.requestId;
     ctx.status = head.status;
     if (head.status === statusCode && statusMessage) res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.ctx.bytesOut += chunk.length;
-    if (!this.ctx.res.write(chunk)) {
+    if (this.abandoned) return;
+    const ctx = this.exchange.ctx;
+    ctx.bytesOut += chunk.length;
+    if (!ctx.res.write(chunk)) {
       controller.pause();
       if (this.drainListener === null) this.drainListener = () => controller.resume();
-      this.ctx.res.once('drain', this.drainListener);
+      ctx.res.once('drain', this.drainListener);
     }
   }
 
   onResponseEnd(): void {
-    this.finish();
-    this.ctx.res.end();
+    this.end();
+    if (this.abandoned) return;
+    const exchange = this.exchange;
+    exchange.finish(exchange.ctx.status >= 500);
+    exchange.ctx.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    const wasDone = this.done;
-    this.finish();
-    const ctx = this.ctx;
-    if (wasDone || ctx.res.destroyed) return; // the client left first; nothing to tell it
+    this.end();
+    if (this.abandoned) return;
+    const exchange = this.exchange;
+    if (exchange.done) return; // the client left first; nothing to tell it
+    const ctx = exchange.ctx;
+    const undiciCode = (err as NodeJS.ErrnoException).code ?? '';
+    const code = errorCodeOf(err);
     if (ctx.res.headersSent) {
       // Mid-body failure: the only honest signal left is to cut the connection.
+      this.exchange.route.pool.observe(this.target, performance.now() - this.started, true);
+      exchange.finish(true);
       ctx.errorCode = 'TP_UPSTREAM_RESET';
       ctx.res.destroy();
       return;
     }
-    const code = errorCodeOf(err);
-    if (code === 'TP_BODY_TOO_LARGE') ctx.res.shouldKeepAlive = false;
-    sendProblem(ctx, this.route.chain, code, undefined, this.route.echoRequestId);
+    if (code === 'TP_BODY_TOO_LARGE') return exchange.fail(code);
+    exchange.route.pool.observe(this.target, performance.now() - this.started, true);
+    if (exchange.maybeRetry(this, failureKindOf(code, undiciCode), 0)) return;
+    exchange.fail(code);
   }
 
-  private finish(): void {
-    if (this.done) return;
-    this.done = true;
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.target.active--;
   }
+}
+
+function appendSetCookie(head: ResponseHead, cookie: string): void {
+  const existing = head.headers['set-cookie'];
+  if (existing === undefined) head.headers['set-cookie'] = cookie;
+  else if (Array.isArray(existing)) existing.push(cookie);
+  else head.headers['set-cookie'] = [String(existing), cookie];
 }
 
 /** Maps an undici or socket error to the catalogue: reach failures 502, timeouts 504. */

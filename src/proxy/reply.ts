@@ -27,7 +27,14 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
   res.end(ctx.req.method === 'HEAD' ? undefined : body);
 }
 
-export function sendProblem(ctx: RequestContext, chain: Chain | null, code: ErrorCode, detail: string | undefined, echoRequestId: string | null): void {
+export function sendProblem(
+  ctx: RequestContext,
+  chain: Chain | null,
+  code: ErrorCode,
+  detail: string | undefined,
+  echoRequestId: string | null,
+  extraHeaders?: Record<string, string>,
+): void {
   ctx.errorCode = code;
-  sendReply(ctx, chain, problemReply(code, detail, ctx.requestId), echoRequestId);
+  sendReply(ctx, chain, problemReply(code, detail, ctx.requestId, extraHeaders), echoRequestId);
 }

@@ -5,7 +5,11 @@ import cluster, { type Worker } from 'node:cluster';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
+import type { Config } from '../config/schema.ts';
+import { ActiveHealthChecker } from '../health/active-checker.ts';
+import { checkedTargets } from '../health/checked-targets.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
@@ -31,11 +35,23 @@ export class Primary {
   private stopping = false;
   private reloadId = 0;
   restarts = 0;
+  /** Active health checks run here, once per instance; verdicts go to every worker. */
+  private readonly checker: ActiveHealthChecker;
+  private readonly verdicts = new Map<string, boolean>();
+  private readonly stickySecret = randomBytes(32).toString('base64url');
 
   constructor(options: PrimaryOptions) {
     this.options = options;
     this.file = resolve(options.configFile);
     this.log = options.log;
+    this.checker = new ActiveHealthChecker((target, healthy) => this.onVerdict(target, healthy), {
+      log: (msg, fields) => this.log.warn(fields, msg),
+    });
+  }
+
+  private onVerdict(target: string, healthy: boolean): void {
+    this.verdicts.set(target, healthy);
+    for (const w of this.workers) if (w.isConnected()) w.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
   }
 
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
@@ -48,14 +64,17 @@ export class Primary {
       execArgv: [...NODE_FLAGS, ...process.execArgv.filter((a) => !NODE_FLAGS.includes(a))],
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
+    this.checker.set(checkedTargets(config));
     await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
     this.log.info({ workers: this.wanted, pid: process.pid }, 'primary started');
     if (this.options.watch) this.watchFile();
   }
 
   private fork(): Promise<void> {
-    const worker = cluster.fork({ TURNPIKE_CONFIG: this.file });
+    const worker = cluster.fork({ TURNPIKE_CONFIG: this.file, TURNPIKE_STICKY_SECRET: this.stickySecret });
     this.workers.add(worker);
+    // What the probes have found so far; later verdicts follow as they come.
+    for (const [target, healthy] of this.verdicts) worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
     return new Promise((resolvePromise, reject) => {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'ready') {
@@ -88,14 +107,16 @@ export class Primary {
 
   private async reloadNow(reason: string): Promise<boolean> {
     let wanted: number;
+    let config: Config;
     try {
-      const { config } = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS });
+      config = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS }).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;
       this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');
       return false;
     }
+    this.checker.set(checkedTargets(config));
     const id = ++this.reloadId;
     const current = [...this.workers];
     const results = await Promise.all(current.map((w) => this.askReload(w, id)));
@@ -139,6 +160,7 @@ export class Primary {
   /** SIGTERM to every worker (each drains), then resolves when all have exited. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.checker.stop();
     const exits = [...this.workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
     for (const w of this.workers) w.process.kill('SIGTERM');
     await Promise.all(exits);

@@ -1,8 +1,11 @@
 // The running gateway: the current snapshot, the listeners, reload (build beside, swap, retire) and drain.
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config, ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
+import { ActiveHealthChecker } from '../health/active-checker.ts';
+import { checkedTargets } from '../health/checked-targets.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
@@ -22,12 +25,23 @@ interface OpenListener {
   readonly sockets: ListenSockets;
 }
 
+export interface RuntimeOptions {
+  readonly configFile?: string | undefined;
+  /** Run the active health checks here (a single process). Workers get results from their primary instead. */
+  readonly activeChecks?: boolean;
+  /** Health results known before the first snapshot (a worker started after its primary's probes). */
+  readonly initialHealth?: ReadonlyMap<string, boolean>;
+  /** Signs sticky cookies of upstreams without their own `secret`; shared by the workers of an instance. */
+  readonly stickySecret?: string;
+}
+
 export class Runtime implements ListenerHost {
   current!: Snapshot;
   draining = false;
   readonly configFile: string | undefined;
   private readonly log: Logger;
-  private readonly registry = new TargetRegistry();
+  private readonly registry: TargetRegistry;
+  private readonly checker: ActiveHealthChecker | null;
   private readonly live = new Set<Snapshot>();
   private readonly servers = new Map<string, OpenListener>();
   private readonly tunnels = new Set<() => void>();
@@ -35,15 +49,31 @@ export class Runtime implements ListenerHost {
   private version = 0;
   private stopping: Promise<void> | null = null;
 
-  private constructor(log: Logger, configFile: string | undefined) {
+  private constructor(log: Logger, options: RuntimeOptions) {
     this.log = log;
-    this.configFile = configFile;
+    this.configFile = options.configFile;
+    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth);
+    this.checker = options.activeChecks === false
+      ? null
+      : new ActiveHealthChecker((id, healthy) => this.setTargetHealth(id, healthy), {
+        log: (msg, fields) => this.log.warn(fields, msg),
+      });
   }
 
-  static async start(config: Config, log: Logger, configFile?: string): Promise<Runtime> {
-    const runtime = new Runtime(log, configFile);
+  static async start(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+    const runtime = new Runtime(log, options);
     await runtime.apply(config);
     return runtime;
+  }
+
+  /** A health check's verdict on a target: every live pool that holds it recomputes its usable set. */
+  setTargetHealth(id: string, healthy: boolean): void {
+    if (!this.registry.setHealth(id, healthy)) return;
+    for (const snapshot of this.live) {
+      for (const pool of snapshot.upstreams.values()) {
+        if (pool.targets.some((t) => t.id === id)) pool.refresh();
+      }
+    }
   }
 
   logAccess(ctx: RequestContext): void {
@@ -85,6 +115,7 @@ export class Runtime implements ListenerHost {
     }
     this.current = next;
     this.live.add(next);
+    this.checker?.set(checkedTargets(config));
     // Listeners the new config dropped stop accepting; their open requests finish.
     for (const [key, open] of this.servers) {
       if (next.listeners.has(key)) continue;
@@ -104,6 +135,7 @@ export class Runtime implements ListenerHost {
     const done = () => {
       old.onDrained = null;
       this.live.delete(old);
+      for (const pool of old.upstreams.values()) pool.close();
       void this.releaseUnused();
     };
     if (old.inFlight === 0) done();
@@ -140,6 +172,8 @@ export class Runtime implements ListenerHost {
 
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
+    this.checker?.stop();
+    for (const s of this.live) for (const pool of s.upstreams.values()) pool.close();
     const servers = [...this.servers.values()];
     for (const o of servers) closeListener(o);
     const deadline = Date.now() + drainTimeout;

@@ -6,6 +6,7 @@ import { compileChain, type Chain } from '../plugins/pipeline.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
 import type { ForwardRoute } from '../proxy/http-forwarder.ts';
+import { compileRetryPolicy } from '../proxy/retry-policy.ts';
 import type { TunnelRoute } from '../proxy/upgrade-tunnel.ts';
 import type { Reply } from '../request-context.ts';
 import { Router } from '../routing/router.ts';
@@ -102,14 +103,17 @@ export class Snapshot {
     let forward: CompiledRoute['forward'] = null;
     if (route.upstream !== undefined) {
       const pool = this.upstreams.get(route.upstream)!;
+      const timeouts = { ...pool.config.timeouts, ...definedOnly(route.timeouts) };
       forward = {
         pool,
         chain,
         maxBodySize,
-        headersTimeout: Math.min(pool.config.timeouts.response, requestTimeout),
-        bodyTimeout: pool.config.timeouts.idle,
-        connectTimeout: pool.config.timeouts.connect,
-        idleTimeout: pool.config.timeouts.idle,
+        headersTimeout: Math.min(timeouts.response, requestTimeout),
+        bodyTimeout: timeouts.idle,
+        totalTimeout: timeouts.total ?? 0,
+        retry: compileRetryPolicy(pool.config),
+        connectTimeout: timeouts.connect,
+        idleTimeout: timeouts.idle,
         echoRequestId: this.echoRequestId,
         preserveHost: pool.config.preserveHost,
         requestIdHeader: this.requestIdHeader,
@@ -136,4 +140,10 @@ export class Snapshot {
     }
     return { name, index, chain, maxBodySize, upstreamName: route.upstream ?? '', forward, respond, redirect };
   }
+}
+
+/** The keys of `o` whose value is set (a route's timeout overrides only what it names). */
+function definedOnly<T extends object>(o: T | undefined): Partial<T> {
+  if (o === undefined) return {};
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -10,10 +10,22 @@ if (!file || !process.send) {
   process.exit(1);
 }
 const send = (m: WorkerMessage) => process.send!(m);
+const stickySecret = process.env.TURNPIKE_STICKY_SECRET ?? '';
+delete process.env.TURNPIKE_STICKY_SECRET; // not for plugins or child processes to see
+// Health verdicts arrive from the primary from the start; the ones before the gateway exists seed its targets.
+const initialHealth = new Map<string, boolean>();
+let applyHealth = (target: string, healthy: boolean): void => {
+  initialHealth.set(target, healthy);
+};
+process.on('message', (m: PrimaryMessage) => {
+  if (m.type === 'health') applyHealth(m.target, m.healthy);
+});
 // The primary reloads every worker; a SIGHUP sent to the whole process group must not also reload us.
 process.on('SIGHUP', () => undefined);
 try {
-  const gateway = await startGateway({ configFile: file, watch: false });
+  const gateway = await startGateway({ configFile: file, watch: false, worker: { initialHealth, stickySecret } });
+  applyHealth = (target, healthy) => gateway.runtime.setTargetHealth(target, healthy);
+  for (const [target, healthy] of initialHealth) applyHealth(target, healthy);
   installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'reload') {

@@ -1,7 +1,10 @@
 // The IPC vocabulary between the primary and its workers.
 import type { ListenerAddress } from './runtime.ts';
 
-export type PrimaryMessage = { readonly type: 'reload'; readonly id: number };
+export type PrimaryMessage =
+  | { readonly type: 'reload'; readonly id: number }
+  /** An active health check's verdict (probes run once per instance, in the primary). */
+  | { readonly type: 'health'; readonly target: string; readonly healthy: boolean };
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly ports: ListenerAddress[] }

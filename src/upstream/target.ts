@@ -7,22 +7,35 @@ import type { Pool as PoolType } from 'undici';
 // every gateway process would carry for nothing. undici has no `exports` map, so the path is stable within a major.
 const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof PoolType;
 import type { UpstreamConfig } from '../config/schema.ts';
+export { targetId } from './target-id.ts';
 
 export class Target {
+  /** Identity in the registry and for health state: upstream name, URL and the settings that shape the pool. */
+  readonly id: string;
+  /** What balancers hash on: the origin, so a ring keeps its shape when unrelated settings change. */
   readonly key: string;
   readonly url: string;
   readonly origin: URL;
   readonly weight: number;
+  readonly backup: boolean;
   readonly dispatcher: PoolType;
   /** Requests currently in flight on this target. */
   active: number;
+  /** As the active health check last said (true until a check says otherwise). */
+  healthy: boolean;
+  /** performance.now() when it last turned healthy again (slow start ramps from there); 0 = never down. */
+  healthySince: number;
 
-  constructor(key: string, url: string, weight: number, upstream: UpstreamConfig) {
-    this.key = key;
+  constructor(id: string, url: string, weight: number, backup: boolean, upstream: UpstreamConfig) {
+    this.id = id;
     this.url = url;
     this.origin = new URL(url);
+    this.key = this.origin.origin;
     this.weight = weight;
+    this.backup = backup;
     this.active = 0;
+    this.healthy = true;
+    this.healthySince = 0;
     this.dispatcher = new Pool(this.origin.origin, {
       connections: upstream.keepAlive.connections,
       keepAliveTimeout: upstream.keepAlive.idleTimeout,
@@ -34,9 +47,4 @@ export class Target {
       pipelining: 1,
     });
   }
-}
-
-/** The key under which a target's pool is reused across reloads: its URL and everything that shapes the pool. */
-export function targetKey(url: string, upstream: UpstreamConfig): string {
-  return `${url}|${JSON.stringify(upstream.timeouts)}|${JSON.stringify(upstream.keepAlive)}`;
 }

@@ -17,18 +17,19 @@ export interface Backend {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export async function startBackend(handler: Handler): Promise<Backend> {
+/** A backend on port 0, or on `port` (to bring a killed target back at the same address). */
+export async function startBackend(handler: Handler, port = 0): Promise<Backend> {
   const requests: IncomingMessage[] = [];
   const server = createServer((req, res) => {
     requests.push(req);
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
     server,
-    port,
-    url: `http://127.0.0.1:${port}`,
+    port: bound,
+    url: `http://127.0.0.1:${bound}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
@@ -39,7 +40,7 @@ export async function startBackend(handler: Handler): Promise<Backend> {
 }
 
 /** A backend answering JSON { name, method, url, headers, body }. */
-export function startEchoBackend(name: string): Promise<Backend> {
+export function startEchoBackend(name: string, port = 0): Promise<Backend> {
   return startBackend((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -47,7 +48,7 @@ export function startEchoBackend(name: string): Promise<Backend> {
       res.writeHead(200, { 'content-type': 'application/json', server: 'secret-backend/1.0', 'x-powered-by': 'php/5' });
       res.end(JSON.stringify({ name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
     });
-  });
+  }, port);
 }
 
 export const quietLog = pino({ level: 'silent' });

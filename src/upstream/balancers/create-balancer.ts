@@ -1,4 +1,5 @@
 // The algorithms by the names the config uses.
+import { BALANCE_ALGORITHMS } from '../../config/upstream-schema.ts';
 import type { BalancedTarget, Balancer } from './balancer.ts';
 import { ConsistentHashBalancer } from './consistent-hash.ts';
 import { EwmaBalancer } from './ewma.ts';
@@ -9,16 +10,7 @@ import { RandomBalancer } from './random.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
 import { WeightedRoundRobinBalancer } from './weighted-round-robin.ts';
 
-export const BALANCE_ALGORITHMS = [
-  'round-robin',
-  'weighted-round-robin',
-  'least-connections',
-  'least-request',
-  'random',
-  'ip-hash',
-  'consistent-hash',
-  'ewma',
-] as const;
+export { BALANCE_ALGORITHMS };
 
 export type BalanceAlgorithm = (typeof BALANCE_ALGORITHMS)[number];
 

@@ -1,0 +1,163 @@
+// The `upstreams.NAME` section: targets, balancing, health, retries, breaker and timeouts.
+import { z } from 'zod';
+import { duration, headerName, size } from './primitives.ts';
+
+export const BALANCE_ALGORITHMS = [
+  'round-robin',
+  'weighted-round-robin',
+  'least-connections',
+  'least-request',
+  'random',
+  'ip-hash',
+  'consistent-hash',
+  'ewma',
+] as const;
+
+const target = z.strictObject({
+  url: z
+    .string()
+    .refine((u) => /^https?:\/\/[^/]+\/?$/.test(u) && URL.canParse(u), {
+      message: 'expected an origin such as http://127.0.0.1:9001 (scheme, host and port, no path)',
+    }),
+  weight: z.number().int().min(1).max(1000).default(1),
+  backup: z.boolean().default(false).meta({ description: 'gets traffic only when no primary target is healthy' }),
+});
+
+/** Where the hash of consistent-hash (and ip-hash) comes from. */
+export type HashSource =
+  | { readonly kind: 'header' | 'cookie' | 'query'; readonly name: string }
+  | { readonly kind: 'ip' | 'path' };
+
+const hashOn = z
+  .string()
+  .transform((v, ctx): HashSource => {
+    if (v === 'ip' || v === 'path') return { kind: v };
+    const m = /^(header|cookie|query):(.+)$/.exec(v);
+    if (m && (m[1] !== 'header' || /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(m[2]!))) {
+      return { kind: m[1] as 'header' | 'cookie' | 'query', name: m[1] === 'header' ? m[2]!.toLowerCase() : m[2]! };
+    }
+    ctx.addIssue({ code: 'custom', message: `expected header:NAME, cookie:NAME, query:NAME, ip or path, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  })
+  .meta({ description: 'header:NAME | cookie:NAME | query:NAME | ip | path' });
+
+/** `200-399`, `200` or 204 → an inclusive range. */
+const statusRange = z
+  .union([z.number().int(), z.string()], { error: 'expected a status such as 200 or a range such as 200-399' })
+  .transform((v, ctx): [number, number] => {
+    const m = /^(\d{3})(?:-(\d{3}))?$/.exec(String(v));
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!(lo >= 100 && hi <= 599 && lo <= hi)) {
+      ctx.addIssue({ code: 'custom', message: `expected a status such as 200 or a range such as 200-399, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return [lo, hi];
+  });
+
+const activeHealthCheck = z.strictObject({
+  type: z.enum(['http', 'tcp']).default('http'),
+  path: z.string().startsWith('/', { message: 'a health-check path must start with /' }).default('/'),
+  host: z.string().min(1).optional().meta({ description: 'Host header of http probes (default: the target host)' }),
+  expectStatus: statusRange.prefault('200-399'),
+  interval: duration.prefault('5s'),
+  timeout: duration.prefault('2s'),
+  healthyThreshold: z.number().int().min(1).max(100).default(2),
+  unhealthyThreshold: z.number().int().min(1).max(100).default(3),
+});
+
+const passiveHealthCheck = z.strictObject({
+  consecutiveFailures: z.number().int().min(1).max(1000).default(5),
+  ejectFor: duration.prefault('30s'),
+  maxEjectedPercent: z.number().min(0).max(100).default(50),
+});
+
+export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', '502', '503', '504'] as const;
+
+const retries = z.strictObject({
+  attempts: z.number().int().min(0).max(10).default(2).meta({ description: 'retries after the first try' }),
+  on: z
+    .array(z.union([z.enum(RETRY_CONDITIONS), z.number().int().min(500).max(599).transform(String)]))
+    .default(['connect-failure', 'reset', '502', '503', '504'])
+    .transform((list) => new Set(list.map(String))),
+  backoff: duration.prefault('25ms').meta({ description: 'base of an exponential backoff with jitter (capped at 10×)' }),
+  budget: z
+    .union([z.number().min(0).max(1), z.string().regex(/^\d{1,3}(\.\d+)?%$/)], { error: 'expected a share such as 20% or 0.2' })
+    .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1)) / 100))
+    .prefault('20%'),
+  minConcurrent: z.number().int().min(0).default(3).meta({ description: 'retries always allowed in flight, whatever the budget' }),
+  bufferBody: size.prefault('64kb').meta({
+    description: 'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',
+  }),
+});
+
+const circuitBreaker = z.strictObject({
+  failureRatio: z.number().gt(0).max(1).default(0.5),
+  minimumRequests: z.number().int().min(1).default(20),
+  window: duration.prefault('10s'),
+  openFor: duration.prefault('30s'),
+  halfOpenRequests: z.number().int().min(1).default(3),
+});
+
+export const upstreamTimeouts = z.strictObject({
+  connect: duration.prefault('5s'),
+  response: duration.prefault('60s').meta({ description: 'until the response head (first byte)' }),
+  idle: duration.prefault('60s').meta({ description: 'between two chunks of the response body' }),
+  total: duration.optional().meta({ description: 'the whole exchange, retries included' }),
+});
+
+const sticky = z.strictObject({
+  cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected a cookie name' }),
+  ttl: duration.optional().meta({ description: 'cookie lifetime (default: a session cookie)' }),
+  secret: z.string().min(16, { message: 'a sticky secret needs at least 16 characters' }).optional(),
+  path: z.string().default('/'),
+  secure: z.boolean().default(false),
+  sameSite: z.enum(['Lax', 'Strict', 'None']).default('Lax'),
+});
+
+export const upstream = z
+  .strictObject({
+    targets: z.array(target).min(1),
+    balance: z.enum(BALANCE_ALGORITHMS).default('round-robin'),
+    hashOn: hashOn.optional(),
+    sticky: sticky.optional(),
+    healthCheck: z
+      .strictObject({
+        active: activeHealthCheck.optional(),
+        passive: passiveHealthCheck.optional(),
+        slowStart: duration.optional().meta({ description: 'ramp a returning target up to its full share over this time' }),
+      })
+      .prefault({}),
+    retries: retries.optional(),
+    circuitBreaker: circuitBreaker.optional(),
+    timeouts: upstreamTimeouts.prefault({}),
+    preserveHost: z.boolean().default(true),
+    hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
+    keepAlive: z
+      .strictObject({
+        connections: z.number().int().min(1).max(10_000).default(128),
+        idleTimeout: duration.prefault('60s'),
+      })
+      .prefault({}),
+  })
+  .superRefine((u, ctx) => {
+    if (u.hashOn !== undefined && u.balance !== 'consistent-hash') {
+      ctx.addIssue({ code: 'custom', message: `hashOn applies to balance: consistent-hash, not ${u.balance}`, path: ['hashOn'] });
+    }
+    const urls = new Set<string>();
+    u.targets.forEach((t, i) => {
+      const url = new URL(t.url).origin;
+      if (urls.has(url)) ctx.addIssue({ code: 'custom', message: `target ${url} is listed twice`, path: ['targets', i, 'url'] });
+      urls.add(url);
+    });
+    if (u.targets.length > 0 && u.targets.every((t) => t.backup)) {
+      ctx.addIssue({ code: 'custom', message: 'an upstream needs at least one target that is not a backup', path: ['targets'] });
+    }
+  });
+
+/** Per-route overrides of the upstream's timeouts (connect stays per upstream: it belongs to the connection pool). */
+export const routeTimeouts = z.strictObject({
+  response: duration.optional(),
+  idle: duration.optional(),
+  total: duration.optional(),
+});
