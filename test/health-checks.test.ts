@@ -69,6 +69,32 @@ describe('active health checks', () => {
     }
   });
 
+  test('slowStart ramps a target that comes back up to its share instead of all at once', async (t) => {
+    const a = await echo('a');
+    const b = await echo('b');
+    const gw = await startGatewayYaml(yaml([a, b], '{ active: { interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 }, slowStart: 2s }'));
+    const shareOfB = async (n: number) => {
+      let hits = 0;
+      for (let i = 0; i < n; i++) if (json(await request(gw.port(), '/')).name === 'b') hits++;
+      return hits / n;
+    };
+    try {
+      const port = b.port;
+      await b.close();
+      await until(async () => !gw.runtime.current.upstreams.get('app')!.targets[1]!.healthy, 'b unhealthy');
+      await echo('b', port);
+      await until(async () => gw.runtime.current.upstreams.get('app')!.targets[1]!.healthy, 'b healthy');
+      const early = await shareOfB(100);
+      await sleep(2100);
+      const late = await shareOfB(100);
+      t.diagnostic(`b's share in its first moments back: ${(early * 100).toFixed(0)}%; after slowStart (2 s): ${(late * 100).toFixed(0)}%`);
+      assert.ok(early < 0.3, `early ${early}`);
+      assert.ok(late > 0.4, `late ${late}`);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('an http check fails on a status outside expectStatus', async () => {
     const good = await echo('good');
     let sick = true;
