@@ -9,6 +9,13 @@ export interface ErrorSpec {
 export const ERRORS = {
   // Requests (answered as application/problem+json)
   TP_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request' },
+  TP_UNAUTHENTICATED: { status: 401, title: 'Authentication is required' },
+  TP_FORBIDDEN: { status: 403, title: 'Access to this resource is not allowed' },
+  TP_IP_FORBIDDEN: { status: 403, title: 'Requests from this address are not allowed' },
+  TP_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  TP_CONCURRENCY_LIMITED: { status: 503, title: 'Too many requests in progress' },
+  TP_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached to check the credential' },
+  TP_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the gateway needs is unavailable' },
   TP_BAD_REQUEST: { status: 400, title: 'Malformed request' },
   TP_REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time' },
   TP_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },

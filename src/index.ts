@@ -5,6 +5,7 @@ import type { Config } from './config/schema.ts';
 import { createAppLog } from './observability/app-log.ts';
 import { PLUGIN_SCHEMAS } from './plugins/registry.ts';
 import { ConfigReloader } from './runtime/lifecycle.ts';
+import type { ConcurrencyStore, RateStore } from './limits/shared-store.ts';
 import { Runtime } from './runtime/runtime.ts';
 
 export { ConfigError, formatProblem } from './config/loader.ts';
@@ -26,7 +27,11 @@ export interface StartOptions {
   readonly log?: Logger;
   readonly watch?: boolean;
   /** Set by a worker of a multi-worker instance: its primary probes and shares the health verdicts. */
-  readonly worker?: { readonly initialHealth: ReadonlyMap<string, boolean>; readonly stickySecret: string };
+  readonly worker?: {
+    readonly initialHealth: ReadonlyMap<string, boolean>;
+    readonly stickySecret: string;
+    readonly limitStore: RateStore & ConcurrencyStore;
+  };
 }
 
 export function parseConfig(text: string, file = 'config.yaml'): Config {
@@ -47,7 +52,9 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   const runtime = await Runtime.start(config, log, {
     configFile: file,
     activeChecks: options.worker === undefined,
-    ...(options.worker ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret } : {}),
+    ...(options.worker
+      ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret, limitStore: options.worker.limitStore }
+      : {}),
   });
   const reloader = file ? new ConfigReloader(runtime, file, log) : null;
   if (reloader && options.watch) reloader.watch();

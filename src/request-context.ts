@@ -1,6 +1,7 @@
 // Per-request state shared by the listener, the plugins and the forwarder. One object per request;
 // fields are assigned in the constructor so every context has the same hidden class.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Identity } from './auth/identity.ts';
 
 /** A response head that response-phase plugins may change before it is written. */
 export interface ResponseHead {
@@ -47,6 +48,14 @@ export class RequestContext {
   /** Index of the last plugin whose request hook ran; response hooks of later plugins are skipped. */
   reached: number;
   errorCode: string;
+  /** Set by the first authentication plugin that accepts the request. */
+  identity: Identity | null;
+  /** `WWW-Authenticate` challenges of the authentication plugins that refused it (sent with the 401). */
+  authChallenges: string[] | null;
+  /** What the access log shows instead of the request target (a credential in the query redacted), or null. */
+  logUrl: string | null;
+  /** Runs when the exchange ends (concurrency slots); at most a few per request. */
+  onDone: (() => void) | null;
   /** The request carried a valid sticky cookie for a usable target (no new cookie is set). */
   stickyPinned: boolean;
 
@@ -84,6 +93,10 @@ export class RequestContext {
     this.reached = -1;
     this.errorCode = '';
     this.stickyPinned = false;
+    this.identity = null;
+    this.authChallenges = null;
+    this.onDone = null;
+    this.logUrl = null;
   }
 
   setRequestHeader(name: string, value: string): void {

@@ -1,4 +1,5 @@
 // The turnpike command: start, validate, schema, demo. The only module that reads argv.
+import { hashPassword } from '../auth/password.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
 import { configJsonSchema } from '../config/json-schema.ts';
@@ -121,6 +122,22 @@ program
   .description('print the config JSON Schema (for editors)')
   .action(() => {
     process.stdout.write(JSON.stringify(configJsonSchema(PLUGIN_SCHEMAS), null, 2) + '\n');
+  });
+
+program
+  .command('hash-password')
+  .description('read a password from standard input and print a hash for consumers[].credentials.basic.passwordHash')
+  .action(async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    // One trailing newline (from echo or a terminal) is not part of the password.
+    const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (password === '') {
+      process.stderr.write('hash-password: no password on standard input (try: echo -n SECRET | turnpike hash-password)\n');
+      process.exitCode = 2;
+      return;
+    }
+    process.stdout.write(`${await hashPassword(password)}\n`);
   });
 
 program

@@ -123,5 +123,23 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
     if (firstBind !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['listeners', i, 'port'], `address ${bind} is already used by listeners[${firstBind}]`));
     else binds.set(bind, i);
   });
+  const consumerNames = new Map<string, number>();
+  const keys = new Map<string, number>();
+  list(raw.consumers).forEach((c, i) => {
+    if (!isObject(c)) return;
+    if (typeof c.name === 'string') {
+      const first = consumerNames.get(c.name);
+      if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['consumers', i, 'name'], `consumer name "${c.name}" is already used by consumers[${first}]`));
+      else consumerNames.set(c.name, i);
+    }
+    const credentials = isObject(c.credentials) ? c.credentials : {};
+    list(credentials.apiKeys).forEach((k, j) => {
+      if (typeof k !== 'string') return;
+      const first = keys.get(k);
+      // The message must not print the key itself.
+      if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['consumers', i, 'credentials', 'apiKeys', j], `this API key is already given to consumers[${first}]`));
+      else keys.set(k, i);
+    });
+  });
   return problems;
 }

@@ -1,4 +1,5 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
+import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -154,6 +155,9 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     shutdown: z.strictObject({ drainTimeout: duration.prefault('30s') }).prefault({}),
     requestId: z.strictObject({ header: headerName.default('x-request-id'), echo: z.boolean().default(true) }).prefault({}),
     workers: workerCount.default(1),
+    consumers,
+    stores,
+    consumerHeaders,
   });
 }
 

@@ -60,7 +60,7 @@ export class AccessLog {
     // Values that come from the client go through JSON.stringify; the rest are known to need no escaping.
     let line =
       `{"level":"info","time":"${isoNow()}","requestId":${JSON.stringify(ctx.requestId)},"clientIp":"${ctx.clientIp}",` +
-      `"method":${JSON.stringify(req.method)},"host":${JSON.stringify(ctx.host)},"path":${JSON.stringify(req.url)},` +
+      `"method":${JSON.stringify(req.method)},"host":${JSON.stringify(ctx.host)},"path":${JSON.stringify(ctx.logUrl ?? req.url)},` +
       `"route":${JSON.stringify(ctx.routeName)}`;
     if (ctx.upstreamName !== '') line += `,"upstream":${JSON.stringify(ctx.upstreamName)}`;
     if (ctx.target !== '') line += `,"target":"${ctx.target}"`;

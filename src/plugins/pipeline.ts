@@ -1,6 +1,7 @@
 // Compiles a route's plugins (global first, then the route's) into fixed-phase hook arrays, and runs them.
 import type { PluginEntry } from '../config/schema.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import { problemReply } from '../proxy/problem.ts';
 import { PLUGINS } from './registry.ts';
 import { PHASES, type PluginEnv, type RequestHook, type RequestHookResult, type ResponseHook } from './types.ts';
 
@@ -29,10 +30,17 @@ export function compileChain(global: readonly PluginEntry[], route: readonly Plu
   const requestPositions: number[] = [];
   const response: ResponseHook[] = [];
   const responsePositions: number[] = [];
+  const lastAuthenticate = ordered.findLastIndex((o) => o.def.phase === 'authenticate');
   ordered.forEach(({ entry, def }, position) => {
     const hooks = def.create(entry.config, env);
     if (hooks.request) {
       request.push(hooks.request);
+      requestPositions.push(position);
+    }
+    // Several authentication plugins on a route: any one accepting is enough, so each one that refuses only
+    // leaves its challenge, and this gate after the last of them answers 401 when none accepted.
+    if (position === lastAuthenticate) {
+      request.push(authenticationGate);
       requestPositions.push(position);
     }
     if (hooks.response) {
@@ -41,6 +49,12 @@ export function compileChain(global: readonly PluginEntry[], route: readonly Plu
     }
   });
   return { request, requestPositions, response, responsePositions, pluginNames: ordered.map((o) => o.entry.name) };
+}
+
+function authenticationGate(ctx: RequestContext): Reply | undefined {
+  if (ctx.identity !== null) return undefined;
+  const challenges = ctx.authChallenges ?? [];
+  return problemReply('TP_UNAUTHENTICATED', undefined, ctx.requestId, challenges.length > 0 ? { 'www-authenticate': challenges } : undefined);
 }
 
 /**

@@ -1,11 +1,34 @@
 // Every plugin Turnpike knows. Adding a plugin = one file + one line here.
 import type { z } from 'zod';
+import { allowPlugin } from './allow.ts';
+import { basicAuthPlugin } from './basic-auth.ts';
+import { concurrencyPlugin } from './concurrency.ts';
+import { corsPlugin } from './cors.ts';
 import { headersPlugin } from './headers.ts';
+import { ipFilterPlugin } from './ip-filter.ts';
+import { jwtPlugin } from './jwt.ts';
+import { keyAuthPlugin } from './key-auth.ts';
+import { oauth2IntrospectionPlugin } from './oauth2-introspection.ts';
+import { rateLimitPlugin } from './rate-limit.ts';
 import { rewritePlugin } from './rewrite.ts';
+import { securityHeadersPlugin } from './security-headers.ts';
 import type { PluginDefinition } from './types.ts';
 
 export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<string, PluginDefinition<any>>(
-  [rewritePlugin, headersPlugin].map((p) => [p.name, p as PluginDefinition<any>]),
+  [
+    rewritePlugin,
+    headersPlugin,
+    ipFilterPlugin,
+    corsPlugin,
+    keyAuthPlugin,
+    basicAuthPlugin,
+    jwtPlugin,
+    oauth2IntrospectionPlugin,
+    allowPlugin,
+    rateLimitPlugin,
+    concurrencyPlugin,
+    securityHeadersPlugin,
+  ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
 
 export const PLUGIN_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map([...PLUGINS].map(([name, p]) => [name, p.schema]));

@@ -1,6 +1,9 @@
 // What a plugin is: a name, a config schema, the phase its request hook runs in, and a factory that
 // precomputes everything at load so the hooks only do per-request work (as Hono's middleware factories do).
 import type { z } from 'zod';
+import type { Redis } from 'ioredis';
+import type { ConsumerDirectory } from '../auth/consumers.ts';
+import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 
 /** Request phases, in the fixed order they run. The terminal (forward, respond, redirect) runs after `cache`. */
@@ -21,6 +24,15 @@ export interface PluginEnv {
   /** Folder of the config file, to resolve relative paths. */
   readonly configDir: string;
   readonly warn: (message: string) => void;
+  /** The top-level `consumers:`, compiled for lookups. */
+  readonly consumers: ConsumerDirectory;
+  /** The shared Redis client of `stores.redis` (one per process, created on first use); undefined when not configured. */
+  readonly redis: () => Redis | undefined;
+  /** Instance-wide memory counters (local in one process, the primary's in a worker). */
+  readonly memoryRates: RateStore;
+  readonly memoryConcurrency: ConcurrencyStore;
+  /** Logs once per key and interval (store outages: a line per interval, not per request). */
+  readonly logThrottled: (key: string, message: string, fields?: object) => void;
 }
 
 export interface PluginDefinition<C = unknown> {

@@ -29,6 +29,9 @@ export interface UpstreamHeaderPolicy {
   /** Send the client's Host (true, the default) or the target's `host:port`. */
   readonly preserveHost: boolean;
   readonly requestIdHeader: string;
+  /** Headers carrying the consumer upstream: always removed from the client's request, set when identified. */
+  readonly consumerNameHeader: string;
+  readonly consumerGroupsHeader: string;
 }
 
 /** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
@@ -38,7 +41,7 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHead
   const remove = ctx.removeRequestHeaders;
   const extraHop = connectionTokens(src.connection);
   for (const name in src) {
-    if (REQUEST_SKIP.has(name) || name === policy.requestIdHeader) {
+    if (REQUEST_SKIP.has(name) || name === policy.requestIdHeader || name === policy.consumerNameHeader || name === policy.consumerGroupsHeader) {
       if (!(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
     }
     if (remove !== null && remove.has(name)) continue;
@@ -64,6 +67,11 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHead
     out.push('x-forwarded-for', ctx.peer, 'x-forwarded-proto', ctx.scheme, 'x-forwarded-host', ctx.host);
   }
   out.push(policy.requestIdHeader, ctx.requestId);
+  const consumer = ctx.identity?.consumer;
+  if (consumer) {
+    out.push(policy.consumerNameHeader, consumer.name);
+    if (consumer.groups.length > 0) out.push(policy.consumerGroupsHeader, consumer.groups.join(','));
+  }
   const set = ctx.setRequestHeaders;
   if (set !== null) for (let i = 0; i < set.length; i++) out.push(set[i]!);
   return out;

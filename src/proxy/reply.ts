@@ -33,7 +33,7 @@ export function sendProblem(
   code: ErrorCode,
   detail: string | undefined,
   echoRequestId: string | null,
-  extraHeaders?: Record<string, string>,
+  extraHeaders?: Record<string, string | string[]>,
 ): void {
   ctx.errorCode = code;
   sendReply(ctx, chain, problemReply(code, detail, ctx.requestId, extraHeaders), echoRequestId);

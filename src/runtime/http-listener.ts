@@ -79,6 +79,11 @@ export function updateHttpServer(server: Server, listener: CompiledListener): vo
 function onResponseClose(this: ServerResponse): void {
   const state = (this as unknown as Record<symbol, RequestState>)[kState]!;
   releaseSnapshot(state);
+  const done = state.ctx.onDone;
+  if (done !== null) {
+    state.ctx.onDone = null;
+    done();
+  }
   state.host.logAccess(state.ctx);
 }
 

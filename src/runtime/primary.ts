@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
+import { answerLimitRequest } from '../limits/ipc-store.ts';
+import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
@@ -39,6 +41,9 @@ export class Primary {
   private readonly checker: ActiveHealthChecker;
   private readonly verdicts = new Map<string, boolean>();
   private readonly stickySecret = randomBytes(32).toString('base64url');
+  /** The instance's `memory` limit counters; workers reach them over IPC. Slots a worker holds, per worker. */
+  private readonly limits = new MemoryLimitStore();
+  private readonly heldSlots = new WeakMap<Worker, Map<string, number>>();
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -73,6 +78,15 @@ export class Primary {
   private fork(): Promise<void> {
     const worker = cluster.fork({ TURNPIKE_CONFIG: this.file, TURNPIKE_STICKY_SECRET: this.stickySecret });
     this.workers.add(worker);
+    const held = new Map<string, number>();
+    this.heldSlots.set(worker, held);
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'limit-rate' || m.type === 'limit-acquire' || m.type === 'limit-release') {
+        void answerLimitRequest(this.limits, m, (r) => {
+          if (worker.isConnected()) worker.send(r satisfies PrimaryMessage);
+        }, held);
+      }
+    });
     // What the probes have found so far; later verdicts follow as they come.
     for (const [target, healthy] of this.verdicts) worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
     return new Promise((resolvePromise, reject) => {
@@ -92,6 +106,8 @@ export class Primary {
 
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.workers.delete(worker);
+    // Concurrency slots a dead worker held would otherwise be lost for good.
+    for (const [key, n] of this.heldSlots.get(worker) ?? []) for (let i = 0; i < n; i++) this.limits.release(key);
     if (this.stopping || this.leaving.has(worker)) return;
     this.restarts++;
     this.log.error({ worker: worker.process.pid, code, signal, restarts: this.restarts }, 'worker died; starting a new one');

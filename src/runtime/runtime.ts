@@ -11,7 +11,10 @@ import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import { ListenSockets } from './listen-sockets.ts';
 import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
-import { Snapshot } from './snapshot.ts';
+import { MemoryLimitStore } from '../limits/memory-store.ts';
+import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
+import { RedisClients } from '../stores/redis-client.ts';
+import { Snapshot, type SnapshotServices } from './snapshot.ts';
 
 export interface ListenerAddress {
   readonly name: string;
@@ -33,6 +36,8 @@ export interface RuntimeOptions {
   readonly initialHealth?: ReadonlyMap<string, boolean>;
   /** Signs sticky cookies of upstreams without their own `secret`; shared by the workers of an instance. */
   readonly stickySecret?: string;
+  /** Where `memory` limit counters live: the primary's (over IPC) in a worker; default: this process. */
+  readonly limitStore?: RateStore & ConcurrencyStore;
 }
 
 export class Runtime implements ListenerHost {
@@ -42,6 +47,9 @@ export class Runtime implements ListenerHost {
   private readonly log: Logger;
   private readonly registry: TargetRegistry;
   private readonly checker: ActiveHealthChecker | null;
+  private readonly services: SnapshotServices;
+  private readonly redis: RedisClients;
+  private readonly throttled = new Map<string, number>();
   private readonly live = new Set<Snapshot>();
   private readonly servers = new Map<string, OpenListener>();
   private readonly tunnels = new Set<() => void>();
@@ -53,6 +61,13 @@ export class Runtime implements ListenerHost {
     this.log = log;
     this.configFile = options.configFile;
     this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth);
+    this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
+    this.services = {
+      warn: (m) => this.log.warn(m),
+      redis: (settings) => this.redis.get(settings),
+      memory: options.limitStore ?? new MemoryLimitStore(),
+      logThrottled: (key, message, fields) => this.logThrottled(key, message, fields),
+    };
     this.checker = options.activeChecks === false
       ? null
       : new ActiveHealthChecker((id, healthy) => this.setTargetHealth(id, healthy), {
@@ -64,6 +79,15 @@ export class Runtime implements ListenerHost {
     const runtime = new Runtime(log, options);
     await runtime.apply(config);
     return runtime;
+  }
+
+  /** Logs `message` at most once per 10 s per key: a store outage is a line per interval, not per request. */
+  private logThrottled(key: string, message: string, fields?: object): void {
+    const now = Date.now();
+    const last = this.throttled.get(key) ?? 0;
+    if (now - last < 10_000) return;
+    this.throttled.set(key, now);
+    this.log.warn(fields ?? {}, message);
   }
 
   /** A health check's verdict on a target: every live pool that holds it recomputes its usable set. */
@@ -88,7 +112,7 @@ export class Runtime implements ListenerHost {
   /** Builds a snapshot for `config` beside the current one, opens new listeners, then swaps. Throws and keeps the old one on failure. */
   async apply(config: Config): Promise<void> {
     if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
-    const next = new Snapshot(config, ++this.version, this.configFile, this.registry, (m) => this.log.warn(m));
+    const next = new Snapshot(config, ++this.version, this.configFile, this.registry, this.services);
     const opened: OpenListener[] = [];
     try {
       for (const [key, listener] of next.listeners) {
@@ -187,6 +211,7 @@ export class Runtime implements ListenerHost {
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
     this.accessLog = null;
+    this.redis.close();
   }
 }
 

@@ -8,7 +8,11 @@ import { ProxyTrust } from '../proxy/client-ip.ts';
 import type { ForwardRoute } from '../proxy/http-forwarder.ts';
 import { compileRetryPolicy } from '../proxy/retry-policy.ts';
 import type { TunnelRoute } from '../proxy/upgrade-tunnel.ts';
+import type { Redis } from 'ioredis';
+import { ConsumerDirectory } from '../auth/consumers.ts';
+import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { Reply } from '../request-context.ts';
+import type { RedisSettings } from '../stores/redis-client.ts';
 import { Router } from '../routing/router.ts';
 import type { TargetRegistry, UpstreamPool } from '../upstream/pool.ts';
 
@@ -43,6 +47,14 @@ export interface CompiledListener {
   readonly requestTimeout: number;
 }
 
+/** What a snapshot gets from the runtime that outlives it: shared stores and logging. */
+export interface SnapshotServices {
+  readonly warn: (message: string) => void;
+  readonly redis: (settings: RedisSettings) => Redis;
+  readonly memory: RateStore & ConcurrencyStore;
+  readonly logThrottled: (key: string, message: string, fields?: object) => void;
+}
+
 export function listenerKey(l: ListenerConfig): string {
   // Port 0 listeners are told apart by name (each gets its own ephemeral port).
   return `${l.protocol}|${l.address}|${l.port}${l.port === 0 ? `|${l.name}` : ''}`;
@@ -57,17 +69,29 @@ export class Snapshot {
   readonly listeners: ReadonlyMap<string, CompiledListener>;
   readonly requestIdHeader: string;
   readonly echoRequestId: string | null;
+  /** Header names that carry the consumer upstream (client-sent copies are always removed). */
+  readonly consumerHeaders: { readonly name: string; readonly groups: string };
   /** Requests that started on this snapshot and have not finished. */
   inFlight = 0;
   retired = false;
   onDrained: (() => void) | null = null;
 
-  constructor(config: Config, version: number, configFile: string | undefined, registry: TargetRegistry, warn: (m: string) => void) {
+  constructor(config: Config, version: number, configFile: string | undefined, registry: TargetRegistry, services: SnapshotServices) {
     this.config = config;
     this.version = version;
     this.requestIdHeader = config.requestId.header;
     this.echoRequestId = config.requestId.echo ? config.requestId.header : null;
-    const env: PluginEnv = { configDir: configFile ? dirname(configFile) : process.cwd(), warn };
+    this.consumerHeaders = config.consumerHeaders;
+    const redisSettings = config.stores.redis;
+    const env: PluginEnv = {
+      configDir: configFile ? dirname(configFile) : process.cwd(),
+      warn: services.warn,
+      consumers: new ConsumerDirectory(config.consumers),
+      redis: () => (redisSettings ? services.redis(redisSettings) : undefined),
+      memoryRates: services.memory,
+      memoryConcurrency: services.memory,
+      logThrottled: services.logThrottled,
+    };
 
     const upstreams = new Map<string, UpstreamPool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) upstreams.set(name, registry.build(name, upstream));
@@ -117,6 +141,8 @@ export class Snapshot {
         echoRequestId: this.echoRequestId,
         preserveHost: pool.config.preserveHost,
         requestIdHeader: this.requestIdHeader,
+        consumerNameHeader: this.consumerHeaders.name,
+        consumerGroupsHeader: this.consumerHeaders.groups,
       };
     }
     let respond: Reply | null = null;

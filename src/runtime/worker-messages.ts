@@ -1,12 +1,15 @@
 // The IPC vocabulary between the primary and its workers.
+import type { LimitReply, LimitRequest } from '../limits/ipc-store.ts';
 import type { ListenerAddress } from './runtime.ts';
 
 export type PrimaryMessage =
   | { readonly type: 'reload'; readonly id: number }
   /** An active health check's verdict (probes run once per instance, in the primary). */
-  | { readonly type: 'health'; readonly target: string; readonly healthy: boolean };
+  | { readonly type: 'health'; readonly target: string; readonly healthy: boolean }
+  | LimitReply;
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly ports: ListenerAddress[] }
   | { readonly type: 'failed'; readonly error: string }
-  | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string };
+  | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string }
+  | LimitRequest;

@@ -1,0 +1,51 @@
+// allow: authorization on the identity an authentication plugin set. Every condition given must hold: the
+// consumer is in at least one of `groups` (or is one of `consumers`), the token has every one of `scopes`, and
+// each of `claims` has exactly that value. Otherwise 403.
+import { z } from 'zod';
+import { problemReply } from '../proxy/problem.ts';
+import { definePlugin } from './types.ts';
+
+const claimValue = z.union([z.string(), z.number(), z.boolean()]);
+
+const schema = z
+  .strictObject({
+    groups: z.array(z.string().min(1)).min(1).optional(),
+    consumers: z.array(z.string().min(1)).min(1).optional(),
+    scopes: z.array(z.string().min(1)).min(1).optional(),
+    claims: z.record(z.string(), claimValue).optional(),
+  })
+  .refine((c) => c.groups || c.consumers || c.scopes || c.claims, { message: 'allow needs at least one of groups, consumers, scopes, claims' });
+
+export const allowPlugin = definePlugin({
+  name: 'allow',
+  phase: 'authorize',
+  description: 'Allows only identities with the given groups, consumers, scopes or claim values (403 otherwise)',
+  schema,
+  create(config) {
+    const groups = config.groups ? new Set(config.groups) : null;
+    const consumers = config.consumers ? new Set(config.consumers) : null;
+    const scopes = config.scopes ?? null;
+    const claims = config.claims ? Object.entries(config.claims) : null;
+    return {
+      request(ctx) {
+        const identity = ctx.identity;
+        if (identity === null) return problemReply('TP_FORBIDDEN', 'no authenticated identity', ctx.requestId);
+        const consumer = identity.consumer;
+        if (groups !== null || consumers !== null) {
+          const inGroup = groups !== null && consumer !== null && consumer.groups.some((g) => groups.has(g));
+          const named = consumers !== null && consumer !== null && consumers.has(consumer.name);
+          if (!inGroup && !named) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
+        }
+        if (scopes !== null) {
+          for (const s of scopes) if (!identity.scopes.has(s)) return problemReply('TP_FORBIDDEN', `missing scope ${s}`, ctx.requestId);
+        }
+        if (claims !== null) {
+          for (const [name, value] of claims) {
+            if (identity.claims[name] !== value) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
+          }
+        }
+        return undefined;
+      },
+    };
+  },
+});
