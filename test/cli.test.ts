@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { json, request, tempDir } from './helpers/servers.ts';
+import { PLUGINS } from '../src/plugins/registry.ts';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'config');
@@ -104,10 +105,10 @@ describe('turnpike schema', () => {
     };
     assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
     assert.equal(schema.type, 'object');
-    for (const key of ['listeners', 'limits', 'upstreams', 'routes', 'plugins']) assert.ok(key in schema.properties, key);
+    for (const key of ['listeners', 'limits', 'upstreams', 'routes', 'plugins', 'consumers', 'stores']) assert.ok(key in schema.properties, key);
     for (const plugins of [schema.properties.plugins, schema.properties.routes.items.properties.plugins]) {
       const forms = (plugins.items.anyOf as { properties: Record<string, any> }[]).map((f) => Object.keys(f.properties));
-      assert.deepEqual(forms.flat().sort(), ['headers', 'rewrite']);
+      assert.deepEqual(forms.flat().sort(), [...PLUGINS.keys()].sort());
     }
     const rewrite = schema.properties.routes.items.properties.plugins.items.anyOf.find((f: any) => f.properties.rewrite).properties.rewrite;
     assert.deepEqual(Object.keys(rewrite.properties).sort(), ['addPrefix', 'regex', 'stripPrefix']);

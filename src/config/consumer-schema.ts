@@ -41,7 +41,7 @@ export const stores = z
       .strictObject({
         url: z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), { message: 'expected redis://host:port or rediss://...' }),
         connectTimeout: duration.prefault('1s'),
-        commandTimeout: duration.prefault('1s').meta({ description: 'a store call slower than this counts as a store error' }),
+        commandTimeout: duration.prefault('500ms').meta({ description: 'a store call slower than this counts as a store error' }),
       })
       .optional(),
   })
