@@ -22,10 +22,10 @@ export interface GetResult {
   readonly bodyLength: number;
 }
 
-/** A single GET on a fresh connection (no agent), bounded by `timeoutMs`. */
-export function httpGet(url: string, timeoutMs: number): Promise<GetResult> {
+/** A single GET on a fresh connection (no agent), bounded by `timeoutMs`, with optional extra request headers. */
+export function httpGet(url: string, timeoutMs: number, headers: Readonly<Record<string, string>> = {}): Promise<GetResult> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs, headers }, (res) => {
       let bodyLength = 0;
       res.on('data', (chunk: Buffer) => (bodyLength += chunk.length));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bodyLength }));

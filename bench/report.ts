@@ -16,6 +16,8 @@ export interface Sample {
   /** VmHWM summed over the target's process tree during the window (whole-run peak if the kernel refused the reset). */
   readonly peakRssBytes?: number;
   readonly backendCpuPercent?: number;
+  /** CPU% of the target's helper process (the redis-server of turnpike-gateway-redis), not in cpuPercent. */
+  readonly sidecarCpuPercent?: number;
   readonly failure?: string;
   readonly raw: string;
 }
@@ -38,6 +40,7 @@ export interface Summary {
   /** Median over rounds of req/s per core ÷ the baseline's in the same round. */
   readonly perCoreRatio?: number;
   readonly backendCpuPercent?: number;
+  readonly sidecarCpuPercent?: number;
   readonly skipped?: string;
 }
 
@@ -85,6 +88,7 @@ export function summarize(targets: readonly string[], samples: readonly Sample[]
       reqPerCore: median(good.map(perCore)),
       perCoreRatio: median(good.map((s) => { const b = baseByRound.get(s.round); return div(perCore(s), b && perCore(b)); })),
       backendCpuPercent: median(good.map((s) => s.backendCpuPercent)),
+      sidecarCpuPercent: median(good.map((s) => s.sidecarCpuPercent)),
       skipped: skipped.get(t),
     };
   });
@@ -99,7 +103,17 @@ export const fmt = {
   pct: (n?: number) => (n === undefined ? dash : `${Math.round(n)}%`),
 };
 
-export function markdownTable(title: string, rows: readonly Summary[], baseline: string, samples: readonly Sample[] = []): string {
+/**
+ * `stacks`: the gateway cases (target → its plugin stack); each gets a line on its cost over the bare `turnpike`
+ * row of the same table.
+ */
+export function markdownTable(
+  title: string,
+  rows: readonly Summary[],
+  baseline: string,
+  samples: readonly Sample[] = [],
+  stacks: ReadonlyMap<string, string> = new Map([['turnpike-gateway', 'headers + rewrite plugins']]),
+): string {
   const failures = samples.filter((s) => s.failure);
   const lines = [
     `### ${title}`,
@@ -131,17 +145,31 @@ export function markdownTable(title: string, rows: readonly Summary[], baseline:
       timedOut.map((r) => `${r.target} ${r.timeouts}`).join(', '));
   }
   const bare = rows.find((r) => r.target === 'turnpike');
-  const gw = rows.find((r) => r.target === 'turnpike-gateway');
-  if (bare?.reqPerSec && gw?.reqPerSec && !bare.skipped && !gw.skipped) notes.push(gatewayCost(bare, gw));
+  for (const [target, stack] of stacks) {
+    const gw = rows.find((r) => r.target === target);
+    if (bare?.reqPerSec && gw?.reqPerSec && !bare.skipped && !gw.skipped) notes.push(gatewayCost(bare, gw, stack));
+  }
   if (notes.length) lines.push('', ...notes.map((n) => `- ${n}`));
   return lines.join('\n');
 }
 
-/** The cost of the full gateway stack (plugins) over the bare route, in the same process and run. */
-export function gatewayCost(bare: Summary, gw: Summary): string {
+/** The performance issue's budget for the full gateway stack over the bare route. */
+export const GATEWAY_BUDGET = { maxThroughputLoss: 0.15, maxP99Ratio: 1.25 };
+
+/** The cost of a gateway stack (plugins) over the bare route, in the same process and run, against the budget. */
+export function gatewayCost(bare: Summary, gw: Summary, stack = 'headers + rewrite plugins'): string {
   const signed = (n: number, digits: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(digits)}`;
   const pct = (a?: number, b?: number) => (a === undefined || !b ? dash : `${signed((a / b - 1) * 100, 1)}%`);
-  const p99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined ? `${signed(gw.p99Ms - bare.p99Ms, 2)} ms` : dash;
-  return `gateway stack (headers + rewrite plugins) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
-    `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}`;
+  const hasP99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined && bare.p99Ms > 0;
+  const p99 = hasP99 ? `${signed(gw.p99Ms! - bare.p99Ms!, 2)} ms (${(gw.p99Ms! / bare.p99Ms!).toFixed(2)}×)` : dash;
+  const over: string[] = [];
+  if (bare.reqPerSec && gw.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec * (1 - GATEWAY_BUDGET.maxThroughputLoss)) over.push('req/s');
+  if (hasP99 && gw.p99Ms! > bare.p99Ms! * GATEWAY_BUDGET.maxP99Ratio) over.push('p99');
+  const verdict = over.length
+    ? `OVER the budget on ${over.join(' and ')}`
+    : 'within the budget';
+  const sidecar = gw.sidecarCpuPercent !== undefined ? `; redis-server CPU ${fmt.pct(gw.sidecarCpuPercent)} besides` : '';
+  return `${gw.target} — gateway stack (${stack}) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
+    `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}${sidecar} — ${verdict} ` +
+    `(≤ ${GATEWAY_BUDGET.maxThroughputLoss * 100} % req/s, p99 ≤ ${GATEWAY_BUDGET.maxP99Ratio}×)`;
 }

@@ -106,12 +106,15 @@ const env = {
   wrk: toolVersion(TOOLS.wrk),
   nginx: toolPath(TOOLS.nginx) ? toolVersion(TOOLS.nginx) : 'not installed',
   haproxy: toolPath(TOOLS.haproxy) ? toolVersion(TOOLS.haproxy) : 'not installed',
+  redis: targets.includes('turnpike-gateway-redis') && toolPath(TOOLS['redis-server'])
+    ? toolVersion(TOOLS['redis-server']).replace(/\s+sha=.*$/, '')
+    : undefined,
   peers: peerPackages.length ? peerVersions() : {},
   cpu: `${cpus.length} × ${cpus[0]?.model ?? 'unknown'}`,
   os: `${os.type()} ${os.release()}`,
   backend: backendKind,
 };
-console.log(`- node ${env.node} · ${env.wrk} · ${env.nginx} · ${env.haproxy} · ${env.cpu} · ${env.os}`);
+console.log(`- node ${env.node} · ${env.wrk} · ${env.nginx} · ${env.haproxy}${env.redis ? ` · ${env.redis}` : ''} · ${env.cpu} · ${env.os}`);
 if (peerPackages.length) console.log(`- peers: ${Object.entries(env.peers).map(([p, v]) => `${p} ${v}`).join(', ')}`);
 console.log(
   `- plan: warm-up ${plan.warmupSeconds} s per target and case, ${plan.rounds} round(s) of ${plan.seconds} s in rotating order, ` +
@@ -140,7 +143,7 @@ async function startBackend(): Promise<{ child: Child; port: number }> {
 }
 const { child: backend, port: backendPort } = await startBackend();
 env.backend = backendKind;
-const { running, skipped } = await startTargets(targets, { tmp, backendPort, backend }, skippedUpFront);
+const { running, skipped, helpers } = await startTargets(targets, { tmp, backendPort, backend }, skippedUpFront);
 const active = targets.filter((t) => running.has(t));
 const startupSeconds = (performance.now() - t0) / 1000;
 
@@ -164,9 +167,11 @@ async function measure(r: Running, body: string, connections: number, seconds: n
   rssPerWindow = resetPeakRss(r.child.pid) && rssPerWindow;
   const cpu = cpuWindow(r.child.pid);
   const backendCpu = cpuWindow(backend.pid);
-  const run = await runWrk({ url, seconds, connections });
+  const sidecarCpu = r.sidecar && !r.sidecar.hasExited() ? cpuWindow(r.sidecar.pid) : undefined;
+  const run = await runWrk({ url, seconds, connections, headers: r.headers });
   const cpuPercent = cpu();
   const backendCpuPercent = backendCpu();
+  const sidecarCpuPercent = sidecarCpu?.();
   const peak = peakRssBytes(r.child.pid);
   for (const other of running.values()) {
     try {
@@ -179,7 +184,7 @@ async function measure(r: Running, body: string, connections: number, seconds: n
   return {
     target: r.name, round, url, raw: run.raw, failure: run.failure,
     reqPerSec: w?.reqPerSec, requests: w?.requests, p50Ms: w?.p50Ms, p99Ms: w?.p99Ms, errors: w?.errors, timeouts: w?.socketErrors.timeout,
-    cpuPercent, peakRssBytes: peak, backendCpuPercent,
+    cpuPercent, peakRssBytes: peak, backendCpuPercent, sidecarCpuPercent,
   };
 }
 
@@ -187,7 +192,7 @@ function progress(label: string, s: Sample): void {
   const what = s.failure
     ? `FAILED: ${s.failure}`
     : `${Math.round(s.reqPerSec ?? 0).toLocaleString('en-US')} req/s, p99 ${s.p99Ms?.toFixed(2)} ms, CPU ${Math.round(s.cpuPercent ?? 0)}%, errors ${s.errors}`;
-  console.error(`${label} ${s.target.padEnd(16)} ${what}`);
+  console.error(`${label} ${s.target.padEnd(22)} ${what}`);
 }
 
 // --- the run --------------------------------------------------------------------------------------------
@@ -224,9 +229,10 @@ for (const connections of plan.connections) {
 const tp = running.get('turnpike');
 const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid) : undefined;
 
+const stacks = new Map(TARGETS.filter((t) => t.stack).map((t) => [t.name, t.stack!]));
 console.log('');
 for (const c of cases) {
-  console.log(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, BASELINE, c.samples));
+  console.log(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, BASELINE, c.samples, stacks));
   console.log('');
 }
 const medianNote = plan.rounds > 1 ? `medians over ${plan.rounds} rounds; errors summed, peak RSS max over rounds` : 'single round';
@@ -235,6 +241,9 @@ console.log(
   'CPU % and peak RSS: the target\'s whole process tree (nginx master + workers, Turnpike workers) during each wrk window, ' +
     '100% = one core; for direct they are the backend\'s own. req/s per core = req/s ÷ (CPU % / 100).',
 );
+if (running.has('turnpike-gateway-redis')) {
+  console.log('The redis-server of turnpike-gateway-redis is not in that row\'s CPU % or req/s per core; its own CPU % is in the cost line.');
+}
 if (!rssPerWindow) console.log('note: the kernel refused to reset VmHWM, so peak RSS is the peak since each process started');
 if (turnpikeRunPeak) console.log(`Turnpike (single process) peak RSS over the whole run: ${(turnpikeRunPeak / 1024 / 1024).toFixed(1)} MiB`);
 
@@ -271,6 +280,7 @@ console.log(`took ${totalSeconds.toFixed(1)} s (startup ${startupSeconds.toFixed
 
 const stops = [...new Set([...running.values()].map((r) => r.child))].filter((c) => c !== backend);
 await Promise.all(stops.map((c) => c.stop(3000)));
+await Promise.all(helpers.map((h) => h.stop(1000)));
 await backend.stop(1000);
 // A window that failed on Turnpike or on the baselines makes the run fail; a peer gateway that stalls or a
 // target that is skipped (not built yet, peers not installable) is reported in the tables instead.

@@ -1,4 +1,4 @@
-// The system programs the bench drives (wrk, nginx, HAProxy): finding them, installing them with apt when
+// The system programs the bench drives (wrk, nginx, HAProxy, redis-server): finding them, installing them with apt when
 // we are root, and their versions for the report.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,6 +17,7 @@ export const TOOLS = {
   wrk: { name: 'wrk', apt: 'wrk', paths: ['/usr/bin/wrk'], versionArgs: ['-v'] },
   nginx: { name: 'nginx', apt: 'nginx', paths: ['/usr/sbin/nginx'], versionArgs: ['-v'] },
   haproxy: { name: 'haproxy', apt: 'haproxy', paths: ['/usr/sbin/haproxy'], versionArgs: ['-v'] },
+  'redis-server': { name: 'redis-server', apt: 'redis-server', paths: ['/usr/bin/redis-server'], versionArgs: ['-v'] },
 } as const satisfies Record<string, Tool>;
 export type ToolName = keyof typeof TOOLS;
 

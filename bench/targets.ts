@@ -8,7 +8,11 @@ import { httpGet } from './net.ts';
 import { startNginxProxy } from './nginx.ts';
 import { PEER_NEEDS, startPeer } from './peers.ts';
 import type { ToolName } from './system.ts';
-import { startTurnpike, startTurnpikeManyRoutes, startTurnpikeWorkers, type Turnpike } from './turnpike.ts';
+import { startRedis, type RedisServer } from './redis.ts';
+import {
+  GATEWAY_PREFIX, gatewayHeaders, gatewayProblem, startTurnpike, startTurnpikeManyRoutes, startTurnpikeWorkers,
+  type GatewayKind, type Turnpike,
+} from './turnpike.ts';
 
 export const BASELINE = 'nginx-1w';
 
@@ -22,6 +26,8 @@ export interface TargetInfo {
   readonly peers: readonly string[];
   /** Whether it writes an access log during the run. */
   readonly accessLog: boolean;
+  /** For the gateway cases: the plugin stack, named in the report's line on its cost over the bare route. */
+  readonly stack?: string;
 }
 
 export const TARGETS: readonly TargetInfo[] = [
@@ -31,7 +37,21 @@ export const TARGETS: readonly TargetInfo[] = [
   { name: 'haproxy', describe: 'HAProxy mode http, nbthread 1, http-reuse always, option http-keep-alive, no log', tools: ['haproxy'], peers: [], accessLog: false },
   { name: 'turnpike', describe: 'Turnpike, one process, bare route, access log to a file', tools: [], peers: [], accessLog: true },
   { name: 'turnpike-workers', describe: 'Turnpike with `workers: auto`, bare route, access log to a file', tools: [], peers: [], accessLog: true },
-  { name: 'turnpike-gateway', describe: 'the gateway case: Turnpike route with headers (both ways) + rewrite plugins, access log (same process as turnpike)', tools: [], peers: [], accessLog: true },
+  {
+    name: 'turnpike-gateway',
+    describe: 'the gateway case: a Turnpike route under /api with headers (both ways) + rewrite + key-auth (x-api-key, sent by wrk) + ' +
+      'rate-limit (memory store, key consumer, a limit of 10^8/h that never trips), access log (same process as turnpike)',
+    stack: 'headers + rewrite + key-auth + rate-limit(memory)',
+    tools: [], peers: [], accessLog: true,
+  },
+  {
+    name: 'turnpike-gateway-redis',
+    describe: 'as turnpike-gateway under /apir, with jwt (HS256 static key, issuer + audience checked; one token minted at start, ' +
+      'sent by wrk as Authorization: Bearer) instead of key-auth, and rate-limit on the Redis store (onStoreError: deny) of a ' +
+      'local redis-server (no persistence) started by the bench (same process as turnpike)',
+    stack: 'headers + rewrite + jwt + rate-limit(redis)',
+    tools: ['redis-server'], peers: [], accessLog: true,
+  },
   { name: 'turnpike-10k-routes', describe: 'as turnpike, with 10,000 other routes (exact and wildcard hosts, params, methods) in the table', tools: [], peers: [], accessLog: true },
   { name: 'fast-gateway', describe: 'fast-gateway (restana + fast-proxy-lite), one route prefix /, no log', tools: [], peers: PEER_NEEDS['fast-gateway']!, accessLog: false },
   { name: 'fastify-proxy', describe: '@fastify/http-proxy on fastify, reply-from\'s default undici client, logger off', tools: [], peers: PEER_NEEDS['fastify-proxy']!, accessLog: false },
@@ -50,6 +70,10 @@ export interface Running {
   readonly base: string;
   /** Access log to truncate between windows. */
   readonly accessLog?: string;
+  /** Request headers wrk sends with every request (the gateway cases' credentials). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** A helper process the target relies on (the gateway-redis case's redis-server): its CPU is sampled apart. */
+  readonly sidecar?: Child;
 }
 
 export interface StartContext {
@@ -61,22 +85,29 @@ export interface StartContext {
 export interface Started {
   readonly running: Map<string, Running>;
   readonly skipped: Map<string, string>;
+  /** Helper processes started for the targets (redis-server), for the caller to stop at the end. */
+  readonly helpers: readonly Child[];
 }
 
 /** Targets whose process serves another target too (direct is the backend). */
-const SHARED = new Set(['direct', 'turnpike', 'turnpike-gateway']);
+const SHARED = new Set(['direct', 'turnpike', 'turnpike-gateway', 'turnpike-gateway-redis']);
+
+const GATEWAY_TARGETS: Readonly<Record<string, GatewayKind>> = { 'turnpike-gateway': 'memory', 'turnpike-gateway-redis': 'redis' };
 
 const BODY_SIZES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536 };
 
-/** GETs every body once so we never benchmark a 404, a truncated body or a plugin that did not apply. */
+/** GETs every body once (with the target's headers) so we never benchmark a 404, a truncated body or a plugin
+ *  that did not apply; on the gateway cases also without credentials, which must get a 401. */
 async function check(r: Running): Promise<void> {
   for (const [body, size] of Object.entries(BODY_SIZES)) {
-    const res = await httpGet(`${r.base}${body}`, 5000);
+    if (GATEWAY_TARGETS[r.name]) {
+      const problem = await gatewayProblem(`${r.base}${body}`, r.headers ?? {}, size);
+      if (problem) throw new Error(problem);
+      continue;
+    }
+    const res = await httpGet(`${r.base}${body}`, 5000, r.headers);
     if (res.status !== 200) throw new Error(`GET /${body} answered ${res.status}`);
     if (res.bodyLength !== size) throw new Error(`GET /${body} returned ${res.bodyLength} bytes, expected ${size}`);
-    if (r.name === 'turnpike-gateway' && res.headers['cache-control'] !== 'no-store') {
-      throw new Error(`GET ${r.base}${body} lacks cache-control: no-store (headers plugin not applied)`);
-    }
   }
 }
 
@@ -89,9 +120,38 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
     mkdirSync(d, { recursive: true });
     return d;
   };
+  const wanted = (name: string) => names.includes(name) && !skipped.has(name);
+  const helpers: Child[] = [];
+  // The gateway-redis case needs its redis-server up before Turnpike reads the config that points at it.
+  let redis: Promise<RedisServer | undefined> | undefined;
+  const redisServer = () =>
+    (redis ??= wanted('turnpike-gateway-redis')
+      ? startRedis(dirFor('redis')).then(
+          (r) => (helpers.push(r.child), r),
+          (err: unknown) => (skipped.set('turnpike-gateway-redis', (err as Error).message), undefined),
+        )
+      : Promise.resolve(undefined));
   let single: Promise<Turnpike> | undefined;
-  const turnpike = () => (single ??= startTurnpike(dirFor('turnpike'), ctx.backendPort, names.includes('turnpike-gateway')));
+  const turnpike = () =>
+    (single ??= redisServer().then((r) => {
+      const gateways = Object.entries(GATEWAY_TARGETS)
+        .filter(([name, kind]) => wanted(name) && (kind !== 'redis' || r !== undefined))
+        .map(([, kind]) => kind);
+      return startTurnpike(dirFor('turnpike'), ctx.backendPort, { gateways, redisUrl: r?.url });
+    }));
   const local = (port: number) => `http://127.0.0.1:${port}/`;
+  const gateway = async (name: string) => {
+    const kind = GATEWAY_TARGETS[name]!;
+    const r = await redisServer();
+    if (kind === 'redis' && r === undefined) throw new Error(skipped.get(name) ?? 'redis-server did not start');
+    const t = await turnpike();
+    const why = t.gatewaySkipped.get(kind);
+    if (why) throw new Error(why);
+    return {
+      child: t.child, base: `${local(t.port)}${GATEWAY_PREFIX[kind].slice(1)}/`, accessLog: t.accessLog,
+      headers: await gatewayHeaders(kind), ...(kind === 'redis' && r ? { sidecar: r.child } : {}),
+    };
+  };
 
   const starters: Record<string, () => Promise<Omit<Running, 'name'>>> = {
     direct: async () => ({ child: ctx.backend, base: local(ctx.backendPort) }),
@@ -111,11 +171,8 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
       const t = await turnpike();
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };
     },
-    'turnpike-gateway': async () => {
-      const t = await turnpike();
-      if (t.gatewaySkipped) throw new Error(t.gatewaySkipped);
-      return { child: t.child, base: `${local(t.port)}api/`, accessLog: t.accessLog };
-    },
+    'turnpike-gateway': () => gateway('turnpike-gateway'),
+    'turnpike-gateway-redis': () => gateway('turnpike-gateway-redis'),
     'turnpike-10k-routes': async () => {
       const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };
@@ -148,5 +205,10 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
         }
       }),
   );
-  return { running, skipped };
+  // Nothing left to use the redis-server: stop it now rather than let it idle beside the measured processes.
+  if (!running.has('turnpike-gateway-redis')) {
+    await Promise.all(helpers.map((h) => h.stop(1000)));
+    helpers.length = 0;
+  }
+  return { running, skipped, helpers };
 }

@@ -3,6 +3,7 @@ import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { startChild, type Child } from './children.ts';
 import { freePort, httpGet, waitFor200 } from './net.ts';
@@ -12,32 +13,103 @@ import { freePort, httpGet, waitFor200 } from './net.ts';
 export const CLI = process.env.TURNPIKE_BENCH_CLI ?? fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
+/** The gateway cases: `memory` is turnpike-gateway (under /api), `redis` is turnpike-gateway-redis (under /apir). */
+export type GatewayKind = 'memory' | 'redis';
+export const GATEWAY_PREFIX: Readonly<Record<GatewayKind, string>> = { memory: '/api', redis: '/apir' };
+
 export interface Turnpike {
   readonly child: Child;
   readonly port: number;
   readonly configFile: string;
   readonly accessLog: string;
-  /** Why the `gateway` target cannot be measured, if it cannot. */
-  readonly gatewaySkipped?: string;
+  /** Why a gateway case cannot be measured, for each one that cannot. */
+  readonly gatewaySkipped: ReadonlyMap<GatewayKind, string>;
 }
 
-/** The gateway case: what a real API route carries — header rewriting both ways plus a path rewrite — with
- *  the access log on (as it is for every Turnpike target). Served at /api by the single-process Turnpike. */
-function gatewayRoute(): object {
-  return {
-    name: 'gateway',
-    match: { path: { prefix: '/api' } },
-    upstream: 'backend',
-    plugins: [
-      { headers: { request: { set: { 'x-gateway': 'turnpike' } }, response: { set: { 'cache-control': 'no-store' } } } },
-      { rewrite: { stripPrefix: '/api' } },
-    ],
-  };
+// Fixed credentials: nothing here protects anything, the gateway only has to check them on every request.
+const API_KEY = 'turnpike-bench-api-key-0123456789abcdef'; // ≥ 32 characters, like a real key
+const JWT_SECRET = 'turnpike-bench-hs256-secret-0123456789abcdef'; // HS256 needs ≥ 32 bytes
+const JWT_ISSUER = 'https://issuer.bench.invalid/';
+const JWT_AUDIENCE = 'turnpike-bench';
+const JWT_SUBJECT = 'bench-jwt-client';
+/** Never trips during a run (~28k req/s sustained, a burst of 10^8): the cases measure the cost, not 429s.
+ *  (10^8 per minute would be more than one request per microsecond, which the rate-limit schema refuses.) */
+const NEVER_TRIPS = { requests: 100_000_000, per: '1h' };
+
+let token: Promise<string> | undefined;
+/** One long-lived HS256 token, minted once per bench run, valid for a day. */
+function benchToken(): Promise<string> {
+  return (token ??= new SignJWT({ scope: 'bench' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer(JWT_ISSUER)
+    .setAudience(JWT_AUDIENCE)
+    .setSubject(JWT_SUBJECT)
+    .setIssuedAt()
+    .setExpirationTime('24h')
+    .sign(new TextEncoder().encode(JWT_SECRET)));
+}
+
+/** The request headers that authenticate a client on a gateway case (wrk sends them with every request). */
+export async function gatewayHeaders(kind: GatewayKind): Promise<Record<string, string>> {
+  return kind === 'memory' ? { 'x-api-key': API_KEY } : { authorization: `Bearer ${await benchToken()}` };
+}
+
+/** The consumers the gateway routes authenticate: one by API key, one by JWT subject. */
+function benchConsumers(): object[] {
+  return [
+    { name: 'bench-key', credentials: { apiKeys: [API_KEY] } },
+    { name: 'bench-jwt', credentials: { jwt: { subject: JWT_SUBJECT } } },
+  ];
+}
+
+/** The gateway cases: what a real API route carries — header rewriting both ways, a path rewrite, authentication
+ *  and a rate limit — with the access log on (as it is for every Turnpike target). Served by the single-process
+ *  Turnpike beside the bare route: `memory` (key-auth, rate-limit in memory) under /api, `redis` (jwt HS256,
+ *  rate-limit in Redis, denying when Redis fails so a broken store shows up as errors) under /apir. */
+function gatewayRoute(kind: GatewayKind): object {
+  const prefix = GATEWAY_PREFIX[kind];
+  const common = [
+    { headers: { request: { set: { 'x-gateway': 'turnpike' } }, response: { set: { 'cache-control': 'no-store' } } } },
+    { rewrite: { stripPrefix: prefix } },
+  ];
+  const stack =
+    kind === 'memory'
+      ? [
+          { 'key-auth': { header: 'x-api-key' } },
+          { 'rate-limit': { limits: [NEVER_TRIPS], key: 'consumer', store: 'memory' } },
+        ]
+      : [
+          { jwt: { keys: [{ secret: JWT_SECRET }], algorithms: ['HS256'], issuer: JWT_ISSUER, audience: JWT_AUDIENCE } },
+          { 'rate-limit': { limits: [NEVER_TRIPS], key: 'consumer', store: 'redis', onStoreError: 'deny' } },
+        ];
+  return { name: `gateway-${kind}`, match: { path: { prefix } }, upstream: 'backend', plugins: [...common, ...stack] };
+}
+
+/**
+ * What is wrong with a gateway case's answers, or undefined when its plugins all apply: without credentials a
+ * 401, with them a 200 of the expected size carrying the headers plugin's cache-control and the rate-limit
+ * plugin's RateLimit-Policy. So a broken plugin fails the case loudly instead of being measured as fast 401s.
+ */
+export async function gatewayProblem(url: string, headers: Readonly<Record<string, string>>, expectedBytes: number): Promise<string | undefined> {
+  try {
+    const anonymous = await httpGet(url, 3000);
+    if (anonymous.status !== 401) return `GET ${url} without credentials answered ${anonymous.status}, expected 401 (authentication plugin not applied)`;
+    const res = await httpGet(url, 3000, headers);
+    if (res.status !== 200) return `GET ${url} with credentials answered ${res.status}, expected 200`;
+    if (res.bodyLength !== expectedBytes) return `GET ${url} returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
+    if (res.headers['cache-control'] !== 'no-store') return `GET ${url} lacks cache-control: no-store (headers plugin not applied)`;
+    if (res.headers['ratelimit-policy'] === undefined) return `GET ${url} lacks RateLimit-Policy (rate-limit plugin not applied)`;
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 export interface LaunchOptions {
-  /** Adds the plugin route under /api (the gateway case). */
-  readonly gateway: boolean;
+  /** The gateway routes to add in front of the bare one. */
+  readonly gateways?: readonly GatewayKind[];
+  /** `stores.redis.url`, needed by the `redis` gateway. */
+  readonly redisUrl?: string;
   /** Top-level `workers:` setting; omitted for the single-process target. */
   readonly workers?: 'auto';
   /** Extra routes in front of the measured one (the route-count case). */
@@ -57,13 +129,16 @@ export function manyRoutes(n: number): object[] {
 }
 
 export function configYaml(port: number, backendPort: number, accessLog: string, o: LaunchOptions): string {
+  const gateways = o.gateways ?? [];
   const config = {
     ...(o.workers ? { workers: o.workers } : {}),
+    ...(gateways.length ? { consumers: benchConsumers() } : {}),
+    ...(gateways.includes('redis') && o.redisUrl ? { stores: { redis: { url: o.redisUrl } } } : {}),
     listeners: [{ name: 'bench', protocol: 'http', address: '127.0.0.1', port }],
     upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
     routes: [
       ...manyRoutes(o.extraRoutes ?? 0),
-      ...(o.gateway ? [gatewayRoute()] : []),
+      ...gateways.map(gatewayRoute),
       { name: 'all', match: { path: '/' }, upstream: 'backend' },
     ],
     accessLog: { enabled: true, output: accessLog },
@@ -90,7 +165,8 @@ export class LaunchError extends Error {
 
 async function launch(dir: string, backendPort: number, o: LaunchOptions): Promise<Turnpike> {
   const port = await freePort();
-  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${o.gateway ? '' : '-plain'}`;
+  const gateways = o.gateways ?? [];
+  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${gateways.length ? `-gateway-${gateways.join('-')}` : ''}`;
   const configFile = join(dir, `${base}.yaml`);
   const accessLog = join(dir, `${base}-access.log`);
   writeFileSync(configFile, configYaml(port, backendPort, accessLog, o));
@@ -105,49 +181,76 @@ async function launch(dir: string, backendPort: number, o: LaunchOptions): Promi
     await child.stop(1000);
     throw new LaunchError(reason, exited);
   }
-  return { child, port, configFile, accessLog };
+  return { child, port, configFile, accessLog, gatewaySkipped: new Map() };
 }
 
-/** Checks that the plugin route really answers as configured, so we never benchmark a 404. */
-async function checkGateway(port: number): Promise<string | undefined> {
+/** The launch, or the LaunchError of a config the gateway refused (it exited); a hang is thrown. */
+async function tryLaunch(dir: string, backendPort: number, o: LaunchOptions): Promise<Turnpike | LaunchError> {
   try {
-    const res = await httpGet(`http://127.0.0.1:${port}/api/100b`, 3000);
-    if (res.status !== 200) return `GET /api/100b answered ${res.status}`;
-    if (res.bodyLength !== 100) return `GET /api/100b returned ${res.bodyLength} bytes, expected 100`;
-    if (res.headers['cache-control'] !== 'no-store') return `GET /api/100b lacks cache-control: no-store (headers plugin not applied)`;
-    return undefined;
+    return await launch(dir, backendPort, o);
   } catch (err) {
-    return (err as Error).message;
+    if (err instanceof LaunchError && err.exited) return err;
+    throw err; // a hang would only hang again
   }
+}
+
+export interface GatewayWant {
+  readonly gateways: readonly GatewayKind[];
+  readonly redisUrl?: string;
 }
 
 /**
- * Starts Turnpike with the gateway route. If that config is refused (say, a plugin is not built yet),
- * falls back to the plain proxy config so the `turnpike` target can still be measured.
+ * Starts Turnpike with the requested gateway routes beside the bare one. A config refused because of a gateway
+ * route (say, a plugin is not built yet) is retried without the route(s) at fault — found by starting each
+ * alone — so the `turnpike` target and the other gateway case can still be measured.
  */
-export async function startTurnpike(dir: string, backendPort: number, wantGateway: boolean): Promise<Turnpike> {
-  if (!wantGateway) return launch(dir, backendPort, { gateway: false });
-  let first: LaunchError;
-  try {
-    const tp = await launch(dir, backendPort, { gateway: true });
-    const problem = await checkGateway(tp.port);
-    return problem ? { ...tp, gatewaySkipped: problem } : tp;
-  } catch (err) {
-    if (!(err instanceof LaunchError) || !err.exited) throw err; // a hang would only hang again
-    first = err;
+export async function startTurnpike(dir: string, backendPort: number, want: GatewayWant): Promise<Turnpike> {
+  const skipped = new Map<GatewayKind, string>();
+  let kinds = [...want.gateways];
+  let tp: Turnpike;
+  for (;;) {
+    const res = await tryLaunch(dir, backendPort, { gateways: kinds, redisUrl: want.redisUrl });
+    if (!(res instanceof LaunchError)) {
+      tp = res;
+      break;
+    }
+    if (kinds.length === 0) throw res;
+    console.error(`turnpike did not start with the gateway route(s) ${kinds.map((k) => GATEWAY_PREFIX[k]).join(', ')} (${res.message})`);
+    let blamed = new Map<GatewayKind, string>();
+    if (kinds.length > 1) {
+      for (const k of kinds) {
+        const alone = await tryLaunch(dir, backendPort, { gateways: [k], redisUrl: want.redisUrl });
+        if (alone instanceof LaunchError) blamed.set(k, alone.message);
+        else await alone.child.stop(1000);
+      }
+    }
+    if (blamed.size === 0) blamed = new Map(kinds.map((k) => [k, res.message]));
+    for (const [k, why] of blamed) skipped.set(k, `config with plugins refused: ${why}`);
+    kinds = kinds.filter((k) => !blamed.has(k));
+    console.error(`retrying ${kinds.length ? `with only ${kinds.map((k) => GATEWAY_PREFIX[k]).join(', ')}` : 'without gateway routes'}`);
   }
-  console.error(`turnpike did not start with the gateway route (${first.message}); retrying without it`);
-  const tp = await launch(dir, backendPort, { gateway: false });
-  return { ...tp, gatewaySkipped: `config with plugins refused: ${first.message}` };
+  for (const k of kinds) {
+    const url = `http://127.0.0.1:${tp.port}${GATEWAY_PREFIX[k]}/100b`;
+    const headers = await gatewayHeaders(k);
+    // The Redis client connects in the background (no offline queue): give it a moment before a 503 counts.
+    const deadline = Date.now() + (k === 'redis' ? 3000 : 0);
+    let problem = await gatewayProblem(url, headers, 100);
+    while (problem && / 503,/.test(problem) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      problem = await gatewayProblem(url, headers, 100);
+    }
+    if (problem) skipped.set(k, problem);
+  }
+  return { ...tp, gatewaySkipped: skipped };
 }
 
 /** Turnpike with `workers: auto` (one process per core); throws a LaunchError whose message is the first
  *  line of stderr when the gateway refuses the setting. */
 export function startTurnpikeWorkers(dir: string, backendPort: number): Promise<Turnpike> {
-  return launch(dir, backendPort, { gateway: false, workers: 'auto' });
+  return launch(dir, backendPort, { workers: 'auto' });
 }
 
 /** Turnpike with 10,000 other routes in front of the measured one: routing cost must not grow with the table. */
 export function startTurnpikeManyRoutes(dir: string, backendPort: number): Promise<Turnpike> {
-  return launch(dir, backendPort, { gateway: false, extraRoutes: 10_000 });
+  return launch(dir, backendPort, { extraRoutes: 10_000 });
 }

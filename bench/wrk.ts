@@ -59,11 +59,14 @@ export interface WrkOptions {
   readonly seconds: number;
   readonly connections: number;
   readonly threads?: number;
+  /** Extra request headers, sent on every request (wrk's `-H 'name: value'`): credentials for the gateway cases. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One wrk run; never throws for wrk's own failures, and is killed if it overruns by 15 s. */
 export async function runWrk(o: WrkOptions): Promise<WrkRun> {
-  const args = [`-t${o.threads ?? 2}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', o.url];
+  const headers = Object.entries(o.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  const args = [`-t${o.threads ?? 2}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', ...headers, o.url];
   const res = await runCommand('wrk', args, (o.seconds + 15) * 1000);
   if (res.timedOut) return { failure: `wrk did not finish within ${o.seconds + 15} s`, raw: res.output };
   if (res.code !== 0) return { failure: `wrk exited with ${res.code}: ${res.output.trim().split('\n').pop()}`, raw: res.output };
