@@ -2,6 +2,7 @@
 // fields are assigned in the constructor so every context has the same hidden class.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from './auth/identity.ts';
+import type { RateDecision } from './limits/shared-store.ts';
 
 /** A response head that response-phase plugins may change before it is written. */
 export interface ResponseHead {
@@ -52,6 +53,8 @@ export class RequestContext {
   identity: Identity | null;
   /** `WWW-Authenticate` challenges of the authentication plugins that refused it (sent with the 401). */
   authChallenges: string[] | null;
+  /** Rate-limit decisions of this request, by plugin, for the RateLimit response field. */
+  rateDecisions: Map<symbol, RateDecision> | null;
   /** What the access log shows instead of the request target (a credential in the query redacted), or null. */
   logUrl: string | null;
   /** Runs when the exchange ends (concurrency slots); at most a few per request. */
@@ -97,6 +100,7 @@ export class RequestContext {
     this.authChallenges = null;
     this.onDone = null;
     this.logUrl = null;
+    this.rateDecisions = null;
   }
 
   setRequestHeader(name: string, value: string): void {

@@ -1,6 +1,6 @@
 // The consumers directory, compiled once per snapshot: lookups by API key (hashed: the directory never holds a
 // plain key), by Basic username and by JWT subject. Authentication plugins get it through PluginEnv.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Consumer } from './identity.ts';
 
 export interface ConsumerConfig {
@@ -21,7 +21,7 @@ export interface BasicCredential {
 
 /** SHA-256 of an API key as lowercase hex: how keys are stored and looked up. */
 export function apiKeyDigest(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex'); // one-shot: no Hash object per request
 }
 
 export class ConsumerDirectory {

@@ -130,12 +130,13 @@ export const rateLimitPlugin = definePlugin({
     const rateField = (d: RateDecision): string =>
       names.map((name, i) => `"${name}";r=${d.remaining[i]};t=${Math.ceil(d.resetMs[i]! / 1000)}`).join(', ');
 
-    const decisions = new WeakMap<RequestContext, RateDecision>();
     const storeName = config.store;
+    // This plugin's own slot in the request's decisions (a route may carry several rate-limit plugins).
+    const decisionKey = Symbol('rate-limit');
     const allowOnError = config.onStoreError === 'allow';
 
     const decided = (ctx: RequestContext, d: RateDecision): Reply | undefined => {
-      decisions.set(ctx, d);
+      (ctx.rateDecisions ??= new Map()).set(decisionKey, d);
       if (d.allowed) return undefined;
       ctx.errorCode = 'TP_RATE_LIMITED';
       const retryAfter = String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)));
@@ -167,7 +168,7 @@ export const rateLimitPlugin = definePlugin({
       },
       response(ctx, head) {
         appendField(head, 'ratelimit-policy', policyField);
-        const d = decisions.get(ctx);
+        const d = ctx.rateDecisions?.get(decisionKey);
         if (d !== undefined) appendField(head, 'ratelimit', rateField(d));
       },
     };
