@@ -37,6 +37,7 @@ export const ERRORS = {
   TP_CONFIG_UNKNOWN_PLUGIN: { status: 0, title: 'Unknown plugin' },
   TP_CONFIG_BAD_REFERENCE: { status: 0, title: 'Reference to something that is not defined' },
   TP_CONFIG_DUPLICATE: { status: 0, title: 'Duplicate name' },
+  TP_TLS_CONFIG: { status: 0, title: 'A TLS certificate, key or CA file cannot be used' },
   TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -81,7 +81,8 @@ export class RequestContext {
     this.trustedPeer = trustedPeer;
     this.scheme = scheme;
     this.requestId = requestId;
-    this.host = req.headers.host ?? '';
+    // HTTP/2 carries the host in :authority (a client may also send Host; :authority wins, RFC 9113 8.3.1).
+    this.host = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
     this.path = path;
     this.query = query;
     this.params = EMPTY_PARAMS;

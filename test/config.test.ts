@@ -48,7 +48,9 @@ const MINIMAL = 'listeners:\n  - name: web\n    protocol: http\n    port: 0\n';
 describe('the issue example', () => {
   test('validates verbatim through parseConfig, with sizes and durations as numbers', () => {
     const config = parseConfig(example, 'issue-example.yaml');
-    assert.deepEqual(config.listeners, [{ name: 'web', protocol: 'http', address: '127.0.0.1', port: 8080, trustedProxies: [], acceptSockets: 16 }]);
+    assert.deepEqual(config.listeners, [
+      { name: 'web', protocol: 'http', address: '127.0.0.1', port: 8080, trustedProxies: [], acceptSockets: 16, redirectToHttps: false },
+    ]);
     assert.equal(config.limits.maxHeaderSize, 16 * 1024);
     assert.equal(config.limits.maxBodySize, 10 * 1024 * 1024);
     assert.equal(config.limits.headerTimeout, 10_000);
@@ -137,7 +139,9 @@ describe('unknown keys', () => {
 
   test('header limits per listener are accepted', () => {
     const config = parseConfig(`${MINIMAL}    limits: { maxHeaderSize: 8kb, headerTimeout: 5s }\n`);
-    assert.deepEqual(config.listeners[0]!.limits, { maxHeaderSize: 8192, headerTimeout: 5000 });
+    const listener = config.listeners[0]!;
+    assert.ok(listener.protocol === 'http');
+    assert.deepEqual(listener.limits, { maxHeaderSize: 8192, headerTimeout: 5000 });
   });
 });
 
@@ -197,7 +201,7 @@ describe('values', () => {
   test('a missing required key names the key and the map that lacks it', () => {
     const p = only(edit(example, '    protocol: http\n', ''));
     assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 2, column: 5, path: 'listeners[0].protocol' });
-    assert.equal(p.message, 'missing required key "protocol" (expected "http")');
+    assert.equal(p.message, 'missing required key "protocol" (expected "http", "https", "tcp" or "udp")');
   });
 
   test('an empty file lacks listeners', () => {
@@ -425,5 +429,38 @@ describe('upstream balancing, health and resilience keys', () => {
     const p = only(upstream(`    balance: fastest\n    targets: [{ url: "http://127.0.0.1:9001" }]`));
     assert.equal(p.path, 'upstreams.app.balance');
     assert.match(p.message, /least-request/);
+  });
+});
+
+describe('listeners by protocol', () => {
+  test("the TLS issue's example validates verbatim: https with SNI certificates and client auth, tcp, sni passthrough, udp", () => {
+    const config = parseConfig(readFileSync(join(FIXTURES, 'tls-example.yaml'), 'utf8'), 'tls-example.yaml');
+    assert.deepEqual(config.listeners.map((l) => l.protocol), ['https', 'tcp', 'tcp', 'udp']);
+    const https = config.listeners[0]!;
+    assert.ok(https.protocol === 'https');
+    assert.equal(https.tls.certificates.length, 2);
+    assert.equal(https.tls.clientAuth?.mode, 'optional');
+    assert.equal(config.upstreams.greeter!.http2, true);
+  });
+
+  test('a tcp listener naming an http upstream, and a route naming a tcp upstream, are bad references', () => {
+    const all = problems(`${MINIMAL}  - { name: t, protocol: tcp, port: 0, upstream: web }
+upstreams:
+  web: { targets: [{ url: "http://127.0.0.1:9001" }] }
+  pg: { targets: [{ url: "tcp://127.0.0.1:5432" }] }
+routes: [{ match: { path: / }, upstream: pg }]
+`);
+    assert.deepEqual(new Set(all.map((p) => `${p.code} ${p.path}`)), new Set([
+      'TP_CONFIG_BAD_REFERENCE routes[0].upstream',
+      'TP_CONFIG_BAD_REFERENCE listeners[1].upstream',
+    ]));
+    assert.match(all.find((p) => p.path === 'listeners[1].upstream')!.message, /needs an upstream with tcp:\/\/ targets, but "web" has http:\/\/ targets/);
+  });
+
+  test('a tcp listener needs exactly one of upstream and sni; protocol must be one of the four', () => {
+    const neither = only(`${MINIMAL}  - { name: t, protocol: tcp, port: 0 }\n`);
+    assert.match(neither.message, /either upstream or sni/);
+    const ftp = only(MINIMAL.replace('protocol: http', 'protocol: ftp'));
+    assert.equal(ftp.message, 'expected "http", "https", "tcp" or "udp", got the string "ftp"');
   });
 });

@@ -1,5 +1,6 @@
 // Reads a YAML or JSON config, expands the environment, validates it, and resolves cross-references.
 // Every error names the file, line and column, the key path and what was expected.
+import { kindOf } from './upstream-schema.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
@@ -94,15 +95,30 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
   if (!isObject(raw)) return [];
   const problems: ConfigProblem[] = [];
   const upstreams = isObject(raw.upstreams) ? Object.keys(raw.upstreams) : [];
+  const upstreamKind = (name: string): string | undefined => {
+    const u = isObject(raw.upstreams) ? raw.upstreams[name] : undefined;
+    const url = isObject(u) ? list(u.targets).map((t) => (isObject(t) ? t.url : undefined)).find((x) => typeof x === 'string') : undefined;
+    return typeof url === 'string' ? kindOf(url) : undefined;
+  };
+  /** A listener or route naming an upstream that is missing or speaks another protocol. */
+  const checkUpstream = (path: (string | number)[], who: string, name: unknown, want: 'http' | 'tcp' | 'udp') => {
+    if (typeof name !== 'string' || name === '') return;
+    if (!upstreams.includes(name)) {
+      problems.push(at.problem('TP_CONFIG_BAD_REFERENCE', path,
+        `${who} names upstream "${name}", which is not defined under upstreams (defined: ${upstreams.join(', ') || 'none'})`));
+      return;
+    }
+    const kind = upstreamKind(name);
+    if (kind !== undefined && kind !== want) {
+      const scheme = want === 'http' ? 'http:// or https://' : `${want}://`;
+      problems.push(at.problem('TP_CONFIG_BAD_REFERENCE', path, `${who} needs an upstream with ${scheme} targets, but "${name}" has ${kind}:// targets`));
+    }
+  };
   const routeNames = new Map<string, number>();
   list(raw.routes).forEach((route, i) => {
     if (!isObject(route)) return;
     const name = typeof route.name === 'string' && route.name ? route.name : undefined;
-    if (typeof route.upstream === 'string' && route.upstream && !upstreams.includes(route.upstream)) {
-      const where = name ? `route "${name}"` : `routes[${i}]`;
-      problems.push(at.problem('TP_CONFIG_BAD_REFERENCE', ['routes', i, 'upstream'],
-        `${where} names upstream "${route.upstream}", which is not defined under upstreams (defined: ${upstreams.join(', ') || 'none'})`));
-    }
+    checkUpstream(['routes', i, 'upstream'], name ? `route "${name}"` : `routes[${i}]`, route.upstream, 'http');
     if (name === undefined) return;
     const first = routeNames.get(name);
     if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['routes', i, 'name'], `route name "${name}" is already used by routes[${first}]`));
@@ -117,8 +133,12 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
       if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['listeners', i, 'name'], `listener name "${l.name}" is already used by listeners[${first}]`));
       else listenerNames.set(l.name, i);
     }
+    const who = `listener "${typeof l.name === 'string' ? l.name : i}"`;
+    if (l.protocol === 'tcp' || l.protocol === 'udp') checkUpstream(['listeners', i, 'upstream'], who, l.upstream, l.protocol);
+    if (l.protocol === 'tcp') list(l.sni).forEach((e, j) => isObject(e) && checkUpstream(['listeners', i, 'sni', j, 'upstream'], who, e.upstream, 'tcp'));
     if (typeof l.port !== 'number' || l.port === 0) return;
-    const bind = `${typeof l.address === 'string' ? l.address : '0.0.0.0'}:${l.port}`;
+    // UDP and TCP ports are separate spaces: a udp and a tcp listener may share a number.
+    const bind = `${l.protocol === 'udp' ? 'udp ' : ''}${typeof l.address === 'string' ? l.address : '0.0.0.0'}:${l.port}`;
     const firstBind = binds.get(bind);
     if (firstBind !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['listeners', i, 'port'], `address ${bind} is already used by listeners[${firstBind}]`));
     else binds.set(bind, i);

@@ -177,7 +177,8 @@ export function problemsFromIssue(issue: z.core.$ZodIssue, at: Locator, root: z.
       break;
   }
   if (path.length > 0 && !at.has(path)) {
-    return [at.problem('TP_CONFIG_INVALID', path, `missing required key "${String(path.at(-1))}" (expected ${expected(issue)})`)];
+    const wanted = expected(issue).replace(/^expected /, '');
+    return [at.problem('TP_CONFIG_INVALID', path, `missing required key "${String(path.at(-1))}" (expected ${wanted})`)];
   }
   const got = at.describe(path);
   switch (issue.code) {

@@ -1,5 +1,6 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
+import { listener } from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -24,21 +25,6 @@ const limits = z.strictObject({
   headerTimeout: duration.prefault('10s'),
   requestTimeout: duration.prefault('60s'),
   keepAliveTimeout: duration.prefault('75s'),
-});
-
-const listener = z.strictObject({
-  name: z.string().min(1),
-  protocol: z.literal('http'),
-  address: z.string().default('0.0.0.0'),
-  // A quoted `"${PORT}"` (needed inside a flow map, where `{` is YAML syntax) arrives as a string of digits.
-  port: z.preprocess((v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v), z.number().int().min(0).max(65535)),
-  trustedProxies: z.array(cidr).default([]),
-  acceptSockets: z.number().int().min(1).max(64).default(16).meta({
-    description: 'listening sockets opened on the port with SO_REUSEPORT (Linux, FreeBSD); each event-loop turn accepts one connection per socket, so a burst of new connections is not queued behind the load (1 = one socket)',
-  }),
-  limits: z
-    .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })
-    .optional(),
 });
 
 const pathMatch = z.union([

@@ -16,8 +16,8 @@ export const BALANCE_ALGORITHMS = [
 const target = z.strictObject({
   url: z
     .string()
-    .refine((u) => /^https?:\/\/[^/]+\/?$/.test(u) && URL.canParse(u), {
-      message: 'expected an origin such as http://127.0.0.1:9001 (scheme, host and port, no path)',
+    .refine((u) => /^(https?|tcp|udp):\/\/[^/]+\/?$/.test(u) && URL.canParse(u) && (!/^(tcp|udp):/.test(u) || new URL(u).port !== ''), {
+      message: 'expected an origin such as http://127.0.0.1:9001, https://api.internal, tcp://10.0.0.5:5432 or udp://10.0.0.53:53 (no path)',
     }),
   weight: z.number().int().min(1).max(1000).default(1),
   backup: z.boolean().default(false).meta({ description: 'gets traffic only when no primary target is healthy' }),
@@ -131,6 +131,17 @@ export const upstream = z
     retries: retries.optional(),
     circuitBreaker: circuitBreaker.optional(),
     timeouts: upstreamTimeouts.prefault({}),
+    http2: z.boolean().default(false).meta({ description: 'speak HTTP/2 to the targets (gRPC needs it): h2 over TLS, h2c over http://' }),
+    tls: z
+      .strictObject({
+        ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        serverName: z.string().min(1).optional().meta({ description: 'SNI and the name to verify (default: the target host)' }),
+        insecureSkipVerify: z.boolean().default(false),
+      })
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'a client certificate needs both cert and key' })
+      .optional(),
     preserveHost: z.boolean().default(true),
     hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
     keepAlive: z
@@ -146,10 +157,15 @@ export const upstream = z
     }
     const urls = new Set<string>();
     u.targets.forEach((t, i) => {
-      const url = new URL(t.url).origin;
+      const parsed = new URL(t.url);
+      const url = `${parsed.protocol}//${parsed.host}`; // URL.origin is "null" for tcp: and udp:
       if (urls.has(url)) ctx.addIssue({ code: 'custom', message: `target ${url} is listed twice`, path: ['targets', i, 'url'] });
       urls.add(url);
     });
+    const kinds = new Set(u.targets.map((t) => kindOf(t.url)));
+    if (kinds.size > 1) {
+      ctx.addIssue({ code: 'custom', path: ['targets'], message: `targets of one upstream must all be http(s), all tcp or all udp, not ${[...kinds].join(' and ')}` });
+    }
     if (u.targets.length > 0 && u.targets.every((t) => t.backup)) {
       ctx.addIssue({ code: 'custom', message: 'an upstream needs at least one target that is not a backup', path: ['targets'] });
     }
@@ -161,3 +177,8 @@ export const routeTimeouts = z.strictObject({
   idle: duration.optional(),
   total: duration.optional(),
 });
+
+/** What an upstream speaks, from its targets' scheme: http (http:// and https://), tcp or udp. */
+export function kindOf(url: string): 'http' | 'tcp' | 'udp' {
+  return url.startsWith('tcp:') ? 'tcp' : url.startsWith('udp:') ? 'udp' : 'http';
+}

@@ -46,6 +46,7 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHead
     }
     if (remove !== null && remove.has(name)) continue;
     if (extraHop !== null && extraHop.includes(name)) continue;
+    if (name.charCodeAt(0) === 58 /* ':' an HTTP/2 pseudo-header */) continue;
     const value = src[name];
     if (value === undefined) continue;
     if (typeof value === 'string') out.push(name, value);

@@ -2,6 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { clientIdentity, formatClientCertHeader } from '../tls/client-auth.ts';
 import { runRequestHooks, TERMINAL_REACHED } from '../plugins/pipeline.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { forward } from '../proxy/http-forwarder.ts';
@@ -116,6 +118,19 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
     sendProblem(ctx, null, 'TP_BAD_REQUEST', 'the request target must be a path', snapshot.echoRequestId);
     return null;
   }
+  if (listener.hsts !== null) res.setHeader('strict-transport-security', listener.hsts);
+  if (listener.clientCertHeader !== null) {
+    // Whatever the client sent under this name is dropped; only a verified certificate fills it.
+    ctx.removeRequestHeader(listener.clientCertHeader);
+    const identity = clientIdentity(req.socket as TLSSocket);
+    if (identity !== null) ctx.setRequestHeader(listener.clientCertHeader, formatClientCertHeader(identity));
+  }
+  if (listener.redirectToHttps !== 0) {
+    const hostname = ctx.host.replace(/:\d+$/, '');
+    const location = `https://${hostname}${listener.redirectToHttps === 443 ? '' : `:${listener.redirectToHttps}`}${req.url ?? '/'}`;
+    sendReply(ctx, null, { status: 308, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` }, snapshot.echoRequestId);
+    return null;
+  }
   return state;
 }
 
@@ -135,7 +150,7 @@ function routeOf(state: RequestState): CompiledRoute | null {
   return route;
 }
 
-function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
   const state = beginRequest(host, key, req, res);
   if (state === null) return;
   const route = routeOf(state);
@@ -179,7 +194,7 @@ function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | u
   sendReply(ctx, route.chain, { status: r.status, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` }, echo);
 }
 
-function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, socket: Socket, head: Buffer): void {
+export function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, socket: Socket, head: Buffer): void {
   // A response object on the raw socket lets errors and local replies use the normal reply path.
   const res = new ServerResponse(req);
   res.shouldKeepAlive = false;

@@ -1,20 +1,20 @@
 // The running gateway: the current snapshot, the listeners, reload (build beside, swap, retire) and drain.
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config, ListenerConfig } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
-import { ListenSockets } from './listen-sockets.ts';
-import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
+import type { ListenerHost } from './http-listener.ts';
+import { createL4Host, openL4Listener, type L4Host } from './l4-listener.ts';
+import { configDirOf, openHttpListener, type OpenListener, type TlsEvents } from './open-listener.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients } from '../stores/redis-client.ts';
-import { Snapshot, type SnapshotServices } from './snapshot.ts';
+import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
 
 export interface ListenerAddress {
   readonly name: string;
@@ -22,11 +22,6 @@ export interface ListenerAddress {
   readonly port: number;
 }
 
-interface OpenListener {
-  readonly key: string;
-  readonly server: Server;
-  readonly sockets: ListenSockets;
-}
 
 export interface RuntimeOptions {
   readonly configFile?: string | undefined;
@@ -52,6 +47,12 @@ export class Runtime implements ListenerHost {
   private readonly throttled = new Map<string, number>();
   private readonly live = new Set<Snapshot>();
   private readonly servers = new Map<string, OpenListener>();
+  private readonly tlsEvents: TlsEvents = {
+    reloaded: (listener, files) => this.log.info({ listener, files }, 'TLS certificates reloaded'),
+    failed: (listener, message) => this.log.error({ listener, error: message }, 'TLS certificate change refused; the previous certificate stays in service'),
+  };
+  /** What L4 listeners need from the runtime: the current snapshot's L4 pools, logging, session counts. */
+  private readonly l4Host: L4Host = createL4Host(() => this.current, (fields, msg) => this.log.info(fields, msg));
   private readonly tunnels = new Set<() => void>();
   private accessLog: AccessLog | null = null;
   private version = 0;
@@ -117,12 +118,15 @@ export class Runtime implements ListenerHost {
     try {
       for (const [key, listener] of next.listeners) {
         if (this.servers.has(key)) continue;
-        const server = createHttpServer(this, key, listener);
-        const sockets = await listen(server, listener.config);
-        opened.push({ key, server, sockets });
+        opened.push(await openHttpListener(this, key, listener, configDirOf(this.configFile), this.tlsEvents));
+      }
+      for (const l4 of next.l4Listeners) {
+        const key = listenerKey(l4);
+        if (this.servers.has(key)) continue;
+        opened.push(await openL4Listener(key, l4, this.l4Host));
       }
     } catch (err) {
-      for (const o of opened) closeListener(o);
+      for (const o of opened) o.close();
       await this.releaseUnused();
       throw err;
     }
@@ -130,7 +134,7 @@ export class Runtime implements ListenerHost {
     for (const o of opened) this.servers.set(o.key, o);
     for (const [key, open] of this.servers) {
       const listener = next.listeners.get(key);
-      if (listener) updateHttpServer(open.server, listener);
+      if (listener) open.update(listener, configDirOf(this.configFile));
     }
     if (this.accessLog === null || this.accessLog.output !== (config.accessLog.enabled ? config.accessLog.output : 'off')) {
       const old = this.accessLog;
@@ -141,16 +145,15 @@ export class Runtime implements ListenerHost {
     this.live.add(next);
     this.checker?.set(checkedTargets(config));
     // Listeners the new config dropped stop accepting; their open requests finish.
+    const keep = new Set([...next.listeners.keys(), ...next.l4Listeners.map(listenerKey)]);
     for (const [key, open] of this.servers) {
-      if (next.listeners.has(key)) continue;
+      if (keep.has(key)) continue;
       this.servers.delete(key);
-      closeListener(open);
+      open.close();
+      open.closeIdle();
     }
     if (previous) this.retire(previous);
-    for (const o of opened) {
-      const address = o.sockets.address;
-      this.log.info({ listener: next.listeners.get(o.key)!.config.name, address: address.address, port: address.port }, 'listening');
-    }
+    for (const o of opened) this.log.info({ listener: o.name, address: o.address.address, port: o.address.port }, 'listening');
   }
 
   /** Once every request that started on `old` has finished, its pools that the new config dropped are closed. */
@@ -174,11 +177,7 @@ export class Runtime implements ListenerHost {
 
   addresses(): ListenerAddress[] {
     const out: ListenerAddress[] = [];
-    for (const [key, open] of this.servers) {
-      const listener = this.current.listeners.get(key);
-      const address = open.sockets.address;
-      if (listener) out.push({ name: listener.config.name, address: address.address, port: address.port });
-    }
+    for (const open of this.servers.values()) out.push({ name: open.name, address: open.address.address, port: open.address.port });
     return out;
   }
 
@@ -199,33 +198,18 @@ export class Runtime implements ListenerHost {
     this.checker?.stop();
     for (const s of this.live) for (const pool of s.upstreams.values()) pool.close();
     const servers = [...this.servers.values()];
-    for (const o of servers) closeListener(o);
+    for (const o of servers) o.close();
     const deadline = Date.now() + drainTimeout;
-    while ((this.inFlight > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
-      for (const o of servers) o.server.closeIdleConnections();
+    while ((this.inFlight > 0 || this.tunnels.size > 0 || this.l4Host.active() > 0) && Date.now() < deadline) {
+      for (const o of servers) o.closeIdle();
       await new Promise((r) => setTimeout(r, 25));
     }
     for (const close of [...this.tunnels]) close();
-    for (const o of servers) o.server.closeAllConnections();
+    for (const o of servers) o.closeAll();
     this.servers.clear();
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
     this.accessLog = null;
     this.redis.close();
   }
-}
-
-async function listen(server: Server, config: ListenerConfig): Promise<ListenSockets> {
-  try {
-    return await ListenSockets.open(server, config.address, config.port, config.acceptSockets);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new TurnpikeError('TP_LISTEN_FAILED', `listener "${config.name}" cannot listen on ${config.address}:${config.port}: ${code}`, { cause: err });
-  }
-}
-
-/** Stops accepting on a listener; its idle keep-alive connections close, busy ones finish their request. */
-function closeListener(open: OpenListener): void {
-  open.sockets.close();
-  open.server.close();
 }

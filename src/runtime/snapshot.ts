@@ -1,7 +1,11 @@
 // Everything a config implies, compiled once: router, each route's plugin chain and terminal, upstream pools.
 // A snapshot is immutable; a reload builds a new one beside it and swaps one reference.
 import { dirname } from 'node:path';
+import type { HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
 import type { Config, ListenerConfig, RouteConfig } from '../config/schema.ts';
+import { kindOf } from '../config/upstream-schema.ts';
+import { L4Pool } from '../upstream/l4-pool.ts';
+import { parseDuration } from '../units.ts';
 import { compileChain, type Chain } from '../plugins/pipeline.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
@@ -37,7 +41,7 @@ export interface CompiledRoute {
 
 export interface CompiledListener {
   readonly key: string;
-  readonly config: ListenerConfig;
+  readonly config: HttpListenerConfig | HttpsListenerConfig;
   readonly trust: ProxyTrust;
   readonly scheme: 'http' | 'https';
   readonly maxHeaderSize: number;
@@ -45,6 +49,17 @@ export interface CompiledListener {
   readonly keepAliveTimeout: number;
   /** Node's server-wide request timeout: the largest of the global and per-route values. */
   readonly requestTimeout: number;
+  /** Header carrying the verified client certificate upstream (https with clientAuth.forwardHeader), or null. */
+  readonly clientCertHeader: string | null;
+  /** Strict-Transport-Security value for every response of an https listener, or null. */
+  readonly hsts: string | null;
+  /** A plain listener answering everything with a 308 to https on this port (0: off). */
+  readonly redirectToHttps: number;
+}
+
+function hstsValue(h: { maxAge: number | string; includeSubDomains: boolean; preload: boolean }): string {
+  const seconds = typeof h.maxAge === 'number' ? h.maxAge : Math.round((parseDuration(h.maxAge.replace(/^(\d+)y$/, (_, n: string) => `${Number(n) * 365}d`)) ?? 31_536_000_000) / 1000);
+  return `max-age=${seconds}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
 }
 
 /** What a snapshot gets from the runtime that outlives it: shared stores and logging. */
@@ -67,6 +82,10 @@ export class Snapshot {
   readonly router: Router<CompiledRoute>;
   readonly upstreams: ReadonlyMap<string, UpstreamPool>;
   readonly listeners: ReadonlyMap<string, CompiledListener>;
+  /** Upstreams of tcp:// or udp:// targets, for the L4 listeners. */
+  readonly l4Pools: ReadonlyMap<string, L4Pool>;
+  /** TCP and UDP listeners: served by the L4 proxies, outside routing. */
+  readonly l4Listeners: readonly (TcpListenerConfig | UdpListenerConfig)[];
   readonly requestIdHeader: string;
   readonly echoRequestId: string | null;
   /** Header names that carry the consumer upstream (client-sent copies are always removed). */
@@ -94,21 +113,34 @@ export class Snapshot {
     };
 
     const upstreams = new Map<string, UpstreamPool>();
-    for (const [name, upstream] of Object.entries(config.upstreams)) upstreams.set(name, registry.build(name, upstream));
+    const l4Pools = new Map<string, L4Pool>();
+    for (const [name, upstream] of Object.entries(config.upstreams)) {
+      // tcp:// and udp:// upstreams serve L4 listeners; they hold no HTTP connection pool.
+      if (kindOf(upstream.targets[0]!.url) === 'http') {
+        upstreams.set(name, registry.build(name, upstream, env.configDir));
+        if (upstream.tls?.insecureSkipVerify) services.warn(`upstream "${name}": tls.insecureSkipVerify is on: its targets' certificates are not verified`);
+      }
+      else l4Pools.set(name, new L4Pool(name, upstream));
+    }
+    this.l4Pools = l4Pools;
     this.upstreams = upstreams;
+    this.l4Listeners = config.listeners.filter((l): l is TcpListenerConfig | UdpListenerConfig => l.protocol === 'tcp' || l.protocol === 'udp');
 
     this.routes = config.routes.map((route, index) => this.compileRoute(route, index, env));
     this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
 
     const maxRequestTimeout = Math.max(config.limits.requestTimeout, ...config.routes.map((r) => r.limits?.requestTimeout ?? 0));
     this.listeners = new Map(
-      config.listeners.map((l) => {
+      config.listeners.filter((l) => l.protocol === 'http' || l.protocol === 'https').map((l) => {
         const key = listenerKey(l);
         return [key, {
           key,
           config: l,
           trust: new ProxyTrust(l.trustedProxies),
-          scheme: 'http' as const,
+          scheme: l.protocol,
+          clientCertHeader: l.protocol === 'https' ? (l.tls.clientAuth?.forwardHeader ?? null) : null,
+          hsts: l.protocol === 'https' && l.hsts ? hstsValue(l.hsts) : null,
+          redirectToHttps: l.protocol === 'http' && l.redirectToHttps !== false ? (l.redirectToHttps === true ? 443 : l.redirectToHttps) : 0,
           maxHeaderSize: l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize,
           headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
           keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,

@@ -182,12 +182,12 @@ export class TargetRegistry {
     return true;
   }
 
-  build(name: string, config: UpstreamConfig): UpstreamPool {
+  build(name: string, config: UpstreamConfig, configDir: string): UpstreamPool {
     const targets = config.targets.map((t) => {
       const id = targetId(name, t.url, t.weight, t.backup, config);
       let target = this.targets.get(id);
       if (!target) {
-        target = new Target(id, t.url, t.weight, t.backup, config);
+        target = new Target(id, t.url, t.weight, t.backup, config, configDir);
         target.healthy = this.health.get(id) ?? true;
         this.targets.set(id, target);
       }

@@ -8,5 +8,5 @@ import type { UpstreamConfig } from '../config/schema.ts';
 export function targetId(upstreamName: string, url: string, weight: number, backup: boolean, upstream: UpstreamConfig): string {
   const t = upstream.timeouts;
   return `${upstreamName}|${new URL(url).origin}|w${weight}${backup ? '|backup' : ''}|${t.connect}/${t.response}/${t.idle}|` +
-    `${upstream.keepAlive.connections}/${upstream.keepAlive.idleTimeout}`;
+    `${upstream.keepAlive.connections}/${upstream.keepAlive.idleTimeout}|${upstream.http2 ? 'h2' : 'h1'}|${JSON.stringify(upstream.tls ?? null)}`;
 }

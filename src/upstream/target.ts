@@ -6,7 +6,10 @@ import type { Pool as PoolType } from 'undici';
 // Only the Pool, not undici's index: the index also loads fetch, WebSocket, caches and more, ~13 MB of RSS that
 // every gateway process would carry for nothing. undici has no `exports` map, so the path is stable within a major.
 const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof PoolType;
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { TurnpikeError } from '../errors.ts';
 export { targetId } from './target-id.ts';
 
 export class Target {
@@ -26,7 +29,7 @@ export class Target {
   /** performance.now() when it last turned healthy again (slow start ramps from there); 0 = never down. */
   healthySince: number;
 
-  constructor(id: string, url: string, weight: number, backup: boolean, upstream: UpstreamConfig) {
+  constructor(id: string, url: string, weight: number, backup: boolean, upstream: UpstreamConfig, configDir: string) {
     this.id = id;
     this.url = url;
     this.origin = new URL(url);
@@ -45,6 +48,26 @@ export class Target {
       bodyTimeout: upstream.timeouts.idle,
       maxHeaderSize: 64 * 1024,
       pipelining: 1,
+      // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets.
+      allowH2: upstream.http2,
+      ...(upstream.tls ? { connect: upstreamTlsOptions(upstream.tls, configDir) } : {}),
     });
   }
+}
+
+/** TLS options for connections to https:// targets: files read once, relative to the config file. */
+function upstreamTlsOptions(tls: NonNullable<UpstreamConfig['tls']>, configDir: string): Record<string, unknown> {
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return readFileSync(resolve(configDir, file));
+    } catch (err) {
+      throw new TurnpikeError('TP_TLS_CONFIG', `upstream tls.${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return {
+    ...(tls.ca ? { ca: read('ca', tls.ca) } : {}),
+    ...(tls.cert && tls.key ? { cert: read('cert', tls.cert), key: read('key', tls.key) } : {}),
+    ...(tls.serverName ? { servername: tls.serverName } : {}),
+    rejectUnauthorized: !tls.insecureSkipVerify,
+  };
 }

@@ -1,0 +1,104 @@
+// The `listeners:` section: one entry per bound address, by protocol. HTTP and HTTPS listeners route requests;
+// TCP and UDP listeners forward bytes or datagrams to an upstream (or, for TCP, by the TLS server name).
+import { z } from 'zod';
+import { cidr, duration, headerName, size } from './primitives.ts';
+
+// A quoted `"${PORT}"` (needed inside a flow map, where `{` is YAML syntax) arrives as a string of digits.
+const port = z.preprocess((v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v), z.number().int().min(0).max(65535));
+
+const common = {
+  name: z.string().min(1),
+  address: z.string().default('0.0.0.0'),
+  port,
+  trustedProxies: z.array(cidr).default([]),
+  acceptSockets: z.number().int().min(1).max(64).default(16).meta({
+    description: 'listening sockets opened on the port with SO_REUSEPORT (Linux, FreeBSD); each event-loop turn accepts one connection per socket, so a burst of new connections is not queued behind the load (1 = one socket)',
+  }),
+};
+
+const httpLimits = z
+  .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })
+  .optional();
+
+const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3']);
+
+export const tlsSettings = z.strictObject({
+  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1),
+  minVersion: tlsVersion.default('TLSv1.2'),
+  maxVersion: tlsVersion.optional(),
+  ciphers: z.string().min(1).optional().meta({ description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always on)' }),
+  clientAuth: z
+    .strictObject({
+      mode: z.enum(['off', 'optional', 'require']).default('off'),
+      ca: z.string().min(1).optional(),
+      forwardHeader: headerName.optional().meta({ description: 'sends the verified client certificate subject and fingerprint upstream' }),
+    })
+    .refine((c) => c.mode === 'off' || c.ca !== undefined, { message: 'clientAuth needs a ca (the CA that signs client certificates) unless mode is off', path: ['ca'] })
+    .optional(),
+});
+
+const hsts = z.strictObject({
+  maxAge: z.union([z.number().int().min(0), z.string()]).default('1y'),
+  includeSubDomains: z.boolean().default(false),
+  preload: z.boolean().default(false),
+});
+
+const httpListener = z.strictObject({
+  ...common,
+  protocol: z.literal('http'),
+  limits: httpLimits,
+  redirectToHttps: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false).meta({
+    description: 'answer every request with a 308 to https:// (true: the same host on port 443; a number: that port)',
+  }),
+});
+
+const httpsListener = z.strictObject({
+  ...common,
+  protocol: z.literal('https'),
+  limits: httpLimits,
+  tls: tlsSettings,
+  hsts: hsts.optional(),
+  http2: z.boolean().default(true).meta({ description: 'offer h2 through ALPN (http/1.1 is always offered)' }),
+});
+
+const sniRoute = z.strictObject({
+  serverName: z.string().regex(/^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$/, { message: 'expected a host name, *.example.com, or "*" for the rest' }),
+  upstream: z.string().min(1),
+});
+
+const tcpListener = z
+  .strictObject({
+    ...common,
+    protocol: z.literal('tcp'),
+    upstream: z.string().min(1).optional(),
+    sni: z.array(sniRoute).min(1).optional().meta({ description: 'TLS passthrough: pick the upstream by the ClientHello server name' }),
+    tls: tlsSettings.optional().meta({ description: 'terminate TLS here and forward plain bytes' }),
+    connectTimeout: duration.prefault('5s'),
+    idleTimeout: duration.prefault('1h'),
+  })
+  .superRefine((l, ctx) => {
+    if ((l.upstream === undefined) === (l.sni === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'a tcp listener takes either upstream or sni (TLS passthrough by server name)' });
+    }
+    if (l.sni !== undefined && l.tls !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'sni routes TLS without terminating it; tls terminates it: choose one' });
+    }
+  });
+
+const udpListener = z.strictObject({
+  ...common,
+  protocol: z.literal('udp'),
+  upstream: z.string().min(1),
+  idleTimeout: duration.prefault('30s').meta({ description: 'a client mapping with no datagram for this long is dropped' }),
+  maxClients: z.number().int().min(1).default(10_000),
+});
+
+export const listener = z.discriminatedUnion('protocol', [httpListener, httpsListener, tcpListener, udpListener], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'expected "http", "https", "tcp" or "udp"' : undefined),
+});
+
+export type HttpListenerConfig = z.output<typeof httpListener>;
+export type HttpsListenerConfig = z.output<typeof httpsListener>;
+export type TcpListenerConfig = z.output<typeof tcpListener>;
+export type UdpListenerConfig = z.output<typeof udpListener>;
+export type TlsSettings = z.output<typeof tlsSettings>;

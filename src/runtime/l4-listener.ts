@@ -1,0 +1,117 @@
+// TCP and UDP listeners: bytes or datagrams to an upstream of tcp:// / udp:// targets, or (TCP) to the upstream
+// the TLS ClientHello's server name selects, without terminating TLS. Pools are looked up in the current
+// snapshot for each new connection, so a reload applies to new connections and leaves open ones alone.
+import { createSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIPv6, type Socket } from 'node:net';
+import type { TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
+import { TurnpikeError } from '../errors.ts';
+import { compileServerNames, readClientHello } from '../l4/client-hello.ts';
+import { TcpProxy, type L4Picker } from '../l4/tcp-proxy.ts';
+import { UdpProxy } from '../l4/udp-proxy.ts';
+import { normalizeAddress } from '../proxy/client-ip.ts';
+import type { L4Pool } from '../upstream/l4-pool.ts';
+import { ListenSockets } from './listen-sockets.ts';
+import type { OpenListener } from './open-listener.ts';
+import { openError } from './open-listener.ts';
+
+export interface L4Host {
+  pool(name: string): L4Pool | undefined;
+  /** TCP sessions open on every L4 listener (drain waits for them). */
+  active(): number;
+  readonly proxies: Set<TcpProxy>;
+  log(fields: object, message: string): void;
+}
+
+export function createL4Host(current: () => { readonly l4Pools: ReadonlyMap<string, L4Pool> }, log: (fields: object, message: string) => void): L4Host {
+  const proxies = new Set<TcpProxy>();
+  return {
+    pool: (name) => current().l4Pools.get(name),
+    active: () => {
+      let n = 0;
+      for (const p of proxies) n += p.size;
+      return n;
+    },
+    proxies,
+    log,
+  };
+}
+
+/** A picker that resolves the pool when it is asked, so a reload's pool serves the next connection. */
+function pickerFor(host: L4Host, upstream: string): L4Picker {
+  return {
+    pick: (ip, avoid) => host.pool(upstream)?.pick(ip, avoid),
+    observe: (t, ms, failed) => host.pool(upstream)?.observe(t, ms, failed),
+  };
+}
+
+export async function openL4Listener(key: string, config: TcpListenerConfig | UdpListenerConfig, host: L4Host): Promise<OpenListener> {
+  try {
+    return config.protocol === 'tcp' ? await openTcp(key, config, host) : await openUdp(key, config, host);
+  } catch (err) {
+    if (err instanceof TurnpikeError) throw err;
+    throw openError(config, err);
+  }
+}
+
+async function openTcp(key: string, config: TcpListenerConfig, host: L4Host): Promise<OpenListener> {
+  if (config.tls !== undefined) {
+    throw new TurnpikeError('TP_TLS_CONFIG', `listener "${config.name}": TLS termination on a tcp listener is not built yet; use sni (passthrough) or an https listener`);
+  }
+  const proxy = new TcpProxy();
+  host.proxies.add(proxy);
+  const options = { connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout };
+  const fixed = config.upstream !== undefined ? pickerFor(host, config.upstream) : null;
+  const byName = config.sni ? compileServerNames(config.sni.map((e) => ({ serverName: e.serverName, value: pickerFor(host, e.upstream) }))) : null;
+  const sink = new EventEmitter();
+  sink.on('connection', (socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    if (fixed !== null) return proxy.handle(socket, fixed, options);
+    // TLS passthrough: read the ClientHello (without answering it), pick by its server name, replay it.
+    readClientHello(socket).then(
+      (hello) => {
+        const picker = byName!(hello.serverName);
+        if (picker === undefined) {
+          host.log({ listener: config.name, serverName: hello.serverName ?? null, client: normalizeAddress(socket.remoteAddress) }, 'tls passthrough: no sni entry for this server name; closed');
+          socket.destroy();
+          return;
+        }
+        proxy.handle(socket, picker, { ...options, initialData: hello.buffered });
+      },
+      () => socket.destroy(),
+    );
+  });
+  const sockets = await ListenSockets.open(sink as never, config.address, config.port, config.acceptSockets);
+  return {
+    key, name: config.name, address: sockets.address,
+    update: () => undefined,
+    close: () => sockets.close(),
+    closeIdle: () => undefined,
+    closeAll: () => {
+      proxy.closeAll();
+      host.proxies.delete(proxy);
+    },
+  };
+}
+
+async function openUdp(key: string, config: UdpListenerConfig, host: L4Host): Promise<OpenListener> {
+  const socket = createSocket({ type: isIPv6(config.address) ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(config.port, config.address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  // Errors on the listening socket (an ICMP error, a send that failed) must not crash the process.
+  socket.on('error', (err) => host.log({ listener: config.name, error: err.message }, 'udp listener error'));
+  const proxy = new UdpProxy(socket, pickerFor(host, config.upstream), { idleTimeout: config.idleTimeout, maxSessions: config.maxClients });
+  const address = socket.address();
+  return {
+    key, name: config.name, address: { address: address.address, port: address.port, family: address.family },
+    update: () => undefined,
+    close: () => void proxy.close(),
+    closeIdle: () => undefined,
+    closeAll: () => undefined,
+  };
+}

@@ -1,0 +1,214 @@
+// HTTPS listeners through the gateway: SNI-selected certificates, HTTP/2 and HTTP/1.1 over ALPN on the same
+// routes and plugins, minimum TLS version. Certificates are made at test time (test/helpers/certs.ts).
+import assert from 'node:assert/strict';
+import { connect as h2connect } from 'node:http2';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { makeTestPki, type Ca, type TestPki } from './helpers/certs.ts';
+import { request, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+
+let pki: TestPki;
+let ca: Ca;
+let echo: Backend;
+let yaml: string;
+
+before(async () => {
+  ({ pki, serverCa: ca } = makeTestPki());
+  const a = pki.server(ca, { names: ['a.example.com'] });
+  const b = pki.server(ca, { names: ['*.b.example.com'] });
+  echo = await startEchoBackend('app');
+  yaml = `
+listeners:
+  - name: websecure
+    protocol: https
+    address: 127.0.0.1
+    port: 0
+    tls:
+      certificates:
+        - { cert: "${a.certPath}", key: "${a.keyPath}" }
+        - { cert: "${b.certPath}", key: "${b.keyPath}" }
+      minVersion: TLSv1.3
+upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
+routes:
+  - name: app
+    match: { path: / }
+    upstream: app
+    plugins: [{ headers: { response: { set: { x-route: app } } } }]
+`;
+});
+after(async () => {
+  await echo.close();
+  pki.remove();
+});
+
+function peerNames(port: number, servername: string | undefined): Promise<{ san: string; protocol: string | null }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+    socket.once('secureConnect', () => {
+      resolve({ san: socket.getPeerCertificate().subjectaltname ?? '', protocol: socket.getProtocol() });
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('https listener', () => {
+  test('picks the certificate by SNI (exact and wildcard), the first one without SNI, and TLS 1.3 only when asked', async () => {
+    const gw = await startGatewayYaml(yaml);
+    try {
+      assert.equal((await peerNames(gw.port(), 'a.example.com')).san, 'DNS:a.example.com');
+      assert.equal((await peerNames(gw.port(), 'x.b.example.com')).san, 'DNS:*.b.example.com');
+      assert.equal((await peerNames(gw.port(), undefined)).san, 'DNS:a.example.com');
+      assert.equal((await peerNames(gw.port(), 'a.example.com')).protocol, 'TLSv1.3');
+      await assert.rejects(new Promise((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'a.example.com', ca: ca.cert, maxVersion: 'TLSv1.2' }, () => resolve(s));
+        s.once('error', reject);
+      }));
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('serves the same route and plugins over HTTP/2 and HTTP/1.1 (ALPN)', async () => {
+    const gw = await startGatewayYaml(yaml);
+    try {
+      // HTTP/2
+      // Connect to 127.0.0.1 while presenting a.example.com as SNI and :authority.
+      const session = h2connect(`https://a.example.com:${gw.port()}`, {
+        ca: ca.cert,
+        servername: 'a.example.com',
+        createConnection: () => tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'a.example.com', ca: ca.cert, ALPNProtocols: ['h2'] }),
+      });
+      const h2 = await new Promise<{ status: number; route: string; body: string }>((resolve, reject) => {
+        const req = session.request({ ':path': '/hello?x=1', ':method': 'GET' });
+        let status = 0;
+        let route = '';
+        let body = '';
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+          route = String(h['x-route']);
+        });
+        req.setEncoding('utf8');
+        req.on('data', (c: string) => (body += c));
+        req.on('end', () => resolve({ status, route, body }));
+        req.on('error', reject);
+        req.end();
+      });
+      session.close();
+      assert.equal(h2.status, 200);
+      assert.equal(h2.route, 'app');
+      const seen = JSON.parse(h2.body) as { url: string; headers: Record<string, string> };
+      assert.equal(seen.url, '/hello?x=1');
+      assert.equal(seen.headers.host, `a.example.com:${gw.port()}`);
+      assert.equal(seen.headers['x-forwarded-proto'], 'https');
+      assert.ok(!Object.keys(seen.headers).some((h) => h.startsWith(':')), 'no pseudo-header reaches the upstream');
+      // HTTP/1.1 on the same listener
+      const h1 = await new Promise<{ status: number; route: string }>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port: gw.port(), path: '/', servername: 'a.example.com', ca: ca.cert, headers: { host: 'a.example.com' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, route: String(res.headers['x-route']) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(h1, { status: 200, route: 'app' });
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('client certificates, redirects and HSTS', () => {
+  test('mTLS optional: a verified client certificate goes upstream in forwardHeader; a client copy never does', async () => {
+    const { pki: p2, serverCa, clientCa, client } = makeTestPki();
+    const server = p2.server(serverCa, { names: ['a.example.com'] });
+    const gw = await startGatewayYaml(`
+listeners:
+  - name: websecure
+    protocol: https
+    address: 127.0.0.1
+    port: 0
+    tls:
+      certificates: [{ cert: "${server.certPath}", key: "${server.keyPath}" }]
+      clientAuth: { mode: optional, ca: "${clientCa.certPath}", forwardHeader: x-client-cert }
+    hsts: { maxAge: 1y, includeSubDomains: true }
+upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
+routes: [{ name: app, match: { path: / }, upstream: app }]
+`);
+    const get = (withCert: boolean) => new Promise<{ headers: Record<string, string>; hsts: string }>((resolve, reject) => {
+      const req = httpsRequest({
+        host: '127.0.0.1', port: gw.port(), path: '/', servername: 'a.example.com', ca: serverCa.cert, agent: false,
+        headers: { 'x-client-cert': 'subject="CN=admin"' },
+        ...(withCert ? { cert: client.cert, key: client.key } : {}),
+      }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ headers: JSON.parse(body).headers, hsts: String(res.headers['strict-transport-security']) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    try {
+      const withCert = await get(true);
+      assert.match(withCert.headers['x-client-cert']!, /^subject="[^"]*CN=[^"]+";fingerprint=sha256:[0-9a-f]{64}$/);
+      assert.ok(!withCert.headers['x-client-cert']!.includes('admin'));
+      assert.equal(withCert.hsts, 'max-age=31536000; includeSubDomains');
+      const without = await get(false);
+      assert.equal(without.headers['x-client-cert'], undefined, 'the client-sent copy is removed');
+    } finally {
+      await gw.stop();
+      p2.remove();
+    }
+  });
+
+  test('redirectToHttps answers a plain listener with a 308 to the same host and path on https', async () => {
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0, redirectToHttps: 8443 }]
+upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
+routes: [{ name: app, match: { path: / }, upstream: app }]
+`);
+    try {
+      const r = await request(gw.port(), '/a/b?c=1', { headers: { host: 'shop.example.com:8080' } });
+      assert.equal(r.status, 308);
+      assert.equal(r.headers.location, 'https://shop.example.com:8443/a/b?c=1');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('upstream TLS', () => {
+  test('https targets are verified against the configured ca; insecureSkipVerify works (with a warning)', async () => {
+    const { pki: p3, serverCa } = makeTestPki();
+    const cert = p3.server(serverCa, { names: ['backend.internal'] });
+    const backend = createHttpsServer({ cert: cert.cert, key: cert.key }, (_req, res) => res.end('secure hello'));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const port = (backend.address() as { port: number }).port;
+    const config = (tls: string) => `
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { app: { targets: [{ url: "https://127.0.0.1:${port}" }], ${tls} } }
+routes: [{ name: app, match: { path: / }, upstream: app }]
+`;
+    try {
+      for (const [tls, status] of [
+        [`tls: { ca: "${serverCa.certPath}", serverName: backend.internal }`, 200],
+        ['tls: { serverName: backend.internal }', 502], // system CAs do not know the test CA
+        ['tls: { insecureSkipVerify: true }', 200],
+      ] as const) {
+        const gw = await startGatewayYaml(config(tls));
+        try {
+          const r = await request(gw.port(), '/');
+          assert.equal(r.status, status, tls);
+          if (status === 200) assert.equal(r.body, 'secure hello');
+        } finally {
+          await gw.stop();
+        }
+      }
+    } finally {
+      backend.close();
+      p3.remove();
+    }
+  });
+});
