@@ -53,6 +53,8 @@ export class RequestContext {
   identity: Identity | null;
   /** `WWW-Authenticate` challenges of the authentication plugins that refused it (sent with the 401). */
   authChallenges: string[] | null;
+  /** A gRPC request (by route or content type): the gateway's own errors are gRPC statuses. */
+  grpc: boolean;
   /** Rate-limit decisions of this request, by plugin, for the RateLimit response field. */
   rateDecisions: Map<symbol, RateDecision> | null;
   /** What the access log shows instead of the request target (a credential in the query redacted), or null. */
@@ -102,6 +104,8 @@ export class RequestContext {
     this.onDone = null;
     this.logUrl = null;
     this.rateDecisions = null;
+    const type = req.headers['content-type'];
+    this.grpc = typeof type === 'string' && type.startsWith('application/grpc');
   }
 
   setRequestHeader(name: string, value: string): void {

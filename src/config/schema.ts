@@ -111,6 +111,10 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       plugins: pluginArray.default([]),
       limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
       timeouts: routeTimeouts.optional(),
+      protocol: z.enum(['http', 'grpc']).default('http').meta({
+        description: 'grpc: errors the gateway itself answers are gRPC statuses (grpc-status trailers), not problem+json',
+      }),
+      requireClientCert: z.boolean().default(false).meta({ description: 'only clients that presented a verified certificate (mTLS); others get 403' }),
     })
     .superRefine((r, ctx) => {
       const terminals = (['upstream', 'respond', 'redirect'] as const).filter((t) => r[t] !== undefined);

@@ -259,11 +259,20 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     this.end();
     if (this.abandoned) return;
     const exchange = this.exchange;
     exchange.finish(exchange.ctx.status >= 500);
+    // Trailers (gRPC's grpc-status and grpc-message) go on to the client as trailers.
+    if (trailers !== undefined && trailers !== null) {
+      let any = false;
+      for (const _ in trailers) {
+        any = true;
+        break;
+      }
+      if (any) exchange.ctx.res.addTrailers(trailers as Record<string, string>);
+    }
     exchange.ctx.res.end();
   }
 

@@ -4,6 +4,7 @@ import type { ErrorCode } from '../errors.ts';
 import type { Chain } from '../plugins/pipeline.ts';
 import { runResponseHooks } from '../plugins/pipeline.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import { sendGrpcStatus } from './grpc-status.ts';
 import { problemReply } from './problem.ts';
 
 export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply, echoRequestId: string | null): void {
@@ -18,6 +19,10 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
   const body = reply.body ?? '';
   const head: ResponseHead = { status: reply.status, headers: { ...reply.headers } };
   if (chain !== null && chain.response.length > 0) runResponseHooks(chain, ctx, head);
+  if (ctx.grpc && head.status >= 400) {
+    const title = typeof body === 'string' && body.startsWith('{') ? (safeTitle(body) ?? String(head.status)) : String(head.status);
+    return sendGrpcStatus(ctx, { status: head.status, headers: head.headers as Record<string, string> }, title);
+  }
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   head.headers['content-length'] = length;
   if (echoRequestId !== null) head.headers[echoRequestId] = ctx.requestId;
@@ -37,4 +42,12 @@ export function sendProblem(
 ): void {
   ctx.errorCode = code;
   sendReply(ctx, chain, problemReply(code, detail, ctx.requestId, extraHeaders), echoRequestId);
+}
+
+function safeTitle(body: string): string | undefined {
+  try {
+    return (JSON.parse(body) as { title?: string }).title;
+  } catch {
+    return undefined;
+  }
 }

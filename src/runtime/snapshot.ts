@@ -37,6 +37,9 @@ export interface CompiledRoute {
   readonly forward: (ForwardRoute & TunnelRoute) | null;
   readonly respond: Reply | null;
   readonly redirect: RedirectPlan | null;
+  /** `protocol: grpc`: errors answered as gRPC statuses even for requests without a gRPC content type. */
+  readonly grpc: boolean;
+  readonly requireClientCert: boolean;
 }
 
 export interface CompiledListener {
@@ -196,7 +199,10 @@ export class Snapshot {
         prefixLength: literal === '/' ? 0 : literal.replace(/\/$/, '').length,
       };
     }
-    return { name, index, chain, maxBodySize, upstreamName: route.upstream ?? '', forward, respond, redirect };
+    return {
+      name, index, chain, maxBodySize, upstreamName: route.upstream ?? '', forward, respond, redirect,
+      grpc: route.protocol === 'grpc', requireClientCert: route.requireClientCert,
+    };
   }
 }
 

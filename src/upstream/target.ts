@@ -50,6 +50,8 @@ export class Target {
       pipelining: 1,
       // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets.
       allowH2: upstream.http2,
+      // On http:// targets HTTP/2 means prior knowledge (h2c), as gRPC servers usually listen.
+      ...(upstream.http2 && this.origin.protocol === 'http:' ? { useH2c: true } : {}),
       ...(upstream.tls ? { connect: upstreamTlsOptions(upstream.tls, configDir) } : {}),
     });
   }
