@@ -120,7 +120,7 @@ describe('https listener', () => {
 });
 
 describe('client certificates, redirects and HSTS', () => {
-  test('mTLS optional: a verified client certificate goes upstream in forwardHeader; a client copy never does', async () => {
+  test('mTLS optional: a verified client certificate goes upstream in forwardHeader (a client copy never does); requireClientCert routes refuse clients without one', async () => {
     const { pki: p2, serverCa, clientCa, client } = makeTestPki();
     const server = p2.server(serverCa, { names: ['a.example.com'] });
     const gw = await startGatewayYaml(`
@@ -134,8 +134,21 @@ listeners:
       clientAuth: { mode: optional, ca: "${clientCa.certPath}", forwardHeader: x-client-cert }
     hsts: { maxAge: 1y, includeSubDomains: true }
 upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
-routes: [{ name: app, match: { path: / }, upstream: app }]
+routes:
+  - { name: admin, match: { path: /admin }, upstream: app, requireClientCert: true }
+  - { name: app, match: { path: / }, upstream: app }
 `);
+    const status = (path: string, withCert: boolean) => new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({
+        host: '127.0.0.1', port: gw.port(), path, servername: 'a.example.com', ca: serverCa.cert, agent: false,
+        ...(withCert ? { cert: client.cert, key: client.key } : {}),
+      }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end();
+    });
     const get = (withCert: boolean) => new Promise<{ headers: Record<string, string>; hsts: string }>((resolve, reject) => {
       const req = httpsRequest({
         host: '127.0.0.1', port: gw.port(), path: '/', servername: 'a.example.com', ca: serverCa.cert, agent: false,
@@ -157,6 +170,9 @@ routes: [{ name: app, match: { path: / }, upstream: app }]
       assert.equal(withCert.hsts, 'max-age=31536000; includeSubDomains');
       const without = await get(false);
       assert.equal(without.headers['x-client-cert'], undefined, 'the client-sent copy is removed');
+      // A route with requireClientCert: 403 without a verified certificate, served with one.
+      assert.equal(await status('/admin', false), 403);
+      assert.equal(await status('/admin', true), 200);
     } finally {
       await gw.stop();
       p2.remove();

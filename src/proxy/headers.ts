@@ -42,6 +42,11 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHead
   const extraHop = connectionTokens(src.connection);
   for (const name in src) {
     if (REQUEST_SKIP.has(name) || name === policy.requestIdHeader || name === policy.consumerNameHeader || name === policy.consumerGroupsHeader) {
+      // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC servers expect it: it goes on.
+      if (name === 'te' && src.te === 'trailers') {
+        out.push('te', 'trailers');
+        continue;
+      }
       if (!(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
     }
     if (remove !== null && remove.has(name)) continue;
