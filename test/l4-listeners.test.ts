@@ -55,6 +55,39 @@ upstreams:
   });
 });
 
+describe('tcp health checks', () => {
+  test('a tcp:// target that stops accepting is taken out by the active check; new connections go to the other', async () => {
+    const a = await tcpEcho('a');
+    const b = await tcpEcho('b');
+    const gw = await startGatewayYaml(`
+listeners:
+  - { name: web, protocol: http, address: 127.0.0.1, port: 0 }
+  - { name: db, protocol: tcp, address: 127.0.0.1, port: 0, upstream: pg }
+upstreams:
+  pg:
+    targets: [{ url: "tcp://127.0.0.1:${a.port}" }, { url: "tcp://127.0.0.1:${b.port}" }]
+    healthCheck: { active: { interval: 50ms, timeout: 200ms, unhealthyThreshold: 1, healthyThreshold: 1 } }
+`);
+    try {
+      b.server.close();
+      const deadline = Date.now() + 3000;
+      let healthy = false;
+      while (!healthy && Date.now() < deadline) {
+        const pool = gw.runtime.current.l4Pools.get('pg')!;
+        healthy = pool.pick('127.0.0.1')?.port === a.port && pool.pick('127.0.0.1')?.port === a.port;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(healthy, 'the pool stopped picking the closed target (without the check, round robin would)');
+      const answers = [];
+      for (let i = 0; i < 4; i++) answers.push(await tcpAsk(gw.port('db'), 'ping'));
+      assert.deepEqual(answers, ['a:ping', 'a:ping', 'a:ping', 'a:ping']);
+    } finally {
+      a.server.close();
+      await gw.stop();
+    }
+  });
+});
+
 describe('tls passthrough', () => {
   let pki: TestPki;
   let ca: Ca;

@@ -93,7 +93,12 @@ export class Runtime implements ListenerHost {
 
   /** A health check's verdict on a target: every live pool that holds it recomputes its usable set. */
   setTargetHealth(id: string, healthy: boolean): void {
-    if (!this.registry.setHealth(id, healthy)) return;
+    const changedHttp = this.registry.setHealth(id, healthy);
+    if (id.startsWith('l4|')) {
+      for (const snapshot of this.live) for (const pool of snapshot.l4Pools.values()) if (pool.targets.some((t) => t.id === id)) pool.refresh();
+      return;
+    }
+    if (!changedHttp) return;
     for (const snapshot of this.live) {
       for (const pool of snapshot.upstreams.values()) {
         if (pool.targets.some((t) => t.id === id)) pool.refresh();

@@ -123,7 +123,7 @@ export class Snapshot {
         upstreams.set(name, registry.build(name, upstream, env.configDir));
         if (upstream.tls?.insecureSkipVerify) services.warn(`upstream "${name}": tls.insecureSkipVerify is on: its targets' certificates are not verified`);
       }
-      else l4Pools.set(name, new L4Pool(name, upstream));
+      else l4Pools.set(name, new L4Pool(name, upstream, (id) => registry.healthOf(id)));
     }
     this.l4Pools = l4Pools;
     this.upstreams = upstreams;

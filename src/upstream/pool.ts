@@ -172,6 +172,11 @@ export class TargetRegistry {
     this.health = new Map(initialHealth);
   }
 
+  /** The last verdict for a target id (L4 targets are looked up here), or undefined. */
+  healthOf(id: string): boolean | undefined {
+    return this.health.get(id);
+  }
+
   /** Records a verdict; true when it changed a live target (its pools must refresh). */
   setHealth(id: string, healthy: boolean): boolean {
     this.health.set(id, healthy);

@@ -10,3 +10,8 @@ export function targetId(upstreamName: string, url: string, weight: number, back
   return `${upstreamName}|${new URL(url).origin}|w${weight}${backup ? '|backup' : ''}|${t.connect}/${t.response}/${t.idle}|` +
     `${upstream.keepAlive.connections}/${upstream.keepAlive.idleTimeout}|${upstream.http2 ? 'h2' : 'h1'}|${JSON.stringify(upstream.tls ?? null)}`;
 }
+
+/** The health id of a tcp:// target (L4 pools hold no connection pool; the id is upstream and address). */
+export function l4TargetId(upstreamName: string, url: URL): string {
+  return `l4|${upstreamName}|${url.host}`;
+}
