@@ -119,6 +119,34 @@ describe('https listener', () => {
   });
 });
 
+describe('default ciphers', () => {
+  test('TLS 1.2 offers only forward-secret AEAD suites by default: a client limited to RSA key exchange or CBC is refused', async () => {
+    const { pki: p4, serverCa } = makeTestPki();
+    const rsa = p4.server(serverCa, { names: ['r.example.com'], keyType: 'rsa' });
+    const gw = await startGatewayYaml(`
+listeners:
+  - { name: s, protocol: https, address: 127.0.0.1, port: 0, tls: { certificates: [{ cert: "${rsa.certPath}", key: "${rsa.keyPath}" }] } }
+upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
+routes: [{ name: app, match: { path: / }, upstream: app }]
+`);
+    const handshake = (ciphers: string) => new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'r.example.com', ca: serverCa.cert, maxVersion: 'TLSv1.2', ciphers }, () => {
+        resolve(s.getCipher().standardName);
+        s.destroy();
+      });
+      s.once('error', reject);
+    });
+    try {
+      assert.equal(await handshake('ECDHE-RSA-AES128-GCM-SHA256'), 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256');
+      await assert.rejects(handshake('AES128-GCM-SHA256')); // RSA key exchange: no forward secrecy
+      await assert.rejects(handshake('ECDHE-RSA-AES128-SHA')); // CBC with SHA-1
+    } finally {
+      await gw.stop();
+      p4.remove();
+    }
+  });
+});
+
 describe('client certificates, redirects and HSTS', () => {
   test('mTLS optional: a verified client certificate goes upstream in forwardHeader (a client copy never does); requireClientCert routes refuse clients without one', async () => {
     const { pki: p2, serverCa, clientCa, client } = makeTestPki();

@@ -22,11 +22,24 @@ const httpLimits = z
 
 const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3']);
 
+/**
+ * Mozilla's "intermediate" server profile (without DHE): the TLS 1.3 suites, and for TLS 1.2 only ECDHE key
+ * exchange with AES-GCM or ChaCha20-Poly1305. Node's own default would also offer CBC-SHA1 suites and, with RSA
+ * certificates, RSA key exchange without forward secrecy.
+ */
+export const MODERN_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 export const tlsSettings = z.strictObject({
   certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1),
   minVersion: tlsVersion.default('TLSv1.2'),
   maxVersion: tlsVersion.optional(),
-  ciphers: z.string().min(1).optional().meta({ description: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always on)' }),
+  ciphers: z.string().min(1).default(MODERN_CIPHERS).meta({
+    description: "OpenSSL cipher list; the default is Mozilla's intermediate profile: forward-secret AEAD suites only",
+  }),
   clientAuth: z
     .strictObject({
       mode: z.enum(['off', 'optional', 'require']).default('off'),

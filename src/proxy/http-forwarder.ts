@@ -38,7 +38,11 @@ export function forward(ctx: RequestContext, route: ForwardRoute): void {
   }
   const headers = ctx.req.headers;
   const length = headers['content-length'];
-  const hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  // HTTP/2 has no transfer-encoding: a body without content-length (every gRPC call) shows only as a HEADERS
+  // frame without END_STREAM.
+  const h2 = (ctx.req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  const hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0') ||
+    (length === undefined && h2?.endAfterHeaders === false);
   const exchange = new Exchange(ctx, route, hasBody);
   // A small body of an idempotent request is kept so that a retry after it reached a backend can resend it.
   if (hasBody && route.retry.bufferBody > 0 && IDEMPOTENT_METHODS.has(ctx.req.method!) && length !== undefined &&
@@ -185,6 +189,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private abandoned = false;
   private ended = false;
   private drainListener: (() => void) | null = null;
+  /** The status of a gRPC "trailers-only" upstream response, to be sent to the client as trailers. */
+  private grpcStatus: Record<string, string> | null = null;
 
   constructor(exchange: Exchange, target: Target) {
     this.exchange = exchange;
@@ -243,6 +249,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const chain = route.chain;
     if (chain.response.length > 0) runResponseHooks(chain, ctx, head);
     if (route.echoRequestId !== null) head.headers[route.echoRequestId] = ctx.requestId;
+    if (ctx.grpc && head.headers['grpc-status'] !== undefined) this.grpcStatus = takeGrpcStatus(head.headers);
     ctx.status = head.status;
     if (head.status === statusCode && statusMessage) res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
@@ -265,6 +272,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const exchange = this.exchange;
     exchange.finish(exchange.ctx.status >= 500);
     // Trailers (gRPC's grpc-status and grpc-message) go on to the client as trailers.
+    if (this.grpcStatus !== null) trailers = { ...this.grpcStatus, ...trailers };
     if (trailers !== undefined && trailers !== null) {
       let any = false;
       for (const _ in trailers) {
@@ -303,6 +311,22 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.ended = true;
     this.target.active--;
   }
+}
+
+/**
+ * A gRPC error without messages comes "trailers-only": grpc-status in the one HEADERS frame, ending the stream.
+ * undici cannot tell us the stream ended there and the client's HEADERS frame does not end it, so a gRPC client
+ * would find no status; the status moves to the trailers instead (a valid gRPC response too).
+ */
+function takeGrpcStatus(headers: ResponseHead['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['grpc-status', 'grpc-message', 'grpc-status-details-bin']) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    out[name] = String(Array.isArray(v) ? v[0] : v);
+    delete headers[name];
+  }
+  return out;
 }
 
 function appendSetCookie(head: ResponseHead, cookie: string): void {
