@@ -122,6 +122,38 @@ describe('tls passthrough', () => {
     });
   }
 
+  test('a tcp listener with tls terminates TLS and forwards the clear bytes', async () => {
+    const plain = await tcpEcho('plain');
+    const cert = pki.server(ca, { names: ['db.example.com'] });
+    const gw = await startGatewayYaml(`
+listeners:
+  - { name: web, protocol: http, address: 127.0.0.1, port: 0 }
+  - name: dbtls
+    protocol: tcp
+    address: 127.0.0.1
+    port: 0
+    upstream: db
+    tls: { certificates: [{ cert: "${cert.certPath}", key: "${cert.keyPath}" }] }
+upstreams:
+  db: { targets: [{ url: "tcp://127.0.0.1:${plain.port}" }] }
+`);
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: gw.port('dbtls'), servername: 'db.example.com', ca: ca.cert }, () => s.write('hello'));
+        s.setEncoding('utf8');
+        s.once('data', (d: string) => {
+          resolve(d);
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+      assert.equal(answer, 'plain:hello');
+    } finally {
+      plain.server.close();
+      await gw.stop();
+    }
+  });
+
   test('routes by the ClientHello server name without terminating TLS; an unknown name is refused', async () => {
     const aPort = await tlsBackend('A', 'a.example.com');
     const bPort = await tlsBackend('B', '*.b.example.com');

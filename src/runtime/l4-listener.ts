@@ -4,12 +4,14 @@
 import { createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIPv6, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { compileServerNames, readClientHello } from '../l4/client-hello.ts';
 import { TcpProxy, type L4Picker } from '../l4/tcp-proxy.ts';
 import { UdpProxy } from '../l4/udp-proxy.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
+import { CertificateStore } from '../tls/certificate-store.ts';
 import type { L4Pool } from '../upstream/l4-pool.ts';
 import { ListenSockets } from './listen-sockets.ts';
 import type { OpenListener } from './open-listener.ts';
@@ -45,27 +47,37 @@ function pickerFor(host: L4Host, upstream: string): L4Picker {
   };
 }
 
-export async function openL4Listener(key: string, config: TcpListenerConfig | UdpListenerConfig, host: L4Host): Promise<OpenListener> {
+export async function openL4Listener(key: string, config: TcpListenerConfig | UdpListenerConfig, host: L4Host, configDir: string): Promise<OpenListener> {
   try {
-    return config.protocol === 'tcp' ? await openTcp(key, config, host) : await openUdp(key, config, host);
+    return config.protocol === 'tcp' ? await openTcp(key, config, host, configDir) : await openUdp(key, config, host);
   } catch (err) {
     if (err instanceof TurnpikeError) throw err;
     throw openError(config, err);
   }
 }
 
-async function openTcp(key: string, config: TcpListenerConfig, host: L4Host): Promise<OpenListener> {
-  if (config.tls !== undefined) {
-    throw new TurnpikeError('TP_TLS_CONFIG', `listener "${config.name}": TLS termination on a tcp listener is not built yet; use sni (passthrough) or an https listener`);
-  }
+async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, configDir: string): Promise<OpenListener> {
+  // TLS termination: connections go through a TLS server first; the proxy then splices the clear bytes.
+  const store = config.tls !== undefined ? new CertificateStore(config.tls, configDir, {
+    onError: (err) => host.log({ listener: config.name, error: err.message }, 'TLS certificate change refused'),
+  }).watch() : null;
   const proxy = new TcpProxy();
   host.proxies.add(proxy);
   const options = { connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout };
   const fixed = config.upstream !== undefined ? pickerFor(host, config.upstream) : null;
   const byName = config.sni ? compileServerNames(config.sni.map((e) => ({ serverName: e.serverName, value: pickerFor(host, e.upstream) }))) : null;
   const sink = new EventEmitter();
+  const terminator = store === null ? null : createTlsServer({ ...store.secureOptions(), allowHalfOpen: true }, (clear) => {
+    clear.on('error', () => clear.destroy());
+    proxy.handle(clear, fixed!, options);
+  });
+  if (terminator !== null) {
+    store!.attach(terminator);
+    terminator.on('tlsClientError', (_err, socket) => socket.destroy());
+  }
   sink.on('connection', (socket: Socket) => {
     socket.on('error', () => socket.destroy());
+    if (terminator !== null) return void terminator.emit('connection', socket);
     if (fixed !== null) return proxy.handle(socket, fixed, options);
     // TLS passthrough: read the ClientHello (without answering it), pick by its server name, replay it.
     readClientHello(socket).then(
@@ -85,7 +97,10 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host): Pr
   return {
     key, name: config.name, address: sockets.address,
     update: () => undefined,
-    close: () => sockets.close(),
+    close: () => {
+      sockets.close();
+      store?.close();
+    },
     closeIdle: () => undefined,
     closeAll: () => {
       proxy.closeAll();

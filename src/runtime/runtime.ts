@@ -128,7 +128,7 @@ export class Runtime implements ListenerHost {
       for (const l4 of next.l4Listeners) {
         const key = listenerKey(l4);
         if (this.servers.has(key)) continue;
-        opened.push(await openL4Listener(key, l4, this.l4Host));
+        opened.push(await openL4Listener(key, l4, this.l4Host, configDirOf(this.configFile)));
       }
     } catch (err) {
       for (const o of opened) o.close();
