@@ -11,6 +11,9 @@ const common = {
   address: z.string().default('0.0.0.0'),
   port,
   trustedProxies: z.array(cidr).default([]),
+  proxyProtocol: z.boolean().default(false).meta({
+    description: 'peers in trustedProxies must send a PROXY v1/v2 header first; the client it names stands for the peer',
+  }),
   acceptSockets: z.number().int().min(1).max(64).default(16).meta({
     description: 'listening sockets opened on the port with SO_REUSEPORT (Linux, FreeBSD); each event-loop turn accepts one connection per socket, so a burst of new connections is not queued behind the load (1 = one socket)',
   }),

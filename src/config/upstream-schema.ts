@@ -131,6 +131,7 @@ export const upstream = z
     retries: retries.optional(),
     circuitBreaker: circuitBreaker.optional(),
     timeouts: upstreamTimeouts.prefault({}),
+    proxyProtocol: z.enum(['v1', 'v2']).optional().meta({ description: 'tcp:// targets: send a PROXY header naming the client first' }),
     http2: z.boolean().default(false).meta({ description: 'speak HTTP/2 to the targets (gRPC needs it): h2 over TLS, h2c over http://' }),
     tls: z
       .strictObject({
@@ -163,6 +164,9 @@ export const upstream = z
       urls.add(url);
     });
     const kinds = new Set(u.targets.map((t) => kindOf(t.url)));
+    if (u.proxyProtocol !== undefined && !kinds.has('tcp')) {
+      ctx.addIssue({ code: 'custom', path: ['proxyProtocol'], message: 'proxyProtocol is sent to tcp:// targets only' });
+    }
     if (kinds.size > 1) {
       ctx.addIssue({ code: 'custom', path: ['targets'], message: `targets of one upstream must all be http(s), all tcp or all udp, not ${[...kinds].join(' and ')}` });
     }

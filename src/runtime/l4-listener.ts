@@ -10,12 +10,14 @@ import { TurnpikeError } from '../errors.ts';
 import { compileServerNames, readClientHello } from '../l4/client-hello.ts';
 import { TcpProxy, type L4Picker } from '../l4/tcp-proxy.ts';
 import { UdpProxy } from '../l4/udp-proxy.ts';
-import { normalizeAddress } from '../proxy/client-ip.ts';
+import { encodeProxyHeader } from '../l4/proxy-protocol.ts';
+import { normalizeAddress, ProxyTrust } from '../proxy/client-ip.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import type { L4Pool } from '../upstream/l4-pool.ts';
 import { ListenSockets } from './listen-sockets.ts';
 import type { OpenListener } from './open-listener.ts';
 import { openError } from './open-listener.ts';
+import { proxiedClient, proxyProtocolGate } from './proxy-protocol-gate.ts';
 
 export interface L4Host {
   pool(name: string): L4Pool | undefined;
@@ -64,12 +66,26 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
   const proxy = new TcpProxy();
   host.proxies.add(proxy);
   const options = { connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout };
-  const fixed = config.upstream !== undefined ? pickerFor(host, config.upstream) : null;
-  const byName = config.sni ? compileServerNames(config.sni.map((e) => ({ serverName: e.serverName, value: pickerFor(host, e.upstream) }))) : null;
+  const fixed = config.upstream !== undefined ? config.upstream : null;
+  const byName = config.sni ? compileServerNames(config.sni.map((e) => ({ serverName: e.serverName, value: e.upstream }))) : null;
+  const pickers = new Map<string, L4Picker>();
+  const pickerOf = (upstream: string) => pickers.get(upstream) ?? pickers.set(upstream, pickerFor(host, upstream)).get(upstream)!;
+  /** Splices `socket` to `upstream`, first sending what must precede the client's bytes (PROXY header, hello). */
+  const forward = (socket: Socket, upstream: string, replay?: Buffer) => {
+    const version = host.pool(upstream)?.proxyProtocol;
+    let initialData = replay;
+    if (version !== undefined) {
+      const raw = rawSocketOf(socket);
+      const client = proxiedClient(socket) ?? { address: normalizeAddress(raw.remoteAddress), port: raw.remotePort ?? 0 };
+      const header = encodeProxyHeader(version, { source: client, destination: { address: normalizeAddress(raw.localAddress), port: raw.localPort ?? 0 } });
+      initialData = replay === undefined ? header : Buffer.concat([header, replay]);
+    }
+    proxy.handle(socket, pickerOf(upstream), initialData === undefined ? options : { ...options, initialData });
+  };
   const sink = new EventEmitter();
   const terminator = store === null ? null : createTlsServer({ ...store.secureOptions(), allowHalfOpen: true }, (clear) => {
     clear.on('error', () => clear.destroy());
-    proxy.handle(clear, fixed!, options);
+    forward(clear, fixed!);
   });
   if (terminator !== null) {
     store!.attach(terminator);
@@ -78,22 +94,23 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
   sink.on('connection', (socket: Socket) => {
     socket.on('error', () => socket.destroy());
     if (terminator !== null) return void terminator.emit('connection', socket);
-    if (fixed !== null) return proxy.handle(socket, fixed, options);
+    if (fixed !== null) return forward(socket, fixed);
     // TLS passthrough: read the ClientHello (without answering it), pick by its server name, replay it.
     readClientHello(socket).then(
       (hello) => {
-        const picker = byName!(hello.serverName);
-        if (picker === undefined) {
+        const upstream = byName!(hello.serverName);
+        if (upstream === undefined) {
           host.log({ listener: config.name, serverName: hello.serverName ?? null, client: normalizeAddress(socket.remoteAddress) }, 'tls passthrough: no sni entry for this server name; closed');
           socket.destroy();
           return;
         }
-        proxy.handle(socket, picker, { ...options, initialData: hello.buffered });
+        forward(socket, upstream, hello.buffered);
       },
       () => socket.destroy(),
     );
   });
-  const sockets = await ListenSockets.open(sink as never, config.address, config.port, config.acceptSockets);
+  const gate = config.proxyProtocol ? proxyProtocolGate(new ProxyTrust(config.trustedProxies), (peer, reason) => host.log({ listener: config.name, peer, reason }, 'PROXY header missing or invalid; connection refused')) : undefined;
+  const sockets = await ListenSockets.open(sink as never, config.address, config.port, config.acceptSockets, gate);
   return {
     key, name: config.name, address: sockets.address,
     update: () => undefined,
@@ -129,4 +146,9 @@ async function openUdp(key: string, config: UdpListenerConfig, host: L4Host): Pr
     closeIdle: () => undefined,
     closeAll: () => undefined,
   };
+}
+
+/** The TCP socket under a TLS socket (addresses live there). */
+function rawSocketOf(socket: Socket): Socket {
+  return (socket as Socket & { _parent?: Socket | null })._parent ?? socket;
 }

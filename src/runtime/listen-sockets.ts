@@ -24,8 +24,21 @@ export class ListenSockets {
    * connections over the workers, as NGINX's `reuseport` does); only for port 0, where each worker would get a
    * port of its own, does a worker share one socket through the primary.
    */
-  static async open(server: HttpServer, host: string, port: number, count: number): Promise<ListenSockets> {
-    const onConnection = (socket: Socket) => server.emit('connection', socket);
+  static async open(server: HttpServer, host: string, port: number, count: number, gate?: (socket: Socket) => Promise<boolean>): Promise<ListenSockets> {
+    const onConnection = gate === undefined
+      ? (socket: Socket) => server.emit('connection', socket)
+      : (socket: Socket) => {
+          socket.on('error', () => socket.destroy());
+          gate(socket).then((ok) => {
+            if (!ok) return socket.destroy();
+            // Bytes the gate read past its header were put back into the JS stream; the server must read them
+            // from there, not straight from the native handle (node:http and TLS would skip them).
+            const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+            if (socket.readableLength > 0 && handle) handle._consumed = true;
+            server.emit('connection', socket);
+            socket.resume();
+          }, () => socket.destroy());
+        };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
     const first = await listenOne(onConnection, host, port, many);
     const address = first.address() as AddressInfo;

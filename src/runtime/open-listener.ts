@@ -1,7 +1,7 @@
 // A bound listener of any protocol, as the runtime manages it across reloads and at shutdown.
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
@@ -9,6 +9,7 @@ import { TlsConfigError } from '../tls/tls-options.ts';
 import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
 import { createHttpsServer } from './https-listener.ts';
 import { ListenSockets } from './listen-sockets.ts';
+import { proxyProtocolGate } from './proxy-protocol-gate.ts';
 import type { CompiledListener } from './snapshot.ts';
 
 export interface OpenListener {
@@ -37,7 +38,7 @@ export async function openHttpListener(host: ListenerHost, key: string, listener
     if (config.protocol === 'https') {
       store = loadStore(config.tls, configDir, onTls, config.name);
       const https = createHttpsServer(host, key, listener, store);
-      const sockets = await ListenSockets.open(https.server as unknown as Server, config.address, config.port, config.acceptSockets);
+      const sockets = await ListenSockets.open(https.server as unknown as Server, config.address, config.port, config.acceptSockets, gateOf(listener, onTls));
       let tlsKey = JSON.stringify(config.tls);
       return {
         key, name: config.name, address: sockets.address,
@@ -61,7 +62,7 @@ export async function openHttpListener(host: ListenerHost, key: string, listener
       };
     }
     const server = createHttpServer(host, key, listener);
-    const sockets = await ListenSockets.open(server, config.address, config.port, config.acceptSockets);
+    const sockets = await ListenSockets.open(server, config.address, config.port, config.acceptSockets, gateOf(listener, onTls));
     return {
       key, name: config.name, address: sockets.address,
       update: (next) => updateHttpServer(server, next),
@@ -93,4 +94,9 @@ function loadStore(settings: ConstructorParameters<typeof CertificateStore>[0], 
 
 export function configDirOf(configFile: string | undefined): string {
   return configFile ? dirname(configFile) : process.cwd();
+}
+
+function gateOf(listener: CompiledListener, events: TlsEvents): ((socket: Socket) => Promise<boolean>) | undefined {
+  if (!listener.config.proxyProtocol) return undefined;
+  return proxyProtocolGate(listener.trust, (peer, reason) => events.failed(listener.config.name, `PROXY header from ${peer}: ${reason}; connection refused`));
 }

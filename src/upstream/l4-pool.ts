@@ -18,6 +18,8 @@ export type HealthLookup = (id: string) => boolean | undefined;
 export class L4Pool implements L4Picker {
   readonly name: string;
   readonly targets: readonly L4PoolTarget[];
+  /** PROXY protocol version sent to the targets before the client's bytes, if any. */
+  readonly proxyProtocol: 'v1' | 'v2' | undefined;
   private readonly balancer: Balancer<L4PoolTarget>;
   private readonly backups: Balancer<L4PoolTarget>;
   private readonly byClientIp: boolean;
@@ -27,6 +29,7 @@ export class L4Pool implements L4Picker {
   constructor(name: string, config: UpstreamConfig, health: HealthLookup) {
     this.name = name;
     this.health = health;
+    this.proxyProtocol = config.proxyProtocol;
     this.targets = config.targets.map((t) => {
       const url = new URL(t.url);
       const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
