@@ -49,7 +49,7 @@ describe('the issue example', () => {
   test('validates verbatim through parseConfig, with sizes and durations as numbers', () => {
     const config = parseConfig(example, 'issue-example.yaml');
     assert.deepEqual(config.listeners, [
-      { name: 'web', protocol: 'http', address: '127.0.0.1', port: 8080, trustedProxies: [], proxyProtocol: false, acceptSockets: 16, redirectToHttps: false },
+      { name: 'web', protocol: 'http', address: '127.0.0.1', port: 8080, trustedProxies: [], proxyProtocol: false, acceptSockets: 16, h2c: false, redirectToHttps: false },
     ]);
     assert.equal(config.limits.maxHeaderSize, 16 * 1024);
     assert.equal(config.limits.maxBodySize, 10 * 1024 * 1024);

@@ -63,6 +63,7 @@ const httpListener = z.strictObject({
   ...common,
   protocol: z.literal('http'),
   limits: httpLimits,
+  h2c: z.boolean().default(false).meta({ description: 'also serve HTTP/2 with prior knowledge (cleartext) on this port' }),
   redirectToHttps: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false).meta({
     description: 'answer every request with a 308 to https:// (true: the same host on port 443; a number: that port)',
   }),

@@ -4,7 +4,7 @@ import { createServer, ServerResponse, type IncomingMessage, type Server } from 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { clientIdentity, formatClientCertHeader } from '../tls/client-auth.ts';
-import { proxiedClient } from './proxy-protocol-gate.ts';
+import { peerAddressOf, proxiedClient } from './proxy-protocol-gate.ts';
 import { runRequestHooks, TERMINAL_REACHED } from '../plugins/pipeline.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { forward } from '../proxy/http-forwarder.ts';
@@ -100,7 +100,7 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   snapshot.inFlight++;
   const headers = req.headers;
   // Behind a load balancer speaking PROXY protocol, the client it named is the peer.
-  const peer = proxiedClient(req.socket)?.address ?? normalizeAddress(req.socket.remoteAddress);
+  const peer = proxiedClient(req.socket)?.address ?? normalizeAddress(peerAddressOf(req.socket));
   const trust = listener.trust;
   const trustedPeer = !trust.empty && trust.trusts(peer);
   const xff = headers['x-forwarded-for'];

@@ -1,6 +1,6 @@
 // HTTPS listeners: TLS with SNI-selected certificates, HTTP/2 and HTTP/1.1 offered through ALPN, the same
 // request handling as plain HTTP. Certificates come from a CertificateStore the runtime can swap on reload.
-import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
+import { createServer as createH2Server, createSecureServer, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
@@ -79,4 +79,25 @@ function guardRapidReset(session: Http2Session): void {
       if (++resets > MAX_RESETS_PER_SECOND) session.destroy();
     });
   });
+}
+
+/** HTTP/2 with prior knowledge on a plain listener (`h2c: true`): the same request handling, no TLS. */
+export function createH2cServer(host: ListenerHost, key: string, listener: CompiledListener): { server: Http2Server; closeSessions(): void } {
+  const sessions = new Set<Http2Session>();
+  const server = createH2Server(
+    {
+      settings: { maxConcurrentStreams: 128, maxHeaderListSize: listener.maxHeaderSize, enablePush: false },
+      maxHeaderListPairs: 256,
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+    },
+    (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+  );
+  server.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    guardRapidReset(session);
+  });
+  server.on('sessionError', () => undefined);
+  return { server, closeSessions: () => sessions.forEach((s) => s.close()) };
 }

@@ -1,13 +1,15 @@
 // A bound listener of any protocol, as the runtime manages it across reloads and at shutdown.
 import { dirname } from 'node:path';
+import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
+import { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { TlsConfigError } from '../tls/tls-options.ts';
 import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
-import { createHttpsServer } from './https-listener.ts';
+import { createH2cServer, createHttpsServer } from './https-listener.ts';
 import { ListenSockets } from './listen-sockets.ts';
 import { proxyProtocolGate } from './proxy-protocol-gate.ts';
 import type { CompiledListener } from './snapshot.ts';
@@ -62,7 +64,10 @@ export async function openHttpListener(host: ListenerHost, key: string, listener
       };
     }
     const server = createHttpServer(host, key, listener);
-    const sockets = await ListenSockets.open(server, config.address, config.port, config.acceptSockets, gateOf(listener, onTls));
+    // h2c: a connection that opens with the HTTP/2 preface goes to an HTTP/2 server, any other to HTTP/1.1.
+    const h2c = config.protocol === 'http' && config.h2c ? createH2cServer(host, key, listener) : null;
+    const entry = h2c === null ? server : splitByPreface(server, h2c.server);
+    const sockets = await ListenSockets.open(entry, config.address, config.port, config.acceptSockets, gateOf(listener, onTls));
     return {
       key, name: config.name, address: sockets.address,
       update: (next) => updateHttpServer(server, next),
@@ -70,8 +75,14 @@ export async function openHttpListener(host: ListenerHost, key: string, listener
         sockets.close();
         server.close();
       },
-      closeIdle: () => server.closeIdleConnections(),
-      closeAll: () => server.closeAllConnections(),
+      closeIdle: () => {
+        server.closeIdleConnections();
+        h2c?.closeSessions();
+      },
+      closeAll: () => {
+        server.closeAllConnections();
+        h2c?.closeSessions();
+      },
     };
   } catch (err) {
     store?.close();
@@ -99,4 +110,63 @@ export function configDirOf(configFile: string | undefined): string {
 function gateOf(listener: CompiledListener, events: TlsEvents): ((socket: Socket) => Promise<boolean>) | undefined {
   if (!listener.config.proxyProtocol) return undefined;
   return proxyProtocolGate(listener.trust, (peer, reason) => events.failed(listener.config.name, `PROXY header from ${peer}: ${reason}; connection refused`));
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/**
+ * Hands each connection to `h2` when its first bytes are the HTTP/2 preface, else to `h1`. The bytes read to
+ * decide are replayed: node:http reads them from the JS stream; node:http2 reads sockets natively, so an h2
+ * connection is given as a Duplex over the socket (http2 wraps it), carrying the socket's addresses.
+ */
+function splitByPreface(h1: Server, h2: EventEmitter): Server {
+  const entry = new EventEmitter();
+  entry.on('listening', () => h1.emit('listening'));
+  entry.on('connection', (socket: Socket) => {
+    let seen: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && seen.length < PREFACE.length) return; // wait for the whole preface
+      socket.off('data', onData);
+      socket.pause();
+      if (!isH2) {
+        socket.unshift(seen);
+        const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+        if (handle) handle._consumed = true; // node:http must read the replayed bytes from the JS stream
+        h1.emit('connection', socket);
+        socket.resume();
+        return;
+      }
+      h2.emit('connection', duplexOver(socket, seen));
+    };
+    socket.on('data', onData);
+    socket.on('error', () => socket.destroy());
+  });
+  return entry as unknown as Server;
+}
+
+function duplexOver(socket: Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
+    final: (cb) => void socket.end(cb),
+    destroy: (err, cb) => {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  for (const name of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
+    Object.defineProperty(duplex, name, { get: () => socket[name] });
+  }
+  Object.defineProperty(duplex, '_parent', { value: socket }); // PROXY protocol's client, if any
+  duplex.push(first);
+  socket.on('data', (d: Buffer) => {
+    if (!duplex.push(d)) socket.pause();
+  });
+  socket.on('end', () => duplex.push(null));
+  socket.on('close', () => duplex.destroy());
+  socket.resume();
+  return duplex;
 }

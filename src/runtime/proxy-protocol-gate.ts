@@ -30,12 +30,26 @@ export function proxyProtocolGate(trust: ProxyTrust, onRefused: (peer: string, r
   };
 }
 
-/** The client a PROXY header named for this connection (through a TLS socket to its raw socket), if any. */
+type Wrapped = Socket & { _parent?: Socket | null; stream?: Socket };
+
+/** The socket a wrapper stands for: a TLS socket's raw socket, or (h2c) the stream a JSStreamSocket wraps. */
+function inner(s: Wrapped): Wrapped | undefined {
+  return (s._parent ?? s.stream ?? undefined) as Wrapped | undefined;
+}
+
+/** The client a PROXY header named for this connection (through TLS and h2c wrappers), if any. */
 export function proxiedClient(socket: Socket | undefined): ClientAddress | undefined {
-  let s = socket as (Socket & { _parent?: Socket }) | undefined;
-  for (let i = 0; s != null && i < 3; i++, s = s._parent ?? undefined) {
+  let s = socket as Wrapped | undefined;
+  for (let i = 0; s != null && i < 4; i++, s = inner(s)) {
     const found = (s as unknown as Record<symbol, ClientAddress | undefined>)[kClient];
     if (found !== undefined) return found;
   }
+  return undefined;
+}
+
+/** The peer address of a connection, looking through wrappers that do not carry it themselves. */
+export function peerAddressOf(socket: Socket | undefined): string | undefined {
+  let s = socket as Wrapped | undefined;
+  for (let i = 0; s != null && i < 4; i++, s = inner(s)) if (s.remoteAddress !== undefined) return s.remoteAddress;
   return undefined;
 }
