@@ -1,7 +1,7 @@
 // `npm run bench`: wrk against the backend directly, through Turnpike, and through the proxies people would
 // pick instead (nginx, HAProxy, Node gateways), side by side on loopback behind the same backend.
 // Full run: 3 s warm-up per target and case, then 3 rounds of 10 s with the target order rotating each round.
-// `--quick`: 1 s warm-up, 1 round of 3 s, 50 connections, 100 B body only (under a minute).
+// `--quick`: 1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (under a minute).
 import { existsSync, mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative } from 'node:path';
@@ -33,7 +33,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench -- [--quick] [--targets a,b,c] [--backend nginx|node]
-  --quick     1 s warm-up, 1 round of 3 s, 50 connections, 100 B body only (a smoke check, under a minute)
+  --quick     1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (a smoke check, under a minute)
   --targets   subset of: ${NAMES.join(', ')}
               (direct and ${BASELINE}, the baseline of every ratio, are always included)
   --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)
@@ -46,7 +46,7 @@ if (args.backend !== 'nginx' && args.backend !== 'node') {
 }
 
 const plan = args.quick
-  ? { warmupSeconds: 1, rounds: 1, seconds: 3, connections: [50], bodies: ['100b'] }
+  ? { warmupSeconds: 1, rounds: 1, seconds: 2, connections: [50], bodies: ['100b'] }
   : { warmupSeconds: 3, rounds: 3, seconds: 10, connections: [50, 256], bodies: ['100b', '64k'] };
 
 if (args.connections) plan.connections = args.connections.split(',').map(Number);
