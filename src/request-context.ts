@@ -1,6 +1,7 @@
 // Per-request state shared by the listener, the plugins and the forwarder. One object per request;
 // fields are assigned in the constructor so every context has the same hidden class.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Transform } from 'node:stream';
 import type { Identity } from './auth/identity.ts';
 import type { RateDecision } from './limits/shared-store.ts';
 
@@ -8,6 +9,8 @@ import type { RateDecision } from './limits/shared-store.ts';
 export interface ResponseHead {
   status: number;
   headers: Record<string, string | string[] | number | undefined>;
+  /** The body streams from the upstream (it can be re-encoded); false for replies the gateway makes. */
+  readonly upstream?: boolean;
 }
 
 /** A reply made by the gateway itself (a plugin short-circuit, respond, redirect, an error). */
@@ -53,6 +56,8 @@ export class RequestContext {
   identity: Identity | null;
   /** `WWW-Authenticate` challenges of the authentication plugins that refused it (sent with the 401). */
   authChallenges: string[] | null;
+  /** Re-encodes the upstream response body on its way to the client (compress), or null. */
+  bodyEncoder: Transform | null;
   /** A gRPC request (by route or content type): the gateway's own errors are gRPC statuses. */
   grpc: boolean;
   /** Rate-limit decisions of this request, by plugin, for the RateLimit response field. */
@@ -104,6 +109,7 @@ export class RequestContext {
     this.onDone = null;
     this.logUrl = null;
     this.rateDecisions = null;
+    this.bodyEncoder = null;
     const type = req.headers['content-type'];
     this.grpc = typeof type === 'string' && type.startsWith('application/grpc');
   }

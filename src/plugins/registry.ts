@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import { allowPlugin } from './allow.ts';
 import { basicAuthPlugin } from './basic-auth.ts';
+import { compressPlugin } from './compress.ts';
 import { concurrencyPlugin } from './concurrency.ts';
 import { corsPlugin } from './cors.ts';
 import { headersPlugin } from './headers.ts';
@@ -28,6 +29,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     rateLimitPlugin,
     concurrencyPlugin,
     securityHeadersPlugin,
+    compressPlugin,
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
 

@@ -243,7 +243,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.end();
       return;
     }
-    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden) };
+    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden), upstream: true };
     const sticky = route.pool.sticky;
     if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(route.pool.tokens.get(this.target)!));
     const chain = route.chain;
@@ -253,17 +253,40 @@ class Attempt implements Dispatcher.DispatchHandler {
     ctx.status = head.status;
     if (head.status === statusCode && statusMessage) res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
+    // A response plugin (compress) may have asked to re-encode the body: it streams through the encoder.
+    const encoder = ctx.bodyEncoder;
+    if (encoder !== null) {
+      encoder.on('data', (c: Buffer) => {
+        if (!res.write(c)) {
+          encoder.pause();
+          res.once('drain', () => encoder.resume());
+        }
+      });
+      encoder.once('end', () => this.finishResponse());
+      encoder.once('error', () => res.destroy());
+      res.once('close', () => encoder.destroy());
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.abandoned) return;
     const ctx = this.exchange.ctx;
     ctx.bytesOut += chunk.length;
-    if (!ctx.res.write(chunk)) {
+    const sink = ctx.bodyEncoder ?? ctx.res;
+    if (!sink.write(chunk)) {
       controller.pause();
       if (this.drainListener === null) this.drainListener = () => controller.resume();
-      ctx.res.once('drain', this.drainListener);
+      sink.once('drain', this.drainListener);
     }
+  }
+
+  private pendingTrailers: Record<string, string> | null = null;
+
+  /** Ends the client response (after the encoder flushed, when there is one), with any trailers. */
+  private finishResponse(): void {
+    const res = this.exchange.ctx.res;
+    if (this.pendingTrailers !== null) res.addTrailers(this.pendingTrailers);
+    res.end();
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
@@ -279,9 +302,11 @@ class Attempt implements Dispatcher.DispatchHandler {
         any = true;
         break;
       }
-      if (any) exchange.ctx.res.addTrailers(trailers as Record<string, string>);
+      if (any) this.pendingTrailers = trailers as Record<string, string>;
     }
-    exchange.ctx.res.end();
+    const encoder = exchange.ctx.bodyEncoder;
+    if (encoder !== null) encoder.end(); // the response ends when the encoder has flushed
+    else this.finishResponse();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
