@@ -2,6 +2,7 @@
 // listeners: the server name (RFC 6066) and ALPN list (RFC 7301) pick a target, and every byte read is
 // replayed to it, so the TLS handshake happens end to end between the client and the target.
 import type { Socket } from 'node:net';
+import { readPrefix } from './read-prefix.ts';
 
 /** A ClientHello is one handshake message; 16 KiB covers any real one (post-quantum key shares are ~1.2 KiB). */
 const MAX_HELLO = 16 * 1024;
@@ -37,52 +38,15 @@ export class ClientHelloError extends Error {
  * hello across several records). Rejects on non-TLS input, a hello over 16 KiB, `timeoutMs` without a complete
  * hello, or the peer leaving; the caller then closes the socket. The socket is left paused either way.
  */
-export function readClientHello(socket: Socket, timeoutMs = 5000): Promise<ClientHelloInfo> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.allocUnsafe(2048);
-    let length = 0;
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('end', onGone);
-      socket.off('close', onGone);
-      socket.off('error', onGone);
-      socket.pause();
-    };
-    const fail = (err: ClientHelloError) => {
-      cleanup();
-      reject(err);
-    };
-    const onGone = () => fail(new ClientHelloError('closed', 'connection closed before a complete ClientHello'));
-    const onData = (chunk: Buffer) => {
-      // One growing buffer: a hello trickling in byte by byte costs linear, not quadratic, copying.
-      if (length + chunk.length > buf.length) {
-        const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, length + chunk.length));
-        buf.copy(grown, 0, 0, length);
-        buf = grown;
-      }
-      chunk.copy(buf, length);
-      length += chunk.length;
-      let parsed: ClientHelloInfo | null;
-      try {
-        parsed = parseClientHello(buf.subarray(0, length));
-      } catch (err) {
-        return fail(err as ClientHelloError);
-      }
-      if (parsed !== null) {
-        cleanup();
-        resolve(parsed);
-      } else if (length > MAX_BUFFERED) {
-        fail(new ClientHelloError('too-large', `no complete ClientHello in ${length} bytes`));
-      }
-    };
-    const timer = setTimeout(() => fail(new ClientHelloError('timeout', `no complete ClientHello within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('data', onData);
-    socket.once('end', onGone);
-    socket.once('close', onGone);
-    socket.once('error', onGone);
-    socket.resume();
+export async function readClientHello(socket: Socket, timeoutMs = 5000): Promise<ClientHelloInfo> {
+  const { value } = await readPrefix(socket, timeoutMs, {
+    parse: parseClientHello,
+    maxBytes: MAX_BUFFERED,
+    timeout: () => new ClientHelloError('timeout', `no complete ClientHello within ${timeoutMs} ms`),
+    gone: () => new ClientHelloError('closed', 'connection closed before a complete ClientHello'),
+    tooLarge: (held) => new ClientHelloError('too-large', `no complete ClientHello in ${held} bytes`),
   });
+  return value;
 }
 
 /**

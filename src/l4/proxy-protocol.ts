@@ -2,6 +2,7 @@
 // in front of us prepends the real client's addresses to the byte stream, and we prepend them for upstreams.
 // Only listeners that trust their peer may read it: anyone else could claim any source address.
 import { isIPv4, isIPv6, type Socket } from 'node:net';
+import { readPrefix } from './read-prefix.ts';
 
 export interface ProxyEndpoint {
   readonly address: string;
@@ -249,55 +250,27 @@ export function proxyTlvs(raw: Buffer): { type: number; value: Buffer }[] | null
  * had never been there. Rejects with ProxyHeaderError when the stream does not start with a valid header, the
  * peer leaves, or `timeoutMs` passes first: the caller then destroys the socket. The socket is left paused.
  */
-export function readProxyHeader(socket: Socket, timeoutMs = 5000): Promise<ProxyHeaderResult> {
-  return new Promise((resolve, reject) => {
-    if (socket.destroyed || socket.readableEnded) {
-      reject(new ProxyHeaderError('closed', 'connection closed before a PROXY header'));
-      return;
-    }
-    let buf = Buffer.allocUnsafe(128);
-    let length = 0;
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('end', onGone);
-      socket.off('close', onGone);
-      socket.off('error', onGone);
-      socket.pause();
-    };
-    const fail = (err: ProxyHeaderError) => {
-      cleanup();
-      reject(err);
-    };
-    const onGone = () => fail(new ProxyHeaderError('closed', 'connection closed before a complete PROXY header'));
-    const onData = (chunk: Buffer) => {
-      if (length + chunk.length > buf.length) {
-        // Grow by doubling (a trickle costs linear copying), but never past the header's announced size unless
-        // one chunk overshoots it: at most the header plus one chunk is ever held.
-        const total = length >= V2_HEAD && buf[0] === V2_SIG[0] ? V2_HEAD + buf.readUInt16BE(14) : V1_MAX;
-        const grown = Buffer.allocUnsafe(Math.max(length + chunk.length, Math.min(buf.length * 2, total)));
-        buf.copy(grown, 0, 0, length);
-        buf = grown;
-      }
-      chunk.copy(buf, length);
-      length += chunk.length;
-      const data = buf.subarray(0, length);
+export async function readProxyHeader(socket: Socket, timeoutMs = 5000): Promise<ProxyHeaderResult> {
+  const { value, data } = await readPrefix(socket, timeoutMs, {
+    parse(data: Buffer) {
       const parsed = parseProxyHeader(data);
-      if (parsed === 'invalid') {
-        const started = isPrefix(data, V1_PREFIX) || isPrefix(data, V2_SIG);
-        return fail(new ProxyHeaderError(started ? 'malformed' : 'not-proxy', started ? 'malformed PROXY header' : 'connection did not start with a PROXY header'));
-      }
-      if (parsed === null) return;
-      cleanup();
-      const rest = Buffer.from(data.subarray(parsed.length));
-      if (rest.length > 0) socket.unshift(rest);
-      resolve({ ...parsed.header, rest });
-    };
-    const timer = setTimeout(() => fail(new ProxyHeaderError('timeout', `no complete PROXY header within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('data', onData);
-    socket.once('end', onGone);
-    socket.once('close', onGone);
-    socket.once('error', onGone);
-    socket.resume();
+      if (parsed !== 'invalid') return parsed;
+      const started = isPrefix(data, V1_PREFIX) || isPrefix(data, V2_SIG);
+      throw new ProxyHeaderError(started ? 'malformed' : 'not-proxy', started ? 'malformed PROXY header' : 'connection did not start with a PROXY header');
+    },
+    // Never grow past the header's announced size unless one chunk overshoots it: at most the header plus one
+    // chunk is ever held.
+    grow(held: Buffer): number {
+      const announced = held.length >= V2_HEAD && held[0] === V2_SIG[0] ? V2_HEAD + held.readUInt16BE(14) : V1_MAX;
+      return Math.min(Math.max(held.length * 2, 128), announced);
+    },
+    maxBytes: V2_HEAD + 0xffff,
+    timeout: () => new ProxyHeaderError('timeout', `no complete PROXY header within ${timeoutMs} ms`),
+    gone: () => new ProxyHeaderError('closed', 'connection closed before a complete PROXY header'),
+    tooLarge: () => new ProxyHeaderError('malformed', 'PROXY header too large'),
+    done(parsed: { header: ProxyHeader; length: number }, data: Buffer) {
+      if (data.length > parsed.length) socket.unshift(Buffer.from(data.subarray(parsed.length)));
+    },
   });
+  return { ...value.header, rest: Buffer.from(data.subarray(value.length)) };
 }

@@ -5,7 +5,7 @@ import { constants, createBrotliCompress, createGzip, createZstdCompress } from 
 import type { Transform } from 'node:stream';
 import { z } from 'zod';
 import { size } from '../config/primitives.ts';
-import type { RequestContext, ResponseHead } from '../request-context.ts';
+import type { ResponseHead } from '../request-context.ts';
 import { definePlugin } from './types.ts';
 
 const ENCODINGS = ['zstd', 'br', 'gzip'] as const;
@@ -70,21 +70,15 @@ export const compressPlugin = definePlugin({
       const base = contentType.split(';')[0]!.trim().toLowerCase();
       return exact.has(base) || prefixes.some((p) => base.startsWith(p));
     };
-    const chosen = new WeakMap<RequestContext, Encoding>();
     return {
-      request(ctx) {
-        const header = ctx.req.headers['accept-encoding'];
-        const encoding = negotiate(Array.isArray(header) ? header.join(',') : header, config.encodings);
-        if (encoding !== undefined) chosen.set(ctx, encoding);
-      },
+      // Negotiated in the response hook, from the request's header: no per-request state to carry between hooks.
       response(ctx, head: ResponseHead) {
         const h = head.headers;
         // Whatever happens, the response depends on Accept-Encoding for caches.
         const vary = h.vary === undefined ? '' : String(h.vary);
         if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(vary)) h.vary = vary === '' ? 'Accept-Encoding' : `${vary}, Accept-Encoding`;
-        const encoding = chosen.get(ctx);
         // Only upstream bodies stream through an encoder; the gateway's own short replies are sent as they are.
-        if (encoding === undefined || head.upstream !== true || ctx.req.method === 'HEAD') return;
+        if (head.upstream !== true || ctx.req.method === 'HEAD') return;
         if (head.status < 200 || head.status === 204 || head.status === 206 || head.status === 304) return;
         if (h['content-encoding'] !== undefined && String(h['content-encoding']) !== 'identity') return;
         if (/(^|,)\s*no-transform\s*(,|$)/i.test(String(h['cache-control'] ?? ''))) return;
@@ -93,6 +87,9 @@ export const compressPlugin = definePlugin({
         const length = h['content-length'];
         if (length !== undefined && Number(length) < config.minSize) return;
         if (ctx.bodyEncoder !== null) return;
+        const accept = ctx.req.headers['accept-encoding'];
+        const encoding = negotiate(Array.isArray(accept) ? accept.join(',') : accept, config.encodings);
+        if (encoding === undefined) return;
         h['content-encoding'] = encoding;
         delete h['content-length'];
         // A strong validator names the exact bytes; these are new bytes (RFC 9110 8.8.1), so it turns weak.

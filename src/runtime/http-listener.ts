@@ -100,7 +100,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   snapshot.inFlight++;
   const headers = req.headers;
   // Behind a load balancer speaking PROXY protocol, the client it named is the peer.
-  const peer = proxiedClient(req.socket)?.address ?? normalizeAddress(peerAddressOf(req.socket));
+  const proxied = listener.config.proxyProtocol ? proxiedClient(req.socket) : undefined;
+  const peer = proxied?.address ?? normalizeAddress(peerAddressOf(req.socket));
   const trust = listener.trust;
   const trustedPeer = !trust.empty && trust.trusts(peer);
   const xff = headers['x-forwarded-for'];

@@ -31,10 +31,7 @@ export class ListenSockets {
           socket.on('error', () => socket.destroy());
           gate(socket).then((ok) => {
             if (!ok) return socket.destroy();
-            // Bytes the gate read past its header were put back into the JS stream; the server must read them
-            // from there, not straight from the native handle (node:http and TLS would skip them).
-            const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
-            if (socket.readableLength > 0 && handle) handle._consumed = true;
+            if (socket.readableLength > 0) readThroughJs(socket);
             server.emit('connection', socket);
             socket.resume();
           }, () => socket.destroy());
@@ -73,4 +70,13 @@ function listenOne(onConnection: (socket: Socket) => void, host: string, port: n
       resolve(socket);
     });
   });
+}
+
+/**
+ * Bytes put back into a socket's JS stream (socket.unshift) are skipped by servers that read the native handle
+ * directly (node:http, TLS); marking the handle consumed makes them read through the JS stream instead.
+ */
+export function readThroughJs(socket: Socket): void {
+  const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+  if (handle) handle._consumed = true;
 }

@@ -10,7 +10,7 @@ import { CertificateStore } from '../tls/certificate-store.ts';
 import { TlsConfigError } from '../tls/tls-options.ts';
 import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
 import { createH2cServer, createHttpsServer } from './https-listener.ts';
-import { ListenSockets } from './listen-sockets.ts';
+import { ListenSockets, readThroughJs } from './listen-sockets.ts';
 import { proxyProtocolGate } from './proxy-protocol-gate.ts';
 import type { CompiledListener } from './snapshot.ts';
 
@@ -133,8 +133,7 @@ function splitByPreface(h1: Server, h2: EventEmitter): Server {
       socket.pause();
       if (!isH2) {
         socket.unshift(seen);
-        const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
-        if (handle) handle._consumed = true; // node:http must read the replayed bytes from the JS stream
+        readThroughJs(socket);
         h1.emit('connection', socket);
         socket.resume();
         return;
