@@ -12,6 +12,7 @@ export const ERRORS = {
   TP_UNAUTHENTICATED: { status: 401, title: 'Authentication is required' },
   TP_FORBIDDEN: { status: 403, title: 'Access to this resource is not allowed' },
   TP_CLIENT_CERT_REQUIRED: { status: 403, title: 'This route requires a verified client certificate' },
+  TP_PURGE_FORBIDDEN: { status: 403, title: 'Purging the cache is not allowed from here' },
   TP_IP_FORBIDDEN: { status: 403, title: 'Requests from this address are not allowed' },
   TP_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   TP_CONCURRENCY_LIMITED: { status: 503, title: 'Too many requests in progress' },

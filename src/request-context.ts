@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { Identity } from './auth/identity.ts';
 import type { RateDecision } from './limits/shared-store.ts';
+import type { ForwardRoute } from './proxy/http-forwarder.ts';
 
 /** A response head that response-phase plugins may change before it is written. */
 export interface ResponseHead {
@@ -12,6 +13,20 @@ export interface ResponseHead {
   /** The body streams from the upstream (it can be re-encoded); false for replies the gateway makes. */
   readonly upstream?: boolean;
 }
+
+/** Sees a response body as the client gets it (after any encoder): the cache storing it while it streams. */
+export interface BodyTap {
+  write(chunk: Buffer): void;
+  /** The whole body went to the client. Not called when the response failed or the client left. */
+  end(): void;
+}
+
+/**
+ * Asked when an upstream answered (headers as the client would get them, before the response plugins) or failed
+ * (status 0, headers null). A Reply answers the client instead: a stored response after a 304, a stale one on an
+ * error.
+ */
+export type UpstreamOverride = (status: number, headers: ResponseHead['headers'] | null) => Reply | undefined;
 
 /** A reply made by the gateway itself (a plugin short-circuit, respond, redirect, an error). */
 export interface Reply {
@@ -58,6 +73,11 @@ export class RequestContext {
   authChallenges: string[] | null;
   /** Re-encodes the upstream response body on its way to the client (compress), or null. */
   bodyEncoder: Transform | null;
+  /** Receives the body sent to the client (cache fill), or null. */
+  bodyTap: BodyTap | null;
+  upstreamOverride: UpstreamOverride | null;
+  /** The route's forwarding plan while a request is forwarded (a background cache refresh uses it), or null. */
+  forwardRoute: ForwardRoute | null;
   /** A gRPC request (by route or content type): the gateway's own errors are gRPC statuses. */
   grpc: boolean;
   /** Rate-limit decisions of this request, by plugin, for the RateLimit response field. */
@@ -110,6 +130,9 @@ export class RequestContext {
     this.logUrl = null;
     this.rateDecisions = null;
     this.bodyEncoder = null;
+    this.bodyTap = null;
+    this.upstreamOverride = null;
+    this.forwardRoute = null;
     const type = req.headers['content-type'];
     this.grpc = typeof type === 'string' && type.startsWith('application/grpc');
   }
@@ -117,6 +140,15 @@ export class RequestContext {
   setRequestHeader(name: string, value: string): void {
     (this.setRequestHeaders ??= []).push(name, value);
     (this.removeRequestHeaders ??= new Set()).add(name);
+  }
+
+  /** Appends `fn` to the end-of-exchange callbacks (run once, when the response closes). */
+  whenDone(fn: () => void): void {
+    const prev = this.onDone;
+    this.onDone = prev === null ? fn : () => {
+      prev();
+      fn();
+    };
   }
 
   removeRequestHeader(name: string): void {

@@ -1,15 +1,14 @@
 // rate-limit through real gateways: 429s, Retry-After and RateLimit fields, keys, and the Redis store shared by two
 // gateway processes (accuracy), then with Redis frozen and killed (onStoreError within 1 s).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import * as rateLimit from '../src/plugins/rate-limit.ts';
 import { spawnGateway, type GatewayProcess } from './helpers/process.ts';
-import { json, request, startEchoBackend, startGatewayYaml, tempDir, type Backend, type SimpleResponse } from './helpers/servers.ts';
+import { startRedisServer, type RedisServer } from './helpers/redis.ts';
+import { json, request, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayYaml>>;
 
@@ -172,48 +171,21 @@ routes:
   });
 });
 
-/** A free TCP port on 127.0.0.1 (for redis-server, which cannot report a port 0 it bound). */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tempDir()], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-      out += s;
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-  });
-  child.stdout!.resume();
-  return { child, port };
-}
-
 describe('rate-limit with the Redis store', () => {
-  let redis: { child: ChildProcess; port: number };
+  let redis: RedisServer;
   let client: Redis;
   const processes: GatewayProcess[] = [];
   let gateway: Gateway | undefined;
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startRedisServer();
     client = new Redis(redis.port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => null });
   });
   after(async () => {
     for (const p of processes) await p.stop();
     await gateway?.stop();
     client?.disconnect();
-    redis?.child.kill('SIGKILL');
+    await redis?.stop();
   });
 
   test('two gateway processes sharing Redis allow 100 of 300 concurrent requests (plus what GCRA regains)', async (t) => {
@@ -271,7 +243,7 @@ routes:
     assert.equal((await timed('/deny')).r.status, 200);
 
     const errorsBefore = rateLimit.storeErrors;
-    redis.child.kill('SIGSTOP'); // connection open, no answers: the timeout path
+    redis.process.kill('SIGSTOP'); // connection open, no answers: the timeout path
     try {
       const allow = await timed('/allow');
       const deny = await timed('/deny');
@@ -282,12 +254,12 @@ routes:
       assert.equal(json(deny.r).code, 'TP_STORE_UNAVAILABLE');
       assert.ok(allow.ms < 1000 && deny.ms < 1000, 'within 1 s');
     } finally {
-      redis.child.kill('SIGCONT');
+      redis.process.kill('SIGCONT');
     }
     assert.equal(rateLimit.storeErrors, errorsBefore + 2, 'both failures counted');
 
-    redis.child.kill('SIGKILL'); // connection refused: fails at once
-    await once(redis.child, 'exit');
+    redis.process.kill('SIGKILL'); // connection refused: fails at once
+    await once(redis.process, 'exit');
     const allow = await timed('/allow');
     const deny = await timed('/deny');
     t.diagnostic(`killed Redis: allow ${allow.r.status} in ${allow.ms.toFixed(1)} ms, deny ${deny.r.status} in ${deny.ms.toFixed(1)} ms`);

@@ -1,7 +1,8 @@
 // compress: gzip, brotli or zstd on the way to the client, chosen from Accept-Encoding with q-values, streamed
 // (the body is never held whole). Never for an already encoded response, a 206, `Cache-Control: no-transform`,
 // a type not listed, or a body known to be under minSize. Adds `Vary: Accept-Encoding`; drops Content-Length.
-import { constants, createBrotliCompress, createGzip, createZstdCompress } from 'node:zlib';
+import { promisify } from 'node:util';
+import { brotliCompress, constants, createBrotliCompress, createGzip, createZstdCompress, gzip, zstdCompress } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { z } from 'zod';
 import { size } from '../config/primitives.ts';
@@ -20,9 +21,8 @@ const schema = z.strictObject({
   level: z.enum(['fast', 'default']).default('fast').meta({ description: 'fast: cheap on CPU for on-the-fly compression (gzip 4, brotli 4, zstd 3)' }),
 });
 
-/** The best encoding both sides accept: highest client q, then server preference; undefined for none. */
-export function negotiate(acceptEncoding: string | undefined, offered: readonly Encoding[]): Encoding | undefined {
-  if (acceptEncoding === undefined || acceptEncoding === '') return undefined;
+/** Accept-Encoding as coding -> q (RFC 9110 12.5.3); `*` stands for codings not named. */
+function weightsOf(acceptEncoding: string): Map<string, number> {
   const q = new Map<string, number>();
   for (const part of acceptEncoding.split(',')) {
     const [name, ...params] = part.trim().toLowerCase().split(';');
@@ -34,6 +34,13 @@ export function negotiate(acceptEncoding: string | undefined, offered: readonly 
     }
     q.set(name, weight);
   }
+  return q;
+}
+
+/** The best encoding both sides accept: highest client q, then server preference; undefined for none. */
+export function negotiate(acceptEncoding: string | undefined, offered: readonly Encoding[]): Encoding | undefined {
+  if (acceptEncoding === undefined || acceptEncoding === '') return undefined;
+  const q = weightsOf(acceptEncoding);
   let best: Encoding | undefined;
   let bestQ = 0;
   for (const e of offered) {
@@ -45,6 +52,34 @@ export function negotiate(acceptEncoding: string | undefined, offered: readonly 
   }
   return best;
 }
+
+/**
+ * What negotiation depends on in an Accept-Encoding value: the weight of each coding Turnpike produces. Two
+ * values with the same weights get the same encoding from any `encodings:` list (the cache's variant key).
+ */
+export function codingWeights(acceptEncoding: string): string {
+  if (acceptEncoding === '') return '';
+  const q = weightsOf(acceptEncoding);
+  return ENCODINGS.map((e) => q.get(e) ?? q.get('*') ?? 0).join(',');
+}
+
+/** Encodes a whole body at once (a cache refresh re-encoding a stored variant), at the on-the-fly levels. */
+export function encodeOnce(encoding: string, body: Buffer): Promise<Buffer> {
+  switch (encoding) {
+    case 'gzip':
+      return gzipAsync(body, { level: 4 });
+    case 'br':
+      return brotliAsync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 4 } });
+    case 'zstd':
+      return zstdAsync(body, { params: { [constants.ZSTD_c_compressionLevel]: 3 } });
+    default:
+      return Promise.reject(new Error(`unknown encoding ${encoding}`));
+  }
+}
+
+const gzipAsync = promisify(gzip);
+const brotliAsync = promisify(brotliCompress);
+const zstdAsync = promisify(zstdCompress);
 
 function encoder(encoding: Encoding, level: 'fast' | 'default'): Transform {
   const fast = level === 'fast';

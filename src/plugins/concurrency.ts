@@ -12,15 +12,6 @@ const schema = z.strictObject({
   queueTimeout: duration.prefault('1s'),
 });
 
-/** Appends `fn` to the context's end-of-exchange callbacks. */
-function onDone(ctx: RequestContext, fn: () => void): void {
-  const prev = ctx.onDone;
-  ctx.onDone = prev === null ? fn : () => {
-    prev();
-    fn();
-  };
-}
-
 export const concurrencyPlugin = definePlugin({
   name: 'concurrency',
   phase: 'limit',
@@ -46,14 +37,14 @@ export const concurrencyPlugin = definePlugin({
           return unavailable(ctx, err);
         }
         if (got === true) {
-          onDone(ctx, () => store.release(key));
+          ctx.whenDone(() => store.release(key));
           return undefined;
         }
         if (got === false) return limited(ctx);
 
         // Queued. If the client leaves first, a slot granted later is handed straight back.
         let state: 'waiting' | 'holding' | 'ended' = 'waiting';
-        onDone(ctx, () => {
+        ctx.whenDone(() => {
           if (state === 'holding') store.release(key);
           state = 'ended';
         });

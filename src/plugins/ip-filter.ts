@@ -15,7 +15,7 @@ const schema = z
   .refine((c) => c.allow !== undefined || c.deny !== undefined, { message: 'ip-filter needs allow, deny or both' });
 
 /** One BlockList for v4 and v6 entries; it also matches IPv4-mapped IPv6 (::ffff:10.1.2.3) against v4 rules. */
-function compile(entries: readonly string[]): BlockList {
+export function compileAddressList(entries: readonly string[]): BlockList {
   const list = new BlockList();
   for (const entry of entries) {
     const slash = entry.indexOf('/');
@@ -33,8 +33,8 @@ export const ipFilterPlugin = definePlugin({
   description: 'Allows or denies requests by client address: allow and/or deny lists of IPs or CIDRs (deny wins; with allow, anything else is refused)',
   schema,
   create(config) {
-    const allow = config.allow ? compile(config.allow) : null;
-    const deny = config.deny ? compile(config.deny) : null;
+    const allow = config.allow ? compileAddressList(config.allow) : null;
+    const deny = config.deny ? compileAddressList(config.deny) : null;
     return {
       request(ctx) {
         const ip = ctx.clientIp;

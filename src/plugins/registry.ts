@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import { allowPlugin } from './allow.ts';
 import { basicAuthPlugin } from './basic-auth.ts';
+import { cachePlugin } from './cache.ts';
 import { compressPlugin } from './compress.ts';
 import { concurrencyPlugin } from './concurrency.ts';
 import { corsPlugin } from './cors.ts';
@@ -30,6 +31,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     concurrencyPlugin,
     securityHeadersPlugin,
     compressPlugin,
+    cachePlugin,
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
 

@@ -33,6 +33,10 @@ export interface PluginEnv {
   readonly memoryConcurrency: ConcurrencyStore;
   /** Logs once per key and interval (store outages: a line per interval, not per request). */
   readonly logThrottled: (key: string, message: string, fields?: object) => void;
+  /** An object kept across reloads while the config keeps asking for its key (a route's memory cache). */
+  readonly keep: <T>(key: string, make: () => T) => T;
+  /** The route being compiled (a plugin's shared state is per route). */
+  readonly routeName: string;
 }
 
 export interface PluginDefinition<C = unknown> {

@@ -8,7 +8,7 @@ import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
-import { sendProblem } from './reply.ts';
+import { sendProblem, sendReply } from './reply.ts';
 import { backoffDelay, covers, failureKindOf, IDEMPOTENT_METHODS, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
@@ -150,6 +150,13 @@ class Exchange {
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') res.shouldKeepAlive = false;
+    else if (this.ctx.upstreamOverride !== null) {
+      const reply = this.ctx.upstreamOverride(0, null);
+      if (reply !== undefined) {
+        this.ctx.errorCode = code; // logged: the client got a stored response, the upstream failed
+        return sendReply(this.ctx, this.route.chain, reply, this.route.echoRequestId);
+      }
+    }
     sendProblem(this.ctx, this.route.chain, code, undefined, this.route.echoRequestId);
   }
 
@@ -244,6 +251,17 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden), upstream: true };
+    if (ctx.upstreamOverride !== null) {
+      const reply = ctx.upstreamOverride(statusCode, head.headers);
+      if (reply !== undefined) {
+        // The client gets the reply; this response is ignored (a 304 has no body; an error's is cut short).
+        this.abandoned = true;
+        exchange.finish(statusCode >= 500);
+        if (statusCode !== 304) controller.abort(new Error('replaced by a stored response'));
+        sendReply(ctx, route.chain, reply, route.echoRequestId);
+        return;
+      }
+    }
     const sticky = route.pool.sticky;
     if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(route.pool.tokens.get(this.target)!));
     const chain = route.chain;
@@ -256,7 +274,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     // A response plugin (compress) may have asked to re-encode the body: it streams through the encoder.
     const encoder = ctx.bodyEncoder;
     if (encoder !== null) {
+      const tap = ctx.bodyTap;
       encoder.on('data', (c: Buffer) => {
+        if (tap !== null) tap.write(c);
         if (!res.write(c)) {
           encoder.pause();
           res.once('drain', () => encoder.resume());
@@ -272,7 +292,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.abandoned) return;
     const ctx = this.exchange.ctx;
     ctx.bytesOut += chunk.length;
-    const sink = ctx.bodyEncoder ?? ctx.res;
+    const encoder = ctx.bodyEncoder;
+    if (encoder === null && ctx.bodyTap !== null) ctx.bodyTap.write(chunk);
+    const sink = encoder ?? ctx.res;
     if (!sink.write(chunk)) {
       controller.pause();
       if (this.drainListener === null) this.drainListener = () => controller.resume();
@@ -284,8 +306,10 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   /** Ends the client response (after the encoder flushed, when there is one), with any trailers. */
   private finishResponse(): void {
-    const res = this.exchange.ctx.res;
+    const ctx = this.exchange.ctx;
+    const res = ctx.res;
     if (this.pendingTrailers !== null) res.addTrailers(this.pendingTrailers);
+    if (ctx.bodyTap !== null && !res.destroyed) ctx.bodyTap.end();
     res.end();
   }
 

@@ -24,7 +24,8 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
     return sendGrpcStatus(ctx, { status: head.status, headers: head.headers as Record<string, string> }, title);
   }
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-  head.headers['content-length'] = length;
+  // 304 and 204 have no content; a Content-Length there would describe the stored representation (RFC 9110 8.6).
+  if (head.status !== 304 && head.status !== 204) head.headers['content-length'] = length;
   if (echoRequestId !== null) head.headers[echoRequestId] = ctx.requestId;
   ctx.status = head.status;
   ctx.bytesOut = length;

@@ -150,6 +150,7 @@ function routeOf(state: RequestState): CompiledRoute | null {
   ctx.params = match.params;
   ctx.routeName = route.name;
   ctx.upstreamName = route.upstreamName;
+  ctx.forwardRoute = route.forward;
   if (route.grpc) ctx.grpc = true;
   if (route.requireClientCert && clientIdentity(req.socket as TLSSocket) === null) {
     sendProblem(ctx, route.chain, 'TP_CLIENT_CERT_REQUIRED', undefined, snapshot.echoRequestId);

@@ -56,6 +56,8 @@ export class Runtime implements ListenerHost {
   private readonly tunnels = new Set<() => void>();
   private accessLog: AccessLog | null = null;
   private version = 0;
+  /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
+  private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
 
   private constructor(log: Logger, options: RuntimeOptions) {
@@ -68,6 +70,7 @@ export class Runtime implements ListenerHost {
       redis: (settings) => this.redis.get(settings),
       memory: options.limitStore ?? new MemoryLimitStore(),
       logThrottled: (key, message, fields) => this.logThrottled(key, message, fields),
+      keep: (key, make) => this.kept.keep(key, this.version, make),
     };
     this.checker = options.activeChecks === false
       ? null
@@ -147,6 +150,7 @@ export class Runtime implements ListenerHost {
       void old?.close();
     }
     this.current = next;
+    this.kept.sweep(next.version);
     this.live.add(next);
     this.checker?.set(checkedTargets(config));
     // Listeners the new config dropped stop accepting; their open requests finish.
@@ -216,5 +220,24 @@ export class Runtime implements ListenerHost {
     await this.accessLog?.close();
     this.accessLog = null;
     this.redis.close();
+  }
+}
+
+class KeptObjects {
+  private readonly objects = new Map<string, { value: unknown; usedBy: number }>();
+
+  keep<T>(key: string, version: number, make: () => T): T {
+    let kept = this.objects.get(key);
+    if (kept === undefined) {
+      kept = { value: make(), usedBy: version };
+      this.objects.set(key, kept);
+    }
+    kept.usedBy = version;
+    return kept.value as T;
+  }
+
+  /** Forgets what the config of `version` did not ask for. */
+  sweep(version: number): void {
+    for (const [key, kept] of this.objects) if (kept.usedBy < version) this.objects.delete(key);
   }
 }

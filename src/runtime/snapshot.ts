@@ -71,6 +71,8 @@ export interface SnapshotServices {
   readonly redis: (settings: RedisSettings) => Redis;
   readonly memory: RateStore & ConcurrencyStore;
   readonly logThrottled: (key: string, message: string, fields?: object) => void;
+  /** An object that outlives this snapshot while later configs keep asking for the same key (a memory cache). */
+  readonly keep: <T>(key: string, make: () => T) => T;
 }
 
 export function listenerKey(l: ListenerConfig): string {
@@ -113,6 +115,8 @@ export class Snapshot {
       memoryRates: services.memory,
       memoryConcurrency: services.memory,
       logThrottled: services.logThrottled,
+      keep: services.keep,
+      routeName: '',
     };
 
     const upstreams = new Map<string, UpstreamPool>();
@@ -155,10 +159,10 @@ export class Snapshot {
 
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
     const config = this.config;
-    const chain = compileChain(config.plugins, route.plugins, env);
+    const name = route.name ?? `routes[${index}]`;
+    const chain = compileChain(config.plugins, route.plugins, { ...env, routeName: name });
     const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
     const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
-    const name = route.name ?? `routes[${index}]`;
     let forward: CompiledRoute['forward'] = null;
     if (route.upstream !== undefined) {
       const pool = this.upstreams.get(route.upstream)!;

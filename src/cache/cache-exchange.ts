@@ -1,0 +1,126 @@
+// The cache's side of one forwarded request (a miss it fills, or a stale entry it revalidates): decides from the
+// upstream's answer whether the client gets a stored response (304 refresh, stale-if-error) or the upstream's,
+// and whether that one is stored while it streams.
+import CachePolicy from 'http-cache-semantics';
+import type { RequestContext, ResponseHead, UpstreamOverride } from '../request-context.ts';
+import { varyFieldsOf } from './cache-key.ts';
+import { Fill } from './fill.ts';
+import { requestView, responseView, usableOnError, type FreshnessDefaults } from './freshness.ts';
+import type { ResponseCache } from './response-cache.ts';
+import type { CacheEntry } from './store.ts';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'age']);
+
+/** Response headers as stored: hop-by-hop fields, Age (the policy keeps it) and the X-Cache label left out. */
+export function storedHeaders(headers: ResponseHead['headers'], statusHeader: string | null): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || name === statusHeader) continue;
+    out[name] = typeof v === 'number' ? String(v) : v;
+  }
+  return out;
+}
+
+/** Whether a response may be stored at all (beyond the policy's own rules: our size bound, Set-Cookie, Vary: *). */
+export function storableResponse(
+  policy: CachePolicy, status: number, headers: ResponseHead['headers'], d: FreshnessDefaults, maxObjectSize: number,
+): boolean {
+  if (status === 206 || status === 304 || headers['content-range'] !== undefined) return false;
+  if (headers['set-cookie'] !== undefined && !d.storeSetCookie) return false;
+  const length = headers['content-length'];
+  if (length !== undefined && Number(length) > maxObjectSize) return false;
+  if (varyFieldsOf(headers.vary).includes('*')) return false;
+  return policy.storable() && policy.timeToLive() > 0;
+}
+
+/** A stored entry updated by a 304 (RFC 9111 4.3.4): its fields replace the stored ones, the body stays. */
+export function refreshedEntry(entry: CacheEntry, policy: CachePolicy, notModified: ResponseHead['headers'], statusHeader: string | null): CacheEntry {
+  const headers = { ...entry.headers };
+  const update = storedHeaders(notModified, statusHeader);
+  for (const name in update) {
+    if (name.startsWith('content-')) continue;
+    // A body the gateway encoded keeps its weak validator: the upstream's strong one names other bytes.
+    if (name === 'etag' && entry.encodedBy !== null) continue;
+    headers[name] = update[name]!;
+  }
+  return { policy, status: entry.status, headers, body: entry.body, encodedBy: entry.encodedBy };
+}
+
+export class CacheExchange {
+  private readonly cache: ResponseCache;
+  private readonly ctx: RequestContext;
+  private readonly urlKey: string;
+  private readonly variant: string;
+  private readonly entry: CacheEntry | undefined;
+  private readonly release: () => void;
+  /** Headers as the upstream sent them (before response plugins), and the live head the plugins change. */
+  private stored: Record<string, string | string[]> | null = null;
+  private head: ResponseHead['headers'] | null = null;
+  private policy: CachePolicy | null = null;
+  private status = 0;
+
+  constructor(cache: ResponseCache, ctx: RequestContext, urlKey: string, variant: string, entry: CacheEntry | undefined, release: () => void) {
+    this.cache = cache;
+    this.ctx = ctx;
+    this.urlKey = urlKey;
+    this.variant = variant;
+    this.entry = entry;
+    this.release = release;
+  }
+
+  readonly override: UpstreamOverride = (status, headers) => {
+    const o = this.cache.o;
+    const entry = this.entry;
+    if (headers === null) return entry !== undefined && usableOnError(entry) ? this.cache.replyFrom(this.ctx, entry, 'STALE') : undefined;
+    const cacheRequest = requestView(this.ctx);
+    if (entry !== undefined) {
+      if (status === 304) {
+        const revalidated = entry.policy.revalidatedPolicy(cacheRequest, responseView(304, headers, o.defaults));
+        if (!revalidated.modified) {
+          const refreshed = refreshedEntry(entry, revalidated.policy, headers, o.statusHeader);
+          this.cache.save(this.urlKey, this.fieldsOf(refreshed), this.variant, refreshed);
+          this.release();
+          return this.cache.replyFrom(this.ctx, refreshed, 'REVALIDATED');
+        }
+      }
+      if (status >= 500 && usableOnError(entry)) return this.cache.replyFrom(this.ctx, entry, 'STALE');
+    }
+    if (this.ctx.req.method === 'GET') {
+      const policy = new CachePolicy(cacheRequest, responseView(status, headers, o.defaults), { shared: true });
+      if (storableResponse(policy, status, headers, o.defaults, o.maxObjectSize)) {
+        this.policy = policy;
+        this.status = status;
+        this.stored = storedHeaders(headers, o.statusHeader);
+        this.head = headers;
+        this.ctx.bodyTap = new Fill(o.maxObjectSize, this.complete);
+      }
+    }
+    if (o.statusHeader !== null) headers[o.statusHeader] = 'MISS';
+    return undefined;
+  };
+
+  /** The body went to the client whole: store it under the variant the final headers (Vary) call for. */
+  private readonly complete = (body: Buffer): void => {
+    const stored = this.stored!;
+    const final = this.head!;
+    // Response plugins ran since: the body is as they left it (compress), so are the fields describing it.
+    for (const name of ['content-encoding', 'etag', 'vary']) {
+      const v = final[name];
+      if (v === undefined) delete stored[name];
+      else stored[name] = typeof v === 'number' ? String(v) : v;
+    }
+    delete stored['content-length'];
+    const fields = varyFieldsOf(stored.vary);
+    if (!fields.includes('*')) {
+      const encodedBy = this.ctx.bodyEncoder !== null ? String(final['content-encoding']) : null;
+      const variant = this.cache.o.key.variant(this.ctx, fields);
+      this.cache.save(this.urlKey, fields, variant, { policy: this.policy!, status: this.status, headers: stored, body, encodedBy });
+    }
+    this.release();
+  };
+
+  private fieldsOf(entry: CacheEntry): string[] {
+    return varyFieldsOf(entry.headers.vary);
+  }
+}

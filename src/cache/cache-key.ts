@@ -1,0 +1,62 @@
+// Cache keys, compiled from the plugin's `key:` list at load. A key has two halves: the URL key (host, path,
+// query) that purges address, and the variant (method, consumer, configured headers, then the fields the
+// response's Vary names) that tells apart the responses stored under one URL.
+import { codingWeights } from '../plugins/compress.ts';
+import type { RequestContext } from '../request-context.ts';
+
+export type KeyPart = 'method' | 'host' | 'path' | 'query' | 'consumer' | `header:${string}`;
+
+export const DEFAULT_KEY: readonly KeyPart[] = ['host', 'path', 'query'];
+
+/** Between variant parts: a byte no header value or method carries. */
+const SEP = '\x1f';
+
+export interface CacheKey {
+  urlKey(ctx: RequestContext): string;
+  /** The URL key of every URL under this path prefix (a purge ending in `*`). */
+  prefixKey(ctx: RequestContext, pathPrefix: string): string;
+  variant(ctx: RequestContext, varyFields: readonly string[]): string;
+}
+
+export function compileCacheKey(parts: readonly KeyPart[]): CacheKey {
+  const host = parts.includes('host');
+  const path = parts.includes('path');
+  const query = parts.includes('query');
+  const method = parts.includes('method');
+  const consumer = parts.includes('consumer');
+  const headers = parts.filter((p) => p.startsWith('header:')).map((p) => p.slice(7).toLowerCase());
+  return {
+    urlKey: (ctx) => `${host ? ctx.host.toLowerCase() : ''}${path ? ctx.path : ''}${query ? ctx.query : ''}`,
+    prefixKey: (ctx, pathPrefix) => `${host ? ctx.host.toLowerCase() : ''}${path ? pathPrefix : ''}`,
+    variant(ctx, varyFields) {
+      let out = method ? (ctx.req.method === 'HEAD' ? 'GET' : ctx.req.method!) : '';
+      if (consumer) out += SEP + (ctx.identity?.consumer?.name ?? '');
+      for (const h of headers) out += SEP + headerValue(ctx, h);
+      for (const f of varyFields) out += SEP + varyValue(ctx, f);
+      return out;
+    },
+  };
+}
+
+function headerValue(ctx: RequestContext, name: string): string {
+  const v = ctx.req.headers[name];
+  return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v.trim();
+}
+
+/**
+ * The value a Vary field selects on. Accept-Encoding is reduced to the weights of the codings the gateway and
+ * upstreams produce, so "gzip, deflate, br" and "br, gzip" share a variant (as Varnish normalises it) while a
+ * client refusing a coding never gets it.
+ */
+export function varyValue(ctx: RequestContext, field: string): string {
+  if (field === 'accept-encoding') return codingWeights(headerValue(ctx, field));
+  return headerValue(ctx, field);
+}
+
+/** Field names of a Vary value, lowercased; ['*'] when it varies on everything (never stored). */
+export function varyFieldsOf(vary: string | string[] | number | undefined): string[] {
+  if (vary === undefined) return [];
+  const text = Array.isArray(vary) ? vary.join(',') : String(vary);
+  const fields = text.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
+  return [...new Set(fields)].sort();
+}

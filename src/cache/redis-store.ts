@@ -1,0 +1,185 @@
+// The HTTP cache in Redis (`cache: { store: redis }`), shared by every gateway instance. Per URL: a record of its
+// Vary field names, one binary entry per variant, and a set naming the variants (for purges). Lookups and stores
+// never reject (a failing Redis is a miss); purges reject, so the caller can say the purge did not happen.
+import { createHash } from 'node:crypto';
+import CachePolicy from 'http-cache-semantics';
+import type { Redis } from 'ioredis';
+import type { CacheEntry, CacheStore } from './store.ts';
+
+// KEYS: record, entry, set. ARGV: Vary fields (JSON), entry bytes, ttl ms, variant.
+// The record and set live as long as the longest-lived entry: a short-lived variant must not hide the others.
+const STORE = `
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+local keep = math.max(ttl, redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[3]))
+redis.call('SET', KEYS[1], ARGV[1], 'PX', keep)
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], keep)
+return 1
+`;
+// KEYS: record, set. ARGV: the URL's entry key prefix. Returns how many entries were still there.
+const PURGE = `
+local n = 0
+for _, variant in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  n = n + redis.call('DEL', ARGV[1] .. variant)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return n
+`;
+const sha = (lua: string) => createHash('sha1').update(lua).digest('hex');
+const STORE_SHA = sha(STORE);
+const PURGE_SHA = sha(PURGE);
+
+// Bumped when the layout changes: instances of two versions may share one Redis during a rolling upgrade, and an
+// entry the other version wrote must read as a miss, not as garbage.
+const FORMAT = 1;
+
+/** [1-byte format][4-byte big-endian meta length][meta JSON][body]: the body stays binary, unescaped. */
+export function encodeEntry(entry: CacheEntry): Buffer {
+  const meta = Buffer.from(JSON.stringify({ p: entry.policy.toObject(), s: entry.status, h: entry.headers, e: entry.encodedBy }));
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt8(FORMAT, 0);
+  head.writeUInt32BE(meta.length, 1);
+  return Buffer.concat([head, meta, entry.body]);
+}
+
+/** The entry `encodeEntry` made; throws on anything else (other format, truncated, not ours). */
+export function decodeEntry(buf: Buffer): CacheEntry {
+  if (buf.length < 5 || buf[0] !== FORMAT) throw new Error('cache entry: unknown format');
+  const metaEnd = 5 + buf.readUInt32BE(1);
+  if (metaEnd > buf.length) throw new Error('cache entry: truncated');
+  const meta: unknown = JSON.parse(buf.toString('utf8', 5, metaEnd));
+  if (!isObject(meta) || typeof meta.s !== 'number' || !isObject(meta.h) || !isObject(meta.p) || (meta.e !== null && typeof meta.e !== 'string')) {
+    throw new Error('cache entry: malformed metadata');
+  }
+  return {
+    policy: CachePolicy.fromObject(meta.p as unknown as CachePolicy.CachePolicyObject),
+    status: meta.s,
+    headers: meta.h as Record<string, string | string[]>,
+    body: buf.subarray(metaEnd),
+    encodedBy: meta.e,
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** SCAN MATCH treats these as glob syntax; a URL key (or namespace) holding them must match literally. */
+export function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+export interface RedisCacheStoreOptions {
+  /** Isolates one route's cache from the others sharing the Redis. */
+  readonly namespace: string;
+  /** Each failure (the caller throttles logging). */
+  readonly onError: (err: Error) => void;
+}
+
+export class RedisCacheStore implements CacheStore {
+  private readonly client: () => Redis | undefined;
+  private readonly onError: (err: Error) => void;
+  private readonly base: string;
+
+  // The client is asked for on each call: a reload may replace the shared client under us.
+  constructor(client: () => Redis | undefined, options: RedisCacheStoreOptions) {
+    this.client = client;
+    this.onError = options.onError;
+    this.base = `tp:cache:${options.namespace}:`;
+  }
+
+  async lookup(urlKey: string, variantOf: (varyFields: readonly string[]) => string): Promise<CacheEntry | undefined> {
+    try {
+      const redis = this.redis();
+      const record = await redis.get(this.base + 'u:' + urlKey);
+      if (record === null) return undefined;
+      const fields: unknown = JSON.parse(record);
+      if (!Array.isArray(fields) || !fields.every((f) => typeof f === 'string')) throw new Error('cache record: not a list of field names');
+      const buf = await redis.getBuffer(this.entryKey(urlKey, variantOf(fields)));
+      return buf === null ? undefined : decodeEntry(buf);
+    } catch (err) {
+      this.onError(asError(err));
+      return undefined;
+    }
+  }
+
+  async store(urlKey: string, varyFields: readonly string[], variant: string, entry: CacheEntry, ttl: number): Promise<void> {
+    const px = Math.ceil(ttl);
+    if (!(px > 0)) return; // PX rejects 0 and NaN; such an entry is of no use anyway
+    try {
+      const keys = [this.base + 'u:' + urlKey, this.entryKey(urlKey, variant), this.base + 's:' + urlKey];
+      await evalScript(this.redis(), STORE, STORE_SHA, keys, [JSON.stringify(varyFields), encodeEntry(entry), px, variant]);
+    } catch (err) {
+      this.onError(asError(err));
+    }
+  }
+
+  async purge(urlKey: string): Promise<number> {
+    try {
+      return await this.purgeOne(this.redis(), urlKey);
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  async purgePrefix(prefix: string): Promise<number> {
+    const records = this.base + 'u:';
+    const match = escapeGlob(records + prefix) + '*';
+    let total = 0;
+    try {
+      const redis = this.redis();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 500);
+        cursor = next;
+        // SCAN may name a key twice; the second purge finds nothing, so the total stays right.
+        const counts = await Promise.all(keys.map((key) => this.purgeOne(redis, key.slice(records.length))));
+        for (const n of counts) total += n;
+      } while (cursor !== '0');
+    } catch (err) {
+      throw this.fail(err);
+    }
+    return total;
+  }
+
+  stats(): { entries: number; bytes: number } {
+    return { entries: 0, bytes: 0 };
+  }
+
+  private async purgeOne(redis: Redis, urlKey: string): Promise<number> {
+    const keys = [this.base + 'u:' + urlKey, this.base + 's:' + urlKey];
+    return Number(await evalScript(redis, PURGE, PURGE_SHA, keys, [this.entryKey(urlKey, '')]));
+  }
+
+  // URL keys never hold a newline (request targets cannot), so the separator keeps URL and variant apart.
+  private entryKey(urlKey: string, variant: string): string {
+    return `${this.base}v:${urlKey}\n${variant}`;
+  }
+
+  private redis(): Redis {
+    const redis = this.client();
+    if (redis === undefined) throw new Error('cache store: no Redis client');
+    return redis;
+  }
+
+  private fail(err: unknown): Error {
+    const error = asError(err);
+    this.onError(error);
+    return error;
+  }
+}
+
+async function evalScript(redis: Redis, lua: string, digest: string, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+  try {
+    return await redis.evalsha(digest, keys.length, ...keys, ...args);
+  } catch (err) {
+    // First call on this server (or after SCRIPT FLUSH / a restart): send the script itself once.
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return await redis.eval(lua, keys.length, ...keys, ...args);
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

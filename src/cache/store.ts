@@ -1,0 +1,37 @@
+// What the cache plugin needs from a store: variants of one URL found through the Vary fields recorded for it,
+// bounded storing, and purges by URL or URL prefix. The memory store answers synchronously (a hit costs no
+// promise); the Redis store answers with promises.
+import type CachePolicy from 'http-cache-semantics';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** One stored response: what a hit replays, and the policy that says how long it may. */
+export interface CacheEntry {
+  /** RFC 9111 rules for this response (freshness, stale windows, revalidation headers). */
+  policy: CachePolicy;
+  readonly status: number;
+  /** Response headers as sent to the client (hop-by-hop fields removed; no Age, no X-Cache). */
+  headers: Record<string, string | string[]>;
+  readonly body: Buffer;
+  /** The content coding the gateway applied (compress) to make `body`, or null when the body is the upstream's. */
+  readonly encodedBy: string | null;
+}
+
+export interface CacheStore {
+  /**
+   * The entry stored for this URL and request. `variantOf` turns the Vary field names recorded for the URL into
+   * the request's variant key. Undefined: nothing stored (or the store failed; stores log their own failures).
+   */
+  lookup(urlKey: string, variantOf: (varyFields: readonly string[]) => string): MaybePromise<CacheEntry | undefined>;
+  /**
+   * Stores one variant; `varyFields` replace those recorded for the URL. `ttl` (ms) is how long the entry may be
+   * of any use (fresh + stale windows); the store may drop it sooner (size bound).
+   */
+  store(urlKey: string, varyFields: readonly string[], variant: string, entry: CacheEntry, ttl: number): MaybePromise<void>;
+  /** Removes every variant of one URL; returns how many entries went. */
+  purge(urlKey: string): MaybePromise<number>;
+  /** Removes every variant of every URL whose key starts with `prefix`; returns how many entries went. */
+  purgePrefix(prefix: string): MaybePromise<number>;
+  /** Entries and bytes held (the memory store's bound; the Redis store counts nothing locally). */
+  stats(): { entries: number; bytes: number };
+}

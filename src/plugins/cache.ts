@@ -1,0 +1,78 @@
+// cache: an RFC 9111 shared cache in front of the route's upstream (store: memory, bounded LRU per route, or
+// redis, shared by instances). Runs last among the request phases, after authentication and limits, so a hit
+// is served only to requests the route would have let through.
+import { z } from 'zod';
+import { DEFAULT_KEY, compileCacheKey, type KeyPart } from '../cache/cache-key.ts';
+import { FillLocks } from '../cache/locks.ts';
+import { MemoryCacheStore } from '../cache/memory-store.ts';
+import { RedisCacheStore } from '../cache/redis-store.ts';
+import { ResponseCache } from '../cache/response-cache.ts';
+import type { CacheStore } from '../cache/store.ts';
+import { cidr, duration, headerName, size } from '../config/primitives.ts';
+import { compileAddressList } from './ip-filter.ts';
+import { definePlugin } from './types.ts';
+
+const keyPart = z.union([
+  z.enum(['method', 'host', 'path', 'query', 'consumer']),
+  z.string().regex(/^header:[!#$%&'*+.^_`|~0-9a-z-]+$/i, { message: 'expected method, host, path, query, consumer or header:NAME' }),
+]);
+
+const schema = z.strictObject({
+  store: z.enum(['memory', 'redis']).default('memory'),
+  maxSize: size.prefault('256mb').meta({ description: 'memory store: bytes held by the route\'s cache (LRU beyond)' }),
+  maxObjectSize: size.prefault('8mb').meta({ description: 'larger responses pass through and are not stored' }),
+  defaultTtl: duration.optional().meta({ description: 'freshness of responses that state none (no max-age, s-maxage or Expires)' }),
+  staleWhileRevalidate: duration.optional().meta({ description: 'when the response states none: serve stale this long while one refresh runs' }),
+  staleIfError: duration.optional().meta({ description: 'when the response states none: serve stale this long when the upstream fails' }),
+  key: z.array(keyPart).min(1).default([...DEFAULT_KEY]),
+  retainStale: duration.prefault('10m').meta({ description: 'keep a stale response that has a validator this long, to refresh it with a 304' }),
+  lockTimeout: duration.prefault('5s').meta({ description: 'how long concurrent misses wait for the one request filling the cache' }),
+  storeSetCookie: z.boolean().default(false).meta({ description: 'store responses carrying Set-Cookie (replayed to every client)' }),
+  statusHeader: z.union([headerName, z.literal(false)]).default('X-Cache'),
+  purge: z.strictObject({
+    allow: z.array(cidr).default([]),
+    consumers: z.array(z.string().min(1)).default([]),
+  }).optional(),
+});
+
+const seconds = (ms: number | undefined): number => (ms === undefined ? 0 : Math.ceil(ms / 1000));
+
+export const cachePlugin = definePlugin({
+  name: 'cache',
+  phase: 'cache',
+  description: 'Caches upstream responses (RFC 9111): memory or Redis store, Vary, revalidation, stale-while-revalidate/-if-error, collapsing, PURGE',
+  schema,
+  create(config, env) {
+    const onError = (message: string, err: unknown): void =>
+      env.logThrottled(`cache:${message}`, message, { route: env.routeName, error: err instanceof Error ? err.message : String(err) });
+    const namespace = env.routeName;
+    if (config.store === 'redis' && env.redis() === undefined) {
+      throw new Error('cache uses store: redis, but no Redis is configured: add stores: { redis: { url: redis://HOST:PORT } } at the top level');
+    }
+    const store: CacheStore = config.store === 'redis'
+      ? new RedisCacheStore(env.redis, { namespace, onError: (err) => onError('redis cache store error', err) })
+      : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize));
+    const cache = new ResponseCache({
+      store,
+      key: compileCacheKey(config.key as KeyPart[]),
+      locks: env.keep(`cache-locks:${namespace}`, () => new FillLocks()),
+      defaults: {
+        defaultTtl: seconds(config.defaultTtl),
+        staleWhileRevalidate: seconds(config.staleWhileRevalidate),
+        staleIfError: seconds(config.staleIfError),
+        storeSetCookie: config.storeSetCookie,
+      },
+      maxObjectSize: config.maxObjectSize,
+      lockTimeout: config.lockTimeout,
+      retainStale: config.retainStale,
+      statusHeader: config.statusHeader === false ? null : config.statusHeader.toLowerCase(),
+      purgeFrom: config.purge !== undefined && config.purge.allow.length > 0 ? compileAddressList(config.purge.allow) : null,
+      purgeConsumers: new Set(config.purge?.consumers ?? []),
+      onError,
+    });
+    return {
+      request: (ctx) => cache.request(ctx),
+      response: (ctx, head) => cache.response(ctx, head),
+    };
+  },
+});
