@@ -1,6 +1,7 @@
 // nginx in two roles, each from a config generated into its own temp directory: the backend every target
-// proxies to (static 100 B and 64 KiB files, no logging), and a reverse proxy target (upstream keep-alive,
-// buffered access log to a file, as a production nginx runs).
+// proxies to (static 100 B and 64 KiB files, no logging; the same files under /cached/ with Cache-Control for the
+// cache case), and a reverse proxy target (upstream keep-alive, buffered access log to a file, as a production
+// nginx runs).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startChild, type Child } from './children.ts';
@@ -15,6 +16,11 @@ export interface Nginx {
 }
 
 export const BACKEND_FILES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536 };
+
+/** The path under which the backends serve the same bodies as cacheable (turnpike-cache's route prefix), and the
+ *  Cache-Control they send there. Nowhere else do they send one, so no other target's responses change. */
+export const CACHED_PREFIX = '/cached/';
+export const CACHED_CONTROL = 'max-age=3600';
 
 /** Settings shared by both roles: everything in `dir`, foreground master, enough descriptors for 256 + pools. */
 function main(dir: string, workers: string): string {
@@ -49,6 +55,10 @@ ${httpCommon(dir)}
     listen 127.0.0.1:${port} backlog=4096;
     root ${dir}/www;
     location / { }
+    location ${CACHED_PREFIX} {
+      alias ${dir}/www/;
+      add_header Cache-Control "${CACHED_CONTROL}";
+    }
   }
 }
 `;
@@ -98,7 +108,7 @@ async function launch(dir: string, port: number, config: string, ready: string):
   return child;
 }
 
-/** The backend: `/100b` and `/64k` are static files of exactly that size. */
+/** The backend: `/100b` and `/64k` are static files of exactly that size (and `/cached/100b`, `/cached/64k`). */
 export async function startNginxBackend(dir: string): Promise<Nginx> {
   prepare(dir);
   mkdirSync(join(dir, 'www'), { recursive: true });

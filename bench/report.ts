@@ -103,16 +103,23 @@ export const fmt = {
   pct: (n?: number) => (n === undefined ? dash : `${Math.round(n)}%`),
 };
 
+/** A route compared with the bare `turnpike` row: its plugin stack, and whether that comparison is a cost held to
+ *  the budget (the gateway cases) or a gain (the cache answering every request itself). */
+export interface Stack {
+  readonly stack: string;
+  readonly expect?: 'cost' | 'gain';
+}
+
 /**
- * `stacks`: the gateway cases (target → its plugin stack); each gets a line on its cost over the bare `turnpike`
- * row of the same table.
+ * `stacks`: the gateway cases (target → its plugin stack); each gets a line on its cost over (or, for `gain`, its
+ * gain on) the bare `turnpike` row of the same table.
  */
 export function markdownTable(
   title: string,
   rows: readonly Summary[],
   baseline: string,
   samples: readonly Sample[] = [],
-  stacks: ReadonlyMap<string, string> = new Map([['turnpike-gateway', 'headers + rewrite plugins']]),
+  stacks: ReadonlyMap<string, Stack> = new Map([['turnpike-gateway', { stack: 'headers + rewrite plugins' }]]),
 ): string {
   const failures = samples.filter((s) => s.failure);
   const lines = [
@@ -145,9 +152,11 @@ export function markdownTable(
       timedOut.map((r) => `${r.target} ${r.timeouts}`).join(', '));
   }
   const bare = rows.find((r) => r.target === 'turnpike');
-  for (const [target, stack] of stacks) {
+  for (const [target, s] of stacks) {
     const gw = rows.find((r) => r.target === target);
-    if (bare?.reqPerSec && gw?.reqPerSec && !bare.skipped && !gw.skipped) notes.push(gatewayCost(bare, gw, stack));
+    if (bare?.reqPerSec && gw?.reqPerSec && !bare.skipped && !gw.skipped) {
+      notes.push(s.expect === 'gain' ? stackGain(bare, gw, s.stack) : gatewayCost(bare, gw, s.stack));
+    }
   }
   if (notes.length) lines.push('', ...notes.map((n) => `- ${n}`));
   return lines.join('\n');
@@ -156,12 +165,17 @@ export function markdownTable(
 /** The performance issue's budget for the full gateway stack over the bare route. */
 export const GATEWAY_BUDGET = { maxThroughputLoss: 0.15, maxP99Ratio: 1.25 };
 
+const signed = (n: number, digits: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(digits)}`;
+const pct = (a?: number, b?: number) => (a === undefined || !b ? dash : `${signed((a / b - 1) * 100, 1)}%`);
+const p99Delta = (bare: Summary, gw: Summary) =>
+  bare.p99Ms !== undefined && gw.p99Ms !== undefined && bare.p99Ms > 0
+    ? `${signed(gw.p99Ms - bare.p99Ms, 2)} ms (${(gw.p99Ms / bare.p99Ms).toFixed(2)}×)`
+    : dash;
+
 /** The cost of a gateway stack (plugins) over the bare route, in the same process and run, against the budget. */
 export function gatewayCost(bare: Summary, gw: Summary, stack = 'headers + rewrite plugins'): string {
-  const signed = (n: number, digits: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(digits)}`;
-  const pct = (a?: number, b?: number) => (a === undefined || !b ? dash : `${signed((a / b - 1) * 100, 1)}%`);
   const hasP99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined && bare.p99Ms > 0;
-  const p99 = hasP99 ? `${signed(gw.p99Ms! - bare.p99Ms!, 2)} ms (${(gw.p99Ms! / bare.p99Ms!).toFixed(2)}×)` : dash;
+  const p99 = p99Delta(bare, gw);
   const over: string[] = [];
   if (bare.reqPerSec && gw.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec * (1 - GATEWAY_BUDGET.maxThroughputLoss)) over.push('req/s');
   if (hasP99 && gw.p99Ms! > bare.p99Ms! * GATEWAY_BUDGET.maxP99Ratio) over.push('p99');
@@ -172,4 +186,18 @@ export function gatewayCost(bare: Summary, gw: Summary, stack = 'headers + rewri
   return `${gw.target} — gateway stack (${stack}) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
     `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}${sidecar} — ${verdict} ` +
     `(≤ ${GATEWAY_BUDGET.maxThroughputLoss * 100} % req/s, p99 ≤ ${GATEWAY_BUDGET.maxP99Ratio}×)`;
+}
+
+/**
+ * A stack that should beat the bare route (the cache, every request a hit, against the same body fetched from the
+ * backend through the bare route): how much faster, or a loud SLOWER when a hit costs more than the round trip.
+ */
+export function stackGain(bare: Summary, gw: Summary, stack: string): string {
+  const times = bare.reqPerSec && gw.reqPerSec !== undefined ? ` (${(gw.reqPerSec / bare.reqPerSec).toFixed(2)}×)` : '';
+  const verdict = gw.reqPerSec !== undefined && bare.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec
+    ? 'SLOWER than fetching from the backend: a hit should never lose to the proxied request'
+    : 'a gain over fetching from the backend';
+  return `${gw.target} — ${stack}, vs the same response from the backend through the bare Turnpike route: ` +
+    `req/s ${pct(gw.reqPerSec, bare.reqPerSec)}${times}, req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, ` +
+    `p99 ${p99Delta(bare, gw)} — ${verdict}`;
 }

@@ -229,7 +229,7 @@ for (const connections of plan.connections) {
 const tp = running.get('turnpike');
 const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid) : undefined;
 
-const stacks = new Map(TARGETS.filter((t) => t.stack).map((t) => [t.name, t.stack!]));
+const stacks = new Map(TARGETS.filter((t) => t.stack).map((t) => [t.name, { stack: t.stack!, expect: t.expect }]));
 console.log('');
 for (const c of cases) {
   console.log(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, BASELINE, c.samples, stacks));

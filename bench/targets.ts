@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Child } from './children.ts';
 import { startHAProxy } from './haproxy.ts';
 import { httpGet } from './net.ts';
-import { startNginxProxy } from './nginx.ts';
+import { CACHED_CONTROL, CACHED_PREFIX, startNginxProxy } from './nginx.ts';
 import { PEER_NEEDS, startPeer } from './peers.ts';
 import type { ToolName } from './system.ts';
 import { startRedis, type RedisServer } from './redis.ts';
@@ -28,6 +28,9 @@ export interface TargetInfo {
   readonly accessLog: boolean;
   /** For the gateway cases: the plugin stack, named in the report's line on its cost over the bare route. */
   readonly stack?: string;
+  /** How that line reads: `cost` (the default), a stack held to the performance budget; `gain`, one that should
+   *  beat the bare route (the cache, answering every request itself). */
+  readonly expect?: 'cost' | 'gain';
 }
 
 export const TARGETS: readonly TargetInfo[] = [
@@ -52,6 +55,14 @@ export const TARGETS: readonly TargetInfo[] = [
     stack: 'headers + rewrite + jwt + rate-limit(redis)',
     tools: ['redis-server'], peers: [], accessLog: true,
   },
+  {
+    name: 'turnpike-cache',
+    describe: `a Turnpike route under ${CACHED_PREFIX} with the cache plugin alone (memory store) in front of the same backend bodies, ` +
+      `which the backend sends there (only there) with Cache-Control: ${CACHED_CONTROL}: after the first request every request is a hit ` +
+      '(checked: X-Cache: HIT); compare with turnpike, the same body fetched from the backend (same process as turnpike)',
+    stack: 'cache (memory), every request a hit', expect: 'gain',
+    tools: [], peers: [], accessLog: true,
+  },
   { name: 'turnpike-10k-routes', describe: 'as turnpike, with 10,000 other routes (exact and wildcard hosts, params, methods) in the table', tools: [], peers: [], accessLog: true },
   { name: 'fast-gateway', describe: 'fast-gateway (restana + fast-proxy-lite), one route prefix /, no log', tools: [], peers: PEER_NEEDS['fast-gateway']!, accessLog: false },
   { name: 'fastify-proxy', describe: '@fastify/http-proxy on fastify, reply-from\'s default undici client, logger off', tools: [], peers: PEER_NEEDS['fastify-proxy']!, accessLog: false },
@@ -60,7 +71,7 @@ export const TARGETS: readonly TargetInfo[] = [
 ];
 
 /** Old names still accepted by --targets. */
-export const ALIASES: Readonly<Record<string, string>> = { gateway: 'turnpike-gateway', nginx: 'nginx-1w' };
+export const ALIASES: Readonly<Record<string, string>> = { gateway: 'turnpike-gateway', nginx: 'nginx-1w', cache: 'turnpike-cache' };
 
 export interface Running {
   readonly name: string;
@@ -90,18 +101,22 @@ export interface Started {
 }
 
 /** Targets whose process serves another target too (direct is the backend). */
-const SHARED = new Set(['direct', 'turnpike', 'turnpike-gateway', 'turnpike-gateway-redis']);
+const SHARED = new Set(['direct', 'turnpike', 'turnpike-gateway', 'turnpike-gateway-redis', 'turnpike-cache']);
 
-const GATEWAY_TARGETS: Readonly<Record<string, GatewayKind>> = { 'turnpike-gateway': 'memory', 'turnpike-gateway-redis': 'redis' };
+const GATEWAY_TARGETS: Readonly<Record<string, GatewayKind>> = {
+  'turnpike-gateway': 'memory', 'turnpike-gateway-redis': 'redis', 'turnpike-cache': 'cache',
+};
 
 const BODY_SIZES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536 };
 
 /** GETs every body once (with the target's headers) so we never benchmark a 404, a truncated body or a plugin
- *  that did not apply; on the gateway cases also without credentials, which must get a 401. */
+ *  that did not apply; on the gateway cases also without credentials, which must get a 401; on the cache case
+ *  twice, the second answer a HIT. */
 async function check(r: Running): Promise<void> {
   for (const [body, size] of Object.entries(BODY_SIZES)) {
-    if (GATEWAY_TARGETS[r.name]) {
-      const problem = await gatewayProblem(`${r.base}${body}`, r.headers ?? {}, size);
+    const kind = GATEWAY_TARGETS[r.name];
+    if (kind) {
+      const problem = await gatewayProblem(kind, `${r.base}${body}`, r.headers ?? {}, size);
       if (problem) throw new Error(problem);
       continue;
     }
@@ -173,6 +188,7 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
     },
     'turnpike-gateway': () => gateway('turnpike-gateway'),
     'turnpike-gateway-redis': () => gateway('turnpike-gateway-redis'),
+    'turnpike-cache': () => gateway('turnpike-cache'),
     'turnpike-10k-routes': async () => {
       const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };

@@ -13,9 +13,10 @@ import { freePort, httpGet, waitFor200 } from './net.ts';
 export const CLI = process.env.TURNPIKE_BENCH_CLI ?? fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
-/** The gateway cases: `memory` is turnpike-gateway (under /api), `redis` is turnpike-gateway-redis (under /apir). */
-export type GatewayKind = 'memory' | 'redis';
-export const GATEWAY_PREFIX: Readonly<Record<GatewayKind, string>> = { memory: '/api', redis: '/apir' };
+/** The routes served beside the bare one: `memory` is turnpike-gateway (under /api), `redis` is
+ *  turnpike-gateway-redis (under /apir), `cache` is turnpike-cache (under /cached). */
+export type GatewayKind = 'memory' | 'redis' | 'cache';
+export const GATEWAY_PREFIX: Readonly<Record<GatewayKind, string>> = { memory: '/api', redis: '/apir', cache: '/cached' };
 
 export interface Turnpike {
   readonly child: Child;
@@ -51,6 +52,7 @@ function benchToken(): Promise<string> {
 
 /** The request headers that authenticate a client on a gateway case (wrk sends them with every request). */
 export async function gatewayHeaders(kind: GatewayKind): Promise<Record<string, string>> {
+  if (kind === 'cache') return {};
   return kind === 'memory' ? { 'x-api-key': API_KEY } : { authorization: `Bearer ${await benchToken()}` };
 }
 
@@ -65,9 +67,12 @@ function benchConsumers(): object[] {
 /** The gateway cases: what a real API route carries — header rewriting both ways, a path rewrite, authentication
  *  and a rate limit — with the access log on (as it is for every Turnpike target). Served by the single-process
  *  Turnpike beside the bare route: `memory` (key-auth, rate-limit in memory) under /api, `redis` (jwt HS256,
- *  rate-limit in Redis, denying when Redis fails so a broken store shows up as errors) under /apir. */
+ *  rate-limit in Redis, denying when Redis fails so a broken store shows up as errors) under /apir. Beside them
+ *  `cache`: the cache plugin (memory store) alone under /cached. */
 function gatewayRoute(kind: GatewayKind): object {
   const prefix = GATEWAY_PREFIX[kind];
+  // No rewrite: the backend serves the same bodies under /cached/, and only there with Cache-Control: max-age.
+  if (kind === 'cache') return { name: 'cached', match: { path: { prefix } }, upstream: 'backend', plugins: [{ cache: { store: 'memory' } }] };
   const common = [
     { headers: { request: { set: { 'x-gateway': 'turnpike' } }, response: { set: { 'cache-control': 'no-store' } } } },
     { rewrite: { stripPrefix: prefix } },
@@ -89,8 +94,12 @@ function gatewayRoute(kind: GatewayKind): object {
  * What is wrong with a gateway case's answers, or undefined when its plugins all apply: without credentials a
  * 401, with them a 200 of the expected size carrying the headers plugin's cache-control and the rate-limit
  * plugin's RateLimit-Policy. So a broken plugin fails the case loudly instead of being measured as fast 401s.
+ * The cache case has its own check (cacheProblem).
  */
-export async function gatewayProblem(url: string, headers: Readonly<Record<string, string>>, expectedBytes: number): Promise<string | undefined> {
+export async function gatewayProblem(
+  kind: GatewayKind, url: string, headers: Readonly<Record<string, string>>, expectedBytes: number,
+): Promise<string | undefined> {
+  if (kind === 'cache') return cacheProblem(url, expectedBytes);
   try {
     const anonymous = await httpGet(url, 3000);
     if (anonymous.status !== 401) return `GET ${url} without credentials answered ${anonymous.status}, expected 401 (authentication plugin not applied)`;
@@ -99,6 +108,30 @@ export async function gatewayProblem(url: string, headers: Readonly<Record<strin
     if (res.bodyLength !== expectedBytes) return `GET ${url} returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
     if (res.headers['cache-control'] !== 'no-store') return `GET ${url} lacks cache-control: no-store (headers plugin not applied)`;
     if (res.headers['ratelimit-policy'] === undefined) return `GET ${url} lacks RateLimit-Policy (rate-limit plugin not applied)`;
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/**
+ * The cache case: a first GET fills the cache (or is a hit already), the next one must be a HIT of the expected
+ * size. So a cache that stores nothing is reported as a failed check, not measured as the proxied response.
+ */
+async function cacheProblem(url: string, expectedBytes: number): Promise<string | undefined> {
+  try {
+    const first = await httpGet(url, 3000);
+    if (first.status !== 200) return `GET ${url} answered ${first.status}, expected 200`;
+    if (first.bodyLength !== expectedBytes) return `GET ${url} returned ${first.bodyLength} bytes, expected ${expectedBytes}`;
+    const xCache = first.headers['x-cache'];
+    if (xCache === undefined) return `GET ${url} lacks X-Cache (cache plugin not applied)`;
+    if (!/max-age=[1-9]/.test(String(first.headers['cache-control']))) {
+      return `GET ${url}: the backend sent cache-control "${first.headers['cache-control'] ?? ''}", expected a max-age (nothing to cache)`;
+    }
+    const res = await httpGet(url, 3000);
+    if (res.status !== 200) return `GET ${url} after a warm-up answered ${res.status}, expected 200`;
+    if (res.headers['x-cache'] !== 'HIT') return `GET ${url} after a warm-up (${xCache}) answered X-Cache: ${res.headers['x-cache']}, expected HIT`;
+    if (res.bodyLength !== expectedBytes) return `GET ${url} (a hit) returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
     return undefined;
   } catch (err) {
     return (err as Error).message;
@@ -132,7 +165,7 @@ export function configYaml(port: number, backendPort: number, accessLog: string,
   const gateways = o.gateways ?? [];
   const config = {
     ...(o.workers ? { workers: o.workers } : {}),
-    ...(gateways.length ? { consumers: benchConsumers() } : {}),
+    ...(gateways.some((k) => k !== 'cache') ? { consumers: benchConsumers() } : {}),
     ...(gateways.includes('redis') && o.redisUrl ? { stores: { redis: { url: o.redisUrl } } } : {}),
     listeners: [{ name: 'bench', protocol: 'http', address: '127.0.0.1', port }],
     upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
@@ -234,10 +267,10 @@ export async function startTurnpike(dir: string, backendPort: number, want: Gate
     const headers = await gatewayHeaders(k);
     // The Redis client connects in the background (no offline queue): give it a moment before a 503 counts.
     const deadline = Date.now() + (k === 'redis' ? 3000 : 0);
-    let problem = await gatewayProblem(url, headers, 100);
+    let problem = await gatewayProblem(k, url, headers, 100);
     while (problem && / 503,/.test(problem) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
-      problem = await gatewayProblem(url, headers, 100);
+      problem = await gatewayProblem(k, url, headers, 100);
     }
     if (problem) skipped.set(k, problem);
   }

@@ -1,5 +1,6 @@
 // One upstream request that no client waits for (a background cache refresh): the route's pool and request
 // headers, a bounded body, no retries. Passive health still hears about the outcome.
+import type { Dispatcher } from 'undici';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { ForwardRoute } from './http-forwarder.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
@@ -13,37 +14,52 @@ export interface DetachedResponse {
 }
 
 /** Sends the request `ctx` describes (its method as GET) to a target of the route; must be called while ctx is live. */
-export async function fetchDetached(ctx: RequestContext, route: ForwardRoute, maxBody: number): Promise<DetachedResponse> {
+export function fetchDetached(ctx: RequestContext, route: ForwardRoute, maxBody: number): Promise<DetachedResponse> {
   const target = route.pool.pick(ctx);
-  if (target === undefined) throw new Error('no usable target');
+  if (target === undefined) return Promise.reject(new Error('no usable target'));
   const headers = upstreamRequestHeaders(ctx, route, target.origin.host, false);
-  const path = ctx.path + ctx.query;
   const started = performance.now();
   target.active++;
-  try {
-    const res = await target.dispatcher.request({
-      path,
-      method: 'GET',
-      headers,
-      headersTimeout: route.headersTimeout,
-      bodyTimeout: route.bodyTimeout,
-    });
-    route.pool.observe(target, performance.now() - started, res.statusCode >= 500);
-    const chunks: Buffer[] = [];
+  return new Promise<DetachedResponse>((resolve, reject) => {
+    let status = 0;
+    let responseHeaders: ResponseHead['headers'] = {};
+    let chunks: Buffer[] | null = [];
     let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBody) {
-        res.body.destroy();
-        return { status: res.statusCode, headers: clientResponseHeaders(res.headers, route.pool.hidden), body: null };
-      }
-      chunks.push(chunk);
-    }
-    return { status: res.statusCode, headers: clientResponseHeaders(res.headers, route.pool.hidden), body: Buffer.concat(chunks, size) };
-  } catch (err) {
-    route.pool.observe(target, performance.now() - started, true);
-    throw err;
-  } finally {
-    target.active--;
-  }
+    const settle = (failed: boolean): void => {
+      target.active--;
+      route.pool.observe(target, performance.now() - started, failed);
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart() {},
+      onResponseStart(_controller, statusCode, h) {
+        status = statusCode;
+        responseHeaders = clientResponseHeaders(h, route.pool.hidden);
+      },
+      onResponseData(controller, chunk) {
+        if (chunks === null) return;
+        size += chunk.length;
+        if (size > maxBody) {
+          chunks = null;
+          controller.abort(new Error('over maxObjectSize'));
+          settle(false);
+          resolve({ status, headers: responseHeaders, body: null });
+          return;
+        }
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        settle(status >= 500);
+        resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks ?? [], size) });
+      },
+      onResponseError(_controller, err) {
+        if (chunks === null) return; // aborted by us, already answered
+        settle(true);
+        reject(err);
+      },
+    };
+    target.dispatcher.dispatch(
+      { path: ctx.path + ctx.query, method: 'GET', headers, headersTimeout: route.headersTimeout, bodyTimeout: route.bodyTimeout },
+      handler,
+    );
+  });
 }
