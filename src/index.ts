@@ -1,4 +1,5 @@
 // Programmatic entry point: start a gateway from a config file or text (used by the CLI, the demo and tests).
+import type { CachePurges } from './cache/purge-fanout.ts';
 import type { Logger } from 'pino';
 import { loadConfigFile, parseConfigText } from './config/loader.ts';
 import type { Config } from './config/schema.ts';
@@ -31,6 +32,7 @@ export interface StartOptions {
     readonly initialHealth: ReadonlyMap<string, boolean>;
     readonly stickySecret: string;
     readonly limitStore: RateStore & ConcurrencyStore;
+    readonly cachePurges: CachePurges;
   };
 }
 
@@ -53,7 +55,7 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     configFile: file,
     activeChecks: options.worker === undefined,
     ...(options.worker
-      ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret, limitStore: options.worker.limitStore }
+      ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret, limitStore: options.worker.limitStore, cachePurges: options.worker.cachePurges }
       : {}),
   });
   const reloader = file ? new ConfigReloader(runtime, file, log) : null;

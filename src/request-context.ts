@@ -76,6 +76,8 @@ export class RequestContext {
   /** Receives the body sent to the client (cache fill), or null. */
   bodyTap: BodyTap | null;
   upstreamOverride: UpstreamOverride | null;
+  /** What the cache did (HIT, MISS, STALE, BYPASS, REVALIDATED), for the access log; '' without a cache. */
+  cacheStatus: string;
   /** The route's forwarding plan while a request is forwarded (a background cache refresh uses it), or null. */
   forwardRoute: ForwardRoute | null;
   /** A gRPC request (by route or content type): the gateway's own errors are gRPC statuses. */
@@ -132,6 +134,7 @@ export class RequestContext {
     this.bodyEncoder = null;
     this.bodyTap = null;
     this.upstreamOverride = null;
+    this.cacheStatus = '';
     this.forwardRoute = null;
     const type = req.headers['content-type'];
     this.grpc = typeof type === 'string' && type.startsWith('application/grpc');

@@ -17,6 +17,8 @@ import type { CacheEntry, CacheStore } from './store.ts';
 
 export interface ResponseCacheOptions {
   readonly store: CacheStore;
+  /** Removes a URL's entries (prefix: every URL under it) wherever this route's cache lives; resolves the count. */
+  readonly purge: (key: string, prefix: boolean) => number | Promise<number>;
   readonly key: CacheKey;
   readonly locks: FillLocks;
   readonly defaults: FreshnessDefaults;
@@ -50,6 +52,7 @@ export class ResponseCache {
     const method = ctx.req.method;
     if (method === 'GET' || method === 'HEAD') return this.lookup(ctx, true);
     if (method === 'PURGE') return this.purge(ctx);
+    ctx.cacheStatus = 'BYPASS';
     ctx.upstreamOverride = this.labelBypass;
     return undefined;
   }
@@ -57,13 +60,14 @@ export class ResponseCache {
   /** RFC 9111 4.4: a successful unsafe request invalidates what is stored for its URL. */
   response(ctx: RequestContext, head: ResponseHead): void {
     if (head.upstream === true && head.status < 400 && UNSAFE.has(ctx.req.method!)) {
-      void Promise.resolve(this.o.store.purge(this.o.key.urlKey(ctx))).catch((err) => this.o.onError('cache invalidation failed', err));
+      void Promise.resolve(this.o.purge(this.o.key.urlKey(ctx), false)).catch((err) => this.o.onError('cache invalidation failed', err));
     }
   }
 
   private lookup(ctx: RequestContext, mayWait: boolean): RequestHookResult | Promise<RequestHookResult> {
     const cc = ctx.req.headers['cache-control'];
     if (cc !== undefined && /no-store/i.test(cc)) {
+      ctx.cacheStatus = 'BYPASS';
       ctx.upstreamOverride = this.labelBypass;
       return undefined;
     }
@@ -95,6 +99,7 @@ export class ResponseCache {
     } else if (ctx.req.method !== 'GET' || h.range !== undefined || isConditional(h)) {
       // Not filled from these: a HEAD has no body, a range is a part, and a conditional client is answered by
       // the upstream (often a 304 with nothing to store). The next plain GET fills.
+      ctx.cacheStatus = 'MISS';
       ctx.upstreamOverride = this.labelMiss;
       return undefined;
     }
@@ -115,12 +120,14 @@ export class ResponseCache {
       if (typeof etag === 'string') ctx.setRequestHeader('if-none-match', etag);
       if (typeof lastModified === 'string') ctx.setRequestHeader('if-modified-since', lastModified);
     }
+    ctx.cacheStatus = 'MISS';
     ctx.upstreamOverride = exchange.override;
     return undefined;
   }
 
   /** A stored response as this client gets it: Age updated, or a 304 when it holds it already. */
   replyFrom(ctx: RequestContext, entry: CacheEntry, label: string): Reply {
+    ctx.cacheStatus = label;
     const headers: Record<string, string | string[]> = { ...entry.headers, age: String(Math.floor(entry.policy.age())) };
     if (this.o.statusHeader !== null) headers[this.o.statusHeader] = label;
     const h = ctx.req.headers;
@@ -192,8 +199,8 @@ export class ResponseCache {
       (consumer !== undefined && o.purgeConsumers.has(consumer));
     if (!allowed) return problemReply('TP_PURGE_FORBIDDEN', undefined, ctx.requestId);
     const result = ctx.path.endsWith('*')
-      ? o.store.purgePrefix(o.key.prefixKey(ctx, ctx.path.slice(0, -1)))
-      : o.store.purge(o.key.urlKey(ctx));
+      ? o.purge(o.key.prefixKey(ctx, ctx.path.slice(0, -1)), true)
+      : o.purge(o.key.urlKey(ctx), false);
     const reply = (purged: number): Reply => ({
       status: 200,
       headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },

@@ -68,6 +68,7 @@ export class AccessLog {
       `,"status":${ctx.status},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
       `"durationMs":${Math.round((performance.now() - ctx.startTime) * 1000) / 1000}`;
     if (ctx.errorCode !== '') line += `,"error":"${ctx.errorCode}"`;
+    if (ctx.cacheStatus !== '') line += `,"cache":"${ctx.cacheStatus}"`;
     destination.write(line + '}\n');
   }
 

@@ -52,8 +52,14 @@ export const cachePlugin = definePlugin({
     const store: CacheStore = config.store === 'redis'
       ? new RedisCacheStore(env.redis, { namespace, onError: (err) => onError('redis cache store error', err) })
       : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize));
+    // A memory store is one per worker: purges go through the instance's fan-out; Redis is one for all.
+    if (config.store === 'memory') env.cachePurges.register(namespace, store);
+    const purge = config.store === 'memory'
+      ? (key: string, prefix: boolean) => env.cachePurges.purge(namespace, key, prefix)
+      : (key: string, prefix: boolean) => (prefix ? store.purgePrefix(key) : store.purge(key));
     const cache = new ResponseCache({
       store,
+      purge,
       key: compileCacheKey(config.key as KeyPart[]),
       locks: env.keep(`cache-locks:${namespace}`, () => new FillLocks()),
       defaults: {

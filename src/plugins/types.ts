@@ -1,5 +1,6 @@
 // What a plugin is: a name, a config schema, the phase its request hook runs in, and a factory that
 // precomputes everything at load so the hooks only do per-request work (as Hono's middleware factories do).
+import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { z } from 'zod';
 import type { Redis } from 'ioredis';
 import type { ConsumerDirectory } from '../auth/consumers.ts';
@@ -35,6 +36,8 @@ export interface PluginEnv {
   readonly logThrottled: (key: string, message: string, fields?: object) => void;
   /** An object kept across reloads while the config keeps asking for its key (a route's memory cache). */
   readonly keep: <T>(key: string, make: () => T) => T;
+  /** Memory caches by route, and the way to purge them in every worker of the instance. */
+  readonly cachePurges: CachePurges;
   /** The route being compiled (a plugin's shared state is per route). */
   readonly routeName: string;
 }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
+import { PurgeRelay } from '../cache/purge-fanout.ts';
 import { answerLimitRequest } from '../limits/ipc-store.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
@@ -44,6 +45,8 @@ export class Primary {
   /** The instance's `memory` limit counters; workers reach them over IPC. Slots a worker holds, per worker. */
   private readonly limits = new MemoryLimitStore();
   private readonly heldSlots = new WeakMap<Worker, Map<string, number>>();
+  /** Each worker has its own memory caches: a purge in one is relayed to the others. */
+  private readonly purges = new PurgeRelay();
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -85,6 +88,10 @@ export class Primary {
         void answerLimitRequest(this.limits, m, (r) => {
           if (worker.isConnected()) worker.send(r satisfies PrimaryMessage);
         }, held);
+      } else if (m.type === 'cache-purge') {
+        this.purges.relay(worker, m, this.workers);
+      } else if (m.type === 'cache-purged') {
+        this.purges.receive(m);
       }
     });
     // What the probes have found so far; later verdicts follow as they come.

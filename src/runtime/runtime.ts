@@ -1,4 +1,5 @@
 // The running gateway: the current snapshot, the listeners, reload (build beside, swap, retire) and drain.
+import { CachePurges } from '../cache/purge-fanout.ts';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -33,6 +34,8 @@ export interface RuntimeOptions {
   readonly stickySecret?: string;
   /** Where `memory` limit counters live: the primary's (over IPC) in a worker; default: this process. */
   readonly limitStore?: RateStore & ConcurrencyStore;
+  /** Reaches the other workers' memory caches (a worker); default: this process only. */
+  readonly cachePurges?: CachePurges;
 }
 
 export class Runtime implements ListenerHost {
@@ -71,6 +74,7 @@ export class Runtime implements ListenerHost {
       memory: options.limitStore ?? new MemoryLimitStore(),
       logThrottled: (key, message, fields) => this.logThrottled(key, message, fields),
       keep: (key, make) => this.kept.keep(key, this.version, make),
+      cachePurges: options.cachePurges ?? new CachePurges(null),
     };
     this.checker = options.activeChecks === false
       ? null

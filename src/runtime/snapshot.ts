@@ -1,5 +1,6 @@
 // Everything a config implies, compiled once: router, each route's plugin chain and terminal, upstream pools.
 // A snapshot is immutable; a reload builds a new one beside it and swaps one reference.
+import type { CachePurges } from '../cache/purge-fanout.ts';
 import { dirname } from 'node:path';
 import type { HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
 import type { Config, ListenerConfig, RouteConfig } from '../config/schema.ts';
@@ -73,6 +74,7 @@ export interface SnapshotServices {
   readonly logThrottled: (key: string, message: string, fields?: object) => void;
   /** An object that outlives this snapshot while later configs keep asking for the same key (a memory cache). */
   readonly keep: <T>(key: string, make: () => T) => T;
+  readonly cachePurges: CachePurges;
 }
 
 export function listenerKey(l: ListenerConfig): string {
@@ -116,6 +118,7 @@ export class Snapshot {
       memoryConcurrency: services.memory,
       logThrottled: services.logThrottled,
       keep: services.keep,
+      cachePurges: services.cachePurges,
       routeName: '',
     };
 

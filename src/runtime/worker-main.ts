@@ -1,6 +1,7 @@
 // A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
 // cluster primary shares, reloads when the primary says so, drains on SIGTERM.
 import { startGateway } from '../index.ts';
+import { CachePurges } from '../cache/purge-fanout.ts';
 import { IpcLimitStore } from '../limits/ipc-store.ts';
 import { installSignals } from './lifecycle.ts';
 import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
@@ -20,14 +21,17 @@ let applyHealth = (target: string, healthy: boolean): void => {
 };
 // `memory` limit counters are the primary's, so a limit means the same with any number of workers.
 const limitStore = new IpcLimitStore((m) => process.send!(m));
+// Memory caches are per worker; a purge here is relayed by the primary to the others (and theirs to us).
+const cachePurges = new CachePurges((m) => process.send!(m));
 process.on('message', (m: PrimaryMessage) => {
   if (limitStore.receive(m)) return;
+  if (cachePurges.receive(m)) return;
   if (m.type === 'health') applyHealth(m.target, m.healthy);
 });
 // The primary reloads every worker; a SIGHUP sent to the whole process group must not also reload us.
 process.on('SIGHUP', () => undefined);
 try {
-  const gateway = await startGateway({ configFile: file, watch: false, worker: { initialHealth, stickySecret, limitStore } });
+  const gateway = await startGateway({ configFile: file, watch: false, worker: { initialHealth, stickySecret, limitStore, cachePurges } });
   applyHealth = (target, healthy) => gateway.runtime.setTargetHealth(target, healthy);
   for (const [target, healthy] of initialHealth) applyHealth(target, healthy);
   installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));

@@ -1,4 +1,5 @@
 // The IPC vocabulary between the primary and its workers.
+import type { PurgeReply, PurgeRequest } from '../cache/purge-fanout.ts';
 import type { LimitReply, LimitRequest } from '../limits/ipc-store.ts';
 import type { ListenerAddress } from './runtime.ts';
 
@@ -6,10 +7,15 @@ export type PrimaryMessage =
   | { readonly type: 'reload'; readonly id: number }
   /** An active health check's verdict (probes run once per instance, in the primary). */
   | { readonly type: 'health'; readonly target: string; readonly healthy: boolean }
-  | LimitReply;
+  | LimitReply
+  /** A purge relayed from another worker, or the summed count of one this worker asked for. */
+  | PurgeRequest
+  | PurgeReply;
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly ports: ListenerAddress[] }
   | { readonly type: 'failed'; readonly error: string }
   | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string }
-  | LimitRequest;
+  | LimitRequest
+  | PurgeRequest
+  | PurgeReply;

@@ -1,0 +1,104 @@
+// With workers, each worker holds its own memory cache; a PURGE reaching one worker must empty them all. The
+// worker purges its own store and asks the primary, which asks every other worker and sums their counts.
+import type { CacheStore } from './store.ts';
+
+export type PurgeRequest = { readonly type: 'cache-purge'; readonly id: number; readonly route: string; readonly key: string; readonly prefix: boolean };
+export type PurgeReply = { readonly type: 'cache-purged'; readonly id: number; readonly count: number };
+
+/** How long the primary waits for the other workers' counts (a busy or dying worker must not hold a purge). */
+const FANOUT_TIMEOUT_MS = 2000;
+
+/** A process's memory caches by route, and (in a worker) the way to the others. */
+export class CachePurges {
+  private readonly stores = new Map<string, CacheStore>();
+  private readonly send: ((m: PurgeRequest | PurgeReply) => void) | null;
+  private nextId = 1;
+  private readonly pending = new Map<number, (count: number) => void>();
+
+  /** `send` reaches the primary; null in a single process. */
+  constructor(send: ((m: PurgeRequest | PurgeReply) => void) | null) {
+    this.send = send;
+  }
+
+  /** The memory store now serving `route` (a reload may replace it). */
+  register(route: string, store: CacheStore): void {
+    this.stores.set(route, store);
+  }
+
+  /** Purges here and in every other worker; resolves with the number of entries removed in all. */
+  purge(route: string, key: string, prefix: boolean): Promise<number> | number {
+    const local = this.purgeHere(route, key, prefix);
+    if (this.send === null) return local;
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, (others) => resolve(local + others));
+      this.send!({ type: 'cache-purge', id, route, key, prefix });
+    });
+  }
+
+  /** Feed every message from the primary here; returns true when it was the cache's. */
+  receive(m: { type?: string }): boolean {
+    if (m.type === 'cache-purged') {
+      const reply = m as PurgeReply;
+      const resolve = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      resolve?.(reply.count);
+      return true;
+    }
+    if (m.type === 'cache-purge') {
+      const request = m as PurgeRequest;
+      this.send?.({ type: 'cache-purged', id: request.id, count: this.purgeHere(request.route, request.key, request.prefix) });
+      return true;
+    }
+    return false;
+  }
+
+  private purgeHere(route: string, key: string, prefix: boolean): number {
+    const store = this.stores.get(route);
+    if (store === undefined) return 0;
+    // Memory stores answer synchronously.
+    return (prefix ? store.purgePrefix(key) : store.purge(key)) as number;
+  }
+}
+
+export interface FanoutWorker {
+  readonly id: number;
+  isConnected(): boolean;
+  send(m: PurgeRequest | PurgeReply): void;
+}
+
+/**
+ * The primary's side: a worker's purge goes to every other worker; their counts come back summed. Returns a
+ * function the primary feeds each worker reply to (true when it was a purge reply).
+ */
+export class PurgeRelay {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { remaining: number; count: number; done: () => void }>();
+
+  relay(from: FanoutWorker, request: PurgeRequest, workers: Iterable<FanoutWorker>): void {
+    const others = [...workers].filter((w) => w !== from && w.isConnected());
+    const answer = (count: number) => {
+      if (from.isConnected()) from.send({ type: 'cache-purged', id: request.id, count });
+    };
+    if (others.length === 0) return answer(0);
+    const id = this.nextId++;
+    const state = { remaining: others.length, count: 0, done: () => undefined as void };
+    const timer = setTimeout(() => finish(), FANOUT_TIMEOUT_MS);
+    const finish = () => {
+      clearTimeout(timer);
+      if (!this.waiting.delete(id)) return;
+      answer(state.count);
+    };
+    state.done = finish;
+    this.waiting.set(id, state);
+    for (const w of others) w.send({ ...request, id });
+  }
+
+  /** A worker's count for a relayed purge. */
+  receive(reply: PurgeReply): void {
+    const state = this.waiting.get(reply.id);
+    if (state === undefined) return;
+    state.count += reply.count;
+    if (--state.remaining === 0) state.done();
+  }
+}
