@@ -1,6 +1,7 @@
 // The HTTP cache in Redis (`cache: { store: redis }`), shared by every gateway instance. Per URL: a record of its
 // Vary field names, one binary entry per variant, and a set naming the variants (for purges). Lookups and stores
-// never reject (a failing Redis is a miss); purges reject, so the caller can say the purge did not happen.
+// never reject (a failing Redis is a miss); purges reject, so the caller can say it is not known to have happened
+// (a purge sent to a frozen Redis may still run once it wakes).
 import { createHash } from 'node:crypto';
 import CachePolicy from 'http-cache-semantics';
 import type { Redis } from 'ioredis';

@@ -15,7 +15,9 @@ function startEcho(name: string): Promise<Server> {
         null,
         2,
       );
-      res.writeHead(200, { 'content-type': 'application/json', server: `demo-${name}`, 'x-powered-by': 'node' });
+      // The catalog is cacheable for 30 s, so the demo's cache route has something to keep.
+      const caching = req.url?.startsWith('/catalog') ? { 'cache-control': 'max-age=30' } : {};
+      res.writeHead(200, { 'content-type': 'application/json', server: `demo-${name}`, 'x-powered-by': 'node', ...caching });
       res.end(body + '\n');
     });
   });
@@ -42,6 +44,12 @@ routes:
       - headers:
           request: { set: { x-gateway: turnpike } }
           response: { set: { cache-control: no-store } }
+  - name: catalog
+    match: { path: /catalog }
+    upstream: echo
+    plugins:
+      - cache: { store: memory, maxSize: 64mb, maxObjectSize: 1mb, purge: { allow: [127.0.0.1/32] } }
+      - compress: { minSize: 1kb }
   - name: health
     match: { path: { exact: /healthz } }
     respond: { status: 200, body: "ok" }
@@ -63,6 +71,8 @@ Turnpike demo: a gateway on ${at} in front of three echo services (${echoPorts.m
 Try:
   curl ${at}/echo/hello            # run it three times: echo-1, echo-2, echo-3 answer in turn
   curl ${at}/api/users             # rewritten to /v2/users upstream, with x-gateway set
+  curl -i ${at}/catalog/items      # twice: X-Cache MISS, then HIT with the same echo-N (cached 30 s)
+  curl -X PURGE ${at}/catalog/items # {"purged":1}: the next GET is a MISS
   curl -i ${at}/healthz            # answered by the gateway itself
   curl -i ${at}/docs               # a 301 redirect
   curl -i ${at}/nowhere            # 404 as application/problem+json
