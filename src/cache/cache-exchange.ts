@@ -93,9 +93,11 @@ export class CacheExchange {
         this.status = status;
         this.stored = storedHeaders(headers, o.statusHeader);
         this.head = headers;
-        this.ctx.bodyTap = new Fill(o.maxObjectSize, this.complete);
+        this.ctx.bodyTap = new Fill(o.maxObjectSize, this.complete, this.release);
       }
     }
+    // Nothing will be stored: requests waiting for this one go upstream now, not when this body ends.
+    if (this.ctx.bodyTap === null) this.release();
     if (o.statusHeader !== null) headers[o.statusHeader] = 'MISS';
     return undefined;
   };

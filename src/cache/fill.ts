@@ -8,10 +8,13 @@ export class Fill implements BodyTap {
   private over = false;
   private readonly max: number;
   private readonly complete: (body: Buffer) => void;
+  private readonly abandon: () => void;
 
-  constructor(max: number, complete: (body: Buffer) => void) {
+  /** `abandon` runs when the body outgrows `max` (nothing will be stored). */
+  constructor(max: number, complete: (body: Buffer) => void, abandon: () => void) {
     this.max = max;
     this.complete = complete;
+    this.abandon = abandon;
   }
 
   write(chunk: Buffer): void {
@@ -20,6 +23,7 @@ export class Fill implements BodyTap {
     if (this.size > this.max) {
       this.over = true;
       this.chunks = [];
+      this.abandon();
       return;
     }
     this.chunks.push(chunk);

@@ -11,6 +11,7 @@ import type { Reply, RequestContext, ResponseHead, UpstreamOverride } from '../r
 import { CacheExchange, refreshedEntry, storedHeaders, storableResponse } from './cache-exchange.ts';
 import type { CacheKey } from './cache-key.ts';
 import { isConditional, notModified, notModifiedHeaders } from './conditional.ts';
+import { rangeOf } from './range.ts';
 import { requestView, responseView, usability, type FreshnessDefaults } from './freshness.ts';
 import type { FillLocks } from './locks.ts';
 import type { CacheEntry, CacheStore } from './store.ts';
@@ -135,6 +136,19 @@ export class ResponseCache {
       const out = notModifiedHeaders(headers);
       if (this.o.statusHeader !== null) out[this.o.statusHeader] = label;
       return { status: 304, headers: out };
+    }
+    if (entry.status === 200) {
+      headers['accept-ranges'] = 'bytes';
+      const range = h.range === undefined ? null : rangeOf(h, entry.body.length, entry.headers);
+      if (range === 'unsatisfiable') {
+        return problemReply('TP_RANGE_NOT_SATISFIABLE', `the stored body has ${entry.body.length} bytes`, ctx.requestId, {
+          'content-range': `bytes */${entry.body.length}`,
+        });
+      }
+      if (range !== null) {
+        headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.body.length}`;
+        return { status: 206, headers, body: entry.body.subarray(range.start, range.end + 1) };
+      }
     }
     return { status: entry.status, headers, body: entry.body };
   }

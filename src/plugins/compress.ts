@@ -54,14 +54,19 @@ export function negotiate(acceptEncoding: string | undefined, offered: readonly 
 }
 
 /**
- * What negotiation depends on in an Accept-Encoding value: the weight of each coding Turnpike produces. Two
- * values with the same weights get the same encoding from any `encodings:` list (the cache's variant key).
+ * What negotiation depends on in an Accept-Encoding value, for the cache's variant key: the weight of each
+ * coding Turnpike or a typical upstream produces. Two values with the same weights get the same encoding from
+ * either; a value naming any other coding is kept whole (it may select something else upstream).
  */
 export function codingWeights(acceptEncoding: string): string {
   if (acceptEncoding === '') return '';
   const q = weightsOf(acceptEncoding);
-  return ENCODINGS.map((e) => q.get(e) ?? q.get('*') ?? 0).join(',');
+  for (const name of q.keys()) if (!KNOWN_CODINGS.has(name)) return acceptEncoding;
+  return VARIANT_CODINGS.map((e) => q.get(e) ?? q.get('*') ?? 0).join(',');
 }
+
+const VARIANT_CODINGS = [...ENCODINGS, 'deflate'];
+const KNOWN_CODINGS = new Set([...VARIANT_CODINGS, 'identity', '*']);
 
 /** Encodes a whole body at once (a cache refresh re-encoding a stored variant), at the on-the-fly levels. */
 export function encodeOnce(encoding: string, body: Buffer): Promise<Buffer> {

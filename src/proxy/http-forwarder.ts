@@ -32,6 +32,12 @@ class BodyTooLargeError extends Error {
 export function forward(ctx: RequestContext, route: ForwardRoute): void {
   const pool = route.pool;
   if (pool.breaker !== null && !pool.breaker.tryAcquire()) {
+    // A stored response may stand in while the breaker is open (the cache's stale-if-error).
+    const stored = ctx.upstreamOverride?.(0, null);
+    if (stored !== undefined) {
+      ctx.errorCode = 'TP_CIRCUIT_OPEN';
+      return sendReply(ctx, route.chain, stored, route.echoRequestId);
+    }
     const retryAfter = String(pool.breaker.retryAfterSeconds());
     sendProblem(ctx, route.chain, 'TP_CIRCUIT_OPEN', undefined, route.echoRequestId, { 'retry-after': retryAfter });
     return;
