@@ -275,7 +275,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (route.echoRequestId !== null) head.headers[route.echoRequestId] = ctx.requestId;
     if (ctx.grpc && head.headers['grpc-status'] !== undefined) this.grpcStatus = takeGrpcStatus(head.headers);
     ctx.status = head.status;
-    if (head.status === statusCode && statusMessage) res.writeHead(head.status, statusMessage, head.headers);
+    // HTTP/2 has no reason phrase (Node warns once per process when given one).
+    if (head.status === statusCode && statusMessage && ctx.req.httpVersionMajor === 1) res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
     // A response plugin (compress) may have asked to re-encode the body: it streams through the encoder.
     const encoder = ctx.bodyEncoder;
