@@ -95,6 +95,14 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
     releaseStream = () => res.end(Buffer.alloc(1000, 2));
     return;
   }
+  if (path === '/l/slow') {
+    setTimeout(() => send({ 'cache-control': 'max-age=60' }), 1000);
+    return;
+  }
+  if (path.startsWith('/x/')) {
+    if (failing) return res.writeHead(500, { 'content-type': 'text/plain' }).end('down');
+    return send({ 'cache-control': 'max-age=1' });
+  }
   if (path.startsWith('/s/')) return send({ 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' }, Buffer.alloc(16 * 1024, 7));
   if (path.startsWith('/d/')) return send({});
   return send({ 'cache-control': 'max-age=60', etag: `"${path}"` });
@@ -109,6 +117,9 @@ upstreams:
   b: { targets: [{ url: "${backend.url}" }] }
   catalog: { targets: [{ url: "${backend.url}" }] }
   flaky: { targets: [{ url: "${flaky.url}" }] }
+  breaker:
+    targets: [{ url: "${backend.url}" }]
+    circuitBreaker: { minimumRequests: 2, failureRatio: 0.5, openFor: 30s }
 consumers:
   - { name: ops, credentials: { apiKeys: [ops-key-0123456789abcdef] } }
   - { name: visitor, credentials: { apiKeys: [visitor-key-0123456789abc] } }
@@ -137,6 +148,14 @@ routes:
     match: { path: /f }
     upstream: flaky
     plugins: [{ cache: {} }]
+  - name: locked
+    match: { path: /l }
+    upstream: b
+    plugins: [{ cache: { lockTimeout: 200ms } }]
+  - name: guarded-upstream
+    match: { path: /x }
+    upstream: breaker
+    plugins: [{ cache: { staleIfError: 60s } }]
   - name: keyed
     match: { path: /k }
     upstream: b
@@ -328,6 +347,26 @@ describe('stale responses', () => {
     }
   });
 
+  test('stale-if-error from the config: the stale copy answers while the circuit breaker is open, without a request upstream', async () => {
+    await get(port, '/x/item');
+    await sleep(1100);
+    failing = true;
+    try {
+      assert.equal((await get(port, '/x/other')).status, 500);
+      // Failures until the breaker opens (minimumRequests 2, failureRatio 0.5): then it answers 503 itself.
+      let open = 0;
+      for (let i = 0; i < 5 && open !== 503; i++) open = (await get(port, '/x/never')).status;
+      assert.equal(open, 503, 'the breaker is open');
+      const r = await get(port, '/x/item');
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-cache'], 'STALE');
+      assert.equal(r.body.toString(), '/x/item #1');
+      assert.equal(count('/x/item'), 1);
+    } finally {
+      failing = false;
+    }
+  });
+
   test('stale-if-error: an unreachable backend is replaced by the stale copy', async () => {
     await get(port, '/f/sie');
     await sleep(1100);
@@ -352,6 +391,17 @@ describe('collapsing and bounds', () => {
       assert.equal(r.body.toString(), '/c/slow #1');
     }
     assert.equal(all.filter((r) => r.headers['x-cache'] === 'MISS').length, 1);
+  });
+
+  test('requests waiting for a slow fill give up after lockTimeout and go upstream themselves', async () => {
+    const started = performance.now();
+    const all = await Promise.all(Array.from({ length: 4 }, () => get(port, '/l/slow')));
+    const elapsed = performance.now() - started;
+    assert.ok(all.every((r) => r.status === 200));
+    assert.equal(count('/l/slow'), 4, 'the three waiters went upstream after 200 ms');
+    // 200 ms of waiting + 1 s upstream, not 1 s + 1 s (waiting for the fill, then a fill of their own).
+    assert.ok(elapsed < 1900, `${elapsed.toFixed(0)} ms`);
+    assert.ok(elapsed >= 1150, `${elapsed.toFixed(0)} ms`);
   });
 
   test('an object over maxObjectSize passes through whole and is not stored', async () => {

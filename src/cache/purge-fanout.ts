@@ -10,7 +10,8 @@ const FANOUT_TIMEOUT_MS = 2000;
 
 /** A process's memory caches by route, and (in a worker) the way to the others. */
 export class CachePurges {
-  private readonly stores = new Map<string, CacheStore>();
+  // Weak: a store dropped by a reload (route gone, maxSize changed) must not be kept alive by this index.
+  private readonly stores = new Map<string, WeakRef<CacheStore>>();
   private readonly send: ((m: PurgeRequest | PurgeReply) => void) | null;
   private nextId = 1;
   private readonly pending = new Map<number, (count: number) => void>();
@@ -22,7 +23,7 @@ export class CachePurges {
 
   /** The memory store now serving `route` (a reload may replace it). */
   register(route: string, store: CacheStore): void {
-    this.stores.set(route, store);
+    this.stores.set(route, new WeakRef(store));
   }
 
   /** Purges here and in every other worker; resolves with the number of entries removed in all. */
@@ -54,7 +55,7 @@ export class CachePurges {
   }
 
   private purgeHere(route: string, key: string, prefix: boolean): number {
-    const store = this.stores.get(route);
+    const store = this.stores.get(route)?.deref();
     if (store === undefined) return 0;
     // Memory stores answer synchronously.
     return (prefix ? store.purgePrefix(key) : store.purge(key)) as number;

@@ -2,9 +2,9 @@
 // Vary field names, one binary entry per variant, and a set naming the variants (for purges). Lookups and stores
 // never reject (a failing Redis is a miss); purges reject, so the caller can say it is not known to have happened
 // (a purge sent to a frozen Redis may still run once it wakes).
-import { createHash } from 'node:crypto';
 import CachePolicy from 'http-cache-semantics';
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../stores/redis-script.ts';
 import type { CacheEntry, CacheStore } from './store.ts';
 
 // KEYS: record, entry, set. ARGV: Vary fields (JSON), entry bytes, ttl ms, variant.
@@ -27,9 +27,8 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 return n
 `;
-const sha = (lua: string) => createHash('sha1').update(lua).digest('hex');
-const STORE_SHA = sha(STORE);
-const PURGE_SHA = sha(PURGE);
+const STORE_SCRIPT = new RedisScript(STORE);
+const PURGE_SCRIPT = new RedisScript(PURGE);
 
 // Bumped when the layout changes: instances of two versions may share one Redis during a rolling upgrade, and an
 // entry the other version wrote must read as a miss, not as garbage.
@@ -110,7 +109,7 @@ export class RedisCacheStore implements CacheStore {
     if (!(px > 0)) return; // PX rejects 0 and NaN; such an entry is of no use anyway
     try {
       const keys = [this.base + 'u:' + urlKey, this.entryKey(urlKey, variant), this.base + 's:' + urlKey];
-      await evalScript(this.redis(), STORE, STORE_SHA, keys, [JSON.stringify(varyFields), encodeEntry(entry), px, variant]);
+      await STORE_SCRIPT.run(this.redis(), keys, [JSON.stringify(varyFields), encodeEntry(entry), px, variant]);
     } catch (err) {
       this.onError(asError(err));
     }
@@ -150,7 +149,7 @@ export class RedisCacheStore implements CacheStore {
 
   private async purgeOne(redis: Redis, urlKey: string): Promise<number> {
     const keys = [this.base + 'u:' + urlKey, this.base + 's:' + urlKey];
-    return Number(await evalScript(redis, PURGE, PURGE_SHA, keys, [this.entryKey(urlKey, '')]));
+    return Number(await PURGE_SCRIPT.run(redis, keys, [this.entryKey(urlKey, '')]));
   }
 
   // URL keys never hold a newline (request targets cannot), so the separator keeps URL and variant apart.
@@ -168,16 +167,6 @@ export class RedisCacheStore implements CacheStore {
     const error = asError(err);
     this.onError(error);
     return error;
-  }
-}
-
-async function evalScript(redis: Redis, lua: string, digest: string, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(digest, keys.length, ...keys, ...args);
-  } catch (err) {
-    // First call on this server (or after SCRIPT FLUSH / a restart): send the script itself once.
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return await redis.eval(lua, keys.length, ...keys, ...args);
   }
 }
 

@@ -2,8 +2,8 @@
 // atomic round trip (no read-modify-write race between instances). The script reads Redis's own clock (TIME), so
 // instances with skewed clocks still agree. One key per counter holds the TATs (µs) of all its limits, and expires
 // once every TAT has passed.
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../stores/redis-script.ts';
 import { decide, intervalUs, toleranceUs } from './gcra.ts';
 import type { LimitSpec, RateDecision, RateStore } from './shared-store.ts';
 
@@ -42,7 +42,7 @@ local reply = { allowed, retry }
 for i = 1, n do reply[i + 2] = backlog[i] end
 return reply
 `;
-const SHA = createHash('sha1').update(SCRIPT).digest('hex');
+const GCRA = new RedisScript(SCRIPT);
 
 export interface RedisRateStoreOptions {
   /** Prepended to every key. */
@@ -84,13 +84,7 @@ export class RedisRateStore implements RateStore {
     // (bounded), so the first requests after start are counted rather than failed. A client that is down and
     // waiting to retry fails the call at once.
     if ((status === 'connecting' || status === 'connect') && !this.redis.options.enableOfflineQueue) await this.ready();
-    try {
-      return (await this.redis.evalsha(SHA, 1, key, ...args)) as number[];
-    } catch (err) {
-      // First call on this server (or after SCRIPT FLUSH / a restart): send the script itself once.
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return (await this.redis.eval(SCRIPT, 1, key, ...args)) as number[];
-    }
+    return (await GCRA.run(this.redis, [key], args)) as number[];
   }
 
   private ready(): Promise<void> {
