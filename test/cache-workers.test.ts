@@ -2,6 +2,7 @@
 // every worker's (relayed by the primary).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnGateway, type GatewayProcess } from './helpers/process.ts';
 import { request, startBackend, type Backend } from './helpers/servers.ts';
 
@@ -23,6 +24,12 @@ routes:
     upstream: b
     plugins: [{ cache: { purge: { allow: [127.0.0.1/32] } } }]
 `);
+  // The first worker's "listening" line resolves spawnGateway; the primary says when both are up.
+  const deadline = Date.now() + 10_000;
+  while (!gw.logLines.some((l) => l.includes('primary started'))) {
+    if (Date.now() > deadline) throw new Error('the primary did not report its workers started');
+    await sleep(25);
+  }
 });
 
 after(async () => {
