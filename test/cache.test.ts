@@ -103,6 +103,9 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
     if (failing) return res.writeHead(500, { 'content-type': 'text/plain' }).end('down');
     return send({ 'cache-control': 'max-age=1' });
   }
+  if (path === '/k/mine') {
+    return send({ 'cache-control': 'max-age=60', vary: 'X-Consumer-Name' }, `for ${String(req.headers['x-consumer-name'])}`);
+  }
   if (path.startsWith('/s/')) return send({ 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' }, Buffer.alloc(16 * 1024, 7));
   if (path.startsWith('/d/')) return send({});
   return send({ 'cache-control': 'max-age=60', etag: `"${path}"` });
@@ -255,6 +258,19 @@ describe('what is stored', () => {
     assert.equal(fr2.headers['x-cache'], 'HIT');
     assert.equal(none.body.toString(), 'lang=none #3');
     assert.equal(count('/c/vary'), 3);
+  });
+
+  test('Vary on a header the gateway sets upstream (the consumer name) keys variants by its value, not the client\'s copy', async () => {
+    const ops = { 'x-api-key': 'ops-key-0123456789abcdef' };
+    const visitor = { 'x-api-key': 'visitor-key-0123456789abc' };
+    assert.equal((await get(port, '/k/mine', ops)).body.toString(), 'for ops');
+    const v = await get(port, '/k/mine', visitor);
+    assert.equal(v.body.toString(), 'for visitor', 'another consumer never gets the first one\'s variant');
+    assert.equal(v.headers['x-cache'], 'MISS');
+    const spoofed = await get(port, '/k/mine', { ...ops, 'x-consumer-name': 'visitor' });
+    assert.equal(spoofed.headers['x-cache'], 'HIT');
+    assert.equal(spoofed.body.toString(), 'for ops', 'the client\'s own X-Consumer-Name selects nothing');
+    assert.equal((await get(port, '/k/mine', visitor)).body.toString(), 'for visitor');
   });
 
   test('HEAD is answered from a stored GET, and POST passes by (BYPASS) and invalidates the URL', async () => {

@@ -44,11 +44,24 @@ function headerValue(ctx: RequestContext, name: string): string {
 }
 
 /**
- * The value a Vary field selects on. Accept-Encoding is reduced to the weights of the codings the gateway and
- * upstreams produce, so "gzip, deflate, br" and "br, gzip" share a variant (as Varnish normalises it) while a
- * client refusing a coding never gets it.
+ * The value a Vary field selects on: the field as the upstream got it, so a header the gateway sets (a consumer
+ * header, a `headers` plugin value) keys the variant, and a client's copy the gateway drops does not.
+ * Accept-Encoding is reduced to the weights of the codings the gateway and upstreams produce, so
+ * "gzip, deflate, br" and "br, gzip, deflate" share a variant (as Varnish normalises it) while a client refusing
+ * a coding never gets it.
  */
 export function varyValue(ctx: RequestContext, field: string): string {
+  const set = ctx.setRequestHeaders;
+  if (set !== null) {
+    for (let i = set.length - 2; i >= 0; i -= 2) if (set[i] === field) return set[i + 1]!;
+  }
+  const route = ctx.forwardRoute;
+  if (route !== null && (field === route.consumerNameHeader || field === route.consumerGroupsHeader)) {
+    const consumer = ctx.identity?.consumer;
+    if (consumer === undefined || consumer === null) return '';
+    return field === route.consumerNameHeader ? consumer.name : consumer.groups.join(',');
+  }
+  if (ctx.removeRequestHeaders?.has(field) === true) return '';
   if (field === 'accept-encoding') return codingWeights(headerValue(ctx, field));
   return headerValue(ctx, field);
 }
