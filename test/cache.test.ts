@@ -273,6 +273,16 @@ describe('what is stored', () => {
     assert.equal((await get(port, '/k/mine', visitor)).body.toString(), 'for visitor');
   });
 
+  test('on a route with authentication each consumer has its own entries by default (as Kong keys by consumer)', async () => {
+    const ops = { 'x-api-key': 'ops-key-0123456789abcdef' };
+    const visitor = { 'x-api-key': 'visitor-key-0123456789abc' };
+    assert.equal((await get(port, '/k/per-consumer', visitor)).headers['x-cache'], 'MISS');
+    assert.equal((await get(port, '/k/per-consumer', visitor)).headers['x-cache'], 'HIT');
+    assert.equal((await get(port, '/k/per-consumer', ops)).headers['x-cache'], 'MISS');
+    assert.equal((await get(port, '/k/per-consumer', ops)).headers['x-cache'], 'HIT');
+    assert.equal(count('/k/per-consumer'), 2);
+  });
+
   test('HEAD is answered from a stored GET, and POST passes by (BYPASS) and invalidates the URL', async () => {
     await get(port, '/c/head');
     const head = await get(port, '/c/head', {}, 'HEAD');

@@ -6,7 +6,12 @@ import type { RequestContext } from '../request-context.ts';
 
 export type KeyPart = 'method' | 'host' | 'path' | 'query' | 'consumer' | `header:${string}`;
 
-export const DEFAULT_KEY: readonly KeyPart[] = ['host', 'path', 'query'];
+/**
+ * As Kong keys its cache by consumer: on a route whose authentication identified a consumer, each consumer has
+ * its own entries unless `key:` says otherwise (a response may depend on who asked without saying Vary). Empty,
+ * so free, on routes without authentication.
+ */
+export const DEFAULT_KEY: readonly KeyPart[] = ['host', 'path', 'query', 'consumer'];
 
 /** Between variant parts: a byte no header value or method carries. */
 const SEP = '\x1f';
