@@ -68,30 +68,26 @@ export interface FanoutWorker {
   send(m: PurgeRequest | PurgeReply): void;
 }
 
-/**
- * The primary's side: a worker's purge goes to every other worker; their counts come back summed. Returns a
- * function the primary feeds each worker reply to (true when it was a purge reply).
- */
+/** The primary's side: a worker's purge goes to every other worker; their counts come back summed. */
 export class PurgeRelay {
   private nextId = 1;
-  private readonly waiting = new Map<number, { remaining: number; count: number; done: () => void }>();
+  private readonly waiting = new Map<number, { remaining: number; count: number; readonly finish: () => void }>();
 
   relay(from: FanoutWorker, request: PurgeRequest, workers: Iterable<FanoutWorker>): void {
     const others = [...workers].filter((w) => w !== from && w.isConnected());
-    const answer = (count: number) => {
-      if (from.isConnected()) from.send({ type: 'cache-purged', id: request.id, count });
-    };
-    if (others.length === 0) return answer(0);
     const id = this.nextId++;
-    const state = { remaining: others.length, count: 0, done: () => undefined as void };
-    const timer = setTimeout(() => finish(), FANOUT_TIMEOUT_MS);
-    const finish = () => {
-      clearTimeout(timer);
-      if (!this.waiting.delete(id)) return;
-      answer(state.count);
+    const state = {
+      remaining: others.length,
+      count: 0,
+      finish: () => {
+        clearTimeout(timer);
+        if (!this.waiting.delete(id)) return;
+        if (from.isConnected()) from.send({ type: 'cache-purged', id: request.id, count: state.count });
+      },
     };
-    state.done = finish;
+    const timer = setTimeout(state.finish, FANOUT_TIMEOUT_MS);
     this.waiting.set(id, state);
+    if (others.length === 0) return state.finish();
     for (const w of others) w.send({ ...request, id });
   }
 
@@ -100,6 +96,6 @@ export class PurgeRelay {
     const state = this.waiting.get(reply.id);
     if (state === undefined) return;
     state.count += reply.count;
-    if (--state.remaining === 0) state.done();
+    if (--state.remaining === 0) state.finish();
   }
 }
