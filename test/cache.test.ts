@@ -296,6 +296,16 @@ describe('what is stored', () => {
     assert.equal(after.body.toString(), '/c/head #3');
   });
 
+  test('only-if-cached: a stored response answers, anything else is 504 without a request upstream', async () => {
+    await get(port, '/c/oic');
+    const hit = await get(port, '/c/oic', { 'cache-control': 'only-if-cached' });
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    const none = await get(port, '/c/oic-never', { 'cache-control': 'only-if-cached' });
+    assert.equal(none.status, 504);
+    assert.equal(JSON.parse(none.body.toString()).code, 'TP_NOT_CACHED');
+    assert.equal(count('/c/oic-never'), 0);
+  });
+
   test('a request saying Cache-Control: no-store bypasses the cache; no-cache revalidates', async () => {
     await get(port, '/c/rcc');
     assert.equal((await get(port, '/c/rcc', { 'cache-control': 'no-store' })).headers['x-cache'], 'BYPASS');

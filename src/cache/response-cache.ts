@@ -97,7 +97,14 @@ export class ResponseCache {
         this.refreshInBackground(ctx, urlKey, fields, variant, entry);
         return this.replyFrom(ctx, entry, 'STALE');
       }
-    } else if (ctx.req.method !== 'GET' || h.range !== undefined || isConditional(h)) {
+    }
+    // RFC 9111 5.2.1.7: nothing stored that may answer, and the client asked not to go further.
+    const cc = h['cache-control'];
+    if (cc !== undefined && /only-if-cached/i.test(cc)) {
+      ctx.cacheStatus = 'MISS';
+      return problemReply('TP_NOT_CACHED', undefined, ctx.requestId);
+    }
+    if (entry === undefined && (ctx.req.method !== 'GET' || h.range !== undefined || isConditional(h))) {
       // Not filled from these: a HEAD has no body, a range is a part, and a conditional client is answered by
       // the upstream (often a 304 with nothing to store). The next plain GET fills.
       ctx.cacheStatus = 'MISS';
