@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConfigError, parseConfigText } from '../src/config/loader.ts';
 import { corsPlugin } from '../src/plugins/cors.ts';
-import { PLUGIN_SCHEMAS } from '../src/plugins/registry.ts';
 import type { PluginEnv } from '../src/plugins/types.ts';
 import { RequestContext } from '../src/request-context.ts';
+import { pluginConfigProblems } from './helpers/config.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
 
 /** The Access-Control-* and Vary headers of a response, so deepEqual checks them exactly. */
@@ -19,16 +18,8 @@ function corsHeaders(r: SimpleResponse): Record<string, string> {
   return out;
 }
 
-function configProblems(plugin: string): string[] {
-  const text = `listeners: [{ name: web, protocol: http, port: 0 }]\nroutes:\n  - respond: { body: ok }\n    plugins:\n      - ${plugin}\n`;
-  try {
-    parseConfigText(text, 'cfg.yaml', { plugins: PLUGIN_SCHEMAS, env: {} });
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-  return [];
-}
+/** One plugin entry's config problems. */
+const configProblems = (plugin: string): string[] => pluginConfigProblems(`      - ${plugin}`);
 
 /** Nanoseconds per call of `fn`, after a warm-up. */
 function nsPerCall(iterations: number, fn: () => void): number {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:http2';
 import { test } from 'node:test';
+import { h2Request } from './helpers/h2.ts';
 import { json, request, startEchoBackend, startGatewayYaml } from './helpers/servers.ts';
 
 test('h2c with prior knowledge and HTTP/1.1 share a plain listener, routes and plugins', async () => {
@@ -18,21 +19,9 @@ routes:
 `);
   const session = connect(`http://127.0.0.1:${gw.port()}`);
   try {
-    const results = await Promise.all(['/a', '/b', '/c'].map((path) => new Promise<{ status: number; route: string; body: string }>((resolve, reject) => {
-      const req = session.request({ ':path': path, ':method': 'POST', 'content-type': 'text/plain' });
-      let status = 0;
-      let route = '';
-      let body = '';
-      req.on('response', (h) => {
-        status = Number(h[':status']);
-        route = String(h['x-route']);
-      });
-      req.setEncoding('utf8');
-      req.on('data', (c: string) => (body += c));
-      req.on('end', () => resolve({ status, route, body }));
-      req.on('error', reject);
-      req.end(`body of ${path}`); // a body without content-length, as HTTP/2 allows
-    })));
+    // Bodies without content-length, as HTTP/2 allows.
+    const results = await Promise.all(['/a', '/b', '/c'].map((path) =>
+      h2Request(session, { ':path': path, ':method': 'POST', 'content-type': 'text/plain' }, `body of ${path}`)));
     for (const [i, r] of results.entries()) {
       assert.equal(r.status, 200);
       assert.equal(r.route, 'app');

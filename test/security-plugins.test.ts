@@ -3,12 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConfigError, parseConfigText } from '../src/config/loader.ts';
 import { ipFilterPlugin } from '../src/plugins/ip-filter.ts';
-import { PLUGIN_SCHEMAS } from '../src/plugins/registry.ts';
 import { securityHeadersPlugin } from '../src/plugins/security-headers.ts';
 import type { PluginEnv } from '../src/plugins/types.ts';
 import { RequestContext } from '../src/request-context.ts';
+import { pluginConfigProblems } from './helpers/config.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
 
 const SECURITY_HEADERS = [
@@ -28,16 +27,7 @@ function securityHeaders(r: SimpleResponse): Record<string, string> {
 }
 
 /** The config problems of one route's plugin list, as messages. */
-function configProblems(plugins: string): string[] {
-  const text = `listeners: [{ name: web, protocol: http, port: 0 }]\nroutes:\n  - respond: { body: ok }\n    plugins:\n${plugins}\n`;
-  try {
-    parseConfigText(text, 'cfg.yaml', { plugins: PLUGIN_SCHEMAS, env: {} });
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-  return [];
-}
+const configProblems = pluginConfigProblems;
 
 function assertForbidden(r: SimpleResponse): void {
   assert.equal(r.status, 403);

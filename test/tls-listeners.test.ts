@@ -6,6 +6,7 @@ import { createServer as createHttpsServer, request as httpsRequest } from 'node
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { makeTestPki, type Ca, type TestPki } from './helpers/certs.ts';
+import { h2Request } from './helpers/h2.ts';
 import { request, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 
 let pki: TestPki;
@@ -80,21 +81,7 @@ describe('https listener', () => {
         servername: 'a.example.com',
         createConnection: () => tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'a.example.com', ca: ca.cert, ALPNProtocols: ['h2'] }),
       });
-      const h2 = await new Promise<{ status: number; route: string; body: string }>((resolve, reject) => {
-        const req = session.request({ ':path': '/hello?x=1', ':method': 'GET' });
-        let status = 0;
-        let route = '';
-        let body = '';
-        req.on('response', (h) => {
-          status = Number(h[':status']);
-          route = String(h['x-route']);
-        });
-        req.setEncoding('utf8');
-        req.on('data', (c: string) => (body += c));
-        req.on('end', () => resolve({ status, route, body }));
-        req.on('error', reject);
-        req.end();
-      });
+      const h2 = await h2Request(session, { ':path': '/hello?x=1', ':method': 'GET' });
       session.close();
       assert.equal(h2.status, 200);
       assert.equal(h2.route, 'app');

@@ -9,14 +9,15 @@ import { requestView, responseView, usableOnError, type FreshnessDefaults } from
 import type { ResponseCache } from './response-cache.ts';
 import type { CacheEntry } from './store.ts';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'age']);
+// Hop-by-hop fields, and Age (the policy keeps the age; a hit computes its own).
+const NOT_STORED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'age']);
 
 /** Response headers as stored: hop-by-hop fields, Age (the policy keeps it) and the X-Cache label left out. */
 export function storedHeaders(headers: ResponseHead['headers'], statusHeader: string | null): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const v = headers[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || name === statusHeader) continue;
+    if (v === undefined || NOT_STORED.has(name) || name === statusHeader) continue;
     out[name] = typeof v === 'number' ? String(v) : v;
   }
   return out;
@@ -79,7 +80,7 @@ export class CacheExchange {
         const revalidated = entry.policy.revalidatedPolicy(cacheRequest, responseView(304, headers, o.defaults));
         if (!revalidated.modified) {
           const refreshed = refreshedEntry(entry, revalidated.policy, headers, o.statusHeader);
-          this.cache.save(this.urlKey, this.fieldsOf(refreshed), this.variant, refreshed);
+          this.cache.save(this.urlKey, varyFieldsOf(refreshed.headers.vary), this.variant, refreshed);
           this.release();
           return this.cache.replyFrom(this.ctx, refreshed, 'REVALIDATED');
         }
@@ -121,8 +122,4 @@ export class CacheExchange {
     }
     this.release();
   };
-
-  private fieldsOf(entry: CacheEntry): string[] {
-    return varyFieldsOf(entry.headers.vary);
-  }
 }

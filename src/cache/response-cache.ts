@@ -119,15 +119,7 @@ export class ResponseCache {
     }
     const exchange = new CacheExchange(this, ctx, urlKey, variant, entry, release ?? noop);
     if (release !== null) ctx.whenDone(release);
-    if (entry !== undefined) {
-      // Revalidate with the stored validators; the client's own are answered from the refreshed entry.
-      ctx.removeRequestHeader('if-none-match');
-      ctx.removeRequestHeader('if-modified-since');
-      const etag = entry.headers.etag;
-      const lastModified = entry.headers['last-modified'];
-      if (typeof etag === 'string') ctx.setRequestHeader('if-none-match', etag);
-      if (typeof lastModified === 'string') ctx.setRequestHeader('if-modified-since', lastModified);
-    }
+    if (entry !== undefined) askWithValidators(ctx, entry);
     ctx.cacheStatus = 'MISS';
     ctx.upstreamOverride = exchange.override;
     return undefined;
@@ -174,10 +166,7 @@ export class ResponseCache {
     if (route === null) return;
     const release = this.o.locks.tryLead(`${urlKey}\n${variant}`);
     if (release === null) return;
-    ctx.removeRequestHeader('if-none-match');
-    ctx.removeRequestHeader('if-modified-since');
-    if (typeof entry.headers.etag === 'string') ctx.setRequestHeader('if-none-match', entry.headers.etag);
-    if (typeof entry.headers['last-modified'] === 'string') ctx.setRequestHeader('if-modified-since', entry.headers['last-modified']);
+    askWithValidators(ctx, entry);
     const cacheRequest = requestView(ctx);
     fetchDetached(ctx, route, this.o.maxObjectSize)
       .then((res) => this.absorbRefresh(urlKey, fields, variant, entry, cacheRequest, res))
@@ -244,3 +233,13 @@ export class ResponseCache {
 }
 
 function noop(): void {}
+
+/** Revalidation asks upstream with the stored validators; the client's own are answered from the refreshed entry. */
+function askWithValidators(ctx: RequestContext, entry: CacheEntry): void {
+  ctx.removeRequestHeader('if-none-match');
+  ctx.removeRequestHeader('if-modified-since');
+  const etag = entry.headers.etag;
+  const lastModified = entry.headers['last-modified'];
+  if (typeof etag === 'string') ctx.setRequestHeader('if-none-match', etag);
+  if (typeof lastModified === 'string') ctx.setRequestHeader('if-modified-since', lastModified);
+}
