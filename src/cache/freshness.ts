@@ -1,6 +1,7 @@
 // How http-cache-semantics sees our requests and responses, and the few decisions it leaves to the cache: the
-// configured defaults (defaultTtl, stale windows) are written into the policy's view of Cache-Control, and the
-// request directives (no-cache, max-age, min-fresh, max-stale) are read here.
+// configured defaults (defaultTtl, stale windows) are written into the policy's view of Cache-Control (never as
+// a directive that widens what may be stored), and the request directives (no-cache, max-age, min-fresh,
+// max-stale) are read here.
 import type CachePolicy from 'http-cache-semantics';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { CacheEntry } from './store.ts';
@@ -47,10 +48,15 @@ export function responseView(status: number, headers: ResponseHead['headers'], d
   }
   // Set-Cookie only matters by its presence (the policy refuses to keep it fresh); storing it is our choice.
   if (headers['set-cookie'] !== undefined && !d.storeSetCookie) view['set-cookie'] = 'present';
+  // A 304 without Cache-Control keeps the stored response's directives (RFC 9111 4.3.4): a default written here
+  // would replace them (public, must-revalidate) in the revalidated policy.
+  if (status === 304 && view['cache-control'] === undefined) return { status, headers: view };
   const cc = directives(view['cache-control']);
   const added: string[] = [];
   const refused = cc.has('no-store') || cc.has('no-cache') || cc.has('private');
-  if (d.defaultTtl > 0 && !refused && !cc.has('max-age') && !cc.has('s-maxage') && view.expires === undefined) added.push(`s-maxage=${d.defaultTtl}`);
+  // max-age, not s-maxage: s-maxage would let a response to a request with Authorization be stored (RFC 9111
+  // 3.5), which only the upstream may allow (public, s-maxage, must-revalidate).
+  if (d.defaultTtl > 0 && !refused && !cc.has('max-age') && !cc.has('s-maxage') && view.expires === undefined) added.push(`max-age=${d.defaultTtl}`);
   if (d.staleWhileRevalidate > 0 && !cc.has('stale-while-revalidate')) added.push(`stale-while-revalidate=${d.staleWhileRevalidate}`);
   if (d.staleIfError > 0 && !cc.has('stale-if-error')) added.push(`stale-if-error=${d.staleIfError}`);
   if (added.length > 0) view['cache-control'] = view['cache-control'] === undefined ? added.join(', ') : `${view['cache-control']}, ${added.join(', ')}`;
