@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import {
@@ -10,6 +10,7 @@ import {
   readProxyHeader,
   type ProxyHeaderResult,
 } from '../src/l4/proxy-protocol.ts';
+import { watchServerReads, type ServerReads } from './helpers/raw.ts';
 
 const SIG = '0d0a0d0a000d0a515549540a';
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -131,25 +132,19 @@ describe('parseProxyHeader on partial and invalid input', () => {
 /** A server that runs readProxyHeader on each connection and then collects the bytes that follow it. */
 class HeaderServer {
   server: Server = createServer();
-  /** Bytes the server has received so far, for lock-step segment writes. */
-  seen = 0;
-  progress = new EventEmitter();
+  /** The server's reads, for lock-step segment writes (counted without a 'data' listener, which would read). */
+  reads?: ServerReads;
   outcome!: Promise<{ result?: ProxyHeaderResult; error?: unknown; after: Buffer; ms: number }>;
 
   async start(timeoutMs = 5000): Promise<number> {
     this.outcome = new Promise((resolve) => {
       this.server.once('connection', (socket: Socket) => {
-        socket.on('data', (chunk: Buffer) => {
-          this.seen += chunk.length;
-          this.progress.emit('seen');
-        });
         const started = performance.now();
         readProxyHeader(socket, timeoutMs).then(
           async (result) => {
             const ms = performance.now() - started;
             const chunks: Buffer[] = [];
             socket.on('data', (c: Buffer) => chunks.push(c));
-            socket.resume();
             await once(socket, 'end');
             socket.end();
             resolve({ result, after: Buffer.concat(chunks), ms });
@@ -163,15 +158,18 @@ class HeaderServer {
     });
     this.server.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
-    return (this.server.address() as AddressInfo).port;
+    const port = (this.server.address() as AddressInfo).port;
+    this.reads = watchServerReads(port);
+    return port;
   }
 
   /** Waits until the server has read `n` bytes in total. */
-  async waitSeen(n: number): Promise<void> {
-    while (this.seen < n) await once(this.progress, 'seen');
+  waitSeen(n: number): Promise<void> {
+    return this.reads!.until(n);
   }
 
   close(): void {
+    this.reads?.stop();
     this.server.close();
   }
 }

@@ -36,7 +36,7 @@ export class ClientHelloError extends Error {
 /**
  * Reads from `socket` until a whole ClientHello has arrived (records may be split across TCP segments, and the
  * hello across several records). Rejects on non-TLS input, a hello over 16 KiB, `timeoutMs` without a complete
- * hello, or the peer leaving; the caller then closes the socket. The socket is left paused either way.
+ * hello, or the peer leaving; the caller then closes the socket. The socket is left without a reader either way.
  */
 export async function readClientHello(socket: Socket, timeoutMs = 5000): Promise<ClientHelloInfo> {
   const { value } = await readPrefix(socket, timeoutMs, {

@@ -248,7 +248,8 @@ export function proxyTlvs(raw: Buffer): { type: number; value: Buffer }[] | null
  * Reads the PROXY header off `socket` (it may arrive split over any number of segments) and pushes any bytes
  * read past it back onto the socket, so the next reader (TLS, HTTP, a pipe) sees the stream as if the header
  * had never been there. Rejects with ProxyHeaderError when the stream does not start with a valid header, the
- * peer leaves, or `timeoutMs` passes first: the caller then destroys the socket. The socket is left paused.
+ * peer leaves, or `timeoutMs` passes first: the caller then destroys the socket. The socket is left without a
+ * reader, as a fresh connection is: the next reader starts it.
  */
 export async function readProxyHeader(socket: Socket, timeoutMs = 5000): Promise<ProxyHeaderResult> {
   const { value, data } = await readPrefix(socket, timeoutMs, {

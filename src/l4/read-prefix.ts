@@ -1,5 +1,5 @@
 // Reads the first bytes of a connection until a parser has what it needs (a TLS ClientHello, a PROXY header),
-// without answering anything: one growing buffer, a deadline, and the socket left paused either way.
+// without answering anything: one growing buffer, a deadline, and the socket left without a reader either way.
 import type { Socket } from 'node:net';
 
 export interface PrefixReader<T> {
@@ -13,8 +13,8 @@ export interface PrefixReader<T> {
   readonly maxBytes: number;
   readonly tooLarge: (held: number) => Error;
   /**
-   * Runs with the result inside the data event, before the promise settles: bytes read past the prefix must be
-   * put back (socket.unshift) right there, before the next reader attaches.
+   * Runs with the result inside the read, before the promise settles: bytes read past the prefix must be put
+   * back (socket.unshift) right there, before the next reader attaches.
    */
   readonly done?: (value: T, data: Buffer) => void;
 }
@@ -27,20 +27,25 @@ export function readPrefix<T>(socket: Socket, timeoutMs: number, reader: PrefixR
     }
     let buf = Buffer.allocUnsafe(256);
     let length = 0;
+    let settled = false;
+    // 'readable' and read(), not 'data' and pause(): with the listener gone the socket has no reader again
+    // (readableFlowing null), so the next reader starts it as it would a fresh connection. A paused socket needs a
+    // resume() from outside, which flows the bytes put back to nobody if the next reader waits (the tcp proxy
+    // waits for its upstream).
     const cleanup = () => {
+      settled = true;
       clearTimeout(timer);
-      socket.off('data', onData);
+      socket.off('readable', onReadable);
       socket.off('end', onGone);
       socket.off('close', onGone);
       socket.off('error', onGone);
-      socket.pause();
     };
     const fail = (err: Error) => {
       cleanup();
       reject(err);
     };
     const onGone = () => fail(reader.gone());
-    const onData = (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer) => {
       // One growing buffer: a prefix trickling in byte by byte costs linear, not quadratic, copying.
       if (length + chunk.length > buf.length) {
         const needed = length + chunk.length;
@@ -66,11 +71,14 @@ export function readPrefix<T>(socket: Socket, timeoutMs: number, reader: PrefixR
         fail(reader.tooLarge(length));
       }
     };
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while (!settled && (chunk = socket.read() as Buffer | null) !== null) onChunk(chunk);
+    };
     const timer = setTimeout(() => fail(reader.timeout()), timeoutMs);
-    socket.on('data', onData);
+    socket.on('readable', onReadable);
     socket.once('end', onGone);
     socket.once('close', onGone);
     socket.once('error', onGone);
-    socket.resume();
   });
 }

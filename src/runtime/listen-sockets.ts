@@ -29,11 +29,12 @@ export class ListenSockets {
       ? (socket: Socket) => server.emit('connection', socket)
       : (socket: Socket) => {
           socket.on('error', () => socket.destroy());
+          // The gate leaves the socket without a reader, as accepted: the server starts it (no resume() here,
+          // which would flow bytes to nobody past a reader that waits, as the tcp proxy does for its upstream).
           gate(socket).then((ok) => {
             if (!ok) return socket.destroy();
             if (socket.readableLength > 0) readThroughJs(socket);
             server.emit('connection', socket);
-            socket.resume();
           }, () => socket.destroy());
         };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
