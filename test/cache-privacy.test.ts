@@ -1,11 +1,13 @@
 // The cache never hands one client's private answer to another: defaultTtl never overrides RFC 9111 3.5
-// (Authorization), Set-Cookie, private, no-store or no-cache, and a path dressed up as a static file changes none
-// of it. Verdicts are taken on how many requests reached the backend and on what the other client got.
+// (Authorization), Set-Cookie, private, no-store or no-cache; requests with cookies bypass the cache unless the
+// key or ignoreCookies covers every cookie; a path dressed up as a static file changes none of it. Verdicts are
+// taken on how many requests reached the backend and on what the other client got.
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Gateway } from '../src/index.ts';
+import { pluginConfigProblems } from './helpers/config.ts';
 import { startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 
 interface Got {
@@ -29,6 +31,7 @@ function get(port: number, path: string, headers: OutgoingHttpHeaders = {}): Pro
 }
 
 const ALICE = { authorization: 'Bearer alice-token' };
+const ALICE_COOKIE = { cookie: 'session=alice-session' };
 
 let backend: Backend;
 let answered = 0;
@@ -85,7 +88,7 @@ function assertOwnAnswer(anonymous: Got, reached: number, what: string): void {
   assert.equal(reached, 2, `${what}: both requests reach the backend`);
 }
 
-describe('with defaultTtl', () => {
+describe('with defaultTtl and the default cookie policy', () => {
   let gw: Gateway;
   let port: number;
   before(async () => {
@@ -183,6 +186,24 @@ routes:
     });
   });
 
+  describe('requests with cookies bypass the cache by default', () => {
+    test('a response to a request with a Cookie is not stored (served to an anonymous client)', async () => {
+      const { result, reached } = await privateThenAnonymous(port, '/account/c', ALICE_COOKIE);
+      assert.equal(result.first.headers['x-cache'], 'BYPASS');
+      assert.match(result.first.body, / for session=alice-session$/);
+      assertOwnAnswer(result.anonymous, reached, '/account/c');
+    });
+
+    test('a request with a Cookie never gets the anonymous copy (a logged-in user gets their own answer)', async () => {
+      await get(port, '/account/d');
+      const { result, reached } = await reaching(() => get(port, '/account/d', ALICE_COOKIE));
+      assert.equal(reached, 1);
+      assert.equal(result.headers['x-cache'], 'BYPASS');
+      assert.match(result.body, / for session=alice-session$/);
+      assert.equal((await get(port, '/account/d')).headers['x-cache'], 'HIT', 'the anonymous copy stays');
+    });
+  });
+
   describe('deceptive suffixes (/account/x.css, /account;x.css, /account%2fx.css)', () => {
     const PATHS = ['/account/x.css', '/account;x.css', '/account%2fx.css'];
 
@@ -193,6 +214,84 @@ routes:
         assertOwnAnswer(result.anonymous, reached, path);
       }
     });
+
+    test('a response to a request with a Cookie on a path dressed as a static file is not served to an anonymous client', async () => {
+      for (const path of PATHS) {
+        const { result, reached } = await privateThenAnonymous(port, `${path}?c`, ALICE_COOKIE);
+        assert.equal(result.first.headers['x-cache'], 'BYPASS', path);
+        assertOwnAnswer(result.anonymous, reached, path);
+      }
+    });
   });
 });
 
+describe('cookie:NAME in the key and ignoreCookies', () => {
+  let gw: Gateway;
+  let port: number;
+  before(async () => {
+    gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams:
+  b: { targets: [{ url: "${backend.url}" }] }
+routes:
+  - name: site
+    match: { path: / }
+    upstream: b
+    plugins:
+      - cache: { defaultTtl: 60s, key: [host, path, query, "cookie:session"], ignoreCookies: ["_ga*", theme] }
+`);
+    port = gw.port();
+  });
+  after(async () => {
+    await gw.stop();
+  });
+
+  test('with cookie:session in the key each session has its own entries, and an anonymous client never gets one of them', async () => {
+    const { result, reached } = await reaching(async () => ({
+      alice: await get(port, '/home', { cookie: 'session=alice' }),
+      bob: await get(port, '/home', { cookie: 'session=bob' }),
+      anonymous: await get(port, '/home'),
+      emptySession: await get(port, '/home', { cookie: 'session=' }),
+      aliceAgain: await get(port, '/home', { cookie: 'theme=dark; session=alice; _ga=GA1.2.3' }),
+      anonymousAgain: await get(port, '/home'),
+    }));
+    assert.equal(reached, 4);
+    assert.match(result.bob.body, / for session=bob$/);
+    assert.match(result.anonymous.body, / for anonymous$/);
+    assert.match(result.emptySession.body, / for session=$/, 'an empty session is not the anonymous variant');
+    assert.equal(result.aliceAgain.headers['x-cache'], 'HIT');
+    assert.match(result.aliceAgain.body, / for session=alice$/);
+    assert.equal(result.anonymousAgain.headers['x-cache'], 'HIT');
+    assert.match(result.anonymousAgain.body, / for anonymous$/);
+  });
+
+  test('cookies named in ignoreCookies (globs too) share the anonymous copy; any other cookie is BYPASS', async () => {
+    const { result, reached } = await reaching(async () => ({
+      tracked: await get(port, '/news', { cookie: '_ga=GA1.2.3; _gat_x=1; theme=dark' }),
+      anonymous: await get(port, '/news'),
+      other: await get(port, '/news', { cookie: '_ga=GA1.2.3; token=t' }),
+    }));
+    assert.equal(reached, 2);
+    assert.equal(result.anonymous.headers['x-cache'], 'HIT');
+    assert.equal(result.other.headers['x-cache'], 'BYPASS');
+    assert.match(result.other.body, / for _ga=GA1\.2\.3; token=t$/);
+  });
+
+  test('a keyed cookie sent twice, a name differing in case or spacing, or a pair without a name is BYPASS (the upstream may read it otherwise)', async () => {
+    await get(port, '/shop', { cookie: 'session=alice' });
+    for (const cookie of ['session=alice; session=bob', 'session=bob; session=alice', 'Session=bob', 'session =bob', 'bob']) {
+      const { result, reached } = await reaching(() => get(port, '/shop', { cookie }));
+      assert.equal(result.headers['x-cache'], 'BYPASS', cookie);
+      assert.equal(reached, 1, cookie);
+    }
+    const anonymous = await get(port, '/shop');
+    assert.equal(anonymous.headers['x-cache'], 'MISS');
+    assert.match(anonymous.body, / for anonymous$/);
+  });
+
+  test('cookie:NAME and ignoreCookies take cookie names only', () => {
+    assert.deepEqual(pluginConfigProblems('      - cache: { key: [path, "cookie:session"], ignoreCookies: ["_ga*", "*"] }'), []);
+    assert.match(pluginConfigProblems('      - cache: { key: [path, "cookie:a;b"] }').join('\n'), /cookie:NAME/);
+    assert.match(pluginConfigProblems('      - cache: { ignoreCookies: ["a b"] }').join('\n'), /cookie name/);
+  });
+});

@@ -1,10 +1,11 @@
 // Cache keys, compiled from the plugin's `key:` list at load. A key has two halves: the URL key (host, path,
-// query) that purges address, and the variant (method, consumer, configured headers, then the fields the
-// response's Vary names) that tells apart the responses stored under one URL.
+// query) that purges address, and the variant (method, consumer, configured headers and cookies, then the fields
+// the response's Vary names) that tells apart the responses stored under one URL.
 import { codingWeights } from '../plugins/compress.ts';
 import type { RequestContext } from '../request-context.ts';
+import { compileCookieRules, keyedCookies, type CookieRules } from './cookies.ts';
 
-export type KeyPart = 'method' | 'host' | 'path' | 'query' | 'consumer' | `header:${string}`;
+export type KeyPart = 'method' | 'host' | 'path' | 'query' | 'consumer' | `header:${string}` | `cookie:${string}`;
 
 /**
  * As Kong keys its cache by consumer: on a route whose authentication identified a consumer, each consumer has
@@ -17,30 +18,49 @@ export const DEFAULT_KEY: readonly KeyPart[] = ['host', 'path', 'query', 'consum
 const SEP = '\x1f';
 
 export interface CacheKey {
+  /** Whether a request with this Cookie header may be served and stored: each cookie keyed or ignored. */
+  admits(cookieHeader: string): boolean;
   urlKey(ctx: RequestContext): string;
   /** The URL key of every URL under this path prefix (a purge ending in `*`). */
   prefixKey(ctx: RequestContext, pathPrefix: string): string;
   variant(ctx: RequestContext, varyFields: readonly string[]): string;
 }
 
-export function compileCacheKey(parts: readonly KeyPart[]): CacheKey {
+/** `ignoreCookies`: cookie names (and `*` globs) that do not change the answer. */
+export function compileCacheKey(parts: readonly KeyPart[], ignoreCookies: readonly string[] = []): CacheKey {
   const host = parts.includes('host');
   const path = parts.includes('path');
   const query = parts.includes('query');
   const method = parts.includes('method');
   const consumer = parts.includes('consumer');
-  const headers = parts.filter((p) => p.startsWith('header:')).map((p) => p.slice(7).toLowerCase());
+  // The schema takes the prefix in any case (`Header:X`); the cookie name keeps its case.
+  const named = (prefix: string): string[] => parts.filter((p) => p.slice(0, 7).toLowerCase() === prefix).map((p) => p.slice(7));
+  const headers = named('header:').map((h) => h.toLowerCase());
+  const cookies = compileCookieRules(named('cookie:'), ignoreCookies);
   return {
+    admits: (cookieHeader) => keyedCookies(cookieHeader, cookies) !== null,
     urlKey: (ctx) => `${host ? ctx.host.toLowerCase() : ''}${path ? ctx.path : ''}${query ? ctx.query : ''}`,
     prefixKey: (ctx, pathPrefix) => `${host ? ctx.host.toLowerCase() : ''}${path ? pathPrefix : ''}`,
     variant(ctx, varyFields) {
       let out = method ? (ctx.req.method === 'HEAD' ? 'GET' : ctx.req.method!) : '';
       if (consumer) out += SEP + (ctx.identity?.consumer?.name ?? '');
       for (const h of headers) out += SEP + headerValue(ctx, h);
+      if (cookies.keyed.length > 0) out += cookieValues(ctx, cookies);
       for (const f of varyFields) out += SEP + varyValue(ctx, f);
       return out;
     },
   };
+}
+
+/** Absent and empty differ (`=` before a value): `session=` is not the anonymous variant. */
+function cookieValues(ctx: RequestContext, rules: CookieRules): string {
+  const header = ctx.req.headers.cookie;
+  const values = header === undefined ? [] : keyedCookies(header, rules);
+  // Not reached for requests admits() refused; if it were, a variant no admitted request has.
+  if (values === null) return SEP + '\x1e';
+  let out = '';
+  for (let i = 0; i < rules.keyed.length; i++) out += SEP + (values[i] === undefined ? '' : `=${values[i]}`);
+  return out;
 }
 
 function headerValue(ctx: RequestContext, name: string): string {

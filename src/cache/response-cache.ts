@@ -51,8 +51,17 @@ export class ResponseCache {
 
   request(ctx: RequestContext): RequestHookResult | Promise<RequestHookResult> {
     const method = ctx.req.method;
-    if (method === 'GET' || method === 'HEAD') return this.lookup(ctx, true);
+    if (method === 'GET' || method === 'HEAD') {
+      // Cookies the key does not cover may make the answer someone's own: neither looked up nor stored.
+      const cookie = ctx.req.headers.cookie;
+      if (cookie !== undefined && !this.o.key.admits(cookie)) return this.bypass(ctx);
+      return this.lookup(ctx, true);
+    }
     if (method === 'PURGE') return this.purge(ctx);
+    return this.bypass(ctx);
+  }
+
+  private bypass(ctx: RequestContext): undefined {
     ctx.cacheStatus = 'BYPASS';
     ctx.upstreamOverride = this.labelBypass;
     return undefined;
@@ -67,11 +76,7 @@ export class ResponseCache {
 
   private lookup(ctx: RequestContext, mayWait: boolean): RequestHookResult | Promise<RequestHookResult> {
     const cc = ctx.req.headers['cache-control'];
-    if (cc !== undefined && /no-store/i.test(cc)) {
-      ctx.cacheStatus = 'BYPASS';
-      ctx.upstreamOverride = this.labelBypass;
-      return undefined;
-    }
+    if (cc !== undefined && /no-store/i.test(cc)) return this.bypass(ctx);
     const key = this.o.key;
     const urlKey = key.urlKey(ctx);
     let fields = NO_FIELDS;

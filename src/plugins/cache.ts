@@ -14,17 +14,27 @@ import { definePlugin } from './types.ts';
 
 const keyPart = z.union([
   z.enum(['method', 'host', 'path', 'query', 'consumer']),
-  z.string().regex(/^header:[!#$%&'*+.^_`|~0-9a-z-]+$/i, { message: 'expected method, host, path, query, consumer or header:NAME' }),
+  // A-Z spelled out: the JSON Schema's pattern drops the i flag, and cookie names are case-sensitive.
+  z.string().regex(/^(header|cookie):[!#$%&'*+.^_`|~0-9A-Za-z-]+$/i, {
+    message: 'expected method, host, path, query, consumer, header:NAME or cookie:NAME',
+  }),
 ]);
 
 const schema = z.strictObject({
   store: z.enum(['memory', 'redis']).default('memory'),
   maxSize: size.prefault('256mb').meta({ description: 'memory store: bytes held by the route\'s cache (LRU beyond)' }),
   maxObjectSize: size.prefault('8mb').meta({ description: 'larger responses pass through and are not stored' }),
-  defaultTtl: duration.optional().meta({ description: 'freshness of responses that state none (no max-age, s-maxage or Expires)' }),
+  defaultTtl: duration.optional().meta({
+    description: 'freshness of responses that state none (no max-age, s-maxage or Expires); never stores what the RFC refuses (Authorization without public, s-maxage or must-revalidate; Set-Cookie; private; no-store; no-cache)',
+  }),
   staleWhileRevalidate: duration.optional().meta({ description: 'when the response states none: serve stale this long while one refresh runs' }),
   staleIfError: duration.optional().meta({ description: 'when the response states none: serve stale this long when the upstream fails' }),
-  key: z.array(keyPart).min(1).default([...DEFAULT_KEY]),
+  key: z.array(keyPart).min(1).default([...DEFAULT_KEY]).meta({
+    description: 'method, host, path, query, consumer, header:NAME, cookie:NAME (the cookie\'s value, by its exact name, keys the variant)',
+  }),
+  ignoreCookies: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'expected a cookie name (* matches any characters)' }))
+    .default([])
+    .meta({ description: 'cookies that do not change the answer (* matches any characters); a request with a cookie neither here nor in key (cookie:NAME) bypasses the cache' }),
   retainStale: duration.prefault('10m').meta({ description: 'keep a stale response that has a validator this long, to refresh it with a 304' }),
   lockTimeout: duration.prefault('5s').meta({ description: 'how long concurrent misses wait for the one request filling the cache' }),
   storeSetCookie: z.boolean().default(false).meta({ description: 'store responses carrying Set-Cookie (replayed to every client)' }),
@@ -60,7 +70,7 @@ export const cachePlugin = definePlugin({
     const cache = new ResponseCache({
       store,
       purge,
-      key: compileCacheKey(config.key as KeyPart[]),
+      key: compileCacheKey(config.key as KeyPart[], config.ignoreCookies),
       locks: env.keep(`cache-locks:${namespace}`, () => new FillLocks()),
       defaults: {
         defaultTtl: seconds(config.defaultTtl),
