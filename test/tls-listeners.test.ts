@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import { connect as tlsConnect } from 'node:tls';
+import { once } from 'node:events';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { makeTestPki, type Ca, type TestPki } from './helpers/certs.ts';
+import { makeTestPki, type Ca, type Issued, type TestPki } from './helpers/certs.ts';
 import { h2Request } from './helpers/h2.ts';
 import { request, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 
@@ -240,6 +242,112 @@ routes: [{ name: app, match: { path: / }, upstream: app }]
     } finally {
       backend.close();
       p3.remove();
+    }
+  });
+});
+
+// Renegotiation makes the server redo the handshake's public-key work as often as the client asks on one
+// connection: a CPU-exhaustion attack that NGINX and HAProxy refuse. TLS 1.3 has none; TLS 1.2 clients can ask.
+describe('client-initiated TLS renegotiation', () => {
+  let pki: TestPki;
+  let ca: Ca;
+  let cert: Issued;
+  before(() => {
+    ({ pki, serverCa: ca } = makeTestPki());
+    cert = pki.server(ca, { names: ['a.example.com'] });
+  });
+  after(() => pki.remove());
+
+  const clients: TLSSocket[] = []; // closed before the gateway stops, whatever the outcome (stop drains them)
+  const closeClients = () => clients.splice(0).forEach((s) => s.destroy());
+
+  async function tls12(port: number, servername: string | undefined): Promise<TLSSocket> {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, maxVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1'], ...(servername ? { servername } : { checkServerIdentity: () => undefined }) });
+    clients.push(s);
+    await once(s, 'secureConnect');
+    assert.equal(s.getProtocol(), 'TLSv1.2');
+    return s;
+  }
+
+  /** Sends one keep-alive HTTP/1.1 request and reads its whole response (Content-Length or chunked). */
+  function exchange(s: TLSSocket, path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let text = '';
+      const onData = (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+        if (length ? text.length >= end + 4 + Number(length[1]) : text.endsWith('\r\n0\r\n\r\n')) {
+          s.off('data', onData);
+          s.off('error', reject);
+          resolve(text);
+        }
+      };
+      s.on('data', onData);
+      s.once('error', reject);
+      s.write(`GET ${path} HTTP/1.1\r\nHost: a.example.com\r\n\r\n`);
+    });
+  }
+
+  /** What became of a renegotiation the client asks for: 'accepted', or how it was refused. */
+  function renegotiation(s: TLSSocket): Promise<string> {
+    return new Promise((resolve) => {
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(`refused: ${err.code}`));
+      s.once('close', () => resolve('refused: connection closed'));
+      s.renegotiate({}, (err) => resolve(err ? `refused: ${(err as NodeJS.ErrnoException).code}` : 'accepted'));
+    });
+  }
+
+  test('a TLS 1.2 client that renegotiates on an https listener is refused, and the listener keeps serving', async () => {
+    const echo = await startEchoBackend('app');
+    const gw = await startGatewayYaml(`
+listeners:
+  - { name: s, protocol: https, address: 127.0.0.1, port: 0, tls: { certificates: [{ cert: "${cert.certPath}", key: "${cert.keyPath}" }] } }
+upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
+routes: [{ name: app, match: { path: / }, upstream: app }]
+`);
+    try {
+      // With SNI (the context SNICallback picks) and without (the server's default context).
+      for (const servername of ['a.example.com', undefined]) {
+        const attacker = await tls12(gw.port(), servername);
+        assert.match(await exchange(attacker, '/before'), /^HTTP\/1.1 200 /);
+        assert.equal(await renegotiation(attacker), 'refused: ERR_SSL_NO_RENEGOTIATION', `servername ${servername}`);
+        const other = await tls12(gw.port(), servername);
+        assert.match(await exchange(other, '/after'), /^HTTP\/1.1 200 /);
+      }
+    } finally {
+      closeClients();
+      await gw.stop();
+      await echo.close();
+    }
+  });
+
+  test('a TLS 1.2 client that renegotiates on a tcp listener terminating TLS is refused, and the listener keeps serving', async () => {
+    const upstream = createNetServer((s) => s.on('data', (d: Buffer) => s.write(`echo:${d}`)));
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const gw = await startGatewayYaml(`
+listeners:
+  - { name: web, protocol: http, address: 127.0.0.1, port: 0 }
+  - { name: dbtls, protocol: tcp, address: 127.0.0.1, port: 0, upstream: db, tls: { certificates: [{ cert: "${cert.certPath}", key: "${cert.keyPath}" }] } }
+upstreams: { db: { targets: [{ url: "tcp://127.0.0.1:${(upstream.address() as AddressInfo).port}" }] } }
+`);
+    const ask = async (s: TLSSocket, text: string) => {
+      s.write(text);
+      const [reply] = (await once(s, 'data')) as [Buffer];
+      return reply.toString();
+    };
+    try {
+      const attacker = await tls12(gw.port('dbtls'), 'a.example.com');
+      assert.equal(await ask(attacker, 'before'), 'echo:before');
+      assert.equal(await renegotiation(attacker), 'refused: ERR_SSL_NO_RENEGOTIATION');
+      const other = await tls12(gw.port('dbtls'), 'a.example.com');
+      assert.equal(await ask(other, 'after'), 'echo:after');
+    } finally {
+      closeClients();
+      await gw.stop();
+      upstream.close();
     }
   });
 });

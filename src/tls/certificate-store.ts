@@ -1,5 +1,6 @@
 // The certificates of one TLS listener: one SecureContext per certificate, picked per handshake by SNI
 // (exact name, then a one-label wildcard, then the first certificate), rebuilt when the files change.
+import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion, type Server as TlsServer, type TlsOptions } from 'node:tls';
@@ -225,6 +226,10 @@ export class CertificateStore {
       maxVersion: this.#maxVersion,
       ...(this.#config.ciphers !== undefined ? { ciphers: this.#config.ciphers } : {}),
       honorCipherOrder: true,
+      // Client-initiated renegotiation (TLS 1.2) makes us redo the handshake's key work on demand: a CPU
+      // exhaustion vector, refused with an alert before any work. (TLSSocket.disableRenegotiation() only errors
+      // after the renegotiation handshake has run.)
+      secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
       sessionIdContext: SESSION_ID_CONTEXT,
     };
   }
