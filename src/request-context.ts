@@ -46,7 +46,7 @@ export class RequestContext {
   /** `http` or `https`, as the client used it (or as a trusted proxy said). */
   readonly scheme: string;
   requestId: string;
-  /** Host header as received. */
+  /** Host header as received (:authority on HTTP/2), or the authority of an absolute-form request target. */
   readonly host: string;
   /** Path without the query, normalised; plugins (rewrite) may change it. */
   path: string;
@@ -101,6 +101,7 @@ export class RequestContext {
     requestId: string,
     path: string,
     query: string,
+    authority?: string,
   ) {
     this.req = req;
     this.res = res;
@@ -111,7 +112,7 @@ export class RequestContext {
     this.scheme = scheme;
     this.requestId = requestId;
     // HTTP/2 carries the host in :authority (a client may also send Host; :authority wins, RFC 9113 8.3.1).
-    this.host = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
+    this.host = authority ?? (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
     this.path = path;
     this.query = query;
     this.params = EMPTY_PARAMS;

@@ -59,13 +59,16 @@ listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 routes: [{ name: 'we"ird', match: { path: / }, respond: { body: ok } }]
 accessLog: { enabled: true, output: ${file} }
 `);
-    await request(gw.port(), '/a"b\\c?q="x"', { headers: { 'x-request-id': 'id-"1"\\', host: 'h"ost' } });
+    await request(gw.port(), '/a"b\\c?q="x"', { headers: { 'x-request-id': 'id-"1"\\' } });
+    // A Host that is no host is refused (400), and logged as it came.
+    await request(gw.port(), '/', { headers: { host: 'h"ost' } });
     await gw.stop();
-    const line = JSON.parse(readFileSync(file, 'utf8').trim());
+    const [line, refused] = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(line.requestId, 'id-"1"\\');
     assert.equal(line.path, '/a"b\\c?q="x"');
-    assert.equal(line.host, 'h"ost');
     assert.equal(line.route, 'we"ird');
+    assert.equal(refused.status, 400);
+    assert.equal(refused.host, 'h"ost');
   });
 
   test('a quiet gateway still writes its lines out within about a second', async () => {

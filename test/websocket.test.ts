@@ -59,8 +59,8 @@ async function startUpstream(): Promise<Upstream> {
       return;
     }
     if (req.url?.startsWith('/ws/stream')) {
-      // Another protocol over Upgrade: 16 MiB, then the upstream ends the connection at once.
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-test-stream\r\n\r\n');
+      // Raw bytes past the 101 (the tunnel does not read frames): 16 MiB, then the upstream ends the connection at once.
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
       socket.end(Buffer.alloc(16 * 1024 * 1024, 9));
       return;
     }
@@ -281,7 +281,7 @@ describe('websocket tunnel', () => {
 
   test('bytes the upstream sent before ending the tunnel all reach a slow client', async () => {
     const socket = netConnect(gateway.port('web'), '127.0.0.1');
-    socket.write('GET /ws/stream HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: x-test-stream\r\n\r\n');
+    socket.write('GET /ws/stream HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
     socket.pause();
     await new Promise((r) => setTimeout(r, 500));
     let total = 0;

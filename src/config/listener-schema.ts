@@ -19,8 +19,17 @@ const common = {
   }),
 };
 
+export const underscoreHeaders = z.enum(['reject', 'drop', 'allow']).meta({
+  description: 'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
+});
+
 const httpLimits = z
-  .strictObject({ maxHeaderSize: size.optional(), headerTimeout: duration.optional(), keepAliveTimeout: duration.optional() })
+  .strictObject({
+    maxHeaderSize: size.optional(),
+    headerTimeout: duration.optional(),
+    keepAliveTimeout: duration.optional(),
+    headersWithUnderscores: underscoreHeaders.optional(),
+  })
   .optional();
 
 const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3']);

@@ -1,10 +1,14 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
-import { listener } from './listener-schema.ts';
+import { listener, underscoreHeaders } from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
 import { closest } from './problems.ts';
+
+/** Client headers that make a backend read another method, URL or scheme: removed unless a route forwards them. */
+export const OVERRIDE_HEADER_NAMES = ['X-HTTP-Method-Override', 'X-Original-URL', 'X-Rewrite-URL', 'X-Forwarded-Scheme'] as const;
+const OVERRIDE_HEADERS: readonly string[] = OVERRIDE_HEADER_NAMES.map((h) => h.toLowerCase());
 
 /** Plugin schemas come from the plugin registry; config does not import plugins (imports go downward). */
 export type PluginSchemas = ReadonlyMap<string, z.ZodType>;
@@ -25,7 +29,13 @@ const limits = z.strictObject({
   headerTimeout: duration.prefault('10s'),
   requestTimeout: duration.prefault('60s'),
   keepAliveTimeout: duration.prefault('75s'),
+  headersWithUnderscores: underscoreHeaders.default('drop'),
 });
+
+const overrideHeader = z
+  .string()
+  .refine((h) => OVERRIDE_HEADERS.includes(h.toLowerCase()), { message: `expected one of ${OVERRIDE_HEADER_NAMES.join(', ')}` })
+  .transform((h) => h.toLowerCase());
 
 const pathMatch = z.union([
   routePath,
@@ -115,6 +125,9 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         description: 'grpc: errors the gateway itself answers are gRPC statuses (grpc-status trailers), not problem+json',
       }),
       requireClientCert: z.boolean().default(false).meta({ description: 'only clients that presented a verified certificate (mTLS); others get 403' }),
+      forwardOverrideHeaders: z.array(overrideHeader).default([]).meta({
+        description: 'client headers that make a backend read another method, URL or scheme are removed; list those this route\'s backend should get',
+      }),
     })
     .superRefine((r, ctx) => {
       const terminals = (['upstream', 'respond', 'redirect'] as const).filter((t) => r[t] !== undefined);

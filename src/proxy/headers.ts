@@ -1,11 +1,17 @@
 // Header rules of a forwarding proxy: hop-by-hop removal (RFC 9110 §7.6.1), X-Forwarded-*, backend identity.
 import type { IncomingHttpHeaders } from 'node:http';
+import { OVERRIDE_HEADER_NAMES } from '../config/schema.ts';
 import type { RequestContext } from '../request-context.ts';
 
-/** Never forwarded upstream as received: hop-by-hop, or recomputed by the gateway. */
-const REQUEST_SKIP = new Set([
+/**
+ * Never forwarded upstream as received: hop-by-hop, recomputed by the gateway, or overrides that would make a
+ * backend read another method, URL or scheme than the one the gateway routed and cached the request by
+ * (forwarded only where a route lists them in `forwardOverrideHeaders`).
+ */
+const REQUEST_SKIP = new Set<string>([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect',
   'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'http2-settings', 'proxy-authorization',
+  ...OVERRIDE_HEADER_NAMES.map((h) => h.toLowerCase()),
 ]);
 
 /** Never returned to the client as received. */
@@ -32,6 +38,8 @@ export interface UpstreamHeaderPolicy {
   /** Headers carrying the consumer upstream: always removed from the client's request, set when identified. */
   readonly consumerNameHeader: string;
   readonly consumerGroupsHeader: string;
+  /** The override headers (OVERRIDE_HEADER_NAMES) this route forwards from clients (lowercase), or null for none. */
+  readonly overrideHeaders: ReadonlySet<string> | null;
 }
 
 /** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
@@ -47,7 +55,13 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHead
         out.push('te', 'trailers');
         continue;
       }
-      if (!(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
+      if (keepUpgrade && name === 'upgrade') {
+        // Only WebSocket is tunnelled (tunnelsUpgrade); other protocols the client offered beside it go no further.
+        out.push('upgrade', 'websocket');
+        continue;
+      }
+      const passed = (keepUpgrade && name === 'connection') || (policy.overrideHeaders !== null && policy.overrideHeaders.has(name));
+      if (!passed) continue;
     }
     if (remove !== null && remove.has(name)) continue;
     if (extraHop !== null && extraHop.includes(name)) continue;

@@ -23,6 +23,15 @@ export interface TunnelRoute extends UpstreamHeaderPolicy {
   readonly echoRequestId: string | null;
 }
 
+/**
+ * Whether an Upgrade request is tunnelled: WebSocket only. Any other protocol (h2c above all: its HTTP/2 bytes
+ * would reach the backend past every route plugin) is served as an ordinary request without its upgrade.
+ */
+export function tunnelsUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return upgrade !== undefined && /(?:^|,)\s*websocket\s*(?:,|$)/i.test(upgrade);
+}
+
 function codedError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }

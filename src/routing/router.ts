@@ -105,12 +105,13 @@ export class Router<T> {
 
   /**
    * The route for a request, or undefined.
-   * @param host the Host header, lowercased (a port is ignored; may be empty)
+   * @param host the Host header (a port is ignored; may be empty)
    * @param path the path without the query string, starting with `/`
    * @param query the raw query string without `?` ('' if none)
    */
   find(method: string, host: string, path: string, headers: IncomingHttpHeaders, query: string): RouteMatch<T> | undefined {
-    const name = hostName(host);
+    // Host names are case-insensitive (RFC 9110 §4.2.3); configured ones are lowercased at load.
+    const name = hostName(host).toLowerCase();
     if (name !== '') {
       if (this.#exact.size !== 0) {
         const table = this.#exact.get(name);

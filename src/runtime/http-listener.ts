@@ -9,8 +9,9 @@ import { runRequestHooks, TERMINAL_REACHED } from '../plugins/pipeline.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { forward } from '../proxy/http-forwarder.ts';
 import { writeRawProblem } from '../proxy/problem.ts';
+import { checkRequestHead } from '../proxy/request-head.ts';
 import { sendProblem, sendReply } from '../proxy/reply.ts';
-import { tunnel } from '../proxy/upgrade-tunnel.ts';
+import { tunnel, tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import { parseRequestTarget } from './url-path.ts';
@@ -52,6 +53,8 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
       connectionsCheckingInterval: 1000,
       requireHostHeader: true,
       noDelay: true,
+      // Only WebSocket is tunnelled: any other Upgrade (h2c above all) is an ordinary request, its upgrade dropped.
+      shouldUpgradeCallback: tunnelsUpgrade,
     },
     (req, res) => handleRequest(host, key, req, res),
   );
@@ -111,7 +114,7 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const incomingId = headers[snapshot.requestIdHeader];
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const target = parseRequestTarget(req.url ?? '');
-  const ctx = new RequestContext(req, res, peer, trustedPeer, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '');
+  const ctx = new RequestContext(req, res, peer, trustedPeer, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '', target?.authority);
   const state: RequestState = { ctx, snapshot, host, counted: true };
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
   res.once('close', onResponseClose);
@@ -119,6 +122,17 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (target === null) {
     res.shouldKeepAlive = false;
     sendProblem(ctx, null, 'TP_BAD_REQUEST', 'the request target must be a path', snapshot.echoRequestId);
+    return null;
+  }
+  const refused = checkRequestHead(ctx, listener.underscoreHeaders);
+  if (refused !== null) {
+    res.shouldKeepAlive = false;
+    sendProblem(ctx, null, 'TP_BAD_REQUEST', refused, snapshot.echoRequestId);
+    return null;
+  }
+  // TRACE echoes the request (cookies, credentials a proxy added) back to whoever can make a browser send it.
+  if (req.method === 'TRACE') {
+    sendProblem(ctx, null, 'TP_METHOD_NOT_ALLOWED', `${req.method} is not served`, snapshot.echoRequestId);
     return null;
   }
   if (listener.hsts !== null) res.setHeader('strict-transport-security', listener.hsts);

@@ -4,6 +4,7 @@ import { createServer as createH2Server, createSecureServer, type Http2SecureSer
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
+import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
 import { handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
 import type { CompiledListener } from './snapshot.ts';
@@ -40,6 +41,8 @@ export function createHttpsServer(host: ListenerHost, key: string, listener: Com
     (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );
   store.attach(server);
+  // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
+  (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = tunnelsUpgrade;
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(host, key, req, socket, head));
   server.on('checkContinue', (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse));
   server.on('session', (session: Http2Session) => {

@@ -11,6 +11,7 @@ import { compileChain, type Chain } from '../plugins/pipeline.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
 import type { ForwardRoute } from '../proxy/http-forwarder.ts';
+import type { UnderscoreHeaders } from '../proxy/request-head.ts';
 import { compileRetryPolicy } from '../proxy/retry-policy.ts';
 import type { TunnelRoute } from '../proxy/upgrade-tunnel.ts';
 import type { Redis } from 'ioredis';
@@ -59,6 +60,7 @@ export interface CompiledListener {
   readonly hsts: string | null;
   /** A plain listener answering everything with a 308 to https on this port (0: off). */
   readonly redirectToHttps: number;
+  readonly underscoreHeaders: UnderscoreHeaders;
 }
 
 function hstsValue(h: { maxAge: number | string; includeSubDomains: boolean; preload: boolean }): string {
@@ -154,6 +156,7 @@ export class Snapshot {
           maxHeaderSize: l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize,
           headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
           keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
+          underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
           requestTimeout: maxRequestTimeout,
         }];
       }),
@@ -185,6 +188,7 @@ export class Snapshot {
         requestIdHeader: this.requestIdHeader,
         consumerNameHeader: this.consumerHeaders.name,
         consumerGroupsHeader: this.consumerHeaders.groups,
+        overrideHeaders: route.forwardOverrideHeaders.length > 0 ? new Set(route.forwardOverrideHeaders) : null,
       };
     }
     let respond: Reply | null = null;

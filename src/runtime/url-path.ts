@@ -4,14 +4,19 @@
 export interface RequestTarget {
   readonly path: string;
   readonly query: string;
+  /** The host[:port] of an absolute-form target, which replaces the Host header (RFC 9112 §3.2.2). */
+  readonly authority?: string;
 }
 
 export function parseRequestTarget(url: string): RequestTarget | null {
   if (url.charCodeAt(0) !== 47 /* / */) {
-    // absolute-form (sent to proxies): keep only path and query.
+    // absolute-form (sent to proxies): path, query, and the authority that stands for Host.
     if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) return null;
     const u = new URL(url);
-    return parseRequestTarget(u.pathname + u.search);
+    // userinfo in a request target is deprecated and only ever confuses who the request is for.
+    if (u.username !== '' || u.password !== '' || u.host === '') return null;
+    const inner = parseRequestTarget(u.pathname + u.search);
+    return inner === null ? null : { path: inner.path, query: inner.query, authority: u.host };
   }
   const q = url.indexOf('?');
   let path = q === -1 ? url : url.slice(0, q);
