@@ -366,7 +366,7 @@ describe('SNI routing (TLS passed through, not terminated)', () => {
   /** Self-signed certificate for `name` (a SAN, so hostname verification checks we reached the right server). */
   function makeCert(name: string): { key: Buffer; cert: Buffer } {
     const file = name.replace('*', 'star');
-    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
       '-keyout', join(dir, `${file}.key`), '-out', join(dir, `${file}.crt`), '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`], { stdio: 'ignore' });
     return { key: readFileSync(join(dir, `${file}.key`)), cert: readFileSync(join(dir, `${file}.crt`)) };
   }

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const OPENSSL = '/usr/bin/openssl';
+const OPENSSL = 'openssl'; // on PATH; `npm test` installs it
 
 export interface Issued {
   readonly certPath: string;

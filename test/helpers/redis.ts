@@ -1,4 +1,4 @@
-// A throwaway redis-server (/usr/bin/redis-server) on a free local port, for tests of the Redis-backed stores:
+// A throwaway redis-server (found on PATH; `npm test` installs it) on a free local port, for tests of the Redis-backed stores:
 // no persistence, its own temp directory, removed again by stop().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -29,7 +29,7 @@ export async function freePort(): Promise<number> {
 export async function startRedisServer(): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'turnpike-redis-'));
-  const child = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
