@@ -82,7 +82,7 @@ describe('turnpike validate', () => {
       assert.ok(line.startsWith(`error: ${BAD}:${at} ${path}: `), line);
       assert.ok(line.endsWith(` [${code}]`), line);
     });
-    assert.match(lines[0]!, /expected a duration such as 250ms, 5s, 1m or 1h, got "10 seconds"/);
+    assert.match(lines[0]!, /expected a duration such as 250ms, 5s, 1m, 1h, 1d or 1y, got "10 seconds"/);
     assert.match(lines[1]!, /route "users" names upstream "user"/);
   });
 

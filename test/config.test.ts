@@ -149,7 +149,7 @@ describe('values', () => {
   test('a bad duration names the key and the expected form', () => {
     const p = only(edit(example, 'headerTimeout: 10s', 'headerTimeout: 10 seconds'));
     assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 10, column: 18, path: 'limits.headerTimeout' });
-    assert.match(p.message, /expected a duration such as 250ms, 5s, 1m or 1h, got "10 seconds"/);
+    assert.match(p.message, /expected a duration such as 250ms, 5s, 1m, 1h, 1d or 1y, got "10 seconds"/);
   });
 
   test('a bad size names the key and the expected form', () => {
@@ -208,6 +208,80 @@ describe('values', () => {
     const p = only('');
     assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 1, column: 1, path: 'listeners' });
     assert.match(p.message, /missing required key "listeners" \(expected a list\)/);
+  });
+});
+
+describe('durations and shares: one type each, everywhere', () => {
+  const upstream = (body: string) => `${MINIMAL}upstreams:\n  app:\n    targets: [{ url: "http://127.0.0.1:9001" }]\n${body}\nroutes: [{ match: { path: / }, upstream: app }]\n`;
+  const https = (hsts: string) => `listeners:\n  - { name: s, protocol: https, port: 0, tls: { certificates: [{ cert: c.pem, key: k.pem }] }, hsts: ${hsts} }\n`;
+
+  test('a bare number where a duration is expected is refused with the fix (write 30s or 30ms); a bare 0 is accepted', () => {
+    const p = only(upstream('    timeouts: { connect: 30 }'));
+    assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 8, column: 26, path: 'upstreams.app.timeouts.connect' });
+    assert.match(p.message, /a bare number is not a duration .*: write 30s or 30ms/);
+    const quoted = only(upstream('    timeouts: { connect: "30" }'));
+    assert.match(quoted.message, /write 30s or 30ms/);
+    const zero = parseConfig(upstream('    timeouts: { connect: 0, response: "0" }'));
+    assert.equal(zero.upstreams.app!.timeouts.connect, 0);
+    assert.equal(zero.upstreams.app!.timeouts.response, 0);
+  });
+
+  test('plugin durations refuse bare numbers too (cors maxAge, jwt clockSkew, rate-limit per, security-headers hsts)', () => {
+    const route = (plugin: string) => `${MINIMAL}routes:\n  - match: { path: / }\n    respond: { body: x }\n    plugins:\n      - ${plugin}\n`;
+    const cases: [string, string][] = [
+      ['cors: { origins: ["https://a.example"], maxAge: 600 }', 'routes[0].plugins[0].cors.maxAge'],
+      ['jwt: { jwksUri: "https://idp.example/jwks", algorithms: [RS256], clockSkew: 30 }', 'routes[0].plugins[0].jwt.clockSkew'],
+      ['rate-limit: { limits: [{ requests: 10, per: 60 }] }', 'routes[0].plugins[0].rate-limit.limits[0].per'],
+      ['security-headers: { hsts: { maxAge: 31536000 } }', 'routes[0].plugins[0].security-headers.hsts.maxAge'],
+    ];
+    for (const [plugin, path] of cases) {
+      const p = only(route(plugin));
+      assert.equal(p.path, path);
+      assert.match(p.message, /a bare number is not a duration .*: write \d+s or \d+ms/);
+    }
+  });
+
+  test('hsts.maxAge on a listener is the same duration: banana and a bare number are refused, 1y is 365 days', () => {
+    const banana = only(https('{ maxAge: banana }'));
+    assert.deepEqual(where(banana), { code: 'TP_CONFIG_INVALID', line: 2, column: 112, path: 'listeners[0].hsts.maxAge' });
+    assert.match(banana.message, /expected a duration such as .*1y, got "banana"/);
+    assert.match(only(https('{ maxAge: 31536000 }')).message, /write 31536000s or 31536000ms/);
+    const listener = parseConfig(https('{ maxAge: 1y }')).listeners[0]!;
+    assert.ok(listener.protocol === 'https');
+    assert.equal(listener.hsts!.maxAge, 365 * 86_400_000);
+  });
+
+  test('shares take 20% or 0.2 (retry budget, maxEjectedPercent, failureRatio); a bare 20 is refused with the fix', () => {
+    const config = parseConfig(upstream(`    retries: { budget: 0.2 }
+    healthCheck: { passive: { maxEjectedPercent: 34% } }
+    circuitBreaker: { failureRatio: 50% }`));
+    const app = config.upstreams.app!;
+    assert.equal(app.retries!.budget, 0.2);
+    assert.equal(app.healthCheck.passive!.maxEjectedPercent, 34, 'the outlier detector counts in percent');
+    assert.equal(app.circuitBreaker!.failureRatio, 0.5);
+    assert.equal(parseConfig(upstream('    retries: { budget: 20% }')).upstreams.app!.retries!.budget, 0.2);
+    assert.equal(parseConfig(upstream('    healthCheck: { passive: { maxEjectedPercent: 0.5 } }')).upstreams.app!.healthCheck.passive!.maxEjectedPercent, 50);
+    const all = problems(upstream(`    retries: { budget: 20 }
+    healthCheck: { passive: { maxEjectedPercent: 50 } }
+    circuitBreaker: { failureRatio: 150% }`));
+    assert.deepEqual(all.map((p) => p.path), ['upstreams.app.retries.budget', 'upstreams.app.healthCheck.passive.maxEjectedPercent', 'upstreams.app.circuitBreaker.failureRatio']);
+    assert.match(all[0]!.message, /expected a share such as 20% or 0\.2 .*: write 20% or 0\.2/);
+    assert.match(all[1]!.message, /write 50% or 0\.5/);
+  });
+});
+
+describe('target URLs', () => {
+  const upstream = (urls: string) => `${MINIMAL}upstreams:\n  app:\n    targets: [${urls}]\nroutes: [{ match: { path: / }, upstream: app }]\n`;
+
+  test('a URL new URL() cannot parse names its key path, and the other problems are still listed', () => {
+    const all = problems(upstream('{ url: 127.0.0.1:9001 }, { url: "https://h:99999" }') + 'colour: blue\n');
+    assert.deepEqual(all.map(where), [
+      { code: 'TP_CONFIG_INVALID', line: 7, column: 22, path: 'upstreams.app.targets[0].url' },
+      { code: 'TP_CONFIG_INVALID', line: 7, column: 47, path: 'upstreams.app.targets[1].url' },
+      { code: 'TP_CONFIG_UNKNOWN_KEY', line: 9, column: 1, path: 'colour' },
+    ]);
+    assert.match(all[0]!.message, /no scheme: write http:\/\/127\.0\.0\.1:9001/);
+    assert.match(all[1]!.message, /port 99999 is out of range/);
   });
 });
 
@@ -389,7 +463,7 @@ describe('upstream balancing, health and resilience keys', () => {
     sticky: { cookie: tp, ttl: 1h, secret: "0123456789abcdef" }
     healthCheck:
       active: { type: http, path: /healthz, expectStatus: 200-299, interval: 2s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 3 }
-      passive: { consecutiveFailures: 5, ejectFor: 30s, maxEjectedPercent: 50 }
+      passive: { consecutiveFailures: 5, ejectFor: 30s, maxEjectedPercent: 50% }
       slowStart: 30s
     retries: { attempts: 2, on: [connect-failure, reset, 502, 503, 504], backoff: 25ms, budget: 20% }
     circuitBreaker: { failureRatio: 0.5, minimumRequests: 20, window: 10s, openFor: 30s, halfOpenRequests: 3 }

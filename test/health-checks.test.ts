@@ -160,7 +160,7 @@ describe('passive health checks', () => {
       res.end(JSON.stringify({ name: 'failing2' }));
     });
     backends.push(failing, failing2);
-    const gw = await startGatewayYaml(yaml([ok, failing, failing2], '{ passive: { consecutiveFailures: 3, ejectFor: 10s, maxEjectedPercent: 34 } }'));
+    const gw = await startGatewayYaml(yaml([ok, failing, failing2], '{ passive: { consecutiveFailures: 3, ejectFor: 10s, maxEjectedPercent: 34% } }'));
     try {
       for (let i = 0; i < 30; i++) await request(gw.port(), '/');
       const before = failing.requests.length + failing2.requests.length;

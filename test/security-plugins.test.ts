@@ -322,7 +322,7 @@ routes:
       /hsts\.preload.*needs includeSubDomains: true and a maxAge of at least 1y/,
     );
     assert.deepEqual(configProblems('      - security-headers: { hsts: { maxAge: soon } }'), [
-      'routes[0].plugins[0].security-headers.hsts.maxAge: expected a duration such as 180d or 1y, got "soon"',
+      'routes[0].plugins[0].security-headers.hsts.maxAge: expected a duration such as 250ms, 5s, 1m, 1h, 1d or 1y, got "soon"',
     ]);
     assert.match(configProblems('      - security-headers: { hsts: true }').join('\n'), /hsts: expected false or \{ maxAge, includeSubDomains, preload \}/);
     assert.deepEqual(configProblems('      - security-headers: { hsts: { maxAge: 180d } }'), []);

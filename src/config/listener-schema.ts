@@ -63,7 +63,7 @@ export const tlsSettings = z.strictObject({
 });
 
 const hsts = z.strictObject({
-  maxAge: z.union([z.number().int().min(0), z.string()]).default('1y'),
+  maxAge: duration.prefault('1y').meta({ description: 'Strict-Transport-Security max-age: a duration such as 180d or 1y (sent in whole seconds)' }),
   includeSubDomains: z.boolean().default(false),
   preload: z.boolean().default(false),
 });

@@ -1,20 +1,57 @@
 // Shared schema pieces: durations, sizes, CIDRs, string matchers. Plugins build their schemas from these.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration, parseSize } from '../units.ts';
+import { isBareNumber, parseDuration, parseShare, parseSize } from '../units.ts';
 
-/** `250ms`, `5s`, `1m`, `1h` (or milliseconds as a number) → milliseconds. */
-export const duration = z
-  .union([z.string(), z.number()], { error: 'expected a duration such as 250ms, 5s, 1m or 1h' })
+const DURATION_FORMS = 'a duration such as 250ms, 5s, 1m, 1h, 1d or 1y';
+
+/** Why `v` is not a duration, or undefined when it is one. A bare number gets the fix rather than a guess. */
+function durationProblem(v: string | number): string | undefined {
+  if (parseDuration(v) !== undefined) return undefined;
+  if (isBareNumber(v)) {
+    const n = String(v).trim();
+    return `a bare number is not a duration (seconds? milliseconds?): write ${n}s or ${n}ms (only 0 needs no unit)`;
+  }
+  return `expected ${DURATION_FORMS}, got ${JSON.stringify(v)}`;
+}
+
+function durationType(continueAfterIssue: boolean) {
+  return z
+    .union([z.string(), z.number()], { error: `expected ${DURATION_FORMS}` })
+    .transform((v, ctx) => {
+      const problem = durationProblem(v);
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', message: problem, continue: continueAfterIssue });
+        return z.NEVER;
+      }
+      return parseDuration(v)!;
+    })
+    .meta({ description: 'A duration: 250ms, 5s, 1m, 1h, 1d, 1y (365 days); a bare number is refused, except 0' });
+}
+
+/** `250ms`, `5s`, `1m`, `1h`, `1d`, `1y` → milliseconds. The one duration type of every schema. */
+export const duration = durationType(false);
+
+/**
+ * The same duration, whose issue does not abort: inside a union (`false | { maxAge, ... }`) the problem is then
+ * reported at the key rather than as "neither form".
+ */
+export const durationInUnion = durationType(true);
+
+/** `20%` or `0.2` → 0.2. The one type of every configured fraction. */
+export const share = z
+  .union([z.number(), z.string()], { error: 'expected a share such as 20% or 0.2' })
   .transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration such as 250ms, 5s, 1m or 1h, got ${JSON.stringify(v)}` });
+    const fraction = parseShare(v);
+    if (fraction === undefined) {
+      const n = typeof v === 'number' ? v : Number(v.trim());
+      const hint = Number.isFinite(n) && n > 1 && n <= 100 ? `: write ${n}% or ${n / 100}` : '';
+      ctx.addIssue({ code: 'custom', message: `expected a share such as 20% or 0.2 (0% to 100%, or 0 to 1), got ${JSON.stringify(v)}${hint}` });
       return z.NEVER;
     }
-    return ms;
+    return fraction;
   })
-  .meta({ description: 'A duration: 250ms, 5s, 1m, 1h, 1d (a bare number is milliseconds)' });
+  .meta({ description: 'A share: 20% or 0.2 (0% to 100%, or a fraction from 0 to 1)' });
 
 /** `16kb`, `10mb`, `2gb` (or bytes as a number) → bytes. */
 export const size = z

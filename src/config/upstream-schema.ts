@@ -1,6 +1,6 @@
 // The `upstreams.NAME` section: targets, balancing, health, retries, breaker and timeouts.
 import { z } from 'zod';
-import { duration, headerName, size } from './primitives.ts';
+import { duration, headerName, share, size } from './primitives.ts';
 
 export const BALANCE_ALGORITHMS = [
   'round-robin',
@@ -13,12 +13,30 @@ export const BALANCE_ALGORITHMS = [
   'ewma',
 ] as const;
 
+const TARGET_FORMS = 'an origin such as http://127.0.0.1:9001, https://api.internal, tcp://10.0.0.5:5432 or udp://10.0.0.53:53 (no path)';
+
+/** Why a target URL is not usable (said so that the fix is plain), or undefined when it is. Never throws. */
+export function targetUrlProblem(url: string): string | undefined {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url);
+  if (!scheme) {
+    return /^[^/:]+(:\d+)?\/?$/.test(url)
+      ? `expected ${TARGET_FORMS}; this one has no scheme: write http://${url.replace(/\/$/, '')}`
+      : `expected ${TARGET_FORMS}`;
+  }
+  if (!/^(https?|tcp|udp)$/.test(scheme[1]!)) return `expected ${TARGET_FORMS}; "${scheme[1]}://" is not one of http://, https://, tcp://, udp://`;
+  const port = /^[^/]*?:(\d+)\/?$/.exec(url.slice(scheme[0].length).replace(/^\[[^\]]*\]/, ''));
+  if (port && Number(port[1]) > 65535) return `port ${port[1]} is out of range (1 to 65535)`;
+  if (!/^(https?|tcp|udp):\/\/[^/]+\/?$/.test(url)) return `expected ${TARGET_FORMS}`;
+  if (!URL.canParse(url)) return `expected ${TARGET_FORMS}; this one does not parse as a URL`;
+  if (/^(tcp|udp):/.test(url) && new URL(url).port === '') return `a ${scheme[1]}:// target needs a port, such as ${url.replace(/\/$/, '')}:5432`;
+  return undefined;
+}
+
 const target = z.strictObject({
-  url: z
-    .string()
-    .refine((u) => /^(https?|tcp|udp):\/\/[^/]+\/?$/.test(u) && URL.canParse(u) && (!/^(tcp|udp):/.test(u) || new URL(u).port !== ''), {
-      message: 'expected an origin such as http://127.0.0.1:9001, https://api.internal, tcp://10.0.0.5:5432 or udp://10.0.0.53:53 (no path)',
-    }),
+  url: z.string().superRefine((u, ctx) => {
+    const problem = targetUrlProblem(u);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   weight: z.number().int().min(1).max(1000).default(1),
   backup: z.boolean().default(false).meta({ description: 'gets traffic only when no primary target is healthy' }),
 });
@@ -69,7 +87,10 @@ const activeHealthCheck = z.strictObject({
 const passiveHealthCheck = z.strictObject({
   consecutiveFailures: z.number().int().min(1).max(1000).default(5),
   ejectFor: duration.prefault('30s'),
-  maxEjectedPercent: z.number().min(0).max(100).default(50),
+  // A share like every fraction; the outlier detector counts in percent.
+  maxEjectedPercent: share.transform((f) => Math.round(f * 1e6) / 1e4).prefault('50%').meta({
+    description: 'at most this share of the targets is ejected at once: 50% or 0.5',
+  }),
 });
 
 export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', '502', '503', '504'] as const;
@@ -81,10 +102,7 @@ const retries = z.strictObject({
     .default(['connect-failure', 'reset', '502', '503', '504'])
     .transform((list) => new Set(list.map(String))),
   backoff: duration.prefault('25ms').meta({ description: 'base of an exponential backoff with jitter (capped at 10×)' }),
-  budget: z
-    .union([z.number().min(0).max(1), z.string().regex(/^\d{1,3}(\.\d+)?%$/)], { error: 'expected a share such as 20% or 0.2' })
-    .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1)) / 100))
-    .prefault('20%'),
+  budget: share.prefault('20%').meta({ description: 'retries in flight at most this share of the requests in flight: 20% or 0.2' }),
   minConcurrent: z.number().int().min(0).default(3).meta({ description: 'retries always allowed in flight, whatever the budget' }),
   bufferBody: size.prefault('64kb').meta({
     description: 'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',
@@ -92,7 +110,7 @@ const retries = z.strictObject({
 });
 
 const circuitBreaker = z.strictObject({
-  failureRatio: z.number().gt(0).max(1).default(0.5),
+  failureRatio: share.refine((f) => f > 0, { message: 'expected a share above 0, such as 50% or 0.5' }).prefault('50%'),
   minimumRequests: z.number().int().min(1).default(20),
   window: duration.prefault('10s'),
   openFor: duration.prefault('30s'),
@@ -158,6 +176,8 @@ export const upstream = z
     }
     const urls = new Set<string>();
     u.targets.forEach((t, i) => {
+      // The url's own problem is reported at it; a URL that does not parse must not throw here.
+      if (targetUrlProblem(t.url) !== undefined) return;
       const parsed = new URL(t.url);
       const url = `${parsed.protocol}//${parsed.host}`; // URL.origin is "null" for tcp: and udp:
       if (urls.has(url)) ctx.addIssue({ code: 'custom', message: `target ${url} is listed twice`, path: ['targets', i, 'url'] });

@@ -2,7 +2,7 @@
 // Runs in the `access` phase only so that its response hook also covers the local answers of every later
 // plugin (401, 403, 429...); it has no request hook.
 import { z } from 'zod';
-import { parseDuration } from '../units.ts';
+import { durationInUnion } from '../config/primitives.ts';
 import { definePlugin } from './types.ts';
 
 const REFERRER_POLICIES = [
@@ -19,20 +19,10 @@ const REFERRER_POLICIES = [
 const YEAR_MS = 365 * 86_400_000;
 
 /**
- * A duration as elsewhere (`180d`, `1h`...) plus `1y` (365 days), the unit HSTS is usually written in. Its issue
- * does not abort, so the `false | {...}` union below reports it at hsts.maxAge rather than "neither form".
+ * HSTS max-age: the one config duration (`180d`, `1y` = 365 days). Its issue does not abort, so the
+ * `false | {...}` union below reports it at hsts.maxAge rather than "neither form".
  */
-const hstsAge = z
-  .union([z.string(), z.number()], { error: 'expected a duration such as 180d or 1y' })
-  .transform((v, ctx) => {
-    const years = typeof v === 'string' ? /^(\d+(?:\.\d+)?)y$/.exec(v.trim()) : null;
-    const ms = years ? Math.round(Number(years[1]) * YEAR_MS) : parseDuration(v);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration such as 180d or 1y, got ${JSON.stringify(v)}`, continue: true });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const hstsAge = durationInUnion;
 
 const hsts = z
   .strictObject({

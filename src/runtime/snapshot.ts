@@ -6,7 +6,6 @@ import type { HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, UdpLis
 import type { Config, ListenerConfig, RouteConfig } from '../config/schema.ts';
 import { kindOf } from '../config/upstream-schema.ts';
 import { L4Pool } from '../upstream/l4-pool.ts';
-import { parseDuration } from '../units.ts';
 import { compileChain, type Chain } from '../plugins/pipeline.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
@@ -63,8 +62,9 @@ export interface CompiledListener {
   readonly underscoreHeaders: UnderscoreHeaders;
 }
 
-function hstsValue(h: { maxAge: number | string; includeSubDomains: boolean; preload: boolean }): string {
-  const seconds = typeof h.maxAge === 'number' ? h.maxAge : Math.round((parseDuration(h.maxAge.replace(/^(\d+)y$/, (_, n: string) => `${Number(n) * 365}d`)) ?? 31_536_000_000) / 1000);
+/** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
+function hstsValue(h: { maxAge: number; includeSubDomains: boolean; preload: boolean }): string {
+  const seconds = Math.floor(h.maxAge / 1000);
   return `max-age=${seconds}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
 }
 
