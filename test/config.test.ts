@@ -270,6 +270,29 @@ describe('durations and shares: one type each, everywhere', () => {
   });
 });
 
+describe('secrets', () => {
+  test('values of secrets are never echoed in a message (sticky secret, API key, client secret)', () => {
+    const all = problems(`${MINIMAL}upstreams:
+  a: { targets: [{ url: "http://127.0.0.1:9001" }], sticky: { cookie: c, secret: hunter2 } }
+consumers:
+  - { name: bob, credentials: { apiKeys: [tooshortkey] } }
+routes:
+  - match: { path: / }
+    upstream: a
+    plugins:
+      - oauth2-introspection: { url: "https://idp.example/introspect", clientId: a, clientSecret: 123456789 }
+`);
+    assert.deepEqual(all.map((p) => p.path), [
+      'upstreams.a.sticky.secret',
+      'consumers[0].credentials.apiKeys[0]',
+      'routes[0].plugins[0].oauth2-introspection.clientSecret',
+    ]);
+    const text = all.map(formatProblem).join('\n');
+    for (const secret of ['hunter2', 'tooshortkey', '123456789']) assert.ok(!text.includes(secret), text);
+    assert.match(all[0]!.message, /expected at least 16 characters, got a string of 7 characters \(not shown: a secret\)/);
+  });
+});
+
 describe('target URLs', () => {
   const upstream = (urls: string) => `${MINIMAL}upstreams:\n  app:\n    targets: [${urls}]\nroutes: [{ match: { path: / }, upstream: app }]\n`;
 

@@ -119,9 +119,14 @@ export class Locator {
     return path.length === 0 ? this.doc.contents !== null : this.doc.hasIn(path as unknown[]);
   }
 
-  /** "the string \"8080\"", "a list", "a map": what the file has at `path`. */
+  /** "the string \"8080\"", "a list", "a map": what the file has at `path` (never the value of a secret). */
   describe(path: readonly PropertyKey[]): string {
     const node = path.length === 0 ? this.doc.contents : this.doc.getIn(path as unknown[], true);
+    if (isSecretPath(path) && !isMap(node) && !isSeq(node)) {
+      const value = isScalar(node) ? node.value : node;
+      if (value === null || value === undefined) return 'nothing (an empty value)';
+      return typeof value === 'string' ? `a string of ${value.length} characters (not shown: a secret)` : `a ${typeof value} (not shown: a secret)`;
+    }
     if (isMap(node)) {
       const keys = node.items.map((p) => (isPair(p) && isScalar(p.key) ? JSON.stringify(p.key.value) : '?'));
       return keys.length === 0 ? 'an empty map' : `a map with key${keys.length > 1 ? 's' : ''} ${keys.slice(0, 4).join(', ')}`;
@@ -134,6 +139,15 @@ export class Locator {
     if (typeof value === 'boolean') return `${value}`;
     return typeof value;
   }
+}
+
+/** Keys whose values are credentials: a problem message says what is wrong with them, never what they are. */
+const SECRET_KEYS = new Set(['secret', 'clientSecret', 'password', 'passwordHash', 'apiKeys', 'token']);
+
+/** A path at or under a credential key, or the Redis URL (it may carry a password). */
+export function isSecretPath(path: readonly PropertyKey[]): boolean {
+  if (path.some((p) => typeof p === 'string' && SECRET_KEYS.has(p))) return true;
+  return path.length === 3 && path[0] === 'stores' && path[2] === 'url';
 }
 
 const EXPECTED: Record<string, string> = {
