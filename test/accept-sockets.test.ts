@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './helpers/ports.ts';
 import { spawnGateway } from './helpers/process.ts';
 import { request, startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 const linux = process.platform === 'linux';
 
@@ -19,15 +20,6 @@ function listeningSockets(port: number): number {
       const cols = line.trim().split(/\s+/);
       return cols[1] === local && cols[3] === '0A';
     }).length;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('accept sockets', { skip: linux ? false : 'counts sockets through /proc/net/tcp (Linux)' }, () => {
@@ -74,8 +66,7 @@ routes: [{ name: all, match: { path: / }, upstream: b }]
     const gw = await spawnGateway(yaml(port, 3, 2));
     try {
       // spawnGateway returns at the first worker's "listening"; the second may still be opening its sockets.
-      const deadline = Date.now() + 5000;
-      while (listeningSockets(port) < 6 && Date.now() < deadline) await sleep(20);
+      await until(() => listeningSockets(port) >= 6, 'both workers\' sockets');
       assert.equal(listeningSockets(port), 6);
       const results = await Promise.all(Array.from({ length: 32 }, () => request(port, '/', { headers: { connection: 'close' } })));
       assert.deepEqual(new Set(results.map((r) => r.status)), new Set([200]));

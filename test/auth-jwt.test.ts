@@ -3,7 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { closedPort } from './helpers/ports.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, tempDir, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 const ISSUER = 'https://id.example.com';
 const SECRET = 'a-shared-hs256-secret-of-32-bytes-or-more!';
@@ -52,9 +54,7 @@ describe('jwt authentication', () => {
       res.end(JSON.stringify({ keys: published }));
     });
     backend = await startEchoBackend('api');
-    const closed = await startBackend(() => {});
-    const closedPort = closed.port;
-    await closed.close();
+    const refusing = await closedPort();
     const dir = tempDir();
     writeFileSync(join(dir, 'rsa.pem'), rsaPem);
     writeFileSync(join(dir, 'es256.pem'), await exportSPKI(es.publicKey));
@@ -102,7 +102,7 @@ routes:
   - match: { path: /jwks-down }
     upstream: api
     plugins:
-      - jwt: { jwksUri: "http://127.0.0.1:${closedPort}/jwks.json", algorithms: [RS256] }
+      - jwt: { jwksUri: "http://127.0.0.1:${refusing}/jwks.json", algorithms: [RS256] }
 `);
     port = gateway.port('web');
   });
@@ -213,12 +213,10 @@ routes:
     const exp = Math.floor(Date.now() / 1000) + 2;
     const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' }, {}, { exp });
     assert.equal((await get('/no-skew', token)).status, 200);
-    const start = performance.now();
-    let status = 200;
-    while (status === 200 && performance.now() - start < 10_000) {
-      status = (await get('/no-skew', token)).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 50));
-    }
+    const status = await until(async () => {
+      const s = (await get('/no-skew', token)).status;
+      return s !== 200 && s;
+    }, 'an answer other than 200', 10_000, 50);
     assert.equal(status, 401);
     const late = Date.now() - exp * 1000;
     assert.ok(late >= 0 && late < 1000, `refused ${late} ms after exp`);
@@ -243,18 +241,13 @@ routes:
     published.push({ ...(await exportJWK(rsa2.publicKey)), kid: 'k2', alg: 'RS256', use: 'sig' });
     const token = await sign(rsa2.privateKey, { alg: 'RS256', kid: 'k2' });
     const start = performance.now();
-    let status = 0;
     let tries = 0;
-    while (performance.now() - start < 60_000) {
+    await until(async () => {
       tries++;
-      status = (await get('/jwks', token)).status;
-      if (status === 200) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+      return (await get('/jwks', token)).status === 200;
+    }, 'the new kid k2 to be honoured', 60_000, 250);
     const seconds = (performance.now() - start) / 1000;
     t.diagnostic(`new kid k2 honoured after ${seconds.toFixed(1)} s (${tries} tries, ${jwksFetches - before} JWKS fetches in this test)`);
-    assert.equal(status, 200);
-    assert.ok(seconds < 60);
     // The old key still works.
     assert.equal((await get('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }))).status, 200);
   });

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
+import { assertProblem } from './helpers/problem.ts';
 import { spawnGateway, type GatewayProcess } from './helpers/process.ts';
 import { startRedisServer, type RedisServer } from './helpers/redis.ts';
 import { startBackend, type Backend } from './helpers/servers.ts';
@@ -51,12 +52,6 @@ function send(port: number, path: string, options: { method?: string; headers?: 
 const purge = (port: number, path: string, headers: OutgoingHttpHeaders = {}) => send(port, path, { method: 'PURGE', headers });
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const bodyJson = (r: Got): any => JSON.parse(r.body.toString('utf8'));
-
-function assertProblem(r: Got, status: number, code: string): void {
-  assert.equal(r.status, status, r.body.toString());
-  assert.equal(r.headers['content-type'], 'application/problem+json');
-  assert.equal(bodyJson(r).code, code);
-}
 
 /** The backend: counts what reaches it per URL (query included); each JSON answer names its serial number. */
 function counter() {

@@ -2,9 +2,9 @@
 // every worker's (relayed by the primary).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnGateway, type GatewayProcess } from './helpers/process.ts';
 import { request, startBackend, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 let backend: Backend;
 let gw: GatewayProcess;
@@ -25,11 +25,7 @@ routes:
     plugins: [{ cache: { purge: { allow: [127.0.0.1/32] } } }]
 `);
   // The first worker's "listening" line resolves spawnGateway; the primary says when both are up.
-  const deadline = Date.now() + 10_000;
-  while (!gw.logLines.some((l) => l.includes('primary started'))) {
-    if (Date.now() > deadline) throw new Error('the primary did not report its workers started');
-    await sleep(25);
-  }
+  await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to report its workers started', 10_000);
 });
 
 after(async () => {

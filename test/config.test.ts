@@ -3,11 +3,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError, formatProblem, loadConfigFile, parseConfigText, type ConfigProblem } from '../src/config/loader.ts';
 import { parseConfig, startGateway } from '../src/index.ts';
 import { PLUGIN_SCHEMAS } from '../src/plugins/registry.ts';
+import { freePort } from './helpers/ports.ts';
 import { quietLog, tempDir } from './helpers/servers.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'config');
@@ -449,18 +449,6 @@ describe('files and syntax', () => {
     });
   });
 });
-
-/** A port nothing listens on (or `want`, if it is free). */
-function freePort(want = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(want, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('route paths the router cannot compile', () => {
   test('a parameter that is not a whole segment is reported at the path', () => {

@@ -1,28 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { closedPort } from './helpers/ports.ts';
+import { assertProblem } from './helpers/problem.ts';
 import { rawExchange } from './helpers/raw.ts';
-import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-function assertProblem(r: SimpleResponse, status: number, code: string, secrets: string[] = []): void {
-  assert.equal(r.status, status);
-  assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
-  const body = json(r);
-  assert.equal(body.status, status);
-  assert.equal(body.code, code);
-  assert.equal(typeof body.title, 'string');
-  for (const s of secrets) assert.ok(!r.body.includes(s), `problem body leaks ${s}: ${r.body}`);
-  assert.ok(!/at .*\.(ts|js):\d+/.test(r.body), 'no stack trace');
-}
+import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 
 describe('errors and limits', () => {
   let echo: Backend, hang: Backend, reset: Backend;

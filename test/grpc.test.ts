@@ -2,10 +2,10 @@
 // client: the four call kinds, metadata both ways, upstream statuses and deadlines passing through, and the
 // gateway's own errors (no target, auth, rate limit, no route) answered as gRPC statuses.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { makeTestPki, type Ca, type TestPki } from './helpers/certs.ts';
+import { closedPort } from './helpers/ports.ts';
 import { startGatewayYaml } from './helpers/servers.ts';
 
 type Msg = { n?: number; text?: string };
@@ -82,14 +82,6 @@ let ca: Ca;
 let server: grpc.Server;
 let gw: Awaited<ReturnType<typeof startGatewayYaml>>;
 const clients: grpc.Client[] = [];
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 before(async () => {
   ({ pki, serverCa: ca } = makeTestPki());

@@ -6,6 +6,8 @@ import { createServer as createTcpServer, type AddressInfo, type Socket } from '
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ActiveHealthChecker, type ActiveCheckSettings, type TargetHealth } from '../src/health/active-checker.ts';
+import { closedPort } from './helpers/ports.ts';
+import { until } from './helpers/wait.ts';
 
 /** Room for a loaded 2-core machine on top of the computed worst case. */
 const SLACK = 250;
@@ -36,15 +38,8 @@ function newChecker() {
   return { checker, changes, logs, state };
 }
 
-async function waitFor<T>(what: string, cond: () => T | undefined | false, deadline = 3000): Promise<T> {
-  const end = performance.now() + deadline;
-  for (;;) {
-    const v = cond();
-    if (v) return v;
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+/** How long a probe outcome may take to show (intervals here are 50-100 ms). */
+const WAIT_MS = 3000;
 
 interface Probe {
   readonly path: string;
@@ -100,10 +95,10 @@ describe('active health checks', () => {
     const { checker, changes, logs, state } = newChecker();
     checker.set([{ key: 'a', url: s.url, check: settings({ interval: 50, timeout: 200, unhealthyThreshold: 3 }) }]);
     assert.equal(checker.isHealthy('a'), true, 'a new target starts healthy');
-    await waitFor('a first pass', () => state('a').passes >= 1);
+    await until(() => state('a').passes >= 1, 'a first pass', WAIT_MS);
     const killed = performance.now();
     await s.close();
-    const change = await waitFor('onChange(a, false)', () => changes.find((c) => !c.healthy));
+    const change = await until(() => changes.find((c) => !c.healthy), 'onChange(a, false)', WAIT_MS);
     const ms = change.at - killed;
     t.diagnostic(`server closed -> unhealthy in ${ms.toFixed(0)} ms (interval 50 ms ±10 %, unhealthyThreshold 3, timeout 200 ms)`);
     assert.ok(ms >= 2 * 50 * 0.9 - 5, `three failures need two intervals, took ${ms} ms`);
@@ -118,12 +113,12 @@ describe('active health checks', () => {
     const s = await healthServer();
     const { checker, changes } = newChecker();
     checker.set([{ key: 'a', url: s.url, check: settings({ interval: 50, healthyThreshold: 2, unhealthyThreshold: 1 }) }]);
-    await waitFor('a first probe', () => s.probes.length >= 1);
+    await until(() => s.probes.length >= 1, 'a first probe', WAIT_MS);
     await s.close();
-    await waitFor('onChange(a, false)', () => changes.some((c) => !c.healthy));
+    await until(() => changes.some((c) => !c.healthy), 'onChange(a, false)', WAIT_MS);
     const again = await healthServer(s.port);
     const back = performance.now();
-    const change = await waitFor('onChange(a, true)', () => changes.find((c) => c.healthy));
+    const change = await until(() => changes.find((c) => c.healthy), 'onChange(a, true)', WAIT_MS);
     const ms = change.at - back;
     t.diagnostic(`server back -> healthy in ${ms.toFixed(0)} ms (interval 50 ms ±10 %, healthyThreshold 2)`);
     assert.ok(ms <= 50 * 1.1 * 2 + SLACK, `took ${ms} ms`);
@@ -142,7 +137,7 @@ describe('active health checks', () => {
       { key: '500', url: s.url, check: check('/status/500') },
       { key: '302-narrow', url: s.url, check: check('/status/302', [200, 299]) },
     ]);
-    await waitFor('two failing targets flip, passing ones pass 3 times', () => changes.length === 2 && state('200').passes >= 3 && state('399').passes >= 3);
+    await until(() => changes.length === 2 && state('200').passes >= 3 && state('399').passes >= 3, 'two failing targets flip, passing ones pass 3 times', WAIT_MS);
     assert.deepEqual(changes.map((c) => `${c.key}:${c.healthy}`).sort(), ['302-narrow:false', '500:false']);
     for (const key of ['200', '399']) assert.deepEqual([checker.isHealthy(key), state(key).failures, state(key).lastError], [true, 0, undefined]);
     assert.equal(state('500').lastError, 'status 500');
@@ -155,7 +150,7 @@ describe('active health checks', () => {
     const { checker, changes, state } = newChecker();
     const started = performance.now();
     checker.set([{ key: 'hang', url: h.url, check: settings({ timeout: 100, interval: 50, unhealthyThreshold: 2 }) }]);
-    const change = await waitFor('onChange(hang, false)', () => changes.find((c) => !c.healthy));
+    const change = await until(() => changes.find((c) => !c.healthy), 'onChange(hang, false)', WAIT_MS);
     t.diagnostic(`hanging target -> unhealthy in ${(change.at - started).toFixed(0)} ms (2 x timeout 100 ms + interval 50 ms)`);
     assert.equal(state('hang').lastError, 'timeout');
     const ms = state('hang').lastProbeMs!;
@@ -166,19 +161,16 @@ describe('active health checks', () => {
 
   test('tcp probes: a listening port passes, a closed port fails', async () => {
     const open = await hangingServer();
-    const closed = createTcpServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const closedUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-    await new Promise((resolve) => closed.close(resolve));
+    const closedUrl = `http://127.0.0.1:${await closedPort()}`;
     const { checker, changes, state } = newChecker();
     const check = settings({ type: 'tcp', unhealthyThreshold: 1 });
     checker.set([{ key: 'open', url: open.url, check }, { key: 'closed', url: closedUrl, check }]);
-    await waitFor('closed flips, open passes twice', () => changes.length === 1 && state('open').passes >= 2);
+    await until(() => changes.length === 1 && state('open').passes >= 2, 'closed flips, open passes twice', WAIT_MS);
     assert.deepEqual(changes.map((c) => [c.key, c.healthy]), [['closed', false]]);
     assert.deepEqual([checker.isHealthy('open'), state('open').lastError], [true, undefined]);
     assert.equal(state('closed').lastError, 'ECONNREFUSED');
     checker.stop();
-    await waitFor('the probe sockets are closed', () => open.stats.open === 0);
+    await until(() => open.stats.open === 0, 'the probe sockets are closed', WAIT_MS);
   });
 
   test('the probe sends GET of the configured path with the Host header, its User-Agent and Connection: close', async () => {
@@ -188,8 +180,8 @@ describe('active health checks', () => {
       { key: 'custom', url: s.url, check: settings({ path: '/healthz?deep=1', host: 'api.internal' }) },
       { key: 'default', url: s.url, check: settings({ path: '/ping' }) },
     ]);
-    const custom = await waitFor('a probe of /healthz?deep=1', () => s.probes.find((p) => p.path === '/healthz?deep=1'));
-    const plain = await waitFor('a probe of /ping', () => s.probes.find((p) => p.path === '/ping'));
+    const custom = await until(() => s.probes.find((p) => p.path === '/healthz?deep=1'), 'a probe of /healthz?deep=1', WAIT_MS);
+    const plain = await until(() => s.probes.find((p) => p.path === '/ping'), 'a probe of /ping', WAIT_MS);
     assert.equal(custom.method, 'GET');
     assert.equal(custom.headers.host, 'api.internal');
     assert.equal(custom.headers['user-agent'], 'turnpike-health-check');
@@ -204,7 +196,7 @@ describe('active health checks', () => {
     const a = () => ({ key: 'a', url: s.url, check: settings({ path: '/a', interval: 100 }) });
     const b = (path: string) => ({ key: 'b', url: s.url, check: settings({ path, interval: 100, unhealthyThreshold: 1 }) });
     checker.set([a(), b('/status/500')]);
-    await waitFor('b unhealthy and a probed twice', () => changes.length === 1 && s.count('/a') >= 2);
+    await until(() => changes.length === 1 && s.count('/a') >= 2, 'b unhealthy and a probed twice', WAIT_MS);
 
     // The same targets again (equal, not identical objects), many times: no restart, no extra probes.
     const before = { probes: s.count('/a'), passes: state('a').passes };
@@ -219,7 +211,7 @@ describe('active health checks', () => {
     // A changed check: fresh counters, probed at once, the unhealthy flag kept (no transition).
     checker.set([a(), b('/status/503')]);
     assert.deepEqual([checker.isHealthy('b'), state('b').failures], [false, 0]);
-    await waitFor('b probed with its new path', () => state('b').lastError === 'status 503');
+    await until(() => state('b').lastError === 'status 503', 'b probed with its new path', WAIT_MS);
     assert.equal(changes.length, 1);
 
     // Removed: no more probes (after a moment for one already on the wire), and no status.
@@ -231,9 +223,9 @@ describe('active health checks', () => {
     assert.deepEqual([...checker.status().keys()].sort(), ['a', 'h']);
 
     // stop(): the in-flight probe of h is aborted (its connection closes) and nothing is probed again.
-    await waitFor('h probe in flight', () => h.stats.open === 1);
+    await until(() => h.stats.open === 1, 'h probe in flight', WAIT_MS);
     checker.stop();
-    await waitFor('h probe aborted', () => h.stats.open === 0, 1000);
+    await until(() => h.stats.open === 0, 'h probe aborted', 1000);
     await sleep(20);
     const aProbes = s.count('/a');
     await sleep(300);

@@ -4,6 +4,7 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnGateway } from './helpers/process.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 const backends: Backend[] = [];
 after(() => Promise.all(backends.map((b) => b.close().catch(() => undefined))));
@@ -14,13 +15,10 @@ async function echo(name: string, port = 0): Promise<Backend> {
   return b;
 }
 
-/** Polls until `check` holds; returns the milliseconds it took. */
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<number> {
+/** The milliseconds until `check` holds (polled; fails after 5 s). */
+async function msUntil(check: () => Promise<boolean>, what: string): Promise<number> {
   const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+  await until(check, what);
   return performance.now() - start;
 }
 
@@ -52,7 +50,7 @@ describe('active health checks', () => {
       assert.deepEqual(await answerers(gw.port(), 10), new Set(['a', 'b']));
       const port = b.port;
       await b.close();
-      const ejected = await until(async () => (await answerers(gw.port(), 6)).has('b') === false && [...gw.runtime.current.upstreams.get('app')!.targets].some((x) => !x.healthy), 'b marked unhealthy');
+      const ejected = await msUntil(async () => (await answerers(gw.port(), 6)).has('b') === false && [...gw.runtime.current.upstreams.get('app')!.targets].some((x) => !x.healthy), 'b marked unhealthy');
       t.diagnostic(`killed target marked unhealthy after ${ejected.toFixed(0)} ms (interval 100 ms × unhealthyThreshold 2 = 200 ms, + probe timeout)`);
       assert.ok(ejected <= 100 * 2 + 100 + 300, `${ejected} ms`);
       // While it is down, no client request fails: the default retry of a connect failure covers the window,
@@ -61,7 +59,7 @@ describe('active health checks', () => {
       for (let i = 0; i < 20; i++) statuses.add((await request(gw.port(), '/')).status);
       assert.deepEqual(statuses, new Set([200]));
       await echo('b', port);
-      const restored = await until(async () => (await answerers(gw.port(), 6)).has('b'), 'b back');
+      const restored = await msUntil(async () => (await answerers(gw.port(), 6)).has('b'), 'b back');
       t.diagnostic(`restarted target back in rotation after ${restored.toFixed(0)} ms (healthyThreshold 2 × interval 100 ms)`);
       assert.ok(restored <= 100 * 2 + 100 + 400, `${restored} ms`);
     } finally {

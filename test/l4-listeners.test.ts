@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect, type Server as TlsServer } from 'node:tls';
 import { makeTestPki, type Ca, type TestPki } from './helpers/certs.ts';
 import { startGatewayYaml } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 /** A TCP server that answers every chunk with `name:` + the chunk. */
 async function tcpEcho(name: string): Promise<{ server: Server; port: number }> {
@@ -70,14 +71,10 @@ upstreams:
 `);
     try {
       b.server.close();
-      const deadline = Date.now() + 3000;
-      let healthy = false;
-      while (!healthy && Date.now() < deadline) {
+      await until(() => {
         const pool = gw.runtime.current.l4Pools.get('pg')!;
-        healthy = pool.pick('127.0.0.1')?.port === a.port && pool.pick('127.0.0.1')?.port === a.port;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.ok(healthy, 'the pool stopped picking the closed target (without the check, round robin would)');
+        return pool.pick('127.0.0.1')?.port === a.port && pool.pick('127.0.0.1')?.port === a.port;
+      }, 'the pool to stop picking the closed target (without the check, round robin would not)', 3000);
       const answers = [];
       for (let i = 0; i < 4; i++) answers.push(await tcpAsk(gw.port('db'), 'ping'));
       assert.deepEqual(answers, ['a:ping', 'a:ping', 'a:ping', 'a:ping']);

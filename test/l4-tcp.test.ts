@@ -11,6 +11,7 @@ import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket 
 import { Worker } from 'node:worker_threads';
 import { compileServerNames, readClientHello } from '../src/l4/client-hello.ts';
 import { TcpProxy, type L4Picker, type L4Target, type TcpProxyOptions, type TcpSessionLog } from '../src/l4/tcp-proxy.ts';
+import { closedPort } from './helpers/ports.ts';
 
 const MB = 1024 * 1024;
 
@@ -41,14 +42,6 @@ async function listen(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
-}
-
-/** A port nothing listens on (bound once, then released). */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /**
@@ -254,7 +247,7 @@ describe('TCP proxy', () => {
   });
 
   test('a connect failure is retried on the other target', async () => {
-    const dead = target(await deadPort(), 'dead');
+    const dead = target(await closedPort(), 'dead');
     const alive = target(echoPort, 'alive');
     const picker = roundRobin([dead, alive]);
     const l = await proxyListener(picker, { connectTimeout: 2000, idleTimeout: 10_000 });
@@ -301,8 +294,8 @@ describe('TCP proxy', () => {
   });
 
   test('when every target refuses, the client is closed (connect-failed, TP_UPSTREAM_UNAVAILABLE)', async () => {
-    const a = target(await deadPort(), 'a');
-    const b = target(await deadPort(), 'b');
+    const a = target(await closedPort(), 'a');
+    const b = target(await closedPort(), 'b');
     const l = await proxyListener(roundRobin([a, b]), { connectTimeout: 2000, idleTimeout: 10_000, retries: 1 });
     const client = netConnect({ port: l.port, host: '127.0.0.1' });
     client.write('anyone?');

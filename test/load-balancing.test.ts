@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 const backends: Backend[] = [];
 after(() => Promise.all(backends.map((b) => b.close())));
@@ -107,14 +107,10 @@ describe('load balancing', () => {
       const before = await spread(gw.port(), 50);
       assert.deepEqual([...before.keys()], ['primary']);
       await primary.close();
-      const deadline = Date.now() + 3000;
-      let served = '';
-      while (Date.now() < deadline && served !== 'backup') {
+      await until(async () => {
         const r = await request(gw.port(), '/');
-        if (r.status === 200) served = json(r).name;
-        await sleep(20);
-      }
-      assert.equal(served, 'backup');
+        return r.status === 200 && json(r).name === 'backup';
+      }, 'the backup to answer', 3000);
       const during = await spread(gw.port(), 20);
       assert.deepEqual([...during.keys()], ['backup']);
     } finally {
@@ -160,17 +156,10 @@ describe('session persistence', () => {
       const cookie = String(first.headers['set-cookie']).split(';')[0]!;
       const pinned = json(first).name as string;
       await (pinned === 'a' ? a : b).close();
-      const deadline = Date.now() + 3000;
-      let moved: Awaited<ReturnType<typeof request>> | undefined;
-      while (Date.now() < deadline) {
+      const moved = await until(async () => {
         const r = await request(gw.port(), '/', { headers: { cookie } });
-        if (r.status === 200 && json(r).name !== pinned) {
-          moved = r;
-          break;
-        }
-        await sleep(20);
-      }
-      assert.ok(moved, 'the client moved to the healthy target');
+        return r.status === 200 && json(r).name !== pinned ? r : undefined;
+      }, 'the client to move to the healthy target', 3000);
       const rewritten = String(moved.headers['set-cookie']).split(';')[0]!;
       assert.notEqual(rewritten, cookie);
       const again = await request(gw.port(), '/', { headers: { cookie: rewritten } });

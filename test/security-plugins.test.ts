@@ -8,6 +8,7 @@ import { securityHeadersPlugin } from '../src/plugins/security-headers.ts';
 import type { PluginEnv } from '../src/plugins/types.ts';
 import { RequestContext } from '../src/request-context.ts';
 import { pluginConfigProblems } from './helpers/config.ts';
+import { assertProblem } from './helpers/problem.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
 
 const SECURITY_HEADERS = [
@@ -29,13 +30,7 @@ function securityHeaders(r: SimpleResponse): Record<string, string> {
 /** The config problems of one route's plugin list, as messages. */
 const configProblems = pluginConfigProblems;
 
-function assertForbidden(r: SimpleResponse): void {
-  assert.equal(r.status, 403);
-  assert.equal(r.headers['content-type'], 'application/problem+json');
-  const body = json(r);
-  assert.equal(body.code, 'TP_IP_FORBIDDEN');
-  assert.equal(body.status, 403);
-}
+const assertForbidden = (r: SimpleResponse): void => assertProblem(r, 403, 'TP_IP_FORBIDDEN');
 
 /** Nanoseconds per call of `fn`, after a warm-up. */
 function nsPerCall(iterations: number, fn: (i: number) => void): number {

@@ -5,6 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { spawnGateway, type GatewayProcess } from './helpers/process.ts';
 import { startEchoBackend, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
+
+/** How long to wait for the gateway processes (a fork, a reload fanned out to every worker). */
+const WAIT_MS = 10_000;
 
 function config(echoUrl: string, marker: string, workers: number | 'auto' = 2): string {
   return `
@@ -22,14 +26,6 @@ routes:
 function childPids(pid: number): number[] {
   const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
   return text === '' ? [] : text.split(/\s+/).map(Number);
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 /** Steady load over fresh and kept-alive connections; returns counters and a stop function. */
@@ -69,12 +65,12 @@ describe('workers', () => {
   before(async () => {
     echo = await startEchoBackend('echo');
     gw = await spawnGateway(config(echo.url, 'v0'));
-    await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to start its workers');
+    await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to start its workers', WAIT_MS);
   });
 
   after(async () => {
     assert.equal(await gw.stop(), 0, 'SIGTERM drains every worker and the primary exits 0');
-    await until(() => !existsPid(gw.pid), 'the primary to exit');
+    await until(() => !existsPid(gw.pid), 'the primary to exit', WAIT_MS);
     await echo.close();
   });
 
@@ -82,7 +78,7 @@ describe('workers', () => {
     assert.equal(childPids(gw.pid).length, 2);
     const l = load(gw.port());
     // Enough requests to cross both workers, however busy the machine is (a count, not a time box).
-    await until(() => l.stats.ok >= 100 || l.stats.failures.length > 0, '100 answers');
+    await until(() => l.stats.ok >= 100 || l.stats.failures.length > 0, '100 answers', WAIT_MS);
     await l.stop();
     assert.deepEqual(l.stats.failures, []);
     assert.ok(l.stats.ok >= 100);
@@ -94,7 +90,7 @@ describe('workers', () => {
       await sleep(150);
       writeFileSync(gw.file, config(echo.url, `v${v}`));
       gw.child.kill('SIGHUP');
-      await until(() => gw.logLines.filter((line) => line.includes('config reloaded')).length >= v, `reload ${v}`);
+      await until(() => gw.logLines.filter((line) => line.includes('config reloaded')).length >= v, `reload ${v}`, WAIT_MS);
     }
     await sleep(300);
     // After the last reload every worker answers with the last marker.
@@ -108,8 +104,8 @@ describe('workers', () => {
   test('a worker that crashes is restarted and counted', async () => {
     const [victim] = childPids(gw.pid);
     process.kill(victim!, 'SIGKILL');
-    await until(() => gw.logLines.some((l) => l.includes('worker died')), 'the primary to notice');
-    await until(() => childPids(gw.pid).length === 2 && !childPids(gw.pid).includes(victim!), 'a replacement worker');
+    await until(() => gw.logLines.some((l) => l.includes('worker died')), 'the primary to notice', WAIT_MS);
+    await until(() => childPids(gw.pid).length === 2 && !childPids(gw.pid).includes(victim!), 'a replacement worker', WAIT_MS);
     const died = JSON.parse(gw.logLines.find((l) => l.includes('worker died'))!);
     assert.equal(died.restarts, 1);
     const l = load(gw.port());

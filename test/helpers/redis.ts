@@ -3,9 +3,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.ts';
 
 export interface RedisServer {
   readonly port: number;
@@ -16,18 +16,8 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1 (for redis-server, which cannot report a port 0 it bound). */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
+  const port = await freePort(); // redis-server cannot report a port 0 it bound
   const dir = mkdtempSync(join(tmpdir(), 'turnpike-redis-'));
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
