@@ -76,8 +76,11 @@ describe('PROXY header encode → parse round trips', () => {
     test(`${version} IPv4-mapped IPv6 addresses are sent as IPv4`, () => {
       const info = { source: { address: '::ffff:192.0.2.7', port: 5000 }, destination: { address: '::FFFF:198.51.100.1', port: 80 } };
       const wire = encodeProxyHeader(version, info);
-      if (version === 'v1') assert.equal(wire.toString(), 'PROXY TCP4 192.0.2.7 198.51.100.1 5000 80\r\n');
-      else assert.equal(wire[13], 0x11);
+      const ipv4 = {
+        v1: Buffer.from('PROXY TCP4 192.0.2.7 198.51.100.1 5000 80\r\n'),
+        v2: hex(`${SIG} 21 11 000c c0000207 c6336401 1388 0050`), // AF_INET / STREAM, 12 address bytes
+      };
+      assert.deepEqual(wire, ipv4[version]);
       assert.equal(parsed(wire).header.source?.address, '192.0.2.7');
     });
     test(`${version} mixed address families widen the IPv4 end to IPv4-mapped IPv6`, () => {
