@@ -13,6 +13,17 @@ import { freePort, httpGet, waitFor200 } from './net.ts';
 export const CLI = process.env.TURNPIKE_BENCH_CLI ?? fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
+/** A Turnpike build to run: this checkout's dist/ by default; in compare mode (`--compare BASE`) also another
+ *  revision's, from its git worktree (bench/worktree.ts). */
+export interface Build {
+  readonly cli: string;
+  /** That revision's own V8 flags (src/runtime/node-flags.ts), so each build runs as its bin would. */
+  readonly nodeFlags: readonly string[];
+  /** Only for a revision that refuses this bench's config: the config its own bench/turnpike.ts writes. */
+  readonly configYaml?: ConfigYaml;
+}
+export type ConfigYaml = (port: number, backendPort: number, accessLog: string, o: LaunchOptions) => string;
+
 /** The routes served beside the bare one: `memory` is turnpike-gateway (under /api), `redis` is
  *  turnpike-gateway-redis (under /apir), `cache` is turnpike-cache (under /cached). */
 export type GatewayKind = 'memory' | 'redis' | 'cache';
@@ -147,6 +158,8 @@ export interface LaunchOptions {
   readonly workers?: 'auto';
   /** Extra routes in front of the measured one (the route-count case). */
   readonly extraRoutes?: number;
+  /** Which build to run; this checkout's when omitted. */
+  readonly build?: Build;
 }
 
 /** `n` routes that do not match the bench's requests, mixing exact hosts, wildcard hosts, params and methods,
@@ -202,8 +215,9 @@ async function launch(dir: string, backendPort: number, o: LaunchOptions): Promi
   const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${gateways.length ? `-gateway-${gateways.join('-')}` : ''}`;
   const configFile = join(dir, `${base}.yaml`);
   const accessLog = join(dir, `${base}-access.log`);
-  writeFileSync(configFile, configYaml(port, backendPort, accessLog, o));
-  const child = startChild(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', configFile], { guard: true });
+  writeFileSync(configFile, (o.build?.configYaml ?? configYaml)(port, backendPort, accessLog, o));
+  const args = [...(o.build?.nodeFlags ?? NODE_FLAGS), o.build?.cli ?? CLI, 'start', '--config', configFile];
+  const child = startChild(process.execPath, args, { guard: true });
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, READY_TIMEOUT_MS, () => child.hasExited());
   } catch (err) {
@@ -230,6 +244,7 @@ async function tryLaunch(dir: string, backendPort: number, o: LaunchOptions): Pr
 export interface GatewayWant {
   readonly gateways: readonly GatewayKind[];
   readonly redisUrl?: string;
+  readonly build?: Build;
 }
 
 /**
@@ -242,7 +257,7 @@ export async function startTurnpike(dir: string, backendPort: number, want: Gate
   let kinds = [...want.gateways];
   let tp: Turnpike;
   for (;;) {
-    const res = await tryLaunch(dir, backendPort, { gateways: kinds, redisUrl: want.redisUrl });
+    const res = await tryLaunch(dir, backendPort, { gateways: kinds, redisUrl: want.redisUrl, build: want.build });
     if (!(res instanceof LaunchError)) {
       tp = res;
       break;
@@ -252,7 +267,7 @@ export async function startTurnpike(dir: string, backendPort: number, want: Gate
     let blamed = new Map<GatewayKind, string>();
     if (kinds.length > 1) {
       for (const k of kinds) {
-        const alone = await tryLaunch(dir, backendPort, { gateways: [k], redisUrl: want.redisUrl });
+        const alone = await tryLaunch(dir, backendPort, { gateways: [k], redisUrl: want.redisUrl, build: want.build });
         if (alone instanceof LaunchError) blamed.set(k, alone.message);
         else await alone.child.stop(1000);
       }
