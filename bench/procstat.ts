@@ -93,3 +93,46 @@ export function cpuWindow(pid: number): () => number | undefined {
     return ((cpu1 - cpu0) / wall) * 100;
   };
 }
+
+/** CPU seconds the machine's processes have used so far, all cores, from /proc/stat: user, nice and system, plus
+ *  steal (a neighbour VM's). Not irq and softirq: the loopback traffic of the bench itself is counted there, and
+ *  no process is charged for it. */
+function machineBusySeconds(): number | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').match(/^cpu\s+(.*)$/m)![1]!.split(/\s+/).map(Number);
+    const [user, nice, system, , , , , steal] = cpu; // guest time is already in user
+    return (user! + nice! + system! + (steal ?? 0)) / ticksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds of the bench's own process tree, with the children it has reaped (each wrk run) counted in. */
+function benchSeconds(): number | undefined {
+  const tree = cpuSeconds(process.pid);
+  try {
+    const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return tree === undefined ? undefined : tree + (Number(fields[13]) + Number(fields[14])) / ticksPerSecond(); // cutime, cstime
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts measuring the CPU used by processes outside the bench (other users' builds and tests) while a window
+ * runs; the returned function gives it as a percentage (100 = one core). On a shared machine that is the CPU the
+ * measured processes did not get, so a run with much of it is one to repeat.
+ */
+export function foreignCpuWindow(): () => number | undefined {
+  const busy0 = machineBusySeconds();
+  const own0 = benchSeconds();
+  const t0 = performance.now();
+  return () => {
+    const busy1 = machineBusySeconds();
+    const own1 = benchSeconds();
+    const wall = (performance.now() - t0) / 1000;
+    if (busy0 === undefined || busy1 === undefined || own0 === undefined || own1 === undefined || wall <= 0) return undefined;
+    return Math.max(0, ((busy1 - busy0) - (own1 - own0)) / wall) * 100;
+  };
+}

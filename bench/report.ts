@@ -18,6 +18,8 @@ export interface Sample {
   readonly backendCpuPercent?: number;
   /** CPU% of the target's helper process (the redis-server of turnpike-gateway-redis), not in cpuPercent. */
   readonly sidecarCpuPercent?: number;
+  /** CPU% used by processes outside the bench during the window (another user's tests on a shared machine). */
+  readonly foreignCpuPercent?: number;
   readonly failure?: string;
   readonly raw: string;
 }
@@ -200,4 +202,29 @@ export function stackGain(bare: Summary, gw: Summary, stack: string): string {
   return `${gw.target} — ${stack}, vs the same response from the backend through the bare Turnpike route: ` +
     `req/s ${pct(gw.reqPerSec, bare.reqPerSec)}${times}, req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, ` +
     `p99 ${p99Delta(bare, gw)} — ${verdict}`;
+}
+
+/** Median CPU % of other processes (100 = one core) above which a run is flagged: on a small machine the bench
+ *  itself keeps every core busy, so what others take comes out of the measured processes, unevenly. */
+export const FOREIGN_CPU_WARN = 15;
+
+export interface ForeignLoad {
+  readonly median?: number;
+  readonly max?: number;
+  readonly busy: boolean;
+  readonly line?: string;
+}
+
+/** How much CPU processes outside the bench took during the measured windows, as one line of the report. */
+export function foreignLoad(samples: readonly Sample[]): ForeignLoad {
+  const xs = samples.filter((s) => s.round > 0).map((s) => s.foreignCpuPercent);
+  const med = median(xs);
+  const top = max(xs);
+  if (med === undefined) return { busy: false };
+  const busy = med > FOREIGN_CPU_WARN;
+  return {
+    median: med, max: top, busy,
+    line: `Other processes on this machine used a median ${fmt.pct(med)} CPU (max ${fmt.pct(top)}) during the measured windows` +
+      (busy ? ` — more than ${FOREIGN_CPU_WARN}%: the machine was shared, the figures are noisy; repeat the run when it is quiet.` : '.'),
+  };
 }
