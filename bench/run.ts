@@ -2,6 +2,8 @@
 // pick instead (nginx, HAProxy, Node gateways), side by side on loopback behind the same backend.
 // Full run: 3 s warm-up per target and case, then 3 rounds of 10 s with the target order rotating each round.
 // `--quick`: 1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (under a minute).
+// `--compare BASE`: another revision's build (a git worktree, bench/worktree.ts) beside this one, 5 rounds, ratios
+// to node-limit, and a PASS/FAIL on how far apart they are (bench/compare.ts).
 import { existsSync, mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative } from 'node:path';
@@ -10,35 +12,74 @@ import { parseArgs } from 'node:util';
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { ratioChart } from './chart.ts';
 import { removeOnExit, startChild, type Child } from './children.ts';
+import { chooseConfig, compareCase, compareSection, compareVerdict, type Verdict } from './compare.ts';
 import { startNginxBackend } from './nginx.ts';
 import { ensurePeers, peerVersions } from './peers.ts';
-import { cpuWindow, peakRssBytes, resetPeakRss } from './procstat.ts';
-import { markdownTable, summarize, type Sample, type Summary } from './report.ts';
+import { cpuWindow, foreignCpuWindow, peakRssBytes, resetPeakRss } from './procstat.ts';
+import { foreignLoad, markdownTable, summarize, type Sample, type Summary } from './report.ts';
 import { TOOLS, ensureTools, toolPath, toolVersion, type ToolName } from './system.ts';
-import { ALIASES, BASELINE, TARGETS, startTargets, type Running } from './targets.ts';
-import { CLI } from './turnpike.ts';
+import {
+  ALIASES, BASELINE, BASE_SUFFIX, GATEWAY_TARGETS, TARGETS, TWINNED, headOf, isBase, startTargets, type Running,
+} from './targets.ts';
+import { CLI, type Build, type GatewayKind } from './turnpike.ts';
+import { describeCheckout, prepareRevision, resolveCommit, type Checkout, type Revision } from './worktree.ts';
 import { runWrk } from './wrk.ts';
 
 const NAMES = TARGETS.map((t) => t.name);
+const OWN_NAMES = NAMES.filter((n) => !isBase(n));
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    targets: { type: 'string', default: NAMES.join(',') },
+    targets: { type: 'string' },
     backend: { type: 'string', default: 'nginx' },
     connections: { type: 'string' },
     bodies: { type: 'string' },
+    rounds: { type: 'string' },
+    compare: { type: 'string' },
+    head: { type: 'string' },
+    bound: { type: 'string', default: '5' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
+/** Compare mode's baseline: the thinnest Node proxy, so both builds are held against the same Node and undici. */
+const COMPARE_BASELINE = 'node-limit';
+const COMPARE_TARGETS = ['turnpike', 'turnpike-gateway'];
+
 if (args.help) {
-  console.log(`usage: npm run bench -- [--quick] [--targets a,b,c] [--backend nginx|node]
+  console.log(`usage: npm run bench -- [--quick] [--targets a,b,c] [--backend nginx|node] [--rounds N]
+       npm run bench -- --compare BASE [--head REV] [--bound 5] [--quick] [--rounds N] [--targets a,b]
   --quick     1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (a smoke check, under a minute)
-  --targets   subset of: ${NAMES.join(', ')}
+  --targets   subset of: ${OWN_NAMES.join(', ')}
               (direct and ${BASELINE}, the baseline of every ratio, are always included)
   --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)
-  --connections 50,256   --bodies 100b,64k   only these cases (to look at one case while working on it)`);
+  --connections 50,256   --bodies 100b,64k   only these cases (to look at one case while working on it)
+  --rounds N  measured rounds per case (default 3, --quick 1, --compare 5)
+  --compare BASE  any git revision (hash, HEAD~3, tag): builds it in a worktree under ${os.tmpdir()} (kept for the
+              next run) and measures it beside this checkout's dist/ as <target>${BASE_SUFFIX}, in the same rotating
+              rounds, with ${COMPARE_BASELINE} as the baseline; targets default to ${COMPARE_TARGETS.join(', ')} (the bare and
+              the gateway route; also twinned: ${TWINNED.filter((t) => !COMPARE_TARGETS.includes(t)).join(', ')}).
+              Prints, per case and route, both medians of the ratio to ${COMPARE_BASELINE} and PASS/FAIL; exits 1 on FAIL
+  --head REV  compare mode: measure REV's build (its own worktree) as the head instead of this checkout's dist/
+  --bound P   compare mode: the largest difference that passes, in percent (default 5)`);
   process.exit(0);
+}
+const compareMode = args.compare !== undefined;
+const bound = Number(args.bound);
+const roundsArg = args.rounds === undefined ? undefined : Number(args.rounds);
+if (!Number.isFinite(bound) || bound < 0 || (roundsArg !== undefined && (!Number.isInteger(roundsArg) || roundsArg < 1))) {
+  console.error('--bound takes a percentage (5), --rounds a whole number ≥ 1');
+  process.exit(2);
+}
+if (!compareMode && args.head !== undefined) {
+  console.error('--head goes with --compare BASE');
+  process.exit(2);
+}
+for (const rev of [args.compare, args.head]) {
+  if (rev !== undefined && !resolveCommit(rev)) {
+    console.error(`"${rev}" names no commit (try a hash, HEAD~3 or a tag)`);
+    process.exit(2);
+  }
 }
 if (args.backend !== 'nginx' && args.backend !== 'node') {
   console.error(`--backend must be nginx or node, not "${args.backend}"`);
@@ -48,6 +89,8 @@ if (args.backend !== 'nginx' && args.backend !== 'node') {
 const plan = args.quick
   ? { warmupSeconds: 1, rounds: 1, seconds: 2, connections: [50], bodies: ['100b'] }
   : { warmupSeconds: 3, rounds: 3, seconds: 10, connections: [50, 256], bodies: ['100b', '64k'] };
+// Compare mode: at least 5 interleaved rounds (issue 14), whatever the durations.
+plan.rounds = roundsArg ?? (compareMode ? 5 : plan.rounds);
 
 if (args.connections) plan.connections = args.connections.split(',').map(Number);
 if (args.bodies) plan.bodies = args.bodies.split(',');
@@ -56,23 +99,36 @@ if (plan.connections.some((c) => !Number.isInteger(c) || c < 1) || plan.bodies.s
   process.exit(2);
 }
 
-const requested = new Set(args.targets.split(',').map((t) => ALIASES[t.trim()] ?? t.trim()).filter(Boolean));
+const baseline = compareMode ? COMPARE_BASELINE : BASELINE;
+const targetList = args.targets ?? (compareMode ? COMPARE_TARGETS : OWN_NAMES).join(',');
+const requested = new Set(targetList.split(',').map((t) => ALIASES[t.trim()] ?? t.trim()).filter(Boolean));
 for (const t of requested) {
-  if (!NAMES.includes(t)) {
-    console.error(`unknown target "${t}", expected some of: ${NAMES.join(', ')}`);
+  if (!NAMES.includes(t) || (isBase(t) && !compareMode)) {
+    console.error(`unknown target "${t}", expected some of: ${OWN_NAMES.join(', ')}${compareMode ? '' : ` (${BASE_SUFFIX} ones with --compare)`}`);
     process.exit(2);
   }
+  // Compare mode measures every route the base build can serve from both builds.
+  if (compareMode && TWINNED.includes(t)) requested.add(`${t}${BASE_SUFFIX}`);
 }
-const targets = NAMES.filter((t) => t === 'direct' || t === BASELINE || requested.has(t));
+const always = compareMode ? [baseline] : ['direct', baseline];
+const targets = NAMES.filter((t) => always.includes(t) || requested.has(t));
 const info = (name: string) => TARGETS.find((t) => t.name === name)!;
+
+/** Every line of the report goes to stdout and, at the end, into the results' markdown file. */
+const report: string[] = [];
+function say(line = ''): void {
+  console.log(line);
+  report.push(line);
+}
 
 const started = new Date();
 const t0 = performance.now();
 const command = ['node', 'bench/run.ts', ...process.argv.slice(2)].join(' ');
 const cpus = os.cpus();
-console.log('# Turnpike benchmark\n');
-console.log(`- date: ${started.toISOString()}`);
-console.log(`- command: ${command}`);
+say('# Turnpike benchmark');
+say();
+say(`- date: ${started.toISOString()}`);
+say(`- command: ${command}`);
 
 // --- what the run needs: system tools, npm peers, the built CLI ------------------------------------------
 const skippedUpFront = new Map<string, string>();
@@ -95,9 +151,25 @@ if (backendKind === 'nginx' && missing.has('nginx')) {
 const peerPackages = [...new Set(targets.flatMap((t) => info(t).peers))];
 const peerProblem = peerPackages.length ? await ensurePeers(peerPackages) : undefined;
 if (peerProblem) for (const t of targets) if (info(t).peers.length) skippedUpFront.set(t, peerProblem);
-if (!existsSync(CLI)) {
+
+// --- compare mode: the base build (and the head's, with --head) from git worktrees -----------------------
+let baseRev: Revision | undefined;
+let headRev: Revision | undefined;
+if (compareMode) {
+  try {
+    baseRev = await prepareRevision(args.compare!);
+    if (args.head !== undefined) headRev = await prepareRevision(args.head);
+  } catch (err) {
+    console.error(`--compare: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
+const headCli = headRev?.cli ?? CLI;
+/** This checkout as the head: its commit, and what its dist/ may hold beyond it (the tree is shared). */
+const checkout: Checkout | undefined = compareMode && !headRev ? describeCheckout(headCli) : undefined;
+if (!existsSync(headCli)) {
   for (const t of targets) {
-    if (t.startsWith('turnpike')) skippedUpFront.set(t, `${relative(process.cwd(), CLI)} not found — run \`npm run build\` first`);
+    if (t.startsWith('turnpike') && !isBase(t)) skippedUpFront.set(t, `${relative(process.cwd(), headCli)} not found — run \`npm run build\` first`);
   }
 }
 
@@ -114,16 +186,58 @@ const env = {
   os: `${os.type()} ${os.release()}`,
   backend: backendKind,
 };
-console.log(`- node ${env.node} · ${env.wrk} · ${env.nginx} · ${env.haproxy}${env.redis ? ` · ${env.redis}` : ''} · ${env.cpu} · ${env.os}`);
-if (peerPackages.length) console.log(`- peers: ${Object.entries(env.peers).map(([p, v]) => `${p} ${v}`).join(', ')}`);
-console.log(
+say(`- node ${env.node} · ${env.wrk} · ${env.nginx} · ${env.haproxy}${env.redis ? ` · ${env.redis}` : ''} · ${env.cpu} · ${env.os}`);
+if (peerPackages.length) say(`- peers: ${Object.entries(env.peers).map(([p, v]) => `${p} ${v}`).join(', ')}`);
+say(
   `- plan: warm-up ${plan.warmupSeconds} s per target and case, ${plan.rounds} round(s) of ${plan.seconds} s in rotating order, ` +
     `wrk -t2 -c{${plan.connections.join(',')}} keep-alive, bodies ${plan.bodies.join(', ')}`,
 );
-console.log(`- wrk, the backend and every proxy share this machine's ${cpus.length} cores; compare ratios, not absolute numbers`);
+say(`- wrk, the backend and every proxy share this machine's ${cpus.length} cores; compare ratios, not absolute numbers`);
 
 const tmp = mkdtempSync(join(os.tmpdir(), 'turnpike-bench-'));
 removeOnExit(tmp);
+
+// Compare mode: each revision's build gets the config it accepts (the same one, unless the base predates a key).
+const builds: { head?: Build; base?: Build } = {};
+const configNotes: string[] = [];
+if (baseRev) {
+  const gateways = [...requested].filter((t) => isBase(t) && GATEWAY_TARGETS[headOf(t)]).map((t) => GATEWAY_TARGETS[headOf(t)]!) as GatewayKind[];
+  for (const [side, rev] of [['base', baseRev], ['head', headRev]] as const) {
+    if (!rev) continue;
+    const chosen = await chooseConfig(rev, gateways, tmp);
+    builds[side] = chosen.build;
+    if (chosen.refused) {
+      configNotes.push(`${side} ${rev.short} refused this bench's config (${chosen.refused}); ` +
+        (chosen.config === 'own' ? 'it runs the config its own bench/turnpike.ts writes' : 'its own bench/turnpike.ts did not help either'));
+    }
+  }
+}
+const label = (r: Revision) => `${r.short}${r.rev === r.short || r.commit.startsWith(r.rev) ? '' : ` (${r.rev})`}`;
+const baseLabel = baseRev ? label(baseRev) : '';
+const headLabel = headRev
+  ? label(headRev)
+  : `this checkout (HEAD ${checkout?.short ?? '?'}${checkout?.uncommitted.length ? ` + ${checkout.uncommitted.length} uncommitted file(s)` : ''})`;
+if (baseRev) {
+  const where = (r: Revision) =>
+    `${label(r)} "${r.subject.slice(0, 80)}${r.subject.length > 80 ? '…' : ''}" — worktree ${r.dir}, node_modules ${r.deps}, dist/ ${r.built ? 'built now' : 'reused'}`;
+  say(`- compare: base ${where(baseRev)}`);
+  if (headRev) say(`- compare: head ${where(headRev)}`);
+  else {
+    const c = checkout!;
+    say(`- compare: head this checkout's dist/ (HEAD ${c.short}` +
+      `${c.uncommitted.length ? `; uncommitted: ${c.uncommitted.slice(0, 5).join(', ')}${c.uncommitted.length > 5 ? ', …' : ''}` : ''})`);
+    if (c.newerThanBuild.length) {
+      const warn = `dist/ is older than ${c.newerThanBuild.length} file(s) under src/ (${c.newerThanBuild.slice(0, 3).join(', ')}${c.newerThanBuild.length > 3 ? ', …' : ''}): ` +
+        'the head measured is the last build — run `npm run build` (or use --head HEAD) to measure the sources';
+      say(`- WARNING: ${warn}`);
+      console.error(`WARNING: ${warn}`);
+    }
+  }
+  say(`- compare: ${configNotes.length ? configNotes.join('; ') : 'both builds run the same generated config'}; ` +
+    `V8 flags: each build's own (base ${builds.base!.nodeFlags.join(' ')}${baseRev.flagsBorrowed ? ', borrowed: it has no node-flags.ts' : ''}` +
+    `${(builds.head?.nodeFlags ?? NODE_FLAGS).join(' ') === builds.base!.nodeFlags.join(' ') ? ', the same as head' : `; head ${(builds.head?.nodeFlags ?? NODE_FLAGS).join(' ')}`})`);
+  say(`- compare: PASS when the medians of the ratio to ${baseline} of head and base differ by at most ${bound} %`);
+}
 
 // --- processes under test ---------------------------------------------------------------------------
 /** nginx serving static files (the default), or bench/backend.ts when asked for or when nginx fails. */
@@ -143,17 +257,17 @@ async function startBackend(): Promise<{ child: Child; port: number }> {
 }
 const { child: backend, port: backendPort } = await startBackend();
 env.backend = backendKind;
-const { running, skipped, helpers } = await startTargets(targets, { tmp, backendPort, backend }, skippedUpFront);
+const { running, skipped, helpers } = await startTargets(targets, { tmp, backendPort, backend, builds }, skippedUpFront);
 const active = targets.filter((t) => running.has(t));
 const startupSeconds = (performance.now() - t0) / 1000;
 
-console.log(`- backend: ${backendKind === 'nginx' ? 'nginx, 1 worker, static files of 100 B and 64 KiB, access_log off' : 'bench/backend.ts (node:http, buffers in memory)'}`);
-console.log(`- targets (every Node one — Turnpike, the peers, node-limit — runs on this Node with ${NODE_FLAGS.join(' ')}):`);
-for (const t of targets) console.log(`  - ${t}: ${info(t).describe}${skipped.has(t) ? ' — SKIPPED' : ''}`);
-console.log(`- access logs: ${targets.filter((t) => info(t).accessLog).join(', ')} write one (nginx buffered: buffer=64k flush=1s); the others log nothing`);
-console.log(`- started in ${startupSeconds.toFixed(1)} s\n`);
+say(`- backend: ${backendKind === 'nginx' ? 'nginx, 1 worker, static files of 100 B and 64 KiB, access_log off' : 'bench/backend.ts (node:http, buffers in memory)'}`);
+say(`- targets (every Node one — Turnpike, the peers, node-limit — runs on this Node with ${NODE_FLAGS.join(' ')}${baseRev ? '; the compared builds with their own' : ''}):`);
+for (const t of targets) say(`  - ${t}: ${info(t).describe}${skipped.has(t) ? ' — SKIPPED' : ''}`);
+say(`- access logs: ${targets.filter((t) => info(t).accessLog).join(', ')} write one (nginx buffered: buffer=64k flush=1s); the others log nothing`);
+say(`- started in ${startupSeconds.toFixed(1)} s\n`);
 for (const [t, why] of skipped) console.error(`${t}: skipped — ${why}`);
-if (!running.has(BASELINE)) console.error(`${BASELINE} is not running: ratio columns will be empty`);
+if (!running.has(baseline)) console.error(`${baseline} is not running: ratio columns will be empty`);
 
 // Per-window peak RSS needs the kernel to let us reset VmHWM; otherwise it is the peak so far.
 let rssPerWindow = true;
@@ -168,7 +282,9 @@ async function measure(r: Running, body: string, connections: number, seconds: n
   const cpu = cpuWindow(r.child.pid);
   const backendCpu = cpuWindow(backend.pid);
   const sidecarCpu = r.sidecar && !r.sidecar.hasExited() ? cpuWindow(r.sidecar.pid) : undefined;
+  const foreignCpu = foreignCpuWindow();
   const run = await runWrk({ url, seconds, connections, headers: r.headers });
+  const foreignCpuPercent = foreignCpu();
   const cpuPercent = cpu();
   const backendCpuPercent = backendCpu();
   const sidecarCpuPercent = sidecarCpu?.();
@@ -184,7 +300,7 @@ async function measure(r: Running, body: string, connections: number, seconds: n
   return {
     target: r.name, round, url, raw: run.raw, failure: run.failure,
     reqPerSec: w?.reqPerSec, requests: w?.requests, p50Ms: w?.p50Ms, p99Ms: w?.p99Ms, errors: w?.errors, timeouts: w?.socketErrors.timeout,
-    cpuPercent, peakRssBytes: peak, backendCpuPercent, sidecarCpuPercent,
+    cpuPercent, peakRssBytes: peak, backendCpuPercent, sidecarCpuPercent, foreignCpuPercent,
   };
 }
 
@@ -221,7 +337,7 @@ for (const connections of plan.connections) {
         progress(`${label} round ${round}/${plan.rounds}`, s);
       }
     }
-    cases.push({ body, connections, samples, summary: summarize(targets, samples, skipped, BASELINE) });
+    cases.push({ body, connections, samples, summary: summarize(targets, samples, skipped, baseline) });
   }
 }
 
@@ -229,38 +345,61 @@ for (const connections of plan.connections) {
 const tp = running.get('turnpike');
 const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid) : undefined;
 
-const stacks = new Map(TARGETS.filter((t) => t.stack).map((t) => [t.name, { stack: t.stack!, expect: t.expect }]));
-console.log('');
+// The cost lines compare with the bare `turnpike` row: this build's stacks only.
+const stacks = new Map(TARGETS.filter((t) => t.stack && !isBase(t.name)).map((t) => [t.name, { stack: t.stack!, expect: t.expect }]));
+say();
 for (const c of cases) {
-  console.log(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, BASELINE, c.samples, stacks));
-  console.log('');
+  say(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, baseline, c.samples, stacks));
+  say();
 }
 const medianNote = plan.rounds > 1 ? `medians over ${plan.rounds} rounds; errors summed, peak RSS max over rounds` : 'single round';
-console.log(`${medianNote}. × ${BASELINE}: ratio to ${BASELINE} in the same round (median of per-round ratios).`);
-console.log(
+say(`${medianNote}. × ${baseline}: ratio to ${baseline} in the same round (median of per-round ratios).`);
+say(
   'CPU % and peak RSS: the target\'s whole process tree (nginx master + workers, Turnpike workers) during each wrk window, ' +
     '100% = one core; for direct they are the backend\'s own. req/s per core = req/s ÷ (CPU % / 100).',
 );
 if (running.has('turnpike-gateway-redis')) {
-  console.log('The redis-server of turnpike-gateway-redis is not in that row\'s CPU % or req/s per core; its own CPU % is in the cost line.');
+  say('The redis-server of turnpike-gateway-redis is not in that row\'s CPU % or req/s per core; its own CPU % is in the cost line.');
 }
-if (!rssPerWindow) console.log('note: the kernel refused to reset VmHWM, so peak RSS is the peak since each process started');
-if (turnpikeRunPeak) console.log(`Turnpike (single process) peak RSS over the whole run: ${(turnpikeRunPeak / 1024 / 1024).toFixed(1)} MiB`);
+if (!rssPerWindow) say('note: the kernel refused to reset VmHWM, so peak RSS is the peak since each process started');
+if (turnpikeRunPeak) say(`Turnpike (single process) peak RSS over the whole run: ${(turnpikeRunPeak / 1024 / 1024).toFixed(1)} MiB`);
+const foreign = foreignLoad(cases.flatMap((c) => c.samples));
+if (foreign.line) say(foreign.line);
+
+let verdicts: Verdict[] = [];
+if (baseRev) {
+  verdicts = cases.flatMap((c) => compareCase(`${c.body} · ${c.connections} conns`, c.summary, c.samples, bound / 100));
+  const routes = new Map(TWINNED.map((t) => [t, t === 'turnpike' ? 'bare route' : `${info(t).expect === 'gain' ? 'cached' : 'gateway'} route: ${info(t).stack}`]));
+  say();
+  say(compareSection({ base: baseLabel, head: headLabel, baseline, rounds: plan.rounds, bound, routes, foreign }, verdicts));
+  say();
+}
 
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(resultsDir, { recursive: true });
 const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
 const outFile = join(resultsDir, `${stamp}.json`);
 const svgFile = join(resultsDir, `${stamp}.svg`);
+const mdFile = join(resultsDir, `${stamp}.md`);
 const totalSeconds = (performance.now() - t0) / 1000;
 writeFileSync(
   outFile,
   JSON.stringify(
     {
-      date: started.toISOString(), command, env, plan, baseline: BASELINE,
+      date: started.toISOString(), command, env, plan, baseline,
       targets: targets.map((t) => ({ ...info(t), skipped: skipped.get(t) })),
       skipped: Object.fromEntries(skipped), rssPerWindow, turnpikePeakRssBytes: turnpikeRunPeak,
-      startupSeconds, totalSeconds, cases,
+      startupSeconds, totalSeconds, foreignCpu: { median: foreign.median, max: foreign.max }, cases,
+      ...(baseRev ? {
+        compare: {
+          base: { rev: baseRev.rev, commit: baseRev.commit, subject: baseRev.subject, worktree: baseRev.dir, deps: baseRev.deps, nodeFlags: builds.base!.nodeFlags },
+          head: headRev
+            ? { rev: headRev.rev, commit: headRev.commit, subject: headRev.subject, worktree: headRev.dir, deps: headRev.deps, nodeFlags: builds.head!.nodeFlags }
+            : { checkout: true, commit: checkout!.commit, uncommitted: checkout!.uncommitted, srcNewerThanBuild: checkout!.newerThanBuild, nodeFlags: NODE_FLAGS },
+          config: configNotes, baseline, rounds: plan.rounds, boundPercent: bound, verdicts,
+          pass: verdicts.length > 0 && verdicts.every((v) => v.pass),
+        },
+      } : {}),
     },
     null,
     2,
@@ -269,14 +408,17 @@ writeFileSync(
 writeFileSync(
   svgFile,
   ratioChart(
-    `Turnpike bench ${started.toISOString().slice(0, 16)}Z — ratios to ${BASELINE}${args.quick ? ' (quick)' : ''}`,
-    BASELINE,
+    `Turnpike bench ${started.toISOString().slice(0, 16)}Z — ratios to ${baseline}${args.quick ? ' (quick)' : ''}`,
+    baseline,
     cases.map((c) => ({ title: `${c.body} body, ${c.connections} connections`, rows: c.summary })),
   ),
 );
-console.log(`raw results: ${outFile}`);
-console.log(`chart: ${svgFile}`);
-console.log(`took ${totalSeconds.toFixed(1)} s (startup ${startupSeconds.toFixed(1)} s)`);
+say(`raw results: ${outFile}`);
+say(`chart: ${svgFile}`);
+say(`report: ${mdFile}`);
+say(`took ${totalSeconds.toFixed(1)} s (startup ${startupSeconds.toFixed(1)} s)`);
+if (baseRev) say(compareVerdict({ bound, foreign }, verdicts));
+writeFileSync(mdFile, report.join('\n') + '\n');
 
 const stops = [...new Set([...running.values()].map((r) => r.child))].filter((c) => c !== backend);
 await Promise.all(stops.map((c) => c.stop(3000)));
@@ -284,7 +426,8 @@ await Promise.all(helpers.map((h) => h.stop(1000)));
 await backend.stop(1000);
 // A window that failed on Turnpike or on the baselines makes the run fail; a peer gateway that stalls or a
 // target that is skipped (not built yet, peers not installable) is reported in the tables instead.
-const mustWork = (t: string) => t.startsWith('turnpike') || t === 'direct' || t === BASELINE;
+const mustWork = (t: string) => t.startsWith('turnpike') || t === 'direct' || t === baseline;
 const anyFailure =
-  cases.some((c) => c.samples.some((s) => s.failure && mustWork(s.target))) || (targets.includes('turnpike') && skipped.has('turnpike'));
+  cases.some((c) => c.samples.some((s) => s.failure && mustWork(s.target))) || (targets.includes('turnpike') && skipped.has('turnpike')) ||
+  (compareMode && !(verdicts.length > 0 && verdicts.every((v) => v.pass)));
 process.exit(anyFailure ? 1 : 0);

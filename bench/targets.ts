@@ -11,7 +11,7 @@ import type { ToolName } from './system.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 import {
   GATEWAY_PREFIX, gatewayHeaders, gatewayProblem, startTurnpike, startTurnpikeManyRoutes, startTurnpikeWorkers,
-  type GatewayKind, type Turnpike,
+  type Build, type GatewayKind, type Turnpike,
 } from './turnpike.ts';
 
 export const BASELINE = 'nginx-1w';
@@ -33,7 +33,7 @@ export interface TargetInfo {
   readonly expect?: 'cost' | 'gain';
 }
 
-export const TARGETS: readonly TargetInfo[] = [
+const OWN: readonly TargetInfo[] = [
   { name: 'direct', describe: 'the backend itself, no proxy: the ceiling', tools: [], peers: [], accessLog: false },
   { name: 'nginx-1w', describe: 'nginx proxy_pass, worker_processes 1, upstream keepalive 64, access_log buffer=64k flush=1s', tools: ['nginx'], peers: [], accessLog: true },
   { name: 'nginx-auto', describe: 'as nginx-1w with worker_processes auto (one per core)', tools: ['nginx'], peers: [], accessLog: true },
@@ -70,6 +70,24 @@ export const TARGETS: readonly TargetInfo[] = [
   { name: 'node-limit', describe: 'node:http + undici Pool(128): pool.request then body.pipe(res), nothing else', tools: [], peers: [], accessLog: false },
 ];
 
+/** Compare mode (`--compare BASE`): `<target>@base` is the same route served by the base revision's build, from a
+ *  second single Turnpike process with the same config, measured in the same rounds as this build's. */
+export const BASE_SUFFIX = '@base';
+/** The targets that get an `@base` twin: the routes of the single Turnpike process. */
+export const TWINNED: readonly string[] = ['turnpike', 'turnpike-gateway', 'turnpike-gateway-redis', 'turnpike-cache'];
+export const isBase = (name: string) => name.endsWith(BASE_SUFFIX);
+/** `turnpike-gateway@base` → `turnpike-gateway`. */
+export const headOf = (name: string) => (isBase(name) ? name.slice(0, -BASE_SUFFIX.length) : name);
+
+const twin = (t: TargetInfo): TargetInfo => ({
+  ...t,
+  name: `${t.name}${BASE_SUFFIX}`,
+  describe: `${t.name} run by the base revision's build (--compare; its config is named above)${t.name === 'turnpike' ? '' : ', same process as turnpike@base'}`,
+});
+
+/** Each twin right after its own target, so the tables show them side by side. */
+export const TARGETS: readonly TargetInfo[] = OWN.flatMap((t) => (TWINNED.includes(t.name) ? [t, twin(t)] : [t]));
+
 /** Old names still accepted by --targets. */
 export const ALIASES: Readonly<Record<string, string>> = { gateway: 'turnpike-gateway', nginx: 'nginx-1w', cache: 'turnpike-cache' };
 
@@ -91,6 +109,9 @@ export interface StartContext {
   readonly tmp: string;
   readonly backendPort: number;
   readonly backend: Child;
+  /** The builds the single Turnpike processes run: `head` (this checkout's when omitted) and, for the `@base`
+   *  targets, `base`. */
+  readonly builds?: { readonly head?: Build; readonly base?: Build };
 }
 
 export interface Started {
@@ -101,9 +122,9 @@ export interface Started {
 }
 
 /** Targets whose process serves another target too (direct is the backend). */
-const SHARED = new Set(['direct', 'turnpike', 'turnpike-gateway', 'turnpike-gateway-redis', 'turnpike-cache']);
+const SHARED = new Set(['direct', ...TWINNED, ...TWINNED.map((t) => `${t}${BASE_SUFFIX}`)]);
 
-const GATEWAY_TARGETS: Readonly<Record<string, GatewayKind>> = {
+export const GATEWAY_TARGETS: Readonly<Record<string, GatewayKind>> = {
   'turnpike-gateway': 'memory', 'turnpike-gateway-redis': 'redis', 'turnpike-cache': 'cache',
 };
 
@@ -114,7 +135,7 @@ const BODY_SIZES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536
  *  twice, the second answer a HIT. */
 async function check(r: Running): Promise<void> {
   for (const [body, size] of Object.entries(BODY_SIZES)) {
-    const kind = GATEWAY_TARGETS[r.name];
+    const kind = GATEWAY_TARGETS[headOf(r.name)];
     if (kind) {
       const problem = await gatewayProblem(kind, `${r.base}${body}`, r.headers ?? {}, size);
       if (problem) throw new Error(problem);
@@ -137,29 +158,41 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
   };
   const wanted = (name: string) => names.includes(name) && !skipped.has(name);
   const helpers: Child[] = [];
+  const REDIS_CASES = ['turnpike-gateway-redis', `turnpike-gateway-redis${BASE_SUFFIX}`];
   // The gateway-redis case needs its redis-server up before Turnpike reads the config that points at it.
   let redis: Promise<RedisServer | undefined> | undefined;
   const redisServer = () =>
-    (redis ??= wanted('turnpike-gateway-redis')
+    (redis ??= REDIS_CASES.some(wanted)
       ? startRedis(dirFor('redis')).then(
           (r) => (helpers.push(r.child), r),
-          (err: unknown) => (skipped.set('turnpike-gateway-redis', (err as Error).message), undefined),
+          (err: unknown) => (REDIS_CASES.forEach((n) => skipped.set(n, (err as Error).message)), undefined),
         )
       : Promise.resolve(undefined));
-  let single: Promise<Turnpike> | undefined;
-  const turnpike = () =>
-    (single ??= redisServer().then((r) => {
-      const gateways = Object.entries(GATEWAY_TARGETS)
-        .filter(([name, kind]) => wanted(name) && (kind !== 'redis' || r !== undefined))
-        .map(([, kind]) => kind);
-      return startTurnpike(dirFor('turnpike'), ctx.backendPort, { gateways, redisUrl: r?.url });
-    }));
+  // One single Turnpike process per build: this checkout's, and the base revision's for the `@base` targets.
+  const singles = new Map<'head' | 'base', Promise<Turnpike>>();
+  const turnpike = (side: 'head' | 'base') => {
+    let p = singles.get(side);
+    if (!p) {
+      const suffix = side === 'base' ? BASE_SUFFIX : '';
+      const build = ctx.builds?.[side];
+      p = side === 'base' && !build
+        ? Promise.reject(new Error('no base build (the @base targets need --compare BASE)'))
+        : redisServer().then((r) => {
+            const gateways = Object.entries(GATEWAY_TARGETS)
+              .filter(([name, kind]) => wanted(`${name}${suffix}`) && (kind !== 'redis' || r !== undefined))
+              .map(([, kind]) => kind);
+            return startTurnpike(dirFor(`turnpike${suffix}`), ctx.backendPort, { gateways, redisUrl: r?.url, build });
+          });
+      singles.set(side, p);
+    }
+    return p;
+  };
   const local = (port: number) => `http://127.0.0.1:${port}/`;
   const gateway = async (name: string) => {
-    const kind = GATEWAY_TARGETS[name]!;
+    const kind = GATEWAY_TARGETS[headOf(name)]!;
     const r = await redisServer();
     if (kind === 'redis' && r === undefined) throw new Error(skipped.get(name) ?? 'redis-server did not start');
-    const t = await turnpike();
+    const t = await turnpike(isBase(name) ? 'base' : 'head');
     const why = t.gatewaySkipped.get(kind);
     if (why) throw new Error(why);
     return {
@@ -182,13 +215,14 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
       const h = await startHAProxy(dirFor('haproxy'), ctx.backendPort);
       return { child: h.child, base: local(h.port) };
     },
-    turnpike: async () => {
-      const t = await turnpike();
-      return { child: t.child, base: local(t.port), accessLog: t.accessLog };
-    },
-    'turnpike-gateway': () => gateway('turnpike-gateway'),
-    'turnpike-gateway-redis': () => gateway('turnpike-gateway-redis'),
-    'turnpike-cache': () => gateway('turnpike-cache'),
+    ...Object.fromEntries((['head', 'base'] as const).map((side) => [
+      `turnpike${side === 'base' ? BASE_SUFFIX : ''}`,
+      async () => {
+        const t = await turnpike(side);
+        return { child: t.child, base: local(t.port), accessLog: t.accessLog };
+      },
+    ])),
+    ...Object.fromEntries(Object.keys(GATEWAY_TARGETS).flatMap((n) => [n, `${n}${BASE_SUFFIX}`]).map((n) => [n, () => gateway(n)])),
     'turnpike-10k-routes': async () => {
       const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };
@@ -222,7 +256,7 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
       }),
   );
   // Nothing left to use the redis-server: stop it now rather than let it idle beside the measured processes.
-  if (!running.has('turnpike-gateway-redis')) {
+  if (!REDIS_CASES.some((n) => running.has(n))) {
     await Promise.all(helpers.map((h) => h.stop(1000)));
     helpers.length = 0;
   }
