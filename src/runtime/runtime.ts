@@ -67,6 +67,7 @@ export class Runtime implements ListenerHost {
     this.log = log;
     this.configFile = options.configFile;
     this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth);
+    this.registry.onTargetsChanged = () => this.syncHealthChecks();
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
       warn: (m) => this.log.warn(m),
@@ -98,19 +99,17 @@ export class Runtime implements ListenerHost {
     this.log.warn(fields ?? {}, message);
   }
 
-  /** A health check's verdict on a target: every live pool that holds it recomputes its usable set. */
+  /** A health check's verdict on a target: the upstream (or every live L4 pool) holding it recomputes its usable set. */
   setTargetHealth(id: string, healthy: boolean): void {
-    const changedHttp = this.registry.setHealth(id, healthy);
+    this.registry.setHealth(id, healthy);
     if (id.startsWith('l4|')) {
       for (const snapshot of this.live) for (const pool of snapshot.l4Pools.values()) if (pool.targets.some((t) => t.id === id)) pool.refresh();
-      return;
     }
-    if (!changedHttp) return;
-    for (const snapshot of this.live) {
-      for (const pool of snapshot.upstreams.values()) {
-        if (pool.targets.some((t) => t.id === id)) pool.refresh();
-      }
-    }
+  }
+
+  /** The active checks probe the live targets (those added at run time too) and the config's tcp ones. */
+  private syncHealthChecks(): void {
+    this.checker?.set(checkedTargets(this.current.config, this.registry.liveTargets()));
   }
 
   logAccess(ctx: RequestContext): void {
@@ -153,10 +152,12 @@ export class Runtime implements ListenerHost {
       this.accessLog = new AccessLog(config.accessLog);
       void old?.close();
     }
+    // Upstream state (breakers, ejections, targets) is kept across the swap; the new config's settings apply now.
+    this.registry.commit(next.upstreams.values());
     this.current = next;
     this.kept.sweep(next.version);
     this.live.add(next);
-    this.checker?.set(checkedTargets(config));
+    this.syncHealthChecks();
     // Listeners the new config dropped stop accepting; their open requests finish.
     const keep = new Set([...next.listeners.keys(), ...next.l4Listeners.map(listenerKey)]);
     for (const [key, open] of this.servers) {
@@ -169,13 +170,12 @@ export class Runtime implements ListenerHost {
     for (const o of opened) this.log.info({ listener: o.name, address: o.address.address, port: o.address.port }, 'listening');
   }
 
-  /** Once every request that started on `old` has finished, its pools that the new config dropped are closed. */
+  /** Once every request that started on `old` has finished, the upstreams no live snapshot has are drained. */
   private retire(old: Snapshot): void {
     old.retired = true;
     const done = () => {
       old.onDrained = null;
       this.live.delete(old);
-      for (const pool of old.upstreams.values()) pool.close();
       void this.releaseUnused();
     };
     if (old.inFlight === 0) done();
@@ -209,7 +209,6 @@ export class Runtime implements ListenerHost {
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
     this.checker?.stop();
-    for (const s of this.live) for (const pool of s.upstreams.values()) pool.close();
     const servers = [...this.servers.values()];
     for (const o of servers) o.close();
     const deadline = Date.now() + drainTimeout;

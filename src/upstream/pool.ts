@@ -1,125 +1,184 @@
-// An upstream: its targets, its balancer, the set of targets usable right now (health, ejection, backups) and
-// its resilience state (breaker, retry budget, outlier detection). Compiled once per snapshot.
+// An upstream as one snapshot sees it: its config and the one way callers send to its targets (admit/settle per
+// client request, begin → Lease per try). The state that must outlive the snapshot (targets, health, ejections,
+// breaker, retry budget, balancer) lives in an UpstreamState shared by every snapshot with this upstream.
 import type { HashSource } from '../config/upstream-schema.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { RequestContext } from '../request-context.ts';
-import type { Balancer } from './balancers/balancer.ts';
-import { createBalancer } from './balancers/create-balancer.ts';
-import { CircuitBreaker } from './circuit-breaker.ts';
-import { OutlierDetector } from './outlier-detector.ts';
-import { RetryBudget } from './retry-budget.ts';
-import { cookieValue, StickyCookie, stickyToken } from './sticky.ts';
-import { Target, targetId } from './target.ts';
+import type { CircuitBreaker } from './circuit-breaker.ts';
+import type { OutlierDetector } from './outlier-detector.ts';
+import type { RetryBudget } from './retry-budget.ts';
+import { cookieValue, StickyCookie } from './sticky.ts';
+import { upstreamTlsOptions, type ConnectionSettings, type Target } from './target.ts';
+import { connectionsId } from './target-id.ts';
+import { UpstreamState, type TargetSpec } from './upstream-state.ts';
+
+export type { TargetSpec } from './upstream-state.ts';
+
+/**
+ * One try on one target, counted in the target's in-flight requests (least-connections, draining) until `end`.
+ * From `begin`, the caller settles the breaker itself (once per client request); from `beginRequest`, the
+ * lease does it: its outcome, or a success when it ends without one (the client left, as the forwarder counts).
+ */
+export class Lease {
+  readonly target: Target;
+  private readonly state: UpstreamState;
+  private readonly breaker: CircuitBreaker | null;
+  private readonly started = performance.now();
+  private observed = false;
+  private ended = false;
+
+  constructor(state: UpstreamState, target: Target, breaker: CircuitBreaker | null) {
+    this.state = state;
+    this.target = target;
+    this.breaker = breaker;
+  }
+
+  /** The try's outcome, once (at the response head or a failure): passive health and latency-aware balancers. */
+  observe(failed: boolean): void {
+    if (this.observed) return;
+    this.observed = true;
+    this.state.observe(this.target, performance.now() - this.started, failed);
+    this.breaker?.record(!failed);
+  }
+
+  /** The try is over (response done, aborted, or the tunnel closed); idempotent. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.observed && this.breaker !== null) {
+      this.observed = true;
+      this.breaker.record(true);
+    }
+    const target = this.target;
+    if (--target.active === 0 && target.onIdle !== null) target.onIdle();
+  }
+}
 
 export class UpstreamPool {
   readonly name: string;
   readonly config: UpstreamConfig;
-  readonly targets: readonly Target[];
-  readonly balancer: Balancer<Target>;
+  /** Kept across reloads and shared with the other snapshots that have this upstream. */
+  readonly state: UpstreamState;
   /** Response headers never sent to clients (backend identity). */
   readonly hidden: ReadonlySet<string>;
-  readonly breaker: CircuitBreaker | null;
-  readonly retryBudget: RetryBudget | null;
-  readonly outliers: OutlierDetector | null;
   readonly sticky: StickyCookie | null;
-  private readonly byToken: ReadonlyMap<string, Target>;
-  readonly tokens: ReadonlyMap<Target, string>;
+  /** The undici pool settings of this config's targets, applied when the snapshot is swapped in. */
+  readonly connections: ConnectionSettings;
   private readonly hashOn: HashSource | null;
   private readonly slowStart: number;
-  private usable: Target[] = [];
-  private usableSet = new Set<Target>();
-  private returnTimer: NodeJS.Timeout | null = null;
-  private closed = false;
 
-  constructor(name: string, config: UpstreamConfig, targets: Target[], stickySecret: string) {
+  constructor(name: string, config: UpstreamConfig, state: UpstreamState, connections: ConnectionSettings, stickySecret: string) {
     this.name = name;
     this.config = config;
-    this.targets = targets;
-    this.balancer = createBalancer<Target>(config.balance);
+    this.state = state;
+    this.connections = connections;
     this.hidden = new Set(config.hideResponseHeaders);
     this.hashOn = config.balance === 'consistent-hash' ? (config.hashOn ?? { kind: 'ip' }) : config.balance === 'ip-hash' ? { kind: 'ip' } : null;
     this.slowStart = config.healthCheck.slowStart ?? 0;
-    const cb = config.circuitBreaker;
-    this.breaker = cb ? new CircuitBreaker(cb) : null;
-    const retries = config.retries;
-    this.retryBudget = new RetryBudget({ ratio: retries?.budget ?? 0.2, minRetryConcurrency: retries?.minConcurrent ?? 3 });
-    const passive = config.healthCheck.passive;
-    this.outliers = passive ? new OutlierDetector(passive) : null;
-    this.outliers?.setTargets(targets.map((t) => t.key));
     this.sticky = config.sticky ? new StickyCookie({ ...config.sticky, secret: config.sticky.secret ?? stickySecret }) : null;
-    this.tokens = new Map(targets.map((t) => [t, stickyToken(t.key)]));
-    this.byToken = new Map([...this.tokens].map(([t, token]) => [token, t]));
-    this.refresh();
   }
 
-  /**
-   * Recomputes the usable targets: healthy, not ejected primaries; when there are none, healthy backups.
-   * Called when a health check or the outlier detector changes a target, never per request.
-   */
-  refresh(): void {
-    const healthy = (t: Target) => t.healthy && !(this.outliers?.isEjected(t.key) ?? false);
-    let usable = this.targets.filter((t) => !t.backup && healthy(t));
-    if (usable.length === 0) usable = this.targets.filter((t) => t.backup && healthy(t));
-    this.usable = usable;
-    this.usableSet = new Set(usable);
-    this.balancer.update(usable);
-    this.scheduleReturn();
+  /** The live targets (draining ones excepted), in the config's order, then those added at run time. */
+  get targets(): readonly Target[] {
+    return this.state.targets;
   }
 
   get usableCount(): number {
-    return this.usable.length;
+    return this.state.usable.length;
   }
 
-  /** A target for this request (`avoid`: the one a retry should not reuse when another exists). */
+  get breaker(): CircuitBreaker | null {
+    return this.state.breaker;
+  }
+
+  get retryBudget(): RetryBudget {
+    return this.state.retryBudget;
+  }
+
+  get outliers(): OutlierDetector | null {
+    return this.state.outliers;
+  }
+
+  /** Once per client request, before its first try: false when the breaker fails it fast (503 TP_CIRCUIT_OPEN). */
+  admit(): boolean {
+    const breaker = this.state.breaker;
+    return breaker === null || breaker.tryAcquire();
+  }
+
+  /** Once per admitted client request, when it is over: its outcome for the breaker. */
+  settle(failed: boolean): void {
+    this.state.breaker?.record(!failed);
+  }
+
+  /** For Retry-After while the breaker refuses: whole seconds (>= 1), 0 without a breaker or when closed. */
+  retryAfterSeconds(): number {
+    return this.state.breaker?.retryAfterSeconds() ?? 0;
+  }
+
+  /** One try of an admitted request (`avoid`: the target a retry should not reuse when another exists). */
+  begin(ctx: RequestContext, avoid?: Target): Lease | undefined {
+    const target = this.pick(ctx, avoid);
+    if (target === undefined) return undefined;
+    target.active++;
+    return new Lease(this.state, target, null);
+  }
+
+  /** A request that is one try (a WebSocket tunnel, a background fetch): admitted here, settled by its lease. */
+  beginRequest(ctx: RequestContext): Lease | 'TP_CIRCUIT_OPEN' | 'TP_NO_HEALTHY_TARGET' {
+    const breaker = this.state.breaker;
+    if (breaker !== null && !breaker.tryAcquire()) return 'TP_CIRCUIT_OPEN';
+    const target = this.pick(ctx);
+    if (target === undefined) {
+      breaker?.record(false);
+      return 'TP_NO_HEALTHY_TARGET';
+    }
+    target.active++;
+    return new Lease(this.state, target, breaker);
+  }
+
+  /** Run-time target changes (service discovery): they apply to the upstream, whichever snapshot asks. */
+  addTarget(spec: TargetSpec): Target {
+    return this.state.addTarget(spec);
+  }
+
+  drainTarget(url: string): Promise<void> | undefined {
+    return this.state.drainTarget(url);
+  }
+
+  removeTarget(url: string): Promise<void> | undefined {
+    return this.state.removeTarget(url);
+  }
+
+  /** Picks without counting. Callers use begin/beginRequest; public until the forwarder does too. */
   pick(ctx: RequestContext, avoid?: Target): Target | undefined {
+    const state = this.state;
     if (this.sticky !== null && avoid === undefined) {
       const token = this.sticky.read(ctx.req.headers.cookie);
-      const pinned = token === undefined ? undefined : this.byToken.get(token);
-      if (pinned !== undefined && this.usableSet.has(pinned)) {
+      const pinned = token === undefined ? undefined : state.byToken.get(token);
+      if (pinned !== undefined && state.usableSet.has(pinned)) {
         ctx.stickyPinned = true;
         return pinned;
       }
     }
     const hash = this.hashOn === null ? '' : hashKey(ctx, this.hashOn);
-    let target = this.balancer.pick(hash, avoid);
+    let target = state.balancer.pick(hash, avoid);
     // A retry whose only usable target just failed goes to a backup, as NGINX passes a request on to them.
-    if (avoid !== undefined && target === avoid) target = this.backupOtherThan(avoid) ?? target;
+    if (avoid !== undefined && target === avoid) target = state.backupOtherThan(avoid) ?? target;
     // Slow start: a target that just came back takes a share growing linearly over `slowStart`.
-    if (target !== undefined && target.healthySince !== 0 && this.slowStart > 0 && this.usable.length > 1) {
+    if (target !== undefined && target.healthySince !== 0 && this.slowStart > 0 && state.usable.length > 1) {
       const ramp = (performance.now() - target.healthySince) / this.slowStart;
-      if (ramp < 1 && Math.random() >= ramp) target = this.balancer.pick(hash, target) ?? target;
+      if (ramp < 1 && Math.random() >= ramp) target = state.balancer.pick(hash, target) ?? target;
     }
     return target;
   }
 
-  private backupOtherThan(avoid: Target): Target | undefined {
-    for (const t of this.targets) {
-      if (t.backup && t !== avoid && t.healthy && !(this.outliers?.isEjected(t.key) ?? false)) return t;
-    }
-    return undefined;
-  }
-
-  /** Reports one attempt's outcome to the passive health check (and the latency-aware balancer). */
+  /** Reports an outcome without a lease. For the forwarder until it uses begin(). */
   observe(target: Target, latencyMs: number, failed: boolean): void {
-    this.balancer.observe?.(target, latencyMs, failed);
-    if (this.outliers !== null && this.outliers.record(target.key, failed)) this.refresh();
+    this.state.observe(target, latencyMs, failed);
   }
 
-  close(): void {
-    this.closed = true;
-    if (this.returnTimer) clearTimeout(this.returnTimer);
-    this.returnTimer = null;
-  }
-
-  /** Ejected targets come back on their own: one timer for the earliest return. */
-  private scheduleReturn(): void {
-    if (this.returnTimer) clearTimeout(this.returnTimer);
-    this.returnTimer = null;
-    const at = this.outliers?.nextReturnAt();
-    if (at === undefined || this.closed) return;
-    this.returnTimer = setTimeout(() => this.refresh(), Math.max(1, at - performance.now() + 1));
-    this.returnTimer.unref();
-  }
+  /** Sticky tokens by target. For the forwarder until it reads lease.target.stickyToken. */
+  readonly tokens = { get: (target: Target): string | undefined => target.stickyToken };
 }
 
 /** The request's hash key for consistent-hash / ip-hash ('' when the request lacks it: the balancer rotates). */
@@ -156,16 +215,24 @@ function queryValue(query: string, name: string): string | undefined {
 }
 
 /**
- * Owns every target (its connection pool and health) across reloads. `build` reuses targets whose id is
- * unchanged; `release` closes the ones no live snapshot uses, after their in-flight requests finish.
+ * Owns every upstream's state across reloads, by upstream name. `build` makes a snapshot's view without
+ * changing what is live; `commit` (when that snapshot is swapped in) applies its configs; `release` drains
+ * the upstreams no live snapshot uses any more.
  */
 export class TargetRegistry {
-  private readonly targets = new Map<string, Target>();
   /** Used when a sticky upstream has no `secret`: one per instance (the primary hands it to its workers). */
   readonly stickySecret: string;
-
+  /** Called when a run-time change (not a reload) altered a live target set. */
+  onTargetsChanged: () => void = () => undefined;
+  private readonly upstreams = new Map<string, UpstreamState>();
   /** Health verdicts by target id, also for targets not built yet (a worker hears from its primary early). */
   private readonly health: Map<string, boolean>;
+  private readonly draining = new Set<Target>();
+  private readonly hooks = {
+    health: (id: string) => this.health.get(id),
+    draining: this.draining,
+    changed: () => this.onTargetsChanged(),
+  };
 
   constructor(stickySecret: string, initialHealth?: ReadonlyMap<string, boolean>) {
     this.stickySecret = stickySecret;
@@ -177,50 +244,67 @@ export class TargetRegistry {
     return this.health.get(id);
   }
 
-  /** Records a verdict; true when it changed a live target (its pools must refresh). */
-  setHealth(id: string, healthy: boolean): boolean {
+  /** Records a verdict; the upstream holding that target recomputes its usable set. */
+  setHealth(id: string, healthy: boolean): void {
     this.health.set(id, healthy);
-    const target = this.targets.get(id);
-    if (target === undefined || target.healthy === healthy) return false;
-    target.healthy = healthy;
-    if (healthy) target.healthySince = performance.now();
-    return true;
+    for (const state of this.upstreams.values()) state.setHealth(id, healthy);
   }
 
+  /** A snapshot's view of upstream `name`; nothing live changes until `commit`. Reads TLS files (may throw). */
   build(name: string, config: UpstreamConfig, configDir: string): UpstreamPool {
-    const targets = config.targets.map((t) => {
-      const id = targetId(name, t.url, t.weight, t.backup, config);
-      let target = this.targets.get(id);
-      if (!target) {
-        target = new Target(id, t.url, t.weight, t.backup, config, configDir);
-        target.healthy = this.health.get(id) ?? true;
-        this.targets.set(id, target);
-      }
-      return target;
-    });
-    return new UpstreamPool(name, config, targets, this.stickySecret);
-  }
-
-  get(id: string): Target | undefined {
-    return this.targets.get(id);
-  }
-
-  /** Closes (gracefully: queued and running requests finish) every target not in `keep`. */
-  async release(keep: Iterable<UpstreamPool>): Promise<void> {
-    const used = new Set<string>();
-    for (const pool of keep) for (const t of pool.targets) used.add(t.id);
-    const closing: Promise<void>[] = [];
-    for (const [id, target] of this.targets) {
-      if (used.has(id)) continue;
-      this.targets.delete(id);
-      closing.push(target.dispatcher.close().catch(() => undefined));
+    let state = this.upstreams.get(name);
+    if (state === undefined) {
+      state = new UpstreamState(name, this.hooks);
+      this.upstreams.set(name, state);
     }
-    await Promise.all(closing);
+    const connections: ConnectionSettings = {
+      id: (origin) => connectionsId(name, origin, config),
+      upstream: config,
+      tls: config.tls ? upstreamTlsOptions(config.tls, configDir) : null,
+    };
+    return new UpstreamPool(name, config, state, connections, this.stickySecret);
+  }
+
+  /** The snapshot holding `pools` is going live: their configs become the upstreams' live ones. */
+  commit(pools: Iterable<UpstreamPool>): void {
+    const committed = new Set<UpstreamState>();
+    for (const pool of pools) {
+      pool.state.commit(pool.config, pool.connections);
+      this.upstreams.set(pool.name, pool.state);
+      committed.add(pool.state);
+    }
+    // States built for a snapshot that never went live.
+    for (const [name, state] of this.upstreams) if (state.config === null && !committed.has(state)) this.upstreams.delete(name);
+  }
+
+  /** The live HTTP targets with their upstream's active check (what the runtime's checker probes). */
+  liveTargets(): { id: string; url: string; check: UpstreamConfig['healthCheck']['active'] }[] {
+    const out = [];
+    for (const state of this.upstreams.values()) {
+      const check = state.config?.healthCheck.active;
+      for (const t of state.targets) out.push({ id: t.id, url: t.key, check });
+    }
+    return out;
+  }
+
+  /** Drains the committed upstreams that none of `keep` (the live snapshots' pools) uses; resolves when drained. */
+  async release(keep: Iterable<UpstreamPool>): Promise<void> {
+    const used = new Set<UpstreamState>();
+    for (const pool of keep) used.add(pool.state);
+    const drains: Promise<void>[] = [];
+    for (const [name, state] of this.upstreams) {
+      if (used.has(state) || state.config === null) continue;
+      this.upstreams.delete(name);
+      drains.push(state.drainAll());
+    }
+    if (drains.length > 0) this.onTargetsChanged();
+    await Promise.all(drains);
   }
 
   async closeAll(force = false): Promise<void> {
-    const all = [...this.targets.values()];
-    this.targets.clear();
-    await Promise.all(all.map((t) => (force ? t.dispatcher.destroy() : t.dispatcher.close()).catch(() => undefined)));
+    const closing = [...this.upstreams.values()].map((s) => s.close(force));
+    for (const t of this.draining) closing.push((force ? t.dispatcher.destroy() : t.dispatcher.close()).catch(() => undefined));
+    this.upstreams.clear();
+    await Promise.all(closing);
   }
 }

@@ -1,13 +1,22 @@
-// A target's identity, computable without loading undici (the primary of a multi-worker instance uses it).
+// Target identities, computable without loading undici (the primary of a multi-worker instance uses them).
 import type { UpstreamConfig } from '../config/schema.ts';
 
 /**
- * The id under which a target is reused across reloads (warm connections, health state): its upstream, URL and
- * everything that shapes it. The primary computes the same ids to send health results to workers.
+ * A target's identity for health verdicts and the state kept across reloads (ejections, in-flight counts):
+ * its upstream and origin, so a change of weight or timeouts keeps what was learned about it. The primary
+ * computes the same keys to send health results to workers.
  */
-export function targetId(upstreamName: string, url: string, weight: number, backup: boolean, upstream: UpstreamConfig): string {
+export function targetKey(upstreamName: string, url: string): string {
+  return `${upstreamName}|${new URL(url).origin}`;
+}
+
+/**
+ * What an undici connection pool to one origin is built from: upstream, origin and the settings that shape
+ * the pool. A target keeps its pool (warm connections) while this is unchanged.
+ */
+export function connectionsId(upstreamName: string, origin: string, upstream: UpstreamConfig): string {
   const t = upstream.timeouts;
-  return `${upstreamName}|${new URL(url).origin}|w${weight}${backup ? '|backup' : ''}|${t.connect}/${t.response}/${t.idle}|` +
+  return `${upstreamName}|${origin}|${t.connect}/${t.response}/${t.idle}|` +
     `${upstream.keepAlive.connections}/${upstream.keepAlive.idleTimeout}|${upstream.http2 ? 'h2' : 'h1'}|${JSON.stringify(upstream.tls ?? null)}`;
 }
 

@@ -1,5 +1,6 @@
-// One backend address with its own undici connection pool. Targets are shared between snapshots by key,
-// so a reload that keeps an upstream keeps its warm connections.
+// One target of an upstream: origin, weight, health, requests in flight, and the undici pool connecting to it.
+// One object per upstream and origin, kept across reloads by the upstream's state (upstream-state.ts); its
+// undici pool is replaced only when the settings that shape the pool change, so warm connections survive.
 import { createRequire } from 'node:module';
 import type { Pool as PoolType } from 'undici';
 
@@ -10,55 +11,88 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
-export { targetId } from './target-id.ts';
+import type { BalancedTarget } from './balancers/balancer.ts';
+import { stickyToken } from './sticky.ts';
 
-export class Target {
-  /** Identity in the registry and for health state: upstream name, URL and the settings that shape the pool. */
+export class Target implements BalancedTarget {
+  /** Health identity (upstream|origin, see targetKey): active-check verdicts are kept under it. */
   readonly id: string;
-  /** What balancers hash on: the origin, so a ring keeps its shape when unrelated settings change. */
+  /** The origin: what balancers hash on and outlier detection tracks. */
   readonly key: string;
   readonly url: string;
   readonly origin: URL;
-  readonly weight: number;
-  readonly backup: boolean;
-  readonly dispatcher: PoolType;
-  /** Requests currently in flight on this target. */
-  active: number;
+  /** Names this target in sticky cookies (a hash of the origin). */
+  readonly stickyToken: string;
+  weight: number;
+  backup: boolean;
+  /** Requests and WebSocket tunnels in flight on it, across every snapshot (counted by the pool's leases). */
+  active = 0;
   /** As the active health check last said (true until a check says otherwise). */
-  healthy: boolean;
+  healthy = true;
   /** performance.now() when it last turned healthy again (slow start ramps from there); 0 = never down. */
-  healthySince: number;
+  healthySince = 0;
+  /** Listed in the config (a reload that drops it drains it), or added at run time (only the API removes it). */
+  fromConfig: boolean;
+  /** Out of rotation for good, finishing what it has in flight. */
+  draining = false;
+  /** Set while draining: called when its last lease ends. */
+  onIdle: (() => void) | null = null;
+  dispatcher: PoolType;
+  /** The connectionsId `dispatcher` was built for. */
+  dispatcherId: string;
 
-  constructor(id: string, url: string, weight: number, backup: boolean, upstream: UpstreamConfig, configDir: string) {
+  constructor(id: string, url: string, weight: number, backup: boolean, fromConfig: boolean, settings: ConnectionSettings) {
     this.id = id;
     this.url = url;
     this.origin = new URL(url);
     this.key = this.origin.origin;
+    this.stickyToken = stickyToken(this.key);
     this.weight = weight;
     this.backup = backup;
-    this.active = 0;
-    this.healthy = true;
-    this.healthySince = 0;
-    this.dispatcher = new Pool(this.origin.origin, {
-      connections: upstream.keepAlive.connections,
-      keepAliveTimeout: upstream.keepAlive.idleTimeout,
-      keepAliveMaxTimeout: Math.max(upstream.keepAlive.idleTimeout, 600_000),
-      connectTimeout: upstream.timeouts.connect,
-      headersTimeout: upstream.timeouts.response,
-      bodyTimeout: upstream.timeouts.idle,
-      maxHeaderSize: 64 * 1024,
-      pipelining: 1,
-      // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets.
-      allowH2: upstream.http2,
-      // On http:// targets HTTP/2 means prior knowledge (h2c), as gRPC servers usually listen.
-      ...(upstream.http2 && this.origin.protocol === 'http:' ? { useH2c: true } : {}),
-      ...(upstream.tls ? { connect: upstreamTlsOptions(upstream.tls, configDir) } : {}),
-    });
+    this.fromConfig = fromConfig;
+    this.dispatcherId = settings.id(this.key);
+    this.dispatcher = openDispatcher(this.origin, settings);
+  }
+
+  /** Moves to a new undici pool when `settings` shape it differently; the old one finishes its requests, then closes. */
+  connect(settings: ConnectionSettings): void {
+    const id = settings.id(this.key);
+    if (id === this.dispatcherId) return;
+    const old = this.dispatcher;
+    this.dispatcher = openDispatcher(this.origin, settings);
+    this.dispatcherId = id;
+    old.close().catch(() => undefined);
   }
 }
 
+/** An upstream's undici pool options, read once per config (TLS files at build, so a bad file fails the reload). */
+export interface ConnectionSettings {
+  readonly id: (origin: string) => string;
+  readonly upstream: UpstreamConfig;
+  readonly tls: Record<string, unknown> | null;
+}
+
+function openDispatcher(origin: URL, settings: ConnectionSettings): PoolType {
+  const upstream = settings.upstream;
+  return new Pool(origin.origin, {
+    connections: upstream.keepAlive.connections,
+    keepAliveTimeout: upstream.keepAlive.idleTimeout,
+    keepAliveMaxTimeout: Math.max(upstream.keepAlive.idleTimeout, 600_000),
+    connectTimeout: upstream.timeouts.connect,
+    headersTimeout: upstream.timeouts.response,
+    bodyTimeout: upstream.timeouts.idle,
+    maxHeaderSize: 64 * 1024,
+    pipelining: 1,
+    // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets.
+    allowH2: upstream.http2,
+    // On http:// targets HTTP/2 means prior knowledge (h2c), as gRPC servers usually listen.
+    ...(upstream.http2 && origin.protocol === 'http:' ? { useH2c: true } : {}),
+    ...(settings.tls ? { connect: settings.tls } : {}),
+  });
+}
+
 /** TLS options for connections to https:// targets: files read once, relative to the config file. */
-function upstreamTlsOptions(tls: NonNullable<UpstreamConfig['tls']>, configDir: string): Record<string, unknown> {
+export function upstreamTlsOptions(tls: NonNullable<UpstreamConfig['tls']>, configDir: string): Record<string, unknown> {
   const read = (what: string, file: string): Buffer => {
     try {
       return readFileSync(resolve(configDir, file));
