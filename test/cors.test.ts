@@ -2,10 +2,8 @@
 // origins only, exact / pattern / wildcard origins, and Vary: Origin on every response.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { corsPlugin } from '../src/plugins/cors.ts';
 import type { PluginEnv } from '../src/plugins/types.ts';
-import { RequestContext } from '../src/request-context.ts';
 import { pluginConfigProblems } from './helpers/config.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
 
@@ -21,20 +19,7 @@ function corsHeaders(r: SimpleResponse): Record<string, string> {
 /** One plugin entry's config problems. */
 const configProblems = (plugin: string): string[] => pluginConfigProblems(`      - ${plugin}`);
 
-/** Nanoseconds per call of `fn`, after a warm-up. */
-function nsPerCall(iterations: number, fn: () => void): number {
-  for (let i = 0; i < 10_000; i++) fn();
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) fn();
-  return Number(process.hrtime.bigint() - start) / iterations;
-}
-
-function contextFor(method: string, headers: Record<string, string>): RequestContext {
-  const req = { headers: { host: 'x', ...headers }, method } as unknown as IncomingMessage;
-  return new RequestContext(req, {} as ServerResponse, '127.0.0.1', false, '127.0.0.1', 'https', 'id', '/', '');
-}
-
-test('per-request cost of the cors hooks (diagnostic)', (t) => {
+test('an origin pattern that spans a whole top-level domain loads with a warning', () => {
   const warnings: string[] = [];
   const env = { warn: (m: string) => warnings.push(m) } as unknown as PluginEnv;
   const config = corsPlugin.schema.parse({
@@ -42,23 +27,8 @@ test('per-request cost of the cors hooks (diagnostic)', (t) => {
     exposeHeaders: ['x-total'],
     credentials: true,
   });
-  const hooks = corsPlugin.create(config, env);
+  corsPlugin.create(config, env);
   assert.deepEqual(warnings, ['cors origin https://*.com allows every site under .com; was a narrower pattern meant?']);
-  const exact = contextFor('GET', { origin: 'https://app.example.com' });
-  const pattern = contextFor('GET', { origin: 'https://a.b.partner.example' });
-  const none = contextFor('GET', {});
-  const pre = contextFor('OPTIONS', { origin: 'https://app.example.com', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type' });
-  const both = (ctx: RequestContext) => () => {
-    hooks.request!(ctx);
-    hooks.response!(ctx, { status: 200, headers: { vary: 'Accept-Encoding' } });
-  };
-  const ns = {
-    exact: nsPerCall(200_000, both(exact)),
-    pattern: nsPerCall(200_000, both(pattern)),
-    none: nsPerCall(200_000, both(none)),
-    preflight: nsPerCall(100_000, () => hooks.request!(pre)),
-  };
-  t.diagnostic(`ns per request (request + response hook): exact origin ${ns.exact.toFixed(0)}, pattern origin ${ns.pattern.toFixed(0)}, no Origin ${ns.none.toFixed(0)}; preflight answer ${ns.preflight.toFixed(0)}`);
 });
 
 const PREFLIGHT_VARY = 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers';

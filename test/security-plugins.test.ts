@@ -2,11 +2,6 @@
 // (hardening headers on every response of a route), through real gateways and an echo backend.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ipFilterPlugin } from '../src/plugins/ip-filter.ts';
-import { securityHeadersPlugin } from '../src/plugins/security-headers.ts';
-import type { PluginEnv } from '../src/plugins/types.ts';
-import { RequestContext } from '../src/request-context.ts';
 import { pluginConfigProblems } from './helpers/config.ts';
 import { assertProblem } from './helpers/problem.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from './helpers/servers.ts';
@@ -31,42 +26,6 @@ function securityHeaders(r: SimpleResponse): Record<string, string> {
 const configProblems = pluginConfigProblems;
 
 const assertForbidden = (r: SimpleResponse): void => assertProblem(r, 403, 'TP_IP_FORBIDDEN');
-
-/** Nanoseconds per call of `fn`, after a warm-up. */
-function nsPerCall(iterations: number, fn: (i: number) => void): number {
-  for (let i = 0; i < 10_000; i++) fn(i);
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) fn(i);
-  return Number(process.hrtime.bigint() - start) / iterations;
-}
-
-function contextFor(clientIp: string, scheme = 'http'): RequestContext {
-  const req = { headers: { host: 'x' }, method: 'GET' } as unknown as IncomingMessage;
-  return new RequestContext(req, {} as ServerResponse, '127.0.0.1', true, clientIp, scheme, 'id', '/', '');
-}
-
-const env = { warn: () => {} } as unknown as PluginEnv;
-
-test('per-request cost of the ip-filter decision and the security-headers hook (diagnostic)', (t) => {
-  const filter = ipFilterPlugin.create(
-    ipFilterPlugin.schema.parse({ allow: ['10.0.0.0/8', '192.168.0.0/16', '2001:db8::/32'], deny: ['10.9.0.0/16'] }),
-    env,
-  ).request!;
-  const v4 = contextFor('10.1.2.3');
-  const v6 = contextFor('2001:db8::7');
-  const refused = contextFor('11.1.2.3');
-  assert.equal(filter(v4), undefined);
-  assert.equal((filter(refused) as { status: number }).status, 403);
-  const headers = securityHeadersPlugin.create(securityHeadersPlugin.schema.parse({}), env).response!;
-  const https = contextFor('10.1.2.3', 'https');
-  const ns = {
-    ipv4: nsPerCall(200_000, () => filter(v4)),
-    ipv6: nsPerCall(200_000, () => filter(v6)),
-    refused: nsPerCall(50_000, () => filter(refused)),
-    securityHeaders: nsPerCall(200_000, () => headers(https, { status: 200, headers: { 'content-type': 'text/plain' } })),
-  };
-  t.diagnostic(`ns per call: ip-filter IPv4 pass ${ns.ipv4.toFixed(0)}, IPv6 pass ${ns.ipv6.toFixed(0)}, refusal (problem reply) ${ns.refused.toFixed(0)}; security-headers (4 headers) ${ns.securityHeaders.toFixed(0)}`);
-});
 
 describe('ip-filter', () => {
   let backend: Backend;
