@@ -1,9 +1,11 @@
 // Upstream state outlives the snapshot: breakers and ejections survive reloads, targets come and go at run time,
 // and every caller (WebSockets too) is counted on its target. Real backends; nothing waits for time to pass.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
+import WebSocket, { WebSocketServer } from 'ws';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 import { until } from './helpers/wait.ts';
 
@@ -153,6 +155,53 @@ describe('targets changed at run time', () => {
       assert.deepEqual(pool.targets.map((t) => t.url), [b.url]);
     } finally {
       (held as ServerResponse | null)?.end();
+      await gw.stop();
+    }
+  });
+});
+
+describe('least-connections and WebSockets', () => {
+  /** A backend that answers plain requests with its name and greets each WebSocket with it. */
+  async function wsBackend(name: string): Promise<Backend> {
+    const b = await echo(name);
+    const wss = new WebSocketServer({ server: b.server });
+    wss.on('connection', (ws) => ws.send(name));
+    return b;
+  }
+
+  /** Opens a WebSocket through the gateway and resolves with it and the name of the backend that took it. */
+  async function open(port: number): Promise<{ ws: WebSocket; name: string }> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const [message] = (await once(ws, 'message')) as [Buffer];
+    return { ws, name: message.toString() };
+  }
+
+  test('least-connections spreads WebSockets: each counts on its target for its whole life', async () => {
+    const [a, b] = [await wsBackend('a'), await wsBackend('b')];
+    const gw = await startGatewayYaml(yaml(`  app: { balance: least-connections, targets: [{ url: "${a.url}" }, { url: "${b.url}" }] }`));
+    const sockets: WebSocket[] = [];
+    try {
+      const port = gw.port();
+      const first = [];
+      for (let i = 0; i < 6; i++) first.push(await open(port));
+      sockets.push(...first.map((s) => s.ws));
+      assert.deepEqual(first.map((s) => s.name).sort(), ['a', 'a', 'a', 'b', 'b', 'b'], 'six WebSockets split evenly');
+
+      // Close a's three: b still holds three connections, so a is the less loaded target.
+      const onA = first.filter((s) => s.name === 'a');
+      await Promise.all(onA.map((s) => {
+        s.ws.close();
+        return once(s.ws, 'close');
+      }));
+      const targetA = gw.runtime.current.upstreams.get('app')!.targets.find((t) => t.url === a.url)!;
+      await until(() => targetA.active === 0, "the gateway to see a's WebSockets close");
+      assert.deepEqual(await answerers(port, 4), ['a', 'a', 'a', 'a'], 'plain requests go to the target without WebSockets');
+      const more = [];
+      for (let i = 0; i < 3; i++) more.push(await open(port));
+      sockets.push(...more.map((s) => s.ws));
+      assert.deepEqual(more.map((s) => s.name), ['a', 'a', 'a'], 'new WebSockets fill the less loaded target');
+    } finally {
+      for (const ws of sockets) ws.terminate();
       await gw.stop();
     }
   });

@@ -1,5 +1,6 @@
 // One upstream request that no client waits for (a background cache refresh): the route's pool and request
-// headers, a bounded body, no retries. Passive health still hears about the outcome.
+// headers, a bounded body, no retries. It goes through the pool like any request: counted on its target, refused
+// while the breaker is open, its outcome fed to passive health and the breaker.
 import type { Dispatcher } from 'undici';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { ForwardRoute } from './http-forwarder.ts';
@@ -15,19 +16,18 @@ export interface DetachedResponse {
 
 /** Sends the request `ctx` describes (its method as GET) to a target of the route; must be called while ctx is live. */
 export function fetchDetached(ctx: RequestContext, route: ForwardRoute, maxBody: number): Promise<DetachedResponse> {
-  const target = route.pool.pick(ctx);
-  if (target === undefined) return Promise.reject(new Error('no usable target'));
+  const lease = route.pool.beginRequest(ctx);
+  if (typeof lease === 'string') return Promise.reject(new Error(lease === 'TP_CIRCUIT_OPEN' ? 'circuit breaker open' : 'no usable target'));
+  const target = lease.target;
   const headers = upstreamRequestHeaders(ctx, route, target.origin.host, false);
-  const started = performance.now();
-  target.active++;
   return new Promise<DetachedResponse>((resolve, reject) => {
     let status = 0;
     let responseHeaders: ResponseHead['headers'] = {};
     let chunks: Buffer[] | null = [];
     let size = 0;
     const settle = (failed: boolean): void => {
-      target.active--;
-      route.pool.observe(target, performance.now() - started, failed);
+      lease.observe(failed);
+      lease.end();
     };
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart() {},

@@ -38,11 +38,15 @@ function codedError(message: string, code: string): Error {
 
 /** Opens the tunnel. `clientSocket` is the upgraded client connection, `head` the bytes read past its headers. */
 export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: Socket, head: Buffer, onOpen: (close: () => void) => () => void): void {
-  const target = route.pool.pick(ctx);
-  if (target === undefined) {
-    sendProblem(ctx, route.chain, 'TP_NO_HEALTHY_TARGET', undefined, route.echoRequestId);
+  const lease = route.pool.beginRequest(ctx);
+  if (typeof lease === 'string') {
+    sendProblem(ctx, route.chain, lease, undefined, route.echoRequestId);
     return;
   }
+  // Counted on its target for the client connection's whole life, so least-connections sees WebSockets.
+  if (clientSocket.closed) lease.end();
+  else clientSocket.once('close', () => lease.end());
+  const target = lease.target;
   ctx.target = target.url;
   const origin = target.origin;
   const tls = origin.protocol === 'https:';
@@ -77,7 +81,8 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
     req.destroy();
   };
   clientSocket.once('close', onClientGone);
-  const settle = () => {
+  const settle = (failed: boolean) => {
+    lease.observe(failed);
     answered = true;
     clearTimeout(timer);
   };
@@ -85,6 +90,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
     clearTimeout(timer);
     if (!answered) {
       answered = true;
+      lease.observe(true);
       sendProblem(ctx, route.chain, errorCodeOf(err), undefined, route.echoRequestId);
     } else if (ctx.res.headersSent && !ctx.res.writableFinished) {
       ctx.errorCode = 'TP_UPSTREAM_RESET';
@@ -93,7 +99,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
   });
 
   req.on('upgrade', (res: IncomingMessage, upstream: Socket, upstreamHead: Buffer) => {
-    settle();
+    settle(false);
     clientSocket.off('close', onClientGone);
     if (clientSocket.destroyed) {
       upstream.destroy();
@@ -119,7 +125,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
   req.on('response', (res: IncomingMessage) => {
     // Not upgraded: relay the answer as a normal response. The client's ServerResponse does not keep the
     // connection alive, so it says `Connection: close` and ends the socket after the body.
-    settle();
+    settle(res.statusCode! >= 500);
     clientSocket.off('close', onClientGone);
     const out = ctx.res;
     if (out.destroyed) {
