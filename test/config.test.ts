@@ -226,6 +226,18 @@ describe('durations and shares: one type each, everywhere', () => {
     assert.equal(zero.upstreams.app!.timeouts.response, 0);
   });
 
+  test('a period the runtime waits on or divides by (ejectFor, circuitBreaker.window, health interval and timeout) must be above 0', () => {
+    const all = problems(upstream(`    healthCheck: { active: { interval: 0, timeout: 0s }, passive: { ejectFor: 0 } }
+    circuitBreaker: { window: 0ms }`));
+    assert.deepEqual(all.map((p) => p.path), [
+      'upstreams.app.healthCheck.active.interval',
+      'upstreams.app.healthCheck.active.timeout',
+      'upstreams.app.healthCheck.passive.ejectFor',
+      'upstreams.app.circuitBreaker.window',
+    ]);
+    for (const p of all) assert.equal(p.message, 'expected a duration above 0, such as 10s');
+  });
+
   test('plugin durations refuse bare numbers too (cors maxAge, jwt clockSkew, rate-limit per, security-headers hsts)', () => {
     const route = (plugin: string) => `${MINIMAL}routes:\n  - match: { path: / }\n    respond: { body: x }\n    plugins:\n      - ${plugin}\n`;
     const cases: [string, string][] = [

@@ -32,6 +32,9 @@ function durationType(continueAfterIssue: boolean) {
 /** `250ms`, `5s`, `1m`, `1h`, `1d`, `1y` → milliseconds. The one duration type of every schema. */
 export const duration = durationType(false);
 
+/** A duration that must be above 0 (a period, a window, a time to wait before trying again). */
+export const positiveDuration = duration.refine((ms) => ms > 0, { message: 'expected a duration above 0, such as 10s' });
+
 /**
  * The same duration, whose issue does not abort: inside a union (`false | { maxAge, ... }`) the problem is then
  * reported at the key rather than as "neither form".

@@ -1,6 +1,6 @@
 // The `upstreams.NAME` section: targets, balancing, health, retries, breaker and timeouts.
 import { z } from 'zod';
-import { duration, headerName, share, size } from './primitives.ts';
+import { duration, headerName, positiveDuration, share, size } from './primitives.ts';
 
 export const BALANCE_ALGORITHMS = [
   'round-robin',
@@ -78,15 +78,15 @@ const activeHealthCheck = z.strictObject({
   path: z.string().startsWith('/', { message: 'a health-check path must start with /' }).default('/'),
   host: z.string().min(1).optional().meta({ description: 'Host header of http probes (default: the target host)' }),
   expectStatus: statusRange.prefault('200-399'),
-  interval: duration.prefault('5s'),
-  timeout: duration.prefault('2s'),
+  interval: positiveDuration.prefault('5s'),
+  timeout: positiveDuration.prefault('2s'),
   healthyThreshold: z.number().int().min(1).max(100).default(2),
   unhealthyThreshold: z.number().int().min(1).max(100).default(3),
 });
 
 const passiveHealthCheck = z.strictObject({
   consecutiveFailures: z.number().int().min(1).max(1000).default(5),
-  ejectFor: duration.prefault('30s'),
+  ejectFor: positiveDuration.prefault('30s'),
   // A share like every fraction; the outlier detector counts in percent.
   maxEjectedPercent: share.transform((f) => Math.round(f * 1e6) / 1e4).prefault('50%').meta({
     description: 'at most this share of the targets is ejected at once: 50% or 0.5',
@@ -112,7 +112,7 @@ const retries = z.strictObject({
 const circuitBreaker = z.strictObject({
   failureRatio: share.refine((f) => f > 0, { message: 'expected a share above 0, such as 50% or 0.5' }).prefault('50%'),
   minimumRequests: z.number().int().min(1).default(20),
-  window: duration.prefault('10s'),
+  window: positiveDuration.prefault('10s'),
   openFor: duration.prefault('30s'),
   halfOpenRequests: z.number().int().min(1).default(3),
 });
@@ -133,6 +133,17 @@ const sticky = z.strictObject({
   sameSite: z.enum(['Lax', 'Strict', 'None']).default('Lax'),
 });
 
+/** TLS to https:// targets: the CA that signs them, a client certificate, the name to verify. */
+export const upstreamTls = z
+  .strictObject({
+    ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    serverName: z.string().min(1).optional().meta({ description: 'SNI and the name to verify (default: the target host)' }),
+    insecureSkipVerify: z.boolean().default(false),
+  })
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'a client certificate needs both cert and key' });
+
 export const upstream = z
   .strictObject({
     targets: z.array(target).min(1),
@@ -151,16 +162,7 @@ export const upstream = z
     timeouts: upstreamTimeouts.prefault({}),
     proxyProtocol: z.enum(['v1', 'v2']).optional().meta({ description: 'tcp:// targets: send a PROXY header naming the client first' }),
     http2: z.boolean().default(false).meta({ description: 'speak HTTP/2 to the targets (gRPC needs it): h2 over TLS, h2c over http://' }),
-    tls: z
-      .strictObject({
-        ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
-        cert: z.string().min(1).optional(),
-        key: z.string().min(1).optional(),
-        serverName: z.string().min(1).optional().meta({ description: 'SNI and the name to verify (default: the target host)' }),
-        insecureSkipVerify: z.boolean().default(false),
-      })
-      .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'a client certificate needs both cert and key' })
-      .optional(),
+    tls: upstreamTls.optional(),
     preserveHost: z.boolean().default(true),
     hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
     keepAlive: z
