@@ -1,5 +1,7 @@
 // With workers, each worker holds its own memory cache; a PURGE reaching one worker must empty them all. The
-// worker purges its own store and asks the primary, which asks every other worker and sums their counts.
+// worker purges its own store and asks the primary, which asks every other worker and sums their counts. A primary
+// that does not answer fails the purge (503 TP_STORE_UNAVAILABLE: the other workers may still hold the entry).
+import { IPC_COMMAND_TIMEOUT_MS, IpcCalls } from '../stores/ipc-call.ts';
 import type { CacheStore } from './store.ts';
 
 export type PurgeRequest = { readonly type: 'cache-purge'; readonly id: number; readonly route: string; readonly key: string; readonly prefix: boolean };
@@ -7,18 +9,20 @@ export type PurgeReply = { readonly type: 'cache-purged'; readonly id: number; r
 
 /** How long the primary waits for the other workers' counts (a busy or dying worker must not hold a purge). */
 const FANOUT_TIMEOUT_MS = 2000;
+/** How long a worker waits for the primary's summed count: the fan-out's own bound, plus the primary's turn. */
+export const PURGE_TIMEOUT_MS = FANOUT_TIMEOUT_MS + IPC_COMMAND_TIMEOUT_MS;
 
 /** A process's memory caches by route, and (in a worker) the way to the others. */
 export class CachePurges {
   // Weak: a store dropped by a reload (route gone, maxSize changed) must not be kept alive by this index.
   private readonly stores = new Map<string, WeakRef<CacheStore>>();
   private readonly send: ((m: PurgeRequest | PurgeReply) => void) | null;
-  private nextId = 1;
-  private readonly pending = new Map<number, (count: number) => void>();
+  private readonly calls: IpcCalls<PurgeRequest, PurgeReply> | null;
 
   /** `send` reaches the primary; null in a single process. */
   constructor(send: ((m: PurgeRequest | PurgeReply) => void) | null) {
     this.send = send;
+    this.calls = send === null ? null : new IpcCalls(send);
   }
 
   /** The memory store now serving `route` (a reload may replace it). */
@@ -29,21 +33,14 @@ export class CachePurges {
   /** Purges here and in every other worker; resolves with the number of entries removed in all. */
   purge(route: string, key: string, prefix: boolean): Promise<number> | number {
     const local = this.purgeHere(route, key, prefix);
-    if (this.send === null) return local;
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, (others) => resolve(local + others));
-      this.send!({ type: 'cache-purge', id, route, key, prefix });
-    });
+    if (this.calls === null) return local;
+    return this.calls.call({ type: 'cache-purge', route, key, prefix }, PURGE_TIMEOUT_MS).then((others) => local + others.count);
   }
 
   /** Feed every message from the primary here; returns true when it was the cache's. */
   receive(m: { type?: string }): boolean {
     if (m.type === 'cache-purged') {
-      const reply = m as PurgeReply;
-      const resolve = this.pending.get(reply.id);
-      this.pending.delete(reply.id);
-      resolve?.(reply.count);
+      this.calls?.receive(m as PurgeReply); // a late count is dropped: its purge has been answered
       return true;
     }
     if (m.type === 'cache-purge') {
