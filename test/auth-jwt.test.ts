@@ -260,7 +260,7 @@ routes:
     await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: [{ secret: "${SECRET}" }], algorithms: [none] }\n`), /jwt\.algorithms\[0\]: expected "HS256" or .* got the string "none"/);
     const dir = tempDir();
     writeFileSync(join(dir, 'es.pem'), await exportSPKI(es.publicKey));
-    await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: ["file:${join(dir, 'es.pem')}"], algorithms: [RS256] }\n`), /keys\[0\] is an EC P-256 key, usable with none of the configured algorithms \(RS256\)/);
+    await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: ["file:${join(dir, 'es.pem')}"], algorithms: [RS256] }\n`), /jwt\.keys\[0\]: an EC P-256 key, usable with none of the configured algorithms \(RS256\) \[TP_CONFIG_INVALID\]/);
     await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: [{ secret: short }], algorithms: [HS256] }\n`), /at least 32 bytes/);
   });
 

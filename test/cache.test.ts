@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Gateway } from '../src/index.ts';
 import { assertProblem } from './helpers/problem.ts';
 import { startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 interface Got {
   status: number;
@@ -361,7 +362,7 @@ describe('stale responses', () => {
       assert.equal(r.headers['x-cache'], 'STALE');
       assert.equal(r.body.toString(), '/c/swr #1');
     }
-    for (let i = 0; i < 100 && count('/c/swr') < 2; i++) await sleep(10);
+    await until(() => count('/c/swr') >= 2, 'the background refresh to reach the backend', 1000);
     await sleep(400); // the refresh lands
     assert.equal(count('/c/swr'), 2, 'one background request for ten stale answers');
     const fresh = await get(port, '/c/swr');

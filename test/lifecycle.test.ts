@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnGateway } from './helpers/process.ts';
 import { request, startBackend, startEchoBackend, type Backend } from './helpers/servers.ts';
+import { until } from './helpers/wait.ts';
 
 function config(slowUrl: string, echoUrl: string, marker: string): string {
   return `
@@ -72,10 +73,8 @@ describe('lifecycle', () => {
       const port = gw.port();
       writeFileSync(gw.file, 'listeners: [ { name: web, protocol: http, port: "x" } ]\nbogus: 1\n');
       gw.child.kill('SIGHUP');
-      for (let i = 0; i < 40 && !gw.logLines.some((l) => l.includes('reload failed')); i++) await sleep(50);
-      const failure = gw.logLines.find((l) => l.includes('reload failed'));
-      assert.ok(failure, 'reload failure is logged');
-      assert.match(failure!, /turnpike\.yaml:\d+:\d+/);
+      const failure = await until(() => gw.logLines.find((l) => l.includes('reload failed')), 'the reload failure to be logged', 2000);
+      assert.match(failure, /turnpike\.yaml:\d+:\d+/);
       assert.equal((await request(port, '/')).headers['x-marker'], 'one');
     } finally {
       assert.equal(await gw.stop(), 0);
