@@ -43,6 +43,7 @@ export const ERRORS = {
   TP_CONFIG_BAD_REFERENCE: { status: 0, title: 'Reference to something that is not defined' },
   TP_CONFIG_DUPLICATE: { status: 0, title: 'Duplicate name' },
   TP_TLS_CONFIG: { status: 0, title: 'A TLS certificate, key or CA file cannot be used' },
+  TP_CONFIG_FILE: { status: 0, title: 'A file the config names cannot be read, parsed or written' },
   TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
 } as const satisfies Record<string, ErrorSpec>;
 

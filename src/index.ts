@@ -5,6 +5,7 @@ import { loadConfigFile, parseConfigText } from './config/loader.ts';
 import type { Config } from './config/schema.ts';
 import { createAppLog } from './observability/app-log.ts';
 import { PLUGIN_SCHEMAS } from './plugins/registry.ts';
+import { LOAD_OPTIONS } from './runtime/config-checks.ts';
 import { ConfigReloader } from './runtime/lifecycle.ts';
 import type { ConcurrencyStore, RateStore } from './limits/shared-store.ts';
 import { Runtime } from './runtime/runtime.ts';
@@ -36,6 +37,10 @@ export interface StartOptions {
   };
 }
 
+/**
+ * Parses and validates config text against the schema and its cross-references. The checks that read files
+ * (certificates, keys, the access log) and the plugins' own checks run when a gateway starts from it.
+ */
 export function parseConfig(text: string, file = 'config.yaml'): Config {
   return parseConfigText(text, file, { plugins: PLUGIN_SCHEMAS });
 }
@@ -44,11 +49,11 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   let config: Config;
   let file: string | undefined;
   if (options.configFile) {
-    const loaded = loadConfigFile(options.configFile, { plugins: PLUGIN_SCHEMAS });
+    const loaded = loadConfigFile(options.configFile, LOAD_OPTIONS);
     config = loaded.config;
     file = loaded.file;
   } else {
-    config = parseConfig(options.configText ?? '', 'inline config');
+    config = parseConfigText(options.configText ?? '', 'inline config', LOAD_OPTIONS);
   }
   const log = options.log ?? createAppLog(config.log.level);
   const runtime = await Runtime.start(config, log, {

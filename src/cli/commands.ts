@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
 import { configJsonSchema } from '../config/json-schema.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
 
@@ -56,7 +57,7 @@ program
     const release = holdSignals();
     let workers: number;
     try {
-      const { config } = loadConfigFile(opts.config, { plugins: PLUGIN_SCHEMAS });
+      const { config } = loadConfigFile(opts.config, LOAD_OPTIONS);
       workers = resolveWorkerCount(opts.workers ?? config.workers);
     } catch (err) {
       reportConfigError(err);
@@ -110,7 +111,7 @@ program
   .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
   .action((opts: { config: string }) => {
     try {
-      const { config } = loadConfigFile(opts.config, { plugins: PLUGIN_SCHEMAS });
+      const { config } = loadConfigFile(opts.config, LOAD_OPTIONS);
       process.stdout.write(`${opts.config}: valid (${config.listeners.length} listeners, ${Object.keys(config.upstreams).length} upstreams, ${config.routes.length} routes)\n`);
     } catch (err) {
       reportConfigError(err);

@@ -2,15 +2,15 @@
 // Every error names the file, line and column, the key path and what was expected.
 import { kindOf } from './upstream-schema.ts';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TurnpikeError } from '../errors.ts';
 import { expandEnv } from './env.ts';
-import { formatProblem, Locator, problemsFromIssue, type ConfigProblem } from './problems.ts';
+import { formatProblem, Locator, problemsFromIssue, type ConfigCheck, type ConfigProblem } from './problems.ts';
 import { buildConfigSchema, type Config, type PluginSchemas } from './schema.ts';
 
-export { formatPath, formatProblem, type ConfigProblem } from './problems.ts';
+export { formatPath, formatProblem, type CheckEnv, type CheckProblem, type ConfigCheck, type ConfigProblem } from './problems.ts';
 
 export class ConfigError extends TurnpikeError {
   readonly problems: readonly ConfigProblem[];
@@ -24,6 +24,10 @@ export class ConfigError extends TurnpikeError {
 export interface LoadOptions {
   readonly plugins: PluginSchemas;
   readonly env?: NodeJS.ProcessEnv;
+  /** The checks `start` makes before serving (files, keys, stores...); their problems join the schema's. */
+  readonly check?: ConfigCheck;
+  /** Where relative paths start: the config file's folder (set by loadConfigFile), else the working directory. */
+  readonly configDir?: string;
 }
 
 export interface LoadedConfig {
@@ -41,7 +45,7 @@ export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
     throw new ConfigError([{ code: 'TP_CONFIG_NOT_FOUND', file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
   }
-  return { file: path, config: parseConfigText(text, file, options) };
+  return { file: path, config: parseConfigText(text, file, { configDir: dirname(path), ...options }) };
 }
 
 export function parseConfigText(text: string, file: string, options: LoadOptions): Config {
@@ -70,9 +74,11 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   const raw: unknown = doc.toJS() ?? {};
   const schema = buildConfigSchema(options.plugins);
   const result = schema.safeParse(raw);
-  // Cross-references are checked on the raw document too, so one run lists every problem.
+  // Cross-references and the injected checks run on the raw document too, so one run lists every problem.
   const issues = result.success ? [] : withoutEchoes(result.error.issues);
-  const problems = [...issues.flatMap((issue) => problemsFromIssue(issue, at, schema, options.plugins)), ...checkReferences(raw, at)];
+  const checked = (options.check?.(raw, { configDir: options.configDir ?? process.cwd() }) ?? []).map((p) =>
+    at.problem(p.code ?? 'TP_CONFIG_INVALID', p.path, p.message));
+  const problems = [...issues.flatMap((issue) => problemsFromIssue(issue, at, schema, options.plugins)), ...checkReferences(raw, at), ...checked];
   if (problems.length > 0) {
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigError(problems);

@@ -14,6 +14,28 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
+/**
+ * A problem found by a check that runs after the schema (files, secrets, references): where it is, as a key
+ * path the loader places at its line and column, what is wrong, and its code (default TP_CONFIG_INVALID).
+ */
+export interface CheckProblem {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+  readonly code?: ErrorCode;
+}
+
+export interface CheckEnv {
+  /** Folder of the config file (the working directory for inline config): relative paths start here. */
+  readonly configDir: string;
+}
+
+/**
+ * Checks of what the schema cannot see (files exist and parse, keys match certificates, a store a plugin needs
+ * is configured...). It gets the document as written (after `${VAR}` expansion), so it runs even when the
+ * schema found problems elsewhere, and must never throw. Injected by the caller: config imports nothing above it.
+ */
+export type ConfigCheck = (raw: unknown, env: CheckEnv) => readonly CheckProblem[];
+
 /** `routes[1].plugins[0].rewrite` */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

@@ -2,6 +2,7 @@
 // consumer is in at least one of `groups` (or is one of `consumers`), the token has every one of `scopes`, and
 // each of `claims` has exactly that value. Otherwise 403.
 import { z } from 'zod';
+import type { CheckProblem } from '../config/problems.ts';
 import { problemReply } from '../proxy/problem.ts';
 import { definePlugin } from './types.ts';
 
@@ -21,6 +22,20 @@ export const allowPlugin = definePlugin({
   phase: 'authorize',
   description: 'Allows only identities with the given groups, consumers, scopes or claim values (403 otherwise)',
   schema,
+  check(config, env) {
+    const problems: CheckProblem[] = [];
+    config.consumers?.forEach((name, i) => {
+      if (!env.consumerNames.has(name)) {
+        problems.push({ path: ['consumers', i], code: 'TP_CONFIG_BAD_REFERENCE', message: `names consumer "${name}", which is not defined under consumers` });
+      }
+    });
+    config.groups?.forEach((group, i) => {
+      if (!env.consumerGroups.has(group)) {
+        problems.push({ path: ['groups', i], code: 'TP_CONFIG_BAD_REFERENCE', message: `no consumer is in group "${group}", so it can never allow anyone` });
+      }
+    });
+    return problems;
+  },
   create(config) {
     const groups = config.groups ? new Set(config.groups) : null;
     const consumers = config.consumers ? new Set(config.consumers) : null;

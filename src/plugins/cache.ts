@@ -9,6 +9,7 @@ import { RedisCacheStore } from '../cache/redis-store.ts';
 import { ResponseCache } from '../cache/response-cache.ts';
 import type { CacheStore } from '../cache/store.ts';
 import { cidr, duration, headerName, size } from '../config/primitives.ts';
+import type { CheckProblem } from '../config/problems.ts';
 import { compileAddressList } from './ip-filter.ts';
 import { definePlugin } from './types.ts';
 
@@ -52,6 +53,18 @@ export const cachePlugin = definePlugin({
   phase: 'cache',
   description: 'Caches upstream responses (RFC 9111): memory or Redis store, Vary, revalidation, stale-while-revalidate/-if-error, collapsing, PURGE',
   schema,
+  check(config, env) {
+    const problems: CheckProblem[] = [];
+    if (config.store === 'redis' && !env.redisConfigured) {
+      problems.push({ path: ['store'], code: 'TP_CONFIG_BAD_REFERENCE', message: 'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }' });
+    }
+    config.purge?.consumers.forEach((name, i) => {
+      if (!env.consumerNames.has(name)) {
+        problems.push({ path: ['purge', 'consumers', i], code: 'TP_CONFIG_BAD_REFERENCE', message: `names consumer "${name}", which is not defined under consumers` });
+      }
+    });
+    return problems;
+  },
   create(config, env) {
     const onError = (message: string, err: unknown): void =>
       env.logThrottled(`cache:${message}`, message, { route: env.routeName, error: err instanceof Error ? err.message : String(err) });

@@ -11,7 +11,8 @@ import { scopesOf, type Identity } from '../auth/identity.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { JWT_ALGORITHMS, JwksUnavailableError, publicKeyFromJwk, remoteJwks, verifyKey, type RemoteJwks, type VerifyKey } from '../auth/jwks.ts';
 import { problemReply } from '../proxy/problem.ts';
-import { TurnpikeError } from '../errors.ts';
+import { formatPath, type CheckProblem } from '../config/problems.ts';
+import { TurnpikeError, type ErrorCode } from '../errors.ts';
 import type { RequestContext } from '../request-context.ts';
 import { definePlugin, type PluginEnv } from './types.ts';
 
@@ -67,40 +68,70 @@ const FAIL = {
   claims: invalid('The token claims are invalid'),
 } as const;
 
-function readSource(value: string, configDir: string): string {
-  return value.startsWith('file:') ? readFileSync(resolve(configDir, value.slice(5)), 'utf8') : value;
+/** The text of a key source: inline, or the file of `file:<path>` (relative to the config file), or the problem. */
+function readSource(value: string, configDir: string): { text: string } | { problem: string } {
+  if (!value.startsWith('file:')) return { text: value };
+  const given = value.slice(5);
+  const file = resolve(configDir, given);
+  try {
+    return { text: readFileSync(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    return { problem: `cannot read ${given}${given === file ? '' : ` (${file})`}: ${reason}` };
+  }
 }
 
-function loadStaticKeys(config: JwtConfig, env: PluginEnv, algorithms: ReadonlySet<string>): VerifyKey[] {
-  return (config.keys ?? []).map((entry, i) => {
-    const where = `jwt keys[${i}]`;
+const SHORT_SECRET = 'an HS* secret needs at least 32 bytes (RFC 7518 §3.2)';
+
+/**
+ * The static keys, each read and checked: the usable ones, and a problem (at its key path inside the plugin's
+ * config, never showing a secret) for each one that is not. `check` lists the problems; `create` refuses on one.
+ */
+function loadStaticKeys(config: JwtConfig, configDir: string): { keys: VerifyKey[]; problems: CheckProblem[] } {
+  const algorithms: ReadonlySet<string> = new Set(config.algorithms);
+  const keys: VerifyKey[] = [];
+  const problems: CheckProblem[] = [];
+  (config.keys ?? []).forEach((entry, i) => {
+    const fail = (path: string[], message: string, code: ErrorCode = 'TP_CONFIG_INVALID'): void => {
+      problems.push({ path: ['keys', i, ...path], message, code });
+    };
     let key: KeyObject;
     let kid: string | undefined;
-    try {
-      if (typeof entry === 'object' && 'kty' in entry) {
+    if (typeof entry === 'object' && 'kty' in entry) {
+      try {
         key = publicKeyFromJwk(entry);
-        if (key.type === 'secret' && (key.symmetricKeySize ?? 0) < 32) throw new Error('an HS* secret needs at least 32 bytes (RFC 7518 §3.2)');
-        kid = entry.kid;
-      } else if (typeof entry === 'object' && 'secret' in entry) {
-        const secret = Buffer.from(readSource(entry.secret, env.configDir).replace(/\r?\n$/, ''), 'utf8');
-        if (secret.length < 32) throw new Error('an HS* secret needs at least 32 bytes (RFC 7518 §3.2)');
-        key = createSecretKey(secret);
-        kid = entry.kid;
-      } else {
-        const text = readSource(typeof entry === 'string' ? entry : entry.pem, env.configDir);
-        if (!text.includes('-----BEGIN')) throw new Error('expected a PEM block (-----BEGIN PUBLIC KEY----- or CERTIFICATE)');
-        key = createPublicKey(text); // a private key or certificate yields its public key
-        kid = typeof entry === 'string' ? undefined : entry.kid;
+      } catch (err) {
+        return fail([], `not a usable public JWK (${(err as Error).message})`);
       }
-    } catch (err) {
-      throw new TurnpikeError('TP_CONFIG_INVALID', `${where}: ${(err as Error).message}`);
+      if (key.type === 'secret' && (key.symmetricKeySize ?? 0) < 32) return fail(['k'], `${SHORT_SECRET}; this one has ${key.symmetricKeySize ?? 0}`);
+      kid = entry.kid;
+    } else if (typeof entry === 'object' && 'secret' in entry) {
+      const source = readSource(entry.secret, configDir);
+      if ('problem' in source) return fail(['secret'], source.problem, 'TP_CONFIG_FILE');
+      const secret = Buffer.from(source.text.replace(/\r?\n$/, ''), 'utf8');
+      if (secret.length < 32) return fail(['secret'], `${SHORT_SECRET}; this one has ${secret.length}`);
+      key = createSecretKey(secret);
+      kid = entry.kid;
+    } else {
+      const at = typeof entry === 'string' ? [] : ['pem'];
+      const source = readSource(typeof entry === 'string' ? entry : entry.pem, configDir);
+      if ('problem' in source) return fail(at, source.problem, 'TP_CONFIG_FILE');
+      const file = typeof entry === 'string' ? entry : entry.pem;
+      const where = file.startsWith('file:') ? `${file.slice(5)}: ` : '';
+      if (!source.text.includes('-----BEGIN')) return fail(at, `${where}expected a PEM block (-----BEGIN PUBLIC KEY----- or CERTIFICATE)`);
+      try {
+        key = createPublicKey(source.text); // a private key or certificate yields its public key
+      } catch (err) {
+        return fail(at, `${where}the PEM block is not a usable key or certificate (${(err as Error).message})`);
+      }
+      kid = typeof entry === 'string' ? undefined : entry.kid;
     }
     const bound = verifyKey(key, kid, algorithms, typeof entry === 'object' && 'kty' in entry ? entry.alg : undefined);
-    if (bound.algs.size === 0) {
-      throw new TurnpikeError('TP_CONFIG_INVALID', `${where} is ${bound.describe}, usable with none of the configured algorithms (${[...algorithms].join(', ')})`);
-    }
-    return bound;
+    if (bound.algs.size === 0) return fail([], `${bound.describe}, usable with none of the configured algorithms (${[...algorithms].join(', ')})`);
+    keys.push(bound);
   });
+  return { keys, problems };
 }
 
 /** The token from the header (Bearer scheme on Authorization; Bearer or bare on another header), query or cookie. */
@@ -178,9 +209,15 @@ export const jwtPlugin = definePlugin({
   phase: 'authenticate',
   description: 'Accepts requests with a valid JWT (Bearer): signature by static keys or a JWKS URL, exp, nbf, iss, aud',
   schema,
+  check(config, env) {
+    return loadStaticKeys(config, env.configDir).problems;
+  },
   create(config, env) {
     const algorithms: ReadonlySet<string> = new Set(config.algorithms);
-    const staticKeys = loadStaticKeys(config, env, algorithms);
+    const loaded = loadStaticKeys(config, env.configDir);
+    const problem = loaded.problems[0];
+    if (problem !== undefined) throw new TurnpikeError(problem.code ?? 'TP_CONFIG_INVALID', `jwt ${formatPath(problem.path)}: ${problem.message}`);
+    const staticKeys = loaded.keys;
     let jwks: RemoteJwks | undefined;
     if (config.jwksUri !== undefined) {
       if (config.jwksUri.startsWith('http://')) {

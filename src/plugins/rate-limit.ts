@@ -96,6 +96,11 @@ export const rateLimitPlugin = definePlugin({
   phase: 'limit',
   description: 'GCRA rate limits (requests per period, several at once) per consumer, ip, route, header:NAME or claim:NAME; memory or redis store',
   schema,
+  check(config, env) {
+    return config.store === 'redis' && !env.redisConfigured
+      ? [{ path: ['store'], code: 'TP_CONFIG_BAD_REFERENCE', message: 'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }' }]
+      : [];
+  },
   create(config, env) {
     const limits: readonly LimitSpec[] = config.limits.map((l) => ({ requests: l.requests, per: l.per }));
     let store: RateStore;

@@ -1,6 +1,7 @@
 // What a plugin is: a name, a config schema, the phase its request hook runs in, and a factory that
 // precomputes everything at load so the hooks only do per-request work (as Hono's middleware factories do).
 import type { CachePurges } from '../cache/purge-fanout.ts';
+import type { CheckProblem } from '../config/problems.ts';
 import type { z } from 'zod';
 import type { Redis } from 'ioredis';
 import type { ConsumerDirectory } from '../auth/consumers.ts';
@@ -42,11 +43,30 @@ export interface PluginEnv {
   readonly routeName: string;
 }
 
+/** What a plugin's `check` may look at beyond its own config: the rest of the config file, as facts. */
+export interface PluginCheckEnv {
+  /** Folder of the config file (the working directory for inline config), to resolve relative paths. */
+  readonly configDir: string;
+  /** Whether the top-level `stores.redis` is configured. */
+  readonly redisConfigured: boolean;
+  /** Names of the top-level `consumers`. */
+  readonly consumerNames: ReadonlySet<string>;
+  /** Every group some consumer is in. */
+  readonly consumerGroups: ReadonlySet<string>;
+}
+
 export interface PluginDefinition<C = unknown> {
   readonly name: string;
   readonly phase: Phase;
   readonly schema: z.ZodType<C>;
   readonly description: string;
+  /**
+   * What `create` would refuse, as a list, before anything starts (`turnpike validate` and `start` run it on
+   * a config its schema accepted): files that are missing or do not parse, secrets too short, a store or a
+   * consumer that is not configured. Each problem's `path` is inside the plugin's config (`['keys', 0]`); the
+   * loader places it at its line. Must not throw, must not echo a secret.
+   */
+  check?(config: C, env: PluginCheckEnv): readonly CheckProblem[];
   create(config: C, env: PluginEnv): PluginHooks;
 }
 

@@ -2,7 +2,7 @@
 // config file reloads. A bad new config is logged and the old one keeps serving.
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
-import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -27,7 +27,7 @@ export class ConfigReloader {
 
   private async doReload(reason: string): Promise<ReloadResult> {
     try {
-      const { config } = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS });
+      const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
       await this.runtime.apply(config);
       this.log.info({ reason, version: this.runtime.current.version }, 'config reloaded');
       return { ok: true };

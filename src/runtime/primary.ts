@@ -13,7 +13,7 @@ import { PurgeRelay } from '../cache/purge-fanout.ts';
 import { answerLimitRequest } from '../limits/ipc-store.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
-import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
 import { resolveWorkerCount } from './worker-count.ts';
@@ -64,7 +64,7 @@ export class Primary {
 
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
   async start(): Promise<void> {
-    const { config } = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS });
+    const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
@@ -132,7 +132,7 @@ export class Primary {
     let wanted: number;
     let config: Config;
     try {
-      config = loadConfigFile(this.file, { plugins: PLUGIN_SCHEMAS }).config;
+      config = loadConfigFile(this.file, LOAD_OPTIONS).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;

@@ -1,0 +1,132 @@
+// The checks `start` makes before serving, run by every load (`turnpike validate`, `start`, a reload): files
+// exist and parse (certificates, keys, CAs, JWT keys), keys match their certificates, the access log can be
+// opened, and each plugin's own `check` (secrets long enough, a store or consumer it names is configured).
+// They read the document as written, piece by piece: a piece the schema refuses is reported by the schema and
+// skipped here, so one run lists every problem, each at its key path.
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { tlsSettings } from '../config/listener-schema.ts';
+import type { CheckEnv, CheckProblem, LoadOptions } from '../config/loader.ts';
+import { upstreamTls } from '../config/upstream-schema.ts';
+import { PLUGIN_SCHEMAS, PLUGINS } from '../plugins/registry.ts';
+import type { PluginCheckEnv } from '../plugins/types.ts';
+import { checkListenerTlsFiles, checkUpstreamTlsFiles } from '../tls/check-files.ts';
+
+type Loose = Record<string, unknown>;
+type Path = (string | number)[];
+const isObject = (v: unknown): v is Loose => v !== null && typeof v === 'object' && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** What every load of a config file uses: the plugins' schemas, and these checks. */
+export const LOAD_OPTIONS: LoadOptions = { plugins: PLUGIN_SCHEMAS, check: checkConfig };
+
+export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
+  if (!isObject(raw)) return [];
+  const problems: CheckProblem[] = [];
+  list(raw.listeners).forEach((l, i) => {
+    if (!isObject(l) || (l.protocol !== 'https' && l.protocol !== 'tcp') || l.tls === undefined) return;
+    const tls = tlsSettings.safeParse(l.tls);
+    if (!tls.success) return;
+    for (const p of checkListenerTlsFiles(tls.data, env.configDir)) {
+      problems.push({ path: ['listeners', i, 'tls', ...p.path], message: p.message, code: 'TP_TLS_CONFIG' });
+    }
+  });
+  if (isObject(raw.upstreams)) {
+    for (const [name, u] of Object.entries(raw.upstreams)) {
+      if (!isObject(u) || u.tls === undefined) continue;
+      const tls = upstreamTls.safeParse(u.tls);
+      if (!tls.success) continue;
+      for (const p of checkUpstreamTlsFiles(tls.data, env.configDir)) {
+        problems.push({ path: ['upstreams', name, 'tls', ...p.path], message: p.message, code: 'TP_TLS_CONFIG' });
+      }
+    }
+  }
+  const log = isObject(raw.accessLog) ? raw.accessLog : {};
+  if (log.enabled !== false && typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr') {
+    const problem = accessLogProblem(log.output);
+    if (problem !== undefined) problems.push({ path: ['accessLog', 'output'], message: problem, code: 'TP_CONFIG_FILE' });
+  }
+  const pluginEnv = pluginCheckEnv(raw, env);
+  checkPlugins(raw.plugins, ['plugins'], pluginEnv, problems);
+  list(raw.routes).forEach((route, i) => {
+    if (isObject(route)) checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
+  });
+  return problems;
+}
+
+function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {
+  const consumerNames = new Set<string>();
+  const consumerGroups = new Set<string>();
+  for (const c of list(raw.consumers)) {
+    if (!isObject(c)) continue;
+    if (typeof c.name === 'string') consumerNames.add(c.name);
+    for (const g of list(c.groups)) if (typeof g === 'string') consumerGroups.add(g);
+  }
+  const stores = isObject(raw.stores) ? raw.stores : {};
+  return { configDir: env.configDir, redisConfigured: stores.redis !== undefined && stores.redis !== null, consumerNames, consumerGroups };
+}
+
+/** Each plugin entry whose config its schema accepts goes through the plugin's own `check`. */
+function checkPlugins(entries: unknown, at: Path, env: PluginCheckEnv, problems: CheckProblem[]): void {
+  list(entries).forEach((entry, j) => {
+    if (!isObject(entry) || Object.keys(entry).length !== 1) return;
+    const [name, config] = Object.entries(entry)[0]!;
+    const plugin = PLUGINS.get(name);
+    if (plugin?.check === undefined) return;
+    const parsed = plugin.schema.safeParse(config ?? {});
+    if (!parsed.success) return;
+    const where: Path = [...at, j, name];
+    try {
+      for (const p of plugin.check(parsed.data, env)) problems.push({ ...p, path: [...where, ...p.path] });
+    } catch (err) {
+      problems.push({ path: where, message: `the ${name} plugin could not check its config (${(err as Error).message})` });
+    }
+  });
+}
+
+/**
+ * Whether the access log can be opened for appending where the gateway will open it (relative to the working
+ * directory), without creating or truncating anything: an existing file must be writable, a missing one needs
+ * its nearest existing folder writable (missing folders are created at start).
+ */
+function accessLogProblem(output: string): string | undefined {
+  const file = resolve(output);
+  const shown = output === file ? output : `${output} (${file})`;
+  const existing = stat(file);
+  if (existing === 'missing') {
+    for (let dir = dirname(file); ; dir = dirname(dir)) {
+      const st = stat(dir);
+      if (st === 'missing') {
+        if (dir === dirname(dir)) return `${shown} cannot be created: no folder of its path exists`;
+        continue;
+      }
+      if (typeof st === 'string') return `${shown} cannot be created: ${dir}: ${st}`;
+      if (!st.isDirectory()) return `${shown} cannot be created: ${dir} is a file, not a folder`;
+      if (!accessible(dir, constants.W_OK | constants.X_OK)) return `${shown} cannot be created: the folder ${dir} is not writable`;
+      return undefined;
+    }
+  }
+  if (typeof existing === 'string') return `${shown}: ${existing}`;
+  if (existing.isDirectory()) return `${shown} is a folder, not a file`;
+  if (!accessible(file, constants.W_OK)) return `${shown} cannot be appended to: permission denied`;
+  return undefined;
+}
+
+function stat(path: string): Stats | 'missing' | string {
+  try {
+    return statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing';
+    return code === 'EACCES' ? 'permission denied' : (err as Error).message;
+  }
+}
+
+function accessible(path: string, mode: number): boolean {
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}
