@@ -6,6 +6,9 @@ import { writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
+import { parseConfig } from '../src/index.ts';
+import type { RequestContext } from '../src/request-context.ts';
+import { TargetRegistry } from '../src/upstream/pool.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 import { until } from './helpers/wait.ts';
 
@@ -203,6 +206,38 @@ describe('least-connections and WebSockets', () => {
     } finally {
       for (const ws of sockets) ws.terminate();
       await gw.stop();
+    }
+  });
+});
+
+describe('leases', () => {
+  test('a lease counts its try on the target until it ends, and records a failure after a success (a reset mid-body) but nothing twice', async () => {
+    const config = parseConfig(yaml(
+      '  app: { targets: [{ url: "http://127.0.0.1:9" }, { url: "http://127.0.0.1:10" }], healthCheck: { passive: { consecutiveFailures: 2, ejectFor: 1h } } }',
+    )).upstreams.app!;
+    const registry = new TargetRegistry('a sticky secret of enough length');
+    const pool = registry.build('app', config, '.');
+    registry.commit([pool]);
+    const ctx = {} as RequestContext; // round robin reads nothing of the request
+    try {
+      const first = pool.begin(ctx)!;
+      const target = first.target;
+      const other = pool.targets.find((t) => t !== target)!;
+      assert.equal(target.active, 1);
+      first.observe(false); // the head came
+      first.observe(true); // then the body failed: one failure in a row
+      first.observe(true); // the same failure reported again: ignored
+      first.end();
+      first.end();
+      assert.equal(target.active, 0);
+      assert.equal(pool.usableCount, 2, 'one failure in a row does not eject at consecutiveFailures 2');
+      const second = pool.begin(ctx, other)!;
+      assert.equal(second.target, target);
+      second.observe(true);
+      second.end();
+      assert.deepEqual(pool.state.usable.map((t) => t.url), [other.url], 'the second failure in a row ejects it');
+    } finally {
+      await registry.closeAll();
     }
   });
 });

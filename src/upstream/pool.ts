@@ -24,7 +24,7 @@ export class Lease {
   private readonly state: UpstreamState;
   private readonly breaker: CircuitBreaker | null;
   private readonly started = performance.now();
-  private observed = false;
+  private outcome = 0; // 0: none yet, 1: succeeded, 2: failed
   private ended = false;
 
   constructor(state: UpstreamState, target: Target, breaker: CircuitBreaker | null) {
@@ -33,10 +33,13 @@ export class Lease {
     this.breaker = breaker;
   }
 
-  /** The try's outcome, once (at the response head or a failure): passive health and latency-aware balancers. */
+  /**
+   * The try's outcome (at the response head, or a failure): passive health and latency-aware balancers. Once,
+   * except that a failure after a success counts too (a reset mid-body after a good head).
+   */
   observe(failed: boolean): void {
-    if (this.observed) return;
-    this.observed = true;
+    if (this.outcome === 2 || (this.outcome === 1 && !failed)) return;
+    this.outcome = failed ? 2 : 1;
     this.state.observe(this.target, performance.now() - this.started, failed);
     this.breaker?.record(!failed);
   }
@@ -45,8 +48,8 @@ export class Lease {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    if (!this.observed && this.breaker !== null) {
-      this.observed = true;
+    if (this.outcome === 0 && this.breaker !== null) {
+      this.outcome = 1;
       this.breaker.record(true);
     }
     const target = this.target;
