@@ -109,6 +109,7 @@ export class Runtime implements ListenerHost {
 
   /** The active checks probe the live targets (those added at run time too) and the config's tcp ones. */
   private syncHealthChecks(): void {
+    if (this.draining) return; // stopped: an upstream released while draining must not restart the probes
     this.checker?.set(checkedTargets(this.current.config, this.registry.liveTargets()));
   }
 
