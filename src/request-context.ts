@@ -10,11 +10,11 @@ import type { ForwardRoute } from './proxy/http-forwarder.ts';
 export interface ResponseHead {
   status: number;
   headers: Record<string, string | string[] | number | undefined>;
-  /** The body streams from the upstream (it can be re-encoded); false for replies the gateway makes. */
-  readonly upstream?: boolean;
+  /** The body a terminal produces (it streams through the stages plugins add); null for local replies and hits. */
+  readonly body: ResponseBody | null;
 }
 
-/** Sees a response body as the client gets it (after any encoder): the cache storing it while it streams. */
+/** Sees a response body as the client gets it (after every stage): the cache storing it while it streams. */
 export interface BodyTap {
   write(chunk: Buffer): void;
   /** The whole body went to the client. Not called when the response failed or the client left. */
@@ -22,11 +22,28 @@ export interface BodyTap {
 }
 
 /**
- * Asked when an upstream answered (headers as the client would get them, before the response plugins) or failed
- * (status 0, headers null). A Reply answers the client instead: a stored response after a 304, a stale one on an
+ * What response plugins do to a body a terminal produces: stages transform it in the order they were added
+ * (transform-response plugins, then compress), taps see what the client gets. Arrays are made on first use.
+ */
+export class ResponseBody {
+  stages: Transform[] | null = null;
+  taps: BodyTap[] | null = null;
+
+  transform(stage: Transform): void {
+    (this.stages ??= []).push(stage);
+  }
+
+  tap(tap: BodyTap): void {
+    (this.taps ??= []).push(tap);
+  }
+}
+
+/**
+ * Asked when an upstream answered (the head as the client would get it, before the response plugins) or failed
+ * (status 0, head null). A Reply answers the client instead: a stored response after a 304, a stale one on an
  * error.
  */
-export type UpstreamOverride = (status: number, headers: ResponseHead['headers'] | null) => Reply | undefined;
+export type UpstreamOverride = (status: number, head: ResponseHead | null) => Reply | undefined;
 
 /** A reply made by the gateway itself (a plugin short-circuit, respond, redirect, an error). */
 export interface Reply {
@@ -71,11 +88,8 @@ export class RequestContext {
   identity: Identity | null;
   /** `WWW-Authenticate` challenges of the authentication plugins that refused it (sent with the 401). */
   authChallenges: string[] | null;
-  /** Re-encodes the upstream response body on its way to the client (compress), or null. */
-  bodyEncoder: Transform | null;
-  /** Receives the body sent to the client (cache fill), or null. */
-  bodyTap: BodyTap | null;
-  upstreamOverride: UpstreamOverride | null;
+  /** Asked, in order, when the upstream answers or fails (a cache serving a stored response instead), or null. */
+  upstreamOverrides: UpstreamOverride[] | null;
   /** What the cache did (HIT, MISS, STALE, BYPASS, REVALIDATED), for the access log; '' without a cache. */
   cacheStatus: string;
   /** The route's forwarding plan while a request is forwarded (a background cache refresh uses it), or null. */
@@ -132,9 +146,7 @@ export class RequestContext {
     this.onDone = null;
     this.logUrl = null;
     this.rateDecisions = null;
-    this.bodyEncoder = null;
-    this.bodyTap = null;
-    this.upstreamOverride = null;
+    this.upstreamOverrides = null;
     this.cacheStatus = '';
     this.forwardRoute = null;
     const type = req.headers['content-type'];
@@ -153,6 +165,21 @@ export class RequestContext {
       prev();
       fn();
     };
+  }
+
+  onUpstream(override: UpstreamOverride): void {
+    (this.upstreamOverrides ??= []).push(override);
+  }
+
+  /** The first override's Reply for this upstream answer or failure, or undefined. */
+  overrideUpstream(status: number, head: ResponseHead | null): Reply | undefined {
+    const list = this.upstreamOverrides;
+    if (list === null) return undefined;
+    for (let i = 0; i < list.length; i++) {
+      const reply = list[i]!(status, head);
+      if (reply !== undefined) return reply;
+    }
+    return undefined;
   }
 
   removeRequestHeader(name: string): void {

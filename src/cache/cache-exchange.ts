@@ -60,6 +60,8 @@ export class CacheExchange {
   private head: ResponseHead['headers'] | null = null;
   private policy: CachePolicy | null = null;
   private status = 0;
+  /** Content-Encoding as the upstream sent it. */
+  private upstreamCoding: ResponseHead['headers'][string] = undefined;
 
   constructor(cache: ResponseCache, ctx: RequestContext, urlKey: string, variant: string, entry: CacheEntry | undefined, release: () => void) {
     this.cache = cache;
@@ -70,10 +72,11 @@ export class CacheExchange {
     this.release = release;
   }
 
-  readonly override: UpstreamOverride = (status, headers) => {
+  readonly override: UpstreamOverride = (status, head) => {
     const o = this.cache.o;
     const entry = this.entry;
-    if (headers === null) return entry !== undefined && usableOnError(entry) ? this.cache.replyFrom(this.ctx, entry, 'STALE') : undefined;
+    if (head === null) return entry !== undefined && usableOnError(entry) ? this.cache.replyFrom(this.ctx, entry, 'STALE') : undefined;
+    const headers = head.headers;
     const cacheRequest = requestView(this.ctx);
     if (entry !== undefined) {
       if (status === 304) {
@@ -87,18 +90,24 @@ export class CacheExchange {
       }
       if (status >= 500 && usableOnError(entry)) return this.cache.replyFrom(this.ctx, entry, 'STALE');
     }
+    let filling = false;
     if (this.ctx.req.method === 'GET') {
       const policy = new CachePolicy(cacheRequest, responseView(status, headers, o.defaults), { shared: true });
       if (storableResponse(policy, status, headers, o.defaults, o.maxObjectSize)) {
         this.policy = policy;
         this.status = status;
         this.stored = storedHeaders(headers, o.statusHeader);
+        this.upstreamCoding = headers['content-encoding'];
         this.head = headers;
-        this.ctx.bodyTap = new Fill(o.maxObjectSize, this.complete, this.release);
+        // The tap sees the body after every stage (compress): a variant is stored as the client gets it.
+        if (head.body !== null) {
+          head.body.tap(new Fill(o.maxObjectSize, this.complete, this.release));
+          filling = true;
+        }
       }
     }
     // Nothing will be stored: requests waiting for this one go upstream now, not when this body ends.
-    if (this.ctx.bodyTap === null) this.release();
+    if (!filling) this.release();
     if (o.statusHeader !== null) headers[o.statusHeader] = 'MISS';
     return undefined;
   };
@@ -116,7 +125,8 @@ export class CacheExchange {
     delete stored['content-length'];
     const fields = varyFieldsOf(stored.vary);
     if (!fields.includes('*')) {
-      const encodedBy = this.ctx.bodyEncoder !== null ? String(final['content-encoding']) : null;
+      // Encoded by a body stage of the gateway (not by the upstream): a refresh re-encodes the same way.
+      const encodedBy = this.upstreamCoding === undefined && final['content-encoding'] !== undefined ? String(final['content-encoding']) : null;
       const variant = this.cache.o.key.variant(this.ctx, fields);
       this.cache.save(this.urlKey, fields, variant, { policy: this.policy!, status: this.status, headers: stored, body, encodedBy });
     }

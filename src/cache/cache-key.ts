@@ -1,7 +1,7 @@
 // Cache keys, compiled from the plugin's `key:` list at load. A key has two halves: the URL key (host, path,
 // query) that purges address, and the variant (method, consumer, configured headers and cookies, then the fields
 // the response's Vary names) that tells apart the responses stored under one URL.
-import { codingWeights } from '../plugins/compress.ts';
+import { codingWeights } from '../http/codings.ts';
 import type { RequestContext } from '../request-context.ts';
 import { compileCookieRules, keyedCookies, type CookieRules } from './cookies.ts';
 

@@ -3,10 +3,10 @@
 // and purges. The per-request side of a miss or revalidation is a CacheExchange.
 import type { BlockList } from 'node:net';
 import CachePolicy from 'http-cache-semantics';
-import { encodeOnce } from '../plugins/compress.ts';
+import { encodeOnce } from '../http/codings.ts';
 import type { RequestHookResult } from '../plugins/types.ts';
 import { fetchDetached, type DetachedResponse } from '../proxy/detached-fetch.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext, ResponseHead, UpstreamOverride } from '../request-context.ts';
 import { CacheExchange, refreshedEntry, storedHeaders, storableResponse } from './cache-exchange.ts';
 import type { CacheKey } from './cache-key.ts';
@@ -63,13 +63,13 @@ export class ResponseCache {
 
   private bypass(ctx: RequestContext): undefined {
     ctx.cacheStatus = 'BYPASS';
-    ctx.upstreamOverride = this.labelBypass;
+    ctx.onUpstream(this.labelBypass);
     return undefined;
   }
 
   /** RFC 9111 4.4: a successful unsafe request invalidates what is stored for its URL. */
   response(ctx: RequestContext, head: ResponseHead): void {
-    if (head.upstream === true && head.status < 400 && UNSAFE.has(ctx.req.method!)) {
+    if (head.body !== null && head.status < 400 && UNSAFE.has(ctx.req.method!)) {
       void Promise.resolve(this.o.purge(this.o.key.urlKey(ctx), false)).catch((err) => this.o.onError('cache invalidation failed', err));
     }
   }
@@ -113,7 +113,7 @@ export class ResponseCache {
       // Not filled from these: a HEAD has no body, a range is a part, and a conditional client is answered by
       // the upstream (often a 304 with nothing to store). The next plain GET fills.
       ctx.cacheStatus = 'MISS';
-      ctx.upstreamOverride = this.labelMiss;
+      ctx.onUpstream(this.labelMiss);
       return undefined;
     }
     const lockKey = `${urlKey}\n${variant}`;
@@ -126,7 +126,7 @@ export class ResponseCache {
     if (release !== null) ctx.whenDone(release);
     if (entry !== undefined) askWithValidators(ctx, entry);
     ctx.cacheStatus = 'MISS';
-    ctx.upstreamOverride = exchange.override;
+    ctx.onUpstream(exchange.override);
     return undefined;
   }
 
@@ -230,8 +230,8 @@ export class ResponseCache {
 
   private labeller(label: string): UpstreamOverride {
     const name = this.o.statusHeader;
-    return (_status, headers) => {
-      if (headers !== null && name !== null) headers[name] = label;
+    return (_status, head) => {
+      if (head !== null && name !== null) head.headers[name] = label;
       return undefined;
     };
   }

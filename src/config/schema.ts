@@ -72,6 +72,22 @@ const redirect = z.strictObject({
   appendPath: z.boolean().default(false),
 });
 
+/**
+ * The config shape of each terminal, by the route key that selects it (src/terminals/ holds one implementation
+ * per key; its registry checks both lists agree). A route takes exactly one of these keys.
+ */
+export const ROUTE_TERMINALS = {
+  upstream: z.string().min(1),
+  respond,
+  redirect,
+};
+const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
+const terminalList = (keys: readonly string[]) => keys.length <= 2 ? keys.join(' or ') : `${keys.slice(0, -1).join(', ')} or ${keys.at(-1)}`;
+
+function optionalShape<T extends Record<string, z.ZodType>>(shape: T): { [K in keyof T]: z.ZodOptional<T[K]> } {
+  return Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]> };
+}
+
 function pluginList(plugins: PluginSchemas | undefined) {
   if (!plugins) {
     // Used only to describe the shape (JSON Schema without plugin details).
@@ -115,9 +131,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     .strictObject({
       name: z.string().min(1).optional(),
       match: match.prefault({}),
-      upstream: z.string().min(1).optional(),
-      respond: respond.optional(),
-      redirect: redirect.optional(),
+      ...optionalShape(ROUTE_TERMINALS),
       plugins: pluginArray.default([]),
       limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
       timeouts: routeTimeouts.optional(),
@@ -130,13 +144,13 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       }),
     })
     .superRefine((r, ctx) => {
-      const terminals = (['upstream', 'respond', 'redirect'] as const).filter((t) => r[t] !== undefined);
+      const terminals = TERMINAL_KEYS.filter((t) => r[t] !== undefined);
       if (terminals.length === 0) {
-        ctx.addIssue({ code: 'custom', message: 'a route needs one of upstream, respond or redirect' });
+        ctx.addIssue({ code: 'custom', message: `a route needs one of ${terminalList(TERMINAL_KEYS)}` });
       } else if (terminals.length > 1) {
         ctx.addIssue({
           code: 'custom',
-          message: `a route takes only one of upstream, respond or redirect, but this one has ${terminals.join(' and ')}`,
+          message: `a route takes only one of ${terminalList(TERMINAL_KEYS)}, but this one has ${terminals.join(' and ')}`,
           params: { atKey: terminals[1] },
         });
       }

@@ -3,7 +3,7 @@
 // each of `claims` has exactly that value. Otherwise 403.
 import { z } from 'zod';
 import type { CheckProblem } from '../config/problems.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import { definePlugin } from './types.ts';
 
 const claimValue = z.union([z.string(), z.number(), z.boolean()]);

@@ -2,7 +2,7 @@
 // `queueTimeout` for a slot, the rest get 503. A slot is held until the exchange ends (the response closed).
 import { z } from 'zod';
 import { duration } from '../config/primitives.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext } from '../request-context.ts';
 import { definePlugin } from './types.ts';
 

@@ -4,7 +4,7 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { cidr } from '../config/primitives.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import { definePlugin } from './types.ts';
 
 const schema = z

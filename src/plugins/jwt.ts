@@ -10,7 +10,7 @@ import { duration, headerName } from '../config/primitives.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { JWT_ALGORITHMS, JwksUnavailableError, publicKeyFromJwk, remoteJwks, verifyKey, type RemoteJwks, type VerifyKey } from '../auth/jwks.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import { formatPath, type CheckProblem } from '../config/problems.ts';
 import { TurnpikeError, type ErrorCode } from '../errors.ts';
 import type { RequestContext } from '../request-context.ts';

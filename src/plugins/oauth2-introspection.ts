@@ -6,7 +6,7 @@ import { duration } from '../config/primitives.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { readCapped } from '../auth/jwks.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext } from '../request-context.ts';
 import { definePlugin, type PluginEnv } from './types.ts';
 

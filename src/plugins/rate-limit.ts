@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { duration } from '../config/primitives.ts';
 import { RedisRateStore } from '../limits/redis-rate-store.ts';
 import type { LimitSpec, RateDecision, RateStore } from '../limits/shared-store.ts';
-import { problemReply } from '../proxy/problem.ts';
+import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 import { definePlugin } from './types.ts';
 

@@ -1,4 +1,5 @@
 // Every plugin Turnpike knows. Adding a plugin = one file + one line here.
+import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { allowPlugin } from './allow.ts';
 import { basicAuthPlugin } from './basic-auth.ts';
@@ -16,6 +17,15 @@ import { rewritePlugin } from './rewrite.ts';
 import { securityHeadersPlugin } from './security-headers.ts';
 import type { PluginDefinition } from './types.ts';
 
+/**
+ * Test-only plugins (a plugin that throws, body stages to compose): modules named in TURNPIKE_TEST_PLUGINS
+ * (comma-separated paths) that export `plugins`. Unset in production.
+ */
+const testPlugins: PluginDefinition<any>[] = [];
+for (const path of (process.env.TURNPIKE_TEST_PLUGINS ?? '').split(',').filter((p) => p !== '')) {
+  testPlugins.push(...((await import(pathToFileURL(path).href)) as { plugins: PluginDefinition<any>[] }).plugins);
+}
+
 export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<string, PluginDefinition<any>>(
   [
     rewritePlugin,
@@ -32,6 +42,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     securityHeadersPlugin,
     compressPlugin,
     cachePlugin,
+    ...testPlugins,
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
 

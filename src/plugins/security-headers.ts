@@ -1,6 +1,5 @@
-// security-headers: adds the usual browser hardening headers to every response of a route.
-// Runs in the `access` phase only so that its response hook also covers the local answers of every later
-// plugin (401, 403, 429...); it has no request hook.
+// security-headers: adds the usual browser hardening headers to every response of a route (a response phase
+// plugin: its hook sees local answers too — 401, 403, 429, 404).
 import { z } from 'zod';
 import { durationInUnion } from '../config/primitives.ts';
 import { definePlugin } from './types.ts';
@@ -64,7 +63,7 @@ const schema = z.strictObject({
 
 export const securityHeadersPlugin = definePlugin({
   name: 'security-headers',
-  phase: 'access',
+  phase: 'transform-response',
   description: 'Adds X-Content-Type-Options, X-Frame-Options, Referrer-Policy, HSTS (https only) and optional CSP / Permissions-Policy to responses',
   schema,
   create(config) {

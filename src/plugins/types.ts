@@ -1,4 +1,4 @@
-// What a plugin is: a name, a config schema, the phase its request hook runs in, and a factory that
+// What a plugin is: a name, a config schema, the phase its hooks run in, and a factory that
 // precomputes everything at load so the hooks only do per-request work (as Hono's middleware factories do).
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { CheckProblem } from '../config/problems.ts';
@@ -8,18 +8,21 @@ import type { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 
-/** Request phases, in the fixed order they run. The terminal (forward, respond, redirect) runs after `cache`. */
-export const PHASES = ['access', 'authenticate', 'authorize', 'limit', 'transform-request', 'cache'] as const;
-export type Phase = (typeof PHASES)[number];
+export { PHASES, REQUEST_PHASES, RESPONSE_PHASES, type Phase, type RequestPhase } from '../pipeline/phases.ts';
+import type { Phase } from '../pipeline/phases.ts';
 
 export type RequestHookResult = Reply | undefined | void;
 export type RequestHook = (ctx: RequestContext) => RequestHookResult | Promise<RequestHookResult>;
-/** Runs on the response head (from the upstream or a local reply) before it is written. */
+/** Runs on the response head (from a terminal or a local reply) before it is written. */
 export type ResponseHook = (ctx: RequestContext, head: ResponseHead) => void;
+/** Runs when the exchange is over (the response finished or the client left). */
+export type LogHook = (ctx: RequestContext) => void;
 
 export interface PluginHooks {
+  /** Request phases only. */
   readonly request?: RequestHook;
   readonly response?: ResponseHook;
+  readonly log?: LogHook;
 }
 
 export interface PluginEnv {

@@ -1,14 +1,15 @@
 // The forwarder's hot path: one undici dispatch per attempt, streaming both ways with backpressure; retries,
 // the circuit breaker and passive health around it. An Exchange is one client request; an Attempt one try.
+import type { Transform, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
-import type { Chain } from '../plugins/pipeline.ts';
-import { runResponseHooks } from '../plugins/pipeline.ts';
-import type { RequestContext, ResponseHead } from '../request-context.ts';
+import { finishHead, type Chain } from '../pipeline/chain.ts';
+import { failInternally } from '../pipeline/guard.ts';
+import { sendProblem, sendReply } from '../pipeline/reply.ts';
+import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
-import { sendProblem, sendReply } from './reply.ts';
 import { backoffDelay, covers, failureKindOf, IDEMPOTENT_METHODS, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
@@ -22,7 +23,6 @@ export interface ForwardRoute extends UpstreamHeaderPolicy {
   /** The whole exchange, retries included (0: unbounded). */
   readonly totalTimeout: number;
   readonly retry: RetryPolicy;
-  readonly echoRequestId: string | null;
 }
 
 class BodyTooLargeError extends Error {
@@ -33,13 +33,13 @@ export function forward(ctx: RequestContext, route: ForwardRoute): void {
   const pool = route.pool;
   if (pool.breaker !== null && !pool.breaker.tryAcquire()) {
     // A stored response may stand in while the breaker is open (the cache's stale-if-error).
-    const stored = ctx.upstreamOverride?.(0, null);
+    const stored = ctx.overrideUpstream(0, null);
     if (stored !== undefined) {
       ctx.errorCode = 'TP_CIRCUIT_OPEN';
-      return sendReply(ctx, route.chain, stored, route.echoRequestId);
+      return sendReply(ctx, route.chain, stored);
     }
     const retryAfter = String(pool.breaker.retryAfterSeconds());
-    sendProblem(ctx, route.chain, 'TP_CIRCUIT_OPEN', undefined, route.echoRequestId, { 'retry-after': retryAfter });
+    sendProblem(ctx, route.chain, 'TP_CIRCUIT_OPEN', undefined, { 'retry-after': retryAfter });
     return;
   }
   const headers = ctx.req.headers;
@@ -156,14 +156,14 @@ class Exchange {
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') res.shouldKeepAlive = false;
-    else if (this.ctx.upstreamOverride !== null) {
-      const reply = this.ctx.upstreamOverride(0, null);
+    else {
+      const reply = this.ctx.overrideUpstream(0, null);
       if (reply !== undefined) {
         this.ctx.errorCode = code; // logged: the client got a stored response, the upstream failed
-        return sendReply(this.ctx, this.route.chain, reply, this.route.echoRequestId);
+        return sendReply(this.ctx, this.route.chain, reply);
       }
     }
-    sendProblem(this.ctx, this.route.chain, code, undefined, this.route.echoRequestId);
+    sendProblem(this.ctx, this.route.chain, code);
   }
 
   finish(failed: boolean): void {
@@ -204,6 +204,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   private drainListener: (() => void) | null = null;
   /** The status of a gRPC "trailers-only" upstream response, to be sent to the client as trailers. */
   private grpcStatus: Record<string, string> | null = null;
+  /** Where body chunks go: the first body stage, or the client. */
+  private sink: Writable | null = null;
+  private stages: Transform[] | null = null;
+  private taps: BodyTap[] | null = null;
 
   constructor(exchange: Exchange, target: Target) {
     this.exchange = exchange;
@@ -256,52 +260,66 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.end();
       return;
     }
-    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden), upstream: true };
-    if (ctx.upstreamOverride !== null) {
-      const reply = ctx.upstreamOverride(statusCode, head.headers);
+    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden), body: new ResponseBody() };
+    if (ctx.upstreamOverrides !== null) {
+      const reply = ctx.overrideUpstream(statusCode, head);
       if (reply !== undefined) {
         // The client gets the reply; this response is ignored (a 304 has no body; an error's is cut short).
         this.abandoned = true;
         exchange.finish(statusCode >= 500);
         if (statusCode !== 304) controller.abort(new Error('replaced by a stored response'));
-        sendReply(ctx, route.chain, reply, route.echoRequestId);
+        sendReply(ctx, route.chain, reply);
         return;
       }
     }
     const sticky = route.pool.sticky;
     if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(route.pool.tokens.get(this.target)!));
-    const chain = route.chain;
-    if (chain.response.length > 0) runResponseHooks(chain, ctx, head);
-    if (route.echoRequestId !== null) head.headers[route.echoRequestId] = ctx.requestId;
+    try {
+      finishHead(route.chain, ctx, head);
+    } catch (err) {
+      this.abandoned = true;
+      exchange.finish(false);
+      controller.abort(new Error('a response hook failed'));
+      return failInternally(ctx, route.chain.echoRequestId, err);
+    }
     if (ctx.grpc && head.headers['grpc-status'] !== undefined) this.grpcStatus = takeGrpcStatus(head.headers);
-    ctx.status = head.status;
     // HTTP/2 has no reason phrase (Node warns once per process when given one).
     if (head.status === statusCode && statusMessage && ctx.req.httpVersionMajor === 1) res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
-    // A response plugin (compress) may have asked to re-encode the body: it streams through the encoder.
-    const encoder = ctx.bodyEncoder;
-    if (encoder !== null) {
-      const tap = ctx.bodyTap;
-      encoder.on('data', (c: Buffer) => {
-        if (tap !== null) tap.write(c);
-        if (!res.write(c)) {
-          encoder.pause();
-          res.once('drain', () => encoder.resume());
-        }
-      });
-      encoder.once('end', () => this.finishResponse());
-      encoder.once('error', () => res.destroy());
-      res.once('close', () => encoder.destroy());
-    }
+    const body = head.body!;
+    this.taps = body.taps;
+    this.sink = body.stages === null ? res : this.pipeStages(body.stages);
+  }
+
+  /** Body stages run in the order plugins added them; the last one writes to the client, with backpressure. */
+  private pipeStages(stages: Transform[]): Writable {
+    const res = this.exchange.ctx.res;
+    this.stages = stages;
+    for (let i = 0; i < stages.length - 1; i++) stages[i]!.pipe(stages[i + 1]!);
+    const last = stages[stages.length - 1]!;
+    const taps = this.taps;
+    last.on('data', (c: Buffer) => {
+      if (taps !== null) for (let i = 0; i < taps.length; i++) taps[i]!.write(c);
+      if (!res.write(c)) {
+        last.pause();
+        res.once('drain', () => last.resume());
+      }
+    });
+    last.once('end', () => this.finishResponse());
+    const fail = () => res.destroy();
+    for (const stage of stages) stage.once('error', fail);
+    res.once('close', () => {
+      for (const stage of stages) stage.destroy();
+    });
+    return stages[0]!;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.abandoned) return;
-    const ctx = this.exchange.ctx;
-    ctx.bytesOut += chunk.length;
-    const encoder = ctx.bodyEncoder;
-    if (encoder === null && ctx.bodyTap !== null) ctx.bodyTap.write(chunk);
-    const sink = encoder ?? ctx.res;
+    this.exchange.ctx.bytesOut += chunk.length;
+    const taps = this.taps;
+    if (taps !== null && this.stages === null) for (let i = 0; i < taps.length; i++) taps[i]!.write(chunk);
+    const sink = this.sink!;
     if (!sink.write(chunk)) {
       controller.pause();
       if (this.drainListener === null) this.drainListener = () => controller.resume();
@@ -311,12 +329,12 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   private pendingTrailers: Record<string, string> | null = null;
 
-  /** Ends the client response (after the encoder flushed, when there is one), with any trailers. */
+  /** Ends the client response (after the body stages flushed, when there are any), with any trailers. */
   private finishResponse(): void {
-    const ctx = this.exchange.ctx;
-    const res = ctx.res;
+    const res = this.exchange.ctx.res;
     if (this.pendingTrailers !== null) res.addTrailers(this.pendingTrailers);
-    if (ctx.bodyTap !== null && !res.destroyed) ctx.bodyTap.end();
+    const taps = this.taps;
+    if (taps !== null && !res.destroyed) for (let i = 0; i < taps.length; i++) taps[i]!.end();
     res.end();
   }
 
@@ -335,8 +353,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
       if (any) this.pendingTrailers = trailers as Record<string, string>;
     }
-    const encoder = exchange.ctx.bodyEncoder;
-    if (encoder !== null) encoder.end(); // the response ends when the encoder has flushed
+    if (this.stages !== null) this.stages[0]!.end(); // the response ends when the last stage has flushed
     else this.finishResponse();
   }
 

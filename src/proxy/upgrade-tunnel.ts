@@ -5,13 +5,13 @@
 import { STATUS_CODES, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
-import type { Chain } from '../plugins/pipeline.ts';
-import { runResponseHooks } from '../plugins/pipeline.ts';
+import { finishHead, type Chain } from '../pipeline/chain.ts';
+import { failInternally } from '../pipeline/guard.ts';
+import { sendProblem } from '../pipeline/reply.ts';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
 import { errorCodeOf } from './http-forwarder.ts';
-import { sendProblem } from './reply.ts';
 
 const MAX_HEAD = 64 * 1024;
 
@@ -20,7 +20,6 @@ export interface TunnelRoute extends UpstreamHeaderPolicy {
   readonly chain: Chain;
   readonly connectTimeout: number;
   readonly idleTimeout: number;
-  readonly echoRequestId: string | null;
 }
 
 /**
@@ -40,7 +39,7 @@ function codedError(message: string, code: string): Error {
 export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: Socket, head: Buffer, onOpen: (close: () => void) => () => void): void {
   const lease = route.pool.beginRequest(ctx);
   if (typeof lease === 'string') {
-    sendProblem(ctx, route.chain, lease, undefined, route.echoRequestId);
+    sendProblem(ctx, route.chain, lease);
     return;
   }
   // Counted on its target for the client connection's whole life, so least-connections sees WebSockets.
@@ -66,7 +65,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
       ...(tls ? { servername: isIP(host) === 0 ? host : '' } : {}),
     });
   } catch (err) {
-    sendProblem(ctx, route.chain, errorCodeOf(err as Error), undefined, route.echoRequestId);
+    sendProblem(ctx, route.chain, errorCodeOf(err as Error));
     return;
   }
 
@@ -91,7 +90,7 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
     if (!answered) {
       answered = true;
       lease.observe(true);
-      sendProblem(ctx, route.chain, errorCodeOf(err), undefined, route.echoRequestId);
+      sendProblem(ctx, route.chain, errorCodeOf(err));
     } else if (ctx.res.headersSent && !ctx.res.writableFinished) {
       ctx.errorCode = 'TP_UPSTREAM_RESET';
       ctx.res.destroy();
@@ -105,12 +104,17 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
       upstream.destroy();
       return;
     }
-    const responseHead: ResponseHead = { status: 101, headers: clientResponseHeaders(res.headers, route.pool.hidden) };
+    const responseHead: ResponseHead = { status: 101, headers: clientResponseHeaders(res.headers, route.pool.hidden), body: null };
     // Connection and Upgrade are hop-by-hop, but a 101 must carry them.
     responseHead.headers.connection = 'Upgrade';
     if (res.headers.upgrade !== undefined) responseHead.headers.upgrade = res.headers.upgrade;
-    const head101 = finishHead(ctx, route, responseHead);
-    clientSocket.write(serializeHead(head101, res.statusMessage ?? ''));
+    try {
+      finishHead(route.chain, ctx, responseHead);
+    } catch (err) {
+      upstream.destroy();
+      return failInternally(ctx, route.chain.echoRequestId, err);
+    }
+    clientSocket.write(serializeHead(responseHead, res.statusMessage ?? ''));
     if (upstreamHead.length > 0) {
       ctx.bytesOut += upstreamHead.length;
       clientSocket.write(upstreamHead);
@@ -132,7 +136,14 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
       req.destroy();
       return;
     }
-    const responseHead = finishHead(ctx, route, { status: res.statusCode!, headers: clientResponseHeaders(res.headers, route.pool.hidden) });
+    // The body of a refused upgrade is relayed as it is: no body stages.
+    const responseHead: ResponseHead = { status: res.statusCode!, headers: clientResponseHeaders(res.headers, route.pool.hidden), body: null };
+    try {
+      finishHead(route.chain, ctx, responseHead);
+    } catch (err) {
+      req.destroy();
+      return failInternally(ctx, route.chain.echoRequestId, err);
+    }
     if (responseHead.status === res.statusCode && res.statusMessage) out.writeHead(responseHead.status, res.statusMessage, responseHead.headers);
     else out.writeHead(responseHead.status, responseHead.headers);
     res.socket.setTimeout(route.idleTimeout, () => req.destroy(codedError('upstream idle', 'ETIMEDOUT')));
@@ -147,14 +158,6 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
   });
 
   req.end();
-}
-
-/** Runs the response hooks and adds the request id; the status may change (a hook can replace it). */
-function finishHead(ctx: RequestContext, route: TunnelRoute, head: ResponseHead): ResponseHead {
-  if (route.chain.response.length > 0) runResponseHooks(route.chain, ctx, head);
-  if (route.echoRequestId !== null) head.headers[route.echoRequestId] = ctx.requestId;
-  ctx.status = head.status;
-  return head;
 }
 
 /**

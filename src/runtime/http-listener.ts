@@ -5,13 +5,13 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { clientIdentity, formatClientCertHeader } from '../tls/client-auth.ts';
 import { peerAddressOf, proxiedClient } from './proxy-protocol-gate.ts';
-import { runRequestHooks, TERMINAL_REACHED } from '../plugins/pipeline.ts';
+import { runLogHooks, runRequestHooks, TERMINAL_REACHED, type Chain } from '../pipeline/chain.ts';
+import { failInternally } from '../pipeline/guard.ts';
+import { writeRawProblem } from '../pipeline/problem.ts';
+import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
-import { forward } from '../proxy/http-forwarder.ts';
-import { writeRawProblem } from '../proxy/problem.ts';
 import { checkRequestHead } from '../proxy/request-head.ts';
-import { sendProblem, sendReply } from '../proxy/reply.ts';
-import { tunnel, tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
+import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import { parseRequestTarget } from './url-path.ts';
@@ -30,6 +30,8 @@ interface RequestState {
   readonly ctx: RequestContext;
   readonly snapshot: Snapshot;
   readonly host: ListenerHost;
+  /** The chain whose log hooks run at the end: the route's, or the global one. */
+  chain: Chain;
   /** Whether this request still counts as in flight on its snapshot (an open tunnel stops counting). */
   counted: boolean;
 }
@@ -85,12 +87,20 @@ export function updateHttpServer(server: Server, listener: CompiledListener): vo
 function onResponseClose(this: ServerResponse): void {
   const state = (this as unknown as Record<symbol, RequestState>)[kState]!;
   releaseSnapshot(state);
-  const done = state.ctx.onDone;
+  const ctx = state.ctx;
+  const done = ctx.onDone;
   if (done !== null) {
-    state.ctx.onDone = null;
+    ctx.onDone = null;
     done();
   }
-  state.host.logAccess(state.ctx);
+  if (state.chain.log.length > 0) {
+    try {
+      runLogHooks(state.chain, ctx);
+    } catch (err) {
+      failInternally(ctx, null, err); // the response is over: only reported
+    }
+  }
+  state.host.logAccess(ctx);
 }
 
 function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): RequestState | null {
@@ -115,24 +125,25 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const target = parseRequestTarget(req.url ?? '');
   const ctx = new RequestContext(req, res, peer, trustedPeer, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '', target?.authority);
-  const state: RequestState = { ctx, snapshot, host, counted: true };
+  const global = snapshot.globalChain;
+  const state: RequestState = { ctx, snapshot, host, chain: global, counted: true };
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
   res.once('close', onResponseClose);
   if (host.draining) res.shouldKeepAlive = false;
   if (target === null) {
     res.shouldKeepAlive = false;
-    sendProblem(ctx, null, 'TP_BAD_REQUEST', 'the request target must be a path', snapshot.echoRequestId);
+    sendProblem(ctx, global, 'TP_BAD_REQUEST', 'the request target must be a path');
     return null;
   }
   const refused = checkRequestHead(ctx, listener.underscoreHeaders);
   if (refused !== null) {
     res.shouldKeepAlive = false;
-    sendProblem(ctx, null, 'TP_BAD_REQUEST', refused, snapshot.echoRequestId);
+    sendProblem(ctx, global, 'TP_BAD_REQUEST', refused);
     return null;
   }
   // TRACE echoes the request (cookies, credentials a proxy added) back to whoever can make a browser send it.
   if (req.method === 'TRACE') {
-    sendProblem(ctx, null, 'TP_METHOD_NOT_ALLOWED', `${req.method} is not served`, snapshot.echoRequestId);
+    sendProblem(ctx, global, 'TP_METHOD_NOT_ALLOWED', `${req.method} is not served`);
     return null;
   }
   if (listener.hsts !== null) res.setHeader('strict-transport-security', listener.hsts);
@@ -145,32 +156,54 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (listener.redirectToHttps !== 0) {
     const hostname = ctx.host.replace(/:\d+$/, '');
     const location = `https://${hostname}${listener.redirectToHttps === 443 ? '' : `:${listener.redirectToHttps}`}${req.url ?? '/'}`;
-    sendReply(ctx, null, { status: 308, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` }, snapshot.echoRequestId);
+    sendReply(ctx, global, { status: 308, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` });
     return null;
   }
   return state;
 }
 
-/** Finds the route (answering 404 when there is none) and records it on the context. */
+/**
+ * Finds the route and records it on the context. Without one, the global plugins still run (a global
+ * authentication answers 401, CORS answers a preflight) before the 404, which carries their headers.
+ */
 function routeOf(state: RequestState): CompiledRoute | null {
   const { ctx, snapshot } = state;
   const req = ctx.req;
   const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query.length > 1 ? ctx.query.slice(1) : '');
   if (match === undefined) {
-    sendProblem(ctx, null, 'TP_ROUTE_NOT_FOUND', undefined, snapshot.echoRequestId);
+    const global = snapshot.globalChain;
+    guarded(ctx, global, () => {
+      const reply = global.request.length === 0 ? undefined : runRequestHooks(global, ctx);
+      const answer = (r: Reply | undefined) => (r !== undefined ? sendReply(ctx, global, r) : sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND'));
+      return reply instanceof Promise ? reply.then(answer) : answer(reply);
+    });
     return null;
   }
   const route = match.value;
   ctx.params = match.params;
   ctx.routeName = route.name;
-  ctx.upstreamName = route.upstreamName;
-  ctx.forwardRoute = route.forward;
+  ctx.upstreamName = route.terminal.upstreamName;
+  ctx.forwardRoute = route.terminal.forward;
+  state.chain = route.chain;
   if (route.grpc) ctx.grpc = true;
   if (route.requireClientCert && clientIdentity(req.socket as TLSSocket) === null) {
-    sendProblem(ctx, route.chain, 'TP_CLIENT_CERT_REQUIRED', undefined, snapshot.echoRequestId);
+    sendProblem(ctx, route.chain, 'TP_CLIENT_CERT_REQUIRED');
     return null;
   }
   return route;
+}
+
+/**
+ * Runs `work` (request hooks, a terminal) so that a throw or a rejection anywhere in it answers 500 TP_INTERNAL
+ * for this request instead of escaping.
+ */
+function guarded(ctx: RequestContext, chain: Chain, work: () => void | Promise<void>): void {
+  try {
+    const pending = work();
+    if (pending !== undefined) pending.catch((err: unknown) => failInternally(ctx, chain.echoRequestId, err));
+  } catch (err) {
+    failInternally(ctx, chain.echoRequestId, err);
+  }
 }
 
 export function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
@@ -178,22 +211,18 @@ export function handleRequest(host: ListenerHost, key: string, req: IncomingMess
   if (state === null) return;
   const route = routeOf(state);
   if (route === null) return;
-  const { ctx, snapshot } = state;
+  const ctx = state.ctx;
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > route.maxBodySize) {
     res.shouldKeepAlive = false;
-    sendProblem(ctx, route.chain, 'TP_BODY_TOO_LARGE', `the body may be at most ${route.maxBodySize} bytes`, snapshot.echoRequestId);
+    sendProblem(ctx, route.chain, 'TP_BODY_TOO_LARGE', `the body may be at most ${route.maxBodySize} bytes`);
     return;
   }
-  const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
-  if (reply instanceof Promise) {
-    reply.then(
-      (r) => runTerminal(state, route, r),
-      () => sendProblem(ctx, route.chain, 'TP_INTERNAL', undefined, snapshot.echoRequestId),
-    );
-  } else {
-    runTerminal(state, route, reply);
-  }
+  guarded(ctx, route.chain, () => {
+    const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
+    if (reply instanceof Promise) return reply.then((r) => runTerminal(ctx, route, r));
+    runTerminal(ctx, route, reply);
+  });
 }
 
 /** A chain without request hooks reaches the terminal at once, so every response hook runs. */
@@ -202,19 +231,10 @@ function noRequestHooks(ctx: RequestContext): undefined {
   return undefined;
 }
 
-function runTerminal(state: RequestState, route: CompiledRoute, reply: Reply | undefined): void {
-  const ctx = state.ctx;
-  const echo = state.snapshot.echoRequestId;
-  if (reply !== undefined) return sendReply(ctx, route.chain, reply, echo);
+function runTerminal(ctx: RequestContext, route: CompiledRoute, reply: Reply | undefined): void {
+  if (reply !== undefined) return sendReply(ctx, route.chain, reply);
   if (ctx.res.destroyed) return;
-  if (route.forward !== null) {
-    if (ctx.req.headers.expect !== undefined) ctx.res.writeContinue();
-    return forward(ctx, route.forward);
-  }
-  if (route.respond !== null) return sendReply(ctx, route.chain, route.respond, echo);
-  const r = route.redirect!;
-  const location = r.appendPath ? r.to + ctx.path.slice(r.prefixLength) + ctx.query : r.to;
-  sendReply(ctx, route.chain, { status: r.status, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` }, echo);
+  route.terminal.run(ctx);
 }
 
 export function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -228,17 +248,20 @@ export function handleUpgrade(host: ListenerHost, key: string, req: IncomingMess
   if (state === null) return;
   const route = routeOf(state);
   if (route === null) return;
-  const { ctx, snapshot } = state;
+  const ctx = state.ctx;
+  const upgrade = route.terminal.upgrade;
   const proceed = (reply: Reply | undefined) => {
-    if (reply !== undefined || route.forward === null) return runTerminal(state, route, reply);
+    if (reply !== undefined || upgrade === undefined) return runTerminal(ctx, route, reply);
     // The response object stays on the socket: its 'close' (when the tunnel ends) logs the request.
-    tunnel(ctx, route.forward, socket, head, (close) => {
+    upgrade(ctx, socket, head, (close) => {
       // An open tunnel uses no pool, so it must not hold the old snapshot's pools open across reloads.
       releaseSnapshot(state);
       return host.trackTunnel(close);
     });
   };
-  const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
-  if (reply instanceof Promise) reply.then(proceed, () => sendProblem(ctx, route.chain, 'TP_INTERNAL', undefined, snapshot.echoRequestId));
-  else proceed(reply);
+  guarded(ctx, route.chain, () => {
+    const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
+    if (reply instanceof Promise) return reply.then(proceed);
+    proceed(reply);
+  });
 }

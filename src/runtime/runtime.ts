@@ -7,6 +7,7 @@ import { TurnpikeError } from '../errors.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { AccessLog } from '../observability/access-log.ts';
+import { requestErrorChannel, type RequestErrorEvent } from '../pipeline/guard.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -84,8 +85,16 @@ export class Runtime implements ListenerHost {
       });
   }
 
+  /** A hook or terminal failed a request: the gateway log gets the stack and the route. */
+  private readonly onRequestError = (message: unknown): void => {
+    const { ctx, error } = message as RequestErrorEvent;
+    const err = error instanceof Error ? error : new Error(String(error));
+    this.log.error({ requestId: ctx.requestId, route: ctx.routeName, error: err.message, stack: err.stack }, 'request failed inside the gateway (500 TP_INTERNAL)');
+  };
+
   static async start(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
     const runtime = new Runtime(log, options);
+    requestErrorChannel.subscribe(runtime.onRequestError);
     await runtime.apply(config);
     return runtime;
   }
@@ -209,6 +218,7 @@ export class Runtime implements ListenerHost {
 
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
+    requestErrorChannel.unsubscribe(this.onRequestError);
     this.checker?.stop();
     const servers = [...this.servers.values()];
     for (const o of servers) o.close();

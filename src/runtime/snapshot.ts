@@ -3,41 +3,29 @@
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import { dirname } from 'node:path';
 import type { HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
-import type { Config, ListenerConfig, RouteConfig } from '../config/schema.ts';
+import { ROUTE_TERMINALS, type Config, type ListenerConfig, type RouteConfig } from '../config/schema.ts';
 import { kindOf } from '../config/upstream-schema.ts';
 import { L4Pool } from '../upstream/l4-pool.ts';
-import { compileChain, type Chain } from '../plugins/pipeline.ts';
+import { compileChain, type Chain } from '../pipeline/chain.ts';
+import { PLUGINS } from '../plugins/registry.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
-import type { ForwardRoute } from '../proxy/http-forwarder.ts';
 import type { UnderscoreHeaders } from '../proxy/request-head.ts';
-import { compileRetryPolicy } from '../proxy/retry-policy.ts';
-import type { TunnelRoute } from '../proxy/upgrade-tunnel.ts';
+import { TERMINALS } from '../terminals/registry.ts';
+import type { Terminal } from '../terminals/terminal.ts';
 import type { Redis } from 'ioredis';
 import { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
-import type { Reply } from '../request-context.ts';
 import type { RedisSettings } from '../stores/redis-client.ts';
 import { Router } from '../routing/router.ts';
 import type { TargetRegistry, UpstreamPool } from '../upstream/pool.ts';
-
-export interface RedirectPlan {
-  readonly to: string;
-  readonly status: number;
-  readonly appendPath: boolean;
-  /** Length of the route's literal path prefix, removed before appending the rest of the path. */
-  readonly prefixLength: number;
-}
 
 export interface CompiledRoute {
   readonly name: string;
   readonly index: number;
   readonly chain: Chain;
   readonly maxBodySize: number;
-  readonly upstreamName: string;
-  readonly forward: (ForwardRoute & TunnelRoute) | null;
-  readonly respond: Reply | null;
-  readonly redirect: RedirectPlan | null;
+  readonly terminal: Terminal;
   /** `protocol: grpc`: errors answered as gRPC statuses even for requests without a gRPC content type. */
   readonly grpc: boolean;
   readonly requireClientCert: boolean;
@@ -88,6 +76,11 @@ export class Snapshot {
   readonly config: Config;
   readonly version: number;
   readonly routes: readonly CompiledRoute[];
+  /**
+   * The global plugins alone: they run for requests no route matches and for answers the gateway gives before
+   * routing (a 404 carries CORS and security headers; a global authentication answers 401 before a 404).
+   */
+  readonly globalChain: Chain;
   readonly router: Router<CompiledRoute>;
   readonly upstreams: ReadonlyMap<string, UpstreamPool>;
   readonly listeners: ReadonlyMap<string, CompiledListener>;
@@ -139,6 +132,7 @@ export class Snapshot {
     this.l4Listeners = config.listeners.filter((l): l is TcpListenerConfig | UdpListenerConfig => l.protocol === 'tcp' || l.protocol === 'udp');
 
     this.routes = config.routes.map((route, index) => this.compileRoute(route, index, env));
+    this.globalChain = compileChain(PLUGINS, config.plugins, [], { ...env, routeName: '(no route)' }, this.echoRequestId);
     this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
 
     const maxRequestTimeout = Math.max(config.limits.requestTimeout, ...config.routes.map((r) => r.limits?.requestTimeout ?? 0));
@@ -166,59 +160,20 @@ export class Snapshot {
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
     const config = this.config;
     const name = route.name ?? `routes[${index}]`;
-    const chain = compileChain(config.plugins, route.plugins, { ...env, routeName: name });
+    const chain = compileChain(PLUGINS, config.plugins, route.plugins, { ...env, routeName: name }, this.echoRequestId);
     const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
     const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
-    let forward: CompiledRoute['forward'] = null;
-    if (route.upstream !== undefined) {
-      const pool = this.upstreams.get(route.upstream)!;
-      const timeouts = { ...pool.config.timeouts, ...definedOnly(route.timeouts) };
-      forward = {
-        pool,
-        chain,
-        maxBodySize,
-        headersTimeout: Math.min(timeouts.response, requestTimeout),
-        bodyTimeout: timeouts.idle,
-        totalTimeout: timeouts.total ?? 0,
-        retry: compileRetryPolicy(pool.config),
-        connectTimeout: timeouts.connect,
-        idleTimeout: timeouts.idle,
-        echoRequestId: this.echoRequestId,
-        preserveHost: pool.config.preserveHost,
-        requestIdHeader: this.requestIdHeader,
-        consumerNameHeader: this.consumerHeaders.name,
-        consumerGroupsHeader: this.consumerHeaders.groups,
-        overrideHeaders: route.forwardOverrideHeaders.length > 0 ? new Set(route.forwardOverrideHeaders) : null,
-      };
-    }
-    let respond: Reply | null = null;
-    if (route.respond) {
-      respond = {
-        status: route.respond.status,
-        headers: { 'content-type': route.respond.contentType, ...route.respond.headers },
-        body: Buffer.from(route.respond.body), // its length is then known without counting per request
-      };
-    }
-    let redirect: RedirectPlan | null = null;
-    if (route.redirect) {
-      const path = route.match.path;
-      const literal = typeof path === 'string' && !path.includes(':') ? path : typeof path === 'object' && 'prefix' in path ? path.prefix : '';
-      redirect = {
-        to: route.redirect.to.endsWith('/') && route.redirect.appendPath ? route.redirect.to.slice(0, -1) : route.redirect.to,
-        status: route.redirect.status,
-        appendPath: route.redirect.appendPath,
-        prefixLength: literal === '/' ? 0 : literal.replace(/\/$/, '').length,
-      };
-    }
-    return {
-      name, index, chain, maxBodySize, upstreamName: route.upstream ?? '', forward, respond, redirect,
-      grpc: route.protocol === 'grpc', requireClientCert: route.requireClientCert,
-    };
+    const key = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;
+    const terminal = TERMINALS.get(key)!.compile(route[key as keyof typeof ROUTE_TERMINALS], {
+      routeName: name,
+      route,
+      chain,
+      maxBodySize,
+      requestTimeout,
+      upstreams: this.upstreams,
+      requestIdHeader: this.requestIdHeader,
+      consumerHeaders: this.consumerHeaders,
+    });
+    return { name, index, chain, maxBodySize, terminal, grpc: route.protocol === 'grpc', requireClientCert: route.requireClientCert };
   }
-}
-
-/** The keys of `o` whose value is set (a route's timeout overrides only what it names). */
-function definedOnly<T extends object>(o: T | undefined): Partial<T> {
-  if (o === undefined) return {};
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,13 +1,13 @@
-// Writes a response the gateway makes itself (respond, redirect, a plugin's answer, an error),
-// after the response hooks of the plugins that ran.
+// Writes a response the gateway makes itself (respond, redirect, a plugin's answer, a cache hit, an error),
+// after the chain has finished its head.
 import type { ErrorCode } from '../errors.ts';
-import type { Chain } from '../plugins/pipeline.ts';
-import { runResponseHooks } from '../plugins/pipeline.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import { finishHead, type Chain } from './chain.ts';
 import { sendGrpcStatus } from './grpc-status.ts';
+import { failInternally } from './guard.ts';
 import { problemReply } from './problem.ts';
 
-export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply, echoRequestId: string | null): void {
+export function sendReply(ctx: RequestContext, chain: Chain, reply: Reply): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
     res.destroy();
@@ -17,8 +17,12 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
   // connection cannot be reused, or its next bytes would be taken as that body.
   if (ctx.req.headers.expect !== undefined && ctx.target === '') res.shouldKeepAlive = false;
   const body = reply.body ?? '';
-  const head: ResponseHead = { status: reply.status, headers: { ...reply.headers } };
-  if (chain !== null && chain.response.length > 0) runResponseHooks(chain, ctx, head);
+  const head: ResponseHead = { status: reply.status, headers: { ...reply.headers }, body: null };
+  try {
+    finishHead(chain, ctx, head);
+  } catch (err) {
+    return failInternally(ctx, chain.echoRequestId, err);
+  }
   if (ctx.grpc && head.status >= 400) {
     const title = typeof body === 'string' && body.startsWith('{') ? (safeTitle(body) ?? String(head.status)) : String(head.status);
     return sendGrpcStatus(ctx, { status: head.status, headers: head.headers as Record<string, string> }, title);
@@ -26,8 +30,6 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   // 304 and 204 have no content; a Content-Length there would describe the stored representation (RFC 9110 8.6).
   if (head.status !== 304 && head.status !== 204) head.headers['content-length'] = length;
-  if (echoRequestId !== null) head.headers[echoRequestId] = ctx.requestId;
-  ctx.status = head.status;
   ctx.bytesOut = length;
   res.writeHead(head.status, head.headers);
   res.end(ctx.req.method === 'HEAD' ? undefined : body);
@@ -35,14 +37,13 @@ export function sendReply(ctx: RequestContext, chain: Chain | null, reply: Reply
 
 export function sendProblem(
   ctx: RequestContext,
-  chain: Chain | null,
+  chain: Chain,
   code: ErrorCode,
-  detail: string | undefined,
-  echoRequestId: string | null,
+  detail?: string,
   extraHeaders?: Record<string, string | string[]>,
 ): void {
   ctx.errorCode = code;
-  sendReply(ctx, chain, problemReply(code, detail, ctx.requestId, extraHeaders), echoRequestId);
+  sendReply(ctx, chain, problemReply(code, detail, ctx.requestId, extraHeaders));
 }
 
 function safeTitle(body: string): string | undefined {

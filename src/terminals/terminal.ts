@@ -1,0 +1,46 @@
+// What a terminal is: the last step of a route (forward upstream, answer locally, redirect ...), selected by the
+// route's key of the same name. A kind compiles its config once per snapshot into a Terminal the listener runs.
+import type { Socket } from 'node:net';
+import type { RouteConfig } from '../config/schema.ts';
+import type { Chain } from '../pipeline/chain.ts';
+import type { ForwardRoute } from '../proxy/http-forwarder.ts';
+import type { TunnelRoute } from '../proxy/upgrade-tunnel.ts';
+import type { RequestContext } from '../request-context.ts';
+import type { UpstreamPool } from '../upstream/pool.ts';
+
+/** What compiling a terminal may use: the route, its chain and limits, and the snapshot's shared parts. */
+export interface TerminalEnv {
+  readonly routeName: string;
+  readonly route: RouteConfig;
+  readonly chain: Chain;
+  readonly maxBodySize: number;
+  readonly requestTimeout: number;
+  readonly upstreams: ReadonlyMap<string, UpstreamPool>;
+  readonly requestIdHeader: string;
+  readonly consumerHeaders: { readonly name: string; readonly groups: string };
+}
+
+/** Registers an open tunnel (it then stops counting as an in-flight request); returns its release. */
+export type TunnelOpened = (close: () => void) => () => void;
+
+export interface Terminal {
+  /** Answers or forwards a request every request hook let through. */
+  run(ctx: RequestContext): void;
+  /** An Upgrade (WebSocket) request every request hook let through; terminals without it answer as run() does. */
+  readonly upgrade?: (ctx: RequestContext, socket: Socket, head: Buffer, opened: TunnelOpened) => void;
+  /** The upstream this route sends to ('' for none): the access log's `upstream`. */
+  readonly upstreamName: string;
+  /** The forwarding plan, for work beside the request (a cache's background refresh), or null. */
+  readonly forward: (ForwardRoute & TunnelRoute) | null;
+}
+
+export interface TerminalKind<C> {
+  /** The route key that selects it (its config is that key's value, validated by config/schema.ts). */
+  readonly key: string;
+  compile(config: C, env: TerminalEnv): Terminal;
+}
+
+/** Keeps the config type attached to the kind while storing kinds in one registry. */
+export function defineTerminal<C>(kind: TerminalKind<C>): TerminalKind<C> {
+  return kind;
+}
