@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transform } from 'node:stream';
 import type { Identity } from './auth/identity.ts';
+import type { Gateway } from './observability/events.ts';
 import type { RateDecision } from './limits/shared-store.ts';
 import type { ForwardRoute } from './proxy/http-forwarder.ts';
 
@@ -52,8 +53,13 @@ export interface Reply {
   readonly body?: string | Buffer;
 }
 
+/** Until the listener sets the gateway the request arrived at (contexts built by hand in tests keep it). */
+const NO_GATEWAY: Gateway = Object.freeze({ workerId: 0 });
+
 export class RequestContext {
   readonly req: IncomingMessage;
+  /** The gateway (runtime) serving this request: events carry it so subscribers keep to their own. */
+  gateway: Gateway;
   readonly res: ServerResponse;
   readonly startTime: number;
   readonly clientIp: string;
@@ -119,6 +125,7 @@ export class RequestContext {
   ) {
     this.req = req;
     this.res = res;
+    this.gateway = NO_GATEWAY;
     this.startTime = performance.now();
     this.clientIp = clientIp;
     this.peer = peer;

@@ -1,6 +1,7 @@
 // One route's HTTP cache (RFC 9111): looks requests up, answers hits (and client conditionals) from the store,
 // collapses concurrent misses, revalidates stale entries in line or in the background, serves stale on errors,
 // and purges. The per-request side of a miss or revalidation is a CacheExchange.
+import { CHANNELS, publishRequest } from '../observability/events.ts';
 import type { BlockList } from 'node:net';
 import CachePolicy from 'http-cache-semantics';
 import { encodeOnce } from '../http/codings.ts';
@@ -62,7 +63,7 @@ export class ResponseCache {
   }
 
   private bypass(ctx: RequestContext): undefined {
-    ctx.cacheStatus = 'BYPASS';
+    labelCache(ctx, 'BYPASS');
     ctx.onUpstream(this.labelBypass);
     return undefined;
   }
@@ -106,13 +107,13 @@ export class ResponseCache {
     // RFC 9111 5.2.1.7: nothing stored that may answer, and the client asked not to go further.
     const cc = h['cache-control'];
     if (cc !== undefined && /only-if-cached/i.test(cc)) {
-      ctx.cacheStatus = 'MISS';
+      labelCache(ctx, 'MISS');
       return problemReply('TP_NOT_CACHED', undefined, ctx.requestId);
     }
     if (entry === undefined && (ctx.req.method !== 'GET' || h.range !== undefined || isConditional(h))) {
       // Not filled from these: a HEAD has no body, a range is a part, and a conditional client is answered by
       // the upstream (often a 304 with nothing to store). The next plain GET fills.
-      ctx.cacheStatus = 'MISS';
+      labelCache(ctx, 'MISS');
       ctx.onUpstream(this.labelMiss);
       return undefined;
     }
@@ -125,14 +126,14 @@ export class ResponseCache {
     const exchange = new CacheExchange(this, ctx, urlKey, variant, entry, release ?? noop);
     if (release !== null) ctx.whenDone(release);
     if (entry !== undefined) askWithValidators(ctx, entry);
-    ctx.cacheStatus = 'MISS';
+    labelCache(ctx, 'MISS');
     ctx.onUpstream(exchange.override);
     return undefined;
   }
 
   /** A stored response as this client gets it: Age updated, or a 304 when it holds it already. */
   replyFrom(ctx: RequestContext, entry: CacheEntry, label: string): Reply {
-    ctx.cacheStatus = label;
+    labelCache(ctx, label);
     const headers: Record<string, string | string[]> = { ...entry.headers, age: String(Math.floor(entry.policy.age())) };
     if (this.o.statusHeader !== null) headers[this.o.statusHeader] = label;
     const h = ctx.req.headers;
@@ -238,6 +239,12 @@ export class ResponseCache {
 }
 
 function noop(): void {}
+
+/** Records what the cache did with this request (access log, events). */
+function labelCache(ctx: RequestContext, status: string): void {
+  ctx.cacheStatus = status;
+  if (CHANNELS.cache.hasSubscribers) publishRequest(CHANNELS.cache, ctx, { status });
+}
 
 /** Revalidation asks upstream with the stored validators; the client's own are answered from the refreshed entry. */
 function askWithValidators(ctx: RequestContext, entry: CacheEntry): void {

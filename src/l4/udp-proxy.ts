@@ -33,6 +33,8 @@ export interface UdpProxyOptions {
   /** close() also closes the listener (default true). */
   readonly closeListener?: boolean;
   readonly onLog?: (log: UdpSessionLog) => void;
+  /** A client got a mapping (its first datagram). */
+  readonly onOpen?: (clientAddress: string) => void;
 }
 
 export interface UdpStats {
@@ -140,6 +142,7 @@ export class UdpProxy {
     this.sessions.set(key, m);
     this.counts.created++;
     target.active++;
+    this.options.onOpen?.(rinfo.address);
     void this.connect(m);
     return m;
   }

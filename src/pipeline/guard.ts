@@ -1,13 +1,12 @@
 // The one answer to a bug in a hook or a terminal: 500 TP_INTERNAL for that request (the connection cut when
 // the head is already out) and an event the runtime logs with the stack; the process never dies of it.
-import { channel } from 'node:diagnostics_channel';
 import { ERRORS } from '../errors.ts';
+import { CHANNELS } from '../observability/events.ts';
 import type { RequestContext } from '../request-context.ts';
 import { sendGrpcStatus } from './grpc-status.ts';
 import { PROBLEM_TYPE, problemBody } from './problem.ts';
 
-/** `turnpike:request:error`: { ctx, error } for every request a hook or terminal failed. */
-export const requestErrorChannel = channel('turnpike:request:error');
+const requestErrorChannel = CHANNELS.requestError;
 
 export interface RequestErrorEvent {
   readonly ctx: RequestContext;

@@ -7,6 +7,7 @@ import { RedisRateStore } from '../limits/redis-rate-store.ts';
 import type { LimitSpec, RateDecision, RateStore } from '../limits/shared-store.ts';
 import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import { CHANNELS, publishRequest } from '../observability/events.ts';
 import { definePlugin } from './types.ts';
 
 /** Store calls that failed (unreachable, timed out), for the metrics endpoint. */
@@ -142,6 +143,7 @@ export const rateLimitPlugin = definePlugin({
 
     const decided = (ctx: RequestContext, d: RateDecision): Reply | undefined => {
       (ctx.rateDecisions ??= new Map()).set(decisionKey, d);
+      if (CHANNELS.rateLimit.hasSubscribers) publishRequest(CHANNELS.rateLimit, ctx, { plugin: 'rate-limit', allowed: d.allowed, remaining: d.remaining });
       if (d.allowed) return undefined;
       ctx.errorCode = 'TP_RATE_LIMITED';
       const retryAfter = String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)));

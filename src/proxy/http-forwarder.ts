@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
 import { finishHead, type Chain } from '../pipeline/chain.ts';
 import { failInternally } from '../pipeline/guard.ts';
+import { CHANNELS, publishRequest } from '../observability/events.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
@@ -105,6 +106,7 @@ class Exchange {
     this.tries++;
     ctx.target = target.url;
     this.attempt = new Attempt(this, target);
+    publishRequest(CHANNELS.attemptStart, ctx, { target: target.url, attempt: this.tries });
     target.active++;
     target.dispatcher.dispatch(
       {
@@ -138,6 +140,7 @@ class Exchange {
       if (this.retrying) budget?.retryEnded();
       this.retrying = true;
     }
+    publishRequest(CHANNELS.retry, this.ctx, { target: failed.target.url, kind, status });
     const delay = backoffDelay(policy, this.tries);
     if (delay === 0) this.start(failed.target);
     else setTimeout(() => (this.done ? undefined : this.start(failed.target)), delay).unref();
@@ -202,6 +205,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   private abandoned = false;
   private ended = false;
   private drainListener: (() => void) | null = null;
+  /** The upstream's status (0 before its head), and why the attempt failed (null: it did not), for events. */
+  private status = 0;
+  private failure: FailureKind | 'client-gone' | 'abandoned' | null = null;
   /** The status of a gRPC "trailers-only" upstream response, to be sent to the client as trailers. */
   private grpcStatus: Record<string, string> | null = null;
   /** Where body chunks go: the first body stage, or the client. */
@@ -215,12 +221,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   abort(): void {
+    this.failure ??= 'client-gone';
     this.abandoned = true;
     this.controller?.abort(new Error('client closed the connection'));
     this.end();
   }
 
   abandon(): void {
+    this.failure ??= 'abandoned';
     this.abandoned = true;
     this.controller?.abort(new Error('abandoned'));
     this.end();
@@ -245,6 +253,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200 || this.abandoned) return; // 1xx interim responses are not relayed (101: upgrade tunnel)
+    this.status = statusCode;
     const exchange = this.exchange;
     const ctx = exchange.ctx;
     const res = ctx.res;
@@ -255,6 +264,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     if (statusCode >= 500 && exchange.maybeRetry(this, 'status', statusCode)) {
+      this.failure = 'status';
       this.abandoned = true;
       controller.abort(new Error('retrying'));
       this.end();
@@ -358,6 +368,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.failure ??= failureKindOf(errorCodeOf(err), (err as NodeJS.ErrnoException).code ?? '');
     this.end();
     if (this.abandoned) return;
     const exchange = this.exchange;
@@ -383,6 +394,13 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.ended) return;
     this.ended = true;
     this.target.active--;
+    const ctx = this.exchange.ctx;
+    if (CHANNELS.attemptEnd.hasSubscribers) {
+      publishRequest(CHANNELS.attemptEnd, ctx, {
+        target: this.target.url, attempt: this.exchange.tries, status: this.status,
+        durationMs: performance.now() - this.started, failure: this.failure,
+      });
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { checkRequestHead } from '../proxy/request-head.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
+import { CHANNELS, publishRequest, type Gateway } from '../observability/events.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import { parseRequestTarget } from './url-path.ts';
@@ -20,7 +21,8 @@ import { parseRequestTarget } from './url-path.ts';
 export interface ListenerHost {
   readonly current: Snapshot;
   readonly draining: boolean;
-  logAccess(ctx: RequestContext): void;
+  /** Which gateway the listener's requests belong to (their events carry it). */
+  readonly gateway: Gateway;
   /** Registers an open tunnel; returns the function to call when it closes. */
   trackTunnel(close: () => void): () => void;
 }
@@ -100,7 +102,7 @@ function onResponseClose(this: ServerResponse): void {
       failInternally(ctx, null, err); // the response is over: only reported
     }
   }
-  state.host.logAccess(ctx);
+  publishRequest(CHANNELS.requestEnd, ctx);
 }
 
 function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): RequestState | null {
@@ -125,6 +127,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const target = parseRequestTarget(req.url ?? '');
   const ctx = new RequestContext(req, res, peer, trustedPeer, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '', target?.authority);
+  ctx.gateway = host.gateway;
+  publishRequest(CHANNELS.requestStart, ctx);
   const global = snapshot.globalChain;
   const state: RequestState = { ctx, snapshot, host, chain: global, counted: true };
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
@@ -185,6 +189,7 @@ function routeOf(state: RequestState): CompiledRoute | null {
   ctx.upstreamName = route.terminal.upstreamName;
   ctx.forwardRoute = route.terminal.forward;
   state.chain = route.chain;
+  publishRequest(CHANNELS.routeMatched, ctx, { route: route.name });
   if (route.grpc) ctx.grpc = true;
   if (route.requireClientCert && clientIdentity(req.socket as TLSSocket) === null) {
     sendProblem(ctx, route.chain, 'TP_CLIENT_CERT_REQUIRED');

@@ -8,9 +8,10 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { compileServerNames, readClientHello } from '../l4/client-hello.ts';
-import { TcpProxy, type L4Picker } from '../l4/tcp-proxy.ts';
+import { TcpProxy, type L4Picker, type TcpSessionLog } from '../l4/tcp-proxy.ts';
 import { UdpProxy } from '../l4/udp-proxy.ts';
 import { encodeProxyHeader } from '../l4/proxy-protocol.ts';
+import { CHANNELS, type Gateway, type L4SessionEvent } from '../observability/events.ts';
 import { normalizeAddress, ProxyTrust } from '../proxy/client-ip.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import type { L4Pool } from '../upstream/l4-pool.ts';
@@ -20,6 +21,8 @@ import { openError } from './open-listener.ts';
 import { proxiedClient, proxyProtocolGate } from './proxy-protocol-gate.ts';
 
 export interface L4Host {
+  /** The gateway whose events this host's sessions publish. */
+  readonly gateway: Gateway;
   pool(name: string): L4Pool | undefined;
   /** TCP sessions open on every L4 listener (drain waits for them). */
   active(): number;
@@ -27,9 +30,14 @@ export interface L4Host {
   log(fields: object, message: string): void;
 }
 
-export function createL4Host(current: () => { readonly l4Pools: ReadonlyMap<string, L4Pool> }, log: (fields: object, message: string) => void): L4Host {
+export function createL4Host(
+  gateway: Gateway,
+  current: () => { readonly l4Pools: ReadonlyMap<string, L4Pool> },
+  log: (fields: object, message: string) => void,
+): L4Host {
   const proxies = new Set<TcpProxy>();
   return {
+    gateway,
     pool: (name) => current().l4Pools.get(name),
     active: () => {
       let n = 0;
@@ -80,7 +88,10 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
       const header = encodeProxyHeader(version, { source: client, destination: { address: normalizeAddress(raw.localAddress), port: raw.localPort ?? 0 } });
       initialData = replay === undefined ? header : Buffer.concat([header, replay]);
     }
-    proxy.handle(socket, pickerOf(upstream), initialData === undefined ? options : { ...options, initialData });
+    const clientIp = proxiedClient(socket)?.address ?? normalizeAddress(rawSocketOf(socket).remoteAddress);
+    opened(host, config.name, 'tcp', clientIp);
+    const onLog = (log: TcpSessionLog) => closed(host, config.name, 'tcp', clientIp, upstream, log.target, log.bytesIn, log.bytesOut, log.durationMs, log.errorCode);
+    proxy.handle(socket, pickerOf(upstream), initialData === undefined ? { ...options, onLog } : { ...options, initialData, onLog });
   };
   const sink = new EventEmitter();
   const terminator = store === null ? null : createTlsServer({ ...store.secureOptions(), allowHalfOpen: true }, (clear) => {
@@ -137,7 +148,12 @@ async function openUdp(key: string, config: UdpListenerConfig, host: L4Host): Pr
   });
   // Errors on the listening socket (an ICMP error, a send that failed) must not crash the process.
   socket.on('error', (err) => host.log({ listener: config.name, error: err.message }, 'udp listener error'));
-  const proxy = new UdpProxy(socket, pickerFor(host, config.upstream), { idleTimeout: config.idleTimeout, maxSessions: config.maxClients });
+  const proxy = new UdpProxy(socket, pickerFor(host, config.upstream), {
+    idleTimeout: config.idleTimeout,
+    maxSessions: config.maxClients,
+    onOpen: (clientIp) => opened(host, config.name, 'udp', normalizeAddress(clientIp)),
+    onLog: (log) => closed(host, config.name, 'udp', normalizeAddress(log.clientAddress), config.upstream, log.target, log.bytesIn, log.bytesOut, log.durationMs, log.end === 'upstream-error' ? 'TP_UPSTREAM_UNAVAILABLE' : null),
+  });
   const address = socket.address();
   return {
     key, name: config.name, address: { address: address.address, port: address.port, family: address.family },
@@ -146,6 +162,18 @@ async function openUdp(key: string, config: UdpListenerConfig, host: L4Host): Pr
     closeIdle: () => undefined,
     closeAll: () => undefined,
   };
+}
+
+function opened(host: L4Host, listener: string, protocol: 'tcp' | 'udp', clientIp: string): void {
+  if (CHANNELS.l4Open.hasSubscribers) CHANNELS.l4Open.publish({ gateway: host.gateway, listener, protocol, clientIp });
+}
+
+function closed(
+  host: L4Host, listener: string, protocol: 'tcp' | 'udp', clientIp: string, upstream: string,
+  target: string | null, bytesIn: number, bytesOut: number, durationMs: number, error: string | null,
+): void {
+  if (!CHANNELS.l4Close.hasSubscribers) return;
+  CHANNELS.l4Close.publish({ gateway: host.gateway, listener, protocol, clientIp, upstream, target, bytesIn, bytesOut, durationMs, error } satisfies L4SessionEvent);
 }
 
 /** The TCP socket under a TLS socket (addresses live there). */

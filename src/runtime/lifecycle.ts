@@ -1,5 +1,6 @@
 // Signals and file watching around a runtime: SIGTERM/SIGINT drain and exit 0, SIGHUP or a change to the
 // config file reloads. A bad new config is logged and the old one keeps serving.
+import { CHANNELS } from '../observability/events.ts';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
@@ -30,9 +31,11 @@ export class ConfigReloader {
       const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
       await this.runtime.apply(config);
       this.log.info({ reason, version: this.runtime.current.version }, 'config reloaded');
+      publishReload(this.runtime, true, null);
       return { ok: true };
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;
+      publishReload(this.runtime, false, message);
       this.log.error({ reason, code: (err as { code?: string }).code, error: message }, 'config reload failed; keeping the running config');
       return { ok: false, error: message };
     }
@@ -52,6 +55,10 @@ export class ConfigReloader {
     this.unwatch?.();
     this.unwatch = null;
   }
+}
+
+function publishReload(runtime: Runtime, ok: boolean, error: string | null): void {
+  if (CHANNELS.reload.hasSubscribers) CHANNELS.reload.publish({ gateway: runtime.gateway, ok, version: runtime.current.version, error });
 }
 
 /** Installs SIGTERM/SIGINT (drain, exit 0) and SIGHUP (reload). */

@@ -7,7 +7,8 @@ import { TurnpikeError } from '../errors.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { AccessLog } from '../observability/access-log.ts';
-import { requestErrorChannel, type RequestErrorEvent } from '../pipeline/guard.ts';
+import { CHANNELS, newGateway, type Gateway, type L4SessionEvent, type RequestEvent } from '../observability/events.ts';
+import { subscribeGatewayLog } from '../observability/gateway-log.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -56,7 +57,8 @@ export class Runtime implements ListenerHost {
     failed: (listener, message) => this.log.error({ listener, error: message }, 'TLS certificate change refused; the previous certificate stays in service'),
   };
   /** What L4 listeners need from the runtime: the current snapshot's L4 pools, logging, session counts. */
-  private readonly l4Host: L4Host = createL4Host(() => this.current, (fields, msg) => this.log.info(fields, msg));
+  readonly gateway: Gateway = newGateway();
+  private readonly l4Host: L4Host = createL4Host(this.gateway, () => this.current, (fields, msg) => this.log.info(fields, msg));
   private readonly tunnels = new Set<() => void>();
   private accessLog: AccessLog | null = null;
   private version = 0;
@@ -85,16 +87,24 @@ export class Runtime implements ListenerHost {
       });
   }
 
-  /** A hook or terminal failed a request: the gateway log gets the stack and the route. */
-  private readonly onRequestError = (message: unknown): void => {
-    const { ctx, error } = message as RequestErrorEvent;
-    const err = error instanceof Error ? error : new Error(String(error));
-    this.log.error({ requestId: ctx.requestId, route: ctx.routeName, error: err.message, stack: err.stack }, 'request failed inside the gateway (500 TP_INTERNAL)');
+  /** The access log is a subscriber of this gateway's request and L4 session ends. */
+  private readonly onRequestEnd = (message: unknown): void => {
+    const event = message as RequestEvent;
+    if (event.gateway === this.gateway) this.accessLog?.write(event.ctx);
   };
+
+  private readonly onL4Close = (message: unknown): void => {
+    const event = message as L4SessionEvent;
+    if (event.gateway === this.gateway) this.accessLog?.writeL4(event);
+  };
+
+  private unsubscribeLog: (() => void) | null = null;
 
   static async start(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
     const runtime = new Runtime(log, options);
-    requestErrorChannel.subscribe(runtime.onRequestError);
+    CHANNELS.requestEnd.subscribe(runtime.onRequestEnd);
+    CHANNELS.l4Close.subscribe(runtime.onL4Close);
+    runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
     await runtime.apply(config);
     return runtime;
   }
@@ -120,10 +130,6 @@ export class Runtime implements ListenerHost {
   private syncHealthChecks(): void {
     if (this.draining) return; // stopped: an upstream released while draining must not restart the probes
     this.checker?.set(checkedTargets(this.current.config, this.registry.liveTargets()));
-  }
-
-  logAccess(ctx: RequestContext): void {
-    this.accessLog?.write(ctx);
   }
 
   trackTunnel(close: () => void): () => void {
@@ -218,7 +224,7 @@ export class Runtime implements ListenerHost {
 
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
-    requestErrorChannel.unsubscribe(this.onRequestError);
+    this.unsubscribeLog?.();
     this.checker?.stop();
     const servers = [...this.servers.values()];
     for (const o of servers) o.close();
@@ -233,6 +239,8 @@ export class Runtime implements ListenerHost {
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
     this.accessLog = null;
+    CHANNELS.requestEnd.unsubscribe(this.onRequestEnd);
+    CHANNELS.l4Close.unsubscribe(this.onL4Close);
     this.redis.close();
   }
 }

@@ -1,0 +1,79 @@
+// The one event stream: node:diagnostics_channel channels named `turnpike:*`. The access log, the gateway log and
+// (later) metrics, traces and the dashboard subscribe; nothing observable reads globals. Publishing checks
+// `hasSubscribers` first, so a channel nobody listens to costs one property read.
+//
+// Every event carries `gateway` (the Gateway of the runtime that published it: a process may run several, as
+// tests do, and each subscriber keeps to its own) and, for request events, `requestId` and `workerId`.
+import cluster from 'node:cluster';
+import { channel } from 'node:diagnostics_channel';
+import type { RequestContext } from '../request-context.ts';
+
+/** One running gateway (a Runtime); subscribers compare it to tell their own events from another runtime's. */
+export interface Gateway {
+  /** The cluster worker id, 0 in a single process or the primary. */
+  readonly workerId: number;
+}
+
+export function newGateway(): Gateway {
+  return { workerId: cluster.worker?.id ?? 0 };
+}
+
+export const CHANNELS = {
+  /** A request arrived and has a context. { gateway, ctx, requestId, workerId } */
+  requestStart: channel('turnpike:request:start'),
+  /** A route matched. { gateway, ctx, requestId, workerId, route } */
+  routeMatched: channel('turnpike:request:route'),
+  /** The exchange is over (response finished or client gone). { gateway, ctx, requestId, workerId } */
+  requestEnd: channel('turnpike:request:end'),
+  /** A hook or terminal failed the request (500 TP_INTERNAL). { ctx, error } (published by pipeline/guard.ts) */
+  requestError: channel('turnpike:request:error'),
+  /** One try against one target began. { gateway, ctx, requestId, workerId, target, attempt } */
+  attemptStart: channel('turnpike:attempt:start'),
+  /** One try ended. { gateway, ctx, requestId, workerId, target, attempt, status, durationMs, failure } */
+  attemptEnd: channel('turnpike:attempt:end'),
+  /** A retry was scheduled. { gateway, ctx, requestId, workerId, target, kind, status } */
+  retry: channel('turnpike:attempt:retry'),
+  /** A rate limit decided. { gateway, ctx, requestId, workerId, plugin, allowed, remaining, limit } */
+  rateLimit: channel('turnpike:ratelimit'),
+  /** The cache decided (HIT, MISS, STALE, BYPASS, REVALIDATED). { gateway, ctx, requestId, workerId, status } */
+  cache: channel('turnpike:cache'),
+  /** A circuit breaker changed state. { gateway, upstream, from, to } */
+  breaker: channel('turnpike:upstream:breaker'),
+  /** A target's health verdict changed. { gateway, target, healthy } */
+  health: channel('turnpike:target:health'),
+  /** Passive health ejected or returned a target. { gateway, upstream, target, ejected } */
+  ejection: channel('turnpike:target:ejection'),
+  /** A reload was applied or refused. { gateway, ok, version, error } */
+  reload: channel('turnpike:reload'),
+  /** An L4 session opened. { gateway, listener, protocol, clientIp } */
+  l4Open: channel('turnpike:l4:open'),
+  /** An L4 session closed. { gateway, listener, protocol, clientIp, upstream, target, bytesIn, bytesOut, durationMs, error } */
+  l4Close: channel('turnpike:l4:close'),
+} as const;
+
+export interface RequestEvent {
+  readonly gateway: Gateway;
+  readonly ctx: RequestContext;
+  readonly requestId: string;
+  readonly workerId: number;
+}
+
+/** Publishes a request event with its common fields; `extra` fields are merged in. */
+export function publishRequest(ch: (typeof CHANNELS)[keyof typeof CHANNELS], ctx: RequestContext, extra?: object): void {
+  if (!ch.hasSubscribers) return;
+  const gateway = ctx.gateway;
+  ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });
+}
+
+export interface L4SessionEvent {
+  readonly gateway: Gateway;
+  readonly listener: string;
+  readonly protocol: 'tcp' | 'udp';
+  readonly clientIp: string;
+  readonly upstream: string;
+  readonly target: string | null;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  readonly error: string | null;
+}
