@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request, startEchoBackend, startGatewayYaml, tempDir, type Backend } from './helpers/servers.ts';
@@ -69,6 +69,18 @@ accessLog: { enabled: true, output: ${file} }
     assert.equal(line.route, 'we"ird');
     assert.equal(refused.status, 400);
     assert.equal(refused.host, 'h"ost');
+  });
+
+  test('a relative output path is taken from the config file\'s folder, not the working directory', async () => {
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+routes: [{ name: ok, match: { path: / }, respond: { body: ok } }]
+accessLog: { enabled: true, output: logs/relative.log }
+`);
+    await request(gw.port(), '/');
+    await gw.stop();
+    const line = JSON.parse(readFileSync(join(dirname(gw.file), 'logs', 'relative.log'), 'utf8').trim());
+    assert.equal(line.route, 'ok');
   });
 
   test('a quiet gateway still writes its lines out within about a second', async () => {

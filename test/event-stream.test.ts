@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { closedPort } from './helpers/ports.ts';
+import { spawnGateway } from './helpers/process.ts';
 import { request, startBackend, startGatewayYaml, tempDir, type Backend } from './helpers/servers.ts';
 import { until } from './helpers/wait.ts';
 
@@ -133,6 +134,43 @@ routes:
     } finally {
       writeFileSync(gateway.file, text);
       rec.stop();
+    }
+  });
+});
+
+describe('breaker transitions and ejections', () => {
+  test('a breaker opening and a target ejected appear in the gateway log', async () => {
+    const failing = await startBackend((_req, res) => {
+      res.writeHead(500);
+      res.end('down');
+    });
+    const gw = await spawnGateway(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams:
+  broken:
+    targets: [{ url: "${failing.url}" }]
+    circuitBreaker: { failureRatio: 50%, minimumRequests: 3, window: 1m, openFor: 1h }
+  flaky:
+    targets: [{ url: "${failing.url}" }, { url: "http://127.0.0.1:${await closedPort()}" }]
+    healthCheck: { passive: { consecutiveFailures: 2, ejectFor: 1h, maxEjectedPercent: 50% } }
+routes:
+  - { match: { path: /broken }, upstream: broken }
+  - { match: { path: /flaky }, upstream: flaky }
+`);
+    try {
+      const port = gw.port('web');
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await request(port, '/broken')).status);
+      assert.deepEqual(statuses, [500, 500, 500, 503]);
+      for (let i = 0; i < 4; i++) await request(port, '/flaky');
+      const logged = (msg: string) => gw.logLines.map((l) => JSON.parse(l) as { msg: string; upstream?: string; target?: string }).find((l) => l.msg === msg);
+      const open = await until(() => logged('circuit breaker open'), 'the breaker line');
+      assert.equal(open.upstream, 'broken');
+      const ejected = await until(() => logged('target ejected (passive health)'), 'the ejection line');
+      assert.equal(ejected.upstream, 'flaky');
+    } finally {
+      await gw.stop();
+      await failing.close();
     }
   });
 });

@@ -9,7 +9,7 @@ import { CHANNELS, publishRequest } from '../observability/events.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
-import type { UpstreamPool } from '../upstream/pool.ts';
+import type { Lease, UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
 import { backoffDelay, covers, failureKindOf, IDEMPOTENT_METHODS, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
@@ -32,14 +32,14 @@ class BodyTooLargeError extends Error {
 
 export function forward(ctx: RequestContext, route: ForwardRoute): void {
   const pool = route.pool;
-  if (pool.breaker !== null && !pool.breaker.tryAcquire()) {
+  if (!pool.admit()) {
     // A stored response may stand in while the breaker is open (the cache's stale-if-error).
     const stored = ctx.overrideUpstream(0, null);
     if (stored !== undefined) {
       ctx.errorCode = 'TP_CIRCUIT_OPEN';
       return sendReply(ctx, route.chain, stored);
     }
-    const retryAfter = String(pool.breaker.retryAfterSeconds());
+    const retryAfter = String(pool.retryAfterSeconds());
     sendProblem(ctx, route.chain, 'TP_CIRCUIT_OPEN', undefined, { 'retry-after': retryAfter });
     return;
   }
@@ -76,7 +76,7 @@ class Exchange {
     this.ctx = ctx;
     this.route = route;
     this.hasBody = hasBody;
-    route.pool.retryBudget?.requestStarted();
+    route.pool.retryBudget.requestStarted();
     ctx.res.once('close', this.onClientClose);
     if (route.totalTimeout > 0) {
       this.timer = setTimeout(this.onTotalTimeout, route.totalTimeout);
@@ -101,13 +101,13 @@ class Exchange {
 
   start(avoid?: Target): void {
     const ctx = this.ctx;
-    const target = this.route.pool.pick(ctx, avoid);
-    if (target === undefined) return this.fail('TP_NO_HEALTHY_TARGET');
+    const lease = this.route.pool.begin(ctx, avoid);
+    if (lease === undefined) return this.fail('TP_NO_HEALTHY_TARGET');
+    const target = lease.target;
     this.tries++;
     ctx.target = target.url;
-    this.attempt = new Attempt(this, target);
+    this.attempt = new Attempt(this, lease);
     publishRequest(CHANNELS.attemptStart, ctx, { target: target.url, attempt: this.tries });
-    target.active++;
     target.dispatcher.dispatch(
       {
         path: ctx.path + ctx.query,
@@ -140,10 +140,10 @@ class Exchange {
       if (this.retrying) budget?.retryEnded();
       this.retrying = true;
     }
-    publishRequest(CHANNELS.retry, this.ctx, { target: failed.target.url, kind, status });
+    publishRequest(CHANNELS.retry, this.ctx, { target: failed.lease.target.url, kind, status });
     const delay = backoffDelay(policy, this.tries);
-    if (delay === 0) this.start(failed.target);
-    else setTimeout(() => (this.done ? undefined : this.start(failed.target)), delay).unref();
+    if (delay === 0) this.start(failed.lease.target);
+    else setTimeout(() => (this.done ? undefined : this.start(failed.lease.target)), delay).unref();
     return true;
   }
 
@@ -174,9 +174,9 @@ class Exchange {
     this.done = true;
     if (this.timer !== null) clearTimeout(this.timer);
     const pool = this.route.pool;
-    pool.breaker?.record(!failed);
-    pool.retryBudget?.requestEnded();
-    if (this.retrying) pool.retryBudget?.retryEnded();
+    pool.settle(failed);
+    pool.retryBudget.requestEnded();
+    if (this.retrying) pool.retryBudget.retryEnded();
   }
 
   /** The client went away (or the response finished): stop the upstream side if it is still running. */
@@ -198,7 +198,8 @@ class Exchange {
 /** One try against one target: the undici handler. */
 class Attempt implements Dispatcher.DispatchHandler {
   readonly exchange: Exchange;
-  readonly target: Target;
+  /** The target this try went to, counted on it until the try ends. */
+  readonly lease: Lease;
   private readonly started = performance.now();
   private controller: Dispatcher.DispatchController | null = null;
   /** This attempt no longer speaks for the exchange (a retry or a timeout took over). */
@@ -215,9 +216,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   private stages: Transform[] | null = null;
   private taps: BodyTap[] | null = null;
 
-  constructor(exchange: Exchange, target: Target) {
+  constructor(exchange: Exchange, lease: Lease) {
     this.exchange = exchange;
-    this.target = target;
+    this.lease = lease;
   }
 
   abort(): void {
@@ -258,7 +259,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const ctx = exchange.ctx;
     const res = ctx.res;
     const route = exchange.route;
-    route.pool.observe(this.target, performance.now() - this.started, statusCode >= 500);
+    this.lease.observe(statusCode >= 500);
     if (res.destroyed) {
       controller.abort(new Error('client closed the connection'));
       return;
@@ -283,7 +284,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
     }
     const sticky = route.pool.sticky;
-    if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(route.pool.tokens.get(this.target)!));
+    if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(this.lease.target.stickyToken));
     try {
       finishHead(route.chain, ctx, head);
     } catch (err) {
@@ -378,14 +379,14 @@ class Attempt implements Dispatcher.DispatchHandler {
     const code = errorCodeOf(err);
     if (ctx.res.headersSent) {
       // Mid-body failure: the only honest signal left is to cut the connection.
-      this.exchange.route.pool.observe(this.target, performance.now() - this.started, true);
+      this.lease.observe(true);
       exchange.finish(true);
       ctx.errorCode = 'TP_UPSTREAM_RESET';
       ctx.res.destroy();
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') return exchange.fail(code);
-    exchange.route.pool.observe(this.target, performance.now() - this.started, true);
+    this.lease.observe(true);
     if (exchange.maybeRetry(this, failureKindOf(code, undiciCode), 0)) return;
     exchange.fail(code);
   }
@@ -393,11 +394,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.target.active--;
+    this.lease.end();
     const ctx = this.exchange.ctx;
     if (CHANNELS.attemptEnd.hasSubscribers) {
       publishRequest(CHANNELS.attemptEnd, ctx, {
-        target: this.target.url, attempt: this.exchange.tries, status: this.status,
+        target: this.lease.target.url, attempt: this.exchange.tries, status: this.status,
         durationMs: performance.now() - this.started, failure: this.failure,
       });
     }
@@ -427,6 +428,8 @@ function appendSetCookie(head: ResponseHead, cookie: string): void {
   else head.headers['set-cookie'] = [String(existing), cookie];
 }
 
+const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED/;
+
 /** Maps an undici or socket error to the catalogue: reach failures 502, timeouts 504. */
 export function errorCodeOf(err: Error): ErrorCode {
   const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -455,6 +458,8 @@ export function errorCodeOf(err: Error): ErrorCode {
       return 'TP_UPSTREAM_RESET';
     default:
       if (code.startsWith('HPE_')) return 'TP_UPSTREAM_BAD_RESPONSE';
+      // Certificate verification (OpenSSL's X509 codes, Node's ERR_TLS_*) or a failed handshake (ERR_SSL_*).
+      if (TLS_FAILURE.test(code)) return 'TP_UPSTREAM_TLS';
       return 'TP_UPSTREAM_RESET';
   }
 }

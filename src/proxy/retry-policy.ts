@@ -28,7 +28,8 @@ export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', '
 export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'status';
 
 export function failureKindOf(code: ErrorCode, undiciCode: string): FailureKind {
-  if (code === 'TP_UPSTREAM_UNAVAILABLE' || undiciCode === 'UND_ERR_CONNECT_TIMEOUT') return 'connect-failure';
+  // A refused TLS handshake never reached the backend's application: as safe to retry as a refused connect.
+  if (code === 'TP_UPSTREAM_UNAVAILABLE' || code === 'TP_UPSTREAM_TLS' || undiciCode === 'UND_ERR_CONNECT_TIMEOUT') return 'connect-failure';
   if (code === 'TP_UPSTREAM_TIMEOUT') return 'timeout';
   return 'reset';
 }

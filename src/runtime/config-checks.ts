@@ -43,7 +43,7 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
   }
   const log = isObject(raw.accessLog) ? raw.accessLog : {};
   if (log.enabled !== false && typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr') {
-    const problem = accessLogProblem(log.output);
+    const problem = accessLogProblem(log.output, env.configDir);
     if (problem !== undefined) problems.push({ path: ['accessLog', 'output'], message: problem, code: 'TP_CONFIG_FILE' });
   }
   const pluginEnv = pluginCheckEnv(raw, env);
@@ -85,12 +85,12 @@ function checkPlugins(entries: unknown, at: Path, env: PluginCheckEnv, problems:
 }
 
 /**
- * Whether the access log can be opened for appending where the gateway will open it (relative to the working
- * directory), without creating or truncating anything: an existing file must be writable, a missing one needs
+ * Whether the access log can be opened for appending where the gateway will open it (relative to the config
+ * file's folder, as every path in the config), without creating or truncating anything: an existing file must be writable, a missing one needs
  * its nearest existing folder writable (missing folders are created at start).
  */
-function accessLogProblem(output: string): string | undefined {
-  const file = resolve(output);
+function accessLogProblem(output: string, configDir: string): string | undefined {
+  const file = resolve(configDir, output);
   const shown = output === file ? output : `${output} (${file})`;
   const existing = stat(file);
   if (existing === 'missing') {

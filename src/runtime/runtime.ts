@@ -1,4 +1,5 @@
 // The running gateway: the current snapshot, the listeners, reload (build beside, swap, retire) and drain.
+import { resolve as resolvePath } from 'node:path';
 import { CachePurges } from '../cache/purge-fanout.ts';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -69,7 +70,7 @@ export class Runtime implements ListenerHost {
   private constructor(log: Logger, options: RuntimeOptions) {
     this.log = log;
     this.configFile = options.configFile;
-    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth);
+    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth, this.gateway);
     this.registry.onTargetsChanged = () => this.syncHealthChecks();
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
@@ -163,9 +164,13 @@ export class Runtime implements ListenerHost {
       const listener = next.listeners.get(key);
       if (listener) open.update(listener, configDirOf(this.configFile));
     }
-    if (this.accessLog === null || this.accessLog.output !== (config.accessLog.enabled ? config.accessLog.output : 'off')) {
+    // A file path is relative to the config file's folder, as every path in the config.
+    const output = config.accessLog.output === 'stdout' || config.accessLog.output === 'stderr'
+      ? config.accessLog.output
+      : resolvePath(configDirOf(this.configFile), config.accessLog.output);
+    if (this.accessLog === null || this.accessLog.output !== (config.accessLog.enabled ? output : 'off')) {
       const old = this.accessLog;
-      this.accessLog = new AccessLog(config.accessLog);
+      this.accessLog = new AccessLog({ enabled: config.accessLog.enabled, output });
       void old?.close();
     }
     // Upstream state (breakers, ejections, targets) is kept across the swap; the new config's settings apply now.

@@ -1,6 +1,7 @@
 // An upstream as one snapshot sees it: its config and the one way callers send to its targets (admit/settle per
 // client request, begin → Lease per try). The state that must outlive the snapshot (targets, health, ejections,
 // breaker, retry budget, balancer) lives in an UpstreamState shared by every snapshot with this upstream.
+import { CHANNELS, newGateway, type Gateway } from '../observability/events.ts';
 import type { HashSource } from '../config/upstream-schema.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { RequestContext } from '../request-context.ts';
@@ -152,8 +153,8 @@ export class UpstreamPool {
     return this.state.removeTarget(url);
   }
 
-  /** Picks without counting. Callers use begin/beginRequest; public until the forwarder does too. */
-  pick(ctx: RequestContext, avoid?: Target): Target | undefined {
+  /** Picks without counting (begin and beginRequest count). */
+  private pick(ctx: RequestContext, avoid?: Target): Target | undefined {
     const state = this.state;
     if (this.sticky !== null && avoid === undefined) {
       const token = this.sticky.read(ctx.req.headers.cookie);
@@ -174,14 +175,6 @@ export class UpstreamPool {
     }
     return target;
   }
-
-  /** Reports an outcome without a lease. For the forwarder until it uses begin(). */
-  observe(target: Target, latencyMs: number, failed: boolean): void {
-    this.state.observe(target, latencyMs, failed);
-  }
-
-  /** Sticky tokens by target. For the forwarder until it reads lease.target.stickyToken. */
-  readonly tokens = { get: (target: Target): string | undefined => target.stickyToken };
 }
 
 /** The request's hash key for consistent-hash / ip-hash ('' when the request lacks it: the balancer rotates). */
@@ -235,11 +228,20 @@ export class TargetRegistry {
     health: (id: string) => this.health.get(id),
     draining: this.draining,
     changed: () => this.onTargetsChanged(),
+    breakerChanged: (upstream: string, from: string, to: string) => {
+      if (CHANNELS.breaker.hasSubscribers) CHANNELS.breaker.publish({ gateway: this.gateway, upstream, from, to });
+    },
+    ejectionChanged: (upstream: string, target: string, ejected: boolean) => {
+      if (CHANNELS.ejection.hasSubscribers) CHANNELS.ejection.publish({ gateway: this.gateway, upstream, target, ejected });
+    },
   };
+  /** The gateway whose events this registry's upstreams publish. */
+  private readonly gateway: Gateway;
 
-  constructor(stickySecret: string, initialHealth?: ReadonlyMap<string, boolean>) {
+  constructor(stickySecret: string, initialHealth?: ReadonlyMap<string, boolean>, gateway: Gateway = newGateway()) {
     this.stickySecret = stickySecret;
     this.health = new Map(initialHealth);
+    this.gateway = gateway;
   }
 
   /** The last verdict for a target id (L4 targets are looked up here), or undefined. */
@@ -249,7 +251,9 @@ export class TargetRegistry {
 
   /** Records a verdict; the upstream holding that target recomputes its usable set. */
   setHealth(id: string, healthy: boolean): void {
+    const before = this.health.get(id) ?? true;
     this.health.set(id, healthy);
+    if (before !== healthy && CHANNELS.health.hasSubscribers) CHANNELS.health.publish({ gateway: this.gateway, target: id, healthy });
     for (const state of this.upstreams.values()) state.setHealth(id, healthy);
   }
 

@@ -19,6 +19,9 @@ export interface StateHooks {
   readonly draining: Set<Target>;
   /** The live target set changed outside a reload (the active checks follow it). */
   readonly changed: () => void;
+  /** A breaker changed state; a target left or came back to rotation by passive health (the event stream). */
+  readonly breakerChanged: (upstream: string, from: string, to: string) => void;
+  readonly ejectionChanged: (upstream: string, target: string, ejected: boolean) => void;
 }
 
 /** A target as the run-time API takes it (service discovery). */
@@ -51,6 +54,8 @@ export class UpstreamState {
   private balancerOf = '';
   private readonly hooks: StateHooks;
   private returnTimer: NodeJS.Timeout | null = null;
+  /** Targets passive health had out of rotation at the last refresh (to publish the changes). */
+  private ejected: ReadonlySet<Target> = new Set();
   private closed = false;
 
   constructor(name: string, hooks: StateHooks) {
@@ -67,7 +72,7 @@ export class UpstreamState {
     const breakerOf = JSON.stringify(config.circuitBreaker ?? null);
     if (breakerOf !== this.breakerOf) {
       this.breakerOf = breakerOf;
-      this.breaker = config.circuitBreaker ? new CircuitBreaker(config.circuitBreaker) : null;
+      this.breaker = config.circuitBreaker ? this.watched(new CircuitBreaker(config.circuitBreaker)) : null;
     }
     const passive = config.healthCheck.passive;
     const outliersOf = JSON.stringify(passive ?? null);
@@ -205,6 +210,13 @@ export class UpstreamState {
    * Called when health, an ejection or the target set changes, never per request.
    */
   refresh(): void {
+    const outliers = this.outliers;
+    if (outliers !== null) {
+      const ejected = new Set(this.targets.filter((t) => outliers.isEjected(t.key)));
+      for (const t of ejected) if (!this.ejected.has(t)) this.hooks.ejectionChanged(this.name, t.url, true);
+      for (const t of this.ejected) if (!ejected.has(t) && this.byKey.get(t.key) === t) this.hooks.ejectionChanged(this.name, t.url, false);
+      this.ejected = ejected;
+    }
     const healthy = (t: Target) => t.healthy && !(this.outliers?.isEjected(t.key) ?? false);
     let usable = this.targets.filter((t) => !t.backup && healthy(t));
     if (usable.length === 0) usable = this.targets.filter((t) => t.backup && healthy(t));
@@ -212,6 +224,15 @@ export class UpstreamState {
     this.usableSet = new Set(usable);
     this.balancer.update(usable);
     this.scheduleReturn();
+  }
+
+  private watched(breaker: CircuitBreaker): CircuitBreaker {
+    let from = breaker.state;
+    breaker.onStateChange = (to) => {
+      this.hooks.breakerChanged(this.name, from, to);
+      from = to;
+    };
+    return breaker;
   }
 
   private create(url: string, weight: number, backup: boolean, fromConfig: boolean): Target {
