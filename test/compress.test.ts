@@ -1,10 +1,9 @@
 // compress through the gateway: the encoding negotiated from Accept-Encoding, streamed, and never where it
 // would break a response.
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+import { requestBytes, startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 import type { Gateway } from '../src/index.ts';
 
 const TEXT = 'the quick brown fox jumps over the lazy dog. '.repeat(200); // 9 kB, compressible
@@ -53,16 +52,8 @@ after(async () => {
   await backend.close();
 });
 
-function get(path: string, acceptEncoding?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: gw.port(), path, headers: acceptEncoding ? { 'accept-encoding': acceptEncoding } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function get(path: string, acceptEncoding?: string): ReturnType<typeof requestBytes> {
+  return requestBytes(gw.port(), path, { headers: acceptEncoding ? { 'accept-encoding': acceptEncoding } : {} });
 }
 
 describe('compress', () => {

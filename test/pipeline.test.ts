@@ -5,24 +5,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { request as httpRequest } from 'node:http';
 import { spawnGateway } from './helpers/process.ts';
-import { json, request, startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
+import { json, request, requestBytes, startBackend, startGatewayYaml, type Backend } from './helpers/servers.ts';
 
 const TEXT = 'hello pipeline, '.repeat(200);
 
-/** GET returning the raw (still encoded) body bytes. */
-function rawGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const rawGet = (port: number, path: string, headers: Record<string, string> = {}) => requestBytes(port, path, { headers });
 
 describe('response phases and body stages', () => {
   let backend: Backend;

@@ -71,18 +71,22 @@ export interface SimpleResponse {
   readonly body: string;
 }
 
-export function request(
-  port: number,
-  path: string,
-  options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; agent?: boolean } = {},
-): Promise<SimpleResponse> {
+type RequestOptions = { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; agent?: boolean };
+
+export async function request(port: number, path: string, options: RequestOptions = {}): Promise<SimpleResponse> {
+  const r = await requestBytes(port, path, options);
+  return { status: r.status, headers: r.headers, body: r.body.toString() };
+}
+
+/** As request(), with the body as the bytes that came (still encoded, when a Content-Encoding says so). */
+export function requestBytes(port: number, path: string, options: RequestOptions = {}): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: options.agent === false ? false : undefined },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       },
     );
