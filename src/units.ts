@@ -1,6 +1,8 @@
 // Durations, sizes and shares are parsed once, when the config loads; the runtime only sees numbers.
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|y)$/;
+/** A number with its unit (the form editors are told about by `turnpike schema`). */
+export const DURATION_PATTERN = '(\\d+(?:\\.\\d+)?)(ms|s|m|h|d|y)';
+const DURATION = new RegExp(`^${DURATION_PATTERN}$`);
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, y: 365 * 86_400_000 };
 
 /**

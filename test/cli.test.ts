@@ -125,6 +125,13 @@ describe('turnpike schema', () => {
     const bad = validator.safeParse(example);
     assert.equal(bad.success, false);
   });
+
+  test('the printed schema tells editors what a duration is: a number with its unit, or 0', async () => {
+    const validator = z.fromJSONSchema(JSON.parse((await run(['schema'])).stdout));
+    const withTimeout = (headerTimeout: unknown) => validator.safeParse({ listeners: [{ name: 'web', protocol: 'http', port: 8080 }], limits: { headerTimeout } }).success;
+    for (const good of ['250ms', '10s', '1.5m', 0]) assert.equal(withTimeout(good), true, String(good));
+    for (const bad of [30, '30', 'banana', '10 seconds']) assert.equal(withTimeout(bad), false, String(bad));
+  });
 });
 
 describe('turnpike start', () => {

@@ -1,7 +1,7 @@
 // Shared schema pieces: durations, sizes, CIDRs, string matchers. Plugins build their schemas from these.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { isBareNumber, parseDuration, parseShare, parseSize } from '../units.ts';
+import { DURATION_PATTERN, isBareNumber, parseDuration, parseShare, parseSize } from '../units.ts';
 
 const DURATION_FORMS = 'a duration such as 250ms, 5s, 1m, 1h, 1d or 1y';
 
@@ -26,8 +26,14 @@ function durationType(continueAfterIssue: boolean) {
       }
       return parseDuration(v)!;
     })
-    .meta({ description: 'A duration: 250ms, 5s, 1m, 1h, 1d, 1y (365 days); a bare number is refused, except 0' });
+    .meta({ description: 'A duration: 250ms, 5s, 1m, 1h, 1d, 1y (365 days); a bare number is refused, except 0', [JSON_FORM]: DURATION_JSON });
 }
+
+/** Meta key of a schema whose JSON Schema form is written by hand (json-schema.ts): zod sees a string or number. */
+export const JSON_FORM = 'turnpikeJsonForm';
+
+/** What an editor should accept for a duration: a number with a unit, or 0. */
+const DURATION_JSON = { anyOf: [{ type: 'string', pattern: `^\\s*${DURATION_PATTERN}\\s*$` }, { const: 0 }, { const: '0' }] };
 
 /** `250ms`, `5s`, `1m`, `1h`, `1d`, `1y` → milliseconds. The one duration type of every schema. */
 export const duration = durationType(false);
