@@ -10,9 +10,6 @@ import type { Reply, RequestContext, ResponseHead } from '../request-context.ts'
 import { CHANNELS, publishRequest } from '../observability/events.ts';
 import { definePlugin } from './types.ts';
 
-/** Store calls that failed (unreachable, timed out), for the metrics endpoint. */
-export let storeErrors = 0;
-
 const limit = z
   .strictObject({
     requests: z.int().positive(),
@@ -150,7 +147,10 @@ export const rateLimitPlugin = definePlugin({
       return problemReply('TP_RATE_LIMITED', `retry in ${retryAfter} s`, ctx.requestId, { 'retry-after': retryAfter });
     };
     const failed = (ctx: RequestContext, err: unknown): Reply | undefined => {
-      storeErrors++;
+      // Metrics count store failures from the stream: the decision the onStoreError mode made, and why.
+      if (CHANNELS.rateLimit.hasSubscribers) {
+        publishRequest(CHANNELS.rateLimit, ctx, { plugin: 'rate-limit', allowed: allowOnError, storeError: err instanceof Error ? err.message : String(err) });
+      }
       env.logThrottled(
         `rate-limit:${storeName}`,
         `rate-limit store unavailable; ${allowOnError ? 'letting requests through (onStoreError: allow)' : 'answering 503 (onStoreError: deny)'}`,
