@@ -206,6 +206,20 @@ routes:
     await assertRefused('/hs256', await sign(new TextEncoder().encode(SECRET.toUpperCase()), { alg: 'HS256' }), /signature/);
   });
 
+  test('a token in the query or a cookie is read by the shared rules: the first occurrence of a name, a quoted cookie value', async () => {
+    const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' });
+    const quoted = await request(port, '/hs256', { headers: { cookie: `theme=dark;\ttp_token="${token}"` } });
+    assert.equal(quoted.status, 200, 'a DQUOTEd cookie value is the value inside (RFC 6265 4.1.1, as Envoy reads it)');
+    assert.equal(json(quoted).headers.cookie, 'theme=dark');
+    const cookieFirst = await request(port, '/hs256', { headers: { cookie: `tp_token=; tp_token=${token}` } });
+    assert.equal(cookieFirst.status, 401, 'the first tp_token is the one read, and it is empty');
+    const queryFirst = await request(port, `/hs256?access_token=&access_token=${token}`);
+    assert.equal(queryFirst.status, 401, 'the first access_token is the one read, and it is empty');
+    const encodedName = await request(port, `/hs256?access%5Ftoken=${token}&a=1`);
+    assert.equal(encodedName.status, 200);
+    assert.equal(json(encodedName).url, '/hs256?a=1', 'hideCredentials removes the parameter whatever its spelling');
+  });
+
   test('a verified token is remembered, but never past its exp', async (t) => {
     const exp = Math.floor(Date.now() / 1000) + 2;
     const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' }, {}, { exp });
