@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
@@ -218,6 +218,34 @@ routes:
     const encodedName = await request(port, `/hs256?access%5Ftoken=${token}&a=1`);
     assert.equal(encodedName.status, 200);
     assert.equal(json(encodedName).url, '/hs256?a=1', 'hideCredentials removes the parameter whatever its spelling');
+  });
+
+  test('a token in the query is redacted in the access log, as an API key is', async () => {
+    const log = join(tempDir(), 'access.log');
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+accessLog: { enabled: true, output: ${log} }
+upstreams: { api: { targets: [{ url: "${backend.url}" }] } }
+routes:
+  - match: { path: / }
+    upstream: api
+    plugins:
+      - key-auth: { query: apikey }
+      - jwt: { keys: [{ secret: "${SECRET}" }], algorithms: [HS256], query: access_token }
+`);
+    const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' });
+    try {
+      const r = await request(gw.port('web'), `/items?apikey=not-a-key&access_token=${token}&b=2`);
+      assert.equal(r.status, 200);
+      assert.equal(json(r).url, `/items?apikey=not-a-key&access_token=${token}&b=2`, 'forwarded as sent without hideCredentials');
+      assert.equal((await request(gw.port('web'), '/items?access_token=not.a-jwt')).status, 401);
+    } finally {
+      await gw.stop();
+    }
+    const text = readFileSync(log, 'utf8');
+    assert.ok(!text.includes(token) && !text.includes('not-a-key') && !text.includes('not.a-jwt'), 'no credential in the access log');
+    assert.match(text, /"path":"\/items\?apikey=\[REDACTED\]&access_token=\[REDACTED\]&b=2"/, 'both plugins\' redactions are kept');
+    assert.match(text, /"path":"\/items\?access_token=\[REDACTED\]"/, 'a token that does not verify too');
   });
 
   test('a verified token is remembered, but never past its exp', async (t) => {

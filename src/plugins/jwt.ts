@@ -8,6 +8,7 @@ import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { duration, headerName } from '../config/primitives.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
+import { concealQueryCredential } from '../auth/query-credential.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { JWT_ALGORITHMS, JwksUnavailableError, publicKeyFromJwk, remoteJwks, verifyKey, type RemoteJwks, type VerifyKey } from '../auth/jwks.ts';
 import { problemReply } from '../pipeline/problem.ts';
@@ -268,6 +269,8 @@ export const jwtPlugin = definePlugin({
         const found = findToken(ctx, config);
         if (found === undefined) return refuse(ctx, MISSING);
         const { token, from } = found;
+        // A token in the query is a credential like key-auth's: never in the access log, valid or not.
+        if (from === 'query') concealQueryCredential(ctx, config.query!, false);
         const digest = tokenDigest(token);
         const hit = verified.get(digest);
         if (hit !== undefined) return accept(ctx, hit, from);
