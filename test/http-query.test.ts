@@ -30,6 +30,8 @@ describe('query strings', () => {
     assert.equal(queryValue('?q=100%&x', 'q'), '100%');
     assert.equal(queryValue('?q=a+b%zz', 'q'), 'a b%zz');
     assert.equal(queryValue('?%zz=1', '%zz'), '1');
+    assert.equal(queryValue('?a+b=1&a%2Bb=2', 'a+b'), '2', 'a name asked for is compared with the decoded names');
+    assert.equal(queryValue('?a+b=1', 'a b'), '1');
   });
 
   test('a repeated name: a lookup sees the first occurrence, parseQuery keeps every value in order', () => {

@@ -24,8 +24,9 @@ export function forEachCookie<S>(header: string, state: S, visit: (state: S, nam
     while (b > a && isOws(header.charCodeAt(b - 1))) b--;
     from = end + 1;
     if (a === b) continue;
-    const eq = header.indexOf('=', a);
-    const go = eq === -1 || eq >= b ? visit(state, header.slice(a, b), undefined) : visit(state, header.slice(a, eq), header.slice(eq + 1, b));
+    let eq = a;
+    while (eq < b && header.charCodeAt(eq) !== 61 /* = */) eq++; // within the pair: linear in the header
+    const go = eq === b ? visit(state, header.slice(a, b), undefined) : visit(state, header.slice(a, eq), header.slice(eq + 1, b));
     if (!go) return false;
   }
   return true;
@@ -41,8 +42,8 @@ export function cookieValue(header: string, name: string): string | undefined {
     if (end === -1) end = len;
     let a = from;
     while (a < end && isOws(header.charCodeAt(a))) a++;
-    // The name, then its first `=` (a configured name holding `=` matches nothing, as in forEachCookie).
-    if (header.charCodeAt(a + n) === 61 /* = */ && a + n < end && header.startsWith(name, a) && header.indexOf('=', a) === a + n) {
+    // The name, then `=` (a name holding `=` matches nothing, as in forEachCookie, where the first `=` ends it).
+    if (header.charCodeAt(a + n) === 61 /* = */ && a + n < end && header.startsWith(name, a) && !name.includes('=')) {
       let b = end;
       while (b > a + n + 1 && isOws(header.charCodeAt(b - 1))) b--;
       let v = a + n + 1;

@@ -23,26 +23,36 @@ function nameIs(query: string, from: number, to: number, name: string): boolean 
 
 /**
  * The decoded value of the first parameter called `name` ('' when it has no `=`), or undefined when there is
- * none. Allocates only the value it returns (and a name that holds an escape).
+ * none. Allocates only the value it returns (and a name that holds an escape); each byte is looked at once or
+ * twice (values are skipped by indexOf).
  */
 export function queryValue(query: string, name: string): string | undefined {
   const len = query.length;
+  const n = name.length;
+  // A raw name without escapes decodes to itself: it is `name` when the bytes are.
+  const plain = !hasEscape(name, 0, n, true);
   let from = startOf(query);
   while (from < len) {
-    let eq = -1;
-    let end = from;
-    for (; end < len; end++) {
-      const c = query.charCodeAt(end);
-      if (c === 38 /* & */) break;
-      if (c === 61 /* = */ && eq === -1) eq = end;
-    }
+    let end = query.indexOf('&', from);
+    if (end === -1) end = len;
     if (end > from) {
-      const nameEnd = eq === -1 ? end : eq;
-      if (nameIs(query, from, nameEnd, name)) return eq === -1 ? '' : percentDecode(query.slice(eq + 1, end), true);
+      if (plain && query.startsWith(name, from) && (from + n === end || query.charCodeAt(from + n) === 61 /* = */)) {
+        return from + n === end ? '' : percentDecode(query.slice(from + n + 1, end), true);
+      }
+      const eq = nameEnd(query, from, end);
+      if (hasEscape(query, from, eq, true) && percentDecode(query.slice(from, eq), true) === name) {
+        return eq === end ? '' : percentDecode(query.slice(eq + 1, end), true);
+      }
     }
     from = end + 1;
   }
   return undefined;
+}
+
+/** Where the name of the parameter `query[from, end)` ends: its first `=`, or `end`. */
+function nameEnd(query: string, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (query.charCodeAt(i) === 61 /* = */) return i;
+  return end;
 }
 
 /** Calls `visit(state, from, eq, end)` for each non-empty parameter of `state.query` (`eq` -1 without `=`). */
@@ -51,14 +61,12 @@ function forEachParam<S extends { readonly query: string }>(state: S, visit: (st
   const len = query.length;
   let from = startOf(query);
   while (from < len) {
-    let eq = -1;
-    let end = from;
-    for (; end < len; end++) {
-      const c = query.charCodeAt(end);
-      if (c === 38 /* & */) break;
-      if (c === 61 /* = */ && eq === -1) eq = end;
+    let end = query.indexOf('&', from);
+    if (end === -1) end = len;
+    if (end > from) {
+      const eq = nameEnd(query, from, end);
+      visit(state, from, eq === end ? -1 : eq, end);
     }
-    if (end > from) visit(state, from, eq, end);
     from = end + 1;
   }
 }
