@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
@@ -204,6 +204,48 @@ routes:
     assert.equal(c.status, 200);
     assert.equal(json(c).headers.cookie, 'theme=dark; lang=en');
     await assertRefused('/hs256', await sign(new TextEncoder().encode(SECRET.toUpperCase()), { alg: 'HS256' }), /signature/);
+  });
+
+  test('a token in the query or a cookie is read by the shared rules: the first occurrence of a name, a quoted cookie value', async () => {
+    const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' });
+    const quoted = await request(port, '/hs256', { headers: { cookie: `theme=dark;\ttp_token="${token}"` } });
+    assert.equal(quoted.status, 200, 'a DQUOTEd cookie value is the value inside (RFC 6265 4.1.1, as Envoy reads it)');
+    assert.equal(json(quoted).headers.cookie, 'theme=dark');
+    const cookieFirst = await request(port, '/hs256', { headers: { cookie: `tp_token=; tp_token=${token}` } });
+    assert.equal(cookieFirst.status, 401, 'the first tp_token is the one read, and it is empty');
+    const queryFirst = await request(port, `/hs256?access_token=&access_token=${token}`);
+    assert.equal(queryFirst.status, 401, 'the first access_token is the one read, and it is empty');
+    const encodedName = await request(port, `/hs256?access%5Ftoken=${token}&a=1`);
+    assert.equal(encodedName.status, 200);
+    assert.equal(json(encodedName).url, '/hs256?a=1', 'hideCredentials removes the parameter whatever its spelling');
+  });
+
+  test('a token in the query is redacted in the access log, as an API key is', async () => {
+    const log = join(tempDir(), 'access.log');
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+accessLog: { enabled: true, output: ${log} }
+upstreams: { api: { targets: [{ url: "${backend.url}" }] } }
+routes:
+  - match: { path: / }
+    upstream: api
+    plugins:
+      - key-auth: { query: apikey }
+      - jwt: { keys: [{ secret: "${SECRET}" }], algorithms: [HS256], query: access_token }
+`);
+    const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' });
+    try {
+      const r = await request(gw.port('web'), `/items?apikey=not-a-key&access_token=${token}&b=2`);
+      assert.equal(r.status, 200);
+      assert.equal(json(r).url, `/items?apikey=not-a-key&access_token=${token}&b=2`, 'forwarded as sent without hideCredentials');
+      assert.equal((await request(gw.port('web'), '/items?access_token=not.a-jwt')).status, 401);
+    } finally {
+      await gw.stop();
+    }
+    const text = readFileSync(log, 'utf8');
+    assert.ok(!text.includes(token) && !text.includes('not-a-key') && !text.includes('not.a-jwt'), 'no credential in the access log');
+    assert.match(text, /"path":"\/items\?apikey=\[REDACTED\]&access_token=\[REDACTED\]&b=2"/, 'both plugins\' redactions are kept');
+    assert.match(text, /"path":"\/items\?access_token=\[REDACTED\]"/, 'a token that does not verify too');
   });
 
   test('a verified token is remembered, but never past its exp', async (t) => {

@@ -106,6 +106,32 @@ routes:
     assert.ok(!text.includes(MOBILE_KEY), 'the key is not in the access log');
     assert.match(text, /"path":"\/items\?a=1&apikey=\[REDACTED\]&b=2"/);
   });
+
+  test('a query key is read by the shared query rule: first occurrence, decoded name; every occurrence is redacted and removed', async () => {
+    const log = join(tempDir(), 'access.log');
+    const gw = await startGatewayYaml(config(`accessLog: { enabled: true, output: ${log} }
+routes:
+  - name: q
+    match: { path: / }
+    upstream: orders
+    plugins: [{ key-auth: { query: api_key, hideCredentials: true } }]`));
+    try {
+      const encoded = await request(gw.port(), `/items?api%5Fkey=${MOBILE_KEY}&b=2`);
+      assert.equal(encoded.status, 200, 'a name compares decoded, as routing compares it');
+      assert.equal(json(encoded).url, '/items?b=2');
+      const first = await request(gw.port(), `/items?api_key=${OPS_KEY}&api_key=wrong`);
+      assert.equal(first.status, 200);
+      assert.equal(json(first).headers['x-consumer-name'], 'ops');
+      assert.equal(json(first).url, '/items', 'every occurrence is removed upstream');
+      assert.equal((await request(gw.port(), `/items?api_key=wrong&api_key=${OPS_KEY}`)).status, 401, 'the first occurrence is the key (NGINX $arg_NAME, Envoy)');
+      assert.equal((await request(gw.port(), `/items?api_key&api_key=${OPS_KEY}`)).status, 401, 'a first occurrence without = is an empty key');
+    } finally {
+      await gw.stop();
+    }
+    const text = readFileSync(log, 'utf8');
+    assert.ok(!text.includes(MOBILE_KEY) && !text.includes(OPS_KEY), 'no key is in the access log');
+    assert.match(text, /"path":"\/items\?api_key=\[REDACTED\]&api_key=\[REDACTED\]"/);
+  });
 });
 
 describe('basic-auth', () => {

@@ -292,7 +292,7 @@ describe('predicates and fall-through', () => {
     });
     assert.equal(route(r, '/search?debug=1'), 'debug');
     assert.equal(route(r, '/search?x=2&debug=1&y'), 'debug');
-    assert.equal(route(r, '/search?debug=2&debug=1'), 'debug');
+    assert.equal(route(r, '/search?debug=1&debug=2'), 'debug');
     assert.equal(route(r, '/search?debug=10'), 'plain');
     assert.equal(route(r, '/search?debugx=1'), 'plain');
     assert.equal(route(r, '/search?page=12&q=a+b'), 'page');
@@ -304,6 +304,14 @@ describe('predicates and fall-through', () => {
     assert.equal(route(r, '/search?flag='), 'flag');
     assert.equal(route(r, '/search?q=%zz&flag'), 'flag');
     assert.equal(route(r, '/search'), 'plain');
+  });
+
+  test('a query predicate sees the first occurrence of a repeated name, as Envoy and NGINX ($arg_NAME) do', () => {
+    const r = router({ debug: { path: '/search', query: { debug: '1' } }, plain: { path: '/search' } });
+    assert.equal(route(r, '/search?debug=1&debug=2'), 'debug');
+    assert.equal(route(r, '/search?debug=2&debug=1'), 'plain');
+    assert.equal(route(r, '/search?debug&debug=1'), 'plain', 'a name without = is an empty first value');
+    assert.equal(route(r, '/search?de%62ug=1&debug=2'), 'debug', 'names compare decoded');
   });
 });
 

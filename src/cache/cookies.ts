@@ -3,6 +3,7 @@
 // is looked up only when each of its cookies is in the key (`cookie:NAME`) or named by `ignoreCookies`. Names
 // are compared exactly: one the upstream might read otherwise (other case or spacing, a keyed name sent twice,
 // a pair without a name) is not covered, so it bypasses.
+import { forEachCookie } from '../http/cookies.ts';
 
 export interface CookieRules {
   /** Cookie names in the key, in key order. */
@@ -29,36 +30,24 @@ const escape = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 
 /**
  * The keyed cookies' values (undefined: absent) in `rules.keyed` order, or null when the request must bypass
- * the cache (a cookie neither keyed nor ignored, a keyed one sent twice, a pair without `=`).
+ * the cache (a cookie neither keyed nor ignored, a keyed one sent twice, a pair without `=` or without a name).
+ * The pairs are src/http/cookies.ts's; what bypasses is this policy's, stricter than any lookup.
  */
 export function keyedCookies(header: string, rules: CookieRules): (string | undefined)[] | null {
-  const keyed = rules.keyed;
-  const values: (string | undefined)[] = new Array(keyed.length);
-  let start = 0;
-  while (start <= header.length) {
-    let end = header.indexOf(';', start);
-    if (end === -1) end = header.length;
-    const pair = trimOws(header.slice(start, end));
-    start = end + 1;
-    if (pair === '') continue;
-    const eq = pair.indexOf('=');
-    if (eq <= 0) return null;
-    const name = pair.slice(0, eq);
-    const i = keyed.indexOf(name);
-    if (i !== -1) {
-      if (values[i] !== undefined) return null;
-      values[i] = pair.slice(eq + 1);
-    } else if (!rules.ignored(name)) {
-      return null;
-    }
-  }
-  return values;
+  const state: Admission = { rules, values: new Array(rules.keyed.length) };
+  return forEachCookie(header, state, admit) ? state.values : null;
 }
 
-function trimOws(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
+interface Admission {
+  readonly rules: CookieRules;
+  readonly values: (string | undefined)[];
+}
+
+function admit(s: Admission, name: string, value: string | undefined): boolean {
+  if (value === undefined || name === '') return false;
+  const i = s.rules.keyed.indexOf(name);
+  if (i === -1) return s.rules.ignored(name);
+  if (s.values[i] !== undefined) return false;
+  s.values[i] = value;
+  return true;
 }

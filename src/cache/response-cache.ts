@@ -2,8 +2,8 @@
 // collapses concurrent misses, revalidates stale entries in line or in the background, serves stale on errors,
 // and purges. The per-request side of a miss or revalidation is a CacheExchange.
 import { CHANNELS, publishRequest } from '../observability/events.ts';
-import type { BlockList } from 'node:net';
 import CachePolicy from 'http-cache-semantics';
+import type { CidrList } from '../http/cidr.ts';
 import { encodeOnce } from '../http/codings.ts';
 import type { RequestHookResult } from '../plugins/types.ts';
 import { fetchDetached, type DetachedResponse } from '../proxy/detached-fetch.ts';
@@ -31,7 +31,7 @@ export interface ResponseCacheOptions {
   /** The X-Cache header name (lowercase), or null for none. */
   readonly statusHeader: string | null;
   /** Who may PURGE: addresses, consumer names; null when purging is not configured (everyone gets 403). */
-  readonly purgeFrom: BlockList | null;
+  readonly purgeFrom: CidrList | null;
   readonly purgeConsumers: ReadonlySet<string>;
   readonly onError: (message: string, err: unknown) => void;
 }
@@ -211,7 +211,7 @@ export class ResponseCache {
     const o = this.o;
     const consumer = ctx.identity?.consumer?.name;
     const ip = ctx.clientIp;
-    const allowed = (o.purgeFrom !== null && o.purgeFrom.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4')) ||
+    const allowed = (o.purgeFrom !== null && o.purgeFrom.has(ip)) ||
       (consumer !== undefined && o.purgeConsumers.has(consumer));
     if (!allowed) return problemReply('TP_PURGE_FORBIDDEN', undefined, ctx.requestId);
     const result = ctx.path.endsWith('*')

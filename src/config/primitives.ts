@@ -1,6 +1,6 @@
 // Shared schema pieces: durations, sizes, CIDRs, string matchers. Plugins build their schemas from these.
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isCidr } from '../http/cidr.ts';
 import { DURATION_PATTERN, isBareNumber, parseDuration, parseShare, parseSize } from '../units.ts';
 
 const DURATION_FORMS = 'a duration such as 250ms, 5s, 1m, 1h, 1d or 1y';
@@ -74,17 +74,6 @@ export const size = z
     return bytes;
   })
   .meta({ description: 'A size: 512b, 16kb, 10mb, 2gb (binary multiples; a bare number is bytes)' });
-
-export function isCidr(value: string): boolean {
-  const slash = value.indexOf('/');
-  const ip = slash === -1 ? value : value.slice(0, slash);
-  const family = isIP(ip);
-  if (family === 0) return false;
-  if (slash === -1) return true;
-  const bits = value.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(bits)) return false;
-  return Number(bits) <= (family === 4 ? 32 : 128);
-}
 
 export const cidr = z
   .string()

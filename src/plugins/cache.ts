@@ -10,7 +10,7 @@ import { ResponseCache } from '../cache/response-cache.ts';
 import type { CacheStore } from '../cache/store.ts';
 import { cidr, duration, headerName, size } from '../config/primitives.ts';
 import type { CheckProblem } from '../config/problems.ts';
-import { compileAddressList } from './ip-filter.ts';
+import { CidrList } from '../http/cidr.ts';
 import { definePlugin } from './types.ts';
 
 const keyPart = z.union([
@@ -95,7 +95,7 @@ export const cachePlugin = definePlugin({
       lockTimeout: config.lockTimeout,
       retainStale: config.retainStale,
       statusHeader: config.statusHeader === false ? null : config.statusHeader.toLowerCase(),
-      purgeFrom: config.purge !== undefined && config.purge.allow.length > 0 ? compileAddressList(config.purge.allow) : null,
+      purgeFrom: config.purge !== undefined && config.purge.allow.length > 0 ? new CidrList(config.purge.allow) : null,
       purgeConsumers: new Set(config.purge?.consumers ?? []),
       onError,
     });

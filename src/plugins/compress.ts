@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { size } from '../config/primitives.ts';
 import { createEncoder, ENCODINGS, negotiate } from '../http/codings.ts';
+import { addListToken } from '../http/header-list.ts';
 import type { ResponseHead } from '../request-context.ts';
 import { definePlugin } from './types.ts';
 
@@ -33,8 +34,7 @@ export const compressPlugin = definePlugin({
       response(ctx, head: ResponseHead) {
         const h = head.headers;
         // Whatever happens, the response depends on Accept-Encoding for caches.
-        const vary = h.vary === undefined ? '' : String(h.vary);
-        if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(vary)) h.vary = vary === '' ? 'Accept-Encoding' : `${vary}, Accept-Encoding`;
+        addListToken(h, 'vary', 'Accept-Encoding');
         // Only bodies a terminal produces stream through an encoder; local replies and hits are sent as they are.
         const body = head.body;
         if (body === null || ctx.req.method === 'HEAD') return;

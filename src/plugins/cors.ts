@@ -3,7 +3,8 @@
 // a disallowed one gets none (even if the upstream sent its own).
 import { z } from 'zod';
 import { duration, headerName, httpMethod } from '../config/primitives.ts';
-import type { Reply, ResponseHead } from '../request-context.ts';
+import { addListToken } from '../http/header-list.ts';
+import type { Reply } from '../request-context.ts';
 import { definePlugin } from './types.ts';
 
 // scheme://host[:port]: host is DNS labels (the first may be `*` for a pattern) or a bracketed IPv6 literal.
@@ -49,22 +50,6 @@ function patternSource(pattern: string): string {
 
 /** A comma list of header names, as Access-Control-Request-Headers should be; anything else is not echoed. */
 const HEADER_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/;
-
-/** Adds a token to Vary unless it (or `*`) is already there. */
-function addVary(head: ResponseHead, token: string): void {
-  const prev = head.headers.vary;
-  if (prev === undefined || prev === '') {
-    head.headers.vary = token;
-    return;
-  }
-  const text = Array.isArray(prev) ? prev.join(', ') : String(prev);
-  const lower = token.toLowerCase();
-  for (const part of text.split(',')) {
-    const t = part.trim().toLowerCase();
-    if (t === '*' || t === lower) return;
-  }
-  head.headers.vary = `${text}, ${token}`;
-}
 
 const PREFLIGHT_VARY = 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers';
 
@@ -128,7 +113,7 @@ export const corsPlugin = definePlugin({
         // Our own preflight answer is complete (a preflight never gets past this plugin).
         if (requestOrigin !== undefined && ctx.req.method === 'OPTIONS' && h['access-control-request-method'] !== undefined) return;
         // Caches must key on Origin: the same URL answers with or without CORS headers.
-        addVary(head, 'Origin');
+        addListToken(head.headers, 'vary', 'Origin');
         if (requestOrigin === undefined) return;
         const out = head.headers;
         const allowed = allowOrigin(requestOrigin);

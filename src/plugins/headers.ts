@@ -1,6 +1,7 @@
 // headers: set, add or remove request headers (sent upstream) and response headers (sent to the client).
 import { z } from 'zod';
 import { headerName } from '../config/primitives.ts';
+import { appendFieldLine } from '../http/header-list.ts';
 import { definePlugin } from './types.ts';
 
 const side = z.strictObject({
@@ -40,10 +41,7 @@ export const headersPlugin = definePlugin({
             const h = head.headers;
             for (const name of resRemove) delete h[name];
             for (const [name, value] of resSet) h[name] = value;
-            for (const [name, value] of resAdd) {
-              const prev = h[name];
-              h[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
-            }
+            for (const [name, value] of resAdd) appendFieldLine(h, name, value);
           }
         : undefined,
     };

@@ -8,10 +8,13 @@ import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { duration, headerName } from '../config/primitives.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
+import { concealQueryCredential } from '../auth/query-credential.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { JWT_ALGORITHMS, JwksUnavailableError, publicKeyFromJwk, remoteJwks, verifyKey, type RemoteJwks, type VerifyKey } from '../auth/jwks.ts';
 import { problemReply } from '../pipeline/problem.ts';
 import { formatPath, type CheckProblem } from '../config/problems.ts';
+import { cookieValue, removeCookie } from '../http/cookies.ts';
+import { removeQueryParam, queryValue } from '../http/query.ts';
 import { TurnpikeError, type ErrorCode } from '../errors.ts';
 import type { RequestContext } from '../request-context.ts';
 import { definePlugin, type PluginEnv } from './types.ts';
@@ -144,30 +147,15 @@ function findToken(ctx: RequestContext, config: JwtConfig): { token: string; fro
     if (config.header !== 'authorization' && /^[\w.~+/=-]+$/.test(value)) return { token: value, from: 'header' };
   }
   if (config.query !== undefined && ctx.query.length > 1) {
-    const prefix = `${config.query}=`;
-    for (const part of ctx.query.slice(1).split('&')) {
-      if (part.startsWith(prefix) && part.length > prefix.length) return { token: safeDecode(part.slice(prefix.length)), from: 'query' };
-    }
+    const token = queryValue(ctx.query, config.query);
+    if (token !== undefined && token !== '') return { token, from: 'query' };
   }
   if (config.cookie !== undefined) {
     const cookies = ctx.req.headers.cookie;
-    if (cookies !== undefined) {
-      const prefix = `${config.cookie}=`;
-      for (const c of cookies.split(';')) {
-        const t = c.trim();
-        if (t.startsWith(prefix) && t.length > prefix.length) return { token: t.slice(prefix.length), from: 'cookie' };
-      }
-    }
+    const token = cookies === undefined ? undefined : cookieValue(cookies, config.cookie);
+    if (token !== undefined && token !== '') return { token, from: 'cookie' };
   }
   return undefined;
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }
 
 /** Drops the credential before forwarding (hideCredentials). */
@@ -175,11 +163,10 @@ function hideToken(ctx: RequestContext, config: JwtConfig, from: 'header' | 'que
   if (from === 'header') {
     ctx.removeRequestHeader(config.header);
   } else if (from === 'query') {
-    const kept = ctx.query.slice(1).split('&').filter((p) => !p.startsWith(`${config.query}=`));
-    ctx.query = kept.length > 0 ? `?${kept.join('&')}` : '';
+    ctx.query = removeQueryParam(ctx.query, config.query!);
   } else {
-    const kept = (ctx.req.headers.cookie ?? '').split(';').map((c) => c.trim()).filter((c) => c !== '' && !c.startsWith(`${config.cookie}=`));
-    if (kept.length > 0) ctx.setRequestHeader('cookie', kept.join('; '));
+    const kept = removeCookie(ctx.req.headers.cookie ?? '', config.cookie!);
+    if (kept !== '') ctx.setRequestHeader('cookie', kept);
     else ctx.removeRequestHeader('cookie');
   }
 }
@@ -282,6 +269,8 @@ export const jwtPlugin = definePlugin({
         const found = findToken(ctx, config);
         if (found === undefined) return refuse(ctx, MISSING);
         const { token, from } = found;
+        // A token in the query is a credential like key-auth's: never in the access log, valid or not.
+        if (from === 'query') concealQueryCredential(ctx, config.query!, false);
         const digest = tokenDigest(token);
         const hit = verified.get(digest);
         if (hit !== undefined) return accept(ctx, hit, from);

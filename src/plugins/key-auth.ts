@@ -4,6 +4,8 @@
 import { z } from 'zod';
 import { headerName } from '../config/primitives.ts';
 import { NO_CLAIMS, NO_SCOPES } from '../auth/identity.ts';
+import { concealQueryCredential } from '../auth/query-credential.ts';
+import { queryValue } from '../http/query.ts';
 import { definePlugin } from './types.ts';
 
 const schema = z
@@ -34,12 +36,8 @@ export const keyAuthPlugin = definePlugin({
           if (key !== undefined && hide) ctx.removeRequestHeader(header);
         }
         if (key === undefined && query !== undefined && ctx.query !== '') {
-          const found = queryParam(ctx.query, query);
-          if (found !== undefined) {
-            key = decodeURIComponentSafe(found.value);
-            ctx.logUrl = ctx.path + redact(ctx.query, found);
-            if (hide) ctx.query = removeParam(ctx.query, found);
-          }
+          key = queryValue(ctx.query, query);
+          if (key !== undefined) concealQueryCredential(ctx, query, hide);
         }
         const consumer = key === undefined || key === '' ? undefined : env.consumers.byApiKey(key);
         if (consumer === undefined) {
@@ -51,39 +49,3 @@ export const keyAuthPlugin = definePlugin({
     };
   },
 });
-
-interface Found {
-  readonly start: number; // index of the parameter's name
-  readonly end: number; // index after its value
-  readonly valueStart: number;
-  readonly value: string;
-}
-
-function queryParam(query: string, name: string): Found | undefined {
-  let i = 1;
-  while (i < query.length) {
-    const end = query.indexOf('&', i) === -1 ? query.length : query.indexOf('&', i);
-    if (query.startsWith(name, i) && query.charCodeAt(i + name.length) === 61 && i + name.length < end) {
-      return { start: i, end, valueStart: i + name.length + 1, value: query.slice(i + name.length + 1, end) };
-    }
-    i = end + 1;
-  }
-  return undefined;
-}
-
-function redact(query: string, f: Found): string {
-  return query.slice(0, f.valueStart) + '[REDACTED]' + query.slice(f.end);
-}
-
-function removeParam(query: string, f: Found): string {
-  const rest = (query.slice(1, f.start) + query.slice(f.end + 1)).replace(/&$/, '');
-  return rest === '' ? '' : `?${rest}`;
-}
-
-function decodeURIComponentSafe(v: string): string {
-  try {
-    return decodeURIComponent(v.replace(/\+/g, ' '));
-  } catch {
-    return v;
-  }
-}

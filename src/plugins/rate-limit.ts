@@ -3,10 +3,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { duration } from '../config/primitives.ts';
+import { appendListMember } from '../http/header-list.ts';
 import { RedisRateStore } from '../limits/redis-rate-store.ts';
 import type { LimitSpec, RateDecision, RateStore } from '../limits/shared-store.ts';
 import { problemReply } from '../pipeline/problem.ts';
-import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import type { Reply, RequestContext } from '../request-context.ts';
 import { CHANNELS, publishRequest } from '../observability/events.ts';
 import { definePlugin } from './types.ts';
 
@@ -81,12 +82,6 @@ function periodName(ms: number): string {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
-}
-
-function appendField(head: ResponseHead, name: string, value: string): void {
-  const prev = head.headers[name];
-  // Both fields are Structured Field lists: several plugins (or the upstream) add members to one list.
-  head.headers[name] = prev === undefined ? value : `${Array.isArray(prev) ? prev.join(', ') : String(prev)}, ${value}`;
 }
 
 export const rateLimitPlugin = definePlugin({
@@ -174,9 +169,10 @@ export const rateLimitPlugin = definePlugin({
         return decided(ctx, result);
       },
       response(ctx, head) {
-        appendField(head, 'ratelimit-policy', policyField);
+        // Both fields are Structured Field lists: several plugins (or the upstream) add members to one list.
+        appendListMember(head.headers, 'ratelimit-policy', policyField);
         const d = ctx.rateDecisions?.get(decisionKey);
-        if (d !== undefined) appendField(head, 'ratelimit', rateField(d));
+        if (d !== undefined) appendListMember(head.headers, 'ratelimit', rateField(d));
       },
     };
   },

@@ -1,23 +1,12 @@
 // Who is the client? The peer address, unless the peer is a trusted proxy: then the rightmost
 // X-Forwarded-For entry that is not itself trusted (as NGINX's real_ip_recursive does).
-import { BlockList, isIPv4 } from 'node:net';
+import { CidrList } from '../http/cidr.ts';
 
 export class ProxyTrust {
-  private readonly list: BlockList | null;
+  private readonly list: CidrList | null;
 
   constructor(cidrs: readonly string[]) {
-    if (cidrs.length === 0) {
-      this.list = null;
-      return;
-    }
-    const list = new BlockList();
-    for (const cidr of cidrs) {
-      const [ip, bits] = cidr.split('/') as [string, string | undefined];
-      const family = isIPv4(ip) ? 'ipv4' : 'ipv6';
-      if (bits === undefined) list.addAddress(ip, family);
-      else list.addSubnet(ip, Number(bits), family);
-    }
-    this.list = list;
+    this.list = cidrs.length === 0 ? null : new CidrList(cidrs);
   }
 
   get empty(): boolean {
@@ -25,12 +14,7 @@ export class ProxyTrust {
   }
 
   trusts(ip: string): boolean {
-    if (this.list === null || ip === '') return false;
-    try {
-      return this.list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
-    } catch {
-      return false;
-    }
+    return this.list !== null && this.list.has(ip);
   }
 
   /** The client address given the peer and the X-Forwarded-For it sent. */

@@ -3,6 +3,7 @@
 import type { Transform, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
+import { appendSetCookie } from '../http/header-list.ts';
 import { finishHead, type Chain } from '../pipeline/chain.ts';
 import { failInternally } from '../pipeline/guard.ts';
 import { CHANNELS, publishRequest } from '../observability/events.ts';
@@ -284,7 +285,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
     }
     const sticky = route.pool.sticky;
-    if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head, sticky.serialize(this.lease.target.stickyToken));
+    if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head.headers, sticky.serialize(this.lease.target.stickyToken));
     try {
       finishHead(route.chain, ctx, head);
     } catch (err) {
@@ -419,13 +420,6 @@ function takeGrpcStatus(headers: ResponseHead['headers']): Record<string, string
     delete headers[name];
   }
   return out;
-}
-
-function appendSetCookie(head: ResponseHead, cookie: string): void {
-  const existing = head.headers['set-cookie'];
-  if (existing === undefined) head.headers['set-cookie'] = cookie;
-  else if (Array.isArray(existing)) existing.push(cookie);
-  else head.headers['set-cookie'] = [String(existing), cookie];
 }
 
 const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED/;

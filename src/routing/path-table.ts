@@ -11,6 +11,7 @@
 // for key `/users/me/*`) are checked at lookup with a precompiled RegExp.
 import type { IncomingHttpHeaders } from 'node:http';
 import FindMyWay from 'find-my-way';
+import { percentDecode } from '../http/percent.ts';
 import { compareSpecificity, fmwPattern, patternRegExp, type PathPattern, type Segment } from './paths.ts';
 import { predicatesPass, type Predicates } from './predicates.ts';
 
@@ -62,15 +63,6 @@ const noop = (): void => {};
 
 function newNode<T>(): TrieNode<T> {
   return { statics: new Map(), param: null, routes: [] };
-}
-
-function safeDecode(s: string): string {
-  if (s.indexOf('%') === -1) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }
 
 export class PathTable<T> {
@@ -226,7 +218,7 @@ function checkedParams<T>(c: Candidate<T>, path: string): Record<string, string>
   const names = c.paramNames;
   if (names.length === 0) return EMPTY_PARAMS;
   const params: Record<string, string> = {};
-  for (let i = 0; i < names.length; i++) params[names[i]!] = safeDecode(m[i + 1]!);
+  for (let i = 0; i < names.length; i++) params[names[i]!] = percentDecode(m[i + 1]!, false);
   return params;
 }
 
@@ -235,7 +227,7 @@ function groupParams(groups: Record<string, string | undefined> | undefined): Re
   const params: Record<string, string> = {};
   for (const name in groups) {
     const value = groups[name];
-    if (value !== undefined) params[name] = safeDecode(value);
+    if (value !== undefined) params[name] = percentDecode(value, false);
   }
   return params;
 }

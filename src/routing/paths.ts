@@ -1,6 +1,7 @@
 // Path patterns: parsing config paths into segments, the find-my-way pattern of each, the RegExp used
 // for runtime checks, and the specificity order shared with find-my-way (static > param > wildcard).
 import { TurnpikeError } from '../errors.ts';
+import { percentDecodePath } from '../http/percent.ts';
 
 /** One path segment of a pattern: its literal text, or `null` for a `:param` segment. */
 export type Segment = string | null;
@@ -27,15 +28,6 @@ function invalid(source: string, why: string): TurnpikeError {
   return new TurnpikeError('TP_CONFIG_INVALID', `path "${source}": ${why}`);
 }
 
-function decodeSegment(text: string): string {
-  if (!text.includes('%')) return text;
-  try {
-    return decodeURI(text);
-  } catch {
-    return text;
-  }
-}
-
 function parseSegments(source: string, body: string, paramNames: string[]): Segment[] {
   const segments: Segment[] = [];
   for (const text of body.split('/')) {
@@ -48,7 +40,7 @@ function parseSegments(source: string, body: string, paramNames: string[]): Segm
       segments.push(null);
     } else {
       if (/[*?#]/.test(text)) throw invalid(source, 'a path segment cannot contain *, ? or # (use { regex } for patterns)');
-      segments.push(decodeSegment(text));
+      segments.push(percentDecodePath(text));
     }
   }
   return segments;

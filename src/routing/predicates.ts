@@ -1,7 +1,8 @@
 // Route predicates besides the path: methods, headers and query parameters. Compiled once; tested on
-// the hot path without allocating (apart from decoding a query value that is percent-encoded).
+// the hot path without allocating (apart from the value of a query parameter a predicate names).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { MatchConfig } from '../config/schema.ts';
+import { queryValue } from '../http/query.ts';
 
 /** An exact string or a RegExp (compiled in the constructor, never on the hot path). */
 export type Matcher = string | RegExp;
@@ -49,45 +50,10 @@ function headerMatches(value: string | string[] | undefined, m: Matcher): boolea
   return false;
 }
 
-/** Decodes a query component (`+` is a space); malformed escapes are left as they are. */
-export function decodeQueryComponent(s: string): string {
-  if (s.indexOf('+') !== -1) s = s.replaceAll('+', ' ');
-  if (s.indexOf('%') === -1) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
-
-function hasEscape(s: string, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 37 /* % */ || c === 43 /* + */) return true;
-  }
-  return false;
-}
-
-/** True when some `name=value` pair of the raw query string has a value the matcher accepts. */
-export function queryMatches(query: string, name: string, m: Matcher): boolean {
-  const len = query.length;
-  let start = 0;
-  while (start < len) {
-    let end = query.indexOf('&', start);
-    if (end === -1) end = len;
-    let keyEnd = query.indexOf('=', start);
-    if (keyEnd === -1 || keyEnd > end) keyEnd = end;
-    const keyLen = keyEnd - start;
-    let found: boolean;
-    if (hasEscape(query, start, keyEnd)) found = decodeQueryComponent(query.slice(start, keyEnd)) === name;
-    else found = keyLen === name.length && query.startsWith(name, start);
-    if (found) {
-      const value = keyEnd >= end ? '' : decodeQueryComponent(query.slice(keyEnd + 1, end));
-      if (matches(value, m)) return true;
-    }
-    start = end + 1;
-  }
-  return false;
+/** True when the first parameter called `name` in the raw query has a value the matcher accepts (src/http/query.ts). */
+function queryMatches(query: string, name: string, m: Matcher): boolean {
+  const value = queryValue(query, name);
+  return value !== undefined && matches(value, m);
 }
 
 /** Methods, then every header, then every query predicate. */

@@ -107,7 +107,7 @@ export class Router<T> {
    * The route for a request, or undefined.
    * @param host the Host header (a port is ignored; may be empty)
    * @param path the path without the query string, starting with `/`
-   * @param query the raw query string without `?` ('' if none)
+   * @param query the raw query string, with or without its leading `?` ('' if none): src/http/query.ts
    */
   find(method: string, host: string, path: string, headers: IncomingHttpHeaders, query: string): RouteMatch<T> | undefined {
     // Host names are case-insensitive (RFC 9110 §4.2.3); configured ones are lowercased at load.

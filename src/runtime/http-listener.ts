@@ -173,7 +173,7 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
 function routeOf(state: RequestState): CompiledRoute | null {
   const { ctx, snapshot } = state;
   const req = ctx.req;
-  const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query.length > 1 ? ctx.query.slice(1) : '');
+  const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query);
   if (match === undefined) {
     const global = snapshot.globalChain;
     guarded(ctx, global, () => {

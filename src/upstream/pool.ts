@@ -1,6 +1,8 @@
 // An upstream as one snapshot sees it: its config and the one way callers send to its targets (admit/settle per
 // client request, begin → Lease per try). The state that must outlive the snapshot (targets, health, ejections,
 // breaker, retry budget, balancer) lives in an UpstreamState shared by every snapshot with this upstream.
+import { cookieValue } from '../http/cookies.ts';
+import { queryValue } from '../http/query.ts';
 import { CHANNELS, newGateway, type Gateway } from '../observability/events.ts';
 import type { HashSource } from '../config/upstream-schema.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
@@ -8,7 +10,7 @@ import type { RequestContext } from '../request-context.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { OutlierDetector } from './outlier-detector.ts';
 import type { RetryBudget } from './retry-budget.ts';
-import { cookieValue, StickyCookie } from './sticky.ts';
+import { StickyCookie } from './sticky.ts';
 import { upstreamTlsOptions, type ConnectionSettings, type Target } from './target.ts';
 import { connectionsId } from './target-id.ts';
 import { UpstreamState, type TargetSpec } from './upstream-state.ts';
@@ -195,19 +197,6 @@ function hashKey(ctx: RequestContext, source: HashSource): string {
     case 'query':
       return queryValue(ctx.query, source.name) ?? '';
   }
-}
-
-function queryValue(query: string, name: string): string | undefined {
-  let i = 1; // after '?'
-  while (i < query.length) {
-    const end = query.indexOf('&', i);
-    const stop = end === -1 ? query.length : end;
-    if (query.startsWith(name, i) && query.charCodeAt(i + name.length) === 61 /* = */ && i + name.length < stop) {
-      return query.slice(i + name.length + 1, stop);
-    }
-    i = stop + 1;
-  }
-  return undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Session persistence through a signed cookie. The cookie names a target by an opaque token (a hash of its
 // origin, never the address itself) and carries an HMAC so a client cannot pick a target by forging one.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { cookieValue } from '../http/cookies.ts';
 
 export interface StickySettings {
   readonly cookie: string;
@@ -57,22 +58,4 @@ export class StickyCookie {
   private sign(payload: string): string {
     return createHmac('sha256', this.settings.secret).update(payload).digest('base64url').slice(0, 22);
   }
-}
-
-/** The value of cookie `name` in a Cookie header, without allocating for the others. */
-export function cookieValue(header: string, name: string): string | undefined {
-  let i = 0;
-  while (i < header.length) {
-    while (header.charCodeAt(i) === 32) i++;
-    const end = header.indexOf(';', i);
-    const stop = end === -1 ? header.length : end;
-    const eq = header.indexOf('=', i);
-    if (eq !== -1 && eq < stop && eq - i === name.length && header.startsWith(name, i)) {
-      let v = header.slice(eq + 1, stop).trim();
-      if (v.length >= 2 && v.charCodeAt(0) === 34 && v.charCodeAt(v.length - 1) === 34) v = v.slice(1, -1);
-      return v;
-    }
-    i = stop + 1;
-  }
-  return undefined;
 }
