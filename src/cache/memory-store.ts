@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import type { CacheEntry, CacheStore } from './store.ts';
 
 /** Bytes an entry costs beyond its body and headers: the policy object, the LRU's bookkeeping, the index (measured:
- * ~2,700 B per 1 KiB-body entry in test/cache-memory.test.ts, against ~1,250 B of body, headers and keys). */
+ * ~2,700 B per 1 KiB-body entry in test/e2e/cache-memory.test.ts, against ~1,250 B of body, headers and keys). */
 const ENTRY_OVERHEAD = 1500;
 
 interface UrlRecord {
