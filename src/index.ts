@@ -30,7 +30,7 @@ export interface StartOptions {
   readonly configText?: string;
   readonly log?: Logger;
   readonly watch?: boolean;
-  /** The time the gateway reads (cache freshness); default: the system clock. Tests pass a manual one. */
+  /** The time the gateway reads (cache freshness, slow start, breakers, ejections, health intervals); default: the system clock. Tests pass a manual one. */
   readonly clock?: Clock;
   /** Set by a worker of a multi-worker instance: its primary probes and shares the health verdicts. */
   readonly worker?: {

@@ -40,7 +40,7 @@ export interface RuntimeOptions {
   readonly limitStore?: RateStore & ConcurrencyStore;
   /** Reaches the other workers' memory caches (a worker); default: this process only. */
   readonly cachePurges?: CachePurges;
-  /** The time plugins read (cache freshness); default: the system clock. */
+  /** The time plugins (cache freshness), upstreams (slow start, breakers, ejections) and health intervals read; default: the system clock. */
   readonly clock?: Clock;
 }
 
@@ -74,7 +74,7 @@ export class Runtime implements ListenerHost {
     this.log = log;
     this.configFile = options.configFile;
     const clock = options.clock ?? systemClock;
-    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth, this.gateway);
+    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth, this.gateway, clock);
     this.registry.onTargetsChanged = () => this.syncHealthChecks();
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
@@ -90,6 +90,7 @@ export class Runtime implements ListenerHost {
       ? null
       : new ActiveHealthChecker((id, healthy) => this.setTargetHealth(id, healthy), {
         log: (msg, fields) => this.log.warn(fields, msg),
+        clock,
       });
   }
 
