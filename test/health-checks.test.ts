@@ -200,4 +200,32 @@ describe('passive health checks', () => {
       await gw.stop();
     }
   });
+
+  test('an ejected target comes back once ejectFor has passed, not before', async () => {
+    const ok = await echo('ok');
+    let broken = true;
+    const flaky = await startBackend((_req, res) => {
+      res.statusCode = broken ? 500 : 200;
+      res.end(JSON.stringify({ name: 'flaky' }));
+    });
+    backends.push(flaky);
+    const clock = new ManualClock();
+    const gw = await startGatewayYaml(yaml([ok, flaky], '{ passive: { consecutiveFailures: 1, ejectFor: 10s } }'), { clock });
+    const ejection = (ejected: boolean) =>
+      nextEvent('turnpike:target:ejection', gw.runtime.gateway, (e) => e.target === flaky.url && e.ejected === ejected, `flaky ${ejected ? 'ejected' : 'back'}`);
+    try {
+      const out = ejection(true);
+      await answerers(gw.port(), 2); // round robin: one of two reaches flaky, whose failure ejects it
+      await out;
+      broken = false;
+      clock.advance(9_999);
+      assert.deepEqual(await answerers(gw.port(), 4), new Set(['ok']), 'still ejected before ejectFor');
+      const back = ejection(false);
+      clock.advance(2);
+      await back;
+      assert.deepEqual(await answerers(gw.port(), 4), new Set(['ok', 'flaky']));
+    } finally {
+      await gw.stop();
+    }
+  });
 });
