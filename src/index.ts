@@ -1,5 +1,6 @@
 // Programmatic entry point: start a gateway from a config file or text (used by the CLI, the demo and tests).
 import type { CachePurges } from './cache/purge-fanout.ts';
+import type { Clock } from './clock.ts';
 import type { Logger } from 'pino';
 import { loadConfigFile, parseConfigText } from './config/loader.ts';
 import type { Config } from './config/schema.ts';
@@ -13,6 +14,7 @@ import { Runtime } from './runtime/runtime.ts';
 export { ConfigError, formatProblem } from './config/loader.ts';
 export type { Config } from './config/schema.ts';
 export { Runtime } from './runtime/runtime.ts';
+export { systemClock, type Clock } from './clock.ts';
 
 export interface Gateway {
   readonly runtime: Runtime;
@@ -28,6 +30,8 @@ export interface StartOptions {
   readonly configText?: string;
   readonly log?: Logger;
   readonly watch?: boolean;
+  /** The time the gateway reads (cache freshness, slow start, breakers, ejections, health intervals); default: the system clock. Tests pass a manual one. */
+  readonly clock?: Clock;
   /** Set by a worker of a multi-worker instance: its primary probes and shares the health verdicts. */
   readonly worker?: {
     readonly initialHealth: ReadonlyMap<string, boolean>;
@@ -59,6 +63,7 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   const runtime = await Runtime.start(config, log, {
     configFile: file,
     activeChecks: options.worker === undefined,
+    clock: options.clock,
     ...(options.worker
       ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret, limitStore: options.worker.limitStore, cachePurges: options.worker.cachePurges }
       : {}),

@@ -1,7 +1,7 @@
 // The cache's side of one forwarded request (a miss it fills, or a stale entry it revalidates): decides from the
 // upstream's answer whether the client gets a stored response (304 refresh, stale-if-error) or the upstream's,
 // and whether that one is stored while it streams.
-import CachePolicy from 'http-cache-semantics';
+import type CachePolicy from 'http-cache-semantics';
 import type { RequestContext, ResponseHead, UpstreamOverride } from '../request-context.ts';
 import { varyFieldsOf } from './cache-key.ts';
 import { Fill } from './fill.ts';
@@ -92,7 +92,7 @@ export class CacheExchange {
     }
     let filling = false;
     if (this.ctx.req.method === 'GET') {
-      const policy = new CachePolicy(cacheRequest, responseView(status, headers, o.defaults), { shared: true });
+      const policy = new o.Policy(cacheRequest, responseView(status, headers, o.defaults), { shared: true });
       if (storableResponse(policy, status, headers, o.defaults, o.maxObjectSize)) {
         this.policy = policy;
         this.status = status;

@@ -2,7 +2,8 @@
 // configured defaults (defaultTtl, stale windows) are written into the policy's view of Cache-Control (never as
 // a directive that widens what may be stored), and the request directives (no-cache, max-age, min-fresh,
 // max-stale) are read here.
-import type CachePolicy from 'http-cache-semantics';
+import CachePolicy from 'http-cache-semantics';
+import { systemClock, type Clock } from '../clock.ts';
 import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { CacheEntry } from './store.ts';
 
@@ -12,6 +13,28 @@ export interface FreshnessDefaults {
   readonly staleWhileRevalidate: number;
   readonly staleIfError: number;
   readonly storeSetCookie: boolean;
+}
+
+export type PolicyClass = typeof CachePolicy;
+
+const classes = new WeakMap<Clock, PolicyClass>();
+
+/**
+ * The policy class whose ages read `clock`: the library's own for the system clock; otherwise a subclass with
+ * its `now()` replaced, which `revalidatedPolicy` and `fromObject` keep (they construct `this.constructor`).
+ */
+export function policyClass(clock: Clock): PolicyClass {
+  if (clock === systemClock) return CachePolicy;
+  let Policy = classes.get(clock);
+  if (Policy === undefined) {
+    Policy = class ClockedPolicy extends CachePolicy {
+      now(): number {
+        return clock.now();
+      }
+    };
+    classes.set(clock, Policy);
+  }
+  return Policy;
 }
 
 export function directives(value: string | string[] | number | undefined): Map<string, string> {

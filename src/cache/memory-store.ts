@@ -1,6 +1,7 @@
 // The in-process cache store: variants of each URL in one byte-bounded LRU (lru-cache), with an index from URL
 // to its variant keys so a purge removes every variant. Lookups are synchronous: a hit costs no promise.
 import { LRUCache } from 'lru-cache';
+import { systemClock, type Clock } from '../clock.ts';
 import type { CacheEntry, CacheStore } from './store.ts';
 
 /** Bytes an entry costs beyond its body and headers: the policy object, the LRU's bookkeeping, the index (measured:
@@ -16,9 +17,12 @@ export class MemoryCacheStore implements CacheStore {
   private readonly lru: LRUCache<string, CacheEntry>;
   private readonly urls = new Map<string, UrlRecord>();
 
-  constructor(maxSize: number) {
+  /** `clock`: what entry lifetimes count down on (the LRU's own clock, performance.now, for the system one). */
+  constructor(maxSize: number, clock: Clock = systemClock) {
     this.lru = new LRUCache<string, CacheEntry>({
       maxSize,
+      // Another clock is read on every lookup: the LRU's 1 ms reading cache runs on a real timer.
+      ...(clock === systemClock ? {} : { perf: { now: clock.monotonic }, ttlResolution: 0 }),
       sizeCalculation: (entry, key) => entrySize(entry, key),
       // Evicted, expired or deleted: the URL index forgets the variant (a replacement keeps it).
       dispose: (_entry, key, reason) => {

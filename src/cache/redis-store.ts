@@ -5,6 +5,7 @@
 import CachePolicy from 'http-cache-semantics';
 import type { Redis } from 'ioredis';
 import { RedisScript } from '../stores/redis-script.ts';
+import type { PolicyClass } from './freshness.ts';
 import type { CacheEntry, CacheStore } from './store.ts';
 
 // KEYS: record, entry, set. ARGV: Vary fields (JSON), entry bytes, ttl ms, variant.
@@ -43,8 +44,8 @@ export function encodeEntry(entry: CacheEntry): Buffer {
   return Buffer.concat([head, meta, entry.body]);
 }
 
-/** The entry `encodeEntry` made; throws on anything else (other format, truncated, not ours). */
-export function decodeEntry(buf: Buffer): CacheEntry {
+/** The entry `encodeEntry` made, its policy of class `Policy`; throws on anything else (other format, truncated, not ours). */
+export function decodeEntry(buf: Buffer, Policy: PolicyClass = CachePolicy): CacheEntry {
   if (buf.length < 5 || buf[0] !== FORMAT) throw new Error('cache entry: unknown format');
   const metaEnd = 5 + buf.readUInt32BE(1);
   if (metaEnd > buf.length) throw new Error('cache entry: truncated');
@@ -53,7 +54,7 @@ export function decodeEntry(buf: Buffer): CacheEntry {
     throw new Error('cache entry: malformed metadata');
   }
   return {
-    policy: CachePolicy.fromObject(meta.p as unknown as CachePolicy.CachePolicyObject),
+    policy: Policy.fromObject(meta.p as unknown as CachePolicy.CachePolicyObject),
     status: meta.s,
     headers: meta.h as Record<string, string | string[]>,
     body: buf.subarray(metaEnd),
@@ -75,18 +76,25 @@ export interface RedisCacheStoreOptions {
   readonly namespace: string;
   /** Each failure (the caller throttles logging). */
   readonly onError: (err: Error) => void;
+  /**
+   * The class of the policies read back (its clock decides freshness; Redis expires entries on its own, real,
+   * time). Default: http-cache-semantics' own.
+   */
+  readonly Policy?: PolicyClass;
 }
 
 export class RedisCacheStore implements CacheStore {
   private readonly client: () => Redis | undefined;
   private readonly onError: (err: Error) => void;
   private readonly base: string;
+  private readonly Policy: PolicyClass;
 
   // The client is asked for on each call: a reload may replace the shared client under us.
   constructor(client: () => Redis | undefined, options: RedisCacheStoreOptions) {
     this.client = client;
     this.onError = options.onError;
     this.base = `tp:cache:${options.namespace}:`;
+    this.Policy = options.Policy ?? CachePolicy;
   }
 
   async lookup(urlKey: string, variantOf: (varyFields: readonly string[]) => string): Promise<CacheEntry | undefined> {
@@ -97,7 +105,7 @@ export class RedisCacheStore implements CacheStore {
       const fields: unknown = JSON.parse(record);
       if (!Array.isArray(fields) || !fields.every((f) => typeof f === 'string')) throw new Error('cache record: not a list of field names');
       const buf = await redis.getBuffer(this.entryKey(urlKey, variantOf(fields)));
-      return buf === null ? undefined : decodeEntry(buf);
+      return buf === null ? undefined : decodeEntry(buf, this.Policy);
     } catch (err) {
       this.onError(asError(err));
       return undefined;

@@ -2,7 +2,7 @@
 // collapses concurrent misses, revalidates stale entries in line or in the background, serves stale on errors,
 // and purges. The per-request side of a miss or revalidation is a CacheExchange.
 import { CHANNELS, publishRequest } from '../observability/events.ts';
-import CachePolicy from 'http-cache-semantics';
+import type CachePolicy from 'http-cache-semantics';
 import type { CidrList } from '../http/cidr.ts';
 import { encodeOnce } from '../http/codings.ts';
 import type { RequestHookResult } from '../plugins/types.ts';
@@ -13,7 +13,7 @@ import { CacheExchange, refreshedEntry, storedHeaders, storableResponse } from '
 import type { CacheKey } from './cache-key.ts';
 import { isConditional, notModified, notModifiedHeaders } from './conditional.ts';
 import { rangeOf } from './range.ts';
-import { requestView, responseView, usability, type FreshnessDefaults } from './freshness.ts';
+import { requestView, responseView, usability, type FreshnessDefaults, type PolicyClass } from './freshness.ts';
 import type { FillLocks } from './locks.ts';
 import type { CacheEntry, CacheStore } from './store.ts';
 
@@ -24,6 +24,8 @@ export interface ResponseCacheOptions {
   readonly key: CacheKey;
   readonly locks: FillLocks;
   readonly defaults: FreshnessDefaults;
+  /** The policy class new responses get (its clock: the runtime's, `policyClass`). */
+  readonly Policy: PolicyClass;
   readonly maxObjectSize: number;
   readonly lockTimeout: number;
   /** How long past its usefulness a response with a validator is kept, to be revalidated with a 304 (ms). */
@@ -190,7 +192,7 @@ export class ResponseCache {
       return;
     }
     if (res.body === null || res.status === 206) return;
-    const policy = new CachePolicy(cacheRequest, responseView(res.status, res.headers, d), { shared: true });
+    const policy = new this.o.Policy(cacheRequest, responseView(res.status, res.headers, d), { shared: true });
     if (!storableResponse(policy, res.status, res.headers, d, this.o.maxObjectSize)) return;
     const headers = storedHeaders(res.headers, this.o.statusHeader);
     let body = res.body;

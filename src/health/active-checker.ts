@@ -1,6 +1,7 @@
 // Active health checks of upstream targets (HAProxy `check`, Envoy `health_checks`): each target is probed on
 // its own timer, and flips healthy/unhealthy after a run of consecutive results. Self-contained: the runtime
 // feeds it targets with `set` and hears about transitions through `onChange`.
+import { systemClock, type Clock } from '../clock.ts';
 import { probe, type ProbeResult } from './probe.ts';
 
 export interface ActiveCheckSettings {
@@ -47,7 +48,8 @@ interface Entry {
   lastProbeMs?: number;
   lastProbeAt?: number;
   lastError?: string;
-  timer?: NodeJS.Timeout;
+  /** Cancels the wait for the next probe. */
+  timer?: () => void;
   inFlight?: AbortController;
   stopped: boolean;
 }
@@ -62,10 +64,13 @@ export class ActiveHealthChecker {
   private readonly entries = new Map<string, Entry>();
   private readonly onChange: (key: string, healthy: boolean) => void;
   private readonly log: HealthLog;
+  private readonly clock: Clock;
 
-  constructor(onChange: (key: string, healthy: boolean) => void, options: { log?: HealthLog } = {}) {
+  /** `clock` times the intervals between probes (a probe's own timeout is real time: it bounds real I/O). */
+  constructor(onChange: (key: string, healthy: boolean) => void, options: { log?: HealthLog; clock?: Clock } = {}) {
     this.onChange = onChange;
     this.log = options.log ?? (() => {});
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Reconciles the set of checked targets: starts probing new ones, stops removed ones, keeps the state (healthy/unhealthy, counters) of targets whose key and settings are unchanged. */
@@ -124,7 +129,7 @@ export class ActiveHealthChecker {
 
   private remove(key: string, entry: Entry): void {
     entry.stopped = true;
-    clearTimeout(entry.timer);
+    entry.timer?.();
     entry.inFlight?.abort();
     if (this.entries.get(key) === entry) this.entries.delete(key);
   }
@@ -149,8 +154,7 @@ export class ActiveHealthChecker {
     if (entry.stopped) return; // an onChange listener may have called set() or stop()
     const interval = Math.max(1, entry.target.check.interval);
     const delay = interval * (1 - JITTER + 2 * JITTER * Math.random());
-    entry.timer = setTimeout(() => void this.run(entry), delay);
-    entry.timer.unref(); // health checks alone never keep the process alive
+    entry.timer = this.clock.schedule(delay, () => void this.run(entry)); // unref'd: checks alone never keep the process alive
   }
 
   private record(entry: Entry, result: ProbeResult): void {

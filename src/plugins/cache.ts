@@ -3,6 +3,7 @@
 // is served only to requests the route would have let through.
 import { z } from 'zod';
 import { DEFAULT_KEY, compileCacheKey, type KeyPart } from '../cache/cache-key.ts';
+import { policyClass } from '../cache/freshness.ts';
 import { FillLocks } from '../cache/locks.ts';
 import { MemoryCacheStore } from '../cache/memory-store.ts';
 import { RedisCacheStore } from '../cache/redis-store.ts';
@@ -72,9 +73,10 @@ export const cachePlugin = definePlugin({
     if (config.store === 'redis' && env.redis() === undefined) {
       throw new Error('cache uses store: redis, but no Redis is configured: add stores: { redis: { url: redis://HOST:PORT } } at the top level');
     }
+    const Policy = policyClass(env.clock);
     const store: CacheStore = config.store === 'redis'
-      ? new RedisCacheStore(env.redis, { namespace, onError: (err) => onError('redis cache store error', err) })
-      : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize));
+      ? new RedisCacheStore(env.redis, { namespace, onError: (err) => onError('redis cache store error', err), Policy })
+      : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize, env.clock));
     // A memory store is one per worker: purges go through the instance's fan-out; Redis is one for all.
     if (config.store === 'memory') env.cachePurges.register(namespace, store);
     const purge = config.store === 'memory'
@@ -91,6 +93,7 @@ export const cachePlugin = definePlugin({
         staleIfError: seconds(config.staleIfError),
         storeSetCookie: config.storeSetCookie,
       },
+      Policy,
       maxObjectSize: config.maxObjectSize,
       lockTimeout: config.lockTimeout,
       retainStale: config.retainStale,

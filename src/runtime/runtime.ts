@@ -1,6 +1,7 @@
 // The running gateway: the current snapshot, the listeners, reload (build beside, swap, retire) and drain.
 import { resolve as resolvePath } from 'node:path';
 import { CachePurges } from '../cache/purge-fanout.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -39,6 +40,8 @@ export interface RuntimeOptions {
   readonly limitStore?: RateStore & ConcurrencyStore;
   /** Reaches the other workers' memory caches (a worker); default: this process only. */
   readonly cachePurges?: CachePurges;
+  /** The time plugins (cache freshness), upstreams (slow start, breakers, ejections) and health intervals read; default: the system clock. */
+  readonly clock?: Clock;
 }
 
 export class Runtime implements ListenerHost {
@@ -70,7 +73,8 @@ export class Runtime implements ListenerHost {
   private constructor(log: Logger, options: RuntimeOptions) {
     this.log = log;
     this.configFile = options.configFile;
-    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth, this.gateway);
+    const clock = options.clock ?? systemClock;
+    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth, this.gateway, clock);
     this.registry.onTargetsChanged = () => this.syncHealthChecks();
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
@@ -80,11 +84,13 @@ export class Runtime implements ListenerHost {
       logThrottled: (key, message, fields) => this.logThrottled(key, message, fields),
       keep: (key, make) => this.kept.keep(key, this.version, make),
       cachePurges: options.cachePurges ?? new CachePurges(null),
+      clock,
     };
     this.checker = options.activeChecks === false
       ? null
       : new ActiveHealthChecker((id, healthy) => this.setTargetHealth(id, healthy), {
         log: (msg, fields) => this.log.warn(fields, msg),
+        clock,
       });
   }
 

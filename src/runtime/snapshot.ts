@@ -1,6 +1,7 @@
 // Everything a config implies, compiled once: router, each route's plugin chain and terminal, upstream pools.
 // A snapshot is immutable; a reload builds a new one beside it and swaps one reference.
 import type { CachePurges } from '../cache/purge-fanout.ts';
+import type { Clock } from '../clock.ts';
 import { dirname } from 'node:path';
 import type { HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
 import { ROUTE_TERMINALS, type Config, type ListenerConfig, type RouteConfig } from '../config/schema.ts';
@@ -65,6 +66,7 @@ export interface SnapshotServices {
   /** An object that outlives this snapshot while later configs keep asking for the same key (a memory cache). */
   readonly keep: <T>(key: string, make: () => T) => T;
   readonly cachePurges: CachePurges;
+  readonly clock: Clock;
 }
 
 export function listenerKey(l: ListenerConfig): string {
@@ -114,6 +116,7 @@ export class Snapshot {
       logThrottled: services.logThrottled,
       keep: services.keep,
       cachePurges: services.cachePurges,
+      clock: services.clock,
       routeName: '',
     };
 

@@ -1,6 +1,7 @@
 // An upstream as one snapshot sees it: its config and the one way callers send to its targets (admit/settle per
 // client request, begin → Lease per try). The state that must outlive the snapshot (targets, health, ejections,
 // breaker, retry budget, balancer) lives in an UpstreamState shared by every snapshot with this upstream.
+import { systemClock, type Clock } from '../clock.ts';
 import { cookieValue } from '../http/cookies.ts';
 import { queryValue } from '../http/query.ts';
 import { CHANNELS, newGateway, type Gateway } from '../observability/events.ts';
@@ -72,12 +73,15 @@ export class UpstreamPool {
   readonly connections: ConnectionSettings;
   private readonly hashOn: HashSource | null;
   private readonly slowStart: number;
+  /** The state's monotonic clock (slow start). */
+  private readonly now: () => number;
 
   constructor(name: string, config: UpstreamConfig, state: UpstreamState, connections: ConnectionSettings, stickySecret: string) {
     this.name = name;
     this.config = config;
     this.state = state;
     this.connections = connections;
+    this.now = state.clock.monotonic;
     this.hidden = new Set(config.hideResponseHeaders);
     this.hashOn = config.balance === 'consistent-hash' ? (config.hashOn ?? { kind: 'ip' }) : config.balance === 'ip-hash' ? { kind: 'ip' } : null;
     this.slowStart = config.healthCheck.slowStart ?? 0;
@@ -172,7 +176,7 @@ export class UpstreamPool {
     if (avoid !== undefined && target === avoid) target = state.backupOtherThan(avoid) ?? target;
     // Slow start: a target that just came back takes a share growing linearly over `slowStart`.
     if (target !== undefined && target.healthySince !== 0 && this.slowStart > 0 && state.usable.length > 1) {
-      const ramp = (performance.now() - target.healthySince) / this.slowStart;
+      const ramp = (this.now() - target.healthySince) / this.slowStart;
       if (ramp < 1 && Math.random() >= ramp) target = state.balancer.pick(hash, target) ?? target;
     }
     return target;
@@ -226,11 +230,13 @@ export class TargetRegistry {
   };
   /** The gateway whose events this registry's upstreams publish. */
   private readonly gateway: Gateway;
+  private readonly clock: Clock;
 
-  constructor(stickySecret: string, initialHealth?: ReadonlyMap<string, boolean>, gateway: Gateway = newGateway()) {
+  constructor(stickySecret: string, initialHealth?: ReadonlyMap<string, boolean>, gateway: Gateway = newGateway(), clock: Clock = systemClock) {
     this.stickySecret = stickySecret;
     this.health = new Map(initialHealth);
     this.gateway = gateway;
+    this.clock = clock;
   }
 
   /** The last verdict for a target id (L4 targets are looked up here), or undefined. */
@@ -250,7 +256,7 @@ export class TargetRegistry {
   build(name: string, config: UpstreamConfig, configDir: string): UpstreamPool {
     let state = this.upstreams.get(name);
     if (state === undefined) {
-      state = new UpstreamState(name, this.hooks);
+      state = new UpstreamState(name, this.hooks, this.clock);
       this.upstreams.set(name, state);
     }
     const connections: ConnectionSettings = {

@@ -2,6 +2,7 @@
 // in-flight counts, the circuit breaker, the retry budget and the balancer. One per upstream name, owned by the
 // TargetRegistry; every snapshot's UpstreamPool of that name reads it. A reload commits its config here: each
 // part is kept while the settings it depends on are unchanged and starts fresh when they change.
+import { systemClock, type Clock } from '../clock.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Balancer } from './balancers/balancer.ts';
 import { createBalancer } from './balancers/create-balancer.ts';
@@ -33,6 +34,8 @@ export interface TargetSpec {
 
 export class UpstreamState {
   readonly name: string;
+  /** What slow start, breakers and ejections count time on (the runtime's). */
+  readonly clock: Clock;
   /** The config last committed; null until a snapshot with this upstream is swapped in. */
   config: UpstreamConfig | null = null;
   /** Targets in rotation order (the config's, then those added at run time); draining ones are not here. */
@@ -53,14 +56,16 @@ export class UpstreamState {
   private budgetOf = '';
   private balancerOf = '';
   private readonly hooks: StateHooks;
-  private returnTimer: NodeJS.Timeout | null = null;
+  /** Cancels the wait for the earliest return of an ejected target. */
+  private returnTimer: (() => void) | null = null;
   /** Targets passive health had out of rotation at the last refresh (to publish the changes). */
   private ejected: ReadonlySet<Target> = new Set();
   private closed = false;
 
-  constructor(name: string, hooks: StateHooks) {
+  constructor(name: string, hooks: StateHooks, clock: Clock = systemClock) {
     this.name = name;
     this.hooks = hooks;
+    this.clock = clock;
   }
 
   /** Makes `config` the live one: keeps every part whose settings are unchanged, drains targets it no longer lists. */
@@ -72,13 +77,13 @@ export class UpstreamState {
     const breakerOf = JSON.stringify(config.circuitBreaker ?? null);
     if (breakerOf !== this.breakerOf) {
       this.breakerOf = breakerOf;
-      this.breaker = config.circuitBreaker ? this.watched(new CircuitBreaker(config.circuitBreaker)) : null;
+      this.breaker = config.circuitBreaker ? this.watched(new CircuitBreaker({ ...config.circuitBreaker, now: this.clock.monotonic })) : null;
     }
     const passive = config.healthCheck.passive;
     const outliersOf = JSON.stringify(passive ?? null);
     if (outliersOf !== this.outliersOf) {
       this.outliersOf = outliersOf;
-      this.outliers = passive ? new OutlierDetector(passive) : null;
+      this.outliers = passive ? new OutlierDetector({ ...passive, now: this.clock.monotonic }) : null;
       changed = true;
     }
     const ratio = config.retries?.budget ?? 0.2;
@@ -187,7 +192,7 @@ export class UpstreamState {
     const target = this.byKey.get(id.slice(this.name.length + 1));
     if (target === undefined || target.id !== id || target.healthy === healthy) return;
     target.healthy = healthy;
-    if (healthy) target.healthySince = performance.now();
+    if (healthy) target.healthySince = this.clock.monotonic();
     this.refresh();
   }
 
@@ -272,12 +277,11 @@ export class UpstreamState {
     this.stopTimer();
     const at = this.outliers?.nextReturnAt();
     if (at === undefined || this.closed) return;
-    this.returnTimer = setTimeout(() => this.refresh(), Math.max(1, at - performance.now() + 1));
-    this.returnTimer.unref();
+    this.returnTimer = this.clock.schedule(Math.max(1, at - this.clock.monotonic() + 1), () => this.refresh());
   }
 
   private stopTimer(): void {
-    if (this.returnTimer) clearTimeout(this.returnTimer);
+    this.returnTimer?.();
     this.returnTimer = null;
   }
 }

@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import type { Gateway } from '../../src/index.ts';
+import { ManualClock } from '../helpers/clock.ts';
 import { assertProblem } from '../helpers/problem.ts';
 import { startBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
@@ -37,6 +37,12 @@ const seen = new Map<string, number>();
 const count = (path: string): number => seen.get(path) ?? 0;
 let failing = false;
 let releaseStream: (() => void) | null = null;
+let releaseRefresh: (() => void) | null = null;
+
+/** The gateway's time: entries go stale when a test moves it past their max-age, not by waiting. */
+const clock = new ManualClock();
+/** Past `max-age=1`. */
+const STALE_MS = 1100;
 
 let backend: Backend;
 let flaky: Backend;
@@ -54,9 +60,12 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
   if (path === '/c/short' || path === '/c/swr' || path === '/c/sie' || path === '/f/sie') {
     if (req.headers['if-none-match'] === '"v1"') return res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=1' }).end();
     const extra = path === '/c/swr' ? ', stale-while-revalidate=30' : path.endsWith('/sie') ? ', stale-if-error=30' : '';
-    // The refresh of /c/swr is slow, so the clients asking meanwhile all get the stale copy.
+    // The refresh of /c/swr is held until the test lets it go, so the clients asking meanwhile all get the stale copy.
     if (path === '/c/swr' && n > 1) {
-      setTimeout(() => send({ 'cache-control': `max-age=1${extra}` }), 300);
+      releaseRefresh = () => {
+        releaseRefresh = null;
+        send({ 'cache-control': `max-age=1${extra}` });
+      };
       return;
     }
     return send({ 'cache-control': `max-age=1${extra}`, ...(path === '/c/short' ? { etag: '"v1"' } : {}) });
@@ -167,12 +176,13 @@ routes:
     plugins:
       - key-auth: {}
       - cache: { purge: { consumers: [ops] } }
-`);
+`, { clock });
   port = gw.port();
 });
 
 after(async () => {
   releaseStream?.();
+  releaseRefresh?.();
   await gw.stop();
   await backend.close();
   await flaky.close();
@@ -199,10 +209,10 @@ describe('what is stored', () => {
 
   test('a hit carries Age and the stored headers', async () => {
     await get(port, '/c/age');
-    await sleep(1100);
+    clock.advance(1500);
     const r = await get(port, '/c/age');
     assert.equal(r.headers['x-cache'], 'HIT');
-    assert.ok(Number(r.headers.age) >= 1, `age ${r.headers.age}`);
+    assert.equal(r.headers.age, '1', 'whole seconds since it was stored');
     assert.equal(r.headers.etag, '"/c/age"');
   });
 
@@ -319,7 +329,7 @@ describe('what is stored', () => {
 describe('revalidation', () => {
   test('a stale entry is revalidated with If-None-Match; a 304 refreshes it and the client gets the stored body', async () => {
     const first = await get(port, '/c/short');
-    await sleep(1100);
+    clock.advance(STALE_MS);
     const second = await get(port, '/c/short');
     assert.equal(second.headers['x-cache'], 'REVALIDATED');
     assert.equal(second.status, 200);
@@ -332,7 +342,7 @@ describe('revalidation', () => {
 
   test('If-Modified-Since revalidates an entry that has only Last-Modified', async () => {
     await get(port, '/c/lm');
-    await sleep(1100);
+    clock.advance(STALE_MS);
     const r = await get(port, '/c/lm');
     assert.equal(r.headers['x-cache'], 'REVALIDATED');
     assert.equal(r.body.toString(), '/c/lm #1');
@@ -356,14 +366,16 @@ describe('revalidation', () => {
 describe('stale responses', () => {
   test('stale-while-revalidate: the stale copy is served at once while exactly one background request refreshes it', async () => {
     await get(port, '/c/swr');
-    await sleep(1100);
+    clock.advance(STALE_MS);
     const stale = await Promise.all(Array.from({ length: 10 }, () => get(port, '/c/swr')));
     for (const r of stale) {
       assert.equal(r.headers['x-cache'], 'STALE');
       assert.equal(r.body.toString(), '/c/swr #1');
     }
-    await until(() => count('/c/swr') >= 2, 'the background refresh to reach the backend', 1000);
-    await sleep(400); // the refresh lands
+    const release = await until(() => releaseRefresh, 'the background refresh to reach the backend', 1000);
+    release();
+    // Asking until the refresh has landed: meanwhile each answer is stale and starts no other refresh.
+    await until(async () => (await get(port, '/c/swr')).headers['x-cache'] === 'HIT', 'the refreshed entry');
     assert.equal(count('/c/swr'), 2, 'one background request for ten stale answers');
     const fresh = await get(port, '/c/swr');
     assert.equal(fresh.headers['x-cache'], 'HIT');
@@ -372,7 +384,7 @@ describe('stale responses', () => {
 
   test('stale-if-error: a 500 from the backend is replaced by the stale copy within the window', async () => {
     await get(port, '/c/sie');
-    await sleep(1100);
+    clock.advance(STALE_MS);
     failing = true;
     try {
       const r = await get(port, '/c/sie');
@@ -386,7 +398,7 @@ describe('stale responses', () => {
 
   test('stale-if-error from the config: the stale copy answers while the circuit breaker is open, without a request upstream', async () => {
     await get(port, '/x/item');
-    await sleep(1100);
+    clock.advance(STALE_MS);
     failing = true;
     try {
       assert.equal((await get(port, '/x/other')).status, 500);
@@ -406,7 +418,7 @@ describe('stale responses', () => {
 
   test('stale-if-error: an unreachable backend is replaced by the stale copy', async () => {
     await get(port, '/f/sie');
-    await sleep(1100);
+    clock.advance(STALE_MS);
     await flaky.close();
     const r = await get(port, '/f/sie');
     assert.equal(r.status, 200);

@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Gateway } from '../../src/index.ts';
+import { ManualClock } from '../helpers/clock.ts';
+import { nextEvent } from '../helpers/events.ts';
 import { spawnGateway } from '../helpers/process.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
@@ -13,13 +16,6 @@ async function echo(name: string, port = 0): Promise<Backend> {
   const b = await startEchoBackend(name, port);
   backends.push(b);
   return b;
-}
-
-/** The milliseconds until `check` holds (polled; fails after 5 s). */
-async function msUntil(check: () => Promise<boolean>, what: string): Promise<number> {
-  const start = performance.now();
-  await until(check, what);
-  return performance.now() - start;
 }
 
 const yaml = (targets: Backend[], health: string) => `
@@ -42,26 +38,46 @@ async function answerers(port: number, n: number): Promise<Set<string>> {
 }
 
 describe('active health checks', () => {
-  test('a killed target stops getting requests within interval × unhealthyThreshold and returns after healthyThreshold passes', async (t) => {
+  /** The gateway's health verdict on `target` turning `healthy`, from the event stream. */
+  const verdict = (gw: Gateway, target: Backend, healthy: boolean) =>
+    nextEvent('turnpike:target:health', gw.runtime.gateway, (e) => e.target === `app|${target.url}` && e.healthy === healthy, `${target.url} ${healthy ? 'healthy' : 'unhealthy'}`);
+
+  /** One round of probes on the gateway's clock: once every target's next probe is due (its last one came back), the clock moves past it. */
+  async function probeRound(clock: ManualClock, targets: number, interval: number): Promise<void> {
+    await clock.whenPending(targets, 'every target waiting for its next probe');
+    clock.advance(interval * 1.1); // the interval is spread by ±10 %
+  }
+
+  test('a killed target stops getting requests after unhealthyThreshold failed probes and returns after healthyThreshold passes', async () => {
     const a = await echo('a');
     const b = await echo('b');
-    const gw = await startGatewayYaml(yaml([a, b], '{ active: { path: /healthz, interval: 100ms, timeout: 100ms, unhealthyThreshold: 2, healthyThreshold: 2 } }'));
+    const clock = new ManualClock();
+    const gw = await startGatewayYaml(yaml([a, b], '{ active: { path: /healthz, interval: 100ms, timeout: 100ms, unhealthyThreshold: 2, healthyThreshold: 2 } }'), { clock });
+    const bTarget = () => gw.runtime.current.upstreams.get('app')!.targets[1]!;
     try {
       assert.deepEqual(await answerers(gw.port(), 10), new Set(['a', 'b']));
       const port = b.port;
       await b.close();
-      const ejected = await msUntil(async () => (await answerers(gw.port(), 6)).has('b') === false && [...gw.runtime.current.upstreams.get('app')!.targets].some((x) => !x.healthy), 'b marked unhealthy');
-      t.diagnostic(`killed target marked unhealthy after ${ejected.toFixed(0)} ms (interval 100 ms × unhealthyThreshold 2 = 200 ms, + probe timeout)`);
-      assert.ok(ejected <= 100 * 2 + 100 + 300, `${ejected} ms`);
+      await probeRound(clock, 2, 100);
+      await clock.whenPending(2, 'the first failed probe of b');
+      assert.equal(bTarget().healthy, true, 'one failure is not unhealthyThreshold 2');
+      const down = verdict(gw, b, false);
+      await probeRound(clock, 2, 100);
+      await down;
+      assert.equal((await answerers(gw.port(), 6)).has('b'), false);
       // While it is down, no client request fails: the default retry of a connect failure covers the window,
       // and afterwards it is not picked at all.
       const statuses = new Set<number>();
       for (let i = 0; i < 20; i++) statuses.add((await request(gw.port(), '/')).status);
       assert.deepEqual(statuses, new Set([200]));
       await echo('b', port);
-      const restored = await msUntil(async () => (await answerers(gw.port(), 6)).has('b'), 'b back');
-      t.diagnostic(`restarted target back in rotation after ${restored.toFixed(0)} ms (healthyThreshold 2 × interval 100 ms)`);
-      assert.ok(restored <= 100 * 2 + 100 + 400, `${restored} ms`);
+      await probeRound(clock, 2, 100);
+      await clock.whenPending(2, 'the first passed probe of b');
+      assert.equal(bTarget().healthy, false, 'one pass is not healthyThreshold 2');
+      const up = verdict(gw, b, true);
+      await probeRound(clock, 2, 100);
+      await up;
+      assert.ok((await answerers(gw.port(), 6)).has('b'), 'b back in rotation');
     } finally {
       await gw.stop();
     }
@@ -70,7 +86,8 @@ describe('active health checks', () => {
   test('slowStart ramps a target that comes back up to its share instead of all at once', async (t) => {
     const a = await echo('a');
     const b = await echo('b');
-    const gw = await startGatewayYaml(yaml([a, b], '{ active: { interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 }, slowStart: 2s }'));
+    const clock = new ManualClock();
+    const gw = await startGatewayYaml(yaml([a, b], '{ active: { interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 }, slowStart: 2s }'), { clock });
     const shareOfB = async (n: number) => {
       let hits = 0;
       for (let i = 0; i < n; i++) if (json(await request(gw.port(), '/')).name === 'b') hits++;
@@ -79,14 +96,21 @@ describe('active health checks', () => {
     try {
       const port = b.port;
       await b.close();
-      await until(async () => !gw.runtime.current.upstreams.get('app')!.targets[1]!.healthy, 'b unhealthy');
+      const down = verdict(gw, b, false);
+      await probeRound(clock, 2, 50);
+      await down;
       await echo('b', port);
-      await until(async () => gw.runtime.current.upstreams.get('app')!.targets[1]!.healthy, 'b healthy');
+      const up = verdict(gw, b, true);
+      await probeRound(clock, 2, 50);
+      await up;
       const early = await shareOfB(100);
-      await sleep(2100);
+      clock.advance(1000);
+      const halfway = await shareOfB(200);
+      clock.advance(1100);
       const late = await shareOfB(100);
-      t.diagnostic(`b's share in its first moments back: ${(early * 100).toFixed(0)}%; after slowStart (2 s): ${(late * 100).toFixed(0)}%`);
-      assert.ok(early < 0.3, `early ${early}`);
+      t.diagnostic(`b's share the moment it is back: ${(early * 100).toFixed(0)}%; halfway through slowStart (1 s of 2 s): ${(halfway * 100).toFixed(0)}%; after it: ${(late * 100).toFixed(0)}%`);
+      assert.equal(early, 0, 'no share the moment it is back');
+      assert.ok(halfway > 0 && halfway < 0.5, `halfway ${halfway}`);
       assert.ok(late > 0.4, `late ${late}`);
     } finally {
       await gw.stop();
@@ -172,6 +196,34 @@ describe('passive health checks', () => {
       const stillServing = ['failing', 'failing2'].filter((n) => (names.get(n) ?? 0) > 0);
       assert.equal(stillServing.length, 1, JSON.stringify([...names]));
       assert.ok(failing.requests.length + failing2.requests.length - before <= 15);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('an ejected target comes back once ejectFor has passed, not before', async () => {
+    const ok = await echo('ok');
+    let broken = true;
+    const flaky = await startBackend((_req, res) => {
+      res.statusCode = broken ? 500 : 200;
+      res.end(JSON.stringify({ name: 'flaky' }));
+    });
+    backends.push(flaky);
+    const clock = new ManualClock();
+    const gw = await startGatewayYaml(yaml([ok, flaky], '{ passive: { consecutiveFailures: 1, ejectFor: 10s } }'), { clock });
+    const ejection = (ejected: boolean) =>
+      nextEvent('turnpike:target:ejection', gw.runtime.gateway, (e) => e.target === flaky.url && e.ejected === ejected, `flaky ${ejected ? 'ejected' : 'back'}`);
+    try {
+      const out = ejection(true);
+      await answerers(gw.port(), 2); // round robin: one of two reaches flaky, whose failure ejects it
+      await out;
+      broken = false;
+      clock.advance(9_999);
+      assert.deepEqual(await answerers(gw.port(), 4), new Set(['ok']), 'still ejected before ejectFor');
+      const back = ejection(false);
+      clock.advance(2);
+      await back;
+      assert.deepEqual(await answerers(gw.port(), 4), new Set(['ok', 'flaky']));
     } finally {
       await gw.stop();
     }

@@ -4,9 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ManualClock } from '../helpers/clock.ts';
+import { nextEvent } from '../helpers/events.ts';
 import { closedPort } from '../helpers/ports.ts';
 import { assertProblem } from '../helpers/problem.ts';
 import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
 after(() => Promise.all(backends.map((b) => b.close().catch(() => undefined))));
@@ -122,9 +125,10 @@ describe('retries', () => {
   test('no client request fails when a target is killed mid-test and retries are on', async (t) => {
     const a = await track(startEchoBackend('a'));
     const b = await track(startEchoBackend('b'));
+    const clock = new ManualClock();
     const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
     retries: { attempts: 2, on: [connect-failure, reset, 502, 503, 504] }
-    healthCheck: { active: { interval: 100ms, unhealthyThreshold: 2 } }`));
+    healthCheck: { active: { interval: 100ms, unhealthyThreshold: 2 } }`), { clock });
     let running = true;
     const failures: string[] = [];
     let ok = 0;
@@ -140,9 +144,17 @@ describe('retries', () => {
       }
     });
     try {
-      await sleep(200);
+      await until(() => ok >= 20, 'the load to run');
       await b.close();
-      await sleep(600);
+      // Until the second failed probe marks b down, retries cover the requests that reach it.
+      const down = nextEvent('turnpike:target:health', gw.runtime.gateway, (e) => e.target === `app|${b.url}` && e.healthy === false, 'b unhealthy');
+      for (let round = 0; round < 2; round++) {
+        await clock.whenPending(2, 'a and b waiting for their next probe');
+        clock.advance(110);
+      }
+      await down;
+      const marked = ok;
+      await until(() => ok >= marked + 20, 'the load to run on without b');
       running = false;
       await Promise.all(load);
       t.diagnostic(`${ok} requests succeeded, ${failures.length} failed while a target was killed`);
@@ -162,8 +174,9 @@ describe('circuit breaker', () => {
       res.statusCode = failing ? 500 : 200;
       res.end(JSON.stringify({ name: 'b' }));
     }));
+    const clock = new ManualClock();
     const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${backend.url}" }]
-    circuitBreaker: { failureRatio: 0.5, minimumRequests: 5, window: 10s, openFor: 300ms, halfOpenRequests: 1 }`));
+    circuitBreaker: { failureRatio: 0.5, minimumRequests: 5, window: 10s, openFor: 300ms, halfOpenRequests: 1 }`), { clock });
     try {
       for (let i = 0; i < 5; i++) assert.equal((await request(gw.port(), '/')).status, 500);
       const seen = backend.requests.length;
@@ -172,7 +185,10 @@ describe('circuit breaker', () => {
       assert.equal(open.headers['retry-after'], '1');
       assert.equal(backend.requests.length, seen, 'an open breaker does not call the backend');
       failing = false;
-      await sleep(350);
+      clock.advance(299);
+      assertProblem(await request(gw.port(), '/'), 503, 'TP_CIRCUIT_OPEN');
+      assert.equal(backend.requests.length, seen, 'open until openFor has passed');
+      clock.advance(1);
       assert.equal((await request(gw.port(), '/')).status, 200); // the half-open probe
       for (let i = 0; i < 5; i++) assert.equal((await request(gw.port(), '/')).status, 200);
     } finally {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { startGateway, type Gateway } from '../../src/index.ts';
+import { startGateway, type Clock, type Gateway } from '../../src/index.ts';
 
 export interface Backend {
   readonly server: Server;
@@ -57,11 +57,14 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'turnpike-test-'));
 }
 
-/** Writes `yaml` to a temp file and starts a gateway from it (access log off unless the YAML sets it). */
-export async function startGatewayYaml(yaml: string, options: { watch?: boolean } = {}): Promise<Gateway & { file: string }> {
+/**
+ * Writes `yaml` to a temp file and starts a gateway from it (access log off unless the YAML sets it); `clock`
+ * replaces the system clock (a ManualClock, test/helpers/clock.ts).
+ */
+export async function startGatewayYaml(yaml: string, options: { watch?: boolean; clock?: Clock } = {}): Promise<Gateway & { file: string }> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
-  const gateway = await startGateway({ configFile: file, log: quietLog, watch: options.watch ?? false });
+  const gateway = await startGateway({ configFile: file, log: quietLog, watch: options.watch ?? false, clock: options.clock });
   return Object.assign(gateway, { file });
 }
 

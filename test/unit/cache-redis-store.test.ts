@@ -6,9 +6,11 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import CachePolicy from 'http-cache-semantics';
 import type { Redis } from 'ioredis';
+import { policyClass } from '../../src/cache/freshness.ts';
 import { decodeEntry, encodeEntry, RedisCacheStore } from '../../src/cache/redis-store.ts';
 import type { CacheEntry } from '../../src/cache/store.ts';
 import { RedisClients } from '../../src/stores/redis-client.ts';
+import { ManualClock } from '../helpers/clock.ts';
 import { startRedisServer, type RedisServer } from '../helpers/redis.ts';
 
 const COMMAND_TIMEOUT = 500;
@@ -49,6 +51,23 @@ describe('cache entry codec', () => {
     assert.equal(decoded.encodedBy, 'br');
     assert.equal(decoded.policy.stale(), false);
     assert.ok(decoded.policy.timeToLive() > 59_000);
+  });
+
+  test('an entry read back with a clock\'s policy class ages on that clock, also once a 304 revalidated it', () => {
+    const clock = new ManualClock();
+    const Policy = policyClass(clock);
+    const request = { method: 'GET', url: '/a', headers: { host: 'x' } };
+    const stored = new Policy(request, { status: 200, headers: { 'cache-control': 'max-age=60' } }, { shared: true });
+    clock.advance(30_000);
+    const decoded = decodeEntry(encodeEntry({ ...entry('x'), policy: stored }), Policy);
+    assert.equal(decoded.policy.age(), 30);
+    clock.advance(31_000);
+    assert.equal(decoded.policy.stale(), true, '61 s on the clock: past max-age=60');
+    const { policy: revalidated } = decoded.policy.revalidatedPolicy(request, { status: 304, headers: { 'cache-control': 'max-age=60' } });
+    assert.equal(revalidated.stale(), false);
+    clock.advance(61_000);
+    assert.equal(revalidated.stale(), true, 'the revalidated policy reads the same clock');
+    assert.equal(policyClass(clock), Policy, 'one class per clock');
   });
 
   test('decodeEntry throws on foreign, truncated and malformed values', () => {

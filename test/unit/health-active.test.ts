@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from '../../src/clock.ts';
 import { ActiveHealthChecker, type ActiveCheckSettings, type TargetHealth } from '../../src/health/active-checker.ts';
+import { ManualClock } from '../helpers/clock.ts';
 import { closedPort } from '../helpers/ports.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -27,11 +28,13 @@ interface Change {
   readonly at: number;
 }
 
-function newChecker() {
+/** A checker recording its verdicts and logs; on `clock` (a ManualClock: probes are due when the test moves it). */
+function newChecker(clock?: Clock) {
   const changes: Change[] = [];
   const logs: { msg: string; fields: Record<string, unknown> }[] = [];
   const checker = new ActiveHealthChecker((key, healthy) => changes.push({ key, healthy, at: performance.now() }), {
     log: (msg, fields) => logs.push({ msg, fields: fields as Record<string, unknown> }),
+    ...(clock ? { clock } : {}),
   });
   cleanups.push(() => checker.stop());
   const state = (key: string): TargetHealth => checker.status().get(key) ?? assert.fail(`no status for ${key}`);
@@ -90,39 +93,47 @@ async function hangingServer() {
 }
 
 describe('active health checks', () => {
-  test('a target whose server is closed turns unhealthy after unhealthyThreshold failed probes', async (t) => {
+  test('a target whose server is closed turns unhealthy after unhealthyThreshold failed probes, one interval apart', async () => {
     const s = await healthServer();
-    const { checker, changes, logs, state } = newChecker();
+    const clock = new ManualClock();
+    const { checker, changes, logs, state } = newChecker(clock);
     checker.set([{ key: 'a', url: s.url, check: settings({ interval: 50, timeout: 200, unhealthyThreshold: 3 }) }]);
     assert.equal(checker.isHealthy('a'), true, 'a new target starts healthy');
-    await until(() => state('a').passes >= 1, 'a first pass', WAIT_MS);
-    const killed = performance.now();
+    await clock.whenPending(1, 'the first probe of a to come back');
+    assert.equal(state('a').passes, 1);
     await s.close();
-    const change = await until(() => changes.find((c) => !c.healthy), 'onChange(a, false)', WAIT_MS);
-    const ms = change.at - killed;
-    t.diagnostic(`server closed -> unhealthy in ${ms.toFixed(0)} ms (interval 50 ms ±10 %, unhealthyThreshold 3, timeout 200 ms)`);
-    assert.ok(ms >= 2 * 50 * 0.9 - 5, `three failures need two intervals, took ${ms} ms`);
-    assert.ok(ms <= 50 * 3 + 200 + SLACK, `took ${ms} ms`);
+    for (let failures = 1; failures <= 3; failures++) {
+      assert.deepEqual(changes, [], `still healthy after ${failures - 1} failed probes`);
+      clock.advance(50 * 0.9 - 1);
+      assert.equal(clock.pending, 1, 'no probe before the interval (50 ms, less 10 % jitter) has passed');
+      clock.advance(50 * 0.2 + 1);
+      assert.equal(clock.pending, 0, 'probed once the interval (plus 10 % jitter) has passed');
+      await clock.whenPending(1, `failed probe ${failures} to come back`);
+      assert.equal(state('a').failures, failures);
+    }
     assert.deepEqual(changes.map((c) => [c.key, c.healthy]), [['a', false]]);
     assert.equal(checker.isHealthy('a'), false);
     assert.equal(state('a').lastError, 'ECONNREFUSED');
     assert.deepEqual(logs.map((l) => [l.fields.url, l.fields.reason, l.fields.healthy]), [[s.url, 'ECONNREFUSED', false]]);
   });
 
-  test('a target that comes back turns healthy after healthyThreshold passes', async (t) => {
+  test('a target that comes back turns healthy after healthyThreshold passes', async () => {
     const s = await healthServer();
-    const { checker, changes } = newChecker();
+    const clock = new ManualClock();
+    const { checker, changes } = newChecker(clock);
     checker.set([{ key: 'a', url: s.url, check: settings({ interval: 50, healthyThreshold: 2, unhealthyThreshold: 1 }) }]);
-    await until(() => s.probes.length >= 1, 'a first probe', WAIT_MS);
+    await clock.whenPending(1, 'the first probe of a to come back');
     await s.close();
-    await until(() => changes.some((c) => !c.healthy), 'onChange(a, false)', WAIT_MS);
+    clock.advance(55);
+    await clock.whenPending(1, 'the failed probe to come back');
+    assert.deepEqual(changes.map((c) => c.healthy), [false]);
     const again = await healthServer(s.port);
-    const back = performance.now();
-    const change = await until(() => changes.find((c) => c.healthy), 'onChange(a, true)', WAIT_MS);
-    const ms = change.at - back;
-    t.diagnostic(`server back -> healthy in ${ms.toFixed(0)} ms (interval 50 ms ±10 %, healthyThreshold 2)`);
-    assert.ok(ms <= 50 * 1.1 * 2 + SLACK, `took ${ms} ms`);
-    assert.ok(again.probes.length >= 2, 'two passes were needed');
+    clock.advance(55);
+    await clock.whenPending(1, 'the first pass to come back');
+    assert.deepEqual(changes.map((c) => c.healthy), [false], 'one pass is not healthyThreshold 2');
+    clock.advance(55);
+    await clock.whenPending(1, 'the second pass to come back');
+    assert.equal(again.probes.length, 2, 'two passes were needed');
     assert.deepEqual(changes.map((c) => c.healthy), [false, true]);
     assert.equal(checker.isHealthy('a'), true);
   });
@@ -189,47 +200,50 @@ describe('active health checks', () => {
     assert.equal(plain.headers.host, `127.0.0.1:${s.port}`, 'default Host: the target host:port');
   });
 
-  test('set() keeps unchanged targets as they are, restarts changed ones, stops removed ones; stop() stops all', async (t) => {
+  test('set() keeps unchanged targets as they are, restarts changed ones, stops removed ones; stop() stops all', async () => {
     const s = await healthServer();
     const h = await hangingServer();
-    const { checker, changes, state } = newChecker();
+    const clock = new ManualClock();
+    const { checker, changes, state } = newChecker(clock);
     const a = () => ({ key: 'a', url: s.url, check: settings({ path: '/a', interval: 100 }) });
     const b = (path: string) => ({ key: 'b', url: s.url, check: settings({ path, interval: 100, unhealthyThreshold: 1 }) });
     checker.set([a(), b('/status/500')]);
-    await until(() => changes.length === 1 && s.count('/a') >= 2, 'b unhealthy and a probed twice', WAIT_MS);
+    await clock.whenPending(2, 'the first probes of a and b to come back');
+    assert.deepEqual([changes.length, s.count('/a')], [1, 1], 'b unhealthy, a probed once');
 
     // The same targets again (equal, not identical objects), many times: no restart, no extra probes.
-    const before = { probes: s.count('/a'), passes: state('a').passes };
+    const passes = state('a').passes;
     for (let i = 0; i < 20; i++) checker.set([a(), b('/status/500')]);
-    await sleep(300);
-    const extra = s.count('/a') - before.probes;
-    t.diagnostic(`probes of an unchanged target in 300 ms after 20 set() calls: ${extra} (interval 100 ms)`);
-    assert.ok(extra <= 4, `${extra} probes in 300 ms`);
-    assert.ok(state('a').passes >= before.passes, 'counters kept');
+    assert.equal(clock.pending, 2, 'each target still waits for its next probe (a restarted one is probed at once)');
+    assert.equal(state('a').passes, passes, 'counters kept');
+    clock.advance(110);
+    await clock.whenPending(2, 'the next probes of a and b to come back');
+    assert.equal(s.count('/a'), 2, 'one probe of a per interval');
     assert.equal(checker.isHealthy('b'), false);
 
     // A changed check: fresh counters, probed at once, the unhealthy flag kept (no transition).
     checker.set([a(), b('/status/503')]);
     assert.deepEqual([checker.isHealthy('b'), state('b').failures], [false, 0]);
-    await until(() => state('b').lastError === 'status 503', 'b probed with its new path', WAIT_MS);
+    await clock.whenPending(2, 'b probed at once with its new path');
+    assert.equal(state('b').lastError, 'status 503');
     assert.equal(changes.length, 1);
 
-    // Removed: no more probes (after a moment for one already on the wire), and no status.
+    // Removed: its next probe is cancelled, and it has no status.
     checker.set([a(), { key: 'h', url: h.url, check: settings({ timeout: 10_000 }) }]);
-    await sleep(20);
-    const bProbes = s.count('/status/503');
-    await sleep(300);
-    assert.equal(s.count('/status/503'), bProbes);
+    assert.equal(clock.pending, 1, 'only a waits for its next probe (h is probing)');
     assert.deepEqual([...checker.status().keys()].sort(), ['a', 'h']);
+    const bProbes = s.count('/status/503');
+    clock.advance(110);
+    await clock.whenPending(1, 'the next probe of a to come back');
+    assert.equal(s.count('/a'), 3);
+    assert.equal(s.count('/status/503'), bProbes, 'b is probed no more');
 
     // stop(): the in-flight probe of h is aborted (its connection closes) and nothing is probed again.
     await until(() => h.stats.open === 1, 'h probe in flight', WAIT_MS);
     checker.stop();
+    assert.equal(clock.pending, 0, 'no probe waits any more');
     await until(() => h.stats.open === 0, 'h probe aborted', 1000);
-    await sleep(20);
-    const aProbes = s.count('/a');
-    await sleep(300);
-    assert.equal(s.count('/a'), aProbes);
+    assert.equal(clock.pending, 0, 'the aborted probe scheduled no other');
     assert.equal(checker.status().size, 0);
     assert.equal(h.stats.accepted, 1);
   });
