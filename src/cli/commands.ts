@@ -66,7 +66,7 @@ program
       await startPrimary(opts, release);
       return;
     }
-    const { startGateway } = await import('../index.ts');
+    const { startGateway } = await import('../runtime/gateway.ts');
     let gateway;
     try {
       gateway = await startGateway({ configFile: opts.config, watch: opts.watch });

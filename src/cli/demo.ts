@@ -2,7 +2,7 @@
 // routing, load balancing and plugins on a fresh machine with nothing else installed.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startGateway } from '../index.ts';
+import { startGateway } from '../runtime/gateway.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 
 function startEcho(name: string): Promise<Server> {

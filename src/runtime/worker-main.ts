@@ -1,6 +1,6 @@
 // A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
 // cluster primary shares, reloads when the primary says so, drains on SIGTERM.
-import { startGateway } from '../index.ts';
+import { startGateway } from './gateway.ts';
 import { CachePurges } from '../cache/purge-fanout.ts';
 import { IpcLimitStore } from '../limits/ipc-store.ts';
 import { installSignals } from './lifecycle.ts';
