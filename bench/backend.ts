@@ -6,7 +6,9 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { CACHED_CONTROL, CACHED_PREFIX } from './nginx.ts';
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } } });
+const { values } = parseArgs({
+  options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } },
+});
 
 const bodies = new Map<string, Buffer>([
   ['/100b', Buffer.alloc(100, 'a')],
@@ -24,7 +26,9 @@ const server = http.createServer((req, res) => {
     return;
   }
   res.writeHead(200, {
-    'content-type': 'application/octet-stream', 'content-length': body.length, ...(cached ? { 'cache-control': CACHED_CONTROL } : {}),
+    'content-type': 'application/octet-stream',
+    'content-length': body.length,
+    ...(cached ? { 'cache-control': CACHED_CONTROL } : {}),
   });
   res.end(req.method === 'HEAD' ? undefined : body);
 });

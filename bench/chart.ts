@@ -13,7 +13,16 @@ const PLOT_W = 560;
 const ROW_H = 28;
 const HEAD_H = 34;
 const GAP = 18;
-const COLOR = { perCore: '#2b6cb0', reqs: '#90cdf4', turnpike: '#c05621', turnpikeLight: '#fbd38d', ceiling: '#718096', ceilingLight: '#cbd5e0', axis: '#4a5568', grid: '#e2e8f0' };
+const COLOR = {
+  perCore: '#2b6cb0',
+  reqs: '#90cdf4',
+  turnpike: '#c05621',
+  turnpikeLight: '#fbd38d',
+  ceiling: '#718096',
+  ceilingLight: '#cbd5e0',
+  axis: '#4a5568',
+  grid: '#e2e8f0',
+};
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -40,16 +49,24 @@ export function ratioChart(title: string, baseline: string, cases: readonly Char
       out.push(`<text x="${LABEL_W - 8}" y="${y + 17}" font-size="12" text-anchor="end">${esc(r.target)}</text>`);
       if (r.skipped || r.perCoreRatio === undefined) {
         const why = r.skipped ? 'skipped' : 'no data';
-        out.push(`<text x="${LABEL_W + 6}" y="${y + 17}" font-size="11" fill="#718096" font-style="italic">${why}</text>`);
+        out.push(
+          `<text x="${LABEL_W + 6}" y="${y + 17}" font-size="11" fill="#718096" font-style="italic">${why}</text>`,
+        );
       } else {
         const w1 = x(r.perCoreRatio) - LABEL_W;
         const w2 = x(r.ratio ?? 0) - LABEL_W;
         const c1 = kind === 'turnpike' ? COLOR.turnpike : kind === 'ceiling' ? COLOR.ceiling : COLOR.perCore;
         const c2 = kind === 'turnpike' ? COLOR.turnpikeLight : kind === 'ceiling' ? COLOR.ceilingLight : COLOR.reqs;
-        out.push(`<rect x="${LABEL_W}" y="${y + 4}" width="${w1.toFixed(1)}" height="12" fill="${c1}"><title>${esc(r.target)}: req/s per core ${r.perCoreRatio.toFixed(2)}× ${esc(baseline)}</title></rect>`);
-        out.push(`<rect x="${LABEL_W}" y="${y + 17}" width="${w2.toFixed(1)}" height="6" fill="${c2}"><title>${esc(r.target)}: req/s ${(r.ratio ?? 0).toFixed(2)}× ${esc(baseline)}</title></rect>`);
+        out.push(
+          `<rect x="${LABEL_W}" y="${y + 4}" width="${w1.toFixed(1)}" height="12" fill="${c1}"><title>${esc(r.target)}: req/s per core ${r.perCoreRatio.toFixed(2)}× ${esc(baseline)}</title></rect>`,
+        );
+        out.push(
+          `<rect x="${LABEL_W}" y="${y + 17}" width="${w2.toFixed(1)}" height="6" fill="${c2}"><title>${esc(r.target)}: req/s ${(r.ratio ?? 0).toFixed(2)}× ${esc(baseline)}</title></rect>`,
+        );
         // A white halo keeps the value readable where it crosses the 1× line.
-        labels.push(`<text x="${(LABEL_W + Math.max(w1, w2) + 5).toFixed(1)}" y="${y + 15}" font-size="11" stroke="white" stroke-width="3" paint-order="stroke">${r.perCoreRatio.toFixed(2)}× <tspan fill="#718096">(${(r.ratio ?? 0).toFixed(2)}×)</tspan></text>`);
+        labels.push(
+          `<text x="${(LABEL_W + Math.max(w1, w2) + 5).toFixed(1)}" y="${y + 15}" font-size="11" stroke="white" stroke-width="3" paint-order="stroke">${r.perCoreRatio.toFixed(2)}× <tspan fill="#718096">(${(r.ratio ?? 0).toFixed(2)}×)</tspan></text>`,
+        );
       }
       y += ROW_H;
     }
@@ -58,9 +75,12 @@ export function ratioChart(title: string, baseline: string, cases: readonly Char
       const gx = x(v).toFixed(1);
       const one = Math.abs(v - 1) < 1e-9;
       const line = `<line x1="${gx}" y1="${plotTop}" x2="${gx}" y2="${y}" stroke="${one ? COLOR.axis : COLOR.grid}"${one ? ' stroke-width="1.5" stroke-dasharray="4 3"' : ''}/>`;
-      if (one) out.push(line); // the baseline on top of the bars, the grid behind them
+      if (one)
+        out.push(line); // the baseline on top of the bars, the grid behind them
       else out.unshift(line);
-      out.push(`<text x="${gx}" y="${y + 13}" font-size="10" text-anchor="middle" fill="#718096">${v.toFixed(v % 1 ? 2 : 0)}×</text>`);
+      out.push(
+        `<text x="${gx}" y="${y + 13}" font-size="10" text-anchor="middle" fill="#718096">${v.toFixed(v % 1 ? 2 : 0)}×</text>`,
+      );
     }
     out.push(...labels);
     y += GAP + 14;

@@ -101,7 +101,12 @@ export function startChild(command: string, args: readonly string[], options: St
   hookExit();
   // stdin stays a pipe: children that watch it (bench/backend.ts) exit when we disappear.
   const guard = options.guard === true && process.platform !== 'win32';
-  const proc = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: guard });
+  const proc = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: guard,
+  });
   live.add(proc);
   if (guard && proc.pid !== undefined) tellWatchdog(String(proc.pid));
   let output = '';
@@ -149,7 +154,10 @@ export function startChild(command: string, args: readonly string[], options: St
           if (m) done(() => resolve(m));
           else if (exitedFlag) done(() => reject(new Error(`${command} exited before printing ${re}`)));
         };
-        const timer = setTimeout(() => done(() => reject(new Error(`${command} did not print ${re} within ${timeoutMs} ms`))), timeoutMs);
+        const timer = setTimeout(
+          () => done(() => reject(new Error(`${command} did not print ${re} within ${timeoutMs} ms`))),
+          timeoutMs,
+        );
         const done = (fn: () => void) => {
           clearTimeout(timer);
           listeners.delete(check);
@@ -167,7 +175,11 @@ export function startChild(command: string, args: readonly string[], options: St
       await exited;
       clearTimeout(timer);
       // Workers that outlived their parent (nginx workers do) go too.
-      killTree(proc.pid, 'SIGKILL', tree.slice(1).filter((p) => existsSync(`/proc/${p}`)));
+      killTree(
+        proc.pid,
+        'SIGKILL',
+        tree.slice(1).filter((p) => existsSync(`/proc/${p}`)),
+      );
     },
   };
 }

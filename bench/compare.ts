@@ -11,13 +11,23 @@ import { configYaml, type Build, type ConfigYaml, type GatewayKind } from './tur
 import type { Revision } from './worktree.ts';
 
 /** Why `build` refuses the config `write` makes (its `validate` command's first line), or undefined if it takes it. */
-async function refusal(build: Build, write: ConfigYaml, gateways: readonly GatewayKind[], file: string): Promise<string | undefined> {
+async function refusal(
+  build: Build,
+  write: ConfigYaml,
+  gateways: readonly GatewayKind[],
+  file: string,
+): Promise<string | undefined> {
   // validate neither binds the port nor connects to Redis: placeholders are enough.
   writeFileSync(file, write(18080, 18081, `${file}.log`, { gateways, redisUrl: 'redis://127.0.0.1:6379' }));
   const res = await runCommand(process.execPath, [...build.nodeFlags, build.cli, 'validate', '--config', file], 30_000);
   if (res.code === 0) return undefined;
-  const lines = res.output.trim().split('\n').filter((l) => l.trim());
-  return (lines.find((l) => /TP_|invalid|unknown|expected/i.test(l)) ?? lines[0] ?? `exit ${res.code}`).trim().slice(0, 300);
+  const lines = res.output
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim());
+  return (lines.find((l) => /TP_|invalid|unknown|expected/i.test(l)) ?? lines[0] ?? `exit ${res.code}`)
+    .trim()
+    .slice(0, 300);
 }
 
 export interface BaseConfig {
@@ -37,7 +47,9 @@ export async function chooseConfig(rev: Revision, gateways: readonly GatewayKind
   const refused = await refusal(rev, configYaml, gateways, join(tmp, 'validate-shared.yaml'));
   if (!refused) return { build: rev, config: 'shared' };
   try {
-    const own = ((await import(pathToFileURL(join(rev.dir, 'bench', 'turnpike.ts')).href)) as { configYaml?: ConfigYaml }).configYaml;
+    const own = (
+      (await import(pathToFileURL(join(rev.dir, 'bench', 'turnpike.ts')).href)) as { configYaml?: ConfigYaml }
+    ).configYaml;
     if (typeof own === 'function' && !(await refusal(rev, own, gateways, join(tmp, 'validate-own.yaml')))) {
       return { build: { ...rev, configYaml: own }, config: 'own', refused };
     }
@@ -63,7 +75,12 @@ export interface Verdict {
 }
 
 /** The verdicts of one case: every twinned target measured from both builds. `bound` is a fraction (0.05). */
-export function compareCase(title: string, rows: readonly Summary[], samples: readonly Sample[], bound: number): Verdict[] {
+export function compareCase(
+  title: string,
+  rows: readonly Summary[],
+  samples: readonly Sample[],
+  bound: number,
+): Verdict[] {
   const out: Verdict[] = [];
   for (const target of TWINNED) {
     const head = rows.find((r) => r.target === target);
@@ -71,11 +88,21 @@ export function compareCase(title: string, rows: readonly Summary[], samples: re
     if (!head || !base) continue;
     const ok = samples.filter((s) => !s.failure && s.reqPerSec);
     const byRound = new Map(ok.filter((s) => s.target === base.target).map((s) => [s.round, s.reqPerSec!]));
-    const pairs = ok.filter((s) => s.target === target && byRound.has(s.round)).map((s) => s.reqPerSec! / byRound.get(s.round)!);
+    const pairs = ok
+      .filter((s) => s.target === target && byRound.has(s.round))
+      .map((s) => s.reqPerSec! / byRound.get(s.round)!);
     const delta = head.ratio !== undefined && base.ratio ? head.ratio / base.ratio - 1 : undefined;
     out.push({
-      case: title, target, base: base.ratio, head: head.ratio, delta,
-      perRound: { median: median(pairs), min: pairs.length ? Math.min(...pairs) : undefined, max: pairs.length ? Math.max(...pairs) : undefined },
+      case: title,
+      target,
+      base: base.ratio,
+      head: head.ratio,
+      delta,
+      perRound: {
+        median: median(pairs),
+        min: pairs.length ? Math.min(...pairs) : undefined,
+        max: pairs.length ? Math.max(...pairs) : undefined,
+      },
       // No figure (a skipped or failed target) is no evidence of no loss.
       pass: delta !== undefined && Math.abs(delta) <= bound + 1e-12,
     });
@@ -111,9 +138,12 @@ export function compareSection(h: CompareHeading, verdicts: readonly Verdict[]):
   ];
   for (const v of verdicts) {
     const pr = v.perRound;
-    const spread = pr.median === undefined ? '–' : `${pr.median.toFixed(3)} (${pr.min!.toFixed(3)}–${pr.max!.toFixed(3)})`;
+    const spread =
+      pr.median === undefined ? '–' : `${pr.median.toFixed(3)} (${pr.min!.toFixed(3)}–${pr.max!.toFixed(3)})`;
     const route = `${v.target} — ${h.routes.get(v.target) ?? ''}`.replace(/ — $/, '');
-    lines.push(`| ${v.case} | ${route} | ${x3(v.base)} | ${x3(v.head)} | ${signedPct(v.delta)} | ${spread} | ${v.pass ? 'PASS' : v.delta === undefined ? 'FAIL (no figure)' : 'FAIL'} |`);
+    lines.push(
+      `| ${v.case} | ${route} | ${x3(v.base)} | ${x3(v.head)} | ${signedPct(v.delta)} | ${spread} | ${v.pass ? 'PASS' : v.delta === undefined ? 'FAIL (no figure)' : 'FAIL'} |`,
+    );
   }
   lines.push('', compareVerdict(h, verdicts));
   return lines.join('\n');
@@ -122,9 +152,15 @@ export function compareSection(h: CompareHeading, verdicts: readonly Verdict[]):
 /** One line: PASS, or FAIL naming the rows outside the bound (and which way they moved). */
 export function compareVerdict(h: Pick<CompareHeading, 'bound' | 'foreign'>, verdicts: readonly Verdict[]): string {
   const failed = verdicts.filter((v) => !v.pass);
-  const busy = h.foreign?.busy ? ` (measured while other processes took a median ${Math.round(h.foreign.median!)}% CPU: noisy, repeat on a quiet machine)` : '';
+  const busy = h.foreign?.busy
+    ? ` (measured while other processes took a median ${Math.round(h.foreign.median!)}% CPU: noisy, repeat on a quiet machine)`
+    : '';
   if (verdicts.length === 0) return 'compare: FAIL — no route was measured from both builds';
-  if (failed.length === 0) return `compare: PASS — head within ±${h.bound} % of base on all ${verdicts.length} case × route rows${busy}`;
-  const what = failed.map((v) => `${v.target} at ${v.case} ${v.delta === undefined ? 'has no figure' : `${signedPct(v.delta)} (head ${v.delta < 0 ? 'slower' : 'faster'})`}`);
+  if (failed.length === 0)
+    return `compare: PASS — head within ±${h.bound} % of base on all ${verdicts.length} case × route rows${busy}`;
+  const what = failed.map(
+    (v) =>
+      `${v.target} at ${v.case} ${v.delta === undefined ? 'has no figure' : `${signedPct(v.delta)} (head ${v.delta < 0 ? 'slower' : 'faster'})`}`,
+  );
   return `compare: FAIL — ${failed.length} of ${verdicts.length} rows outside ±${h.bound} %: ${what.join('; ')}${busy}`;
 }

@@ -46,7 +46,12 @@ export async function startHAProxy(dir: string, backendPort: number): Promise<HA
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, 10_000, () => child.hasExited());
   } catch (err) {
-    const why = child.stderrHead().trim().split('\n').find((l) => /ALERT|error/i.test(l)) ?? (err as Error).message;
+    const why =
+      child
+        .stderrHead()
+        .trim()
+        .split('\n')
+        .find((l) => /ALERT|error/i.test(l)) ?? (err as Error).message;
     await child.stop(1000);
     throw new Error(why);
   }

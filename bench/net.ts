@@ -23,7 +23,11 @@ export interface GetResult {
 }
 
 /** A single GET on a fresh connection (no agent), bounded by `timeoutMs`, with optional extra request headers. */
-export function httpGet(url: string, timeoutMs: number, headers: Readonly<Record<string, string>> = {}): Promise<GetResult> {
+export function httpGet(
+  url: string,
+  timeoutMs: number,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<GetResult> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, timeout: timeoutMs, headers }, (res) => {
       let bodyLength = 0;

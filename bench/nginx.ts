@@ -36,7 +36,9 @@ events { worker_connections 8192; multi_accept on; }
 }
 
 function httpCommon(dir: string): string {
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `  ${k}_temp_path ${dir}/tmp/${k};`).join('\n');
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((k) => `  ${k}_temp_path ${dir}/tmp/${k};`)
+    .join('\n');
   return `${temp}
   keepalive_requests 100000;
   keepalive_timeout 120s;
@@ -64,7 +66,13 @@ ${httpCommon(dir)}
 `;
 }
 
-export function proxyConfig(dir: string, port: number, backendPort: number, workers: string, accessLog: string): string {
+export function proxyConfig(
+  dir: string,
+  port: number,
+  backendPort: number,
+  workers: string,
+  accessLog: string,
+): string {
   return `${main(dir, workers)}http {
 ${httpCommon(dir)}
   access_log ${accessLog} combined buffer=64k flush=1s;
@@ -112,7 +120,8 @@ async function launch(dir: string, port: number, config: string, ready: string):
 export async function startNginxBackend(dir: string): Promise<Nginx> {
   prepare(dir);
   mkdirSync(join(dir, 'www'), { recursive: true });
-  for (const [name, size] of Object.entries(BACKEND_FILES)) writeFileSync(join(dir, 'www', name), Buffer.alloc(size, 'a'));
+  for (const [name, size] of Object.entries(BACKEND_FILES))
+    writeFileSync(join(dir, 'www', name), Buffer.alloc(size, 'a'));
   const port = await freePort();
   return { child: await launch(dir, port, backendConfig(dir, port), '/100b'), port };
 }
@@ -122,5 +131,9 @@ export async function startNginxProxy(dir: string, backendPort: number, workers:
   prepare(dir);
   const port = await freePort();
   const accessLog = join(dir, 'access.log');
-  return { child: await launch(dir, port, proxyConfig(dir, port, backendPort, workers, accessLog), '/100b'), port, accessLog };
+  return {
+    child: await launch(dir, port, proxyConfig(dir, port, backendPort, workers, accessLog), '/100b'),
+    port,
+    accessLog,
+  };
 }

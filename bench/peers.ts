@@ -63,7 +63,12 @@ export async function ensurePeers(packages: readonly string[]): Promise<string |
   const res = await runCommand(npm, args, 240_000);
   const still = packages.filter((p) => installedVersion(p) !== PEER_PACKAGES[p]);
   if (res.code === 0 && still.length === 0) return undefined;
-  const last = res.output.trim().split('\n').filter((l) => l.trim()).pop() ?? '';
+  const last =
+    res.output
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim())
+      .pop() ?? '';
   return `npm install failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}: ${last.slice(0, 200)}) — run: ${installCommand()}`;
 }
 
@@ -82,17 +87,28 @@ export async function startPeer(name: string, backendPort: number): Promise<Peer
   const script = fileURLToPath(new URL(`./peers/${name}.ts`, import.meta.url));
   if (!existsSync(script)) throw new Error(`no peer script ${script}`);
   const port = await freePort();
-  const child = startChild(process.execPath, [
-    ...NODE_FLAGS,
-    script,
-    '--port', String(port),
-    '--upstream', `http://127.0.0.1:${backendPort}`,
-    '--peers', PEERS_DIR,
-  ], { guard: true });
+  const child = startChild(
+    process.execPath,
+    [
+      ...NODE_FLAGS,
+      script,
+      '--port',
+      String(port),
+      '--upstream',
+      `http://127.0.0.1:${backendPort}`,
+      '--peers',
+      PEERS_DIR,
+    ],
+    { guard: true },
+  );
   try {
     await waitFor200(`http://127.0.0.1:${port}/100b`, 15_000, () => child.hasExited());
   } catch (err) {
-    const lines = child.tail().trim().split('\n').filter((l) => l.trim());
+    const lines = child
+      .tail()
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim());
     const why = lines.find((l) => /error/i.test(l)) ?? lines.pop() ?? (err as Error).message;
     await child.stop(1000);
     throw new Error(why.slice(0, 300));

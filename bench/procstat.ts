@@ -99,7 +99,10 @@ export function cpuWindow(pid: number): () => number | undefined {
  *  no process is charged for it. */
 function machineBusySeconds(): number | undefined {
   try {
-    const cpu = readFileSync('/proc/stat', 'utf8').match(/^cpu\s+(.*)$/m)![1]!.split(/\s+/).map(Number);
+    const cpu = readFileSync('/proc/stat', 'utf8')
+      .match(/^cpu\s+(.*)$/m)![1]!
+      .split(/\s+/)
+      .map(Number);
     const [user, nice, system, , , , , steal] = cpu; // guest time is already in user
     return (user! + nice! + system! + (steal ?? 0)) / ticksPerSecond();
   } catch {
@@ -132,7 +135,8 @@ export function foreignCpuWindow(): () => number | undefined {
     const busy1 = machineBusySeconds();
     const own1 = benchSeconds();
     const wall = (performance.now() - t0) / 1000;
-    if (busy0 === undefined || busy1 === undefined || own0 === undefined || own1 === undefined || wall <= 0) return undefined;
-    return Math.max(0, ((busy1 - busy0) - (own1 - own0)) / wall) * 100;
+    if (busy0 === undefined || busy1 === undefined || own0 === undefined || own1 === undefined || wall <= 0)
+      return undefined;
+    return Math.max(0, (busy1 - busy0 - (own1 - own0)) / wall) * 100;
   };
 }

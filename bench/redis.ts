@@ -13,23 +13,38 @@ export interface RedisServer {
 
 export async function startRedis(dir: string): Promise<RedisServer> {
   const bin = toolPath(TOOLS['redis-server']);
-  if (!bin) throw new Error(`redis-server not found — install it with: apt-get install -y ${TOOLS['redis-server'].apt}`);
+  if (!bin)
+    throw new Error(`redis-server not found — install it with: apt-get install -y ${TOOLS['redis-server'].apt}`);
   const port = await freePort();
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', 'no',
-    '--daemonize', 'no',
-    '--logfile', '', // log to stdout, where we wait for "Ready to accept connections"
-    '--databases', '1',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
+    '--logfile',
+    '', // log to stdout, where we wait for "Ready to accept connections"
+    '--databases',
+    '1',
   ];
   const child = startChild(bin, args, { guard: true });
   try {
     await child.waitForOutput(/Ready to accept connections/, 10_000);
   } catch (err) {
-    const said = child.tail().trim().split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
+    const said = child
+      .tail()
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(-3)
+      .join(' | ');
     await child.stop(1000);
     throw new Error(`redis-server did not start: ${(err as Error).message}${said ? ` | ${said}` : ''}`.slice(0, 600));
   }

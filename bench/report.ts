@@ -69,7 +69,12 @@ const div = (a?: number, b?: number) => (a === undefined || !b ? undefined : a /
  * Medians over rounds, except errors (summed: one error in any round matters) and peak RSS (max).
  * Ratios are taken round by round against `baseline` before the median, so drift between rounds cancels.
  */
-export function summarize(targets: readonly string[], samples: readonly Sample[], skipped: ReadonlyMap<string, string>, baseline: string): Summary[] {
+export function summarize(
+  targets: readonly string[],
+  samples: readonly Sample[],
+  skipped: ReadonlyMap<string, string>,
+  baseline: string,
+): Summary[] {
   const ok = samples.filter((s) => !s.failure);
   const baseByRound = new Map(ok.filter((s) => s.target === baseline).map((s) => [s.round, s]));
   return targets.map((t): Summary => {
@@ -88,7 +93,12 @@ export function summarize(targets: readonly string[], samples: readonly Sample[]
       peakRssBytes: max(good.map((s) => s.peakRssBytes)),
       cpuPercent: median(good.map((s) => s.cpuPercent)),
       reqPerCore: median(good.map(perCore)),
-      perCoreRatio: median(good.map((s) => { const b = baseByRound.get(s.round); return div(perCore(s), b && perCore(b)); })),
+      perCoreRatio: median(
+        good.map((s) => {
+          const b = baseByRound.get(s.round);
+          return div(perCore(s), b && perCore(b));
+        }),
+      ),
       backendCpuPercent: median(good.map((s) => s.backendCpuPercent)),
       sidecarCpuPercent: median(good.map((s) => s.sidecarCpuPercent)),
       skipped: skipped.get(t),
@@ -139,7 +149,9 @@ export function markdownTable(
     }
     if (r.failedRounds) {
       const why = [...new Set(failures.filter((s) => s.target === r.target).map((s) => s.failure))].join('; ');
-      const rest = r.rounds ? `its numbers are from the other ${r.rounds === 1 ? 'round' : `${r.rounds} rounds`}` : 'no numbers';
+      const rest = r.rounds
+        ? `its numbers are from the other ${r.rounds === 1 ? 'round' : `${r.rounds} rounds`}`
+        : 'no numbers';
       notes.push(`${r.target}: ${r.failedRounds} of ${r.rounds + r.failedRounds} rounds failed — ${why}; ${rest}`);
     }
     lines.push(
@@ -150,8 +162,10 @@ export function markdownTable(
   }
   const timedOut = rows.filter((r) => !r.skipped && r.timeouts);
   if (timedOut.length) {
-    notes.push(`errors that are wrk timeouts (a response slower than 2 s; such responses are missing from p50/p99): ` +
-      timedOut.map((r) => `${r.target} ${r.timeouts}`).join(', '));
+    notes.push(
+      `errors that are wrk timeouts (a response slower than 2 s; such responses are missing from p50/p99): ` +
+        timedOut.map((r) => `${r.target} ${r.timeouts}`).join(', '),
+    );
   }
   const bare = rows.find((r) => r.target === 'turnpike');
   for (const [target, s] of stacks) {
@@ -179,15 +193,21 @@ export function gatewayCost(bare: Summary, gw: Summary, stack = 'headers + rewri
   const hasP99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined && bare.p99Ms > 0;
   const p99 = p99Delta(bare, gw);
   const over: string[] = [];
-  if (bare.reqPerSec && gw.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec * (1 - GATEWAY_BUDGET.maxThroughputLoss)) over.push('req/s');
+  if (
+    bare.reqPerSec &&
+    gw.reqPerSec !== undefined &&
+    gw.reqPerSec < bare.reqPerSec * (1 - GATEWAY_BUDGET.maxThroughputLoss)
+  )
+    over.push('req/s');
   if (hasP99 && gw.p99Ms! > bare.p99Ms! * GATEWAY_BUDGET.maxP99Ratio) over.push('p99');
-  const verdict = over.length
-    ? `OVER the budget on ${over.join(' and ')}`
-    : 'within the budget';
-  const sidecar = gw.sidecarCpuPercent !== undefined ? `; redis-server CPU ${fmt.pct(gw.sidecarCpuPercent)} besides` : '';
-  return `${gw.target} — gateway stack (${stack}) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
+  const verdict = over.length ? `OVER the budget on ${over.join(' and ')}` : 'within the budget';
+  const sidecar =
+    gw.sidecarCpuPercent !== undefined ? `; redis-server CPU ${fmt.pct(gw.sidecarCpuPercent)} besides` : '';
+  return (
+    `${gw.target} — gateway stack (${stack}) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
     `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}${sidecar} — ${verdict} ` +
-    `(≤ ${GATEWAY_BUDGET.maxThroughputLoss * 100} % req/s, p99 ≤ ${GATEWAY_BUDGET.maxP99Ratio}×)`;
+    `(≤ ${GATEWAY_BUDGET.maxThroughputLoss * 100} % req/s, p99 ≤ ${GATEWAY_BUDGET.maxP99Ratio}×)`
+  );
 }
 
 /**
@@ -196,12 +216,15 @@ export function gatewayCost(bare: Summary, gw: Summary, stack = 'headers + rewri
  */
 export function stackGain(bare: Summary, gw: Summary, stack: string): string {
   const times = bare.reqPerSec && gw.reqPerSec !== undefined ? ` (${(gw.reqPerSec / bare.reqPerSec).toFixed(2)}×)` : '';
-  const verdict = gw.reqPerSec !== undefined && bare.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec
-    ? 'SLOWER than fetching from the backend: a hit should never lose to the proxied request'
-    : 'a gain over fetching from the backend';
-  return `${gw.target} — ${stack}, vs the same response from the backend through the bare Turnpike route: ` +
+  const verdict =
+    gw.reqPerSec !== undefined && bare.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec
+      ? 'SLOWER than fetching from the backend: a hit should never lose to the proxied request'
+      : 'a gain over fetching from the backend';
+  return (
+    `${gw.target} — ${stack}, vs the same response from the backend through the bare Turnpike route: ` +
     `req/s ${pct(gw.reqPerSec, bare.reqPerSec)}${times}, req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, ` +
-    `p99 ${p99Delta(bare, gw)} — ${verdict}`;
+    `p99 ${p99Delta(bare, gw)} — ${verdict}`
+  );
 }
 
 /** Median CPU % of other processes (100 = one core) above which a run is flagged: on a small machine the bench
@@ -223,8 +246,13 @@ export function foreignLoad(samples: readonly Sample[]): ForeignLoad {
   if (med === undefined) return { busy: false };
   const busy = med > FOREIGN_CPU_WARN;
   return {
-    median: med, max: top, busy,
-    line: `Other processes on this machine used a median ${fmt.pct(med)} CPU (max ${fmt.pct(top)}) during the measured windows` +
-      (busy ? ` — more than ${FOREIGN_CPU_WARN}%: the machine was shared, the figures are noisy; repeat the run when it is quiet.` : '.'),
+    median: med,
+    max: top,
+    busy,
+    line:
+      `Other processes on this machine used a median ${fmt.pct(med)} CPU (max ${fmt.pct(top)}) during the measured windows` +
+      (busy
+        ? ` — more than ${FOREIGN_CPU_WARN}%: the machine was shared, the figures are noisy; repeat the run when it is quiet.`
+        : '.'),
   };
 }

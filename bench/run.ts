@@ -19,7 +19,16 @@ import { cpuWindow, foreignCpuWindow, peakRssBytes, resetPeakRss } from './procs
 import { foreignLoad, markdownTable, summarize, type Sample, type Summary } from './report.ts';
 import { TOOLS, ensureTools, toolPath, toolVersion, type ToolName } from './system.ts';
 import {
-  ALIASES, BASELINE, BASE_SUFFIX, GATEWAY_TARGETS, TARGETS, TWINNED, headOf, isBase, startTargets, type Running,
+  ALIASES,
+  BASELINE,
+  BASE_SUFFIX,
+  GATEWAY_TARGETS,
+  TARGETS,
+  TWINNED,
+  headOf,
+  isBase,
+  startTargets,
+  type Running,
 } from './targets.ts';
 import { CLI, type Build, type GatewayKind } from './turnpike.ts';
 import { describeCheckout, prepareRevision, resolveCommit, type Checkout, type Revision } from './worktree.ts';
@@ -67,7 +76,11 @@ if (args.help) {
 const compareMode = args.compare !== undefined;
 const bound = Number(args.bound);
 const roundsArg = args.rounds === undefined ? undefined : Number(args.rounds);
-if (!Number.isFinite(bound) || bound < 0 || (roundsArg !== undefined && (!Number.isInteger(roundsArg) || roundsArg < 1))) {
+if (
+  !Number.isFinite(bound) ||
+  bound < 0 ||
+  (roundsArg !== undefined && (!Number.isInteger(roundsArg) || roundsArg < 1))
+) {
   console.error('--bound takes a percentage (5), --rounds a whole number ≥ 1');
   process.exit(2);
 }
@@ -94,17 +107,27 @@ plan.rounds = roundsArg ?? (compareMode ? 5 : plan.rounds);
 
 if (args.connections) plan.connections = args.connections.split(',').map(Number);
 if (args.bodies) plan.bodies = args.bodies.split(',');
-if (plan.connections.some((c) => !Number.isInteger(c) || c < 1) || plan.bodies.some((b) => b !== '100b' && b !== '64k')) {
+if (
+  plan.connections.some((c) => !Number.isInteger(c) || c < 1) ||
+  plan.bodies.some((b) => b !== '100b' && b !== '64k')
+) {
   console.error('--connections takes whole numbers, --bodies 100b and/or 64k');
   process.exit(2);
 }
 
 const baseline = compareMode ? COMPARE_BASELINE : BASELINE;
 const targetList = args.targets ?? (compareMode ? COMPARE_TARGETS : OWN_NAMES).join(',');
-const requested = new Set(targetList.split(',').map((t) => ALIASES[t.trim()] ?? t.trim()).filter(Boolean));
+const requested = new Set(
+  targetList
+    .split(',')
+    .map((t) => ALIASES[t.trim()] ?? t.trim())
+    .filter(Boolean),
+);
 for (const t of requested) {
   if (!NAMES.includes(t) || (isBase(t) && !compareMode)) {
-    console.error(`unknown target "${t}", expected some of: ${OWN_NAMES.join(', ')}${compareMode ? '' : ` (${BASE_SUFFIX} ones with --compare)`}`);
+    console.error(
+      `unknown target "${t}", expected some of: ${OWN_NAMES.join(', ')}${compareMode ? '' : ` (${BASE_SUFFIX} ones with --compare)`}`,
+    );
     process.exit(2);
   }
   // Compare mode measures every route the base build can serve from both builds.
@@ -169,7 +192,8 @@ const headCli = headRev?.cli ?? CLI;
 const checkout: Checkout | undefined = compareMode && !headRev ? describeCheckout(headCli) : undefined;
 if (!existsSync(headCli)) {
   for (const t of targets) {
-    if (t.startsWith('turnpike') && !isBase(t)) skippedUpFront.set(t, `${relative(process.cwd(), headCli)} not found — run \`npm run build\` first`);
+    if (t.startsWith('turnpike') && !isBase(t))
+      skippedUpFront.set(t, `${relative(process.cwd(), headCli)} not found — run \`npm run build\` first`);
   }
 }
 
@@ -178,21 +202,31 @@ const env = {
   wrk: toolVersion(TOOLS.wrk),
   nginx: toolPath(TOOLS.nginx) ? toolVersion(TOOLS.nginx) : 'not installed',
   haproxy: toolPath(TOOLS.haproxy) ? toolVersion(TOOLS.haproxy) : 'not installed',
-  redis: targets.includes('turnpike-gateway-redis') && toolPath(TOOLS['redis-server'])
-    ? toolVersion(TOOLS['redis-server']).replace(/\s+sha=.*$/, '')
-    : undefined,
+  redis:
+    targets.includes('turnpike-gateway-redis') && toolPath(TOOLS['redis-server'])
+      ? toolVersion(TOOLS['redis-server']).replace(/\s+sha=.*$/, '')
+      : undefined,
   peers: peerPackages.length ? peerVersions() : {},
   cpu: `${cpus.length} × ${cpus[0]?.model ?? 'unknown'}`,
   os: `${os.type()} ${os.release()}`,
   backend: backendKind,
 };
-say(`- node ${env.node} · ${env.wrk} · ${env.nginx} · ${env.haproxy}${env.redis ? ` · ${env.redis}` : ''} · ${env.cpu} · ${env.os}`);
-if (peerPackages.length) say(`- peers: ${Object.entries(env.peers).map(([p, v]) => `${p} ${v}`).join(', ')}`);
+say(
+  `- node ${env.node} · ${env.wrk} · ${env.nginx} · ${env.haproxy}${env.redis ? ` · ${env.redis}` : ''} · ${env.cpu} · ${env.os}`,
+);
+if (peerPackages.length)
+  say(
+    `- peers: ${Object.entries(env.peers)
+      .map(([p, v]) => `${p} ${v}`)
+      .join(', ')}`,
+  );
 say(
   `- plan: warm-up ${plan.warmupSeconds} s per target and case, ${plan.rounds} round(s) of ${plan.seconds} s in rotating order, ` +
     `wrk -t2 -c{${plan.connections.join(',')}} keep-alive, bodies ${plan.bodies.join(', ')}`,
 );
-say(`- wrk, the backend and every proxy share this machine's ${cpus.length} cores; compare ratios, not absolute numbers`);
+say(
+  `- wrk, the backend and every proxy share this machine's ${cpus.length} cores; compare ratios, not absolute numbers`,
+);
 
 const tmp = mkdtempSync(join(os.tmpdir(), 'turnpike-bench-'));
 removeOnExit(tmp);
@@ -201,14 +235,23 @@ removeOnExit(tmp);
 const builds: { head?: Build; base?: Build } = {};
 const configNotes: string[] = [];
 if (baseRev) {
-  const gateways = [...requested].filter((t) => isBase(t) && GATEWAY_TARGETS[headOf(t)]).map((t) => GATEWAY_TARGETS[headOf(t)]!) as GatewayKind[];
-  for (const [side, rev] of [['base', baseRev], ['head', headRev]] as const) {
+  const gateways = [...requested]
+    .filter((t) => isBase(t) && GATEWAY_TARGETS[headOf(t)])
+    .map((t) => GATEWAY_TARGETS[headOf(t)]!) as GatewayKind[];
+  for (const [side, rev] of [
+    ['base', baseRev],
+    ['head', headRev],
+  ] as const) {
     if (!rev) continue;
     const chosen = await chooseConfig(rev, gateways, tmp);
     builds[side] = chosen.build;
     if (chosen.refused) {
-      configNotes.push(`${side} ${rev.short} refused this bench's config (${chosen.refused}); ` +
-        (chosen.config === 'own' ? 'it runs the config its own bench/turnpike.ts writes' : 'its own bench/turnpike.ts did not help either'));
+      configNotes.push(
+        `${side} ${rev.short} refused this bench's config (${chosen.refused}); ` +
+          (chosen.config === 'own'
+            ? 'it runs the config its own bench/turnpike.ts writes'
+            : 'its own bench/turnpike.ts did not help either'),
+      );
     }
   }
 }
@@ -224,18 +267,23 @@ if (baseRev) {
   if (headRev) say(`- compare: head ${where(headRev)}`);
   else {
     const c = checkout!;
-    say(`- compare: head this checkout's dist/ (HEAD ${c.short}` +
-      `${c.uncommitted.length ? `; uncommitted: ${c.uncommitted.slice(0, 5).join(', ')}${c.uncommitted.length > 5 ? ', …' : ''}` : ''})`);
+    say(
+      `- compare: head this checkout's dist/ (HEAD ${c.short}` +
+        `${c.uncommitted.length ? `; uncommitted: ${c.uncommitted.slice(0, 5).join(', ')}${c.uncommitted.length > 5 ? ', …' : ''}` : ''})`,
+    );
     if (c.newerThanBuild.length) {
-      const warn = `dist/ is older than ${c.newerThanBuild.length} file(s) under src/ (${c.newerThanBuild.slice(0, 3).join(', ')}${c.newerThanBuild.length > 3 ? ', …' : ''}): ` +
+      const warn =
+        `dist/ is older than ${c.newerThanBuild.length} file(s) under src/ (${c.newerThanBuild.slice(0, 3).join(', ')}${c.newerThanBuild.length > 3 ? ', …' : ''}): ` +
         'the head measured is the last build — run `npm run build` (or use --head HEAD) to measure the sources';
       say(`- WARNING: ${warn}`);
       console.error(`WARNING: ${warn}`);
     }
   }
-  say(`- compare: ${configNotes.length ? configNotes.join('; ') : 'both builds run the same generated config'}; ` +
-    `V8 flags: each build's own (base ${builds.base!.nodeFlags.join(' ')}${baseRev.flagsBorrowed ? ', borrowed: it has no node-flags.ts' : ''}` +
-    `${(builds.head?.nodeFlags ?? NODE_FLAGS).join(' ') === builds.base!.nodeFlags.join(' ') ? ', the same as head' : `; head ${(builds.head?.nodeFlags ?? NODE_FLAGS).join(' ')}`})`);
+  say(
+    `- compare: ${configNotes.length ? configNotes.join('; ') : 'both builds run the same generated config'}; ` +
+      `V8 flags: each build's own (base ${builds.base!.nodeFlags.join(' ')}${baseRev.flagsBorrowed ? ', borrowed: it has no node-flags.ts' : ''}` +
+      `${(builds.head?.nodeFlags ?? NODE_FLAGS).join(' ') === builds.base!.nodeFlags.join(' ') ? ', the same as head' : `; head ${(builds.head?.nodeFlags ?? NODE_FLAGS).join(' ')}`})`,
+  );
   say(`- compare: PASS when the medians of the ratio to ${baseline} of head and base differ by at most ${bound} %`);
 }
 
@@ -252,19 +300,31 @@ async function startBackend(): Promise<{ child: Child; port: number }> {
       backendKind = 'node';
     }
   }
-  const child = startChild(process.execPath, [fileURLToPath(new URL('./backend.ts', import.meta.url)), '--port', '0'], { guard: true });
+  const child = startChild(process.execPath, [fileURLToPath(new URL('./backend.ts', import.meta.url)), '--port', '0'], {
+    guard: true,
+  });
   return { child, port: Number((await child.waitForOutput(/^(\d+)$/m, 10_000))[1]) };
 }
 const { child: backend, port: backendPort } = await startBackend();
 env.backend = backendKind;
-const { running, skipped, helpers } = await startTargets(targets, { tmp, backendPort, backend, builds }, skippedUpFront);
+const { running, skipped, helpers } = await startTargets(
+  targets,
+  { tmp, backendPort, backend, builds },
+  skippedUpFront,
+);
 const active = targets.filter((t) => running.has(t));
 const startupSeconds = (performance.now() - t0) / 1000;
 
-say(`- backend: ${backendKind === 'nginx' ? 'nginx, 1 worker, static files of 100 B and 64 KiB, access_log off' : 'bench/backend.ts (node:http, buffers in memory)'}`);
-say(`- targets (every Node one — Turnpike, the peers, node-limit — runs on this Node with ${NODE_FLAGS.join(' ')}${baseRev ? '; the compared builds with their own' : ''}):`);
+say(
+  `- backend: ${backendKind === 'nginx' ? 'nginx, 1 worker, static files of 100 B and 64 KiB, access_log off' : 'bench/backend.ts (node:http, buffers in memory)'}`,
+);
+say(
+  `- targets (every Node one — Turnpike, the peers, node-limit — runs on this Node with ${NODE_FLAGS.join(' ')}${baseRev ? '; the compared builds with their own' : ''}):`,
+);
 for (const t of targets) say(`  - ${t}: ${info(t).describe}${skipped.has(t) ? ' — SKIPPED' : ''}`);
-say(`- access logs: ${targets.filter((t) => info(t).accessLog).join(', ')} write one (nginx buffered: buffer=64k flush=1s); the others log nothing`);
+say(
+  `- access logs: ${targets.filter((t) => info(t).accessLog).join(', ')} write one (nginx buffered: buffer=64k flush=1s); the others log nothing`,
+);
 say(`- started in ${startupSeconds.toFixed(1)} s\n`);
 for (const [t, why] of skipped) console.error(`${t}: skipped — ${why}`);
 if (!running.has(baseline)) console.error(`${baseline} is not running: ratio columns will be empty`);
@@ -276,7 +336,13 @@ let rssPerWindow = true;
 async function measure(r: Running, body: string, connections: number, seconds: number, round: number): Promise<Sample> {
   const url = `${r.base}${body}`;
   if (r.child.hasExited()) {
-    return { target: r.name, round, url, failure: `process exited (${await r.child.exited}): ${r.child.tail().slice(-300)}`, raw: '' };
+    return {
+      target: r.name,
+      round,
+      url,
+      failure: `process exited (${await r.child.exited}): ${r.child.tail().slice(-300)}`,
+      raw: '',
+    };
   }
   rssPerWindow = resetPeakRss(r.child.pid) && rssPerWindow;
   const cpu = cpuWindow(r.child.pid);
@@ -298,9 +364,22 @@ async function measure(r: Running, body: string, connections: number, seconds: n
   }
   const w = run.result;
   return {
-    target: r.name, round, url, raw: run.raw, failure: run.failure,
-    reqPerSec: w?.reqPerSec, requests: w?.requests, p50Ms: w?.p50Ms, p99Ms: w?.p99Ms, errors: w?.errors, timeouts: w?.socketErrors.timeout,
-    cpuPercent, peakRssBytes: peak, backendCpuPercent, sidecarCpuPercent, foreignCpuPercent,
+    target: r.name,
+    round,
+    url,
+    raw: run.raw,
+    failure: run.failure,
+    reqPerSec: w?.reqPerSec,
+    requests: w?.requests,
+    p50Ms: w?.p50Ms,
+    p99Ms: w?.p99Ms,
+    errors: w?.errors,
+    timeouts: w?.socketErrors.timeout,
+    cpuPercent,
+    peakRssBytes: peak,
+    backendCpuPercent,
+    sidecarCpuPercent,
+    foreignCpuPercent,
   };
 }
 
@@ -346,38 +425,57 @@ const tp = running.get('turnpike');
 const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid) : undefined;
 
 // The cost lines compare with the bare `turnpike` row: this build's stacks only.
-const stacks = new Map(TARGETS.filter((t) => t.stack && !isBase(t.name)).map((t) => [t.name, { stack: t.stack!, expect: t.expect }]));
+const stacks = new Map(
+  TARGETS.filter((t) => t.stack && !isBase(t.name)).map((t) => [t.name, { stack: t.stack!, expect: t.expect }]),
+);
 say();
 for (const c of cases) {
   say(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, baseline, c.samples, stacks));
   say();
 }
-const medianNote = plan.rounds > 1 ? `medians over ${plan.rounds} rounds; errors summed, peak RSS max over rounds` : 'single round';
+const medianNote =
+  plan.rounds > 1 ? `medians over ${plan.rounds} rounds; errors summed, peak RSS max over rounds` : 'single round';
 say(`${medianNote}. × ${baseline}: ratio to ${baseline} in the same round (median of per-round ratios).`);
 say(
-  'CPU % and peak RSS: the target\'s whole process tree (nginx master + workers, Turnpike workers) during each wrk window, ' +
-    '100% = one core; for direct they are the backend\'s own. req/s per core = req/s ÷ (CPU % / 100).',
+  "CPU % and peak RSS: the target's whole process tree (nginx master + workers, Turnpike workers) during each wrk window, " +
+    "100% = one core; for direct they are the backend's own. req/s per core = req/s ÷ (CPU % / 100).",
 );
 if (running.has('turnpike-gateway-redis')) {
-  say('The redis-server of turnpike-gateway-redis is not in that row\'s CPU % or req/s per core; its own CPU % is in the cost line.');
+  say(
+    "The redis-server of turnpike-gateway-redis is not in that row's CPU % or req/s per core; its own CPU % is in the cost line.",
+  );
 }
 if (!rssPerWindow) say('note: the kernel refused to reset VmHWM, so peak RSS is the peak since each process started');
-if (turnpikeRunPeak) say(`Turnpike (single process) peak RSS over the whole run: ${(turnpikeRunPeak / 1024 / 1024).toFixed(1)} MiB`);
+if (turnpikeRunPeak)
+  say(`Turnpike (single process) peak RSS over the whole run: ${(turnpikeRunPeak / 1024 / 1024).toFixed(1)} MiB`);
 const foreign = foreignLoad(cases.flatMap((c) => c.samples));
 if (foreign.line) say(foreign.line);
 
 let verdicts: Verdict[] = [];
 if (baseRev) {
   verdicts = cases.flatMap((c) => compareCase(`${c.body} · ${c.connections} conns`, c.summary, c.samples, bound / 100));
-  const routes = new Map(TWINNED.map((t) => [t, t === 'turnpike' ? 'bare route' : `${info(t).expect === 'gain' ? 'cached' : 'gateway'} route: ${info(t).stack}`]));
+  const routes = new Map(
+    TWINNED.map((t) => [
+      t,
+      t === 'turnpike' ? 'bare route' : `${info(t).expect === 'gain' ? 'cached' : 'gateway'} route: ${info(t).stack}`,
+    ]),
+  );
   say();
-  say(compareSection({ base: baseLabel, head: headLabel, baseline, rounds: plan.rounds, bound, routes, foreign }, verdicts));
+  say(
+    compareSection(
+      { base: baseLabel, head: headLabel, baseline, rounds: plan.rounds, bound, routes, foreign },
+      verdicts,
+    ),
+  );
   say();
 }
 
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(resultsDir, { recursive: true });
-const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+const stamp = started
+  .toISOString()
+  .replace(/:/g, '-')
+  .replace(/\.\d+Z$/, 'Z');
 const outFile = join(resultsDir, `${stamp}.json`);
 const svgFile = join(resultsDir, `${stamp}.svg`);
 const mdFile = join(resultsDir, `${stamp}.md`);
@@ -386,20 +484,55 @@ writeFileSync(
   outFile,
   JSON.stringify(
     {
-      date: started.toISOString(), command, env, plan, baseline,
+      date: started.toISOString(),
+      command,
+      env,
+      plan,
+      baseline,
       targets: targets.map((t) => ({ ...info(t), skipped: skipped.get(t) })),
-      skipped: Object.fromEntries(skipped), rssPerWindow, turnpikePeakRssBytes: turnpikeRunPeak,
-      startupSeconds, totalSeconds, foreignCpu: { median: foreign.median, max: foreign.max }, cases,
-      ...(baseRev ? {
-        compare: {
-          base: { rev: baseRev.rev, commit: baseRev.commit, subject: baseRev.subject, worktree: baseRev.dir, deps: baseRev.deps, nodeFlags: builds.base!.nodeFlags },
-          head: headRev
-            ? { rev: headRev.rev, commit: headRev.commit, subject: headRev.subject, worktree: headRev.dir, deps: headRev.deps, nodeFlags: builds.head!.nodeFlags }
-            : { checkout: true, commit: checkout!.commit, uncommitted: checkout!.uncommitted, srcNewerThanBuild: checkout!.newerThanBuild, nodeFlags: NODE_FLAGS },
-          config: configNotes, baseline, rounds: plan.rounds, boundPercent: bound, verdicts,
-          pass: verdicts.length > 0 && verdicts.every((v) => v.pass),
-        },
-      } : {}),
+      skipped: Object.fromEntries(skipped),
+      rssPerWindow,
+      turnpikePeakRssBytes: turnpikeRunPeak,
+      startupSeconds,
+      totalSeconds,
+      foreignCpu: { median: foreign.median, max: foreign.max },
+      cases,
+      ...(baseRev
+        ? {
+            compare: {
+              base: {
+                rev: baseRev.rev,
+                commit: baseRev.commit,
+                subject: baseRev.subject,
+                worktree: baseRev.dir,
+                deps: baseRev.deps,
+                nodeFlags: builds.base!.nodeFlags,
+              },
+              head: headRev
+                ? {
+                    rev: headRev.rev,
+                    commit: headRev.commit,
+                    subject: headRev.subject,
+                    worktree: headRev.dir,
+                    deps: headRev.deps,
+                    nodeFlags: builds.head!.nodeFlags,
+                  }
+                : {
+                    checkout: true,
+                    commit: checkout!.commit,
+                    uncommitted: checkout!.uncommitted,
+                    srcNewerThanBuild: checkout!.newerThanBuild,
+                    nodeFlags: NODE_FLAGS,
+                  },
+              config: configNotes,
+              baseline,
+              rounds: plan.rounds,
+              boundPercent: bound,
+              verdicts,
+              pass: verdicts.length > 0 && verdicts.every((v) => v.pass),
+            },
+          }
+        : {}),
     },
     null,
     2,
@@ -428,6 +561,7 @@ await backend.stop(1000);
 // target that is skipped (not built yet, peers not installable) is reported in the tables instead.
 const mustWork = (t: string) => t.startsWith('turnpike') || t === 'direct' || t === baseline;
 const anyFailure =
-  cases.some((c) => c.samples.some((s) => s.failure && mustWork(s.target))) || (targets.includes('turnpike') && skipped.has('turnpike')) ||
+  cases.some((c) => c.samples.some((s) => s.failure && mustWork(s.target))) ||
+  (targets.includes('turnpike') && skipped.has('turnpike')) ||
   (compareMode && !(verdicts.length > 0 && verdicts.every((v) => v.pass)));
 process.exit(anyFailure ? 1 : 0);

@@ -39,7 +39,13 @@ export function toolVersion(tool: Tool): string {
   if (!path) return 'not installed';
   const res = spawnSync(path, tool.versionArgs, { encoding: 'utf8', timeout: 5000 });
   const out = `${res.stdout ?? ''}${res.stderr ?? ''}`.trim();
-  return out.split('\n')[0]!.replace(/\s*Copyright.*$/, '').replace(/\s*-\s*https?:\S+\s*$/, '').trim() || 'unknown';
+  return (
+    out
+      .split('\n')[0]!
+      .replace(/\s*Copyright.*$/, '')
+      .replace(/\s*-\s*https?:\S+\s*$/, '')
+      .trim() || 'unknown'
+  );
 }
 
 /**
@@ -61,6 +67,7 @@ export async function ensureTools(names: readonly ToolName[]): Promise<Map<ToolN
     await runCommand('apt-get', ['update'], 120_000, env);
     res = await runCommand('apt-get', ['install', '-y', '-o', 'DPkg::Lock::Timeout=150', ...packages], 180_000, env);
   }
-  if (res.code !== 0) console.error(`apt-get failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}):\n${res.output.slice(-1500)}`);
+  if (res.code !== 0)
+    console.error(`apt-get failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}):\n${res.output.slice(-1500)}`);
   return new Map(missing.filter((n) => !toolPath(TOOLS[n])).map((n) => [n, hint(n)]));
 }

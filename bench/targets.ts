@@ -10,8 +10,15 @@ import { PEER_NEEDS, startPeer } from './peers.ts';
 import type { ToolName } from './system.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 import {
-  GATEWAY_PREFIX, gatewayHeaders, gatewayProblem, startTurnpike, startTurnpikeManyRoutes, startTurnpikeWorkers,
-  type Build, type GatewayKind, type Turnpike,
+  GATEWAY_PREFIX,
+  gatewayHeaders,
+  gatewayProblem,
+  startTurnpike,
+  startTurnpikeManyRoutes,
+  startTurnpikeWorkers,
+  type Build,
+  type GatewayKind,
+  type Turnpike,
 } from './turnpike.ts';
 
 export const BASELINE = 'nginx-1w';
@@ -35,39 +42,109 @@ export interface TargetInfo {
 
 const OWN: readonly TargetInfo[] = [
   { name: 'direct', describe: 'the backend itself, no proxy: the ceiling', tools: [], peers: [], accessLog: false },
-  { name: 'nginx-1w', describe: 'nginx proxy_pass, worker_processes 1, upstream keepalive 64, access_log buffer=64k flush=1s', tools: ['nginx'], peers: [], accessLog: true },
-  { name: 'nginx-auto', describe: 'as nginx-1w with worker_processes auto (one per core)', tools: ['nginx'], peers: [], accessLog: true },
-  { name: 'haproxy', describe: 'HAProxy mode http, nbthread 1, http-reuse always, option http-keep-alive, no log', tools: ['haproxy'], peers: [], accessLog: false },
-  { name: 'turnpike', describe: 'Turnpike, one process, bare route, access log to a file', tools: [], peers: [], accessLog: true },
-  { name: 'turnpike-workers', describe: 'Turnpike with `workers: auto`, bare route, access log to a file', tools: [], peers: [], accessLog: true },
+  {
+    name: 'nginx-1w',
+    describe: 'nginx proxy_pass, worker_processes 1, upstream keepalive 64, access_log buffer=64k flush=1s',
+    tools: ['nginx'],
+    peers: [],
+    accessLog: true,
+  },
+  {
+    name: 'nginx-auto',
+    describe: 'as nginx-1w with worker_processes auto (one per core)',
+    tools: ['nginx'],
+    peers: [],
+    accessLog: true,
+  },
+  {
+    name: 'haproxy',
+    describe: 'HAProxy mode http, nbthread 1, http-reuse always, option http-keep-alive, no log',
+    tools: ['haproxy'],
+    peers: [],
+    accessLog: false,
+  },
+  {
+    name: 'turnpike',
+    describe: 'Turnpike, one process, bare route, access log to a file',
+    tools: [],
+    peers: [],
+    accessLog: true,
+  },
+  {
+    name: 'turnpike-workers',
+    describe: 'Turnpike with `workers: auto`, bare route, access log to a file',
+    tools: [],
+    peers: [],
+    accessLog: true,
+  },
   {
     name: 'turnpike-gateway',
-    describe: 'the gateway case: a Turnpike route under /api with headers (both ways) + rewrite + key-auth (x-api-key, sent by wrk) + ' +
+    describe:
+      'the gateway case: a Turnpike route under /api with headers (both ways) + rewrite + key-auth (x-api-key, sent by wrk) + ' +
       'rate-limit (memory store, key consumer, a limit of 10^8/h that never trips), access log (same process as turnpike)',
     stack: 'headers + rewrite + key-auth + rate-limit(memory)',
-    tools: [], peers: [], accessLog: true,
+    tools: [],
+    peers: [],
+    accessLog: true,
   },
   {
     name: 'turnpike-gateway-redis',
-    describe: 'as turnpike-gateway under /apir, with jwt (HS256 static key, issuer + audience checked; one token minted at start, ' +
+    describe:
+      'as turnpike-gateway under /apir, with jwt (HS256 static key, issuer + audience checked; one token minted at start, ' +
       'sent by wrk as Authorization: Bearer) instead of key-auth, and rate-limit on the Redis store (onStoreError: deny) of a ' +
       'local redis-server (no persistence) started by the bench (same process as turnpike)',
     stack: 'headers + rewrite + jwt + rate-limit(redis)',
-    tools: ['redis-server'], peers: [], accessLog: true,
+    tools: ['redis-server'],
+    peers: [],
+    accessLog: true,
   },
   {
     name: 'turnpike-cache',
-    describe: `a Turnpike route under ${CACHED_PREFIX} with the cache plugin alone (memory store) in front of the same backend bodies, ` +
+    describe:
+      `a Turnpike route under ${CACHED_PREFIX} with the cache plugin alone (memory store) in front of the same backend bodies, ` +
       `which the backend sends there (only there) with Cache-Control: ${CACHED_CONTROL}: after the first request every request is a hit ` +
       '(checked: X-Cache: HIT); compare with turnpike, the same body fetched from the backend (same process as turnpike)',
-    stack: 'cache (memory), every request a hit', expect: 'gain',
-    tools: [], peers: [], accessLog: true,
+    stack: 'cache (memory), every request a hit',
+    expect: 'gain',
+    tools: [],
+    peers: [],
+    accessLog: true,
   },
-  { name: 'turnpike-10k-routes', describe: 'as turnpike, with 10,000 other routes (exact and wildcard hosts, params, methods) in the table', tools: [], peers: [], accessLog: true },
-  { name: 'fast-gateway', describe: 'fast-gateway (restana + fast-proxy-lite), one route prefix /, no log', tools: [], peers: PEER_NEEDS['fast-gateway']!, accessLog: false },
-  { name: 'fastify-proxy', describe: '@fastify/http-proxy on fastify, reply-from\'s default undici client, logger off', tools: [], peers: PEER_NEEDS['fastify-proxy']!, accessLog: false },
-  { name: 'http-proxy', describe: 'http-proxy createProxyServer, http.Agent keepAlive maxSockets 128, no log', tools: [], peers: PEER_NEEDS['http-proxy']!, accessLog: false },
-  { name: 'node-limit', describe: 'node:http + undici Pool(128): pool.request then body.pipe(res), nothing else', tools: [], peers: [], accessLog: false },
+  {
+    name: 'turnpike-10k-routes',
+    describe: 'as turnpike, with 10,000 other routes (exact and wildcard hosts, params, methods) in the table',
+    tools: [],
+    peers: [],
+    accessLog: true,
+  },
+  {
+    name: 'fast-gateway',
+    describe: 'fast-gateway (restana + fast-proxy-lite), one route prefix /, no log',
+    tools: [],
+    peers: PEER_NEEDS['fast-gateway']!,
+    accessLog: false,
+  },
+  {
+    name: 'fastify-proxy',
+    describe: "@fastify/http-proxy on fastify, reply-from's default undici client, logger off",
+    tools: [],
+    peers: PEER_NEEDS['fastify-proxy']!,
+    accessLog: false,
+  },
+  {
+    name: 'http-proxy',
+    describe: 'http-proxy createProxyServer, http.Agent keepAlive maxSockets 128, no log',
+    tools: [],
+    peers: PEER_NEEDS['http-proxy']!,
+    accessLog: false,
+  },
+  {
+    name: 'node-limit',
+    describe: 'node:http + undici Pool(128): pool.request then body.pipe(res), nothing else',
+    tools: [],
+    peers: [],
+    accessLog: false,
+  },
 ];
 
 /** Compare mode (`--compare BASE`): `<target>@base` is the same route served by the base revision's build, from a
@@ -89,7 +166,11 @@ const twin = (t: TargetInfo): TargetInfo => ({
 export const TARGETS: readonly TargetInfo[] = OWN.flatMap((t) => (TWINNED.includes(t.name) ? [t, twin(t)] : [t]));
 
 /** Old names still accepted by --targets. */
-export const ALIASES: Readonly<Record<string, string>> = { gateway: 'turnpike-gateway', nginx: 'nginx-1w', cache: 'turnpike-cache' };
+export const ALIASES: Readonly<Record<string, string>> = {
+  gateway: 'turnpike-gateway',
+  nginx: 'nginx-1w',
+  cache: 'turnpike-cache',
+};
 
 export interface Running {
   readonly name: string;
@@ -125,7 +206,9 @@ export interface Started {
 const SHARED = new Set(['direct', ...TWINNED, ...TWINNED.map((t) => `${t}${BASE_SUFFIX}`)]);
 
 export const GATEWAY_TARGETS: Readonly<Record<string, GatewayKind>> = {
-  'turnpike-gateway': 'memory', 'turnpike-gateway-redis': 'redis', 'turnpike-cache': 'cache',
+  'turnpike-gateway': 'memory',
+  'turnpike-gateway-redis': 'redis',
+  'turnpike-cache': 'cache',
 };
 
 const BODY_SIZES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536 };
@@ -148,7 +231,11 @@ async function check(r: Running): Promise<void> {
 }
 
 /** Starts the named targets concurrently; a target that fails to start is skipped with a one-line reason. */
-export async function startTargets(names: readonly string[], ctx: StartContext, preSkipped: ReadonlyMap<string, string>): Promise<Started> {
+export async function startTargets(
+  names: readonly string[],
+  ctx: StartContext,
+  preSkipped: ReadonlyMap<string, string>,
+): Promise<Started> {
   const running = new Map<string, Running>();
   const skipped = new Map(preSkipped);
   const dirFor = (name: string) => {
@@ -175,14 +262,15 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
     if (!p) {
       const suffix = side === 'base' ? BASE_SUFFIX : '';
       const build = ctx.builds?.[side];
-      p = side === 'base' && !build
-        ? Promise.reject(new Error('no base build (the @base targets need --compare BASE)'))
-        : redisServer().then((r) => {
-            const gateways = Object.entries(GATEWAY_TARGETS)
-              .filter(([name, kind]) => wanted(`${name}${suffix}`) && (kind !== 'redis' || r !== undefined))
-              .map(([, kind]) => kind);
-            return startTurnpike(dirFor(`turnpike${suffix}`), ctx.backendPort, { gateways, redisUrl: r?.url, build });
-          });
+      p =
+        side === 'base' && !build
+          ? Promise.reject(new Error('no base build (the @base targets need --compare BASE)'))
+          : redisServer().then((r) => {
+              const gateways = Object.entries(GATEWAY_TARGETS)
+                .filter(([name, kind]) => wanted(`${name}${suffix}`) && (kind !== 'redis' || r !== undefined))
+                .map(([, kind]) => kind);
+              return startTurnpike(dirFor(`turnpike${suffix}`), ctx.backendPort, { gateways, redisUrl: r?.url, build });
+            });
       singles.set(side, p);
     }
     return p;
@@ -196,8 +284,11 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
     const why = t.gatewaySkipped.get(kind);
     if (why) throw new Error(why);
     return {
-      child: t.child, base: `${local(t.port)}${GATEWAY_PREFIX[kind].slice(1)}/`, accessLog: t.accessLog,
-      headers: await gatewayHeaders(kind), ...(kind === 'redis' && r ? { sidecar: r.child } : {}),
+      child: t.child,
+      base: `${local(t.port)}${GATEWAY_PREFIX[kind].slice(1)}/`,
+      accessLog: t.accessLog,
+      headers: await gatewayHeaders(kind),
+      ...(kind === 'redis' && r ? { sidecar: r.child } : {}),
     };
   };
 
@@ -215,14 +306,20 @@ export async function startTargets(names: readonly string[], ctx: StartContext, 
       const h = await startHAProxy(dirFor('haproxy'), ctx.backendPort);
       return { child: h.child, base: local(h.port) };
     },
-    ...Object.fromEntries((['head', 'base'] as const).map((side) => [
-      `turnpike${side === 'base' ? BASE_SUFFIX : ''}`,
-      async () => {
-        const t = await turnpike(side);
-        return { child: t.child, base: local(t.port), accessLog: t.accessLog };
-      },
-    ])),
-    ...Object.fromEntries(Object.keys(GATEWAY_TARGETS).flatMap((n) => [n, `${n}${BASE_SUFFIX}`]).map((n) => [n, () => gateway(n)])),
+    ...Object.fromEntries(
+      (['head', 'base'] as const).map((side) => [
+        `turnpike${side === 'base' ? BASE_SUFFIX : ''}`,
+        async () => {
+          const t = await turnpike(side);
+          return { child: t.child, base: local(t.port), accessLog: t.accessLog };
+        },
+      ]),
+    ),
+    ...Object.fromEntries(
+      Object.keys(GATEWAY_TARGETS)
+        .flatMap((n) => [n, `${n}${BASE_SUFFIX}`])
+        .map((n) => [n, () => gateway(n)]),
+    ),
     'turnpike-10k-routes': async () => {
       const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };

@@ -27,7 +27,11 @@ export type ConfigYaml = (port: number, backendPort: number, accessLog: string, 
 /** The routes served beside the bare one: `memory` is turnpike-gateway (under /api), `redis` is
  *  turnpike-gateway-redis (under /apir), `cache` is turnpike-cache (under /cached). */
 export type GatewayKind = 'memory' | 'redis' | 'cache';
-export const GATEWAY_PREFIX: Readonly<Record<GatewayKind, string>> = { memory: '/api', redis: '/apir', cache: '/cached' };
+export const GATEWAY_PREFIX: Readonly<Record<GatewayKind, string>> = {
+  memory: '/api',
+  redis: '/apir',
+  cache: '/cached',
+};
 
 export interface Turnpike {
   readonly child: Child;
@@ -83,7 +87,13 @@ function benchConsumers(): object[] {
 function gatewayRoute(kind: GatewayKind): object {
   const prefix = GATEWAY_PREFIX[kind];
   // No rewrite: the backend serves the same bodies under /cached/, and only there with Cache-Control: max-age.
-  if (kind === 'cache') return { name: 'cached', match: { path: { prefix } }, upstream: 'backend', plugins: [{ cache: { store: 'memory' } }] };
+  if (kind === 'cache')
+    return {
+      name: 'cached',
+      match: { path: { prefix } },
+      upstream: 'backend',
+      plugins: [{ cache: { store: 'memory' } }],
+    };
   const common = [
     { headers: { request: { set: { 'x-gateway': 'turnpike' } }, response: { set: { 'cache-control': 'no-store' } } } },
     { rewrite: { stripPrefix: prefix } },
@@ -95,7 +105,9 @@ function gatewayRoute(kind: GatewayKind): object {
           { 'rate-limit': { limits: [NEVER_TRIPS], key: 'consumer', store: 'memory' } },
         ]
       : [
-          { jwt: { keys: [{ secret: JWT_SECRET }], algorithms: ['HS256'], issuer: JWT_ISSUER, audience: JWT_AUDIENCE } },
+          {
+            jwt: { keys: [{ secret: JWT_SECRET }], algorithms: ['HS256'], issuer: JWT_ISSUER, audience: JWT_AUDIENCE },
+          },
           { 'rate-limit': { limits: [NEVER_TRIPS], key: 'consumer', store: 'redis', onStoreError: 'deny' } },
         ];
   return { name: `gateway-${kind}`, match: { path: { prefix } }, upstream: 'backend', plugins: [...common, ...stack] };
@@ -108,17 +120,24 @@ function gatewayRoute(kind: GatewayKind): object {
  * The cache case has its own check (cacheProblem).
  */
 export async function gatewayProblem(
-  kind: GatewayKind, url: string, headers: Readonly<Record<string, string>>, expectedBytes: number,
+  kind: GatewayKind,
+  url: string,
+  headers: Readonly<Record<string, string>>,
+  expectedBytes: number,
 ): Promise<string | undefined> {
   if (kind === 'cache') return cacheProblem(url, expectedBytes);
   try {
     const anonymous = await httpGet(url, 3000);
-    if (anonymous.status !== 401) return `GET ${url} without credentials answered ${anonymous.status}, expected 401 (authentication plugin not applied)`;
+    if (anonymous.status !== 401)
+      return `GET ${url} without credentials answered ${anonymous.status}, expected 401 (authentication plugin not applied)`;
     const res = await httpGet(url, 3000, headers);
     if (res.status !== 200) return `GET ${url} with credentials answered ${res.status}, expected 200`;
-    if (res.bodyLength !== expectedBytes) return `GET ${url} returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
-    if (res.headers['cache-control'] !== 'no-store') return `GET ${url} lacks cache-control: no-store (headers plugin not applied)`;
-    if (res.headers['ratelimit-policy'] === undefined) return `GET ${url} lacks RateLimit-Policy (rate-limit plugin not applied)`;
+    if (res.bodyLength !== expectedBytes)
+      return `GET ${url} returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
+    if (res.headers['cache-control'] !== 'no-store')
+      return `GET ${url} lacks cache-control: no-store (headers plugin not applied)`;
+    if (res.headers['ratelimit-policy'] === undefined)
+      return `GET ${url} lacks RateLimit-Policy (rate-limit plugin not applied)`;
     return undefined;
   } catch (err) {
     return (err as Error).message;
@@ -133,7 +152,8 @@ async function cacheProblem(url: string, expectedBytes: number): Promise<string 
   try {
     const first = await httpGet(url, 3000);
     if (first.status !== 200) return `GET ${url} answered ${first.status}, expected 200`;
-    if (first.bodyLength !== expectedBytes) return `GET ${url} returned ${first.bodyLength} bytes, expected ${expectedBytes}`;
+    if (first.bodyLength !== expectedBytes)
+      return `GET ${url} returned ${first.bodyLength} bytes, expected ${expectedBytes}`;
     const xCache = first.headers['x-cache'];
     if (xCache === undefined) return `GET ${url} lacks X-Cache (cache plugin not applied)`;
     if (!/max-age=[1-9]/.test(String(first.headers['cache-control']))) {
@@ -141,8 +161,10 @@ async function cacheProblem(url: string, expectedBytes: number): Promise<string 
     }
     const res = await httpGet(url, 3000);
     if (res.status !== 200) return `GET ${url} after a warm-up answered ${res.status}, expected 200`;
-    if (res.headers['x-cache'] !== 'HIT') return `GET ${url} after a warm-up (${xCache}) answered X-Cache: ${res.headers['x-cache']}, expected HIT`;
-    if (res.bodyLength !== expectedBytes) return `GET ${url} (a hit) returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
+    if (res.headers['x-cache'] !== 'HIT')
+      return `GET ${url} after a warm-up (${xCache}) answered X-Cache: ${res.headers['x-cache']}, expected HIT`;
+    if (res.bodyLength !== expectedBytes)
+      return `GET ${url} (a hit) returned ${res.bodyLength} bytes, expected ${expectedBytes}`;
     return undefined;
   } catch (err) {
     return (err as Error).message;
@@ -168,7 +190,8 @@ export function manyRoutes(n: number): object[] {
   const routes: object[] = [];
   for (let i = 0; i < n; i++) {
     if (i % 3 === 0) routes.push({ match: { host: `h${i}.example.com`, path: `/api/v${i}` }, upstream: 'backend' });
-    else if (i % 3 === 1) routes.push({ match: { host: `*.t${i}.example.com`, path: `/svc${i}/:id` }, upstream: 'backend' });
+    else if (i % 3 === 1)
+      routes.push({ match: { host: `*.t${i}.example.com`, path: `/svc${i}/:id` }, upstream: 'backend' });
     else routes.push({ match: { path: `/p${i}/items`, methods: ['GET'] }, upstream: 'backend' });
   }
   return routes;
@@ -195,7 +218,11 @@ export function configYaml(port: number, backendPort: number, accessLog: string,
 
 /** A short excerpt of what the process printed, for one-line failure reasons. */
 function reasonFrom(child: Child, err: Error): string {
-  const lines = child.tail().trim().split('\n').filter((l) => l.trim());
+  const lines = child
+    .tail()
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim());
   const interesting = lines.filter((l) => /error|invalid|unknown|expected|TP_/i.test(l)).slice(0, 3);
   return [err.message, ...(interesting.length ? interesting : lines.slice(-3))].join(' | ').slice(0, 600);
 }
@@ -263,7 +290,9 @@ export async function startTurnpike(dir: string, backendPort: number, want: Gate
       break;
     }
     if (kinds.length === 0) throw res;
-    console.error(`turnpike did not start with the gateway route(s) ${kinds.map((k) => GATEWAY_PREFIX[k]).join(', ')} (${res.message})`);
+    console.error(
+      `turnpike did not start with the gateway route(s) ${kinds.map((k) => GATEWAY_PREFIX[k]).join(', ')} (${res.message})`,
+    );
     let blamed = new Map<GatewayKind, string>();
     if (kinds.length > 1) {
       for (const k of kinds) {
@@ -275,7 +304,9 @@ export async function startTurnpike(dir: string, backendPort: number, want: Gate
     if (blamed.size === 0) blamed = new Map(kinds.map((k) => [k, res.message]));
     for (const [k, why] of blamed) skipped.set(k, `config with plugins refused: ${why}`);
     kinds = kinds.filter((k) => !blamed.has(k));
-    console.error(`retrying ${kinds.length ? `with only ${kinds.map((k) => GATEWAY_PREFIX[k]).join(', ')}` : 'without gateway routes'}`);
+    console.error(
+      `retrying ${kinds.length ? `with only ${kinds.map((k) => GATEWAY_PREFIX[k]).join(', ')}` : 'without gateway routes'}`,
+    );
   }
   for (const k of kinds) {
     const url = `http://127.0.0.1:${tp.port}${GATEWAY_PREFIX[k]}/100b`;

@@ -30,7 +30,10 @@ export interface Revision extends Build {
 
 /** git's output without the trailing newline (leading spaces are kept: `status --porcelain` starts with one). */
 export const git = (args: readonly string[], cwd = REPO): string =>
-  execFileSync('git', ['-C', cwd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/\s+$/, '');
+  execFileSync('git', ['-C', cwd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(
+    /\s+$/,
+    '',
+  );
 
 /** The full hash of `rev`, or undefined when it names no commit. */
 export function resolveCommit(rev: string): string | undefined {
@@ -61,12 +64,17 @@ function worktree(commit: string, dir: string): void {
   if (existsSync(dir)) {
     let at: string | undefined;
     try {
-      at = resolve(git(['rev-parse', '--show-toplevel'], dir)) === resolve(dir) ? git(['rev-parse', 'HEAD'], dir) : undefined;
+      at =
+        resolve(git(['rev-parse', '--show-toplevel'], dir)) === resolve(dir)
+          ? git(['rev-parse', 'HEAD'], dir)
+          : undefined;
     } catch {
       // not a worktree
     }
     if (at === commit) return;
-    throw new Error(`${dir} exists but is not a worktree at ${commit.slice(0, 10)}: remove it (git worktree remove --force ${dir})`);
+    throw new Error(
+      `${dir} exists but is not a worktree at ${commit.slice(0, 10)}: remove it (git worktree remove --force ${dir})`,
+    );
   }
   git(['worktree', 'add', '--force', '--detach', dir, commit]);
 }
@@ -84,7 +92,10 @@ async function dependencies(dir: string): Promise<'linked' | 'installed'> {
     console.error(`${dir}: dependencies differ from this checkout's, running npm ci there…`);
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const res = await runCommand(npm, ['ci', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error'], 600_000);
-    if (res.code !== 0) throw new Error(`npm ci in ${dir} failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}): ${res.output.trim().slice(-300)}`);
+    if (res.code !== 0)
+      throw new Error(
+        `npm ci in ${dir} failed (${res.timedOut ? 'timed out' : `exit ${res.code}`}): ${res.output.trim().slice(-300)}`,
+      );
   }
   return 'installed';
 }
@@ -119,13 +130,22 @@ export async function prepareRevision(rev: string): Promise<Revision> {
     // tsc emits despite type errors; an old revision checked against newer @types still runs, so only a missing
     // CLI is fatal.
     if (!existsSync(cli)) throw new Error(`the build of ${short} made no ${cli}: ${res.output.trim().slice(-300)}`);
-    if (res.code !== 0) console.error(`tsc reported errors for ${short} (exit ${res.code}); running what it emitted:\n${res.output.trim().slice(-600)}`);
+    if (res.code !== 0)
+      console.error(
+        `tsc reported errors for ${short} (exit ${res.code}); running what it emitted:\n${res.output.trim().slice(-600)}`,
+      );
     writeFileSync(stampFile, stamp);
     built = true;
   }
   const flags = await ownFlags(dir);
   return {
-    rev, commit, short, dir, deps, built, cli,
+    rev,
+    commit,
+    short,
+    dir,
+    deps,
+    built,
+    cli,
     subject: git(['log', '-1', '--format=%s', commit]),
     nodeFlags: flags ?? NODE_FLAGS,
     flagsBorrowed: flags === undefined,
@@ -144,10 +164,22 @@ export interface Checkout {
 /** This checkout as the head side of a comparison: its commit, uncommitted source changes, and stale build. */
 export function describeCheckout(cli: string): Checkout {
   const commit = git(['rev-parse', 'HEAD']);
-  const uncommitted = git(['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'])
-    .split('\n').filter(Boolean).map((l) => l.slice(3));
+  const uncommitted = git([
+    'status',
+    '--porcelain',
+    '--',
+    'src',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+  ])
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.slice(3));
   const builtAt = existsSync(cli) ? lstatSync(cli).mtimeMs : 0;
   const newerThanBuild = git(['ls-files', '--cached', '--others', '--exclude-standard', '--', 'src'])
-    .split('\n').filter((f) => f.endsWith('.ts') && existsSync(join(REPO, f)) && lstatSync(join(REPO, f)).mtimeMs > builtAt);
+    .split('\n')
+    .filter((f) => f.endsWith('.ts') && existsSync(join(REPO, f)) && lstatSync(join(REPO, f)).mtimeMs > builtAt);
   return { commit, short: commit.slice(0, 10), uncommitted, newerThanBuild };
 }

@@ -33,7 +33,8 @@ export function parseWrk(out: string): WrkResult {
   const total = out.match(/^\s*(\d+) requests in ([\d.]+\w+),/m);
   const p50 = out.match(/^\s+50(?:\.000)?%\s+(\S+)/m);
   const p99 = out.match(/^\s+99(?:\.000)?%\s+(\S+)/m);
-  if (!rps || !total || !p50 || !p99) throw new Error('could not find Requests/sec, request count or the --latency distribution');
+  if (!rps || !total || !p50 || !p99)
+    throw new Error('could not find Requests/sec, request count or the --latency distribution');
   const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
   const socketErrors = {
     connect: Number(sock?.[1] ?? 0),
@@ -69,11 +70,13 @@ export async function runWrk(o: WrkOptions): Promise<WrkRun> {
   const args = [`-t${o.threads ?? 2}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', ...headers, o.url];
   const res = await runCommand('wrk', args, (o.seconds + 15) * 1000);
   if (res.timedOut) return { failure: `wrk did not finish within ${o.seconds + 15} s`, raw: res.output };
-  if (res.code !== 0) return { failure: `wrk exited with ${res.code}: ${res.output.trim().split('\n').pop()}`, raw: res.output };
+  if (res.code !== 0)
+    return { failure: `wrk exited with ${res.code}: ${res.output.trim().split('\n').pop()}`, raw: res.output };
   try {
     const result = parseWrk(res.output);
     // wrk reports a window without a single response as 0 req/s and 0 errors: the target stalled.
-    if (result.requests === 0) return { failure: `no response in ${o.seconds} s (the target stalled)`, raw: res.output };
+    if (result.requests === 0)
+      return { failure: `no response in ${o.seconds} s (the target stalled)`, raw: res.output };
     return { result, raw: res.output };
   } catch (err) {
     return { failure: (err as Error).message, raw: res.output };

@@ -27,11 +27,17 @@ export const ERRORS = {
   TP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
   TP_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached' },
   TP_UPSTREAM_RESET: { status: 502, title: 'The upstream service closed the connection' },
-  TP_UPSTREAM_TLS: { status: 502, title: 'The upstream service\'s TLS certificate could not be verified or the handshake failed' },
+  TP_UPSTREAM_TLS: {
+    status: 502,
+    title: "The upstream service's TLS certificate could not be verified or the handshake failed",
+  },
   TP_UPSTREAM_BAD_RESPONSE: { status: 502, title: 'The upstream service sent an invalid response' },
   TP_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },
   TP_NO_HEALTHY_TARGET: { status: 503, title: 'No upstream target is available' },
-  TP_CIRCUIT_OPEN: { status: 503, title: 'The upstream service is failing; requests are paused (circuit breaker open)' },
+  TP_CIRCUIT_OPEN: {
+    status: 503,
+    title: 'The upstream service is failing; requests are paused (circuit breaker open)',
+  },
   TP_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down' },
   TP_INTERNAL: { status: 500, title: 'Internal gateway error' },
   // Configuration (printed with file, line, column and key path)

@@ -168,10 +168,13 @@ export class RequestContext {
   /** Appends `fn` to the end-of-exchange callbacks (run once, when the response closes). */
   whenDone(fn: () => void): void {
     const prev = this.onDone;
-    this.onDone = prev === null ? fn : () => {
-      prev();
-      fn();
-    };
+    this.onDone =
+      prev === null
+        ? fn
+        : () => {
+            prev();
+            fn();
+          };
   }
 
   onUpstream(override: UpstreamOverride): void {

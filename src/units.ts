@@ -3,7 +3,14 @@
 /** A number with its unit (the form editors are told about by `turnpike schema`). */
 export const DURATION_PATTERN = '(\\d+(?:\\.\\d+)?)(ms|s|m|h|d|y)';
 const DURATION = new RegExp(`^${DURATION_PATTERN}$`);
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, y: 365 * 86_400_000 };
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  y: 365 * 86_400_000,
+};
 
 /**
  * Parses `250ms`, `5s`, `1.5m`, `1h`, `1d`, `1y` (365 days) into milliseconds. A bare `0` is 0; any other bare
@@ -25,8 +32,17 @@ export function isBareNumber(input: string | number): boolean {
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|k|m|g|kib|mib|gib)?$/i;
 const SIZE_UNITS: Record<string, number> = {
-  b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
-  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, tb: 1024 ** 4,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+  tb: 1024 ** 4,
 };
 
 /** Parses `16kb`, `10mb`, `2gb` (binary multiples, as NGINX does) or a plain number of bytes. */

@@ -15,8 +15,12 @@ export interface TestProgram {
 
 /** The one list: every program a test spawns (besides Node itself). */
 export const TEST_PROGRAMS: readonly TestProgram[] = [
-  { binary: 'redis-server', apt: 'redis-server', usedBy: 'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores' },
-  { binary: 'openssl', apt: 'openssl', usedBy: 'test/helpers/certs.ts: the TLS tests\' certificates' },
+  {
+    binary: 'redis-server',
+    apt: 'redis-server',
+    usedBy: 'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores',
+  },
+  { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
 ];
 
 /** The executable `binary` in one of PATH's directories, or undefined. */
@@ -60,7 +64,10 @@ export function provision(host: ProvisionHost, programs: readonly TestProgram[] 
   }
   host.say(`Installing ${packages.join(' ')} for the tests: apt-get update && ${install}`);
   // A fresh machine has no package lists yet, so refresh them first (only ever when something is missing).
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=120', ...packages]]) {
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=120', ...packages],
+  ]) {
     const run = host.aptGet(args);
     if (run.code !== 0) {
       host.say(`apt-get ${args[0]} failed (exit ${run.code}):\n${run.output.slice(-2000)}`);
@@ -80,8 +87,14 @@ if (import.meta.main) {
     path: process.env.PATH ?? '',
     uid: process.getuid?.() ?? -1,
     aptGet(args) {
-      const res = spawnSync('apt-get', args, { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-      return { code: res.status ?? 1, output: `${res.stdout ?? ''}${res.stderr ?? ''}${res.error ? String(res.error) : ''}` };
+      const res = spawnSync('apt-get', args, {
+        encoding: 'utf8',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+      return {
+        code: res.status ?? 1,
+        output: `${res.stdout ?? ''}${res.stderr ?? ''}${res.error ? String(res.error) : ''}`,
+      };
     },
     say: (line) => process.stderr.write(`${line}\n`),
   });

@@ -20,7 +20,11 @@ const pattern = bareContext({ headers: { origin: 'https://a.b.partner.example' }
 const none = bareContext({ scheme: 'https' });
 const preflight = bareContext({
   method: 'OPTIONS',
-  headers: { origin: 'https://app.example.com', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type' },
+  headers: {
+    origin: 'https://app.example.com',
+    'access-control-request-method': 'PUT',
+    'access-control-request-headers': 'content-type',
+  },
   scheme: 'https',
 });
 // The measured paths are the ones meant: an allowed origin passes, a preflight is answered at the gateway.

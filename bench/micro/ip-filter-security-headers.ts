@@ -26,7 +26,9 @@ const ns = {
   ipv4: nsPerCall(200_000, () => filter(v4)),
   ipv6: nsPerCall(200_000, () => filter(v6)),
   refused: nsPerCall(50_000, () => filter(refused)),
-  securityHeaders: nsPerCall(200_000, () => headers(https, { status: 200, headers: { 'content-type': 'text/plain' }, body: null })),
+  securityHeaders: nsPerCall(200_000, () =>
+    headers(https, { status: 200, headers: { 'content-type': 'text/plain' }, body: null }),
+  ),
 };
 console.log(
   `ns per call: ip-filter IPv4 pass ${ns.ipv4.toFixed(0)}, IPv6 pass ${ns.ipv6.toFixed(0)}, refusal (problem reply) ${ns.refused.toFixed(0)}; ` +

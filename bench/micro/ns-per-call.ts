@@ -11,7 +11,28 @@ export function nsPerCall(iterations: number, fn: (i: number) => void): number {
 }
 
 /** A request context without a socket: what a plugin hook reads (method, headers, client address, scheme). */
-export function bareContext(options: { method?: string; headers?: Record<string, string>; clientIp?: string; trusted?: boolean; scheme?: string } = {}): RequestContext {
-  const req = { headers: { host: 'x', ...options.headers }, method: options.method ?? 'GET' } as unknown as IncomingMessage;
-  return new RequestContext(req, {} as ServerResponse, '127.0.0.1', options.trusted ?? false, options.clientIp ?? '127.0.0.1', options.scheme ?? 'http', 'id', '/', '');
+export function bareContext(
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    clientIp?: string;
+    trusted?: boolean;
+    scheme?: string;
+  } = {},
+): RequestContext {
+  const req = {
+    headers: { host: 'x', ...options.headers },
+    method: options.method ?? 'GET',
+  } as unknown as IncomingMessage;
+  return new RequestContext(
+    req,
+    {} as ServerResponse,
+    '127.0.0.1',
+    options.trusted ?? false,
+    options.clientIp ?? '127.0.0.1',
+    options.scheme ?? 'http',
+    'id',
+    '/',
+    '',
+  );
 }

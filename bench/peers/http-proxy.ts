@@ -3,7 +3,10 @@ import http from 'node:http';
 import { host, peerRequire, port, ready, upstream } from './common.ts';
 
 const httpProxy = peerRequire()('http-proxy');
-const proxy = httpProxy.createProxyServer({ target: upstream, agent: new http.Agent({ keepAlive: true, maxSockets: 128 }) });
+const proxy = httpProxy.createProxyServer({
+  target: upstream,
+  agent: new http.Agent({ keepAlive: true, maxSockets: 128 }),
+});
 proxy.on('error', (_err: Error, _req: http.IncomingMessage, res: http.ServerResponse) => {
   if (!res.headersSent) res.writeHead(502);
   res.end();

@@ -38,7 +38,8 @@ export class ConsumerDirectory {
         const digest = key.startsWith('sha256:') ? key.slice(7).toLowerCase() : apiKeyDigest(key);
         this.byKeyDigest.set(digest, consumer);
       }
-      if (c.credentials.basic) this.byUsername.set(c.credentials.basic.username, { consumer, passwordHash: c.credentials.basic.passwordHash });
+      if (c.credentials.basic)
+        this.byUsername.set(c.credentials.basic.username, { consumer, passwordHash: c.credentials.basic.passwordHash });
       if (c.credentials.jwt) this.bySubject.set(c.credentials.jwt.subject, consumer);
     }
   }

@@ -4,7 +4,19 @@
 import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 export const JWT_ALGORITHMS = [
-  'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
 ] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
@@ -43,7 +55,12 @@ function algorithmsOfKey(key: KeyObject): { algs: JwtAlgorithm[]; describe: stri
 }
 
 /** Binds a key to the configured algorithms its type allows (and to its JWK `alg`, when it declares one). */
-export function verifyKey(key: KeyObject, kid: string | undefined, configured: ReadonlySet<string>, declaredAlg?: unknown): VerifyKey {
+export function verifyKey(
+  key: KeyObject,
+  kid: string | undefined,
+  configured: ReadonlySet<string>,
+  declaredAlg?: unknown,
+): VerifyKey {
   const { algs, describe } = algorithmsOfKey(key);
   const usable = algs.filter((a) => configured.has(a) && (typeof declaredAlg !== 'string' || declaredAlg === a));
   return { kid, key, algs: new Set(usable), describe };
@@ -99,7 +116,8 @@ export class RemoteJwks {
   lookup(kid: string | undefined, configured: ReadonlySet<string>): VerifyKey[] | Promise<VerifyKey[]> {
     const now = performance.now();
     if (this.keys === null) {
-      if (this.pending === null && now - this.attemptedAt < this.options.minInterval) throw new JwksUnavailableError('JWKS unavailable');
+      if (this.pending === null && now - this.attemptedAt < this.options.minInterval)
+        throw new JwksUnavailableError('JWKS unavailable');
       return this.refresh().then(() => {
         if (this.keys === null) throw new JwksUnavailableError('JWKS unavailable');
         return this.select(kid, configured);

@@ -11,7 +11,9 @@ const KEY_LENGTH = 32;
 
 function scryptAsync(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
   });
 }
 
@@ -44,7 +46,13 @@ export class VerifiedCache {
   }
 
   static keyOf(username: string, password: string, hash: string): string {
-    return createHash('sha256').update(username).update('\0').update(password).update('\0').update(hash).digest('base64url');
+    return createHash('sha256')
+      .update(username)
+      .update('\0')
+      .update(password)
+      .update('\0')
+      .update(hash)
+      .digest('base64url');
   }
 
   has(key: string): boolean {

@@ -10,10 +10,22 @@ import type { ResponseCache } from './response-cache.ts';
 import type { CacheEntry } from './store.ts';
 
 // Hop-by-hop fields, and Age (the policy keeps the age; a hit computes its own).
-const NOT_STORED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'age']);
+const NOT_STORED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'age',
+]);
 
 /** Response headers as stored: hop-by-hop fields, Age (the policy keeps it) and the X-Cache label left out. */
-export function storedHeaders(headers: ResponseHead['headers'], statusHeader: string | null): Record<string, string | string[]> {
+export function storedHeaders(
+  headers: ResponseHead['headers'],
+  statusHeader: string | null,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const v = headers[name];
@@ -25,7 +37,11 @@ export function storedHeaders(headers: ResponseHead['headers'], statusHeader: st
 
 /** Whether a response may be stored at all (beyond the policy's own rules: our size bound, Set-Cookie, Vary: *). */
 export function storableResponse(
-  policy: CachePolicy, status: number, headers: ResponseHead['headers'], d: FreshnessDefaults, maxObjectSize: number,
+  policy: CachePolicy,
+  status: number,
+  headers: ResponseHead['headers'],
+  d: FreshnessDefaults,
+  maxObjectSize: number,
 ): boolean {
   if (status === 206 || status === 304 || headers['content-range'] !== undefined) return false;
   if (headers['set-cookie'] !== undefined && !d.storeSetCookie) return false;
@@ -36,7 +52,12 @@ export function storableResponse(
 }
 
 /** A stored entry updated by a 304 (RFC 9111 4.3.4): its fields replace the stored ones, the body stays. */
-export function refreshedEntry(entry: CacheEntry, policy: CachePolicy, notModified: ResponseHead['headers'], statusHeader: string | null): CacheEntry {
+export function refreshedEntry(
+  entry: CacheEntry,
+  policy: CachePolicy,
+  notModified: ResponseHead['headers'],
+  statusHeader: string | null,
+): CacheEntry {
   const headers = { ...entry.headers };
   const update = storedHeaders(notModified, statusHeader);
   for (const name in update) {
@@ -63,7 +84,14 @@ export class CacheExchange {
   /** Content-Encoding as the upstream sent it. */
   private upstreamCoding: ResponseHead['headers'][string] = undefined;
 
-  constructor(cache: ResponseCache, ctx: RequestContext, urlKey: string, variant: string, entry: CacheEntry | undefined, release: () => void) {
+  constructor(
+    cache: ResponseCache,
+    ctx: RequestContext,
+    urlKey: string,
+    variant: string,
+    entry: CacheEntry | undefined,
+    release: () => void,
+  ) {
     this.cache = cache;
     this.ctx = ctx;
     this.urlKey = urlKey;
@@ -75,7 +103,8 @@ export class CacheExchange {
   readonly override: UpstreamOverride = (status, head) => {
     const o = this.cache.o;
     const entry = this.entry;
-    if (head === null) return entry !== undefined && usableOnError(entry) ? this.cache.replyFrom(this.ctx, entry, 'STALE') : undefined;
+    if (head === null)
+      return entry !== undefined && usableOnError(entry) ? this.cache.replyFrom(this.ctx, entry, 'STALE') : undefined;
     const headers = head.headers;
     const cacheRequest = requestView(this.ctx);
     if (entry !== undefined) {
@@ -126,9 +155,18 @@ export class CacheExchange {
     const fields = varyFieldsOf(stored.vary);
     if (!fields.includes('*')) {
       // Encoded by a body stage of the gateway (not by the upstream): a refresh re-encodes the same way.
-      const encodedBy = this.upstreamCoding === undefined && final['content-encoding'] !== undefined ? String(final['content-encoding']) : null;
+      const encodedBy =
+        this.upstreamCoding === undefined && final['content-encoding'] !== undefined
+          ? String(final['content-encoding'])
+          : null;
       const variant = this.cache.o.key.variant(this.ctx, fields);
-      this.cache.save(this.urlKey, fields, variant, { policy: this.policy!, status: this.status, headers: stored, body, encodedBy });
+      this.cache.save(this.urlKey, fields, variant, {
+        policy: this.policy!,
+        status: this.status,
+        headers: stored,
+        body,
+        encodedBy,
+      });
     }
     this.release();
   };

@@ -34,7 +34,8 @@ export function compileCacheKey(parts: readonly KeyPart[], ignoreCookies: readon
   const method = parts.includes('method');
   const consumer = parts.includes('consumer');
   // The schema takes the prefix in any case (`Header:X`); the cookie name keeps its case.
-  const named = (prefix: string): string[] => parts.filter((p) => p.slice(0, 7).toLowerCase() === prefix).map((p) => p.slice(7));
+  const named = (prefix: string): string[] =>
+    parts.filter((p) => p.slice(0, 7).toLowerCase() === prefix).map((p) => p.slice(7));
   const headers = named('header:').map((h) => h.toLowerCase());
   const cookies = compileCookieRules(named('cookie:'), ignoreCookies);
   return {
@@ -95,6 +96,9 @@ export function varyValue(ctx: RequestContext, field: string): string {
 export function varyFieldsOf(vary: string | string[] | number | undefined): string[] {
   if (vary === undefined) return [];
   const text = Array.isArray(vary) ? vary.join(',') : String(vary);
-  const fields = text.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f !== '');
+  const fields = text
+    .split(',')
+    .map((f) => f.trim().toLowerCase())
+    .filter((f) => f !== '');
   return [...new Set(fields)].sort();
 }

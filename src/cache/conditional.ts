@@ -29,7 +29,16 @@ function stripWeak(tag: string): string {
 }
 
 /** Fields a 304 carries (RFC 9110 15.4.5): the validators and caching metadata, not the representation's. */
-const NOT_MODIFIED_FIELDS = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary', 'age'];
+const NOT_MODIFIED_FIELDS = [
+  'cache-control',
+  'content-location',
+  'date',
+  'etag',
+  'expires',
+  'last-modified',
+  'vary',
+  'age',
+];
 
 export function notModifiedHeaders(headers: Record<string, string | string[]>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};

@@ -45,7 +45,15 @@ export function directives(value: string | string[] | number | undefined): Map<s
     const eq = part.indexOf('=');
     const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
     if (name === '') continue;
-    out.set(name, eq === -1 ? '' : part.slice(eq + 1).trim().replace(/^"|"$/g, ''));
+    out.set(
+      name,
+      eq === -1
+        ? ''
+        : part
+            .slice(eq + 1)
+            .trim()
+            .replace(/^"|"$/g, ''),
+    );
   }
   return out;
 }
@@ -63,7 +71,11 @@ export function requestView(ctx: RequestContext): CachePolicy.Request {
 const POLICY_FIELDS = ['cache-control', 'expires', 'date', 'age', 'last-modified', 'etag', 'pragma'];
 
 /** The response as the policy sees it: its caching fields, with the configured defaults where it states none. */
-export function responseView(status: number, headers: ResponseHead['headers'], d: FreshnessDefaults): CachePolicy.Response {
+export function responseView(
+  status: number,
+  headers: ResponseHead['headers'],
+  d: FreshnessDefaults,
+): CachePolicy.Response {
   const view: Record<string, string> = {};
   for (const name of POLICY_FIELDS) {
     const v = headers[name];
@@ -79,10 +91,14 @@ export function responseView(status: number, headers: ResponseHead['headers'], d
   const refused = cc.has('no-store') || cc.has('no-cache') || cc.has('private');
   // max-age, not s-maxage: s-maxage would let a response to a request with Authorization be stored (RFC 9111
   // 3.5), which only the upstream may allow (public, s-maxage, must-revalidate).
-  if (d.defaultTtl > 0 && !refused && !cc.has('max-age') && !cc.has('s-maxage') && view.expires === undefined) added.push(`max-age=${d.defaultTtl}`);
-  if (d.staleWhileRevalidate > 0 && !cc.has('stale-while-revalidate')) added.push(`stale-while-revalidate=${d.staleWhileRevalidate}`);
+  if (d.defaultTtl > 0 && !refused && !cc.has('max-age') && !cc.has('s-maxage') && view.expires === undefined)
+    added.push(`max-age=${d.defaultTtl}`);
+  if (d.staleWhileRevalidate > 0 && !cc.has('stale-while-revalidate'))
+    added.push(`stale-while-revalidate=${d.staleWhileRevalidate}`);
   if (d.staleIfError > 0 && !cc.has('stale-if-error')) added.push(`stale-if-error=${d.staleIfError}`);
-  if (added.length > 0) view['cache-control'] = view['cache-control'] === undefined ? added.join(', ') : `${view['cache-control']}, ${added.join(', ')}`;
+  if (added.length > 0)
+    view['cache-control'] =
+      view['cache-control'] === undefined ? added.join(', ') : `${view['cache-control']}, ${added.join(', ')}`;
   return { status, headers: view };
 }
 
@@ -125,7 +141,8 @@ export function usability(entry: CacheEntry, ctx: RequestContext): Usability {
     return staleAllowed(policy, age - maxAge) ? 'stale-while-revalidate' : 'revalidate';
   }
   const cc = directives(h['cache-control']);
-  if (cc.has('no-cache') || (h['cache-control'] === undefined && /no-cache/i.test(String(h.pragma)))) return 'revalidate';
+  if (cc.has('no-cache') || (h['cache-control'] === undefined && /no-cache/i.test(String(h.pragma))))
+    return 'revalidate';
   if (cc.has('max-age') && age > Number(cc.get('max-age'))) return 'revalidate';
   if (cc.has('min-fresh') && maxAge - age < Number(cc.get('min-fresh'))) return 'revalidate';
   if (age < maxAge) return 'fresh';

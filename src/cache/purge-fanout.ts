@@ -4,7 +4,13 @@
 import { IPC_COMMAND_TIMEOUT_MS, IpcCalls } from '../stores/ipc-call.ts';
 import type { CacheStore } from './store.ts';
 
-export type PurgeRequest = { readonly type: 'cache-purge'; readonly id: number; readonly route: string; readonly key: string; readonly prefix: boolean };
+export type PurgeRequest = {
+  readonly type: 'cache-purge';
+  readonly id: number;
+  readonly route: string;
+  readonly key: string;
+  readonly prefix: boolean;
+};
 export type PurgeReply = { readonly type: 'cache-purged'; readonly id: number; readonly count: number };
 
 /** How long the primary waits for the other workers' counts (a busy or dying worker must not hold a purge). */
@@ -34,7 +40,9 @@ export class CachePurges {
   purge(route: string, key: string, prefix: boolean): Promise<number> | number {
     const local = this.purgeHere(route, key, prefix);
     if (this.calls === null) return local;
-    return this.calls.call({ type: 'cache-purge', route, key, prefix }, PURGE_TIMEOUT_MS).then((others) => local + others.count);
+    return this.calls
+      .call({ type: 'cache-purge', route, key, prefix }, PURGE_TIMEOUT_MS)
+      .then((others) => local + others.count);
   }
 
   /** Feed every message from the primary here; returns true when it was the cache's. */
@@ -45,7 +53,11 @@ export class CachePurges {
     }
     if (m.type === 'cache-purge') {
       const request = m as PurgeRequest;
-      this.send?.({ type: 'cache-purged', id: request.id, count: this.purgeHere(request.route, request.key, request.prefix) });
+      this.send?.({
+        type: 'cache-purged',
+        id: request.id,
+        count: this.purgeHere(request.route, request.key, request.prefix),
+      });
       return true;
     }
     return false;

@@ -5,14 +5,22 @@ import type { IncomingHttpHeaders } from 'node:http';
 export type RangeAnswer = { readonly start: number; readonly end: number } | 'unsatisfiable' | null;
 
 /** The one range to send of a `length`-byte body, 'unsatisfiable' (416), or null for the whole body. */
-export function rangeOf(request: IncomingHttpHeaders, length: number, stored: Record<string, string | string[]>): RangeAnswer {
+export function rangeOf(
+  request: IncomingHttpHeaders,
+  length: number,
+  stored: Record<string, string | string[]>,
+): RangeAnswer {
   const header = request.range;
   if (header === undefined) return null;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (m === null || (m[1] === '' && m[2] === '')) return null;
   const ifRange = request['if-range'] === undefined ? undefined : String(request['if-range']);
   // If-Range takes a strong validator: an entity tag (never weak) or the exact Last-Modified date.
-  if (ifRange !== undefined && !(ifRange.startsWith('"') ? ifRange === stored.etag : ifRange === stored['last-modified'])) return null;
+  if (
+    ifRange !== undefined &&
+    !(ifRange.startsWith('"') ? ifRange === stored.etag : ifRange === stored['last-modified'])
+  )
+    return null;
   let start: number;
   let end: number;
   if (m[1] === '') {

@@ -37,7 +37,9 @@ const FORMAT = 1;
 
 /** [1-byte format][4-byte big-endian meta length][meta JSON][body]: the body stays binary, unescaped. */
 export function encodeEntry(entry: CacheEntry): Buffer {
-  const meta = Buffer.from(JSON.stringify({ p: entry.policy.toObject(), s: entry.status, h: entry.headers, e: entry.encodedBy }));
+  const meta = Buffer.from(
+    JSON.stringify({ p: entry.policy.toObject(), s: entry.status, h: entry.headers, e: entry.encodedBy }),
+  );
   const head = Buffer.allocUnsafe(5);
   head.writeUInt8(FORMAT, 0);
   head.writeUInt32BE(meta.length, 1);
@@ -50,7 +52,13 @@ export function decodeEntry(buf: Buffer, Policy: PolicyClass = CachePolicy): Cac
   const metaEnd = 5 + buf.readUInt32BE(1);
   if (metaEnd > buf.length) throw new Error('cache entry: truncated');
   const meta: unknown = JSON.parse(buf.toString('utf8', 5, metaEnd));
-  if (!isObject(meta) || typeof meta.s !== 'number' || !isObject(meta.h) || !isObject(meta.p) || (meta.e !== null && typeof meta.e !== 'string')) {
+  if (
+    !isObject(meta) ||
+    typeof meta.s !== 'number' ||
+    !isObject(meta.h) ||
+    !isObject(meta.p) ||
+    (meta.e !== null && typeof meta.e !== 'string')
+  ) {
     throw new Error('cache entry: malformed metadata');
   }
   return {
@@ -103,7 +111,8 @@ export class RedisCacheStore implements CacheStore {
       const record = await redis.get(this.base + 'u:' + urlKey);
       if (record === null) return undefined;
       const fields: unknown = JSON.parse(record);
-      if (!Array.isArray(fields) || !fields.every((f) => typeof f === 'string')) throw new Error('cache record: not a list of field names');
+      if (!Array.isArray(fields) || !fields.every((f) => typeof f === 'string'))
+        throw new Error('cache record: not a list of field names');
       const buf = await redis.getBuffer(this.entryKey(urlKey, variantOf(fields)));
       return buf === null ? undefined : decodeEntry(buf, this.Policy);
     } catch (err) {
@@ -112,7 +121,13 @@ export class RedisCacheStore implements CacheStore {
     }
   }
 
-  async store(urlKey: string, varyFields: readonly string[], variant: string, entry: CacheEntry, ttl: number): Promise<void> {
+  async store(
+    urlKey: string,
+    varyFields: readonly string[],
+    variant: string,
+    entry: CacheEntry,
+    ttl: number,
+  ): Promise<void> {
     const px = Math.ceil(ttl);
     if (!(px > 0)) return; // PX rejects 0 and NaN; such an entry is of no use anyway
     try {

@@ -73,7 +73,9 @@ export class ResponseCache {
   /** RFC 9111 4.4: a successful unsafe request invalidates what is stored for its URL. */
   response(ctx: RequestContext, head: ResponseHead): void {
     if (head.body !== null && head.status < 400 && UNSAFE.has(ctx.req.method!)) {
-      void Promise.resolve(this.o.purge(this.o.key.urlKey(ctx), false)).catch((err) => this.o.onError('cache invalidation failed', err));
+      void Promise.resolve(this.o.purge(this.o.key.urlKey(ctx), false)).catch((err) =>
+        this.o.onError('cache invalidation failed', err),
+      );
     }
   }
 
@@ -89,13 +91,20 @@ export class ResponseCache {
       return (variant = key.variant(ctx, f));
     });
     if (found instanceof Promise) {
-      return found.then((entry) => this.decide(ctx, urlKey, fields, variant ?? key.variant(ctx, NO_FIELDS), entry, mayWait));
+      return found.then((entry) =>
+        this.decide(ctx, urlKey, fields, variant ?? key.variant(ctx, NO_FIELDS), entry, mayWait),
+      );
     }
     return this.decide(ctx, urlKey, fields, variant ?? key.variant(ctx, NO_FIELDS), found, mayWait);
   }
 
   private decide(
-    ctx: RequestContext, urlKey: string, fields: readonly string[], variant: string, entry: CacheEntry | undefined, mayWait: boolean,
+    ctx: RequestContext,
+    urlKey: string,
+    fields: readonly string[],
+    variant: string,
+    entry: CacheEntry | undefined,
+    mayWait: boolean,
   ): RequestHookResult | Promise<RequestHookResult> {
     const h = ctx.req.headers;
     if (entry !== undefined) {
@@ -136,7 +145,10 @@ export class ResponseCache {
   /** A stored response as this client gets it: Age updated, or a 304 when it holds it already. */
   replyFrom(ctx: RequestContext, entry: CacheEntry, label: string): Reply {
     labelCache(ctx, label);
-    const headers: Record<string, string | string[]> = { ...entry.headers, age: String(Math.floor(entry.policy.age())) };
+    const headers: Record<string, string | string[]> = {
+      ...entry.headers,
+      age: String(Math.floor(entry.policy.age())),
+    };
     if (this.o.statusHeader !== null) headers[this.o.statusHeader] = label;
     const h = ctx.req.headers;
     if (isConditional(h) && notModified(h, entry.headers)) {
@@ -148,9 +160,14 @@ export class ResponseCache {
       headers['accept-ranges'] = 'bytes';
       const range = h.range === undefined ? null : rangeOf(h, entry.body.length, entry.headers);
       if (range === 'unsatisfiable') {
-        return problemReply('TP_RANGE_NOT_SATISFIABLE', `the stored body has ${entry.body.length} bytes`, ctx.requestId, {
-          'content-range': `bytes */${entry.body.length}`,
-        });
+        return problemReply(
+          'TP_RANGE_NOT_SATISFIABLE',
+          `the stored body has ${entry.body.length} bytes`,
+          ctx.requestId,
+          {
+            'content-range': `bytes */${entry.body.length}`,
+          },
+        );
       }
       if (range !== null) {
         headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.body.length}`;
@@ -162,14 +179,21 @@ export class ResponseCache {
 
   save(urlKey: string, fields: readonly string[], variant: string, entry: CacheEntry): void {
     const h = entry.headers;
-    const ttl = entry.policy.timeToLive() + (h.etag !== undefined || h['last-modified'] !== undefined ? this.o.retainStale : 0);
+    const ttl =
+      entry.policy.timeToLive() + (h.etag !== undefined || h['last-modified'] !== undefined ? this.o.retainStale : 0);
     if (ttl <= 0) return;
     const done = this.o.store.store(urlKey, fields, variant, entry, ttl);
     if (done instanceof Promise) void done.catch((err) => this.o.onError('cache store failed', err));
   }
 
   /** stale-while-revalidate: the client got the stale copy; one request per variant refreshes it. */
-  private refreshInBackground(ctx: RequestContext, urlKey: string, fields: readonly string[], variant: string, entry: CacheEntry): void {
+  private refreshInBackground(
+    ctx: RequestContext,
+    urlKey: string,
+    fields: readonly string[],
+    variant: string,
+    entry: CacheEntry,
+  ): void {
     const route = ctx.forwardRoute;
     if (route === null) return;
     const release = this.o.locks.tryLead(`${urlKey}\n${variant}`);
@@ -183,12 +207,18 @@ export class ResponseCache {
   }
 
   private async absorbRefresh(
-    urlKey: string, fields: readonly string[], variant: string, entry: CacheEntry, cacheRequest: CachePolicy.Request, res: DetachedResponse,
+    urlKey: string,
+    fields: readonly string[],
+    variant: string,
+    entry: CacheEntry,
+    cacheRequest: CachePolicy.Request,
+    res: DetachedResponse,
   ): Promise<void> {
     const d = this.o.defaults;
     if (res.status === 304) {
       const revalidated = entry.policy.revalidatedPolicy(cacheRequest, responseView(304, res.headers, d));
-      if (!revalidated.modified) this.save(urlKey, fields, variant, refreshedEntry(entry, revalidated.policy, res.headers, this.o.statusHeader));
+      if (!revalidated.modified)
+        this.save(urlKey, fields, variant, refreshedEntry(entry, revalidated.policy, res.headers, this.o.statusHeader));
       return;
     }
     if (res.body === null || res.status === 206) return;
@@ -213,8 +243,8 @@ export class ResponseCache {
     const o = this.o;
     const consumer = ctx.identity?.consumer?.name;
     const ip = ctx.clientIp;
-    const allowed = (o.purgeFrom !== null && o.purgeFrom.has(ip)) ||
-      (consumer !== undefined && o.purgeConsumers.has(consumer));
+    const allowed =
+      (o.purgeFrom !== null && o.purgeFrom.has(ip)) || (consumer !== undefined && o.purgeConsumers.has(consumer));
     if (!allowed) return problemReply('TP_PURGE_FORBIDDEN', undefined, ctx.requestId);
     const result = ctx.path.endsWith('*')
       ? o.purge(o.key.prefixKey(ctx, ctx.path.slice(0, -1)), true)

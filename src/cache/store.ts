@@ -27,7 +27,13 @@ export interface CacheStore {
    * Stores one variant; `varyFields` replace those recorded for the URL. `ttl` (ms) is how long the entry may be
    * of any use (fresh + stale windows); the store may drop it sooner (size bound).
    */
-  store(urlKey: string, varyFields: readonly string[], variant: string, entry: CacheEntry, ttl: number): MaybePromise<void>;
+  store(
+    urlKey: string,
+    varyFields: readonly string[],
+    variant: string,
+    entry: CacheEntry,
+    ttl: number,
+  ): MaybePromise<void>;
   /** Removes every variant of one URL; returns how many entries went. */
   purge(urlKey: string): MaybePromise<number>;
   /** Removes every variant of every URL whose key starts with `prefix`; returns how many entries went. */

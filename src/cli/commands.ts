@@ -8,10 +8,7 @@ import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
 
-
-const program = new Command('turnpike')
-  .description('Reverse proxy, API gateway and load balancer')
-  .version('0.1.0');
+const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version('0.1.0');
 
 function reportConfigError(err: unknown): never {
   if (err instanceof ConfigError) {
@@ -43,7 +40,8 @@ function holdSignals(): () => void {
 function parseWorkers(value: string): 'auto' | number {
   if (value === 'auto') return 'auto';
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected auto or a number from 1 to 256');
+  if (!Number.isInteger(n) || n < 1 || n > 256)
+    throw new InvalidArgumentError('expected auto or a number from 1 to 256');
   return n;
 }
 
@@ -51,7 +49,7 @@ program
   .command('start')
   .description('run the gateway with a config file (reloads on SIGHUP and when the file changes)')
   .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
-  .option('-w, --workers <n|auto>', 'worker processes (overrides the config\'s workers)', parseWorkers)
+  .option('-w, --workers <n|auto>', "worker processes (overrides the config's workers)", parseWorkers)
   .option('--no-watch', 'do not reload when the config file changes')
   .action(async (opts: { config: string; watch: boolean; workers?: 'auto' | number }) => {
     const release = holdSignals();
@@ -78,7 +76,10 @@ program
   });
 
 /** Several workers: this process becomes the cluster primary (it loads no proxy code itself). */
-async function startPrimary(opts: { config: string; watch: boolean; workers?: 'auto' | number }, release: () => void): Promise<void> {
+async function startPrimary(
+  opts: { config: string; watch: boolean; workers?: 'auto' | number },
+  release: () => void,
+): Promise<void> {
   const { Primary } = await import('../runtime/primary.ts');
   const { createAppLog } = await import('../observability/app-log.ts');
   const log = createAppLog();
@@ -112,7 +113,9 @@ program
   .action((opts: { config: string }) => {
     try {
       const { config } = loadConfigFile(opts.config, LOAD_OPTIONS);
-      process.stdout.write(`${opts.config}: valid (${config.listeners.length} listeners, ${Object.keys(config.upstreams).length} upstreams, ${config.routes.length} routes)\n`);
+      process.stdout.write(
+        `${opts.config}: valid (${config.listeners.length} listeners, ${Object.keys(config.upstreams).length} upstreams, ${config.routes.length} routes)\n`,
+      );
     } catch (err) {
       reportConfigError(err);
     }
@@ -132,9 +135,13 @@ program
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     // One trailing newline (from echo or a terminal) is not part of the password.
-    const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    const password = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
     if (password === '') {
-      process.stderr.write('hash-password: no password on standard input (try: echo -n SECRET | turnpike hash-password)\n');
+      process.stderr.write(
+        'hash-password: no password on standard input (try: echo -n SECRET | turnpike hash-password)\n',
+      );
       process.exitCode = 2;
       return;
     }

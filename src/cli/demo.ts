@@ -11,13 +11,24 @@ function startEcho(name: string): Promise<Server> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = JSON.stringify(
-        { service: name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') || undefined },
+        {
+          service: name,
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8') || undefined,
+        },
         null,
         2,
       );
       // The catalog is cacheable for 30 s, so the demo's cache route has something to keep.
       const caching = req.url?.startsWith('/catalog') ? { 'cache-control': 'max-age=30' } : {};
-      res.writeHead(200, { 'content-type': 'application/json', server: `demo-${name}`, 'x-powered-by': 'node', ...caching });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        server: `demo-${name}`,
+        'x-powered-by': 'node',
+        ...caching,
+      });
       res.end(body + '\n');
     });
   });

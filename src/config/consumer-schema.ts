@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { duration, headerName } from './primitives.ts';
 
 /** scrypt hashes as `turnpike hash-password` prints them, or bcrypt ($2a$, $2b$, $2y$). */
-export const PASSWORD_HASH = /^(scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+|\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53})$/;
+export const PASSWORD_HASH =
+  /^(scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+|\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53})$/;
 
 const consumer = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.@-]+$/, { message: 'expected a consumer name of letters, digits, _ . @ -' }),
@@ -22,7 +23,10 @@ const consumer = z.strictObject({
         }),
       basic: z
         .strictObject({
-          username: z.string().min(1).regex(/^[^:]+$/, { message: 'a Basic username cannot contain ":"' }),
+          username: z
+            .string()
+            .min(1)
+            .regex(/^[^:]+$/, { message: 'a Basic username cannot contain ":"' }),
           passwordHash: z.string().regex(PASSWORD_HASH, {
             message: 'expected a hash printed by `turnpike hash-password` (scrypt$...) or a bcrypt hash ($2b$...)',
           }),
@@ -39,9 +43,13 @@ export const stores = z
   .strictObject({
     redis: z
       .strictObject({
-        url: z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), { message: 'expected redis://host:port or rediss://...' }),
+        url: z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), {
+          message: 'expected redis://host:port or rediss://...',
+        }),
         connectTimeout: duration.prefault('1s'),
-        commandTimeout: duration.prefault('500ms').meta({ description: 'a store call slower than this counts as a store error' }),
+        commandTimeout: duration
+          .prefault('500ms')
+          .meta({ description: 'a store call slower than this counts as a store error' }),
       })
       .optional(),
   })
@@ -53,4 +61,7 @@ export const consumerHeaders = z
     groups: headerName.default('x-consumer-groups'),
   })
   .prefault({})
-  .meta({ description: 'headers that carry the identified consumer upstream; the same headers sent by clients are always removed' });
+  .meta({
+    description:
+      'headers that carry the identified consumer upstream; the same headers sent by clients are always removed',
+  });

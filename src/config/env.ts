@@ -20,14 +20,17 @@ export function expandEnv(doc: Document, env: NodeJS.ProcessEnv): UnsetVariable[
     Scalar(_key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const original = node.value;
-      const expanded = original.replace(REFERENCE, (all: string, name: string | undefined, fallback: string | undefined, index: number) => {
-        if (name === undefined) return '${'; // `$${` escapes a literal `${`
-        const value = env[name];
-        if (value !== undefined && (value !== '' || fallback === undefined)) return value;
-        if (fallback !== undefined) return fallback;
-        unset.push({ name, offset: referenceOffset(node, index), path: keyPath(ancestors, node) });
-        return all;
-      });
+      const expanded = original.replace(
+        REFERENCE,
+        (all: string, name: string | undefined, fallback: string | undefined, index: number) => {
+          if (name === undefined) return '${'; // `$${` escapes a literal `${`
+          const value = env[name];
+          if (value !== undefined && (value !== '' || fallback === undefined)) return value;
+          if (fallback !== undefined) return fallback;
+          unset.push({ name, offset: referenceOffset(node, index), path: keyPath(ancestors, node) });
+          return all;
+        },
+      );
       // A plain (unquoted) scalar that is only a reference takes the type of its value: `port: ${PORT}` is a number.
       node.value = node.type === Scalar.PLAIN && WHOLE.test(original) ? plainScalarValue(expanded) : expanded;
     },

@@ -4,7 +4,10 @@ import { z } from 'zod';
 import { cidr, duration, headerName, size } from './primitives.ts';
 
 // A quoted `"${PORT}"` (needed inside a flow map, where `{` is YAML syntax) arrives as a string of digits.
-const port = z.preprocess((v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v), z.number().int().min(0).max(65535));
+const port = z.preprocess(
+  (v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v),
+  z.number().int().min(0).max(65535),
+);
 
 const common = {
   name: z.string().min(1),
@@ -12,15 +15,18 @@ const common = {
   port,
   trustedProxies: z.array(cidr).default([]),
   proxyProtocol: z.boolean().default(false).meta({
-    description: 'peers in trustedProxies must send a PROXY v1/v2 header first; the client it names stands for the peer',
+    description:
+      'peers in trustedProxies must send a PROXY v1/v2 header first; the client it names stands for the peer',
   }),
   acceptSockets: z.number().int().min(1).max(64).default(16).meta({
-    description: 'listening sockets opened on the port with SO_REUSEPORT (Linux, FreeBSD); each event-loop turn accepts one connection per socket, so a burst of new connections is not queued behind the load (1 = one socket)',
+    description:
+      'listening sockets opened on the port with SO_REUSEPORT (Linux, FreeBSD); each event-loop turn accepts one connection per socket, so a burst of new connections is not queued behind the load (1 = one socket)',
   }),
 };
 
 export const underscoreHeaders = z.enum(['reject', 'drop', 'allow']).meta({
-  description: 'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
+  description:
+    'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
 });
 
 const httpLimits = z
@@ -40,9 +46,15 @@ const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3']);
  * certificates, RSA key exchange without forward secrecy.
  */
 export const MODERN_CIPHERS = [
-  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
 export const tlsSettings = z.strictObject({
@@ -56,14 +68,21 @@ export const tlsSettings = z.strictObject({
     .strictObject({
       mode: z.enum(['off', 'optional', 'require']).default('off'),
       ca: z.string().min(1).optional(),
-      forwardHeader: headerName.optional().meta({ description: 'sends the verified client certificate subject and fingerprint upstream' }),
+      forwardHeader: headerName
+        .optional()
+        .meta({ description: 'sends the verified client certificate subject and fingerprint upstream' }),
     })
-    .refine((c) => c.mode === 'off' || c.ca !== undefined, { message: 'clientAuth needs a ca (the CA that signs client certificates) unless mode is off', path: ['ca'] })
+    .refine((c) => c.mode === 'off' || c.ca !== undefined, {
+      message: 'clientAuth needs a ca (the CA that signs client certificates) unless mode is off',
+      path: ['ca'],
+    })
     .optional(),
 });
 
 const hsts = z.strictObject({
-  maxAge: duration.prefault('1y').meta({ description: 'Strict-Transport-Security max-age: a duration such as 180d or 1y (sent in whole seconds)' }),
+  maxAge: duration
+    .prefault('1y')
+    .meta({ description: 'Strict-Transport-Security max-age: a duration such as 180d or 1y (sent in whole seconds)' }),
   includeSubDomains: z.boolean().default(false),
   preload: z.boolean().default(false),
 });
@@ -72,10 +91,16 @@ const httpListener = z.strictObject({
   ...common,
   protocol: z.literal('http'),
   limits: httpLimits,
-  h2c: z.boolean().default(false).meta({ description: 'also serve HTTP/2 with prior knowledge (cleartext) on this port' }),
-  redirectToHttps: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(false).meta({
-    description: 'answer every request with a 308 to https:// (true: the same host on port 443; a number: that port)',
-  }),
+  h2c: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'also serve HTTP/2 with prior knowledge (cleartext) on this port' }),
+  redirectToHttps: z
+    .union([z.boolean(), z.number().int().min(1).max(65535)])
+    .default(false)
+    .meta({
+      description: 'answer every request with a 308 to https:// (true: the same host on port 443; a number: that port)',
+    }),
 });
 
 const httpsListener = z.strictObject({
@@ -88,7 +113,9 @@ const httpsListener = z.strictObject({
 });
 
 const sniRoute = z.strictObject({
-  serverName: z.string().regex(/^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$/, { message: 'expected a host name, *.example.com, or "*" for the rest' }),
+  serverName: z.string().regex(/^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$/, {
+    message: 'expected a host name, *.example.com, or "*" for the rest',
+  }),
   upstream: z.string().min(1),
 });
 
@@ -97,17 +124,28 @@ const tcpListener = z
     ...common,
     protocol: z.literal('tcp'),
     upstream: z.string().min(1).optional(),
-    sni: z.array(sniRoute).min(1).optional().meta({ description: 'TLS passthrough: pick the upstream by the ClientHello server name' }),
+    sni: z
+      .array(sniRoute)
+      .min(1)
+      .optional()
+      .meta({ description: 'TLS passthrough: pick the upstream by the ClientHello server name' }),
     tls: tlsSettings.optional().meta({ description: 'terminate TLS here and forward plain bytes' }),
     connectTimeout: duration.prefault('5s'),
     idleTimeout: duration.prefault('1h'),
   })
   .superRefine((l, ctx) => {
     if ((l.upstream === undefined) === (l.sni === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'a tcp listener takes either upstream or sni (TLS passthrough by server name)' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a tcp listener takes either upstream or sni (TLS passthrough by server name)',
+      });
     }
     if (l.sni !== undefined && l.tls !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'sni routes TLS without terminating it; tls terminates it: choose one' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'sni routes TLS without terminating it; tls terminates it: choose one',
+      });
     }
   });
 
@@ -115,7 +153,9 @@ const udpListener = z.strictObject({
   ...common,
   protocol: z.literal('udp'),
   upstream: z.string().min(1),
-  idleTimeout: duration.prefault('30s').meta({ description: 'a client mapping with no datagram for this long is dropped' }),
+  idleTimeout: duration
+    .prefault('30s')
+    .meta({ description: 'a client mapping with no datagram for this long is dropped' }),
   maxClients: z.number().int().min(1).default(10_000),
 });
 

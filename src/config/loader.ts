@@ -10,7 +10,14 @@ import { expandEnv } from './env.ts';
 import { formatProblem, Locator, problemsFromIssue, type ConfigCheck, type ConfigProblem } from './problems.ts';
 import { buildConfigSchema, type Config, type PluginSchemas } from './schema.ts';
 
-export { formatPath, formatProblem, type CheckEnv, type CheckProblem, type ConfigCheck, type ConfigProblem } from './problems.ts';
+export {
+  formatPath,
+  formatProblem,
+  type CheckEnv,
+  type CheckProblem,
+  type ConfigCheck,
+  type ConfigProblem,
+} from './problems.ts';
 
 export class ConfigError extends TurnpikeError {
   readonly problems: readonly ConfigProblem[];
@@ -42,8 +49,11 @@ export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
-    throw new ConfigError([{ code: 'TP_CONFIG_NOT_FOUND', file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
+    const reason =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
+    throw new ConfigError([
+      { code: 'TP_CONFIG_NOT_FOUND', file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` },
+    ]);
   }
   return { file: path, config: parseConfigText(text, file, { configDir: dirname(path), ...options }) };
 }
@@ -57,9 +67,22 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
     throw new ConfigError(
       doc.errors.slice(0, 3).map((e): ConfigProblem => {
         const duplicate = e.code === 'DUPLICATE_KEY' ? at.keyAt(e.pos[0]) : undefined;
-        if (duplicate) return at.problem('TP_CONFIG_SYNTAX', [...duplicate.path, duplicate.key], `key "${duplicate.key}" is given twice in the same map`, e.pos[0]);
+        if (duplicate)
+          return at.problem(
+            'TP_CONFIG_SYNTAX',
+            [...duplicate.path, duplicate.key],
+            `key "${duplicate.key}" is given twice in the same map`,
+            e.pos[0],
+          );
         const pos = lineCounter.linePos(e.pos[0]);
-        return { code: 'TP_CONFIG_SYNTAX', file, line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0]! };
+        return {
+          code: 'TP_CONFIG_SYNTAX',
+          file,
+          line: pos.line,
+          column: pos.col,
+          path: '',
+          message: e.message.split('\n')[0]!,
+        };
       }),
     );
   }
@@ -67,7 +90,12 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   if (unset.length > 0) {
     throw new ConfigError(
       unset.map((u) =>
-        at.problem('TP_CONFIG_ENV_UNSET', u.path, `environment variable ${u.name} is not set and has no default (write \${${u.name}:-default} to give one)`, u.offset),
+        at.problem(
+          'TP_CONFIG_ENV_UNSET',
+          u.path,
+          `environment variable ${u.name} is not set and has no default (write \${${u.name}:-default} to give one)`,
+          u.offset,
+        ),
       ),
     );
   }
@@ -77,8 +105,13 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   // Cross-references and the injected checks run on the raw document too, so one run lists every problem.
   const issues = result.success ? [] : withoutEchoes(result.error.issues);
   const checked = (options.check?.(raw, { configDir: options.configDir ?? process.cwd() }) ?? []).map((p) =>
-    at.problem(p.code ?? 'TP_CONFIG_INVALID', p.path, p.message));
-  const problems = [...issues.flatMap((issue) => problemsFromIssue(issue, at, schema, options.plugins)), ...checkReferences(raw, at), ...checked];
+    at.problem(p.code ?? 'TP_CONFIG_INVALID', p.path, p.message),
+  );
+  const problems = [
+    ...issues.flatMap((issue) => problemsFromIssue(issue, at, schema, options.plugins)),
+    ...checkReferences(raw, at),
+    ...checked,
+  ];
   if (problems.length > 0) {
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigError(problems);
@@ -103,21 +136,36 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
   const upstreams = isObject(raw.upstreams) ? Object.keys(raw.upstreams) : [];
   const upstreamKind = (name: string): string | undefined => {
     const u = isObject(raw.upstreams) ? raw.upstreams[name] : undefined;
-    const url = isObject(u) ? list(u.targets).map((t) => (isObject(t) ? t.url : undefined)).find((x) => typeof x === 'string') : undefined;
+    const url = isObject(u)
+      ? list(u.targets)
+          .map((t) => (isObject(t) ? t.url : undefined))
+          .find((x) => typeof x === 'string')
+      : undefined;
     return typeof url === 'string' ? kindOf(url) : undefined;
   };
   /** A listener or route naming an upstream that is missing or speaks another protocol. */
   const checkUpstream = (path: (string | number)[], who: string, name: unknown, want: 'http' | 'tcp' | 'udp') => {
     if (typeof name !== 'string' || name === '') return;
     if (!upstreams.includes(name)) {
-      problems.push(at.problem('TP_CONFIG_BAD_REFERENCE', path,
-        `${who} names upstream "${name}", which is not defined under upstreams (defined: ${upstreams.join(', ') || 'none'})`));
+      problems.push(
+        at.problem(
+          'TP_CONFIG_BAD_REFERENCE',
+          path,
+          `${who} names upstream "${name}", which is not defined under upstreams (defined: ${upstreams.join(', ') || 'none'})`,
+        ),
+      );
       return;
     }
     const kind = upstreamKind(name);
     if (kind !== undefined && kind !== want) {
       const scheme = want === 'http' ? 'http:// or https://' : `${want}://`;
-      problems.push(at.problem('TP_CONFIG_BAD_REFERENCE', path, `${who} needs an upstream with ${scheme} targets, but "${name}" has ${kind}:// targets`));
+      problems.push(
+        at.problem(
+          'TP_CONFIG_BAD_REFERENCE',
+          path,
+          `${who} needs an upstream with ${scheme} targets, but "${name}" has ${kind}:// targets`,
+        ),
+      );
     }
   };
   const routeNames = new Map<string, number>();
@@ -127,7 +175,14 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
     checkUpstream(['routes', i, 'upstream'], name ? `route "${name}"` : `routes[${i}]`, route.upstream, 'http');
     if (name === undefined) return;
     const first = routeNames.get(name);
-    if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['routes', i, 'name'], `route name "${name}" is already used by routes[${first}]`));
+    if (first !== undefined)
+      problems.push(
+        at.problem(
+          'TP_CONFIG_DUPLICATE',
+          ['routes', i, 'name'],
+          `route name "${name}" is already used by routes[${first}]`,
+        ),
+      );
     else routeNames.set(name, i);
   });
   const listenerNames = new Map<string, number>();
@@ -136,17 +191,35 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
     if (!isObject(l)) return;
     if (typeof l.name === 'string') {
       const first = listenerNames.get(l.name);
-      if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['listeners', i, 'name'], `listener name "${l.name}" is already used by listeners[${first}]`));
+      if (first !== undefined)
+        problems.push(
+          at.problem(
+            'TP_CONFIG_DUPLICATE',
+            ['listeners', i, 'name'],
+            `listener name "${l.name}" is already used by listeners[${first}]`,
+          ),
+        );
       else listenerNames.set(l.name, i);
     }
     const who = `listener "${typeof l.name === 'string' ? l.name : i}"`;
-    if (l.protocol === 'tcp' || l.protocol === 'udp') checkUpstream(['listeners', i, 'upstream'], who, l.upstream, l.protocol);
-    if (l.protocol === 'tcp') list(l.sni).forEach((e, j) => isObject(e) && checkUpstream(['listeners', i, 'sni', j, 'upstream'], who, e.upstream, 'tcp'));
+    if (l.protocol === 'tcp' || l.protocol === 'udp')
+      checkUpstream(['listeners', i, 'upstream'], who, l.upstream, l.protocol);
+    if (l.protocol === 'tcp')
+      list(l.sni).forEach(
+        (e, j) => isObject(e) && checkUpstream(['listeners', i, 'sni', j, 'upstream'], who, e.upstream, 'tcp'),
+      );
     if (typeof l.port !== 'number' || l.port === 0) return;
     // UDP and TCP ports are separate spaces: a udp and a tcp listener may share a number.
     const bind = `${l.protocol === 'udp' ? 'udp ' : ''}${typeof l.address === 'string' ? l.address : '0.0.0.0'}:${l.port}`;
     const firstBind = binds.get(bind);
-    if (firstBind !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['listeners', i, 'port'], `address ${bind} is already used by listeners[${firstBind}]`));
+    if (firstBind !== undefined)
+      problems.push(
+        at.problem(
+          'TP_CONFIG_DUPLICATE',
+          ['listeners', i, 'port'],
+          `address ${bind} is already used by listeners[${firstBind}]`,
+        ),
+      );
     else binds.set(bind, i);
   });
   const consumerNames = new Map<string, number>();
@@ -155,7 +228,14 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
     if (!isObject(c)) return;
     if (typeof c.name === 'string') {
       const first = consumerNames.get(c.name);
-      if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['consumers', i, 'name'], `consumer name "${c.name}" is already used by consumers[${first}]`));
+      if (first !== undefined)
+        problems.push(
+          at.problem(
+            'TP_CONFIG_DUPLICATE',
+            ['consumers', i, 'name'],
+            `consumer name "${c.name}" is already used by consumers[${first}]`,
+          ),
+        );
       else consumerNames.set(c.name, i);
     }
     const credentials = isObject(c.credentials) ? c.credentials : {};
@@ -163,7 +243,14 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
       if (typeof k !== 'string') return;
       const first = keys.get(k);
       // The message must not print the key itself.
-      if (first !== undefined) problems.push(at.problem('TP_CONFIG_DUPLICATE', ['consumers', i, 'credentials', 'apiKeys', j], `this API key is already given to consumers[${first}]`));
+      if (first !== undefined)
+        problems.push(
+          at.problem(
+            'TP_CONFIG_DUPLICATE',
+            ['consumers', i, 'credentials', 'apiKeys', j],
+            `this API key is already given to consumers[${first}]`,
+          ),
+        );
       else keys.set(k, i);
     });
   });

@@ -26,20 +26,27 @@ function durationType(continueAfterIssue: boolean) {
       }
       return parseDuration(v)!;
     })
-    .meta({ description: 'A duration: 250ms, 5s, 1m, 1h, 1d, 1y (365 days); a bare number is refused, except 0', [JSON_FORM]: DURATION_JSON });
+    .meta({
+      description: 'A duration: 250ms, 5s, 1m, 1h, 1d, 1y (365 days); a bare number is refused, except 0',
+      [JSON_FORM]: DURATION_JSON,
+    });
 }
 
 /** Meta key of a schema whose JSON Schema form is written by hand (json-schema.ts): zod sees a string or number. */
 export const JSON_FORM = 'turnpikeJsonForm';
 
 /** What an editor should accept for a duration: a number with a unit, or 0. */
-const DURATION_JSON = { anyOf: [{ type: 'string', pattern: `^\\s*${DURATION_PATTERN}\\s*$` }, { const: 0 }, { const: '0' }] };
+const DURATION_JSON = {
+  anyOf: [{ type: 'string', pattern: `^\\s*${DURATION_PATTERN}\\s*$` }, { const: 0 }, { const: '0' }],
+};
 
 /** `250ms`, `5s`, `1m`, `1h`, `1d`, `1y` → milliseconds. The one duration type of every schema. */
 export const duration = durationType(false);
 
 /** A duration that must be above 0 (a period, a window, a time to wait before trying again). */
-export const positiveDuration = duration.refine((ms) => ms > 0, { message: 'expected a duration above 0, such as 10s' });
+export const positiveDuration = duration.refine((ms) => ms > 0, {
+  message: 'expected a duration above 0, such as 10s',
+});
 
 /**
  * The same duration, whose issue does not abort: inside a union (`false | { maxAge, ... }`) the problem is then
@@ -55,7 +62,10 @@ export const share = z
     if (fraction === undefined) {
       const n = typeof v === 'number' ? v : Number(v.trim());
       const hint = Number.isFinite(n) && n > 1 && n <= 100 ? `: write ${n}% or ${n / 100}` : '';
-      ctx.addIssue({ code: 'custom', message: `expected a share such as 20% or 0.2 (0% to 100%, or 0 to 1), got ${JSON.stringify(v)}${hint}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a share such as 20% or 0.2 (0% to 100%, or 0 to 1), got ${JSON.stringify(v)}${hint}`,
+      });
       return z.NEVER;
     }
     return fraction;
@@ -68,7 +78,10 @@ export const size = z
   .transform((v, ctx) => {
     const bytes = parseSize(v);
     if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a size such as 512b, 16kb, 10mb or 2gb, got ${JSON.stringify(v)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a size such as 512b, 16kb, 10mb or 2gb, got ${JSON.stringify(v)}`,
+      });
       return z.NEVER;
     }
     return bytes;
@@ -91,11 +104,10 @@ function validRegex(source: string): boolean {
 export const regexSource = z.string().refine(validRegex, { message: 'expected a valid regular expression' });
 
 /** An exact string, or `{ regex: ... }`. */
-export const stringMatcher = z.union([
-  z.string(),
-  z.number().transform(String),
-  z.strictObject({ regex: regexSource }),
-], { error: 'expected a string to match exactly, or { regex: "..." }' });
+export const stringMatcher = z.union(
+  [z.string(), z.number().transform(String), z.strictObject({ regex: regexSource })],
+  { error: 'expected a string to match exactly, or { regex: "..." }' },
+);
 
 export const headerName = z
   .string()

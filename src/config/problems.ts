@@ -99,7 +99,8 @@ export class Locator {
   nodeOffset(path: readonly PropertyKey[]): number {
     for (let n = path.length; n >= 0; n--) {
       const node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n) as unknown[], true);
-      if (node && typeof node === 'object' && 'range' in node && Array.isArray(node.range)) return node.range[0] as number;
+      if (node && typeof node === 'object' && 'range' in node && Array.isArray(node.range))
+        return node.range[0] as number;
     }
     return 0;
   }
@@ -109,7 +110,8 @@ export class Locator {
     const parent = path.length === 0 ? this.doc.contents : this.doc.getIn(path as unknown[], true);
     if (isMap(parent)) {
       for (const item of parent.items) {
-        if (isPair(item) && isScalar(item.key) && String(item.key.value) === key && item.key.range) return item.key.range[0];
+        if (isPair(item) && isScalar(item.key) && String(item.key.value) === key && item.key.range)
+          return item.key.range[0];
       }
     }
     return this.nodeOffset(path);
@@ -147,11 +149,15 @@ export class Locator {
     if (isSecretPath(path) && !isMap(node) && !isSeq(node)) {
       const value = isScalar(node) ? node.value : node;
       if (value === null || value === undefined) return 'nothing (an empty value)';
-      return typeof value === 'string' ? `a string of ${value.length} characters (not shown: a secret)` : `a ${typeof value} (not shown: a secret)`;
+      return typeof value === 'string'
+        ? `a string of ${value.length} characters (not shown: a secret)`
+        : `a ${typeof value} (not shown: a secret)`;
     }
     if (isMap(node)) {
       const keys = node.items.map((p) => (isPair(p) && isScalar(p.key) ? JSON.stringify(p.key.value) : '?'));
-      return keys.length === 0 ? 'an empty map' : `a map with key${keys.length > 1 ? 's' : ''} ${keys.slice(0, 4).join(', ')}`;
+      return keys.length === 0
+        ? 'an empty map'
+        : `a map with key${keys.length > 1 ? 's' : ''} ${keys.slice(0, 4).join(', ')}`;
     }
     if (isSeq(node)) return node.items.length === 0 ? 'an empty list' : `a list of ${node.items.length}`;
     const value = isScalar(node) ? node.value : node;
@@ -173,8 +179,14 @@ export function isSecretPath(path: readonly PropertyKey[]): boolean {
 }
 
 const EXPECTED: Record<string, string> = {
-  array: 'a list', object: 'a map', record: 'a map', string: 'a string', number: 'a number',
-  int: 'an integer', boolean: 'true or false', map: 'a map',
+  array: 'a list',
+  object: 'a map',
+  record: 'a map',
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  map: 'a map',
 };
 
 // Keys that look right but belong elsewhere.
@@ -183,7 +195,12 @@ const KEY_HINTS: Record<string, string> = {
   headerTimeout: 'header limits are set globally (limits) or per listener (listeners[].limits), not per route',
 };
 
-export function problemsFromIssue(issue: z.core.$ZodIssue, at: Locator, root: z.ZodType, plugins: PluginSchemas): ConfigProblem[] {
+export function problemsFromIssue(
+  issue: z.core.$ZodIssue,
+  at: Locator,
+  root: z.ZodType,
+  plugins: PluginSchemas,
+): ConfigProblem[] {
   const path = issue.path as PropertyKey[];
   switch (issue.code) {
     case 'unrecognized_keys': {
@@ -206,7 +223,8 @@ export function problemsFromIssue(issue: z.core.$ZodIssue, at: Locator, root: z.
     case 'custom': {
       const params = (issue.params ?? {}) as { turnpikeCode?: ErrorCode; atKey?: string };
       const code = params.turnpikeCode ?? 'TP_CONFIG_INVALID';
-      if (params.atKey) return [at.problem(code, [...path, params.atKey], issue.message, at.keyOffset(path, params.atKey))];
+      if (params.atKey)
+        return [at.problem(code, [...path, params.atKey], issue.message, at.keyOffset(path, params.atKey))];
       return [at.problem(code, path, issue.message)];
     }
     default:
@@ -214,7 +232,9 @@ export function problemsFromIssue(issue: z.core.$ZodIssue, at: Locator, root: z.
   }
   if (path.length > 0 && !at.has(path)) {
     const wanted = expected(issue).replace(/^expected /, '');
-    return [at.problem('TP_CONFIG_INVALID', path, `missing required key "${String(path.at(-1))}" (expected ${wanted})`)];
+    return [
+      at.problem('TP_CONFIG_INVALID', path, `missing required key "${String(path.at(-1))}" (expected ${wanted})`),
+    ];
   }
   const got = at.describe(path);
   switch (issue.code) {
@@ -227,8 +247,20 @@ export function problemsFromIssue(issue: z.core.$ZodIssue, at: Locator, root: z.
     case 'too_small':
     case 'too_big': {
       const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
-      const cmp = issue.code === 'too_small' ? (issue.inclusive ? 'at least' : 'more than') : issue.inclusive ? 'at most' : 'less than';
-      const what = issue.origin === 'array' ? ` item${Number(bound) === 1 ? '' : 's'}` : issue.origin === 'string' ? ' characters' : '';
+      const cmp =
+        issue.code === 'too_small'
+          ? issue.inclusive
+            ? 'at least'
+            : 'more than'
+          : issue.inclusive
+            ? 'at most'
+            : 'less than';
+      const what =
+        issue.origin === 'array'
+          ? ` item${Number(bound) === 1 ? '' : 's'}`
+          : issue.origin === 'string'
+            ? ' characters'
+            : '';
       return [at.problem('TP_CONFIG_INVALID', path, `expected ${cmp} ${bound}${what}, got ${got}`)];
     }
     default:
@@ -245,8 +277,10 @@ function expected(issue: z.core.$ZodIssue): string {
     const forms = new Set<string>();
     for (const branch of issue.errors) {
       const first = branch[0];
-      if (first?.code === 'invalid_type' && first.path.length === 0) forms.add(EXPECTED[first.expected] ?? first.expected);
-      else if (first) forms.add(first.path.length ? `${formatPath(first.path as PropertyKey[])}: ${first.message}` : first.message);
+      if (first?.code === 'invalid_type' && first.path.length === 0)
+        forms.add(EXPECTED[first.expected] ?? first.expected);
+      else if (first)
+        forms.add(first.path.length ? `${formatPath(first.path as PropertyKey[])}: ${first.message}` : first.message);
     }
     return `expected ${[...forms].join(', or ')}`;
   }
@@ -299,7 +333,11 @@ function step(s: z.ZodType, part: PropertyKey): z.ZodType | undefined {
 }
 
 /** The keys the schema allows in the map at `path` (plugin configs come from their own schemas). */
-export function allowedKeys(root: z.ZodType, path: readonly PropertyKey[], plugins: PluginSchemas): string[] | undefined {
+export function allowedKeys(
+  root: z.ZodType,
+  path: readonly PropertyKey[],
+  plugins: PluginSchemas,
+): string[] | undefined {
   let schema: z.ZodType | undefined = root;
   let rest = path;
   for (let i = 0; i + 2 < path.length; i++) {

@@ -7,7 +7,12 @@ import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, s
 import { closest } from './problems.ts';
 
 /** Client headers that make a backend read another method, URL or scheme: removed unless a route forwards them. */
-export const OVERRIDE_HEADER_NAMES = ['X-HTTP-Method-Override', 'X-Original-URL', 'X-Rewrite-URL', 'X-Forwarded-Scheme'] as const;
+export const OVERRIDE_HEADER_NAMES = [
+  'X-HTTP-Method-Override',
+  'X-Original-URL',
+  'X-Rewrite-URL',
+  'X-Forwarded-Scheme',
+] as const;
 const OVERRIDE_HEADERS: readonly string[] = OVERRIDE_HEADER_NAMES.map((h) => h.toLowerCase());
 
 /** Plugin schemas come from the plugin registry; config does not import plugins (imports go downward). */
@@ -20,7 +25,9 @@ export interface PluginEntry {
 
 /** `auto` (one per CPU core) or a number of worker processes; 1 runs the gateway in a single process. */
 export const workerCount = z
-  .union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'expected auto or a number of workers from 1 to 256' })
+  .union([z.literal('auto'), z.number().int().min(1).max(256)], {
+    error: 'expected auto or a number of workers from 1 to 256',
+  })
   .meta({ description: 'auto (one worker per CPU core) or a number; 1 = a single process' });
 
 const limits = z.strictObject({
@@ -34,15 +41,23 @@ const limits = z.strictObject({
 
 const overrideHeader = z
   .string()
-  .refine((h) => OVERRIDE_HEADERS.includes(h.toLowerCase()), { message: `expected one of ${OVERRIDE_HEADER_NAMES.join(', ')}` })
+  .refine((h) => OVERRIDE_HEADERS.includes(h.toLowerCase()), {
+    message: `expected one of ${OVERRIDE_HEADER_NAMES.join(', ')}`,
+  })
   .transform((h) => h.toLowerCase());
 
-const pathMatch = z.union([
-  routePath,
-  z.strictObject({ exact: routePath }),
-  z.strictObject({ prefix: routePath }),
-  z.strictObject({ regex: regexSource }),
-], { error: 'expected a path: /users (that path and everything under it), { exact: /healthz }, { prefix: /api } or { regex: "^/v[0-9]+/" }' });
+const pathMatch = z.union(
+  [
+    routePath,
+    z.strictObject({ exact: routePath }),
+    z.strictObject({ prefix: routePath }),
+    z.strictObject({ regex: regexSource }),
+  ],
+  {
+    error:
+      'expected a path: /users (that path and everything under it), { exact: /healthz }, { prefix: /api } or { regex: "^/v[0-9]+/" }',
+  },
+);
 
 const hostPattern = z
   .string()
@@ -52,7 +67,11 @@ const hostPattern = z
   .transform((h) => h.toLowerCase());
 
 const match = z.strictObject({
-  host: z.union([hostPattern, z.array(hostPattern).min(1)], { error: 'expected a host name such as api.example.com, or a list of them' }).optional(),
+  host: z
+    .union([hostPattern, z.array(hostPattern).min(1)], {
+      error: 'expected a host name such as api.example.com, or a list of them',
+    })
+    .optional(),
   path: pathMatch.optional(),
   methods: z.array(httpMethod).min(1).optional(),
   headers: z.record(headerName, stringMatcher).optional(),
@@ -68,7 +87,11 @@ const respond = z.strictObject({
 
 const redirect = z.strictObject({
   to: z.string().min(1),
-  status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { error: 'expected a redirect status: 301, 302, 303, 307 or 308' }).default(302),
+  status: z
+    .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+      error: 'expected a redirect status: 301, 302, 303, 307 or 308',
+    })
+    .default(302),
   appendPath: z.boolean().default(false),
 });
 
@@ -82,10 +105,13 @@ export const ROUTE_TERMINALS = {
   redirect,
 };
 const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
-const terminalList = (keys: readonly string[]) => keys.length <= 2 ? keys.join(' or ') : `${keys.slice(0, -1).join(', ')} or ${keys.at(-1)}`;
+const terminalList = (keys: readonly string[]) =>
+  keys.length <= 2 ? keys.join(' or ') : `${keys.slice(0, -1).join(', ')} or ${keys.at(-1)}`;
 
 function optionalShape<T extends Record<string, z.ZodType>>(shape: T): { [K in keyof T]: z.ZodOptional<T[K]> } {
-  return Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]> };
+  return Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof T]: z.ZodOptional<T[K]>;
+  };
 }
 
 function pluginList(plugins: PluginSchemas | undefined) {
@@ -96,7 +122,10 @@ function pluginList(plugins: PluginSchemas | undefined) {
   const names = [...plugins.keys()].sort();
   const entry = z.unknown().transform((value, ctx): PluginEntry => {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length !== 1) {
-      ctx.addIssue({ code: 'custom', message: `expected a map with one plugin name as its key, one of: ${names.join(', ')}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a map with one plugin name as its key, one of: ${names.join(', ')}`,
+      });
       return z.NEVER;
     }
     const [name, config] = Object.entries(value)[0]!;
@@ -122,11 +151,15 @@ function pluginList(plugins: PluginSchemas | undefined) {
 
 function pluginListForDocs(plugins: PluginSchemas) {
   const options = [...plugins.entries()].map(([name, schema]) => z.strictObject({ [name]: schema }));
-  return z.array(options.length === 1 ? options[0]! : z.union(options as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]));
+  return z.array(
+    options.length === 1 ? options[0]! : z.union(options as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]]),
+  );
 }
 
 export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
-  const pluginArray = (forDocs && plugins ? pluginListForDocs(plugins) : pluginList(plugins)) as unknown as z.ZodType<PluginEntry[]>;
+  const pluginArray = (forDocs && plugins ? pluginListForDocs(plugins) : pluginList(plugins)) as unknown as z.ZodType<
+    PluginEntry[]
+  >;
   const route = z
     .strictObject({
       name: z.string().min(1).optional(),
@@ -136,11 +169,16 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
       timeouts: routeTimeouts.optional(),
       protocol: z.enum(['http', 'grpc']).default('http').meta({
-        description: 'grpc: errors the gateway itself answers are gRPC statuses (grpc-status trailers), not problem+json',
+        description:
+          'grpc: errors the gateway itself answers are gRPC statuses (grpc-status trailers), not problem+json',
       }),
-      requireClientCert: z.boolean().default(false).meta({ description: 'only clients that presented a verified certificate (mTLS); others get 403' }),
+      requireClientCert: z
+        .boolean()
+        .default(false)
+        .meta({ description: 'only clients that presented a verified certificate (mTLS); others get 403' }),
       forwardOverrideHeaders: z.array(overrideHeader).default([]).meta({
-        description: 'client headers that make a backend read another method, URL or scheme are removed; list those this route\'s backend should get',
+        description:
+          "client headers that make a backend read another method, URL or scheme are removed; list those this route's backend should get",
       }),
     })
     .superRefine((r, ctx) => {
@@ -159,7 +197,9 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
   return z.strictObject({
     listeners: z.array(listener).min(1),
     limits: limits.prefault({}),
-    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected a name of letters, digits, _ . -' }), upstream).default({}),
+    upstreams: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected a name of letters, digits, _ . -' }), upstream)
+      .default({}),
     routes: z.array(route).default([]),
     plugins: pluginArray.default([]),
     accessLog: z
@@ -168,9 +208,13 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         output: z.string().default('stdout').meta({ description: 'stdout, stderr, or a file path' }),
       })
       .prefault({}),
-    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    log: z
+      .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .prefault({}),
     shutdown: z.strictObject({ drainTimeout: duration.prefault('30s') }).prefault({}),
-    requestId: z.strictObject({ header: headerName.default('x-request-id'), echo: z.boolean().default(true) }).prefault({}),
+    requestId: z
+      .strictObject({ header: headerName.default('x-request-id'), echo: z.boolean().default(true) })
+      .prefault({}),
     workers: workerCount.default(1),
     consumers,
     stores,

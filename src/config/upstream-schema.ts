@@ -13,7 +13,8 @@ export const BALANCE_ALGORITHMS = [
   'ewma',
 ] as const;
 
-const TARGET_FORMS = 'an origin such as http://127.0.0.1:9001, https://api.internal, tcp://10.0.0.5:5432 or udp://10.0.0.53:53 (no path)';
+const TARGET_FORMS =
+  'an origin such as http://127.0.0.1:9001, https://api.internal, tcp://10.0.0.5:5432 or udp://10.0.0.53:53 (no path)';
 
 /** Why a target URL is not usable (said so that the fix is plain), or undefined when it is. Never throws. */
 export function targetUrlProblem(url: string): string | undefined {
@@ -23,12 +24,14 @@ export function targetUrlProblem(url: string): string | undefined {
       ? `expected ${TARGET_FORMS}; this one has no scheme: write http://${url.replace(/\/$/, '')}`
       : `expected ${TARGET_FORMS}`;
   }
-  if (!/^(https?|tcp|udp)$/.test(scheme[1]!)) return `expected ${TARGET_FORMS}; "${scheme[1]}://" is not one of http://, https://, tcp://, udp://`;
+  if (!/^(https?|tcp|udp)$/.test(scheme[1]!))
+    return `expected ${TARGET_FORMS}; "${scheme[1]}://" is not one of http://, https://, tcp://, udp://`;
   const port = /^[^/]*?:(\d+)\/?$/.exec(url.slice(scheme[0].length).replace(/^\[[^\]]*\]/, ''));
   if (port && Number(port[1]) > 65535) return `port ${port[1]} is out of range (1 to 65535)`;
   if (!/^(https?|tcp|udp):\/\/[^/]+\/?$/.test(url)) return `expected ${TARGET_FORMS}`;
   if (!URL.canParse(url)) return `expected ${TARGET_FORMS}; this one does not parse as a URL`;
-  if (/^(tcp|udp):/.test(url) && new URL(url).port === '') return `a ${scheme[1]}:// target needs a port, such as ${url.replace(/\/$/, '')}:5432`;
+  if (/^(tcp|udp):/.test(url) && new URL(url).port === '')
+    return `a ${scheme[1]}:// target needs a port, such as ${url.replace(/\/$/, '')}:5432`;
   return undefined;
 }
 
@@ -43,8 +46,7 @@ const target = z.strictObject({
 
 /** Where the hash of consistent-hash (and ip-hash) comes from. */
 export type HashSource =
-  | { readonly kind: 'header' | 'cookie' | 'query'; readonly name: string }
-  | { readonly kind: 'ip' | 'path' };
+  { readonly kind: 'header' | 'cookie' | 'query'; readonly name: string } | { readonly kind: 'ip' | 'path' };
 
 const hashOn = z
   .string()
@@ -54,7 +56,10 @@ const hashOn = z
     if (m && (m[1] !== 'header' || /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(m[2]!))) {
       return { kind: m[1] as 'header' | 'cookie' | 'query', name: m[1] === 'header' ? m[2]!.toLowerCase() : m[2]! };
     }
-    ctx.addIssue({ code: 'custom', message: `expected header:NAME, cookie:NAME, query:NAME, ip or path, got ${JSON.stringify(v)}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected header:NAME, cookie:NAME, query:NAME, ip or path, got ${JSON.stringify(v)}`,
+    });
     return z.NEVER;
   })
   .meta({ description: 'header:NAME | cookie:NAME | query:NAME | ip | path' });
@@ -67,7 +72,10 @@ const statusRange = z
     const lo = m ? Number(m[1]) : NaN;
     const hi = m ? Number(m[2] ?? m[1]) : NaN;
     if (!(lo >= 100 && hi <= 599 && lo <= hi)) {
-      ctx.addIssue({ code: 'custom', message: `expected a status such as 200 or a range such as 200-399, got ${JSON.stringify(v)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a status such as 200 or a range such as 200-399, got ${JSON.stringify(v)}`,
+      });
       return z.NEVER;
     }
     return [lo, hi];
@@ -88,9 +96,12 @@ const passiveHealthCheck = z.strictObject({
   consecutiveFailures: z.number().int().min(1).max(1000).default(5),
   ejectFor: positiveDuration.prefault('30s'),
   // A share like every fraction; the outlier detector counts in percent.
-  maxEjectedPercent: share.transform((f) => Math.round(f * 1e6) / 1e4).prefault('50%').meta({
-    description: 'at most this share of the targets is ejected at once: 50% or 0.5',
-  }),
+  maxEjectedPercent: share
+    .transform((f) => Math.round(f * 1e6) / 1e4)
+    .prefault('50%')
+    .meta({
+      description: 'at most this share of the targets is ejected at once: 50% or 0.5',
+    }),
 });
 
 export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', '502', '503', '504'] as const;
@@ -101,11 +112,21 @@ const retries = z.strictObject({
     .array(z.union([z.enum(RETRY_CONDITIONS), z.number().int().min(500).max(599).transform(String)]))
     .default(['connect-failure', 'reset', '502', '503', '504'])
     .transform((list) => new Set(list.map(String))),
-  backoff: duration.prefault('25ms').meta({ description: 'base of an exponential backoff with jitter (capped at 10×)' }),
-  budget: share.prefault('20%').meta({ description: 'retries in flight at most this share of the requests in flight: 20% or 0.2' }),
-  minConcurrent: z.number().int().min(0).default(3).meta({ description: 'retries always allowed in flight, whatever the budget' }),
+  backoff: duration
+    .prefault('25ms')
+    .meta({ description: 'base of an exponential backoff with jitter (capped at 10×)' }),
+  budget: share
+    .prefault('20%')
+    .meta({ description: 'retries in flight at most this share of the requests in flight: 20% or 0.2' }),
+  minConcurrent: z
+    .number()
+    .int()
+    .min(0)
+    .default(3)
+    .meta({ description: 'retries always allowed in flight, whatever the budget' }),
   bufferBody: size.prefault('64kb').meta({
-    description: 'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',
+    description:
+      'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',
   }),
 });
 
@@ -136,13 +157,23 @@ const sticky = z.strictObject({
 /** TLS to https:// targets: the CA that signs them, a client certificate, the name to verify. */
 export const upstreamTls = z
   .strictObject({
-    ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
+    ca: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
     cert: z.string().min(1).optional(),
     key: z.string().min(1).optional(),
-    serverName: z.string().min(1).optional().meta({ description: 'SNI and the name to verify (default: the target host)' }),
+    serverName: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'SNI and the name to verify (default: the target host)' }),
     insecureSkipVerify: z.boolean().default(false),
   })
-  .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'a client certificate needs both cert and key' });
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+    message: 'a client certificate needs both cert and key',
+  });
 
 export const upstream = z
   .strictObject({
@@ -154,14 +185,22 @@ export const upstream = z
       .strictObject({
         active: activeHealthCheck.optional(),
         passive: passiveHealthCheck.optional(),
-        slowStart: duration.optional().meta({ description: 'ramp a returning target up to its full share over this time' }),
+        slowStart: duration
+          .optional()
+          .meta({ description: 'ramp a returning target up to its full share over this time' }),
       })
       .prefault({}),
     retries: retries.optional(),
     circuitBreaker: circuitBreaker.optional(),
     timeouts: upstreamTimeouts.prefault({}),
-    proxyProtocol: z.enum(['v1', 'v2']).optional().meta({ description: 'tcp:// targets: send a PROXY header naming the client first' }),
-    http2: z.boolean().default(false).meta({ description: 'speak HTTP/2 to the targets (gRPC needs it): h2 over TLS, h2c over http://' }),
+    proxyProtocol: z
+      .enum(['v1', 'v2'])
+      .optional()
+      .meta({ description: 'tcp:// targets: send a PROXY header naming the client first' }),
+    http2: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'speak HTTP/2 to the targets (gRPC needs it): h2 over TLS, h2c over http://' }),
     tls: upstreamTls.optional(),
     preserveHost: z.boolean().default(true),
     hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
@@ -174,7 +213,11 @@ export const upstream = z
   })
   .superRefine((u, ctx) => {
     if (u.hashOn !== undefined && u.balance !== 'consistent-hash') {
-      ctx.addIssue({ code: 'custom', message: `hashOn applies to balance: consistent-hash, not ${u.balance}`, path: ['hashOn'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: `hashOn applies to balance: consistent-hash, not ${u.balance}`,
+        path: ['hashOn'],
+      });
     }
     const urls = new Set<string>();
     u.targets.forEach((t, i) => {
@@ -182,18 +225,31 @@ export const upstream = z
       if (targetUrlProblem(t.url) !== undefined) return;
       const parsed = new URL(t.url);
       const url = `${parsed.protocol}//${parsed.host}`; // URL.origin is "null" for tcp: and udp:
-      if (urls.has(url)) ctx.addIssue({ code: 'custom', message: `target ${url} is listed twice`, path: ['targets', i, 'url'] });
+      if (urls.has(url))
+        ctx.addIssue({ code: 'custom', message: `target ${url} is listed twice`, path: ['targets', i, 'url'] });
       urls.add(url);
     });
     const kinds = new Set(u.targets.map((t) => kindOf(t.url)));
     if (u.proxyProtocol !== undefined && !kinds.has('tcp')) {
-      ctx.addIssue({ code: 'custom', path: ['proxyProtocol'], message: 'proxyProtocol is sent to tcp:// targets only' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['proxyProtocol'],
+        message: 'proxyProtocol is sent to tcp:// targets only',
+      });
     }
     if (kinds.size > 1) {
-      ctx.addIssue({ code: 'custom', path: ['targets'], message: `targets of one upstream must all be http(s), all tcp or all udp, not ${[...kinds].join(' and ')}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets'],
+        message: `targets of one upstream must all be http(s), all tcp or all udp, not ${[...kinds].join(' and ')}`,
+      });
     }
     if (u.targets.length > 0 && u.targets.every((t) => t.backup)) {
-      ctx.addIssue({ code: 'custom', message: 'an upstream needs at least one target that is not a backup', path: ['targets'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an upstream needs at least one target that is not a backup',
+        path: ['targets'],
+      });
     }
   });
 

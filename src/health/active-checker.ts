@@ -57,7 +57,17 @@ interface Entry {
 /** Everything that shapes probing; a target whose fingerprint changes is probed afresh. */
 function fingerprint(t: CheckedTarget): string {
   const c = t.check;
-  return JSON.stringify([t.url, c.type, c.path, c.expectStatus, c.interval, c.timeout, c.healthyThreshold, c.unhealthyThreshold, c.host ?? null]);
+  return JSON.stringify([
+    t.url,
+    c.type,
+    c.path,
+    c.expectStatus,
+    c.interval,
+    c.timeout,
+    c.healthyThreshold,
+    c.unhealthyThreshold,
+    c.host ?? null,
+  ]);
 }
 
 export class ActiveHealthChecker {
@@ -167,7 +177,8 @@ export class ActiveHealthChecker {
       entry.passes = 0;
       entry.failures++;
       entry.lastError = result.reason;
-      if (entry.healthy && entry.failures >= Math.max(1, check.unhealthyThreshold)) this.flip(entry, false, result.reason);
+      if (entry.healthy && entry.failures >= Math.max(1, check.unhealthyThreshold))
+        this.flip(entry, false, result.reason);
     }
   }
 

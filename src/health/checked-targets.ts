@@ -27,11 +27,17 @@ export function checkedTargets(config: Config, live?: Iterable<LiveTarget>): Che
     for (const t of upstream.targets) {
       const url = new URL(t.url);
       // A tcp:// target is probed by connecting: the checker reads host and port from an http:// URL.
-      if (kind === 'tcp') out.push({ key: l4TargetId(name, url), url: `http://${url.host}`, check: { ...settings(active), type: 'tcp' } });
+      if (kind === 'tcp')
+        out.push({
+          key: l4TargetId(name, url),
+          url: `http://${url.host}`,
+          check: { ...settings(active), type: 'tcp' },
+        });
       else out.push({ key: targetKey(name, t.url), url: url.origin, check: settings(active) });
     }
   }
-  if (live !== undefined) for (const t of live) if (t.check !== undefined) out.push({ key: t.id, url: t.url, check: settings(t.check) });
+  if (live !== undefined)
+    for (const t of live) if (t.check !== undefined) out.push({ key: t.id, url: t.url, check: settings(t.check) });
   return out;
 }
 

@@ -97,7 +97,8 @@ function http(url: URL, settings: ProbeSettings, decide: Finish, finish: Finish,
     headers: { host: settings.host ?? url.host, 'user-agent': USER_AGENT, connection: 'close', accept: '*/*' },
   };
   // A health check asks "is it up", not "is its certificate valid": no verification for now.
-  const req = url.protocol === 'https:' ? httpsRequest({ ...options, rejectUnauthorized: false }) : httpRequest(options);
+  const req =
+    url.protocol === 'https:' ? httpsRequest({ ...options, rejectUnauthorized: false }) : httpRequest(options);
   onCleanup(() => req.destroy());
   req.on('socket', (s) => s.unref());
   req.on('error', (err) => finish(false, errorReason(err)));

@@ -1,7 +1,15 @@
 // Content codings (RFC 9110 8.4, 12.5.3): Accept-Encoding negotiation, the part of it a cache variant depends on,
 // and the encoders Turnpike produces (streaming, and whole-body for a cache refresh).
 import { promisify } from 'node:util';
-import { brotliCompress, constants, createBrotliCompress, createGzip, createZstdCompress, gzip, zstdCompress } from 'node:zlib';
+import {
+  brotliCompress,
+  constants,
+  createBrotliCompress,
+  createGzip,
+  createZstdCompress,
+  gzip,
+  zstdCompress,
+} from 'node:zlib';
 import type { Transform } from 'node:stream';
 
 export const ENCODINGS = ['zstd', 'br', 'gzip'] as const;

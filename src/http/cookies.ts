@@ -12,7 +12,11 @@
  * Calls `visit(state, name, value)` for each non-empty pair in order; `value` is undefined for a pair without
  * `=` (then `name` is the whole pair). `visit` returns false to stop; so does this function, then.
  */
-export function forEachCookie<S>(header: string, state: S, visit: (state: S, name: string, value: string | undefined) => boolean): boolean {
+export function forEachCookie<S>(
+  header: string,
+  state: S,
+  visit: (state: S, name: string, value: string | undefined) => boolean,
+): boolean {
   const len = header.length;
   let from = 0;
   while (from < len) {
@@ -26,7 +30,10 @@ export function forEachCookie<S>(header: string, state: S, visit: (state: S, nam
     if (a === b) continue;
     let eq = a;
     while (eq < b && header.charCodeAt(eq) !== 61 /* = */) eq++; // within the pair: linear in the header
-    const go = eq === b ? visit(state, header.slice(a, b), undefined) : visit(state, header.slice(a, eq), header.slice(eq + 1, b));
+    const go =
+      eq === b
+        ? visit(state, header.slice(a, b), undefined)
+        : visit(state, header.slice(a, eq), header.slice(eq + 1, b));
     if (!go) return false;
   }
   return true;

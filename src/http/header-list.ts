@@ -24,7 +24,8 @@ export function listHasToken(value: string | string[] | number | undefined, toke
     while (a < b && isOws(text.charCodeAt(a))) a++;
     while (b > a && isOws(text.charCodeAt(b - 1))) b--;
     if (b - a === 1 && text.charCodeAt(a) === 42 /* * */) return true;
-    if (b - a === n && (text.startsWith(token, a) || text.slice(a, b).toLowerCase() === token.toLowerCase())) return true;
+    if (b - a === n && (text.startsWith(token, a) || text.slice(a, b).toLowerCase() === token.toLowerCase()))
+      return true;
     from = end + 1;
   }
   return false;
@@ -37,7 +38,8 @@ export function listHasToken(value: string | string[] | number | undefined, toke
 export function addListToken(headers: HeaderFields, name: string, token: string): void {
   const prev = headers[name];
   if (prev === undefined || prev === '' || (Array.isArray(prev) && prev.length === 0)) headers[name] = token;
-  else if (!listHasToken(prev, token)) headers[name] = `${Array.isArray(prev) ? prev.join(', ') : String(prev)}, ${token}`;
+  else if (!listHasToken(prev, token))
+    headers[name] = `${Array.isArray(prev) ? prev.join(', ') : String(prev)}, ${token}`;
 }
 
 /** Appends a member to a list-valued field, even one already listed (each RateLimit-Policy member is its own). */

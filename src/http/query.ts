@@ -36,7 +36,7 @@ export function queryValue(query: string, name: string): string | undefined {
     let end = query.indexOf('&', from);
     if (end === -1) end = len;
     if (end > from) {
-      if (plain && query.startsWith(name, from) && (from + n === end || query.charCodeAt(from + n) === 61 /* = */)) {
+      if (plain && query.startsWith(name, from) && (from + n === end || query.charCodeAt(from + n) === 61) /* = */) {
         return from + n === end ? '' : percentDecode(query.slice(from + n + 1, end), true);
       }
       const eq = nameEnd(query, from, end);
@@ -56,7 +56,10 @@ function nameEnd(query: string, from: number, end: number): number {
 }
 
 /** Calls `visit(state, from, eq, end)` for each non-empty parameter of `state.query` (`eq` -1 without `=`). */
-function forEachParam<S extends { readonly query: string }>(state: S, visit: (state: S, from: number, eq: number, end: number) => void): void {
+function forEachParam<S extends { readonly query: string }>(
+  state: S,
+  visit: (state: S, from: number, eq: number, end: number) => void,
+): void {
   const query = state.query;
   const len = query.length;
   let from = startOf(query);

@@ -61,10 +61,12 @@ export function parseClientHello(data: Buffer): ClientHelloInfo | null {
   let at = 0;
   while (need === -1 || have < need) {
     if (data.length - at < RECORD_HEADER) return checkPartial(data, at);
-    if (data[at] !== HANDSHAKE) throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS handshake record');
+    if (data[at] !== HANDSHAKE)
+      throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS handshake record');
     if (data[at + 1] !== 3) throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS record version');
     const recordLength = data.readUInt16BE(at + 3);
-    if (recordLength === 0 || recordLength > MAX_HELLO) throw new ClientHelloError('malformed', `bad TLS record length ${recordLength}`);
+    if (recordLength === 0 || recordLength > MAX_HELLO)
+      throw new ClientHelloError('malformed', `bad TLS record length ${recordLength}`);
     if (data.length - at - RECORD_HEADER < recordLength) return null;
     const fragment = data.subarray(at + RECORD_HEADER, at + RECORD_HEADER + recordLength);
     fragments.push(fragment);
@@ -72,7 +74,8 @@ export function parseClientHello(data: Buffer): ClientHelloInfo | null {
     at += RECORD_HEADER + recordLength;
     if (need === -1 && have >= 4) {
       const head = fragments.length === 1 ? fragment : Buffer.concat(fragments, have);
-      if (head[0] !== CLIENT_HELLO) throw new ClientHelloError('malformed', 'first handshake message is not a ClientHello');
+      if (head[0] !== CLIENT_HELLO)
+        throw new ClientHelloError('malformed', 'first handshake message is not a ClientHello');
       need = 4 + head.readUIntBE(1, 3);
       if (need > MAX_HELLO) throw new ClientHelloError('too-large', `ClientHello of ${need} bytes`);
     }
@@ -83,8 +86,10 @@ export function parseClientHello(data: Buffer): ClientHelloInfo | null {
 
 /** The first bytes can already tell a plain-text protocol (HTTP, SSH) from TLS: refuse those at once. */
 function checkPartial(data: Buffer, at: number): null {
-  if (data.length > at && data[at] !== HANDSHAKE) throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS handshake record');
-  if (data.length > at + 1 && data[at + 1] !== 3) throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS record version');
+  if (data.length > at && data[at] !== HANDSHAKE)
+    throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS handshake record');
+  if (data.length > at + 1 && data[at + 1] !== 3)
+    throw new ClientHelloError(at === 0 ? 'not-tls' : 'malformed', 'not a TLS record version');
   return null;
 }
 
@@ -180,7 +185,9 @@ export function matchServerName<T>(name: string | undefined, entries: readonly S
 }
 
 /** Precompiles the lookup of matchServerName (at config load), so each connection costs two map lookups. */
-export function compileServerNames<T>(entries: readonly ServerNameEntry<T>[]): (name: string | undefined) => T | undefined {
+export function compileServerNames<T>(
+  entries: readonly ServerNameEntry<T>[],
+): (name: string | undefined) => T | undefined {
   const exact = new Map<string, T>();
   const wildcard = new Map<string, T>(); // by the suffix after '*.'
   let any: { value: T } | undefined;

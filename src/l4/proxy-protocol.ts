@@ -54,7 +54,10 @@ const PORT = /^(?:0|[1-9][0-9]{0,4})$/;
 
 /** The header a connection to an upstream starts with; `null` when the client's addresses are unknown. */
 export function encodeProxyHeader(version: 'v1' | 'v2', info: ProxyAddresses | null): Buffer {
-  if (info === null) return version === 'v1' ? Buffer.from('PROXY UNKNOWN\r\n', 'latin1') : Buffer.concat([V2_SIG, Buffer.from([0x20, 0x00, 0, 0])]);
+  if (info === null)
+    return version === 'v1'
+      ? Buffer.from('PROXY UNKNOWN\r\n', 'latin1')
+      : Buffer.concat([V2_SIG, Buffer.from([0x20, 0x00, 0, 0])]);
   const sport = checkPort(info.source.port);
   const dport = checkPort(info.destination.port);
   let src = ipBytes(info.source.address);
@@ -121,7 +124,8 @@ function parseV6(text: string): Buffer | null {
   };
   const left = groups(head);
   const right = groups(tail);
-  const all = tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const all =
+    tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
   if (all.length !== 8) return null;
   const out = Buffer.alloc(16);
   all.forEach((g, i) => out.writeUInt16BE(g, 2 * i));
@@ -134,7 +138,7 @@ function formatV6(b: Buffer): string {
   const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i));
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && g[j] === 0) j++;
     if (j - i > bestLen) [best, bestLen] = [i, j - i];
@@ -175,7 +179,8 @@ function parseV1(buf: Buffer): { header: ProxyHeader; length: number } | null | 
   const line = buf.toString('latin1', V1_PREFIX.length, cr);
   const empty = Buffer.alloc(0);
   // UNKNOWN may be followed by anything, which the receiver must ignore.
-  if (line === 'UNKNOWN' || line.startsWith('UNKNOWN ')) return { header: { version: 1, command: 'local', tlvs: empty }, length };
+  if (line === 'UNKNOWN' || line.startsWith('UNKNOWN '))
+    return { header: { version: 1, command: 'local', tlvs: empty }, length };
   const parts = line.split(' ');
   if (parts.length !== 5) return 'invalid';
   const [proto, src, dst, sport, dport] = parts as [string, string, string, string, string];
@@ -232,7 +237,7 @@ function parseV2(buf: Buffer): { header: ProxyHeader; length: number } | null | 
 /** Splits v2 TLV bytes into entries (type, value); null when they do not frame exactly. */
 export function proxyTlvs(raw: Buffer): { type: number; value: Buffer }[] | null {
   const out: { type: number; value: Buffer }[] = [];
-  for (let at = 0; at < raw.length; ) {
+  for (let at = 0; at < raw.length;) {
     if (raw.length - at < 3) return null;
     const end = at + 3 + raw.readUInt16BE(at + 1);
     if (end > raw.length) return null;
@@ -257,7 +262,10 @@ export async function readProxyHeader(socket: Socket, timeoutMs = 5000): Promise
       const parsed = parseProxyHeader(data);
       if (parsed !== 'invalid') return parsed;
       const started = isPrefix(data, V1_PREFIX) || isPrefix(data, V2_SIG);
-      throw new ProxyHeaderError(started ? 'malformed' : 'not-proxy', started ? 'malformed PROXY header' : 'connection did not start with a PROXY header');
+      throw new ProxyHeaderError(
+        started ? 'malformed' : 'not-proxy',
+        started ? 'malformed PROXY header' : 'connection did not start with a PROXY header',
+      );
     },
     // Never grow past the header's announced size unless one chunk overshoots it: at most the header plus one
     // chunk is ever held.

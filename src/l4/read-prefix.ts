@@ -19,7 +19,11 @@ export interface PrefixReader<T> {
   readonly done?: (value: T, data: Buffer) => void;
 }
 
-export function readPrefix<T>(socket: Socket, timeoutMs: number, reader: PrefixReader<T>): Promise<{ value: T; data: Buffer }> {
+export function readPrefix<T>(
+  socket: Socket,
+  timeoutMs: number,
+  reader: PrefixReader<T>,
+): Promise<{ value: T; data: Buffer }> {
   return new Promise((resolve, reject) => {
     if (socket.destroyed || socket.readableEnded) {
       reject(reader.gone());

@@ -21,7 +21,15 @@ export interface L4Picker {
 }
 
 /** Why a session ended. */
-export type TcpEnd = 'closed' | 'idle-timeout' | 'client-error' | 'upstream-error' | 'connect-failed' | 'no-target' | 'client-gone' | 'shutdown';
+export type TcpEnd =
+  | 'closed'
+  | 'idle-timeout'
+  | 'client-error'
+  | 'upstream-error'
+  | 'connect-failed'
+  | 'no-target'
+  | 'client-gone'
+  | 'shutdown';
 
 /** One line of the L4 access log, given to `onLog` when the session is over. */
 export interface TcpSessionLog {
@@ -138,7 +146,10 @@ class Session {
   private attempt(avoid: L4Target | undefined): void {
     const target = this.picker.pick(this.clientAddress, avoid);
     if (target === undefined || this.tried.has(target)) {
-      return this.finish(this.target === null ? 'no-target' : 'connect-failed', this.target === null ? 'TP_NO_HEALTHY_TARGET' : this.lastError);
+      return this.finish(
+        this.target === null ? 'no-target' : 'connect-failed',
+        this.target === null ? 'TP_NO_HEALTHY_TARGET' : this.lastError,
+      );
     }
     this.tried.add(target);
     this.target = target;
@@ -170,7 +181,10 @@ class Session {
       else this.finish('connect-failed', this.lastError);
     };
     upstream.once('error', failed);
-    this.connectTimer = setTimeout(() => failed(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), this.options.connectTimeout);
+    this.connectTimer = setTimeout(
+      () => failed(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+      this.options.connectTimeout,
+    );
     upstream.once('connect', () => {
       this.clearConnectTimer();
       upstream.off('error', failed);

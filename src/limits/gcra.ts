@@ -49,7 +49,12 @@ export function gcraConsume(tats: number[], nowUs: number, limits: readonly Limi
  * The decision for the headers, from each limit's backlog (TAT - now, in µs) after the request was counted (or,
  * when denied, as it stands). Shared with the Redis store, whose script returns the backlogs.
  */
-export function decide(allowed: boolean, backlogUs: readonly number[], limits: readonly LimitSpec[], retryUs: number): RateDecision {
+export function decide(
+  allowed: boolean,
+  backlogUs: readonly number[],
+  limits: readonly LimitSpec[],
+  retryUs: number,
+): RateDecision {
   const n = limits.length;
   const remaining = new Array<number>(n);
   const resetMs = new Array<number>(n);

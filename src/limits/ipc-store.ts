@@ -6,7 +6,14 @@ import type { ConcurrencyStore, LimitSpec, RateDecision, RateStore } from './sha
 
 export type LimitRequest =
   | { readonly type: 'limit-rate'; readonly id: number; readonly key: string; readonly limits: readonly LimitSpec[] }
-  | { readonly type: 'limit-acquire'; readonly id: number; readonly key: string; readonly max: number; readonly queue: number; readonly timeout: number }
+  | {
+      readonly type: 'limit-acquire';
+      readonly id: number;
+      readonly key: string;
+      readonly max: number;
+      readonly queue: number;
+      readonly timeout: number;
+    }
   | { readonly type: 'limit-release'; readonly key: string };
 
 export type LimitReply =

@@ -59,7 +59,11 @@ export interface RequestEvent {
 }
 
 /** Publishes a request event with its common fields; `extra` fields are merged in. */
-export function publishRequest(ch: (typeof CHANNELS)[keyof typeof CHANNELS], ctx: RequestContext, extra?: object): void {
+export function publishRequest(
+  ch: (typeof CHANNELS)[keyof typeof CHANNELS],
+  ctx: RequestContext,
+  extra?: object,
+): void {
   if (!ch.hasSubscribers) return;
   const gateway = ctx.gateway;
   ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });

@@ -3,7 +3,14 @@
 // (transform-response, compress) in list order, then the response hooks of the request-phase plugins that ran,
 // in reverse request order (Envoy's encoder order: CORS and RateLimit headers reach a 401 or a 429); then log.
 import type { PluginEntry } from '../config/schema.ts';
-import type { PluginDefinition, PluginEnv, LogHook, RequestHook, RequestHookResult, ResponseHook } from '../plugins/types.ts';
+import type {
+  PluginDefinition,
+  PluginEnv,
+  LogHook,
+  RequestHook,
+  RequestHookResult,
+  ResponseHook,
+} from '../plugins/types.ts';
 import { PHASES, REQUEST_PHASES } from './phases.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 import { problemReply } from './problem.ts';
@@ -29,7 +36,16 @@ export const TERMINAL_REACHED = Number.MAX_SAFE_INTEGER;
 const isRequestPhase = new Set<string>(REQUEST_PHASES);
 
 export function emptyChain(echoRequestId: string | null): Chain {
-  return { request: [], requestPositions: [], responsePhase: [], response: [], responsePositions: [], log: [], pluginNames: [], echoRequestId };
+  return {
+    request: [],
+    requestPositions: [],
+    responsePhase: [],
+    response: [],
+    responsePositions: [],
+    log: [],
+    pluginNames: [],
+    echoRequestId,
+  };
 }
 
 export function compileChain(
@@ -56,7 +72,8 @@ export function compileChain(
     const hooks = def.create(entry.config, env);
     const inRequestPhase = isRequestPhase.has(def.phase);
     if (hooks.request) {
-      if (!inRequestPhase) throw new Error(`plugin "${def.name}" runs in the ${def.phase} phase and cannot have a request hook`);
+      if (!inRequestPhase)
+        throw new Error(`plugin "${def.name}" runs in the ${def.phase} phase and cannot have a request hook`);
       request.push(hooks.request);
       requestPositions.push(position);
     }
@@ -76,13 +93,27 @@ export function compileChain(
     }
     if (hooks.log) log.push(hooks.log);
   });
-  return { request, requestPositions, responsePhase, response, responsePositions, log, pluginNames: ordered.map((o) => o.entry.name), echoRequestId };
+  return {
+    request,
+    requestPositions,
+    responsePhase,
+    response,
+    responsePositions,
+    log,
+    pluginNames: ordered.map((o) => o.entry.name),
+    echoRequestId,
+  };
 }
 
 function authenticationGate(ctx: RequestContext): Reply | undefined {
   if (ctx.identity !== null) return undefined;
   const challenges = ctx.authChallenges ?? [];
-  return problemReply('TP_UNAUTHENTICATED', undefined, ctx.requestId, challenges.length > 0 ? { 'www-authenticate': challenges } : undefined);
+  return problemReply(
+    'TP_UNAUTHENTICATED',
+    undefined,
+    ctx.requestId,
+    challenges.length > 0 ? { 'www-authenticate': challenges } : undefined,
+  );
 }
 
 /**
@@ -102,7 +133,12 @@ export function runRequestHooks(chain: Chain, ctx: RequestContext): Reply | unde
   return undefined;
 }
 
-async function continueAsync(chain: Chain, ctx: RequestContext, pending: Promise<RequestHookResult>, index: number): Promise<Reply | undefined> {
+async function continueAsync(
+  chain: Chain,
+  ctx: RequestContext,
+  pending: Promise<RequestHookResult>,
+  index: number,
+): Promise<Reply | undefined> {
   const first = await pending;
   if (first) return first;
   const hooks = chain.request;

@@ -5,20 +5,39 @@
 import type { Reply, RequestContext } from '../request-context.ts';
 
 export const GRPC = {
-  OK: 0, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16,
+  OK: 0,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const;
 
 export function grpcStatusOf(httpStatus: number): number {
   switch (httpStatus) {
-    case 400: return GRPC.INTERNAL;
-    case 401: return GRPC.UNAUTHENTICATED;
-    case 403: return GRPC.PERMISSION_DENIED;
-    case 404: return GRPC.UNIMPLEMENTED;
-    case 408: case 504: return GRPC.DEADLINE_EXCEEDED;
-    case 413: case 429: return GRPC.RESOURCE_EXHAUSTED;
-    case 502: case 503: return GRPC.UNAVAILABLE;
-    default: return httpStatus >= 500 ? GRPC.INTERNAL : GRPC.UNKNOWN;
+    case 400:
+      return GRPC.INTERNAL;
+    case 401:
+      return GRPC.UNAUTHENTICATED;
+    case 403:
+      return GRPC.PERMISSION_DENIED;
+    case 404:
+      return GRPC.UNIMPLEMENTED;
+    case 408:
+    case 504:
+      return GRPC.DEADLINE_EXCEEDED;
+    case 413:
+    case 429:
+      return GRPC.RESOURCE_EXHAUSTED;
+    case 502:
+    case 503:
+      return GRPC.UNAVAILABLE;
+    default:
+      return httpStatus >= 500 ? GRPC.INTERNAL : GRPC.UNKNOWN;
   }
 }
 

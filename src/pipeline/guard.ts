@@ -25,7 +25,8 @@ export function failInternally(ctx: RequestContext, echoRequestId: string | null
   const status = ERRORS.TP_INTERNAL.status;
   const headers: Record<string, string | number> = { 'content-type': PROBLEM_TYPE, 'cache-control': 'no-store' };
   if (echoRequestId !== null) headers[echoRequestId] = ctx.requestId;
-  if (ctx.grpc) return sendGrpcStatus(ctx, { status, headers: headers as Record<string, string> }, ERRORS.TP_INTERNAL.title);
+  if (ctx.grpc)
+    return sendGrpcStatus(ctx, { status, headers: headers as Record<string, string> }, ERRORS.TP_INTERNAL.title);
   const body = problemBody('TP_INTERNAL', undefined, ctx.requestId);
   headers['content-length'] = Buffer.byteLength(body);
   ctx.status = status;

@@ -18,7 +18,12 @@ export function problemBody(code: ErrorCode, detail?: string, requestId?: string
   });
 }
 
-export function problemReply(code: ErrorCode, detail?: string, requestId?: string, extraHeaders?: Record<string, string | string[]>): Reply {
+export function problemReply(
+  code: ErrorCode,
+  detail?: string,
+  requestId?: string,
+  extraHeaders?: Record<string, string | string[]>,
+): Reply {
   return {
     status: ERRORS[code].status,
     headers: { 'content-type': PROBLEM_TYPE, 'cache-control': 'no-store', ...extraHeaders },

@@ -24,7 +24,8 @@ export function sendReply(ctx: RequestContext, chain: Chain, reply: Reply): void
     return failInternally(ctx, chain.echoRequestId, err);
   }
   if (ctx.grpc && head.status >= 400) {
-    const title = typeof body === 'string' && body.startsWith('{') ? (safeTitle(body) ?? String(head.status)) : String(head.status);
+    const title =
+      typeof body === 'string' && body.startsWith('{') ? (safeTitle(body) ?? String(head.status)) : String(head.status);
     return sendGrpcStatus(ctx, { status: head.status, headers: head.headers as Record<string, string> }, title);
   }
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;

@@ -15,7 +15,9 @@ const schema = z
     scopes: z.array(z.string().min(1)).min(1).optional(),
     claims: z.record(z.string(), claimValue).optional(),
   })
-  .refine((c) => c.groups || c.consumers || c.scopes || c.claims, { message: 'allow needs at least one of groups, consumers, scopes, claims' });
+  .refine((c) => c.groups || c.consumers || c.scopes || c.claims, {
+    message: 'allow needs at least one of groups, consumers, scopes, claims',
+  });
 
 export const allowPlugin = definePlugin({
   name: 'allow',
@@ -26,12 +28,20 @@ export const allowPlugin = definePlugin({
     const problems: CheckProblem[] = [];
     config.consumers?.forEach((name, i) => {
       if (!env.consumerNames.has(name)) {
-        problems.push({ path: ['consumers', i], code: 'TP_CONFIG_BAD_REFERENCE', message: `names consumer "${name}", which is not defined under consumers` });
+        problems.push({
+          path: ['consumers', i],
+          code: 'TP_CONFIG_BAD_REFERENCE',
+          message: `names consumer "${name}", which is not defined under consumers`,
+        });
       }
     });
     config.groups?.forEach((group, i) => {
       if (!env.consumerGroups.has(group)) {
-        problems.push({ path: ['groups', i], code: 'TP_CONFIG_BAD_REFERENCE', message: `no consumer is in group "${group}", so it can never allow anyone` });
+        problems.push({
+          path: ['groups', i],
+          code: 'TP_CONFIG_BAD_REFERENCE',
+          message: `no consumer is in group "${group}", so it can never allow anyone`,
+        });
       }
     });
     return problems;
@@ -52,7 +62,8 @@ export const allowPlugin = definePlugin({
           if (!inGroup && !named) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
         }
         if (scopes !== null) {
-          for (const s of scopes) if (!identity.scopes.has(s)) return problemReply('TP_FORBIDDEN', `missing scope ${s}`, ctx.requestId);
+          for (const s of scopes)
+            if (!identity.scopes.has(s)) return problemReply('TP_FORBIDDEN', `missing scope ${s}`, ctx.requestId);
         }
         if (claims !== null) {
           for (const [name, value] of claims) {

@@ -6,7 +6,10 @@ import { VerifiedCache, verifyPassword } from '../auth/password.ts';
 import { definePlugin } from './types.ts';
 
 const schema = z.strictObject({
-  realm: z.string().regex(/^[^"\\]*$/, { message: 'a realm cannot contain " or \\' }).default('turnpike'),
+  realm: z
+    .string()
+    .regex(/^[^"\\]*$/, { message: 'a realm cannot contain " or \\' })
+    .default('turnpike'),
   hideCredentials: z.boolean().default(false),
 });
 
@@ -35,7 +38,13 @@ export const basicAuthPlugin = definePlugin({
         const credential = env.consumers.byBasicUsername(username);
         if (credential === undefined) return refuse();
         const accept = () => {
-          ctx.identity = { method: 'basic-auth', consumer: credential.consumer, subject: credential.consumer.name, claims: NO_CLAIMS, scopes: NO_SCOPES };
+          ctx.identity = {
+            method: 'basic-auth',
+            consumer: credential.consumer,
+            subject: credential.consumer.name,
+            claims: NO_CLAIMS,
+            scopes: NO_SCOPES,
+          };
           if (hide) ctx.removeRequestHeader('authorization');
         };
         const key = VerifiedCache.keyOf(username, password, credential.passwordHash);

@@ -24,27 +24,54 @@ const keyPart = z.union([
 
 const schema = z.strictObject({
   store: z.enum(['memory', 'redis']).default('memory'),
-  maxSize: size.prefault('256mb').meta({ description: 'memory store: bytes held by the route\'s cache (LRU beyond)' }),
+  maxSize: size.prefault('256mb').meta({ description: "memory store: bytes held by the route's cache (LRU beyond)" }),
   maxObjectSize: size.prefault('8mb').meta({ description: 'larger responses pass through and are not stored' }),
   defaultTtl: duration.optional().meta({
-    description: 'freshness of responses that state none (no max-age, s-maxage or Expires); never stores what the RFC refuses (Authorization without public, s-maxage or must-revalidate; Set-Cookie; private; no-store; no-cache)',
+    description:
+      'freshness of responses that state none (no max-age, s-maxage or Expires); never stores what the RFC refuses (Authorization without public, s-maxage or must-revalidate; Set-Cookie; private; no-store; no-cache)',
   }),
-  staleWhileRevalidate: duration.optional().meta({ description: 'when the response states none: serve stale this long while one refresh runs' }),
-  staleIfError: duration.optional().meta({ description: 'when the response states none: serve stale this long when the upstream fails' }),
-  key: z.array(keyPart).min(1).default([...DEFAULT_KEY]).meta({
-    description: 'method, host, path, query, consumer, header:NAME, cookie:NAME (the cookie\'s value, by its exact name, keys the variant)',
-  }),
-  ignoreCookies: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'expected a cookie name (* matches any characters)' }))
+  staleWhileRevalidate: duration
+    .optional()
+    .meta({ description: 'when the response states none: serve stale this long while one refresh runs' }),
+  staleIfError: duration
+    .optional()
+    .meta({ description: 'when the response states none: serve stale this long when the upstream fails' }),
+  key: z
+    .array(keyPart)
+    .min(1)
+    .default([...DEFAULT_KEY])
+    .meta({
+      description:
+        "method, host, path, query, consumer, header:NAME, cookie:NAME (the cookie's value, by its exact name, keys the variant)",
+    }),
+  ignoreCookies: z
+    .array(
+      z
+        .string()
+        .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'expected a cookie name (* matches any characters)' }),
+    )
     .default([])
-    .meta({ description: 'cookies that do not change the answer (* matches any characters); a request with a cookie neither here nor in key (cookie:NAME) bypasses the cache' }),
-  retainStale: duration.prefault('10m').meta({ description: 'keep a stale response that has a validator this long, to refresh it with a 304' }),
-  lockTimeout: duration.prefault('5s').meta({ description: 'how long concurrent misses wait for the one request filling the cache' }),
-  storeSetCookie: z.boolean().default(false).meta({ description: 'store responses carrying Set-Cookie (replayed to every client)' }),
+    .meta({
+      description:
+        'cookies that do not change the answer (* matches any characters); a request with a cookie neither here nor in key (cookie:NAME) bypasses the cache',
+    }),
+  retainStale: duration
+    .prefault('10m')
+    .meta({ description: 'keep a stale response that has a validator this long, to refresh it with a 304' }),
+  lockTimeout: duration
+    .prefault('5s')
+    .meta({ description: 'how long concurrent misses wait for the one request filling the cache' }),
+  storeSetCookie: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'store responses carrying Set-Cookie (replayed to every client)' }),
   statusHeader: z.union([headerName, z.literal(false)]).default('X-Cache'),
-  purge: z.strictObject({
-    allow: z.array(cidr).default([]),
-    consumers: z.array(z.string().min(1)).default([]),
-  }).optional(),
+  purge: z
+    .strictObject({
+      allow: z.array(cidr).default([]),
+      consumers: z.array(z.string().min(1)).default([]),
+    })
+    .optional(),
 });
 
 const seconds = (ms: number | undefined): number => (ms === undefined ? 0 : Math.ceil(ms / 1000));
@@ -52,36 +79,57 @@ const seconds = (ms: number | undefined): number => (ms === undefined ? 0 : Math
 export const cachePlugin = definePlugin({
   name: 'cache',
   phase: 'cache',
-  description: 'Caches upstream responses (RFC 9111): memory or Redis store, Vary, revalidation, stale-while-revalidate/-if-error, collapsing, PURGE',
+  description:
+    'Caches upstream responses (RFC 9111): memory or Redis store, Vary, revalidation, stale-while-revalidate/-if-error, collapsing, PURGE',
   schema,
   check(config, env) {
     const problems: CheckProblem[] = [];
     if (config.store === 'redis' && !env.redisConfigured) {
-      problems.push({ path: ['store'], code: 'TP_CONFIG_BAD_REFERENCE', message: 'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }' });
+      problems.push({
+        path: ['store'],
+        code: 'TP_CONFIG_BAD_REFERENCE',
+        message:
+          'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }',
+      });
     }
     config.purge?.consumers.forEach((name, i) => {
       if (!env.consumerNames.has(name)) {
-        problems.push({ path: ['purge', 'consumers', i], code: 'TP_CONFIG_BAD_REFERENCE', message: `names consumer "${name}", which is not defined under consumers` });
+        problems.push({
+          path: ['purge', 'consumers', i],
+          code: 'TP_CONFIG_BAD_REFERENCE',
+          message: `names consumer "${name}", which is not defined under consumers`,
+        });
       }
     });
     return problems;
   },
   create(config, env) {
     const onError = (message: string, err: unknown): void =>
-      env.logThrottled(`cache:${message}`, message, { route: env.routeName, error: err instanceof Error ? err.message : String(err) });
+      env.logThrottled(`cache:${message}`, message, {
+        route: env.routeName,
+        error: err instanceof Error ? err.message : String(err),
+      });
     const namespace = env.routeName;
     if (config.store === 'redis' && env.redis() === undefined) {
-      throw new Error('cache uses store: redis, but no Redis is configured: add stores: { redis: { url: redis://HOST:PORT } } at the top level');
+      throw new Error(
+        'cache uses store: redis, but no Redis is configured: add stores: { redis: { url: redis://HOST:PORT } } at the top level',
+      );
     }
     const Policy = policyClass(env.clock);
-    const store: CacheStore = config.store === 'redis'
-      ? new RedisCacheStore(env.redis, { namespace, onError: (err) => onError('redis cache store error', err), Policy })
-      : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize, env.clock));
+    const store: CacheStore =
+      config.store === 'redis'
+        ? new RedisCacheStore(env.redis, {
+            namespace,
+            onError: (err) => onError('redis cache store error', err),
+            Policy,
+          })
+        : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize, env.clock));
     // A memory store is one per worker: purges go through the instance's fan-out; Redis is one for all.
     if (config.store === 'memory') env.cachePurges.register(namespace, store);
-    const purge = config.store === 'memory'
-      ? (key: string, prefix: boolean) => env.cachePurges.purge(namespace, key, prefix)
-      : (key: string, prefix: boolean) => (prefix ? store.purgePrefix(key) : store.purge(key));
+    const purge =
+      config.store === 'memory'
+        ? (key: string, prefix: boolean) => env.cachePurges.purge(namespace, key, prefix)
+        : (key: string, prefix: boolean) => (prefix ? store.purgePrefix(key) : store.purge(key));
     const cache = new ResponseCache({
       store,
       purge,

@@ -11,10 +11,23 @@ import { definePlugin } from './types.ts';
 const DEFAULT_TYPES = ['text/*', 'application/json', 'application/javascript', 'application/xml', 'image/svg+xml'];
 
 const schema = z.strictObject({
-  encodings: z.array(z.enum(ENCODINGS)).min(1).default([...ENCODINGS]).meta({ description: 'the server preference, first wins on equal q' }),
+  encodings: z
+    .array(z.enum(ENCODINGS))
+    .min(1)
+    .default([...ENCODINGS])
+    .meta({ description: 'the server preference, first wins on equal q' }),
   minSize: size.prefault('1kb'),
-  types: z.array(z.string().regex(/^[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+)$/i, { message: 'expected a media type such as text/* or application/json' })).default(DEFAULT_TYPES),
-  level: z.enum(['fast', 'default']).default('fast').meta({ description: 'fast: cheap on CPU for on-the-fly compression (gzip 4, brotli 4, zstd 3)' }),
+  types: z
+    .array(
+      z.string().regex(/^[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+)$/i, {
+        message: 'expected a media type such as text/* or application/json',
+      }),
+    )
+    .default(DEFAULT_TYPES),
+  level: z
+    .enum(['fast', 'default'])
+    .default('fast')
+    .meta({ description: 'fast: cheap on CPU for on-the-fly compression (gzip 4, brotli 4, zstd 3)' }),
 });
 
 export const compressPlugin = definePlugin({

@@ -22,7 +22,10 @@ export const concurrencyPlugin = definePlugin({
     const store = env.memoryConcurrency;
     const limited = (ctx: RequestContext): Reply => {
       ctx.errorCode = 'TP_CONCURRENCY_LIMITED';
-      const why = queue === 0 ? `more than ${max} requests in progress` : `more than ${max} requests in progress and ${queue} waiting, or no slot within ${queueTimeout} ms`;
+      const why =
+        queue === 0
+          ? `more than ${max} requests in progress`
+          : `more than ${max} requests in progress and ${queue} waiting, or no slot within ${queueTimeout} ms`;
       return problemReply('TP_CONCURRENCY_LIMITED', why, ctx.requestId, { 'retry-after': '1' });
     };
 
@@ -69,7 +72,9 @@ export const concurrencyPlugin = definePlugin({
         error: err instanceof Error ? err.message : String(err),
       });
       ctx.errorCode = 'TP_STORE_UNAVAILABLE';
-      return problemReply('TP_STORE_UNAVAILABLE', 'the concurrency store is unavailable', ctx.requestId, { 'retry-after': '1' });
+      return problemReply('TP_STORE_UNAVAILABLE', 'the concurrency store is unavailable', ctx.requestId, {
+        'retry-after': '1',
+      });
     }
   },
 });

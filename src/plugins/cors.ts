@@ -15,7 +15,8 @@ const origin = z
   // Browsers send origins lowercase and without the scheme's default port.
   .transform((s) => s.toLowerCase().replace(/^(https:\/\/.*):443$|^(http:\/\/.*):80$/, '$1$2'))
   .refine((s) => s === '*' || ORIGIN.test(s), {
-    message: 'expected an origin such as https://app.example.com (scheme, host and optional port; no path or trailing slash), a pattern such as https://*.example.com, or *',
+    message:
+      'expected an origin such as https://app.example.com (scheme, host and optional port; no path or trailing slash), a pattern such as https://*.example.com, or *',
   });
 
 const DEFAULT_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
@@ -24,13 +25,18 @@ const schema = z
   .strictObject({
     origins: z.array(origin).min(1),
     methods: z.array(httpMethod).min(1).default(DEFAULT_METHODS),
-    headers: z.array(headerName).optional().meta({ description: 'Allowed request headers; when omitted, the headers a preflight asks for are echoed (as Kong does)' }),
+    headers: z.array(headerName).optional().meta({
+      description: 'Allowed request headers; when omitted, the headers a preflight asks for are echoed (as Kong does)',
+    }),
     exposeHeaders: z.array(headerName).default([]),
     credentials: z.boolean().default(false),
-    maxAge: duration.optional().meta({ description: 'How long browsers may cache a preflight (Access-Control-Max-Age, whole seconds)' }),
+    maxAge: duration
+      .optional()
+      .meta({ description: 'How long browsers may cache a preflight (Access-Control-Max-Age, whole seconds)' }),
   })
   .refine((c) => !(c.credentials && c.origins.includes('*')), {
-    message: 'origins "*" cannot be used with credentials: true (browsers refuse a wildcard origin on credentialed requests); list the allowed origins instead',
+    message:
+      'origins "*" cannot be used with credentials: true (browsers refuse a wildcard origin on credentialed requests); list the allowed origins instead',
     path: ['origins'],
   });
 
@@ -56,7 +62,8 @@ const PREFLIGHT_VARY = 'Origin, Access-Control-Request-Method, Access-Control-Re
 export const corsPlugin = definePlugin({
   name: 'cors',
   phase: 'access',
-  description: 'Cross-origin resource sharing: answers preflights (204) and adds Access-Control-* headers for allowed origins (exact, https://*.example.com patterns, or *)',
+  description:
+    'Cross-origin resource sharing: answers preflights (204) and adds Access-Control-* headers for allowed origins (exact, https://*.example.com patterns, or *)',
   schema,
   create(config, env) {
     const any = config.origins.includes('*');
@@ -64,7 +71,8 @@ export const corsPlugin = definePlugin({
     const patterns = config.origins.filter((o) => o.includes('*.'));
     for (const p of patterns) {
       const host = p.slice(p.indexOf('*.') + 2).replace(/:\d+$/, '');
-      if (!host.includes('.')) env.warn(`cors origin ${p} allows every site under .${host}; was a narrower pattern meant?`);
+      if (!host.includes('.'))
+        env.warn(`cors origin ${p} allows every site under .${host}; was a narrower pattern meant?`);
     }
     const pattern = patterns.length > 0 ? new RegExp(`^(?:${patterns.map(patternSource).join('|')})$`) : null;
     const credentials = config.credentials;
@@ -91,7 +99,8 @@ export const corsPlugin = definePlugin({
         vary: PREFLIGHT_VARY,
       };
       if (credentials) headers['access-control-allow-credentials'] = 'true';
-      const allowH = allowHeaders ?? (requestHeaders !== undefined && HEADER_LIST.test(requestHeaders) ? requestHeaders : undefined);
+      const allowH =
+        allowHeaders ?? (requestHeaders !== undefined && HEADER_LIST.test(requestHeaders) ? requestHeaders : undefined);
       if (allowH) headers['access-control-allow-headers'] = allowH;
       if (maxAge !== undefined) headers['access-control-max-age'] = maxAge;
       return { status: 204, headers };
@@ -111,7 +120,12 @@ export const corsPlugin = definePlugin({
         const h = ctx.req.headers;
         const requestOrigin = h.origin;
         // Our own preflight answer is complete (a preflight never gets past this plugin).
-        if (requestOrigin !== undefined && ctx.req.method === 'OPTIONS' && h['access-control-request-method'] !== undefined) return;
+        if (
+          requestOrigin !== undefined &&
+          ctx.req.method === 'OPTIONS' &&
+          h['access-control-request-method'] !== undefined
+        )
+          return;
         // Caches must key on Origin: the same URL answers with or without CORS headers.
         addListToken(head.headers, 'vary', 'Origin');
         if (requestOrigin === undefined) return;

@@ -11,14 +11,19 @@ import { definePlugin } from './types.ts';
 const schema = z
   .strictObject({
     allow: z.array(cidr).min(1).optional().meta({ description: 'Only these addresses/CIDRs may pass (IPv4 and IPv6)' }),
-    deny: z.array(cidr).min(1).optional().meta({ description: 'These addresses/CIDRs are refused (checked before allow)' }),
+    deny: z
+      .array(cidr)
+      .min(1)
+      .optional()
+      .meta({ description: 'These addresses/CIDRs are refused (checked before allow)' }),
   })
   .refine((c) => c.allow !== undefined || c.deny !== undefined, { message: 'ip-filter needs allow, deny or both' });
 
 export const ipFilterPlugin = definePlugin({
   name: 'ip-filter',
   phase: 'access',
-  description: 'Allows or denies requests by client address: allow and/or deny lists of IPs or CIDRs (deny wins; with allow, anything else is refused)',
+  description:
+    'Allows or denies requests by client address: allow and/or deny lists of IPs or CIDRs (deny wins; with allow, anything else is refused)',
   schema,
   create(config) {
     const allow = config.allow ? new CidrList(config.allow) : null;
@@ -28,7 +33,8 @@ export const ipFilterPlugin = definePlugin({
         const ip = ctx.clientIp;
         // An address a list cannot parse is in none of them.
         if (deny !== null && deny.has(ip)) return problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
-        if (allow !== null) return allow.has(ip) ? undefined : problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
+        if (allow !== null)
+          return allow.has(ip) ? undefined : problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
         // Deny only: an address we cannot parse (garbage in a trusted proxy's X-Forwarded-For) cannot be shown
         // to be outside the deny list, so it is refused (fail closed).
         return isIP(ip) === 0 ? problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId) : undefined;

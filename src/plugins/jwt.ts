@@ -10,7 +10,15 @@ import { duration, headerName } from '../config/primitives.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { concealQueryCredential } from '../auth/query-credential.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
-import { JWT_ALGORITHMS, JwksUnavailableError, publicKeyFromJwk, remoteJwks, verifyKey, type RemoteJwks, type VerifyKey } from '../auth/jwks.ts';
+import {
+  JWT_ALGORITHMS,
+  JwksUnavailableError,
+  publicKeyFromJwk,
+  remoteJwks,
+  verifyKey,
+  type RemoteJwks,
+  type VerifyKey,
+} from '../auth/jwks.ts';
 import { problemReply } from '../pipeline/problem.ts';
 import { formatPath, type CheckProblem } from '../config/problems.ts';
 import { cookieValue, removeCookie } from '../http/cookies.ts';
@@ -21,20 +29,36 @@ import { definePlugin, type PluginEnv } from './types.ts';
 
 const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
-const keyEntry = z.union([
-  z.string().min(1).meta({ description: 'a PEM public key or certificate, or file:<path> relative to the config file' }),
-  z.strictObject({ pem: z.string().min(1), kid: z.string().optional() }),
-  z.strictObject({ secret: z.string().min(1), kid: z.string().optional() }).meta({ description: 'an HS* secret (UTF-8 text, or file:<path>), at least 32 bytes' }),
-  z.looseObject({ kty: z.enum(['RSA', 'EC', 'OKP', 'oct']), kid: z.string().optional() }).meta({ description: 'a public JWK' }),
-], { error: 'expected a PEM string, file:<path>, { pem, kid }, { secret, kid } or a public JWK object with "kty"' });
+const keyEntry = z.union(
+  [
+    z
+      .string()
+      .min(1)
+      .meta({ description: 'a PEM public key or certificate, or file:<path> relative to the config file' }),
+    z.strictObject({ pem: z.string().min(1), kid: z.string().optional() }),
+    z
+      .strictObject({ secret: z.string().min(1), kid: z.string().optional() })
+      .meta({ description: 'an HS* secret (UTF-8 text, or file:<path>), at least 32 bytes' }),
+    z
+      .looseObject({ kty: z.enum(['RSA', 'EC', 'OKP', 'oct']), kid: z.string().optional() })
+      .meta({ description: 'a public JWK' }),
+  ],
+  { error: 'expected a PEM string, file:<path>, { pem, kid }, { secret, kid } or a public JWK object with "kty"' },
+);
 
 const schema = z
   .strictObject({
-    jwksUri: z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' }).optional(),
+    jwksUri: z
+      .string()
+      .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' })
+      .optional(),
     keys: z.array(keyEntry).min(1).optional(),
     issuer: oneOrMany.optional(),
     audience: oneOrMany.optional(),
-    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).meta({ description: 'the accepted algorithms; "none" is never one' }),
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1)
+      .meta({ description: 'the accepted algorithms; "none" is never one' }),
     clockSkew: duration.prefault('30s'),
     header: headerName.default('authorization'),
     query: z.string().min(1).optional().meta({ description: 'also read the token from this query parameter' }),
@@ -80,7 +104,14 @@ function readSource(value: string, configDir: string): { text: string } | { prob
     return { text: readFileSync(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    const reason =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'it is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (err as Error).message;
     return { problem: `cannot read ${given}${given === file ? '' : ` (${file})`}: ${reason}` };
   }
 }
@@ -107,7 +138,8 @@ function loadStaticKeys(config: JwtConfig, configDir: string): { keys: VerifyKey
       } catch (err) {
         return fail([], `not a usable public JWK (${(err as Error).message})`);
       }
-      if (key.type === 'secret' && (key.symmetricKeySize ?? 0) < 32) return fail(['k'], `${SHORT_SECRET}; this one has ${key.symmetricKeySize ?? 0}`);
+      if (key.type === 'secret' && (key.symmetricKeySize ?? 0) < 32)
+        return fail(['k'], `${SHORT_SECRET}; this one has ${key.symmetricKeySize ?? 0}`);
       kid = entry.kid;
     } else if (typeof entry === 'object' && 'secret' in entry) {
       const source = readSource(entry.secret, configDir);
@@ -122,7 +154,8 @@ function loadStaticKeys(config: JwtConfig, configDir: string): { keys: VerifyKey
       if ('problem' in source) return fail(at, source.problem, 'TP_CONFIG_FILE');
       const file = typeof entry === 'string' ? entry : entry.pem;
       const where = file.startsWith('file:') ? `${file.slice(5)}: ` : '';
-      if (!source.text.includes('-----BEGIN')) return fail(at, `${where}expected a PEM block (-----BEGIN PUBLIC KEY----- or CERTIFICATE)`);
+      if (!source.text.includes('-----BEGIN'))
+        return fail(at, `${where}expected a PEM block (-----BEGIN PUBLIC KEY----- or CERTIFICATE)`);
       try {
         key = createPublicKey(source.text); // a private key or certificate yields its public key
       } catch (err) {
@@ -131,14 +164,21 @@ function loadStaticKeys(config: JwtConfig, configDir: string): { keys: VerifyKey
       kid = typeof entry === 'string' ? undefined : entry.kid;
     }
     const bound = verifyKey(key, kid, algorithms, typeof entry === 'object' && 'kty' in entry ? entry.alg : undefined);
-    if (bound.algs.size === 0) return fail([], `${bound.describe}, usable with none of the configured algorithms (${[...algorithms].join(', ')})`);
+    if (bound.algs.size === 0)
+      return fail(
+        [],
+        `${bound.describe}, usable with none of the configured algorithms (${[...algorithms].join(', ')})`,
+      );
     keys.push(bound);
   });
   return { keys, problems };
 }
 
 /** The token from the header (Bearer scheme on Authorization; Bearer or bare on another header), query or cookie. */
-function findToken(ctx: RequestContext, config: JwtConfig): { token: string; from: 'header' | 'query' | 'cookie' } | undefined {
+function findToken(
+  ctx: RequestContext,
+  config: JwtConfig,
+): { token: string; from: 'header' | 'query' | 'cookie' } | undefined {
   const raw = ctx.req.headers[config.header];
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (value !== undefined) {
@@ -203,14 +243,23 @@ export const jwtPlugin = definePlugin({
     const algorithms: ReadonlySet<string> = new Set(config.algorithms);
     const loaded = loadStaticKeys(config, env.configDir);
     const problem = loaded.problems[0];
-    if (problem !== undefined) throw new TurnpikeError(problem.code ?? 'TP_CONFIG_INVALID', `jwt ${formatPath(problem.path)}: ${problem.message}`);
+    if (problem !== undefined)
+      throw new TurnpikeError(
+        problem.code ?? 'TP_CONFIG_INVALID',
+        `jwt ${formatPath(problem.path)}: ${problem.message}`,
+      );
     const staticKeys = loaded.keys;
     let jwks: RemoteJwks | undefined;
     if (config.jwksUri !== undefined) {
       if (config.jwksUri.startsWith('http://')) {
         env.warn(`jwt: jwksUri ${config.jwksUri} is plain http; anyone on the path can substitute keys (use https)`);
       }
-      jwks = remoteJwks({ uri: config.jwksUri, ttl: config.cacheTtl, timeout: config.jwksTimeout, minInterval: JWKS_MIN_INTERVAL_MS });
+      jwks = remoteJwks({
+        uri: config.jwksUri,
+        ttl: config.cacheTtl,
+        timeout: config.jwksTimeout,
+        minInterval: JWKS_MIN_INTERVAL_MS,
+      });
       const uri = config.jwksUri;
       jwks.onError = (message) => env.logThrottled(`jwt-jwks:${uri}`, message, { jwksUri: uri });
     }
@@ -233,15 +282,25 @@ export const jwtPlugin = definePlugin({
       return undefined;
     }
 
-    async function verify(ctx: RequestContext, token: string, digest: string, alg: string, kid: string | undefined, from: 'header' | 'query' | 'cookie') {
-      let candidates = staticKeys.filter((k) => k.algs.has(alg) && (kid === undefined || k.kid === undefined || k.kid === kid));
+    async function verify(
+      ctx: RequestContext,
+      token: string,
+      digest: string,
+      alg: string,
+      kid: string | undefined,
+      from: 'header' | 'query' | 'cookie',
+    ) {
+      let candidates = staticKeys.filter(
+        (k) => k.algs.has(alg) && (kid === undefined || k.kid === undefined || k.kid === kid),
+      );
       if (jwks) {
         try {
           candidates = candidates.concat((await jwks.lookup(kid, algorithms)).filter((k) => k.algs.has(alg)));
         } catch (err) {
           if (!(err instanceof JwksUnavailableError)) throw err;
           // No key set at all: the token may be fine, so this is a dependency's failure (503), not a 401.
-          if (candidates.length === 0) return problemReply('TP_AUTH_UNAVAILABLE', 'The token signing keys could not be fetched', ctx.requestId);
+          if (candidates.length === 0)
+            return problemReply('TP_AUTH_UNAVAILABLE', 'The token signing keys could not be fetched', ctx.requestId);
         }
       }
       if (candidates.length === 0) return refuse(ctx, FAIL.signature);
@@ -251,7 +310,10 @@ export const jwtPlugin = definePlugin({
           const { payload } = await jwtVerify(token, candidate.key, verifyOptions);
           const identity = identityOf(payload, env);
           const now = Date.now();
-          const expiresAt = typeof payload.exp === 'number' ? Math.min(now + VERIFIED_TTL_MS, payload.exp * 1000) : now + VERIFIED_TTL_MS;
+          const expiresAt =
+            typeof payload.exp === 'number'
+              ? Math.min(now + VERIFIED_TTL_MS, payload.exp * 1000)
+              : now + VERIFIED_TTL_MS;
           verified.set(digest, identity, expiresAt);
           return accept(ctx, identity, from);
         } catch (err) {

@@ -11,7 +11,10 @@ import { definePlugin } from './types.ts';
 const schema = z
   .strictObject({
     header: headerName.optional(),
-    query: z.string().regex(/^[A-Za-z0-9_.~-]+$/, { message: 'expected a query parameter name' }).optional(),
+    query: z
+      .string()
+      .regex(/^[A-Za-z0-9_.~-]+$/, { message: 'expected a query parameter name' })
+      .optional(),
     hideCredentials: z.boolean().default(false),
   })
   .transform((c) => ({ ...c, header: c.header ?? (c.query === undefined ? 'x-api-key' : undefined) }));

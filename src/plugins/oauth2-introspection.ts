@@ -11,10 +11,14 @@ import type { Reply, RequestContext } from '../request-context.ts';
 import { definePlugin, type PluginEnv } from './types.ts';
 
 const schema = z.strictObject({
-  url: z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' }),
+  url: z
+    .string()
+    .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' }),
   clientId: z.string().min(1),
   clientSecret: z.string().min(1),
-  cacheTtl: duration.prefault('30s').meta({ description: 'how long an active answer is reused (never past the token exp); 0 disables' }),
+  cacheTtl: duration
+    .prefault('30s')
+    .meta({ description: 'how long an active answer is reused (never past the token exp); 0 disables' }),
   timeout: duration.prefault('2s'),
   tokenTypeHint: z.string().min(1).default('access_token'),
   hideCredentials: z.boolean().default(false),
@@ -47,7 +51,9 @@ function bearerToken(ctx: RequestContext): string | undefined {
 }
 
 function identityOf(response: Record<string, unknown>, env: PluginEnv): Identity {
-  const subject = [response.sub, response.username, response.client_id].find((v): v is string => typeof v === 'string' && v !== '') ?? '';
+  const subject =
+    [response.sub, response.username, response.client_id].find((v): v is string => typeof v === 'string' && v !== '') ??
+    '';
   return Object.freeze({
     method: 'oauth2-introspection' as const,
     consumer: subject !== '' ? (env.consumers.byJwtSubject(subject) ?? null) : null,
@@ -60,11 +66,14 @@ function identityOf(response: Record<string, unknown>, env: PluginEnv): Identity
 export const oauth2IntrospectionPlugin = definePlugin({
   name: 'oauth2-introspection',
   phase: 'authenticate',
-  description: 'Accepts a Bearer token that the OAuth 2.0 introspection endpoint (RFC 7662) reports active; answers are cached',
+  description:
+    'Accepts a Bearer token that the OAuth 2.0 introspection endpoint (RFC 7662) reports active; answers are cached',
   schema,
   create(config, env) {
     if (config.url.startsWith('http://')) {
-      env.warn(`oauth2-introspection: url ${config.url} is plain http; the client secret and the tokens travel in clear (use https)`);
+      env.warn(
+        `oauth2-introspection: url ${config.url} is plain http; the client secret and the tokens travel in clear (use https)`,
+      );
     }
     const authorization = basicAuth(config.clientId, config.clientSecret);
     const cache = new TokenCache<Verdict>(config.cacheEntries);
@@ -82,7 +91,11 @@ export const oauth2IntrospectionPlugin = definePlugin({
         });
       } catch (err) {
         const e = err as Error;
-        throw new IntrospectionFailed(e.name === 'TimeoutError' ? `no answer within ${config.timeout}ms` : (e.cause as Error | undefined)?.message ?? e.message);
+        throw new IntrospectionFailed(
+          e.name === 'TimeoutError'
+            ? `no answer within ${config.timeout}ms`
+            : ((e.cause as Error | undefined)?.message ?? e.message),
+        );
       }
       if (res.status !== 200) {
         await res.body?.cancel();
@@ -94,7 +107,8 @@ export const oauth2IntrospectionPlugin = definePlugin({
       } catch (err) {
         throw new IntrospectionFailed(`unreadable answer: ${(err as Error).message}`);
       }
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new IntrospectionFailed('the answer is not a JSON object');
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new IntrospectionFailed('the answer is not a JSON object');
       const response = body as Record<string, unknown>;
       const now = Date.now();
       const exp = typeof response.exp === 'number' ? response.exp * 1000 : undefined;
@@ -127,13 +141,20 @@ export const oauth2IntrospectionPlugin = definePlugin({
       if (pending === undefined) {
         pending = introspect(token);
         inflight.set(digest, pending);
-        pending.then((v) => remember(digest, v), () => {}).finally(() => inflight.delete(digest));
+        pending
+          .then(
+            (v) => remember(digest, v),
+            () => {},
+          )
+          .finally(() => inflight.delete(digest));
       }
       try {
         return apply(ctx, await pending);
       } catch (err) {
         if (!(err instanceof IntrospectionFailed)) throw err;
-        env.logThrottled(`oauth2-introspection:${config.url}`, `token introspection failed: ${err.message}`, { url: config.url });
+        env.logThrottled(`oauth2-introspection:${config.url}`, `token introspection failed: ${err.message}`, {
+          url: config.url,
+        });
         // The endpoint is unreachable, slow or erring: the token may be valid, so a 401 would tell the client
         // to drop a good token. 503 says a dependency failed (Kong answers 500). Nothing is cached.
         return problemReply('TP_AUTH_UNAVAILABLE', 'The access token could not be checked', ctx.requestId);

@@ -20,7 +20,8 @@ const limit = z
     message: 'a limit needs per ≥ 1ms and at most one request per microsecond',
   });
 
-type KeySpec = { readonly kind: 'consumer' | 'ip' | 'route' } | { readonly kind: 'header' | 'claim'; readonly name: string };
+type KeySpec =
+  { readonly kind: 'consumer' | 'ip' | 'route' } | { readonly kind: 'header' | 'claim'; readonly name: string };
 
 const KEY = /^(consumer|ip|route|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|claim:.+)$/;
 const keySpec = z
@@ -36,7 +37,9 @@ const keySpec = z
 
 const schema = z.strictObject({
   limits: z.array(limit).min(1),
-  key: keySpec.prefault('consumer').meta({ description: 'consumer (falls back to the client IP), ip, route, header:NAME, claim:NAME' }),
+  key: keySpec
+    .prefault('consumer')
+    .meta({ description: 'consumer (falls back to the client IP), ip, route, header:NAME, claim:NAME' }),
   store: z.enum(['memory', 'redis']).default('memory'),
   onStoreError: z.enum(['allow', 'deny']).default('allow'),
   scope: z.enum(['route', 'global']).default('route').meta({
@@ -66,7 +69,8 @@ function keyValue(spec: KeySpec, ctx: RequestContext): string {
     }
     case 'claim': {
       const value = ctx.identity?.claims[spec.name];
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return `cl:${bounded(String(value))}`;
+      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        return `cl:${bounded(String(value))}`;
       return `ip:${ctx.clientIp}`;
     }
   }
@@ -78,7 +82,12 @@ function bounded(value: string): string {
 
 /** `60000` → `1m`, `86400000` → `1d`, `1500` → `1500ms`: policy names for the RateLimit fields. */
 function periodName(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -87,11 +96,19 @@ function periodName(ms: number): string {
 export const rateLimitPlugin = definePlugin({
   name: 'rate-limit',
   phase: 'limit',
-  description: 'GCRA rate limits (requests per period, several at once) per consumer, ip, route, header:NAME or claim:NAME; memory or redis store',
+  description:
+    'GCRA rate limits (requests per period, several at once) per consumer, ip, route, header:NAME or claim:NAME; memory or redis store',
   schema,
   check(config, env) {
     return config.store === 'redis' && !env.redisConfigured
-      ? [{ path: ['store'], code: 'TP_CONFIG_BAD_REFERENCE', message: 'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }' }]
+      ? [
+          {
+            path: ['store'],
+            code: 'TP_CONFIG_BAD_REFERENCE',
+            message:
+              'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }',
+          },
+        ]
       : [];
   },
   create(config, env) {
@@ -100,7 +117,9 @@ export const rateLimitPlugin = definePlugin({
     if (config.store === 'redis') {
       const redis = env.redis();
       if (redis === undefined) {
-        throw new Error('rate-limit uses store: redis, but no Redis is configured: add stores: { redis: { url: redis://HOST:PORT } } at the top level');
+        throw new Error(
+          'rate-limit uses store: redis, but no Redis is configured: add stores: { redis: { url: redis://HOST:PORT } } at the top level',
+        );
       }
       store = new RedisRateStore(redis);
     } else {
@@ -124,7 +143,9 @@ export const rateLimitPlugin = definePlugin({
     // RateLimit fields of draft-ietf-httpapi-ratelimit-headers-11 (May 2026; the same syntax as -09 and -10):
     //   RateLimit-Policy: "1m";q=100;w=60          (q = quota, w = window in whole seconds)
     //   RateLimit: "1m";r=42;t=1                   (r = available quota, t = seconds until more quota is free)
-    const policyField = limits.map((l, i) => `"${names[i]}";q=${l.requests};w=${Math.max(1, Math.ceil(l.per / 1000))}`).join(', ');
+    const policyField = limits
+      .map((l, i) => `"${names[i]}";q=${l.requests};w=${Math.max(1, Math.ceil(l.per / 1000))}`)
+      .join(', ');
     const rateField = (d: RateDecision): string =>
       names.map((name, i) => `"${name}";r=${d.remaining[i]};t=${Math.ceil(d.resetMs[i]! / 1000)}`).join(', ');
 
@@ -135,7 +156,8 @@ export const rateLimitPlugin = definePlugin({
 
     const decided = (ctx: RequestContext, d: RateDecision): Reply | undefined => {
       (ctx.rateDecisions ??= new Map()).set(decisionKey, d);
-      if (CHANNELS.rateLimit.hasSubscribers) publishRequest(CHANNELS.rateLimit, ctx, { plugin: 'rate-limit', allowed: d.allowed, remaining: d.remaining });
+      if (CHANNELS.rateLimit.hasSubscribers)
+        publishRequest(CHANNELS.rateLimit, ctx, { plugin: 'rate-limit', allowed: d.allowed, remaining: d.remaining });
       if (d.allowed) return undefined;
       ctx.errorCode = 'TP_RATE_LIMITED';
       const retryAfter = String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)));
@@ -144,7 +166,11 @@ export const rateLimitPlugin = definePlugin({
     const failed = (ctx: RequestContext, err: unknown): Reply | undefined => {
       // Metrics count store failures from the stream: the decision the onStoreError mode made, and why.
       if (CHANNELS.rateLimit.hasSubscribers) {
-        publishRequest(CHANNELS.rateLimit, ctx, { plugin: 'rate-limit', allowed: allowOnError, storeError: err instanceof Error ? err.message : String(err) });
+        publishRequest(CHANNELS.rateLimit, ctx, {
+          plugin: 'rate-limit',
+          allowed: allowOnError,
+          storeError: err instanceof Error ? err.message : String(err),
+        });
       }
       env.logThrottled(
         `rate-limit:${storeName}`,
@@ -153,7 +179,9 @@ export const rateLimitPlugin = definePlugin({
       );
       if (allowOnError) return undefined;
       ctx.errorCode = 'TP_STORE_UNAVAILABLE';
-      return problemReply('TP_STORE_UNAVAILABLE', 'the rate-limit store is unavailable', ctx.requestId, { 'retry-after': '1' });
+      return problemReply('TP_STORE_UNAVAILABLE', 'the rate-limit store is unavailable', ctx.requestId, {
+        'retry-after': '1',
+      });
     };
 
     return {
@@ -165,7 +193,11 @@ export const rateLimitPlugin = definePlugin({
         } catch (err) {
           return failed(ctx, err);
         }
-        if (result instanceof Promise) return result.then((d) => decided(ctx, d), (err: unknown) => failed(ctx, err));
+        if (result instanceof Promise)
+          return result.then(
+            (d) => decided(ctx, d),
+            (err: unknown) => failed(ctx, err),
+          );
         return decided(ctx, result);
       },
       response(ctx, head) {

@@ -46,4 +46,6 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
 
-export const PLUGIN_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map([...PLUGINS].map(([name, p]) => [name, p.schema]));
+export const PLUGIN_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map(
+  [...PLUGINS].map(([name, p]) => [name, p.schema]),
+);

@@ -30,27 +30,39 @@ const hsts = z
     preload: z.boolean().default(false),
   })
   .refine((h) => !h.preload || (h.includeSubDomains && h.maxAge >= YEAR_MS), {
-    message: 'hsts preload needs includeSubDomains: true and a maxAge of at least 1y (the preload list refuses anything less)',
+    message:
+      'hsts preload needs includeSubDomains: true and a maxAge of at least 1y (the preload list refuses anything less)',
     path: ['preload'],
   });
 
 /** For a map, what is wrong inside it (a union would only say "neither form"); else which forms are taken. */
-function hstsError(issue: { input?: unknown; errors?: readonly (readonly { path: PropertyKey[]; message: string }[])[] }): string {
+function hstsError(issue: {
+  input?: unknown;
+  errors?: readonly (readonly { path: PropertyKey[]; message: string }[])[];
+}): string {
   const inner = issue.input !== null && typeof issue.input === 'object' ? issue.errors?.[1]?.[0] : undefined;
   if (inner === undefined) return 'expected false or { maxAge, includeSubDomains, preload }';
   return `${inner.path.length > 0 ? `${inner.path.join('.')}: ` : ''}${inner.message}`;
 }
 
 /** A header value from config: printable ASCII only (anything else would make writing the response head throw). */
-const headerValue = z.string().min(1).regex(/^[\x20-\x7e]+$/, { message: 'expected a header value of printable ASCII characters' });
+const headerValue = z
+  .string()
+  .min(1)
+  .regex(/^[\x20-\x7e]+$/, { message: 'expected a header value of printable ASCII characters' });
 
 const schema = z.strictObject({
-  contentTypeOptions: z.boolean().default(true).meta({ description: 'X-Content-Type-Options: nosniff (false to omit)' }),
+  contentTypeOptions: z
+    .boolean()
+    .default(true)
+    .meta({ description: 'X-Content-Type-Options: nosniff (false to omit)' }),
   frameOptions: z
     .union([z.literal(false), z.enum(['DENY', 'SAMEORIGIN'])], { error: 'expected DENY, SAMEORIGIN or false' })
     .default('DENY'),
   referrerPolicy: z
-    .union([z.literal(false), z.enum(REFERRER_POLICIES)], { error: `expected false or one of: ${REFERRER_POLICIES.join(', ')}` })
+    .union([z.literal(false), z.enum(REFERRER_POLICIES)], {
+      error: `expected false or one of: ${REFERRER_POLICIES.join(', ')}`,
+    })
     .default('no-referrer'),
   hsts: z
     .union([z.literal(false), hsts], { error: hstsError })
@@ -58,13 +70,16 @@ const schema = z.strictObject({
     .meta({ description: 'Strict-Transport-Security, sent only on https requests' }),
   contentSecurityPolicy: headerValue.optional(),
   permissionsPolicy: headerValue.optional(),
-  override: z.boolean().default(false).meta({ description: 'Replace these headers when the upstream already set them (default: keep the upstream value)' }),
+  override: z.boolean().default(false).meta({
+    description: 'Replace these headers when the upstream already set them (default: keep the upstream value)',
+  }),
 });
 
 export const securityHeadersPlugin = definePlugin({
   name: 'security-headers',
   phase: 'transform-response',
-  description: 'Adds X-Content-Type-Options, X-Frame-Options, Referrer-Policy, HSTS (https only) and optional CSP / Permissions-Policy to responses',
+  description:
+    'Adds X-Content-Type-Options, X-Frame-Options, Referrer-Policy, HSTS (https only) and optional CSP / Permissions-Policy to responses',
   schema,
   create(config) {
     const names: string[] = [];
@@ -80,9 +95,10 @@ export const securityHeadersPlugin = definePlugin({
     add('content-security-policy', config.contentSecurityPolicy);
     add('permissions-policy', config.permissionsPolicy);
     const h = config.hsts;
-    const hstsValue = h === false
-      ? null
-      : `max-age=${Math.floor(h.maxAge / 1000)}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
+    const hstsValue =
+      h === false
+        ? null
+        : `max-age=${Math.floor(h.maxAge / 1000)}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
     const override = config.override;
     const count = names.length;
     return {
@@ -93,7 +109,11 @@ export const securityHeadersPlugin = definePlugin({
           if (override || headers[name] === undefined) headers[name] = values[i]!;
         }
         // HSTS over plain http is ignored by browsers and would only mislead (RFC 6797 §7.2).
-        if (hstsValue !== null && ctx.scheme === 'https' && (override || headers['strict-transport-security'] === undefined)) {
+        if (
+          hstsValue !== null &&
+          ctx.scheme === 'https' &&
+          (override || headers['strict-transport-security'] === undefined)
+        ) {
           headers['strict-transport-security'] = hstsValue;
         }
       },

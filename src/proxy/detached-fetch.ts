@@ -17,7 +17,8 @@ export interface DetachedResponse {
 /** Sends the request `ctx` describes (its method as GET) to a target of the route; must be called while ctx is live. */
 export function fetchDetached(ctx: RequestContext, route: ForwardRoute, maxBody: number): Promise<DetachedResponse> {
   const lease = route.pool.beginRequest(ctx);
-  if (typeof lease === 'string') return Promise.reject(new Error(lease === 'TP_CIRCUIT_OPEN' ? 'circuit breaker open' : 'no usable target'));
+  if (typeof lease === 'string')
+    return Promise.reject(new Error(lease === 'TP_CIRCUIT_OPEN' ? 'circuit breaker open' : 'no usable target'));
   const target = lease.target;
   const headers = upstreamRequestHeaders(ctx, route, target.origin.host, false);
   return new Promise<DetachedResponse>((resolve, reject) => {
@@ -58,7 +59,13 @@ export function fetchDetached(ctx: RequestContext, route: ForwardRoute, maxBody:
       },
     };
     target.dispatcher.dispatch(
-      { path: ctx.path + ctx.query, method: 'GET', headers, headersTimeout: route.headersTimeout, bodyTimeout: route.bodyTimeout },
+      {
+        path: ctx.path + ctx.query,
+        method: 'GET',
+        headers,
+        headersTimeout: route.headersTimeout,
+        bodyTimeout: route.bodyTimeout,
+      },
       handler,
     );
   });

@@ -9,13 +9,34 @@ import type { RequestContext } from '../request-context.ts';
  * (forwarded only where a route lists them in `forwardOverrideHeaders`).
  */
 const REQUEST_SKIP = new Set<string>([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect',
-  'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'http2-settings', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'http2-settings',
+  'proxy-authorization',
   ...OVERRIDE_HEADER_NAMES.map((h) => h.toLowerCase()),
 ]);
 
 /** Never returned to the client as received. */
-const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const RESPONSE_SKIP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 /** Header names listed in `Connection` (beyond keep-alive/close) are hop-by-hop too. */
 export function connectionTokens(value: string | string[] | undefined): string[] | null {
@@ -43,13 +64,23 @@ export interface UpstreamHeaderPolicy {
 }
 
 /** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
-export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHeaderPolicy, targetHost: string, keepUpgrade: boolean): string[] {
+export function upstreamRequestHeaders(
+  ctx: RequestContext,
+  policy: UpstreamHeaderPolicy,
+  targetHost: string,
+  keepUpgrade: boolean,
+): string[] {
   const src: IncomingHttpHeaders = ctx.req.headers;
   const out: string[] = [];
   const remove = ctx.removeRequestHeaders;
   const extraHop = connectionTokens(src.connection);
   for (const name in src) {
-    if (REQUEST_SKIP.has(name) || name === policy.requestIdHeader || name === policy.consumerNameHeader || name === policy.consumerGroupsHeader) {
+    if (
+      REQUEST_SKIP.has(name) ||
+      name === policy.requestIdHeader ||
+      name === policy.consumerNameHeader ||
+      name === policy.consumerGroupsHeader
+    ) {
       // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC servers expect it: it goes on.
       if (name === 'te' && src.te === 'trailers') {
         out.push('te', 'trailers');
@@ -60,7 +91,8 @@ export function upstreamRequestHeaders(ctx: RequestContext, policy: UpstreamHead
         out.push('upgrade', 'websocket');
         continue;
       }
-      const passed = (keepUpgrade && name === 'connection') || (policy.overrideHeaders !== null && policy.overrideHeaders.has(name));
+      const passed =
+        (keepUpgrade && name === 'connection') || (policy.overrideHeaders !== null && policy.overrideHeaders.has(name));
       if (!passed) continue;
     }
     if (remove !== null && remove.has(name)) continue;

@@ -12,7 +12,14 @@ import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } fr
 import type { Target } from '../upstream/target.ts';
 import type { Lease, UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
-import { backoffDelay, covers, failureKindOf, IDEMPOTENT_METHODS, type FailureKind, type RetryPolicy } from './retry-policy.ts';
+import {
+  backoffDelay,
+  covers,
+  failureKindOf,
+  IDEMPOTENT_METHODS,
+  type FailureKind,
+  type RetryPolicy,
+} from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
 export interface ForwardRoute extends UpstreamHeaderPolicy {
@@ -49,12 +56,20 @@ export function forward(ctx: RequestContext, route: ForwardRoute): void {
   // HTTP/2 has no transfer-encoding: a body without content-length (every gRPC call) shows only as a HEADERS
   // frame without END_STREAM.
   const h2 = (ctx.req as { stream?: { endAfterHeaders?: boolean } }).stream;
-  const hasBody = headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0') ||
+  const hasBody =
+    headers['transfer-encoding'] !== undefined ||
+    (length !== undefined && length !== '0') ||
     (length === undefined && h2?.endAfterHeaders === false);
   const exchange = new Exchange(ctx, route, hasBody);
   // A small body of an idempotent request is kept so that a retry after it reached a backend can resend it.
-  if (hasBody && route.retry.bufferBody > 0 && IDEMPOTENT_METHODS.has(ctx.req.method!) && length !== undefined &&
-    headers['transfer-encoding'] === undefined && Number(length) <= route.retry.bufferBody) {
+  if (
+    hasBody &&
+    route.retry.bufferBody > 0 &&
+    IDEMPOTENT_METHODS.has(ctx.req.method!) &&
+    length !== undefined &&
+    headers['transfer-encoding'] === undefined &&
+    Number(length) <= route.retry.bufferBody
+  ) {
     exchange.bufferThenStart(Number(length));
   } else {
     exchange.start();
@@ -114,7 +129,7 @@ class Exchange {
         path: ctx.path + ctx.query,
         method: ctx.req.method!,
         headers: upstreamRequestHeaders(ctx, this.route, target.origin.host, false),
-        body: !this.hasBody ? null : this.body ?? ctx.req,
+        body: !this.hasBody ? null : (this.body ?? ctx.req),
         headersTimeout: this.route.headersTimeout,
         bodyTimeout: this.route.bodyTimeout,
       },
@@ -132,7 +147,8 @@ class Exchange {
     // Past a connect failure the request may have reached the backend: only idempotent methods, and only
     // with the body still in hand (a streamed body is gone once sent).
     const reachedBackend = kind !== 'connect-failure' || this.ctx.bytesIn > 0;
-    if (reachedBackend && (!IDEMPOTENT_METHODS.has(this.ctx.req.method!) || (this.hasBody && this.body === null))) return false;
+    if (reachedBackend && (!IDEMPOTENT_METHODS.has(this.ctx.req.method!) || (this.hasBody && this.body === null)))
+      return false;
     // The budget guards backends against retry storms; a connect failure put no load on any backend, so its
     // retry is not counted (a dead target must not make live ones fail while health checks catch up).
     if (reachedBackend) {
@@ -272,7 +288,11 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.end();
       return;
     }
-    const head: ResponseHead = { status: statusCode, headers: clientResponseHeaders(headers, route.pool.hidden), body: new ResponseBody() };
+    const head: ResponseHead = {
+      status: statusCode,
+      headers: clientResponseHeaders(headers, route.pool.hidden),
+      body: new ResponseBody(),
+    };
     if (ctx.upstreamOverrides !== null) {
       const reply = ctx.overrideUpstream(statusCode, head);
       if (reply !== undefined) {
@@ -285,7 +305,8 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
     }
     const sticky = route.pool.sticky;
-    if (sticky !== null && !ctx.stickyPinned) appendSetCookie(head.headers, sticky.serialize(this.lease.target.stickyToken));
+    if (sticky !== null && !ctx.stickyPinned)
+      appendSetCookie(head.headers, sticky.serialize(this.lease.target.stickyToken));
     try {
       finishHead(route.chain, ctx, head);
     } catch (err) {
@@ -296,7 +317,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     if (ctx.grpc && head.headers['grpc-status'] !== undefined) this.grpcStatus = takeGrpcStatus(head.headers);
     // HTTP/2 has no reason phrase (Node warns once per process when given one).
-    if (head.status === statusCode && statusMessage && ctx.req.httpVersionMajor === 1) res.writeHead(head.status, statusMessage, head.headers);
+    if (head.status === statusCode && statusMessage && ctx.req.httpVersionMajor === 1)
+      res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
     const body = head.body!;
     this.taps = body.taps;
@@ -350,7 +372,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     res.end();
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
     this.end();
     if (this.abandoned) return;
     const exchange = this.exchange;
@@ -365,7 +390,8 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
       if (any) this.pendingTrailers = trailers as Record<string, string>;
     }
-    if (this.stages !== null) this.stages[0]!.end(); // the response ends when the last stage has flushed
+    if (this.stages !== null)
+      this.stages[0]!.end(); // the response ends when the last stage has flushed
     else this.finishResponse();
   }
 
@@ -399,8 +425,11 @@ class Attempt implements Dispatcher.DispatchHandler {
     const ctx = this.exchange.ctx;
     if (CHANNELS.attemptEnd.hasSubscribers) {
       publishRequest(CHANNELS.attemptEnd, ctx, {
-        target: this.lease.target.url, attempt: this.exchange.tries, status: this.status,
-        durationMs: performance.now() - this.started, failure: this.failure,
+        target: this.lease.target.url,
+        attempt: this.exchange.tries,
+        status: this.status,
+        durationMs: performance.now() - this.started,
+        failure: this.failure,
       });
     }
   }

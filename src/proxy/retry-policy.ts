@@ -29,7 +29,8 @@ export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'status';
 
 export function failureKindOf(code: ErrorCode, undiciCode: string): FailureKind {
   // A refused TLS handshake never reached the backend's application: as safe to retry as a refused connect.
-  if (code === 'TP_UPSTREAM_UNAVAILABLE' || code === 'TP_UPSTREAM_TLS' || undiciCode === 'UND_ERR_CONNECT_TIMEOUT') return 'connect-failure';
+  if (code === 'TP_UPSTREAM_UNAVAILABLE' || code === 'TP_UPSTREAM_TLS' || undiciCode === 'UND_ERR_CONNECT_TIMEOUT')
+    return 'connect-failure';
   if (code === 'TP_UPSTREAM_TIMEOUT') return 'timeout';
   return 'reset';
 }

@@ -36,7 +36,13 @@ function codedError(message: string, code: string): Error {
 }
 
 /** Opens the tunnel. `clientSocket` is the upgraded client connection, `head` the bytes read past its headers. */
-export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: Socket, head: Buffer, onOpen: (close: () => void) => () => void): void {
+export function tunnel(
+  ctx: RequestContext,
+  route: TunnelRoute,
+  clientSocket: Socket,
+  head: Buffer,
+  onOpen: (close: () => void) => () => void,
+): void {
   const lease = route.pool.beginRequest(ctx);
   if (typeof lease === 'string') {
     sendProblem(ctx, route.chain, lease);
@@ -104,7 +110,11 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
       upstream.destroy();
       return;
     }
-    const responseHead: ResponseHead = { status: 101, headers: clientResponseHeaders(res.headers, route.pool.hidden), body: null };
+    const responseHead: ResponseHead = {
+      status: 101,
+      headers: clientResponseHeaders(res.headers, route.pool.hidden),
+      body: null,
+    };
     // Connection and Upgrade are hop-by-hop, but a 101 must carry them.
     responseHead.headers.connection = 'Upgrade';
     if (res.headers.upgrade !== undefined) responseHead.headers.upgrade = res.headers.upgrade;
@@ -137,14 +147,19 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
       return;
     }
     // The body of a refused upgrade is relayed as it is: no body stages.
-    const responseHead: ResponseHead = { status: res.statusCode!, headers: clientResponseHeaders(res.headers, route.pool.hidden), body: null };
+    const responseHead: ResponseHead = {
+      status: res.statusCode!,
+      headers: clientResponseHeaders(res.headers, route.pool.hidden),
+      body: null,
+    };
     try {
       finishHead(route.chain, ctx, responseHead);
     } catch (err) {
       req.destroy();
       return failInternally(ctx, route.chain.echoRequestId, err);
     }
-    if (responseHead.status === res.statusCode && res.statusMessage) out.writeHead(responseHead.status, res.statusMessage, responseHead.headers);
+    if (responseHead.status === res.statusCode && res.statusMessage)
+      out.writeHead(responseHead.status, res.statusMessage, responseHead.headers);
     else out.writeHead(responseHead.status, responseHead.headers);
     res.socket.setTimeout(route.idleTimeout, () => req.destroy(codedError('upstream idle', 'ETIMEDOUT')));
     out.once('close', () => {
@@ -164,7 +179,13 @@ export function tunnel(ctx: RequestContext, route: TunnelRoute, clientSocket: So
  * Pipes both ways with backpressure. An end on one side half-closes the other (after what was already
  * written has been flushed); an error or timeout on either side tears both down.
  */
-function splice(client: Socket, upstream: Socket, idleTimeout: number, ctx: RequestContext, onOpen: (close: () => void) => () => void): void {
+function splice(
+  client: Socket,
+  upstream: Socket,
+  idleTimeout: number,
+  ctx: RequestContext,
+  onOpen: (close: () => void) => () => void,
+): void {
   upstream.setNoDelay(true);
   upstream.setTimeout(idleTimeout);
   client.setTimeout(idleTimeout);

@@ -199,7 +199,10 @@ function byPrecedence<T>(a: Candidate<T>, b: Candidate<T>): number {
 }
 
 /** Parameters of a guaranteed candidate; undefined when one is empty (a parameter needs a value). */
-function mappedParams<T>(c: Candidate<T>, fmwParams: Record<string, string | undefined>): Record<string, string> | undefined {
+function mappedParams<T>(
+  c: Candidate<T>,
+  fmwParams: Record<string, string | undefined>,
+): Record<string, string> | undefined {
   const names = c.paramNames;
   if (names.length === 0) return EMPTY_PARAMS;
   const params: Record<string, string> = {};

@@ -34,12 +34,16 @@ function parseSegments(source: string, body: string, paramNames: string[]): Segm
     if (text.charCodeAt(0) === 58 /* : */) {
       const name = text.slice(1);
       if (!PARAM_NAME.test(name)) {
-        throw invalid(source, `"${text}" is not a parameter; a parameter is a whole segment such as :id (letters, digits, _)`);
+        throw invalid(
+          source,
+          `"${text}" is not a parameter; a parameter is a whole segment such as :id (letters, digits, _)`,
+        );
       }
       paramNames.push(name);
       segments.push(null);
     } else {
-      if (/[*?#]/.test(text)) throw invalid(source, 'a path segment cannot contain *, ? or # (use { regex } for patterns)');
+      if (/[*?#]/.test(text))
+        throw invalid(source, 'a path segment cannot contain *, ? or # (use { regex } for patterns)');
       segments.push(percentDecodePath(text));
     }
   }

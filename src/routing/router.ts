@@ -54,9 +54,11 @@ export function hostName(host: string): string {
 function compileRoute<T>(match: MatchConfig, value: T, index: number): CompiledRoute<T> {
   const path = match.path ?? '/';
   const predicates = compilePredicates(match);
-  if (typeof path === 'string') return { value, index, predicates, pattern: parsePathPattern('prefix', path), regex: null };
+  if (typeof path === 'string')
+    return { value, index, predicates, pattern: parsePathPattern('prefix', path), regex: null };
   if ('exact' in path) return { value, index, predicates, pattern: parsePathPattern('exact', path.exact), regex: null };
-  if ('prefix' in path) return { value, index, predicates, pattern: parsePathPattern('prefix', path.prefix), regex: null };
+  if ('prefix' in path)
+    return { value, index, predicates, pattern: parsePathPattern('prefix', path.prefix), regex: null };
   return { value, index, predicates, pattern: null, regex: new RegExp(path.regex) };
 }
 
@@ -109,7 +111,13 @@ export class Router<T> {
    * @param path the path without the query string, starting with `/`
    * @param query the raw query string, with or without its leading `?` ('' if none): src/http/query.ts
    */
-  find(method: string, host: string, path: string, headers: IncomingHttpHeaders, query: string): RouteMatch<T> | undefined {
+  find(
+    method: string,
+    host: string,
+    path: string,
+    headers: IncomingHttpHeaders,
+    query: string,
+  ): RouteMatch<T> | undefined {
     // Host names are case-insensitive (RFC 9110 §4.2.3); configured ones are lowercased at load.
     const name = hostName(host).toLowerCase();
     if (name !== '') {

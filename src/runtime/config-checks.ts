@@ -44,7 +44,8 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
   const log = isObject(raw.accessLog) ? raw.accessLog : {};
   if (log.enabled !== false && typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr') {
     const problem = accessLogProblem(log.output, env.configDir);
-    if (problem !== undefined) problems.push({ path: ['accessLog', 'output'], message: problem, code: 'TP_CONFIG_FILE' });
+    if (problem !== undefined)
+      problems.push({ path: ['accessLog', 'output'], message: problem, code: 'TP_CONFIG_FILE' });
   }
   const pluginEnv = pluginCheckEnv(raw, env);
   checkPlugins(raw.plugins, ['plugins'], pluginEnv, problems);
@@ -63,7 +64,12 @@ function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {
     for (const g of list(c.groups)) if (typeof g === 'string') consumerGroups.add(g);
   }
   const stores = isObject(raw.stores) ? raw.stores : {};
-  return { configDir: env.configDir, redisConfigured: stores.redis !== undefined && stores.redis !== null, consumerNames, consumerGroups };
+  return {
+    configDir: env.configDir,
+    redisConfigured: stores.redis !== undefined && stores.redis !== null,
+    consumerNames,
+    consumerGroups,
+  };
 }
 
 /** Each plugin entry whose config its schema accepts goes through the plugin's own `check`. */
@@ -79,7 +85,10 @@ function checkPlugins(entries: unknown, at: Path, env: PluginCheckEnv, problems:
     try {
       for (const p of plugin.check(parsed.data, env)) problems.push({ ...p, path: [...where, ...p.path] });
     } catch (err) {
-      problems.push({ path: where, message: `the ${name} plugin could not check its config (${(err as Error).message})` });
+      problems.push({
+        path: where,
+        message: `the ${name} plugin could not check its config (${(err as Error).message})`,
+      });
     }
   });
 }
@@ -102,7 +111,8 @@ function accessLogProblem(output: string, configDir: string): string | undefined
       }
       if (typeof st === 'string') return `${shown} cannot be created: ${dir}: ${st}`;
       if (!st.isDirectory()) return `${shown} cannot be created: ${dir} is a file, not a folder`;
-      if (!accessible(dir, constants.W_OK | constants.X_OK)) return `${shown} cannot be created: the folder ${dir} is not writable`;
+      if (!accessible(dir, constants.W_OK | constants.X_OK))
+        return `${shown} cannot be created: the folder ${dir} is not writable`;
       return undefined;
     }
   }

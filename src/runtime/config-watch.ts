@@ -7,7 +7,12 @@ import { basename, dirname } from 'node:path';
  * Calls `onChange` once a burst of changes to `file` settles. Watches the folder, not the file: editors
  * replace a file by renaming a new one over it, which a watch on the file itself would miss.
  */
-export function watchConfigFile(file: string, onChange: () => void, onError: (err: Error) => void, debounceMs = 150): () => void {
+export function watchConfigFile(
+  file: string,
+  onChange: () => void,
+  onError: (err: Error) => void,
+  debounceMs = 150,
+): () => void {
   const name = basename(file);
   let timer: NodeJS.Timeout | null = null;
   const watcher = watch(dirname(file), (_event, changed) => {

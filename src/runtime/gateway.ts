@@ -61,7 +61,12 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     activeChecks: options.worker === undefined,
     clock: options.clock,
     ...(options.worker
-      ? { initialHealth: options.worker.initialHealth, stickySecret: options.worker.stickySecret, limitStore: options.worker.limitStore, cachePurges: options.worker.cachePurges }
+      ? {
+          initialHealth: options.worker.initialHealth,
+          stickySecret: options.worker.stickySecret,
+          limitStore: options.worker.limitStore,
+          cachePurges: options.worker.cachePurges,
+        }
       : {}),
   });
   const reloader = file ? new ConfigReloader(runtime, file, log) : null;

@@ -65,15 +65,20 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   // Expect: 100-continue is answered only once the request is routed and about to be forwarded, so a 404,
   // 413 or 401 reaches the client before it uploads anything.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(host, key, req, res));
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(host, key, req, socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    handleUpgrade(host, key, req, socket, head),
+  );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
-    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'TP_HEADERS_TOO_LARGE'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'TP_REQUEST_TIMEOUT'
-      : 'TP_BAD_REQUEST';
+    const code =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'TP_HEADERS_TOO_LARGE'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'TP_REQUEST_TIMEOUT'
+          : 'TP_BAD_REQUEST';
     writeRawProblem(socket, code);
   });
   return server;
@@ -126,7 +131,18 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const incomingId = headers[snapshot.requestIdHeader];
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const target = parseRequestTarget(req.url ?? '');
-  const ctx = new RequestContext(req, res, peer, trustedPeer, clientIp, scheme, requestId, target?.path ?? '/', target?.query ?? '', target?.authority);
+  const ctx = new RequestContext(
+    req,
+    res,
+    peer,
+    trustedPeer,
+    clientIp,
+    scheme,
+    requestId,
+    target?.path ?? '/',
+    target?.query ?? '',
+    target?.authority,
+  );
   ctx.gateway = host.gateway;
   publishRequest(CHANNELS.requestStart, ctx);
   const global = snapshot.globalChain;
@@ -160,7 +176,11 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (listener.redirectToHttps !== 0) {
     const hostname = ctx.host.replace(/:\d+$/, '');
     const location = `https://${hostname}${listener.redirectToHttps === 443 ? '' : `:${listener.redirectToHttps}`}${req.url ?? '/'}`;
-    sendReply(ctx, global, { status: 308, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` });
+    sendReply(ctx, global, {
+      status: 308,
+      headers: { location, 'content-type': 'text/plain; charset=utf-8' },
+      body: `Redirecting to ${location}\n`,
+    });
     return null;
   }
   return state;
@@ -178,7 +198,8 @@ function routeOf(state: RequestState): CompiledRoute | null {
     const global = snapshot.globalChain;
     guarded(ctx, global, () => {
       const reply = global.request.length === 0 ? undefined : runRequestHooks(global, ctx);
-      const answer = (r: Reply | undefined) => (r !== undefined ? sendReply(ctx, global, r) : sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND'));
+      const answer = (r: Reply | undefined) =>
+        r !== undefined ? sendReply(ctx, global, r) : sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND');
       return reply instanceof Promise ? reply.then(answer) : answer(reply);
     });
     return null;
@@ -242,7 +263,13 @@ function runTerminal(ctx: RequestContext, route: CompiledRoute, reply: Reply | u
   route.terminal.run(ctx);
 }
 
-export function handleUpgrade(host: ListenerHost, key: string, req: IncomingMessage, socket: Socket, head: Buffer): void {
+export function handleUpgrade(
+  host: ListenerHost,
+  key: string,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+): void {
   // A response object on the raw socket lets errors and local replies use the normal reply path.
   const res = new ServerResponse(req);
   res.shouldKeepAlive = false;

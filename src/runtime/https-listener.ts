@@ -1,6 +1,12 @@
 // HTTPS listeners: TLS with SNI-selected certificates, HTTP/2 and HTTP/1.1 offered through ALPN, the same
 // request handling as plain HTTP. Certificates come from a CertificateStore the runtime can swap on reload.
-import { createServer as createH2Server, createSecureServer, type Http2SecureServer, type Http2Server, type Http2Session } from 'node:http2';
+import {
+  createServer as createH2Server,
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2Session,
+} from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
@@ -20,7 +26,12 @@ export interface HttpsServer {
   closeSessions(): void;
 }
 
-export function createHttpsServer(host: ListenerHost, key: string, listener: CompiledListener, store: CertificateStore): HttpsServer {
+export function createHttpsServer(
+  host: ListenerHost,
+  key: string,
+  listener: CompiledListener,
+  store: CertificateStore,
+): HttpsServer {
   const config = listener.config as HttpsListenerConfig;
   let current = store;
   const sessions = new Set<Http2Session>();
@@ -42,9 +53,14 @@ export function createHttpsServer(host: ListenerHost, key: string, listener: Com
   );
   store.attach(server);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
-  (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = tunnelsUpgrade;
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => handleUpgrade(host, key, req, socket, head));
-  server.on('checkContinue', (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
+    tunnelsUpgrade;
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    handleUpgrade(host, key, req, socket, head),
+  );
+  server.on('checkContinue', (req, res) =>
+    handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+  );
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
@@ -85,7 +101,11 @@ function guardRapidReset(session: Http2Session): void {
 }
 
 /** HTTP/2 with prior knowledge on a plain listener (`h2c: true`): the same request handling, no TLS. */
-export function createH2cServer(host: ListenerHost, key: string, listener: CompiledListener): { server: Http2Server; closeSessions(): void } {
+export function createH2cServer(
+  host: ListenerHost,
+  key: string,
+  listener: CompiledListener,
+): { server: Http2Server; closeSessions(): void } {
   const sessions = new Set<Http2Session>();
   const server = createH2Server(
     {

@@ -57,7 +57,12 @@ function pickerFor(host: L4Host, upstream: string): L4Picker {
   };
 }
 
-export async function openL4Listener(key: string, config: TcpListenerConfig | UdpListenerConfig, host: L4Host, configDir: string): Promise<OpenListener> {
+export async function openL4Listener(
+  key: string,
+  config: TcpListenerConfig | UdpListenerConfig,
+  host: L4Host,
+  configDir: string,
+): Promise<OpenListener> {
   try {
     return config.protocol === 'tcp' ? await openTcp(key, config, host, configDir) : await openUdp(key, config, host);
   } catch (err) {
@@ -68,36 +73,67 @@ export async function openL4Listener(key: string, config: TcpListenerConfig | Ud
 
 async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, configDir: string): Promise<OpenListener> {
   // TLS termination: connections go through a TLS server first; the proxy then splices the clear bytes.
-  const store = config.tls !== undefined ? new CertificateStore(config.tls, configDir, {
-    onError: (err) => host.log({ listener: config.name, error: err.message }, 'TLS certificate change refused'),
-  }).watch() : null;
+  const store =
+    config.tls !== undefined
+      ? new CertificateStore(config.tls, configDir, {
+          onError: (err) => host.log({ listener: config.name, error: err.message }, 'TLS certificate change refused'),
+        }).watch()
+      : null;
   const proxy = new TcpProxy();
   host.proxies.add(proxy);
   const options = { connectTimeout: config.connectTimeout, idleTimeout: config.idleTimeout };
   const fixed = config.upstream !== undefined ? config.upstream : null;
-  const byName = config.sni ? compileServerNames(config.sni.map((e) => ({ serverName: e.serverName, value: e.upstream }))) : null;
+  const byName = config.sni
+    ? compileServerNames(config.sni.map((e) => ({ serverName: e.serverName, value: e.upstream })))
+    : null;
   const pickers = new Map<string, L4Picker>();
-  const pickerOf = (upstream: string) => pickers.get(upstream) ?? pickers.set(upstream, pickerFor(host, upstream)).get(upstream)!;
+  const pickerOf = (upstream: string) =>
+    pickers.get(upstream) ?? pickers.set(upstream, pickerFor(host, upstream)).get(upstream)!;
   /** Splices `socket` to `upstream`, first sending what must precede the client's bytes (PROXY header, hello). */
   const forward = (socket: Socket, upstream: string, replay?: Buffer) => {
     const version = host.pool(upstream)?.proxyProtocol;
     let initialData = replay;
     if (version !== undefined) {
       const raw = rawSocketOf(socket);
-      const client = proxiedClient(socket) ?? { address: normalizeAddress(raw.remoteAddress), port: raw.remotePort ?? 0 };
-      const header = encodeProxyHeader(version, { source: client, destination: { address: normalizeAddress(raw.localAddress), port: raw.localPort ?? 0 } });
+      const client = proxiedClient(socket) ?? {
+        address: normalizeAddress(raw.remoteAddress),
+        port: raw.remotePort ?? 0,
+      };
+      const header = encodeProxyHeader(version, {
+        source: client,
+        destination: { address: normalizeAddress(raw.localAddress), port: raw.localPort ?? 0 },
+      });
       initialData = replay === undefined ? header : Buffer.concat([header, replay]);
     }
     const clientIp = proxiedClient(socket)?.address ?? normalizeAddress(rawSocketOf(socket).remoteAddress);
     opened(host, config.name, 'tcp', clientIp);
-    const onLog = (log: TcpSessionLog) => closed(host, config.name, 'tcp', clientIp, upstream, log.target, log.bytesIn, log.bytesOut, log.durationMs, log.errorCode);
-    proxy.handle(socket, pickerOf(upstream), initialData === undefined ? { ...options, onLog } : { ...options, initialData, onLog });
+    const onLog = (log: TcpSessionLog) =>
+      closed(
+        host,
+        config.name,
+        'tcp',
+        clientIp,
+        upstream,
+        log.target,
+        log.bytesIn,
+        log.bytesOut,
+        log.durationMs,
+        log.errorCode,
+      );
+    proxy.handle(
+      socket,
+      pickerOf(upstream),
+      initialData === undefined ? { ...options, onLog } : { ...options, initialData, onLog },
+    );
   };
   const sink = new EventEmitter();
-  const terminator = store === null ? null : createTlsServer({ ...store.secureOptions(), allowHalfOpen: true }, (clear) => {
-    clear.on('error', () => clear.destroy());
-    forward(clear, fixed!);
-  });
+  const terminator =
+    store === null
+      ? null
+      : createTlsServer({ ...store.secureOptions(), allowHalfOpen: true }, (clear) => {
+          clear.on('error', () => clear.destroy());
+          forward(clear, fixed!);
+        });
   if (terminator !== null) {
     store!.attach(terminator);
     terminator.on('tlsClientError', (_err, socket) => socket.destroy());
@@ -111,7 +147,14 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
       (hello) => {
         const upstream = byName!(hello.serverName);
         if (upstream === undefined) {
-          host.log({ listener: config.name, serverName: hello.serverName ?? null, client: normalizeAddress(socket.remoteAddress) }, 'tls passthrough: no sni entry for this server name; closed');
+          host.log(
+            {
+              listener: config.name,
+              serverName: hello.serverName ?? null,
+              client: normalizeAddress(socket.remoteAddress),
+            },
+            'tls passthrough: no sni entry for this server name; closed',
+          );
           socket.destroy();
           return;
         }
@@ -120,10 +163,16 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
       () => socket.destroy(),
     );
   });
-  const gate = config.proxyProtocol ? proxyProtocolGate(new ProxyTrust(config.trustedProxies), (peer, reason) => host.log({ listener: config.name, peer, reason }, 'PROXY header missing or invalid; connection refused')) : undefined;
+  const gate = config.proxyProtocol
+    ? proxyProtocolGate(new ProxyTrust(config.trustedProxies), (peer, reason) =>
+        host.log({ listener: config.name, peer, reason }, 'PROXY header missing or invalid; connection refused'),
+      )
+    : undefined;
   const sockets = await ListenSockets.open(sink as never, config.address, config.port, config.acceptSockets, gate);
   return {
-    key, name: config.name, address: sockets.address,
+    key,
+    name: config.name,
+    address: sockets.address,
     update: () => undefined,
     close: () => {
       sockets.close();
@@ -152,11 +201,25 @@ async function openUdp(key: string, config: UdpListenerConfig, host: L4Host): Pr
     idleTimeout: config.idleTimeout,
     maxSessions: config.maxClients,
     onOpen: (clientIp) => opened(host, config.name, 'udp', normalizeAddress(clientIp)),
-    onLog: (log) => closed(host, config.name, 'udp', normalizeAddress(log.clientAddress), config.upstream, log.target, log.bytesIn, log.bytesOut, log.durationMs, log.end === 'upstream-error' ? 'TP_UPSTREAM_UNAVAILABLE' : null),
+    onLog: (log) =>
+      closed(
+        host,
+        config.name,
+        'udp',
+        normalizeAddress(log.clientAddress),
+        config.upstream,
+        log.target,
+        log.bytesIn,
+        log.bytesOut,
+        log.durationMs,
+        log.end === 'upstream-error' ? 'TP_UPSTREAM_UNAVAILABLE' : null,
+      ),
   });
   const address = socket.address();
   return {
-    key, name: config.name, address: { address: address.address, port: address.port, family: address.family },
+    key,
+    name: config.name,
+    address: { address: address.address, port: address.port, family: address.family },
     update: () => undefined,
     close: () => void proxy.close(),
     closeIdle: () => undefined,
@@ -169,11 +232,30 @@ function opened(host: L4Host, listener: string, protocol: 'tcp' | 'udp', clientI
 }
 
 function closed(
-  host: L4Host, listener: string, protocol: 'tcp' | 'udp', clientIp: string, upstream: string,
-  target: string | null, bytesIn: number, bytesOut: number, durationMs: number, error: string | null,
+  host: L4Host,
+  listener: string,
+  protocol: 'tcp' | 'udp',
+  clientIp: string,
+  upstream: string,
+  target: string | null,
+  bytesIn: number,
+  bytesOut: number,
+  durationMs: number,
+  error: string | null,
 ): void {
   if (!CHANNELS.l4Close.hasSubscribers) return;
-  CHANNELS.l4Close.publish({ gateway: host.gateway, listener, protocol, clientIp, upstream, target, bytesIn, bytesOut, durationMs, error } satisfies L4SessionEvent);
+  CHANNELS.l4Close.publish({
+    gateway: host.gateway,
+    listener,
+    protocol,
+    clientIp,
+    upstream,
+    target,
+    bytesIn,
+    bytesOut,
+    durationMs,
+    error,
+  } satisfies L4SessionEvent);
 }
 
 /** The TCP socket under a TLS socket (addresses live there). */

@@ -36,7 +36,10 @@ export class ConfigReloader {
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;
       publishReload(this.runtime, false, message);
-      this.log.error({ reason, code: (err as { code?: string }).code, error: message }, 'config reload failed; keeping the running config');
+      this.log.error(
+        { reason, code: (err as { code?: string }).code, error: message },
+        'config reload failed; keeping the running config',
+      );
       return { ok: false, error: message };
     }
   }
@@ -58,11 +61,17 @@ export class ConfigReloader {
 }
 
 function publishReload(runtime: Runtime, ok: boolean, error: string | null): void {
-  if (CHANNELS.reload.hasSubscribers) CHANNELS.reload.publish({ gateway: runtime.gateway, ok, version: runtime.current.version, error });
+  if (CHANNELS.reload.hasSubscribers)
+    CHANNELS.reload.publish({ gateway: runtime.gateway, ok, version: runtime.current.version, error });
 }
 
 /** Installs SIGTERM/SIGINT (drain, exit 0) and SIGHUP (reload). */
-export function installSignals(runtime: Runtime, reloader: ConfigReloader | null, log: Logger, onStopped: () => void): void {
+export function installSignals(
+  runtime: Runtime,
+  reloader: ConfigReloader | null,
+  log: Logger,
+  onStopped: () => void,
+): void {
   const stop = (signal: string) => {
     log.info({ signal, inFlight: runtime.inFlight }, 'draining');
     reloader?.close();

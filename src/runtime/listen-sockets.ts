@@ -24,19 +24,29 @@ export class ListenSockets {
    * connections over the workers, as NGINX's `reuseport` does); only for port 0, where each worker would get a
    * port of its own, does a worker share one socket through the primary.
    */
-  static async open(server: HttpServer, host: string, port: number, count: number, gate?: (socket: Socket) => Promise<boolean>): Promise<ListenSockets> {
-    const onConnection = gate === undefined
-      ? (socket: Socket) => server.emit('connection', socket)
-      : (socket: Socket) => {
-          socket.on('error', () => socket.destroy());
-          // The gate leaves the socket without a reader, as accepted: the server starts it (no resume() here,
-          // which would flow bytes to nobody past a reader that waits, as the tcp proxy does for its upstream).
-          gate(socket).then((ok) => {
-            if (!ok) return socket.destroy();
-            if (socket.readableLength > 0) readThroughJs(socket);
-            server.emit('connection', socket);
-          }, () => socket.destroy());
-        };
+  static async open(
+    server: HttpServer,
+    host: string,
+    port: number,
+    count: number,
+    gate?: (socket: Socket) => Promise<boolean>,
+  ): Promise<ListenSockets> {
+    const onConnection =
+      gate === undefined
+        ? (socket: Socket) => server.emit('connection', socket)
+        : (socket: Socket) => {
+            socket.on('error', () => socket.destroy());
+            // The gate leaves the socket without a reader, as accepted: the server starts it (no resume() here,
+            // which would flow bytes to nobody past a reader that waits, as the tcp proxy does for its upstream).
+            gate(socket).then(
+              (ok) => {
+                if (!ok) return socket.destroy();
+                if (socket.readableLength > 0) readThroughJs(socket);
+                server.emit('connection', socket);
+              },
+              () => socket.destroy(),
+            );
+          };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
     const first = await listenOne(onConnection, host, port, many);
     const address = first.address() as AddressInfo;
@@ -61,7 +71,12 @@ export class ListenSockets {
 // Where Node implements `reusePort` with the kernel balancing connections across the sockets.
 const REUSE_PORT_PLATFORMS = new Set(['linux', 'freebsd', 'dragonfly']);
 
-function listenOne(onConnection: (socket: Socket) => void, host: string, port: number, reusePort: boolean): Promise<NetServer> {
+function listenOne(
+  onConnection: (socket: Socket) => void,
+  host: string,
+  port: number,
+  reusePort: boolean,
+): Promise<NetServer> {
   return new Promise((resolve, reject) => {
     // allowHalfOpen as http.Server sets it for its own sockets: HTTP decides when to end the write side.
     const socket = createServer({ noDelay: true, allowHalfOpen: true }, onConnection);

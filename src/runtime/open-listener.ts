@@ -27,23 +27,42 @@ export interface OpenListener {
 }
 
 export function openError(config: ListenerConfig, err: unknown): TurnpikeError {
-  if (err instanceof TlsConfigError) return new TurnpikeError('TP_TLS_CONFIG', `listener "${config.name}": ${err.message}`, { cause: err });
+  if (err instanceof TlsConfigError)
+    return new TurnpikeError('TP_TLS_CONFIG', `listener "${config.name}": ${err.message}`, { cause: err });
   const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new TurnpikeError('TP_LISTEN_FAILED', `listener "${config.name}" cannot listen on ${config.address}:${config.port}: ${code}`, { cause: err });
+  return new TurnpikeError(
+    'TP_LISTEN_FAILED',
+    `listener "${config.name}" cannot listen on ${config.address}:${config.port}: ${code}`,
+    { cause: err },
+  );
 }
 
 /** Opens an http or https listener (https: certificates loaded and watched for changes). */
-export async function openHttpListener(host: ListenerHost, key: string, listener: CompiledListener, configDir: string, onTls: TlsEvents): Promise<OpenListener> {
+export async function openHttpListener(
+  host: ListenerHost,
+  key: string,
+  listener: CompiledListener,
+  configDir: string,
+  onTls: TlsEvents,
+): Promise<OpenListener> {
   const config = listener.config;
   let store: CertificateStore | null = null;
   try {
     if (config.protocol === 'https') {
       store = loadStore(config.tls, configDir, onTls, config.name);
       const https = createHttpsServer(host, key, listener, store);
-      const sockets = await ListenSockets.open(https.server as unknown as Server, config.address, config.port, config.acceptSockets, gateOf(listener, onTls));
+      const sockets = await ListenSockets.open(
+        https.server as unknown as Server,
+        config.address,
+        config.port,
+        config.acceptSockets,
+        gateOf(listener, onTls),
+      );
       let tlsKey = JSON.stringify(config.tls);
       return {
-        key, name: config.name, address: sockets.address,
+        key,
+        name: config.name,
+        address: sockets.address,
         update(next, dir) {
           if (next.config.protocol !== 'https') return;
           const nextKey = JSON.stringify(next.config.tls);
@@ -67,9 +86,17 @@ export async function openHttpListener(host: ListenerHost, key: string, listener
     // h2c: a connection that opens with the HTTP/2 preface goes to an HTTP/2 server, any other to HTTP/1.1.
     const h2c = config.protocol === 'http' && config.h2c ? createH2cServer(host, key, listener) : null;
     const entry = h2c === null ? server : splitByPreface(server, h2c.server);
-    const sockets = await ListenSockets.open(entry, config.address, config.port, config.acceptSockets, gateOf(listener, onTls));
+    const sockets = await ListenSockets.open(
+      entry,
+      config.address,
+      config.port,
+      config.acceptSockets,
+      gateOf(listener, onTls),
+    );
     return {
-      key, name: config.name, address: sockets.address,
+      key,
+      name: config.name,
+      address: sockets.address,
       update: (next) => updateHttpServer(server, next),
       close() {
         sockets.close();
@@ -95,9 +122,15 @@ export interface TlsEvents {
   readonly failed: (listener: string, message: string) => void;
 }
 
-function loadStore(settings: ConstructorParameters<typeof CertificateStore>[0], configDir: string, events: TlsEvents, name: string): CertificateStore {
+function loadStore(
+  settings: ConstructorParameters<typeof CertificateStore>[0],
+  configDir: string,
+  events: TlsEvents,
+  name: string,
+): CertificateStore {
   const store = new CertificateStore(settings, configDir, {
-    onReload: (e) => events.reloaded(name, `certificates ${e.changed.join(', ')}${e.caChanged ? ' and the client CA' : ''}`),
+    onReload: (e) =>
+      events.reloaded(name, `certificates ${e.changed.join(', ')}${e.caChanged ? ' and the client CA' : ''}`),
     onError: (err) => events.failed(name, err.message),
   });
   return store.watch();
@@ -109,7 +142,9 @@ export function configDirOf(configFile: string | undefined): string {
 
 function gateOf(listener: CompiledListener, events: TlsEvents): ((socket: Socket) => Promise<boolean>) | undefined {
   if (!listener.config.proxyProtocol) return undefined;
-  return proxyProtocolGate(listener.trust, (peer, reason) => events.failed(listener.config.name, `PROXY header from ${peer}: ${reason}; connection refused`));
+  return proxyProtocolGate(listener.trust, (peer, reason) =>
+    events.failed(listener.config.name, `PROXY header from ${peer}: ${reason}; connection refused`),
+  );
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');

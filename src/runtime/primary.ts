@@ -59,7 +59,8 @@ export class Primary {
 
   private onVerdict(target: string, healthy: boolean): void {
     this.verdicts.set(target, healthy);
-    for (const w of this.workers) if (w.isConnected()) w.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
+    for (const w of this.workers)
+      if (w.isConnected()) w.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
   }
 
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
@@ -85,9 +86,14 @@ export class Primary {
     this.heldSlots.set(worker, held);
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'limit-rate' || m.type === 'limit-acquire' || m.type === 'limit-release') {
-        void answerLimitRequest(this.limits, m, (r) => {
-          if (worker.isConnected()) worker.send(r satisfies PrimaryMessage);
-        }, held);
+        void answerLimitRequest(
+          this.limits,
+          m,
+          (r) => {
+            if (worker.isConnected()) worker.send(r satisfies PrimaryMessage);
+          },
+          held,
+        );
       } else if (m.type === 'cache-purge') {
         this.purges.relay(worker, m, this.workers);
       } else if (m.type === 'cache-purged') {
@@ -95,7 +101,8 @@ export class Primary {
       }
     });
     // What the probes have found so far; later verdicts follow as they come.
-    for (const [target, healthy] of this.verdicts) worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
+    for (const [target, healthy] of this.verdicts)
+      worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
     return new Promise((resolvePromise, reject) => {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'ready') {
@@ -117,11 +124,18 @@ export class Primary {
     for (const [key, n] of this.heldSlots.get(worker) ?? []) for (let i = 0; i < n; i++) this.limits.release(key);
     if (this.stopping || this.leaving.has(worker)) return;
     this.restarts++;
-    this.log.error({ worker: worker.process.pid, code, signal, restarts: this.restarts }, 'worker died; starting a new one');
+    this.log.error(
+      { worker: worker.process.pid, code, signal, restarts: this.restarts },
+      'worker died; starting a new one',
+    );
     // Back off a little when workers keep dying, so a crash loop does not spin the CPU.
-    setTimeout(() => {
-      if (!this.stopping && this.workers.size < this.wanted) this.fork().catch((err: Error) => this.log.error({ error: err.message }, 'replacement worker failed'));
-    }, Math.min(5000, 100 * this.restarts));
+    setTimeout(
+      () => {
+        if (!this.stopping && this.workers.size < this.wanted)
+          this.fork().catch((err: Error) => this.log.error({ error: err.message }, 'replacement worker failed'));
+      },
+      Math.min(5000, 100 * this.restarts),
+    );
   }
 
   /** Validates the file once here; only a valid config reaches the workers. Scales to a new `workers` value.
@@ -184,7 +198,9 @@ export class Primary {
   async stop(): Promise<void> {
     this.stopping = true;
     this.checker.stop();
-    const exits = [...this.workers].map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
+    const exits = [...this.workers].map(
+      (w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))),
+    );
     for (const w of this.workers) w.process.kill('SIGTERM');
     await Promise.all(exits);
   }

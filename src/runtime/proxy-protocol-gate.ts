@@ -13,14 +13,20 @@ export interface ClientAddress {
 }
 
 /** A connection gate for ListenSockets: resolves false to refuse the connection. */
-export function proxyProtocolGate(trust: ProxyTrust, onRefused: (peer: string, reason: string) => void): (socket: Socket) => Promise<boolean> {
+export function proxyProtocolGate(
+  trust: ProxyTrust,
+  onRefused: (peer: string, reason: string) => void,
+): (socket: Socket) => Promise<boolean> {
   return async (socket) => {
     const peer = normalizeAddress(socket.remoteAddress);
     if (trust.empty || !trust.trusts(peer)) return true;
     try {
       const header = await readProxyHeader(socket);
       if (header.source !== undefined) {
-        (socket as unknown as Record<symbol, ClientAddress>)[kClient] = { address: normalizeAddress(header.source.address), port: header.source.port };
+        (socket as unknown as Record<symbol, ClientAddress>)[kClient] = {
+          address: normalizeAddress(header.source.address),
+          port: header.source.port,
+        };
       }
       return true;
     } catch (err) {

@@ -27,7 +27,6 @@ export interface ListenerAddress {
   readonly port: number;
 }
 
-
 export interface RuntimeOptions {
   readonly configFile?: string | undefined;
   /** Run the active health checks here (a single process). Workers get results from their primary instead. */
@@ -58,11 +57,19 @@ export class Runtime implements ListenerHost {
   private readonly servers = new Map<string, OpenListener>();
   private readonly tlsEvents: TlsEvents = {
     reloaded: (listener, files) => this.log.info({ listener, files }, 'TLS certificates reloaded'),
-    failed: (listener, message) => this.log.error({ listener, error: message }, 'TLS certificate change refused; the previous certificate stays in service'),
+    failed: (listener, message) =>
+      this.log.error(
+        { listener, error: message },
+        'TLS certificate change refused; the previous certificate stays in service',
+      ),
   };
   /** What L4 listeners need from the runtime: the current snapshot's L4 pools, logging, session counts. */
   readonly gateway: Gateway = newGateway();
-  private readonly l4Host: L4Host = createL4Host(this.gateway, () => this.current, (fields, msg) => this.log.info(fields, msg));
+  private readonly l4Host: L4Host = createL4Host(
+    this.gateway,
+    () => this.current,
+    (fields, msg) => this.log.info(fields, msg),
+  );
   private readonly tunnels = new Set<() => void>();
   private accessLog: AccessLog | null = null;
   private version = 0;
@@ -74,7 +81,12 @@ export class Runtime implements ListenerHost {
     this.log = log;
     this.configFile = options.configFile;
     const clock = options.clock ?? systemClock;
-    this.registry = new TargetRegistry(options.stickySecret ?? randomBytes(32).toString('base64url'), options.initialHealth, this.gateway, clock);
+    this.registry = new TargetRegistry(
+      options.stickySecret ?? randomBytes(32).toString('base64url'),
+      options.initialHealth,
+      this.gateway,
+      clock,
+    );
     this.registry.onTargetsChanged = () => this.syncHealthChecks();
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
@@ -86,12 +98,13 @@ export class Runtime implements ListenerHost {
       cachePurges: options.cachePurges ?? new CachePurges(null),
       clock,
     };
-    this.checker = options.activeChecks === false
-      ? null
-      : new ActiveHealthChecker((id, healthy) => this.setTargetHealth(id, healthy), {
-        log: (msg, fields) => this.log.warn(fields, msg),
-        clock,
-      });
+    this.checker =
+      options.activeChecks === false
+        ? null
+        : new ActiveHealthChecker((id, healthy) => this.setTargetHealth(id, healthy), {
+            log: (msg, fields) => this.log.warn(fields, msg),
+            clock,
+          });
   }
 
   /** The access log is a subscriber of this gateway's request and L4 session ends. */
@@ -129,7 +142,8 @@ export class Runtime implements ListenerHost {
   setTargetHealth(id: string, healthy: boolean): void {
     this.registry.setHealth(id, healthy);
     if (id.startsWith('l4|')) {
-      for (const snapshot of this.live) for (const pool of snapshot.l4Pools.values()) if (pool.targets.some((t) => t.id === id)) pool.refresh();
+      for (const snapshot of this.live)
+        for (const pool of snapshot.l4Pools.values()) if (pool.targets.some((t) => t.id === id)) pool.refresh();
     }
   }
 
@@ -171,9 +185,10 @@ export class Runtime implements ListenerHost {
       if (listener) open.update(listener, configDirOf(this.configFile));
     }
     // A file path is relative to the config file's folder, as every path in the config.
-    const output = config.accessLog.output === 'stdout' || config.accessLog.output === 'stderr'
-      ? config.accessLog.output
-      : resolvePath(configDirOf(this.configFile), config.accessLog.output);
+    const output =
+      config.accessLog.output === 'stdout' || config.accessLog.output === 'stderr'
+        ? config.accessLog.output
+        : resolvePath(configDirOf(this.configFile), config.accessLog.output);
     if (this.accessLog === null || this.accessLog.output !== (config.accessLog.enabled ? output : 'off')) {
       const old = this.accessLog;
       this.accessLog = new AccessLog({ enabled: config.accessLog.enabled, output });
@@ -194,7 +209,8 @@ export class Runtime implements ListenerHost {
       open.closeIdle();
     }
     if (previous) this.retire(previous);
-    for (const o of opened) this.log.info({ listener: o.name, address: o.address.address, port: o.address.port }, 'listening');
+    for (const o of opened)
+      this.log.info({ listener: o.name, address: o.address.address, port: o.address.port }, 'listening');
   }
 
   /** Once every request that started on `old` has finished, the upstreams no live snapshot has are drained. */
@@ -217,7 +233,8 @@ export class Runtime implements ListenerHost {
 
   addresses(): ListenerAddress[] {
     const out: ListenerAddress[] = [];
-    for (const open of this.servers.values()) out.push({ name: open.name, address: open.address.address, port: open.address.port });
+    for (const open of this.servers.values())
+      out.push({ name: open.name, address: open.address.address, port: open.address.port });
     return out;
   }
 

@@ -3,7 +3,12 @@
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { Clock } from '../clock.ts';
 import { dirname } from 'node:path';
-import type { HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, UdpListenerConfig } from '../config/listener-schema.ts';
+import type {
+  HttpListenerConfig,
+  HttpsListenerConfig,
+  TcpListenerConfig,
+  UdpListenerConfig,
+} from '../config/listener-schema.ts';
 import { ROUTE_TERMINALS, type Config, type ListenerConfig, type RouteConfig } from '../config/schema.ts';
 import { kindOf } from '../config/upstream-schema.ts';
 import { L4Pool } from '../upstream/l4-pool.ts';
@@ -99,7 +104,13 @@ export class Snapshot {
   retired = false;
   onDrained: (() => void) | null = null;
 
-  constructor(config: Config, version: number, configFile: string | undefined, registry: TargetRegistry, services: SnapshotServices) {
+  constructor(
+    config: Config,
+    version: number,
+    configFile: string | undefined,
+    registry: TargetRegistry,
+    services: SnapshotServices,
+  ) {
     this.config = config;
     this.version = version;
     this.requestIdHeader = config.requestId.header;
@@ -126,37 +137,58 @@ export class Snapshot {
       // tcp:// and udp:// upstreams serve L4 listeners; they hold no HTTP connection pool.
       if (kindOf(upstream.targets[0]!.url) === 'http') {
         upstreams.set(name, registry.build(name, upstream, env.configDir));
-        if (upstream.tls?.insecureSkipVerify) services.warn(`upstream "${name}": tls.insecureSkipVerify is on: its targets' certificates are not verified`);
-      }
-      else l4Pools.set(name, new L4Pool(name, upstream, (id) => registry.healthOf(id)));
+        if (upstream.tls?.insecureSkipVerify)
+          services.warn(`upstream "${name}": tls.insecureSkipVerify is on: its targets' certificates are not verified`);
+      } else l4Pools.set(name, new L4Pool(name, upstream, (id) => registry.healthOf(id)));
     }
     this.l4Pools = l4Pools;
     this.upstreams = upstreams;
-    this.l4Listeners = config.listeners.filter((l): l is TcpListenerConfig | UdpListenerConfig => l.protocol === 'tcp' || l.protocol === 'udp');
+    this.l4Listeners = config.listeners.filter(
+      (l): l is TcpListenerConfig | UdpListenerConfig => l.protocol === 'tcp' || l.protocol === 'udp',
+    );
 
     this.routes = config.routes.map((route, index) => this.compileRoute(route, index, env));
-    this.globalChain = compileChain(PLUGINS, config.plugins, [], { ...env, routeName: '(no route)' }, this.echoRequestId);
+    this.globalChain = compileChain(
+      PLUGINS,
+      config.plugins,
+      [],
+      { ...env, routeName: '(no route)' },
+      this.echoRequestId,
+    );
     this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
 
-    const maxRequestTimeout = Math.max(config.limits.requestTimeout, ...config.routes.map((r) => r.limits?.requestTimeout ?? 0));
+    const maxRequestTimeout = Math.max(
+      config.limits.requestTimeout,
+      ...config.routes.map((r) => r.limits?.requestTimeout ?? 0),
+    );
     this.listeners = new Map(
-      config.listeners.filter((l) => l.protocol === 'http' || l.protocol === 'https').map((l) => {
-        const key = listenerKey(l);
-        return [key, {
-          key,
-          config: l,
-          trust: new ProxyTrust(l.trustedProxies),
-          scheme: l.protocol,
-          clientCertHeader: l.protocol === 'https' ? (l.tls.clientAuth?.forwardHeader ?? null) : null,
-          hsts: l.protocol === 'https' && l.hsts ? hstsValue(l.hsts) : null,
-          redirectToHttps: l.protocol === 'http' && l.redirectToHttps !== false ? (l.redirectToHttps === true ? 443 : l.redirectToHttps) : 0,
-          maxHeaderSize: l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize,
-          headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
-          keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
-          underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
-          requestTimeout: maxRequestTimeout,
-        }];
-      }),
+      config.listeners
+        .filter((l) => l.protocol === 'http' || l.protocol === 'https')
+        .map((l) => {
+          const key = listenerKey(l);
+          return [
+            key,
+            {
+              key,
+              config: l,
+              trust: new ProxyTrust(l.trustedProxies),
+              scheme: l.protocol,
+              clientCertHeader: l.protocol === 'https' ? (l.tls.clientAuth?.forwardHeader ?? null) : null,
+              hsts: l.protocol === 'https' && l.hsts ? hstsValue(l.hsts) : null,
+              redirectToHttps:
+                l.protocol === 'http' && l.redirectToHttps !== false
+                  ? l.redirectToHttps === true
+                    ? 443
+                    : l.redirectToHttps
+                  : 0,
+              maxHeaderSize: l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize,
+              headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
+              keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
+              underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
+              requestTimeout: maxRequestTimeout,
+            },
+          ];
+        }),
     );
   }
 
@@ -177,6 +209,14 @@ export class Snapshot {
       requestIdHeader: this.requestIdHeader,
       consumerHeaders: this.consumerHeaders,
     });
-    return { name, index, chain, maxBodySize, terminal, grpc: route.protocol === 'grpc', requireClientCert: route.requireClientCert };
+    return {
+      name,
+      index,
+      chain,
+      maxBodySize,
+      terminal,
+      grpc: route.protocol === 'grpc',
+      requireClientCert: route.requireClientCert,
+    };
   }
 }

@@ -31,13 +31,19 @@ process.on('message', (m: PrimaryMessage) => {
 // The primary reloads every worker; a SIGHUP sent to the whole process group must not also reload us.
 process.on('SIGHUP', () => undefined);
 try {
-  const gateway = await startGateway({ configFile: file, watch: false, worker: { initialHealth, stickySecret, limitStore, cachePurges } });
+  const gateway = await startGateway({
+    configFile: file,
+    watch: false,
+    worker: { initialHealth, stickySecret, limitStore, cachePurges },
+  });
   applyHealth = (target, healthy) => gateway.runtime.setTargetHealth(target, healthy);
   for (const [target, healthy] of initialHealth) applyHealth(target, healthy);
   installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'reload') {
-      void gateway.reloader!.reload('primary').then((r) => send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error }));
+      void gateway
+        .reloader!.reload('primary')
+        .then((r) => send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error }));
     }
   });
   send({ type: 'ready', ports: gateway.runtime.addresses() });

@@ -49,7 +49,11 @@ export class IpcCalls<Request extends { readonly id: number }, Reply extends { r
     } catch (err) {
       clearTimeout(timer);
       this.pending.delete(id);
-      reject(new TurnpikeError('TP_STORE_UNAVAILABLE', `${this.peer} cannot be reached: ${(err as Error).message}`, { cause: err }));
+      reject(
+        new TurnpikeError('TP_STORE_UNAVAILABLE', `${this.peer} cannot be reached: ${(err as Error).message}`, {
+          cause: err,
+        }),
+      );
     }
     return promise;
   }

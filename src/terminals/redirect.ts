@@ -7,7 +7,12 @@ export const redirectTerminal = defineTerminal<NonNullable<RouteConfig['redirect
   key: 'redirect',
   compile(config, env) {
     const path = env.route.match.path;
-    const literal = typeof path === 'string' && !path.includes(':') ? path : typeof path === 'object' && 'prefix' in path ? path.prefix : '';
+    const literal =
+      typeof path === 'string' && !path.includes(':')
+        ? path
+        : typeof path === 'object' && 'prefix' in path
+          ? path.prefix
+          : '';
     // Removed before appending the rest of the path: the route's literal path prefix.
     const prefixLength = literal === '/' ? 0 : literal.replace(/\/$/, '').length;
     const to = config.to.endsWith('/') && config.appendPath ? config.to.slice(0, -1) : config.to;
@@ -16,7 +21,11 @@ export const redirectTerminal = defineTerminal<NonNullable<RouteConfig['redirect
     return {
       run(ctx) {
         const location = appendPath ? to + ctx.path.slice(prefixLength) + ctx.query : to;
-        sendReply(ctx, chain, { status, headers: { location, 'content-type': 'text/plain; charset=utf-8' }, body: `Redirecting to ${location}\n` });
+        sendReply(ctx, chain, {
+          status,
+          headers: { location, 'content-type': 'text/plain; charset=utf-8' },
+          body: `Redirecting to ${location}\n`,
+        });
       },
       upstreamName: '',
       forward: null,

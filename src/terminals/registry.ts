@@ -14,5 +14,6 @@ for (const key of Object.keys(ROUTE_TERMINALS)) {
   if (!TERMINALS.has(key)) throw new Error(`route key "${key}" has a config shape but no terminal in src/terminals`);
 }
 for (const key of TERMINALS.keys()) {
-  if (!(key in ROUTE_TERMINALS)) throw new Error(`terminal "${key}" has no config shape in ROUTE_TERMINALS (config/schema.ts)`);
+  if (!(key in ROUTE_TERMINALS))
+    throw new Error(`terminal "${key}" has no config shape in ROUTE_TERMINALS (config/schema.ts)`);
 }

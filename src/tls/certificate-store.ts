@@ -3,11 +3,27 @@
 import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion, type Server as TlsServer, type TlsOptions } from 'node:tls';
+import {
+  createSecureContext,
+  type SecureContext,
+  type SecureContextOptions,
+  type SecureVersion,
+  type Server as TlsServer,
+  type TlsOptions,
+} from 'node:tls';
 import { describeNegotiable, type Negotiable } from './negotiable.ts';
 import {
-  checkVersions, describePath, loadPair, pairWarnings, parseCertificates, readConfigFile, resolvePath, TlsConfigError,
-  type ClientAuthMode, type LoadedPair, type TlsConfig,
+  checkVersions,
+  describePath,
+  loadPair,
+  pairWarnings,
+  parseCertificates,
+  readConfigFile,
+  resolvePath,
+  TlsConfigError,
+  type ClientAuthMode,
+  type LoadedPair,
+  type TlsConfig,
 } from './tls-options.ts';
 
 export interface StoreCallbacks {
@@ -65,7 +81,8 @@ export class CertificateStore {
   #lastErrors = new Map<string, string>(); // file → message, so an unchanged bad file is reported once
 
   constructor(config: TlsConfig, baseDir: string, callbacks: StoreCallbacks = {}) {
-    if (config.certificates.length === 0) throw new TlsConfigError('tls.certificates: at least one certificate is required');
+    if (config.certificates.length === 0)
+      throw new TlsConfigError('tls.certificates: at least one certificate is required');
     this.#config = config;
     this.#baseDir = baseDir;
     const versions = checkVersions(config);
@@ -119,7 +136,11 @@ export class CertificateStore {
 
   certificates(): CertificateInfo[] {
     return this.#pairs.map((p, index) => ({
-      index, certFile: p.certFile, names: p.names, serialNumber: p.leaf.serialNumber, validTo: p.leaf.validTo,
+      index,
+      certFile: p.certFile,
+      names: p.names,
+      serialNumber: p.leaf.serialNumber,
+      validTo: p.leaf.validTo,
     }));
   }
 
@@ -153,7 +174,9 @@ export class CertificateStore {
       // Any event in the directory: renames (atomic replace, Kubernetes ..data swaps) as well as writes.
       // reload() compares bytes, so events about unrelated files cost a few reads and nothing else.
       const watcher = watch(dir, { persistent: false }, () => this.#schedule());
-      watcher.on('error', (err) => this.#report(dir, new TlsConfigError(`tls: watching ${dir} failed: ${err.message}`, { cause: err })));
+      watcher.on('error', (err) =>
+        this.#report(dir, new TlsConfigError(`tls: watching ${dir} failed: ${err.message}`, { cause: err })),
+      );
       this.#watchers.push(watcher);
     }
     return this;
@@ -240,7 +263,10 @@ export class CertificateStore {
         return createSecureContext(this.#contextOptions(pair, ca));
       } catch (err) {
         // Typically a cipher string that leaves nothing usable, or nothing for this certificate's key type.
-        throw new TlsConfigError(`tls.certificates[${i}] ${pair.certFile}: cannot build a TLS context (${(err as Error).message}); check tls.ciphers and the versions`, { cause: err });
+        throw new TlsConfigError(
+          `tls.certificates[${i}] ${pair.certFile}: cannot build a TLS context (${(err as Error).message}); check tls.ciphers and the versions`,
+          { cause: err },
+        );
       }
     });
   }
@@ -248,7 +274,8 @@ export class CertificateStore {
   #loadCa(): CaBundle | undefined {
     const auth = this.#config.clientAuth;
     if (auth === undefined || auth.mode === 'off') return undefined;
-    if (auth.ca === undefined) throw new TlsConfigError(`tls.clientAuth.ca: required when clientAuth.mode is ${auth.mode}`);
+    if (auth.ca === undefined)
+      throw new TlsConfigError(`tls.clientAuth.ca: required when clientAuth.mode is ${auth.mode}`);
     const file = resolvePath(this.#baseDir, auth.ca);
     const pem = readConfigFile('tls.clientAuth.ca', auth.ca, file);
     parseCertificates('tls.clientAuth.ca', describePath(auth.ca, file), pem);
@@ -267,7 +294,10 @@ export class CertificateStore {
         const key = isWild ? name.slice(2) : name;
         const first = map.get(key);
         if (first === undefined) map.set(key, i);
-        else if (warn && first !== i) this.warnings.push(`tls.certificates[${i}]: ${name} is also in tls.certificates[${first}], which is used for it`);
+        else if (warn && first !== i)
+          this.warnings.push(
+            `tls.certificates[${i}]: ${name} is also in tls.certificates[${first}], which is used for it`,
+          );
       }
     });
     this.#exact = exact;
@@ -290,7 +320,10 @@ export class CertificateStore {
   }
 
   #report(key: string, thrown: unknown): void {
-    const err = thrown instanceof TlsConfigError ? thrown : new TlsConfigError(`tls: ${String((thrown as Error)?.message ?? thrown)}`, { cause: thrown });
+    const err =
+      thrown instanceof TlsConfigError
+        ? thrown
+        : new TlsConfigError(`tls: ${String((thrown as Error)?.message ?? thrown)}`, { cause: thrown });
     if (this.#lastErrors.get(key) === err.message) return;
     this.#lastErrors.set(key, err.message);
     this.onError?.(err);

@@ -29,7 +29,10 @@ function attempt<T>(fn: () => T): { value: T } | { problem: string } {
 }
 
 /** Reads a PEM bundle of certificates: the leaf (first) and the bytes, or the problem. */
-function readCertificates(given: string, baseDir: string): { pem: Buffer; leaf: X509Certificate } | { problem: string } {
+function readCertificates(
+  given: string,
+  baseDir: string,
+): { pem: Buffer; leaf: X509Certificate } | { problem: string } {
   const file = resolvePath(baseDir, given);
   const read = attempt(() => readConfigFile('', given, file));
   if ('problem' in read) return read;
@@ -74,7 +77,13 @@ export function checkListenerTlsFiles(config: TlsConfig, baseDir: string): TlsFi
   const versions = attempt(() => checkVersions(config));
   if ('problem' in versions) problems.push({ path: ['minVersion'], message: versions.problem.replace(/^tls\./, '') });
   config.certificates.forEach((pair, i) => {
-    const loaded = checkPair(pair.cert, pair.key, baseDir, { cert: ['certificates', i, 'cert'], key: ['certificates', i, 'key'] }, problems);
+    const loaded = checkPair(
+      pair.cert,
+      pair.key,
+      baseDir,
+      { cert: ['certificates', i, 'cert'], key: ['certificates', i, 'key'] },
+      problems,
+    );
     if (loaded === undefined || 'problem' in versions) return;
     // What the certificate store builds per pair: a cipher list leaving nothing for this key type fails here.
     const context = attempt(() =>
@@ -87,7 +96,10 @@ export function checkListenerTlsFiles(config: TlsConfig, baseDir: string): TlsFi
       }),
     );
     if ('problem' in context) {
-      problems.push({ path: ['ciphers'], message: `no TLS context can be built for certificates[${i}] with these ciphers and versions (${context.problem})` });
+      problems.push({
+        path: ['ciphers'],
+        message: `no TLS context can be built for certificates[${i}] with these ciphers and versions (${context.problem})`,
+      });
     }
   });
   const auth = config.clientAuth;
@@ -99,7 +111,10 @@ export function checkListenerTlsFiles(config: TlsConfig, baseDir: string): TlsFi
 }
 
 /** An upstream's `tls`: the CA bundle, and the client certificate with its key. */
-export function checkUpstreamTlsFiles(config: { ca?: string; cert?: string; key?: string }, baseDir: string): TlsFileProblem[] {
+export function checkUpstreamTlsFiles(
+  config: { ca?: string; cert?: string; key?: string },
+  baseDir: string,
+): TlsFileProblem[] {
   const problems: TlsFileProblem[] = [];
   if (config.ca !== undefined) {
     const ca = readCertificates(config.ca, baseDir);

@@ -64,7 +64,8 @@ function rfc4514(multiline: string): string {
  */
 export function formatClientCertHeader(identity: ClientIdentity): string {
   const ascii = identity.subject.replace(/[^\x20-\x7e]/gu, (c) =>
-    Array.from(Buffer.from(c, 'utf8'), (b) => `\\${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+    Array.from(Buffer.from(c, 'utf8'), (b) => `\\${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
   const quoted = ascii.replace(/["\\]/g, (c) => `\\${c}`);
   return `subject="${quoted}";fingerprint=sha256:${identity.fingerprint256}`;
 }

@@ -2,7 +2,16 @@
 // per protocol version and per cipher suite this OpenSSL knows, each client offering exactly one thing.
 // Asking OpenSSL beats re-deriving its rules (cipher strings, security levels, key types, version floors).
 import { duplexPair } from 'node:stream';
-import { connect, createSecureContext, getCiphers, TLSSocket, type ConnectionOptions, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
+import {
+  connect,
+  createSecureContext,
+  getCiphers,
+  TLSSocket,
+  type ConnectionOptions,
+  type SecureContext,
+  type SecureContextOptions,
+  type SecureVersion,
+} from 'node:tls';
 
 export interface NegotiableCipher {
   readonly version: SecureVersion;

@@ -44,9 +44,14 @@ const VERSION_ORDER: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 
 export function checkVersions(config: TlsConfig): { minVersion: SecureVersion; maxVersion: SecureVersion } {
   const minVersion = config.minVersion ?? 'TLSv1.2';
   const maxVersion = config.maxVersion ?? 'TLSv1.3';
-  for (const [key, v] of [['minVersion', minVersion], ['maxVersion', maxVersion]] as const) {
-    if (!VERSION_ORDER.includes(v)) throw new TlsConfigError(`tls.${key}: unknown version ${v} (expected TLSv1.2 or TLSv1.3)`);
-    if (VERSION_ORDER.indexOf(v) < 2) throw new TlsConfigError(`tls.${key}: ${v} is obsolete (RFC 8996); use TLSv1.2 or TLSv1.3`);
+  for (const [key, v] of [
+    ['minVersion', minVersion],
+    ['maxVersion', maxVersion],
+  ] as const) {
+    if (!VERSION_ORDER.includes(v))
+      throw new TlsConfigError(`tls.${key}: unknown version ${v} (expected TLSv1.2 or TLSv1.3)`);
+    if (VERSION_ORDER.indexOf(v) < 2)
+      throw new TlsConfigError(`tls.${key}: ${v} is obsolete (RFC 8996); use TLSv1.2 or TLSv1.3`);
   }
   if (VERSION_ORDER.indexOf(minVersion) > VERSION_ORDER.indexOf(maxVersion)) {
     throw new TlsConfigError(`tls.minVersion ${minVersion} is above tls.maxVersion ${maxVersion}`);
@@ -78,12 +83,15 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 /** Every certificate of a PEM bundle, leaf first; throws when there is none or one does not parse. */
 export function parseCertificates(label: string, where: string, pem: Buffer): X509Certificate[] {
   const blocks = pem.toString('latin1').match(PEM_CERT);
-  if (!blocks) throw new TlsConfigError(`${label} ${where}: not a PEM certificate (no -----BEGIN CERTIFICATE----- block)`);
+  if (!blocks)
+    throw new TlsConfigError(`${label} ${where}: not a PEM certificate (no -----BEGIN CERTIFICATE----- block)`);
   return blocks.map((block, i) => {
     try {
       return new X509Certificate(block);
     } catch (err) {
-      throw new TlsConfigError(`${label} ${where}: certificate #${i + 1} does not parse (${(err as Error).message})`, { cause: err });
+      throw new TlsConfigError(`${label} ${where}: certificate #${i + 1} does not parse (${(err as Error).message})`, {
+        cause: err,
+      });
     }
   });
 }
@@ -96,9 +104,10 @@ export function parsePrivateKey(label: string, where: string, pem: Buffer): KeyO
     return createPrivateKey(pem);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const reason = /passphrase/i.test(e.message) || e.code === 'ERR_MISSING_PASSPHRASE'
-      ? 'the key is encrypted; give an unencrypted key'
-      : `the key does not parse (${e.message})`;
+    const reason =
+      /passphrase/i.test(e.message) || e.code === 'ERR_MISSING_PASSPHRASE'
+        ? 'the key is encrypted; give an unencrypted key'
+        : `the key does not parse (${e.message})`;
     throw new TlsConfigError(`${label} ${where}: ${reason}`, { cause: err });
   }
 }
@@ -161,7 +170,9 @@ export function loadPair(index: number, pair: CertificatePairConfig, baseDir: st
   const leaf = parseCertificates(certLabel, describePath(pair.cert, certFile), certPem)[0]!;
   const key = parsePrivateKey(keyLabel, describePath(pair.key, keyFile), keyPem);
   if (!leaf.checkPrivateKey(key)) {
-    throw new TlsConfigError(`${keyLabel} ${describePath(pair.key, keyFile)}: the key does not match the certificate ${describePath(pair.cert, certFile)}`);
+    throw new TlsConfigError(
+      `${keyLabel} ${describePath(pair.key, keyFile)}: the key does not match the certificate ${describePath(pair.cert, certFile)}`,
+    );
   }
   const names = certificateNames(leaf);
   return { certFile, keyFile, certPem, keyPem, leaf, names };
@@ -172,7 +183,11 @@ export function pairWarnings(index: number, pair: LoadedPair, now = Date.now()):
   const warnings: string[] = [];
   const where = `tls.certificates[${index}] ${pair.certFile}`;
   if (Date.parse(pair.leaf.validTo) < now) warnings.push(`${where}: certificate expired on ${pair.leaf.validTo}`);
-  if (Date.parse(pair.leaf.validFrom) > now) warnings.push(`${where}: certificate is not valid before ${pair.leaf.validFrom}`);
-  if (pair.names.length === 0) warnings.push(`${where}: certificate names no DNS host (no DNS subjectAltName, no CN); only clients without SNI get it, as the default`);
+  if (Date.parse(pair.leaf.validFrom) > now)
+    warnings.push(`${where}: certificate is not valid before ${pair.leaf.validFrom}`);
+  if (pair.names.length === 0)
+    warnings.push(
+      `${where}: certificate names no DNS host (no DNS subjectAltName, no CN); only clients without SNI get it, as the default`,
+    );
   return warnings;
 }

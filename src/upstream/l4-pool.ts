@@ -33,7 +33,15 @@ export class L4Pool implements L4Picker {
     this.targets = config.targets.map((t) => {
       const url = new URL(t.url);
       const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-      return { key: `${host}:${url.port}`, host, port: Number(url.port), active: 0, weight: t.weight, backup: t.backup, id: l4TargetId(name, url) };
+      return {
+        key: `${host}:${url.port}`,
+        host,
+        port: Number(url.port),
+        active: 0,
+        weight: t.weight,
+        backup: t.backup,
+        id: l4TargetId(name, url),
+      };
     });
     this.balancer = createBalancer<L4PoolTarget>(config.balance);
     this.backups = createBalancer<L4PoolTarget>('round-robin');

@@ -76,16 +76,29 @@ export class UpstreamPool {
   /** The state's monotonic clock (slow start). */
   private readonly now: () => number;
 
-  constructor(name: string, config: UpstreamConfig, state: UpstreamState, connections: ConnectionSettings, stickySecret: string) {
+  constructor(
+    name: string,
+    config: UpstreamConfig,
+    state: UpstreamState,
+    connections: ConnectionSettings,
+    stickySecret: string,
+  ) {
     this.name = name;
     this.config = config;
     this.state = state;
     this.connections = connections;
     this.now = state.clock.monotonic;
     this.hidden = new Set(config.hideResponseHeaders);
-    this.hashOn = config.balance === 'consistent-hash' ? (config.hashOn ?? { kind: 'ip' }) : config.balance === 'ip-hash' ? { kind: 'ip' } : null;
+    this.hashOn =
+      config.balance === 'consistent-hash'
+        ? (config.hashOn ?? { kind: 'ip' })
+        : config.balance === 'ip-hash'
+          ? { kind: 'ip' }
+          : null;
     this.slowStart = config.healthCheck.slowStart ?? 0;
-    this.sticky = config.sticky ? new StickyCookie({ ...config.sticky, secret: config.sticky.secret ?? stickySecret }) : null;
+    this.sticky = config.sticky
+      ? new StickyCookie({ ...config.sticky, secret: config.sticky.secret ?? stickySecret })
+      : null;
   }
 
   /** The live targets (draining ones excepted), in the config's order, then those added at run time. */
@@ -225,14 +238,20 @@ export class TargetRegistry {
       if (CHANNELS.breaker.hasSubscribers) CHANNELS.breaker.publish({ gateway: this.gateway, upstream, from, to });
     },
     ejectionChanged: (upstream: string, target: string, ejected: boolean) => {
-      if (CHANNELS.ejection.hasSubscribers) CHANNELS.ejection.publish({ gateway: this.gateway, upstream, target, ejected });
+      if (CHANNELS.ejection.hasSubscribers)
+        CHANNELS.ejection.publish({ gateway: this.gateway, upstream, target, ejected });
     },
   };
   /** The gateway whose events this registry's upstreams publish. */
   private readonly gateway: Gateway;
   private readonly clock: Clock;
 
-  constructor(stickySecret: string, initialHealth?: ReadonlyMap<string, boolean>, gateway: Gateway = newGateway(), clock: Clock = systemClock) {
+  constructor(
+    stickySecret: string,
+    initialHealth?: ReadonlyMap<string, boolean>,
+    gateway: Gateway = newGateway(),
+    clock: Clock = systemClock,
+  ) {
     this.stickySecret = stickySecret;
     this.health = new Map(initialHealth);
     this.gateway = gateway;
@@ -248,7 +267,8 @@ export class TargetRegistry {
   setHealth(id: string, healthy: boolean): void {
     const before = this.health.get(id) ?? true;
     this.health.set(id, healthy);
-    if (before !== healthy && CHANNELS.health.hasSubscribers) CHANNELS.health.publish({ gateway: this.gateway, target: id, healthy });
+    if (before !== healthy && CHANNELS.health.hasSubscribers)
+      CHANNELS.health.publish({ gateway: this.gateway, target: id, healthy });
     for (const state of this.upstreams.values()) state.setHealth(id, healthy);
   }
 
@@ -276,7 +296,8 @@ export class TargetRegistry {
       committed.add(pool.state);
     }
     // States built for a snapshot that never went live.
-    for (const [name, state] of this.upstreams) if (state.config === null && !committed.has(state)) this.upstreams.delete(name);
+    for (const [name, state] of this.upstreams)
+      if (state.config === null && !committed.has(state)) this.upstreams.delete(name);
   }
 
   /** The live HTTP targets with their upstream's active check (what the runtime's checker probes). */
@@ -305,7 +326,8 @@ export class TargetRegistry {
 
   async closeAll(force = false): Promise<void> {
     const closing = [...this.upstreams.values()].map((s) => s.close(force));
-    for (const t of this.draining) closing.push((force ? t.dispatcher.destroy() : t.dispatcher.close()).catch(() => undefined));
+    for (const t of this.draining)
+      closing.push((force ? t.dispatcher.destroy() : t.dispatcher.close()).catch(() => undefined));
     this.upstreams.clear();
     await Promise.all(closing);
   }

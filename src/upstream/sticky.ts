@@ -33,7 +33,8 @@ export class StickyCookie {
 
   /** The Set-Cookie value pinning a client to the target with this token. */
   serialize(token: string): string {
-    const expires = this.settings.ttl !== undefined ? Math.ceil((Date.now() + this.settings.ttl) / 1000).toString(36) : '0';
+    const expires =
+      this.settings.ttl !== undefined ? Math.ceil((Date.now() + this.settings.ttl) / 1000).toString(36) : '0';
     const payload = `${token}.${expires}`;
     return `${this.name}=${payload}.${this.sign(payload)}${this.attributes}`;
   }

@@ -16,8 +16,10 @@ export function targetKey(upstreamName: string, url: string): string {
  */
 export function connectionsId(upstreamName: string, origin: string, upstream: UpstreamConfig): string {
   const t = upstream.timeouts;
-  return `${upstreamName}|${origin}|${t.connect}/${t.response}/${t.idle}|` +
-    `${upstream.keepAlive.connections}/${upstream.keepAlive.idleTimeout}|${upstream.http2 ? 'h2' : 'h1'}|${JSON.stringify(upstream.tls ?? null)}`;
+  return (
+    `${upstreamName}|${origin}|${t.connect}/${t.response}/${t.idle}|` +
+    `${upstream.keepAlive.connections}/${upstream.keepAlive.idleTimeout}|${upstream.http2 ? 'h2' : 'h1'}|${JSON.stringify(upstream.tls ?? null)}`
+  );
 }
 
 /** The health id of a tcp:// target (L4 pools hold no connection pool; the id is upstream and address). */

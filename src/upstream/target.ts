@@ -41,7 +41,14 @@ export class Target implements BalancedTarget {
   /** The connectionsId `dispatcher` was built for. */
   dispatcherId: string;
 
-  constructor(id: string, url: string, weight: number, backup: boolean, fromConfig: boolean, settings: ConnectionSettings) {
+  constructor(
+    id: string,
+    url: string,
+    weight: number,
+    backup: boolean,
+    fromConfig: boolean,
+    settings: ConnectionSettings,
+  ) {
     this.id = id;
     this.url = url;
     this.origin = new URL(url);
@@ -92,12 +99,18 @@ function openDispatcher(origin: URL, settings: ConnectionSettings): PoolType {
 }
 
 /** TLS options for connections to https:// targets: files read once, relative to the config file. */
-export function upstreamTlsOptions(tls: NonNullable<UpstreamConfig['tls']>, configDir: string): Record<string, unknown> {
+export function upstreamTlsOptions(
+  tls: NonNullable<UpstreamConfig['tls']>,
+  configDir: string,
+): Record<string, unknown> {
   const read = (what: string, file: string): Buffer => {
     try {
       return readFileSync(resolve(configDir, file));
     } catch (err) {
-      throw new TurnpikeError('TP_TLS_CONFIG', `upstream tls.${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new TurnpikeError(
+        'TP_TLS_CONFIG',
+        `upstream tls.${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   };
   return {

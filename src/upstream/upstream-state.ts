@@ -77,7 +77,9 @@ export class UpstreamState {
     const breakerOf = JSON.stringify(config.circuitBreaker ?? null);
     if (breakerOf !== this.breakerOf) {
       this.breakerOf = breakerOf;
-      this.breaker = config.circuitBreaker ? this.watched(new CircuitBreaker({ ...config.circuitBreaker, now: this.clock.monotonic })) : null;
+      this.breaker = config.circuitBreaker
+        ? this.watched(new CircuitBreaker({ ...config.circuitBreaker, now: this.clock.monotonic }))
+        : null;
     }
     const passive = config.healthCheck.passive;
     const outliersOf = JSON.stringify(passive ?? null);
@@ -134,7 +136,8 @@ export class UpstreamState {
     const connections = this.connections;
     if (connections === null) throw new Error(`upstream "${this.name}" is not in service yet`);
     const url = new URL(spec.url);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RangeError(`expected an http(s) origin, got ${spec.url}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new RangeError(`expected an http(s) origin, got ${spec.url}`);
     let target = this.byKey.get(url.origin);
     if (target === undefined) {
       target = this.create(spec.url, spec.weight ?? 1, spec.backup ?? false, false);
@@ -183,7 +186,9 @@ export class UpstreamState {
   close(force: boolean): Promise<void> {
     this.closed = true;
     this.stopTimer();
-    return Promise.all(this.targets.map((t) => (force ? t.dispatcher.destroy() : t.dispatcher.close()).catch(() => undefined))).then(() => undefined);
+    return Promise.all(
+      this.targets.map((t) => (force ? t.dispatcher.destroy() : t.dispatcher.close()).catch(() => undefined)),
+    ).then(() => undefined);
   }
 
   /** Records an active-check verdict for target `id`; recomputes the usable set when it changed a live target. */
@@ -219,7 +224,8 @@ export class UpstreamState {
     if (outliers !== null) {
       const ejected = new Set(this.targets.filter((t) => outliers.isEjected(t.key)));
       for (const t of ejected) if (!this.ejected.has(t)) this.hooks.ejectionChanged(this.name, t.url, true);
-      for (const t of this.ejected) if (!ejected.has(t) && this.byKey.get(t.key) === t) this.hooks.ejectionChanged(this.name, t.url, false);
+      for (const t of this.ejected)
+        if (!ejected.has(t) && this.byKey.get(t.key) === t) this.hooks.ejectionChanged(this.name, t.url, false);
       this.ejected = ejected;
     }
     const healthy = (t: Target) => t.healthy && !(this.outliers?.isEjected(t.key) ?? false);

@@ -42,7 +42,9 @@ routes: [{ name: all, match: { path: / }, upstream: b }]
     try {
       assert.equal(listeningSockets(port), 16);
       // Many fresh connections at once: the kernel spreads them over the sockets; every one is answered.
-      const results = await Promise.all(Array.from({ length: 64 }, () => request(port, '/x', { headers: { connection: 'close' } })));
+      const results = await Promise.all(
+        Array.from({ length: 64 }, () => request(port, '/x', { headers: { connection: 'close' } })),
+      );
       assert.deepEqual(new Set(results.map((r) => r.status)), new Set([200]));
     } finally {
       await gw.stop();
@@ -66,9 +68,11 @@ routes: [{ name: all, match: { path: / }, upstream: b }]
     const gw = await spawnGateway(yaml(port, 3, 2));
     try {
       // spawnGateway returns at the first worker's "listening"; the second may still be opening its sockets.
-      await until(() => listeningSockets(port) >= 6, 'both workers\' sockets');
+      await until(() => listeningSockets(port) >= 6, "both workers' sockets");
       assert.equal(listeningSockets(port), 6);
-      const results = await Promise.all(Array.from({ length: 32 }, () => request(port, '/', { headers: { connection: 'close' } })));
+      const results = await Promise.all(
+        Array.from({ length: 32 }, () => request(port, '/', { headers: { connection: 'close' } })),
+      );
       assert.deepEqual(new Set(results.map((r) => r.status)), new Set([200]));
     } finally {
       assert.equal(await gw.stop(), 0);

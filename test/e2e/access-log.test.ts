@@ -28,10 +28,17 @@ accessLog: { enabled: true, output: ${logFile} }
 
   test('writes one JSON line per request with the fields an operator needs', async () => {
     const port = gateway.port();
-    await request(port, '/echo/a?q=1', { method: 'POST', body: 'hello', headers: { host: 'shop.example.com', 'x-request-id': 'req-42' } });
+    await request(port, '/echo/a?q=1', {
+      method: 'POST',
+      body: 'hello',
+      headers: { host: 'shop.example.com', 'x-request-id': 'req-42' },
+    });
     await request(port, '/missing');
     await gateway.stop(); // flushes
-    const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     const [ok, missing] = lines;
     assert.equal(ok.requestId, 'req-42');
@@ -63,7 +70,10 @@ accessLog: { enabled: true, output: ${file} }
     // A Host that is no host is refused (400), and logged as it came.
     await request(gw.port(), '/', { headers: { host: 'h"ost' } });
     await gw.stop();
-    const [line, refused] = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const [line, refused] = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(line.requestId, 'id-"1"\\');
     assert.equal(line.path, '/a"b\\c?q="x"');
     assert.equal(line.route, 'we"ird');
@@ -71,7 +81,7 @@ accessLog: { enabled: true, output: ${file} }
     assert.equal(refused.host, 'h"ost');
   });
 
-  test('a relative output path is taken from the config file\'s folder, not the working directory', async () => {
+  test("a relative output path is taken from the config file's folder, not the working directory", async () => {
     const gw = await startGatewayYaml(`
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 routes: [{ name: ok, match: { path: / }, respond: { body: ok } }]

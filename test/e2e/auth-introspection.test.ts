@@ -21,7 +21,13 @@ describe('oauth2-introspection authentication', () => {
   const countOf = (token: string) => calls.get(token) ?? 0;
 
   before(async () => {
-    answers.set('good', () => ({ active: true, sub: 'user-1', scope: 'reports:read reports:write', client_id: 'app', exp: now() + 300 }));
+    answers.set('good', () => ({
+      active: true,
+      sub: 'user-1',
+      scope: 'reports:read reports:write',
+      client_id: 'app',
+      exp: now() + 300,
+    }));
     answers.set('revoked', () => ({ active: false }));
     answers.set('by-username', () => ({ active: true, username: 'user-1', exp: now() + 300 }));
     answers.set('by-client', () => ({ active: true, client_id: 'batch-job' }));
@@ -86,7 +92,8 @@ routes:
     await Promise.all([backend?.close(), idp?.close()]);
   });
 
-  const get = (path: string, token?: string) => request(port, path, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+  const get = (path: string, token?: string) =>
+    request(port, path, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
 
   test('an active token passes; the call is an RFC 7662 form POST with HTTP Basic client authentication', async () => {
     const r = await get('/api/reports', 'good');
@@ -98,7 +105,10 @@ routes:
     assert.equal(echo.headers['x-consumer-groups'], 'partners');
     const call = seen.find((s) => new URLSearchParams(s.body).get('token') === 'good')!;
     assert.equal(call.contentType, 'application/x-www-form-urlencoded');
-    assert.deepEqual(Object.fromEntries(new URLSearchParams(call.body)), { token: 'good', token_type_hint: 'access_token' });
+    assert.deepEqual(Object.fromEntries(new URLSearchParams(call.body)), {
+      token: 'good',
+      token_type_hint: 'access_token',
+    });
     // RFC 6749 §2.3.1: id and secret are form-encoded, then Base64 of "id:secret".
     const decoded = Buffer.from(call.authorization!.replace(/^Basic /, ''), 'base64').toString();
     assert.equal(decoded, `${encodeURIComponent(CLIENT_ID).replace(/%20/g, '+')}:${encodeURIComponent(CLIENT_SECRET)}`);
@@ -109,7 +119,10 @@ routes:
       const r = await get('/api', 'revoked');
       assert.equal(r.status, 401);
       assert.equal(json(r).code, 'TP_UNAUTHENTICATED');
-      assert.match(String(r.headers['www-authenticate']), /^Bearer realm="turnpike", error="invalid_token", error_description="[^"]+"$/);
+      assert.match(
+        String(r.headers['www-authenticate']),
+        /^Bearer realm="turnpike", error="invalid_token", error_description="[^"]+"$/,
+      );
     }
     assert.equal(countOf('revoked'), 1);
   });
@@ -129,7 +142,9 @@ routes:
     const statuses = await Promise.all(Array.from({ length: 20 }, () => get('/api', 'burst').then((r) => r.status)));
     assert.ok(statuses.every((s) => s === 200));
     assert.equal(countOf('burst'), 1);
-    t.diagnostic(`5 repeated + 20 concurrent requests → ${countOf('good') - first + countOf('burst')} introspection call(s)`);
+    t.diagnostic(
+      `5 repeated + 20 concurrent requests → ${countOf('good') - first + countOf('burst')} introspection call(s)`,
+    );
   });
 
   test('the subject falls back to username, then client_id', async () => {
@@ -154,24 +169,36 @@ routes:
     const expiresAt = now() + 2;
     assert.equal((await get('/api', 'expiring')).status, 200);
     const start = performance.now();
-    const status = await until(async () => {
-      const s = (await get('/api', 'expiring')).status;
-      return s !== 200 && s;
-    }, 'an answer other than 200', 10_000, 50);
+    const status = await until(
+      async () => {
+        const s = (await get('/api', 'expiring')).status;
+        return s !== 200 && s;
+      },
+      'an answer other than 200',
+      10_000,
+      50,
+    );
     const refused = (performance.now() - start) / 1000;
     assert.equal(status, 401);
     assert.equal(countOf('expiring'), 2, 'one call before exp, one after');
-    t.diagnostic(`token with exp ≈ 2 s ahead (whole seconds) refused ${refused.toFixed(2)} s later, after ${countOf('expiring')} calls`);
+    t.diagnostic(
+      `token with exp ≈ 2 s ahead (whole seconds) refused ${refused.toFixed(2)} s later, after ${countOf('expiring')} calls`,
+    );
 
     // cacheTtl 1 s, exp an hour ahead: asked again after about 1 s.
     assert.equal((await get('/short-ttl', 'lasting')).status, 200);
     const t0 = performance.now();
-    await until(async () => {
-      const r = await get('/short-ttl', 'lasting');
-      assert.equal(r.status, 200);
-      assert.equal(json(r).headers.authorization, undefined, 'hideCredentials');
-      return countOf('lasting') >= 2;
-    }, 'a second introspection call', 10_000, 50);
+    await until(
+      async () => {
+        const r = await get('/short-ttl', 'lasting');
+        assert.equal(r.status, 200);
+        assert.equal(json(r).headers.authorization, undefined, 'hideCredentials');
+        return countOf('lasting') >= 2;
+      },
+      'a second introspection call',
+      10_000,
+      50,
+    );
     const refetch = (performance.now() - t0) / 1000;
     assert.equal(countOf('lasting'), 2);
     assert.ok(refetch >= 0.9 && refetch < 3, `second call after ${refetch.toFixed(2)} s`);

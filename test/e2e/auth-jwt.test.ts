@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { closedPort } from '../helpers/ports.ts';
-import { json, request, startBackend, startEchoBackend, startGatewayYaml, tempDir, type Backend } from '../helpers/servers.ts';
+import {
+  json,
+  request,
+  startBackend,
+  startEchoBackend,
+  startGatewayYaml,
+  tempDir,
+  type Backend,
+} from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const ISSUER = 'https://id.example.com';
@@ -12,7 +20,12 @@ const SECRET = 'a-shared-hs256-secret-of-32-bytes-or-more!';
 
 type Keys = Awaited<ReturnType<typeof generateKeyPair>>;
 
-function sign(key: CryptoKey | Uint8Array, header: { alg: string; kid?: string }, claims: JWTPayload = {}, options: { exp?: number; nbf?: number } = {}): Promise<string> {
+function sign(
+  key: CryptoKey | Uint8Array,
+  header: { alg: string; kid?: string },
+  claims: JWTPayload = {},
+  options: { exp?: number; nbf?: number } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ sub: 'user-1', scope: 'reports:read', ...claims })
     .setProtectedHeader(header)
@@ -44,7 +57,11 @@ describe('jwt authentication', () => {
 
   before(async () => {
     [rsa, rsa2, intruder, es, ed] = await Promise.all([
-      generateKeyPair('RS256'), generateKeyPair('RS256'), generateKeyPair('RS256'), generateKeyPair('ES256'), generateKeyPair('EdDSA'),
+      generateKeyPair('RS256'),
+      generateKeyPair('RS256'),
+      generateKeyPair('RS256'),
+      generateKeyPair('ES256'),
+      generateKeyPair('EdDSA'),
     ]);
     rsaPem = await exportSPKI(rsa.publicKey);
     published.push({ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' });
@@ -147,19 +164,38 @@ routes:
 
   test('an expired token is refused; one expired within the 30 s clock skew passes', async () => {
     const now = Math.floor(Date.now() / 1000);
-    await assertRefused('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, {}, { exp: now - 120, nbf: now - 600 }), /expired/);
-    const r = await get('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, {}, { exp: now - 10, nbf: now - 600 }));
+    await assertRefused(
+      '/jwks',
+      await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, {}, { exp: now - 120, nbf: now - 600 }),
+      /expired/,
+    );
+    const r = await get(
+      '/jwks',
+      await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, {}, { exp: now - 10, nbf: now - 600 }),
+    );
     assert.equal(r.status, 200);
   });
 
   test('a token not yet valid (nbf in the future beyond the skew) is refused', async () => {
     const now = Math.floor(Date.now() / 1000);
-    await assertRefused('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, {}, { nbf: now + 120, exp: now + 600 }), /not yet valid/);
+    await assertRefused(
+      '/jwks',
+      await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, {}, { nbf: now + 120, exp: now + 600 }),
+      /not yet valid/,
+    );
   });
 
   test('a wrong issuer or a wrong audience is refused', async () => {
-    await assertRefused('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, { iss: 'https://evil.example.com' }), /issuer or audience/);
-    await assertRefused('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, { aud: 'billing' }), /issuer or audience/);
+    await assertRefused(
+      '/jwks',
+      await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, { iss: 'https://evil.example.com' }),
+      /issuer or audience/,
+    );
+    await assertRefused(
+      '/jwks',
+      await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }, { aud: 'billing' }),
+      /issuer or audience/,
+    );
   });
 
   test('alg "none" is refused, with or without a signature part', async () => {
@@ -189,7 +225,11 @@ routes:
     assert.equal((await get('/es256', await sign(es.privateKey, { alg: 'ES256' }))).status, 200);
     assert.equal((await get('/eddsa', await sign(ed.privateKey, { alg: 'EdDSA', kid: 'ed-1' }))).status, 200);
     await assertRefused('/es256', await sign(ed.privateKey, { alg: 'EdDSA' }), /algorithm/);
-    await assertRefused('/eddsa', await sign((await generateKeyPair('EdDSA')).privateKey, { alg: 'EdDSA', kid: 'ed-1' }), /signature/);
+    await assertRefused(
+      '/eddsa',
+      await sign((await generateKeyPair('EdDSA')).privateKey, { alg: 'EdDSA', kid: 'ed-1' }),
+      /signature/,
+    );
   });
 
   test('HS256 with a static secret works; hideCredentials drops the header, and a query parameter or a cookie can carry the token', async () => {
@@ -203,7 +243,11 @@ routes:
     const c = await request(port, '/hs256', { headers: { cookie: `theme=dark; tp_token=${token}; lang=en` } });
     assert.equal(c.status, 200);
     assert.equal(json(c).headers.cookie, 'theme=dark; lang=en');
-    await assertRefused('/hs256', await sign(new TextEncoder().encode(SECRET.toUpperCase()), { alg: 'HS256' }), /signature/);
+    await assertRefused(
+      '/hs256',
+      await sign(new TextEncoder().encode(SECRET.toUpperCase()), { alg: 'HS256' }),
+      /signature/,
+    );
   });
 
   test('a token in the query or a cookie is read by the shared rules: the first occurrence of a name, a quoted cookie value', async () => {
@@ -237,14 +281,25 @@ routes:
     try {
       const r = await request(gw.port('web'), `/items?apikey=not-a-key&access_token=${token}&b=2`);
       assert.equal(r.status, 200);
-      assert.equal(json(r).url, `/items?apikey=not-a-key&access_token=${token}&b=2`, 'forwarded as sent without hideCredentials');
+      assert.equal(
+        json(r).url,
+        `/items?apikey=not-a-key&access_token=${token}&b=2`,
+        'forwarded as sent without hideCredentials',
+      );
       assert.equal((await request(gw.port('web'), '/items?access_token=not.a-jwt')).status, 401);
     } finally {
       await gw.stop();
     }
     const text = readFileSync(log, 'utf8');
-    assert.ok(!text.includes(token) && !text.includes('not-a-key') && !text.includes('not.a-jwt'), 'no credential in the access log');
-    assert.match(text, /"path":"\/items\?apikey=\[REDACTED\]&access_token=\[REDACTED\]&b=2"/, 'both plugins\' redactions are kept');
+    assert.ok(
+      !text.includes(token) && !text.includes('not-a-key') && !text.includes('not.a-jwt'),
+      'no credential in the access log',
+    );
+    assert.match(
+      text,
+      /"path":"\/items\?apikey=\[REDACTED\]&access_token=\[REDACTED\]&b=2"/,
+      "both plugins' redactions are kept",
+    );
     assert.match(text, /"path":"\/items\?access_token=\[REDACTED\]"/, 'a token that does not verify too');
   });
 
@@ -252,14 +307,21 @@ routes:
     const exp = Math.floor(Date.now() / 1000) + 2;
     const token = await sign(new TextEncoder().encode(SECRET), { alg: 'HS256' }, {}, { exp });
     assert.equal((await get('/no-skew', token)).status, 200);
-    const status = await until(async () => {
-      const s = (await get('/no-skew', token)).status;
-      return s !== 200 && s;
-    }, 'an answer other than 200', 10_000, 50);
+    const status = await until(
+      async () => {
+        const s = (await get('/no-skew', token)).status;
+        return s !== 200 && s;
+      },
+      'an answer other than 200',
+      10_000,
+      50,
+    );
     assert.equal(status, 401);
     const late = Date.now() - exp * 1000;
     assert.ok(late >= 0 && late < 1000, `refused ${late} ms after exp`);
-    t.diagnostic(`clockSkew 0s: token refused ${late} ms after its exp (the 30 s verified-token cache does not outlive exp)`);
+    t.diagnostic(
+      `clockSkew 0s: token refused ${late} ms after its exp (the 30 s verified-token cache does not outlive exp)`,
+    );
   });
 
   test('a malformed token is refused as malformed', async () => {
@@ -270,7 +332,11 @@ routes:
     const before = jwksFetches;
     // A flood of made-up kids: at most one refetch per 10 s interval.
     const flood = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => (await get('/jwks', await sign(intruder.privateKey, { alg: 'RS256', kid: `bogus-${i}` }))).status),
+      Array.from(
+        { length: 40 },
+        async (_, i) =>
+          (await get('/jwks', await sign(intruder.privateKey, { alg: 'RS256', kid: `bogus-${i}` }))).status,
+      ),
     );
     assert.ok(flood.every((s) => s === 401));
     const floodFetches = jwksFetches - before;
@@ -281,12 +347,19 @@ routes:
     const token = await sign(rsa2.privateKey, { alg: 'RS256', kid: 'k2' });
     const start = performance.now();
     let tries = 0;
-    await until(async () => {
-      tries++;
-      return (await get('/jwks', token)).status === 200;
-    }, 'the new kid k2 to be honoured', 60_000, 250);
+    await until(
+      async () => {
+        tries++;
+        return (await get('/jwks', token)).status === 200;
+      },
+      'the new kid k2 to be honoured',
+      60_000,
+      250,
+    );
     const seconds = (performance.now() - start) / 1000;
-    t.diagnostic(`new kid k2 honoured after ${seconds.toFixed(1)} s (${tries} tries, ${jwksFetches - before} JWKS fetches in this test)`);
+    t.diagnostic(
+      `new kid k2 honoured after ${seconds.toFixed(1)} s (${tries} tries, ${jwksFetches - before} JWKS fetches in this test)`,
+    );
     // The old key still works.
     assert.equal((await get('/jwks', await sign(rsa.privateKey, { alg: 'RS256', kid: 'k1' }))).status, 200);
   });
@@ -299,11 +372,20 @@ routes:
     upstream: api
     plugins:
 `;
-    await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: [{ secret: "${SECRET}" }], algorithms: [none] }\n`), /jwt\.algorithms\[0\]: expected "HS256" or .* got the string "none"/);
+    await assert.rejects(
+      startGatewayYaml(`${base}      - jwt: { keys: [{ secret: "${SECRET}" }], algorithms: [none] }\n`),
+      /jwt\.algorithms\[0\]: expected "HS256" or .* got the string "none"/,
+    );
     const dir = tempDir();
     writeFileSync(join(dir, 'es.pem'), await exportSPKI(es.publicKey));
-    await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: ["file:${join(dir, 'es.pem')}"], algorithms: [RS256] }\n`), /jwt\.keys\[0\]: an EC P-256 key, usable with none of the configured algorithms \(RS256\) \[TP_CONFIG_INVALID\]/);
-    await assert.rejects(startGatewayYaml(`${base}      - jwt: { keys: [{ secret: short }], algorithms: [HS256] }\n`), /at least 32 bytes/);
+    await assert.rejects(
+      startGatewayYaml(`${base}      - jwt: { keys: ["file:${join(dir, 'es.pem')}"], algorithms: [RS256] }\n`),
+      /jwt\.keys\[0\]: an EC P-256 key, usable with none of the configured algorithms \(RS256\) \[TP_CONFIG_INVALID\]/,
+    );
+    await assert.rejects(
+      startGatewayYaml(`${base}      - jwt: { keys: [{ secret: short }], algorithms: [HS256] }\n`),
+      /at least 32 bytes/,
+    );
   });
 
   test('an unreachable JWKS with no key ever fetched answers 503 TP_AUTH_UNAVAILABLE, not 401', async () => {

@@ -50,15 +50,19 @@ const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pa
 
 describe('key-auth', () => {
   test('a key in the header identifies the consumer; the backend gets its name and groups, never a client-sent copy', async () => {
-    const gw = await startGatewayYaml(config(`routes:
+    const gw = await startGatewayYaml(
+      config(`routes:
   - name: orders
     match: { path: /orders }
     upstream: orders
     plugins:
       - key-auth: { header: x-api-key }
-      - allow: { groups: [partners] }`));
+      - allow: { groups: [partners] }`),
+    );
     try {
-      const ok = await request(gw.port(), '/orders', { headers: { 'x-api-key': MOBILE_KEY, 'x-consumer-name': 'admin', 'x-consumer-groups': 'admins' } });
+      const ok = await request(gw.port(), '/orders', {
+        headers: { 'x-api-key': MOBILE_KEY, 'x-consumer-name': 'admin', 'x-consumer-groups': 'admins' },
+      });
       assert.equal(ok.status, 200);
       const seen = json(ok).headers;
       assert.equal(seen['x-consumer-name'], 'mobile');
@@ -66,7 +70,10 @@ describe('key-auth', () => {
       const missing = await request(gw.port(), '/orders');
       assertProblem(missing, 401, 'TP_UNAUTHENTICATED');
       assert.equal(missing.headers['www-authenticate'], 'Key realm="turnpike", header="x-api-key"');
-      assert.equal((await request(gw.port(), '/orders', { headers: { 'x-api-key': 'wrong-key-0123456789abcdef' } })).status, 401);
+      assert.equal(
+        (await request(gw.port(), '/orders', { headers: { 'x-api-key': 'wrong-key-0123456789abcdef' } })).status,
+        401,
+      );
       // A known consumer outside the allowed groups (its key stored as a SHA-256 digest) is forbidden.
       const forbidden = await request(gw.port(), '/orders', { headers: { 'x-api-key': OPS_KEY } });
       assert.equal(forbidden.status, 403);
@@ -79,7 +86,9 @@ describe('key-auth', () => {
   test('without authentication, client-sent consumer headers are removed too', async () => {
     const gw = await startGatewayYaml(config(`routes: [{ name: open, match: { path: / }, upstream: orders }]`));
     try {
-      const r = await request(gw.port(), '/', { headers: { 'x-consumer-name': 'mobile', 'x-consumer-groups': 'partners' } });
+      const r = await request(gw.port(), '/', {
+        headers: { 'x-consumer-name': 'mobile', 'x-consumer-groups': 'partners' },
+      });
       assert.equal(json(r).headers['x-consumer-name'], undefined);
       assert.equal(json(r).headers['x-consumer-groups'], undefined);
     } finally {
@@ -89,12 +98,14 @@ describe('key-auth', () => {
 
   test('a key in the query works, is redacted in the access log and removed upstream with hideCredentials', async () => {
     const log = join(tempDir(), 'access.log');
-    const gw = await startGatewayYaml(config(`accessLog: { enabled: true, output: ${log} }
+    const gw = await startGatewayYaml(
+      config(`accessLog: { enabled: true, output: ${log} }
 routes:
   - name: q
     match: { path: / }
     upstream: orders
-    plugins: [{ key-auth: { query: apikey, hideCredentials: true } }]`));
+    plugins: [{ key-auth: { query: apikey, hideCredentials: true } }]`),
+    );
     try {
       const r = await request(gw.port(), `/items?a=1&apikey=${MOBILE_KEY}&b=2`);
       assert.equal(r.status, 200);
@@ -109,12 +120,14 @@ routes:
 
   test('a query key is read by the shared query rule: first occurrence, decoded name; every occurrence is redacted and removed', async () => {
     const log = join(tempDir(), 'access.log');
-    const gw = await startGatewayYaml(config(`accessLog: { enabled: true, output: ${log} }
+    const gw = await startGatewayYaml(
+      config(`accessLog: { enabled: true, output: ${log} }
 routes:
   - name: q
     match: { path: / }
     upstream: orders
-    plugins: [{ key-auth: { query: api_key, hideCredentials: true } }]`));
+    plugins: [{ key-auth: { query: api_key, hideCredentials: true } }]`),
+    );
     try {
       const encoded = await request(gw.port(), `/items?api%5Fkey=${MOBILE_KEY}&b=2`);
       assert.equal(encoded.status, 200, 'a name compares decoded, as routing compares it');
@@ -123,8 +136,16 @@ routes:
       assert.equal(first.status, 200);
       assert.equal(json(first).headers['x-consumer-name'], 'ops');
       assert.equal(json(first).url, '/items', 'every occurrence is removed upstream');
-      assert.equal((await request(gw.port(), `/items?api_key=wrong&api_key=${OPS_KEY}`)).status, 401, 'the first occurrence is the key (NGINX $arg_NAME, Envoy)');
-      assert.equal((await request(gw.port(), `/items?api_key&api_key=${OPS_KEY}`)).status, 401, 'a first occurrence without = is an empty key');
+      assert.equal(
+        (await request(gw.port(), `/items?api_key=wrong&api_key=${OPS_KEY}`)).status,
+        401,
+        'the first occurrence is the key (NGINX $arg_NAME, Envoy)',
+      );
+      assert.equal(
+        (await request(gw.port(), `/items?api_key&api_key=${OPS_KEY}`)).status,
+        401,
+        'a first occurrence without = is an empty key',
+      );
     } finally {
       await gw.stop();
     }
@@ -136,11 +157,13 @@ routes:
 
 describe('basic-auth', () => {
   test('scrypt and bcrypt hashes verify; a wrong password gets 401 with a Basic challenge', async () => {
-    const gw = await startGatewayYaml(config(`routes:
+    const gw = await startGatewayYaml(
+      config(`routes:
   - name: b
     match: { path: / }
     upstream: orders
-    plugins: [{ basic-auth: { hideCredentials: true } }]`));
+    plugins: [{ basic-auth: { hideCredentials: true } }]`),
+    );
     try {
       const alice = await request(gw.port(), '/', { headers: { authorization: basic('alice', 's3cret!') } });
       assert.equal(alice.status, 200);
@@ -153,7 +176,11 @@ describe('basic-auth', () => {
       assert.equal(wrong.headers['www-authenticate'], 'Basic realm="turnpike", charset="UTF-8"');
       // A verified credential is cached: many requests cost one hash (they are fast).
       const started = performance.now();
-      for (let i = 0; i < 20; i++) assert.equal((await request(gw.port(), '/', { headers: { authorization: basic('alice', 's3cret!') } })).status, 200);
+      for (let i = 0; i < 20; i++)
+        assert.equal(
+          (await request(gw.port(), '/', { headers: { authorization: basic('alice', 's3cret!') } })).status,
+          200,
+        );
       assert.ok(performance.now() - started < 2000);
     } finally {
       await gw.stop();
@@ -161,17 +188,25 @@ describe('basic-auth', () => {
   });
 
   test('several authentication plugins on a route: any one accepting is enough; none gives both challenges', async () => {
-    const gw = await startGatewayYaml(config(`routes:
+    const gw = await startGatewayYaml(
+      config(`routes:
   - name: both
     match: { path: / }
     upstream: orders
-    plugins: [{ key-auth: {} }, { basic-auth: {} }]`));
+    plugins: [{ key-auth: {} }, { basic-auth: {} }]`),
+    );
     try {
       assert.equal((await request(gw.port(), '/', { headers: { 'x-api-key': MOBILE_KEY } })).status, 200);
-      assert.equal((await request(gw.port(), '/', { headers: { authorization: basic('alice', 's3cret!') } })).status, 200);
+      assert.equal(
+        (await request(gw.port(), '/', { headers: { authorization: basic('alice', 's3cret!') } })).status,
+        200,
+      );
       const none = await request(gw.port(), '/');
       assert.equal(none.status, 401);
-      assert.deepEqual(none.headers['www-authenticate'], 'Key realm="turnpike", header="x-api-key", Basic realm="turnpike", charset="UTF-8"');
+      assert.deepEqual(
+        none.headers['www-authenticate'],
+        'Key realm="turnpike", header="x-api-key", Basic realm="turnpike", charset="UTF-8"',
+      );
     } finally {
       await gw.stop();
     }
@@ -180,7 +215,9 @@ describe('basic-auth', () => {
 
 describe('turnpike hash-password', () => {
   test('prints a scrypt hash of the password read from standard input, which basic-auth accepts', async () => {
-    const out = execFileSync(process.execPath, [...NODE_FLAGS, CLI, 'hash-password'], { input: 'pa55word\n' }).toString().trim();
+    const out = execFileSync(process.execPath, [...NODE_FLAGS, CLI, 'hash-password'], { input: 'pa55word\n' })
+      .toString()
+      .trim();
     assert.match(out, /^scrypt\$16384\$8\$1\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/);
     const gw = await startGatewayYaml(`
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
@@ -189,7 +226,10 @@ consumers: [{ name: c, credentials: { basic: { username: carol, passwordHash: "$
 routes: [{ name: b, match: { path: / }, upstream: orders, plugins: [{ basic-auth: {} }] }]
 `);
     try {
-      assert.equal((await request(gw.port(), '/', { headers: { authorization: basic('carol', 'pa55word') } })).status, 200);
+      assert.equal(
+        (await request(gw.port(), '/', { headers: { authorization: basic('carol', 'pa55word') } })).status,
+        200,
+      );
     } finally {
       await gw.stop();
     }

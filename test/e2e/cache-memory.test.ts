@@ -51,7 +51,11 @@ describe('cache memory store footprint', () => {
   before(async () => {
     backend = await startBackend((req, res) => {
       const body = bodyFor(req.url!);
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=600', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'cache-control': 'max-age=600',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
     });
     // A GC cannot be asked of the gateway any other way: its inspector, on a free loopback port, runs one.
@@ -72,7 +76,9 @@ routes:
       if (options === undefined) delete process.env.NODE_OPTIONS;
       else process.env.NODE_OPTIONS = options;
     }
-    const url = gateway.logLines.map((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1]).find((u) => u !== undefined);
+    const url = gateway.logLines
+      .map((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1])
+      .find((u) => u !== undefined);
     assert.ok(url, `no inspector address in the gateway's output:\n${gateway.logLines.join('\n')}`);
     inspector = url;
   });
@@ -88,7 +94,13 @@ routes:
       const req = httpRequest({ host: '127.0.0.1', port: gateway.port(), path, agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, xCache: res.headers['x-cache'] as string | undefined, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            xCache: res.headers['x-cache'] as string | undefined,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
         res.on('error', reject);
       });
       req.on('error', reject);
@@ -147,41 +159,45 @@ routes:
     }
   }
 
-  test(`${OBJECTS.toLocaleString('en-US')} cached 1 KiB objects hold less than ${MAX_HELD / MiB} MiB in the gateway`, { timeout: 120_000 }, async (t) => {
-    // Warm-up: the miss (fill) and the hit path both run, so their code and pools exist before the baseline.
-    const warm = Array.from({ length: WARM_UP }, (_, i) => `/warm/${i}`);
-    assert.deepEqual(await getAll(warm), new Map([['MISS', WARM_UP]]));
-    assert.deepEqual(await getAll(warm), new Map([['HIT', WARM_UP]]));
-    const rssBefore = await settledRss();
-    const before = await collected();
+  test(
+    `${OBJECTS.toLocaleString('en-US')} cached 1 KiB objects hold less than ${MAX_HELD / MiB} MiB in the gateway`,
+    { timeout: 120_000 },
+    async (t) => {
+      // Warm-up: the miss (fill) and the hit path both run, so their code and pools exist before the baseline.
+      const warm = Array.from({ length: WARM_UP }, (_, i) => `/warm/${i}`);
+      assert.deepEqual(await getAll(warm), new Map([['MISS', WARM_UP]]));
+      assert.deepEqual(await getAll(warm), new Map([['HIT', WARM_UP]]));
+      const rssBefore = await settledRss();
+      const before = await collected();
 
-    const paths = Array.from({ length: OBJECTS }, (_, i) => `/objects/${i}`);
-    const started = performance.now();
-    assert.deepEqual(await getAll(paths), new Map([['MISS', OBJECTS]]), 'every first request fills the cache');
-    const fillMs = performance.now() - started;
-    const rssAfter = await settledRss();
-    const after = await collected();
+      const paths = Array.from({ length: OBJECTS }, (_, i) => `/objects/${i}`);
+      const started = performance.now();
+      assert.deepEqual(await getAll(paths), new Map([['MISS', OBJECTS]]), 'every first request fills the cache');
+      const fillMs = performance.now() - started;
+      const rssAfter = await settledRss();
+      const after = await collected();
 
-    // Every 50th object, read back: a HIT with its own body, and the backend is not asked again.
-    const asked = backend.requests.length;
-    for (let i = 0; i < OBJECTS; i += 50) {
-      const r = await get(paths[i]!);
-      assert.equal(r.xCache, 'HIT', `GET ${paths[i]} after the fill`);
-      assert.equal(r.body, bodyFor(paths[i]!));
-    }
-    assert.equal(backend.requests.length, asked, 'a read-back reached the backend');
+      // Every 50th object, read back: a HIT with its own body, and the backend is not asked again.
+      const asked = backend.requests.length;
+      for (let i = 0; i < OBJECTS; i += 50) {
+        const r = await get(paths[i]!);
+        assert.equal(r.xCache, 'HIT', `GET ${paths[i]} after the fill`);
+        assert.equal(r.body, bodyFor(paths[i]!));
+      }
+      assert.equal(backend.requests.length, asked, 'a read-back reached the backend');
 
-    const rss = rssAfter - rssBefore;
-    const rssGc = after.rss - before.rss;
-    const heap = after.heapUsed - before.heapUsed;
-    const external = after.external - before.external;
-    t.diagnostic(
-      `${OBJECTS.toLocaleString('en-US')} objects of ${BODY_BYTES.toLocaleString('en-US')} B body (filled in ${(fillMs / 1000).toFixed(1)} s): ` +
-        `${mib(rss)} RSS after ${SETTLE_MS} ms (${(rssBefore / MiB).toFixed(1)} → ${(rssAfter / MiB).toFixed(1)} MiB), ${perObject(rss)}; ` +
-        `after a full GC ${mib(rssGc)} RSS, ${perObject(rssGc)}; heap ${mib(heap)} + external ${mib(external)} = ` +
-        `${mib(heap + external)}, ${perObject(heap + external)}`,
-    );
-    assert.ok(heap + external < MAX_HELD, `heap + external grew by ${mib(heap + external)} for ${OBJECTS} objects`);
-    assert.ok(rssGc < MAX_RSS_AFTER_GC, `RSS after a full GC grew by ${mib(rssGc)} for ${OBJECTS} objects`);
-  });
+      const rss = rssAfter - rssBefore;
+      const rssGc = after.rss - before.rss;
+      const heap = after.heapUsed - before.heapUsed;
+      const external = after.external - before.external;
+      t.diagnostic(
+        `${OBJECTS.toLocaleString('en-US')} objects of ${BODY_BYTES.toLocaleString('en-US')} B body (filled in ${(fillMs / 1000).toFixed(1)} s): ` +
+          `${mib(rss)} RSS after ${SETTLE_MS} ms (${(rssBefore / MiB).toFixed(1)} → ${(rssAfter / MiB).toFixed(1)} MiB), ${perObject(rss)}; ` +
+          `after a full GC ${mib(rssGc)} RSS, ${perObject(rssGc)}; heap ${mib(heap)} + external ${mib(external)} = ` +
+          `${mib(heap + external)}, ${perObject(heap + external)}`,
+      );
+      assert.ok(heap + external < MAX_HELD, `heap + external grew by ${mib(heap + external)} for ${OBJECTS} objects`);
+      assert.ok(rssGc < MAX_RSS_AFTER_GC, `RSS after a full GC grew by ${mib(rssGc)} for ${OBJECTS} objects`);
+    },
+  );
 });

@@ -22,7 +22,9 @@ function get(port: number, path: string, headers: OutgoingHttpHeaders = {}): Pro
     const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -94,7 +96,8 @@ describe('with defaultTtl and the default cookie policy', () => {
   /** The gateway's time: an entry goes stale when a test moves it past its defaultTtl. */
   const clock = new ManualClock();
   before(async () => {
-    gw = await startGatewayYaml(`
+    gw = await startGatewayYaml(
+      `
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 upstreams:
   b: { targets: [{ url: "${backend.url}" }] }
@@ -111,7 +114,9 @@ routes:
     match: { path: / }
     upstream: b
     plugins: [{ cache: { defaultTtl: 60s } }]
-`, { clock });
+`,
+      { clock },
+    );
     port = gw.port();
   });
   after(async () => {
@@ -144,7 +149,10 @@ routes:
     });
 
     test('a response with Set-Cookie is never stored by defaultTtl (another client never gets that cookie)', async () => {
-      const { result, reached } = await reaching(async () => [await get(port, '/account/set-cookie'), await get(port, '/account/set-cookie')]);
+      const { result, reached } = await reaching(async () => [
+        await get(port, '/account/set-cookie'),
+        await get(port, '/account/set-cookie'),
+      ]);
       const [first, second] = result;
       assert.equal(reached, 2);
       assert.notEqual(second!.headers['x-cache'], 'HIT');
@@ -175,7 +183,10 @@ routes:
 
     test('a revalidated must-revalidate entry is never served stale when the upstream fails (defaultTtl does not replace must-revalidate)', async () => {
       await get(port, '/rv/must-revalidate');
-      assert.equal((await get(port, '/rv/must-revalidate', { 'cache-control': 'no-cache' })).headers['x-cache'], 'REVALIDATED');
+      assert.equal(
+        (await get(port, '/rv/must-revalidate', { 'cache-control': 'no-cache' })).headers['x-cache'],
+        'REVALIDATED',
+      );
       clock.advance(1100); // past defaultTtl 1s, within staleIfError 60s
       failing = true;
       try {
@@ -281,7 +292,13 @@ routes:
 
   test('a keyed cookie sent twice, a name differing in case or spacing, or a pair without a name is BYPASS (the upstream may read it otherwise)', async () => {
     await get(port, '/shop', { cookie: 'session=alice' });
-    for (const cookie of ['session=alice; session=bob', 'session=bob; session=alice', 'Session=bob', 'session =bob', 'bob']) {
+    for (const cookie of [
+      'session=alice; session=bob',
+      'session=bob; session=alice',
+      'Session=bob',
+      'session =bob',
+      'bob',
+    ]) {
       const { result, reached } = await reaching(() => get(port, '/shop', { cookie }));
       assert.equal(result.headers['x-cache'], 'BYPASS', cookie);
       assert.equal(reached, 1, cookie);
@@ -292,7 +309,10 @@ routes:
   });
 
   test('cookie:NAME and ignoreCookies take cookie names only', () => {
-    assert.deepEqual(pluginConfigProblems('      - cache: { key: [path, "cookie:session"], ignoreCookies: ["_ga*", "*"] }'), []);
+    assert.deepEqual(
+      pluginConfigProblems('      - cache: { key: [path, "cookie:session"], ignoreCookies: ["_ga*", "*"] }'),
+      [],
+    );
     assert.match(pluginConfigProblems('      - cache: { key: [path, "cookie:a;b"] }').join('\n'), /cookie:NAME/);
     assert.match(pluginConfigProblems('      - cache: { ignoreCookies: ["a b"] }').join('\n'), /cookie name/);
   });

@@ -4,7 +4,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
@@ -21,9 +27,18 @@ const OPS_KEY = 'ops-key-0000000000001';
 const READER_KEY = 'reader-key-00000000001';
 
 // ~20 kB of repetitive JSON, the kind compress is for.
-const REPORT = Buffer.from(JSON.stringify({
-  rows: Array.from({ length: 200 }, (_, i) => ({ id: i, sku: `SKU-${String(i).padStart(6, '0')}`, name: `Widget ${i % 40}`, price: (i * 37) % 1000, currency: 'EUR', tags: ['catalog', 'stock'] })),
-}));
+const REPORT = Buffer.from(
+  JSON.stringify({
+    rows: Array.from({ length: 200 }, (_, i) => ({
+      id: i,
+      sku: `SKU-${String(i).padStart(6, '0')}`,
+      name: `Widget ${i % 40}`,
+      price: (i * 37) % 1000,
+      currency: 'EUR',
+      tags: ['catalog', 'stock'],
+    })),
+  }),
+);
 
 interface Got {
   readonly status: number;
@@ -32,15 +47,33 @@ interface Got {
   readonly ms: number;
 }
 
-function send(port: number, path: string, options: { method?: string; headers?: OutgoingHttpHeaders } = {}): Promise<Got> {
+function send(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: OutgoingHttpHeaders } = {},
+): Promise<Got> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: { host: HOST, ...options.headers }, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: options.method ?? 'GET',
+        headers: { host: HOST, ...options.headers },
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), ms: performance.now() - started }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            ms: performance.now() - started,
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -49,7 +82,8 @@ function send(port: number, path: string, options: { method?: string; headers?: 
   });
 }
 
-const purge = (port: number, path: string, headers: OutgoingHttpHeaders = {}) => send(port, path, { method: 'PURGE', headers });
+const purge = (port: number, path: string, headers: OutgoingHttpHeaders = {}) =>
+  send(port, path, { method: 'PURGE', headers });
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const bodyJson = (r: Got): any => JSON.parse(r.body.toString('utf8'));
 
@@ -62,7 +96,13 @@ function counter() {
     seen.set(url, n);
     const path = url.split('?')[0]!;
     if (path.startsWith('/big/')) {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60', 'content-length': REPORT.length }).end(REPORT);
+      res
+        .writeHead(200, {
+          'content-type': 'application/json',
+          'cache-control': 'max-age=60',
+          'content-length': REPORT.length,
+        })
+        .end(REPORT);
       return;
     }
     const json = (headers: Record<string, string>): void => {
@@ -247,7 +287,9 @@ describe('cache store: redis shared by two gateway processes', () => {
 
     const gzipRatio = first.get('gzip')!.length / REPORT.length;
     const brRatio = first.get('br')!.length / REPORT.length;
-    t.diagnostic(`JSON ${REPORT.length} B: gzip ${first.get('gzip')!.length} B (ratio ${gzipRatio.toFixed(3)}), br ${first.get('br')!.length} B (ratio ${brRatio.toFixed(3)})`);
+    t.diagnostic(
+      `JSON ${REPORT.length} B: gzip ${first.get('gzip')!.length} B (ratio ${gzipRatio.toFixed(3)}), br ${first.get('br')!.length} B (ratio ${brRatio.toFixed(3)})`,
+    );
     assert.ok(REPORT.length > 15_000 && REPORT.length < 25_000, `~20 kB of JSON (${REPORT.length} B)`);
     assert.ok(gzipRatio < 0.3, `gzip shrinks repetitive JSON below 0.3 (got ${gzipRatio.toFixed(3)})`);
     assert.ok(brRatio < 0.3, `br shrinks repetitive JSON below 0.3 (got ${brRatio.toFixed(3)})`);
@@ -263,7 +305,11 @@ describe('cache store: redis shared by two gateway processes', () => {
     assert.equal(purged.status, 200);
     assert.equal(purged.headers['content-type'], 'application/json');
     assert.deepEqual(bodyJson(purged), { purged: 1 });
-    assert.equal(await client.exists(`tp:cache:api:u:${HOST}${path}`, `tp:cache:api:s:${HOST}${path}`), 0, 'record and variant set gone too');
+    assert.equal(
+      await client.exists(`tp:cache:api:u:${HOST}${path}`, `tp:cache:api:s:${HOST}${path}`),
+      0,
+      'record and variant set gone too',
+    );
 
     const after = await send(A, path);
     assert.equal(after.headers['x-cache'], 'MISS');
@@ -277,12 +323,19 @@ describe('cache store: redis shared by two gateway processes', () => {
     const path = '/big/other.json';
     const encodings = ['gzip', 'br', undefined];
     for (const [i, e] of encodings.entries()) {
-      assert.equal((await send(A, path, { headers: e === undefined ? {} : { 'accept-encoding': e } })).headers['x-cache'], 'MISS');
+      assert.equal(
+        (await send(A, path, { headers: e === undefined ? {} : { 'accept-encoding': e } })).headers['x-cache'],
+        'MISS',
+      );
       await writes.reach('compressed', path, i + 1);
     }
     assert.deepEqual(bodyJson(await purge(B, path)), { purged: 3 });
     for (const e of encodings) {
-      assert.equal((await send(B, path, { headers: e === undefined ? {} : { 'accept-encoding': e } })).headers['x-cache'], 'MISS', `${e ?? 'identity'}`);
+      assert.equal(
+        (await send(B, path, { headers: e === undefined ? {} : { 'accept-encoding': e } })).headers['x-cache'],
+        'MISS',
+        `${e ?? 'identity'}`,
+      );
     }
     assert.equal(count(path), 6);
   });
@@ -318,7 +371,11 @@ describe('cache store: redis shared by two gateway processes', () => {
     const forbidden = await purge(B, path, reader);
     assertProblem(forbidden, 403, 'TP_PURGE_FORBIDDEN');
     assertProblem(await purge(B, path), 401, 'TP_UNAUTHENTICATED');
-    assert.equal((await send(A, path, { headers: reader })).headers['x-cache'], 'HIT', 'the refused purges removed nothing');
+    assert.equal(
+      (await send(A, path, { headers: reader })).headers['x-cache'],
+      'HIT',
+      'the refused purges removed nothing',
+    );
 
     const allowed = await purge(B, path, { 'x-api-key': OPS_KEY });
     assert.equal(allowed.status, 200);
@@ -336,7 +393,10 @@ describe('cache store: redis shared by two gateway processes', () => {
     const hits = [await send(B, path), await send(A, path)];
     const within = performance.now() - filled;
     assert.ok(within < 900, `the hits came within the second (${within.toFixed(0)} ms)`);
-    assert.deepEqual(hits.map((r) => r.headers['x-cache']), ['HIT', 'HIT']);
+    assert.deepEqual(
+      hits.map((r) => r.headers['x-cache']),
+      ['HIT', 'HIT'],
+    );
     assert.equal(count(path), 1);
 
     await sleep(1200 - (performance.now() - filled));
@@ -414,7 +474,9 @@ describe('cache store: redis, with Redis frozen or killed', () => {
       redis.process.kill('SIGCONT');
     }
     for (const line of await Promise.all(logged)) t.diagnostic(`logged: ${line}`);
-    t.diagnostic(`frozen Redis: ${frozen.map((r) => `${r.status} ${r.headers['x-cache'] ?? ''} in ${r.ms.toFixed(0)} ms`).join(', ')}`);
+    t.diagnostic(
+      `frozen Redis: ${frozen.map((r) => `${r.status} ${r.headers['x-cache'] ?? ''} in ${r.ms.toFixed(0)} ms`).join(', ')}`,
+    );
     const [c, d, purgeUrl, purgePrefix] = frozen;
     for (const r of [c!, d!]) {
       assert.equal(r.status, 200);
@@ -446,7 +508,9 @@ describe('cache store: redis, with Redis frozen or killed', () => {
 
     const rs: Got[] = [];
     for (let i = 0; i < 3; i++) for (const port of [C, D]) rs.push(await send(port, path));
-    t.diagnostic(`killed Redis: ${rs.map((r) => `${r.status} ${r.headers['x-cache']} ${r.ms.toFixed(0)} ms`).join(', ')}`);
+    t.diagnostic(
+      `killed Redis: ${rs.map((r) => `${r.status} ${r.headers['x-cache']} ${r.ms.toFixed(0)} ms`).join(', ')}`,
+    );
     for (const [i, r] of rs.entries()) {
       assert.equal(r.status, 200, `request ${i}`);
       assert.equal(r.headers['x-cache'], 'MISS', `request ${i}`);
@@ -465,7 +529,10 @@ describe('cache store: redis, with Redis frozen or killed', () => {
     // Dozens of failed lookups, stores and purges in both tests: logged once per 10 s, not once per request.
     for (const g of gateways) {
       const lines = g.logLines.filter((l) => l.includes('redis cache store error'));
-      assert.ok(lines.length >= 1 && lines.length <= 2, `pid ${g.pid}: ${lines.length} lines\n${g.logLines.join('\n')}`);
+      assert.ok(
+        lines.length >= 1 && lines.length <= 2,
+        `pid ${g.pid}: ${lines.length} lines\n${g.logLines.join('\n')}`,
+      );
     }
   });
 });

@@ -25,7 +25,11 @@ routes:
     plugins: [{ cache: { purge: { allow: [127.0.0.1/32] } } }]
 `);
   // The first worker's "listening" line resolves spawnGateway; the primary says when both are up.
-  await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to report its workers started', 10_000);
+  await until(
+    () => gw.logLines.some((l) => l.includes('primary started')),
+    'the primary to report its workers started',
+    10_000,
+  );
 });
 
 after(async () => {

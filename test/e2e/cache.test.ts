@@ -29,7 +29,9 @@ function get(port: number, path: string, headers: OutgoingHttpHeaders = {}, meth
   });
 }
 
-const JSON_BODY = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}`, price: i * 3, tags: ['a', 'b'] })) });
+const JSON_BODY = JSON.stringify({
+  items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}`, price: i * 3, tags: ['a', 'b'] })),
+});
 const LAST_MODIFIED = new Date(Date.now() - 3_600_000).toUTCString();
 
 /** Requests the backend got, per path (query included). */
@@ -58,8 +60,10 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
     res.writeHead(200, { 'content-type': 'text/plain', ...headers }).end(body);
   if (failing && path.startsWith('/c/sie')) return res.writeHead(500, { 'content-type': 'text/plain' }).end('down');
   if (path === '/c/short' || path === '/c/swr' || path === '/c/sie' || path === '/f/sie') {
-    if (req.headers['if-none-match'] === '"v1"') return res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=1' }).end();
-    const extra = path === '/c/swr' ? ', stale-while-revalidate=30' : path.endsWith('/sie') ? ', stale-if-error=30' : '';
+    if (req.headers['if-none-match'] === '"v1"')
+      return res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=1' }).end();
+    const extra =
+      path === '/c/swr' ? ', stale-while-revalidate=30' : path.endsWith('/sie') ? ', stale-if-error=30' : '';
     // The refresh of /c/swr is held until the test lets it go, so the clients asking meanwhile all get the stale copy.
     if (path === '/c/swr' && n > 1) {
       releaseRefresh = () => {
@@ -71,7 +75,8 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
     return send({ 'cache-control': `max-age=1${extra}`, ...(path === '/c/short' ? { etag: '"v1"' } : {}) });
   }
   if (path === '/c/lm') {
-    if (req.headers['if-modified-since'] === LAST_MODIFIED) return res.writeHead(304, { 'cache-control': 'max-age=1' }).end();
+    if (req.headers['if-modified-since'] === LAST_MODIFIED)
+      return res.writeHead(304, { 'cache-control': 'max-age=1' }).end();
     return send({ 'cache-control': 'max-age=1', 'last-modified': LAST_MODIFIED });
   }
   if (path === '/c/vary') {
@@ -99,7 +104,11 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
     return;
   }
   if (path === '/c/json') return send({ 'cache-control': 'max-age=60', 'content-type': 'application/json' }, JSON_BODY);
-  if (path === '/c/big') return send({ 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' }, Buffer.alloc(2 * 1024 * 1024, n));
+  if (path === '/c/big')
+    return send(
+      { 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' },
+      Buffer.alloc(2 * 1024 * 1024, n),
+    );
   if (path === '/c/stream') {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'max-age=60' });
     res.write(Buffer.alloc(1000, 1));
@@ -115,9 +124,16 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
     return send({ 'cache-control': 'max-age=1' });
   }
   if (path === '/k/mine') {
-    return send({ 'cache-control': 'max-age=60', vary: 'X-Consumer-Name' }, `for ${String(req.headers['x-consumer-name'])}`);
+    return send(
+      { 'cache-control': 'max-age=60', vary: 'X-Consumer-Name' },
+      `for ${String(req.headers['x-consumer-name'])}`,
+    );
   }
-  if (path.startsWith('/s/')) return send({ 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' }, Buffer.alloc(16 * 1024, 7));
+  if (path.startsWith('/s/'))
+    return send(
+      { 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' },
+      Buffer.alloc(16 * 1024, 7),
+    );
   if (path.startsWith('/d/')) return send({});
   return send({ 'cache-control': 'max-age=60', etag: `"${path}"` });
 }
@@ -125,7 +141,8 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
 before(async () => {
   backend = await startBackend(handler);
   flaky = await startBackend(handler);
-  gw = await startGatewayYaml(`
+  gw = await startGatewayYaml(
+    `
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0, trustedProxies: [127.0.0.1/32] }]
 upstreams:
   b: { targets: [{ url: "${backend.url}" }] }
@@ -176,7 +193,9 @@ routes:
     plugins:
       - key-auth: {}
       - cache: { purge: { consumers: [ops] } }
-`, { clock });
+`,
+    { clock },
+  );
   port = gw.port();
 });
 
@@ -201,7 +220,7 @@ describe('what is stored', () => {
     }
     const hits = statuses.filter((s) => s === 'HIT').length;
     const backendRequests = [0, 1, 2, 3, 4].reduce((n, u) => n + count(`/c/seq/${u}`), 0);
-    t.diagnostic(`50 requests: ${hits} hits (${(hits / 50 * 100).toFixed(0)} %), backend saw ${backendRequests}`);
+    t.diagnostic(`50 requests: ${hits} hits (${((hits / 50) * 100).toFixed(0)} %), backend saw ${backendRequests}`);
     assert.equal(backendRequests, 5);
     assert.equal(hits, 45);
     assert.deepEqual(statuses.slice(0, 5), ['MISS', 'MISS', 'MISS', 'MISS', 'MISS']);
@@ -255,7 +274,7 @@ describe('what is stored', () => {
     assert.equal((await get(port, '/c/auth-s-maxage', auth)).headers['x-cache'], 'HIT');
   });
 
-  test('Vary: each Accept-Language gets its own stored variant, never another one\'s', async () => {
+  test("Vary: each Accept-Language gets its own stored variant, never another one's", async () => {
     const en = await get(port, '/c/vary', { 'accept-language': 'en' });
     const fr = await get(port, '/c/vary', { 'accept-language': 'fr' });
     const en2 = await get(port, '/c/vary', { 'accept-language': 'en' });
@@ -271,16 +290,16 @@ describe('what is stored', () => {
     assert.equal(count('/c/vary'), 3);
   });
 
-  test('Vary on a header the gateway sets upstream (the consumer name) keys variants by its value, not the client\'s copy', async () => {
+  test("Vary on a header the gateway sets upstream (the consumer name) keys variants by its value, not the client's copy", async () => {
     const ops = { 'x-api-key': 'ops-key-0123456789abcdef' };
     const visitor = { 'x-api-key': 'visitor-key-0123456789abc' };
     assert.equal((await get(port, '/k/mine', ops)).body.toString(), 'for ops');
     const v = await get(port, '/k/mine', visitor);
-    assert.equal(v.body.toString(), 'for visitor', 'another consumer never gets the first one\'s variant');
+    assert.equal(v.body.toString(), 'for visitor', "another consumer never gets the first one's variant");
     assert.equal(v.headers['x-cache'], 'MISS');
     const spoofed = await get(port, '/k/mine', { ...ops, 'x-consumer-name': 'visitor' });
     assert.equal(spoofed.headers['x-cache'], 'HIT');
-    assert.equal(spoofed.body.toString(), 'for ops', 'the client\'s own X-Consumer-Name selects nothing');
+    assert.equal(spoofed.body.toString(), 'for ops', "the client's own X-Consumer-Name selects nothing");
     assert.equal((await get(port, '/k/mine', visitor)).body.toString(), 'for visitor');
   });
 
@@ -433,7 +452,9 @@ describe('collapsing and bounds', () => {
   test('100 concurrent requests for a cold key send exactly one request to the backend', async (t) => {
     const started = performance.now();
     const all = await Promise.all(Array.from({ length: 100 }, () => get(port, '/c/slow')));
-    t.diagnostic(`100 clients answered in ${(performance.now() - started).toFixed(0)} ms; backend requests: ${count('/c/slow')}`);
+    t.diagnostic(
+      `100 clients answered in ${(performance.now() - started).toFixed(0)} ms; backend requests: ${count('/c/slow')}`,
+    );
     assert.equal(count('/c/slow'), 1);
     for (const r of all) {
       assert.equal(r.status, 200);
@@ -475,7 +496,9 @@ describe('collapsing and bounds', () => {
             resolve({ bytes: c.length, rest });
           }
         });
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
     // The client holds the first bytes while the backend has not finished the body.
     assert.ok(firstChunk.bytes > 0);
@@ -573,7 +596,7 @@ describe('purging', () => {
 });
 
 describe('with compress', () => {
-  test('the issue\'s catalog route: gzip stored once, hits byte-identical, decompressing to the backend\'s JSON', async (t) => {
+  test("the issue's catalog route: gzip stored once, hits byte-identical, decompressing to the backend's JSON", async (t) => {
     const miss = await get(port, '/catalog/items', { 'accept-encoding': 'gzip' });
     const hit = await get(port, '/catalog/items', { 'accept-encoding': 'gzip;q=1.0' });
     const plain = await get(port, '/catalog/items');

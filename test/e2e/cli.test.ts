@@ -105,12 +105,16 @@ describe('turnpike schema', () => {
     };
     assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
     assert.equal(schema.type, 'object');
-    for (const key of ['listeners', 'limits', 'upstreams', 'routes', 'plugins', 'consumers', 'stores']) assert.ok(key in schema.properties, key);
+    for (const key of ['listeners', 'limits', 'upstreams', 'routes', 'plugins', 'consumers', 'stores'])
+      assert.ok(key in schema.properties, key);
     for (const plugins of [schema.properties.plugins, schema.properties.routes.items.properties.plugins]) {
-      const forms = (plugins.items.anyOf as { properties: Record<string, any> }[]).map((f) => Object.keys(f.properties));
+      const forms = (plugins.items.anyOf as { properties: Record<string, any> }[]).map((f) =>
+        Object.keys(f.properties),
+      );
       assert.deepEqual(forms.flat().sort(), [...PLUGINS.keys()].sort());
     }
-    const rewrite = schema.properties.routes.items.properties.plugins.items.anyOf.find((f: any) => f.properties.rewrite).properties.rewrite;
+    const rewrite = schema.properties.routes.items.properties.plugins.items.anyOf.find((f: any) => f.properties.rewrite)
+      .properties.rewrite;
     assert.deepEqual(Object.keys(rewrite.properties).sort(), ['addPrefix', 'regex', 'stripPrefix']);
     assert.equal(rewrite.additionalProperties, false);
   });
@@ -128,7 +132,9 @@ describe('turnpike schema', () => {
 
   test('the printed schema tells editors what a duration is: a number with its unit, or 0', async () => {
     const validator = z.fromJSONSchema(JSON.parse((await run(['schema'])).stdout));
-    const withTimeout = (headerTimeout: unknown) => validator.safeParse({ listeners: [{ name: 'web', protocol: 'http', port: 8080 }], limits: { headerTimeout } }).success;
+    const withTimeout = (headerTimeout: unknown) =>
+      validator.safeParse({ listeners: [{ name: 'web', protocol: 'http', port: 8080 }], limits: { headerTimeout } })
+        .success;
     for (const good of ['250ms', '10s', '1.5m', 0]) assert.equal(withTimeout(good), true, String(good));
     for (const bad of [30, '30', 'banana', '10 seconds']) assert.equal(withTimeout(bad), false, String(bad));
   });
@@ -138,7 +144,10 @@ describe('turnpike start', () => {
   test('exits 1 with the error when the config is invalid, binding nothing', async () => {
     const r = await run(['start', '--config', BAD]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`^error: ${escape(BAD)}:7:18 limits\\.headerTimeout: .*\\[TP_CONFIG_INVALID\\]$`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(`^error: ${escape(BAD)}:7:18 limits\\.headerTimeout: .*\\[TP_CONFIG_INVALID\\]$`, 'm'),
+    );
     assert.match(r.stderr, /\[TP_CONFIG_BAD_REFERENCE\]/);
     assert.doesNotMatch(r.stderr, /listening/);
   });
@@ -151,15 +160,18 @@ describe('turnpike start', () => {
 
   test('serves a valid config and exits 0 on SIGTERM', async () => {
     const file = join(tempDir(), 'turnpike.yaml');
-    writeFileSync(file, [
-      'listeners:',
-      '  - { name: web, protocol: http, address: 127.0.0.1, port: 0 }',
-      'routes:',
-      '  - match: { path: /healthz }',
-      '    respond: { body: ok }',
-      'accessLog: { enabled: false }',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'listeners:',
+        '  - { name: web, protocol: http, address: 127.0.0.1, port: 0 }',
+        'routes:',
+        '  - match: { path: /healthz }',
+        '    respond: { body: ok }',
+        'accessLog: { enabled: false }',
+        '',
+      ].join('\n'),
+    );
     const child = launch(['start', '--config', file, '--no-watch']);
     const io = collect(child);
     const [, port] = await waitFor(io.err, /"port":(\d+).*"msg":"listening"/, io.done);
@@ -173,7 +185,10 @@ describe('turnpike start', () => {
 
   test('a SIGHUP or SIGTERM sent as soon as it logs "listening" is handled, not fatal', async () => {
     const file = join(tempDir(), 'turnpike.yaml');
-    writeFileSync(file, 'listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]\naccessLog: { enabled: false }\n');
+    writeFileSync(
+      file,
+      'listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]\naccessLog: { enabled: false }\n',
+    );
     for (let i = 0; i < 5; i++) {
       const child = launch(['start', '--config', file, '--no-watch']);
       const io = collect(child);

@@ -15,9 +15,14 @@ before(async () => {
     const url = req.url ?? '/';
     if (url === '/small') return res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 5 }).end('small');
     if (url === '/image') return res.writeHead(200, { 'content-type': 'image/png' }).end(TEXT);
-    if (url === '/encoded') return res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end('already');
-    if (url === '/no-transform') return res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-transform' }).end(TEXT);
-    if (url === '/partial') return res.writeHead(206, { 'content-type': 'text/plain', 'content-range': 'bytes 0-99/9000' }).end(TEXT.slice(0, 100));
+    if (url === '/encoded')
+      return res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end('already');
+    if (url === '/no-transform')
+      return res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-transform' }).end(TEXT);
+    if (url === '/partial')
+      return res
+        .writeHead(206, { 'content-type': 'text/plain', 'content-range': 'bytes 0-99/9000' })
+        .end(TEXT.slice(0, 100));
     if (url === '/stream') {
       // 4 MB in chunks, no content-length: compressed on the fly.
       res.writeHead(200, { 'content-type': 'application/json', etag: '"v1"' });
@@ -31,7 +36,9 @@ before(async () => {
       };
       return next();
     }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(TEXT) }).end(TEXT);
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(TEXT) })
+      .end(TEXT);
   });
   gw = await startGatewayYaml(`
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
@@ -79,7 +86,7 @@ describe('compress', () => {
     assert.match(String(plain.headers.vary), /Accept-Encoding/);
   });
 
-  test('never compresses small bodies, other types, encoded bodies, no-transform, 206, or the gateway\'s own replies', async () => {
+  test("never compresses small bodies, other types, encoded bodies, no-transform, 206, or the gateway's own replies", async () => {
     // Each passes as it came: status, Content-Encoding (the upstream's own gzip on /encoded) and bytes.
     for (const [path, status, encoding, body] of [
       ['/small', 200, undefined, 'small'],

@@ -5,7 +5,14 @@ import type { ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
-import { json, request, startBackend, startGatewayYaml, type Backend, type SimpleResponse } from '../helpers/servers.ts';
+import {
+  json,
+  request,
+  startBackend,
+  startGatewayYaml,
+  type Backend,
+  type SimpleResponse,
+} from '../helpers/servers.ts';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayYaml>>;
 
@@ -27,7 +34,8 @@ async function heldBackend() {
     get arrivals() {
       return arrivals;
     },
-    arrived: (n: number) => (arrivals >= n ? Promise.resolve() : new Promise<void>((resolve) => watchers.push({ n, resolve }))),
+    arrived: (n: number) =>
+      arrivals >= n ? Promise.resolve() : new Promise<void>((resolve) => watchers.push({ n, resolve })),
     release(count = held.length) {
       for (const res of held.splice(0, count)) res.end('ok');
     },
@@ -84,7 +92,9 @@ routes:
   test('max 2, queue 1: of 4 concurrent requests 3 are served (one after waiting) and 1 gets 503', async (t) => {
     const start = held.arrivals;
     const answers: SimpleResponse[] = [];
-    const all = Array.from({ length: 4 }, () => request(port, '/two', { agent: false }).then((r) => (answers.push(r), r)));
+    const all = Array.from({ length: 4 }, () =>
+      request(port, '/two', { agent: false }).then((r) => (answers.push(r), r)),
+    );
     await held.arrived(start + 2);
     // The 4th finds 2 in flight and the queue full: 503 at once, while the others are still held.
     const rejected = await Promise.race(all);
@@ -119,7 +129,10 @@ routes:
     const burst = [request(port, '/two', { agent: false }), request(port, '/two', { agent: false })];
     await held.arrived(start + 2);
     held.release();
-    assert.deepEqual((await Promise.all(burst)).map((r) => r.status), [200, 200]);
+    assert.deepEqual(
+      (await Promise.all(burst)).map((r) => r.status),
+      [200, 200],
+    );
   });
 
   test('abandoned requests give their slot back, whether in flight or still queued', async () => {
@@ -129,7 +142,10 @@ routes:
     // Two more: one takes the queue place, the other is refused at once, whichever reaches the gateway first.
     const x = abandonable(port, '/abandon');
     const y = abandonable(port, '/abandon');
-    const refused = await Promise.race([x.status.then((s) => ({ s, queued: y })), y.status.then((s) => ({ s, queued: x }))]);
+    const refused = await Promise.race([
+      x.status.then((s) => ({ s, queued: y })),
+      y.status.then((s) => ({ s, queued: x })),
+    ]);
     assert.equal(refused.s, 503, 'slot and queue are taken');
     refused.queued.abandon();
     inFlight.abandon();

@@ -98,17 +98,67 @@ accessLog: { output: ${join(pki.dir, 'site.pem', 'access.log')} }
 `;
   const file = configFile(text);
   const expected = [
-    [at(text, 'cert: missing.pem', 'missing.pem'), 'listeners[0].tls.certificates[0].cert', 'TP_TLS_CONFIG', /missing\.pem .*: file not found/],
-    [at(text, 'key: other-key.pem', 'other-key.pem'), 'listeners[0].tls.certificates[1].key', 'TP_TLS_CONFIG', /other-key\.pem .*the key does not match the certificate site\.pem/],
-    [at(text, 'maxAge: banana', 'banana'), 'listeners[0].hsts.maxAge', 'TP_CONFIG_INVALID', /expected a duration .* got "banana"/],
-    [at(text, 'url: 127.0.0.1:9001', '127.0.0.1:9001'), 'upstreams.app.targets[0].url', 'TP_CONFIG_INVALID', /no scheme: write http:\/\/127\.0\.0\.1:9001/],
-    [at(text, '{ url: "https://h:99999"', '"https'), 'upstreams.app.targets[1].url', 'TP_CONFIG_INVALID', /port 99999 is out of range/],
+    [
+      at(text, 'cert: missing.pem', 'missing.pem'),
+      'listeners[0].tls.certificates[0].cert',
+      'TP_TLS_CONFIG',
+      /missing\.pem .*: file not found/,
+    ],
+    [
+      at(text, 'key: other-key.pem', 'other-key.pem'),
+      'listeners[0].tls.certificates[1].key',
+      'TP_TLS_CONFIG',
+      /other-key\.pem .*the key does not match the certificate site\.pem/,
+    ],
+    [
+      at(text, 'maxAge: banana', 'banana'),
+      'listeners[0].hsts.maxAge',
+      'TP_CONFIG_INVALID',
+      /expected a duration .* got "banana"/,
+    ],
+    [
+      at(text, 'url: 127.0.0.1:9001', '127.0.0.1:9001'),
+      'upstreams.app.targets[0].url',
+      'TP_CONFIG_INVALID',
+      /no scheme: write http:\/\/127\.0\.0\.1:9001/,
+    ],
+    [
+      at(text, '{ url: "https://h:99999"', '"https'),
+      'upstreams.app.targets[1].url',
+      'TP_CONFIG_INVALID',
+      /port 99999 is out of range/,
+    ],
     [at(text, 'ca: no-ca.pem', 'no-ca.pem'), 'upstreams.app.tls.ca', 'TP_TLS_CONFIG', /no-ca\.pem .*: file not found/],
-    [at(text, 'secret: too-short-secret', 'too-short-secret'), 'routes[0].plugins[0].jwt.keys[0].secret', 'TP_CONFIG_INVALID', /at least 32 bytes .*; this one has 16$/],
-    [at(text, '"file:no-such-key.pem"', '"file:'), 'routes[0].plugins[0].jwt.keys[1]', 'TP_CONFIG_FILE', /cannot read no-such-key\.pem .*: no such file/],
-    [at(text, 'store: redis', 'redis }'), 'routes[0].plugins[1].rate-limit.store', 'TP_CONFIG_BAD_REFERENCE', /needs the top-level stores\.redis/],
-    [at(text, 'defaultTtl: 30', '30'), 'routes[0].plugins[2].cache.defaultTtl', 'TP_CONFIG_INVALID', /write 30s or 30ms/],
-    [at(text, 'accessLog:', '/'), 'accessLog.output', 'TP_CONFIG_FILE', /cannot be created: .*site\.pem is a file, not a folder/],
+    [
+      at(text, 'secret: too-short-secret', 'too-short-secret'),
+      'routes[0].plugins[0].jwt.keys[0].secret',
+      'TP_CONFIG_INVALID',
+      /at least 32 bytes .*; this one has 16$/,
+    ],
+    [
+      at(text, '"file:no-such-key.pem"', '"file:'),
+      'routes[0].plugins[0].jwt.keys[1]',
+      'TP_CONFIG_FILE',
+      /cannot read no-such-key\.pem .*: no such file/,
+    ],
+    [
+      at(text, 'store: redis', 'redis }'),
+      'routes[0].plugins[1].rate-limit.store',
+      'TP_CONFIG_BAD_REFERENCE',
+      /needs the top-level stores\.redis/,
+    ],
+    [
+      at(text, 'defaultTtl: 30', '30'),
+      'routes[0].plugins[2].cache.defaultTtl',
+      'TP_CONFIG_INVALID',
+      /write 30s or 30ms/,
+    ],
+    [
+      at(text, 'accessLog:', '/'),
+      'accessLog.output',
+      'TP_CONFIG_FILE',
+      /cannot be created: .*site\.pem is a file, not a folder/,
+    ],
   ] as const;
 
   function assertEveryProblem(stderr: string): void {
@@ -170,7 +220,13 @@ accessLog: { output: ${join(pki.dir, 'logs', 'new', 'access.log')} }
 
 describe('TLS files', () => {
   test('a cert file that is not PEM, a missing client CA and a cipher list that matches nothing are each reported at their key', () => {
-    const all = problems(configFile(HTTPS(`{ certificates: [{ cert: not-pem.txt, key: site-key.pem }, { cert: site.pem, key: site-key.pem }], ciphers: NO-SUCH-CIPHER, clientAuth: { mode: require, ca: nope.pem } }`)));
+    const all = problems(
+      configFile(
+        HTTPS(
+          `{ certificates: [{ cert: not-pem.txt, key: site-key.pem }, { cert: site.pem, key: site-key.pem }], ciphers: NO-SUCH-CIPHER, clientAuth: { mode: require, ca: nope.pem } }`,
+        ),
+      ),
+    );
     assert.deepEqual(paths(all), [
       'listeners[0].tls.certificates[0].cert [TP_TLS_CONFIG]',
       'listeners[0].tls.ciphers [TP_TLS_CONFIG]',
@@ -180,21 +236,26 @@ describe('TLS files', () => {
     assert.match(all[1]!.message, /no TLS context can be built for certificates\[1\]/);
   });
 
-  test('relative paths start at the config file\'s folder, absolute ones are taken as they are', () => {
+  test("relative paths start at the config file's folder, absolute ones are taken as they are", () => {
     assert.deepEqual(problems(configFile(HTTPS(`{ certificates: [{ cert: site.pem, key: ${site.keyPath} }] }`))), []);
   });
 
   test('a tcp listener that terminates TLS is checked too', () => {
-    const all = problems(configFile(`listeners:
+    const all = problems(
+      configFile(`listeners:
   - { name: t, protocol: tcp, port: 0, upstream: pg, tls: { certificates: [{ cert: site.pem, key: gone-key.pem }] } }
 upstreams: { pg: { targets: [{ url: "tcp://127.0.0.1:5432" }] } }
-`));
+`),
+    );
     assert.deepEqual(paths(all), ['listeners[0].tls.certificates[0].key [TP_TLS_CONFIG]']);
   });
 });
 
 describe('plugin checks', () => {
-  const route = (plugins: string, extra = '') => `listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+  const route = (
+    plugins: string,
+    extra = '',
+  ) => `listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 routes:
   - match: { path: / }
     respond: { body: ok }
@@ -203,9 +264,13 @@ ${plugins}
 ${extra}`;
 
   test('jwt: a key for none of the algorithms, a file without a PEM block, a short JWK secret', () => {
-    const all = problems(configFile(route(`      - jwt:
+    const all = problems(
+      configFile(
+        route(`      - jwt:
           algorithms: [RS256, HS256]
-          keys: ["file:site.pem", "file:not-pem.txt", { kty: oct, k: c2hvcnQ }]`)));
+          keys: ["file:site.pem", "file:not-pem.txt", { kty: oct, k: c2hvcnQ }]`),
+      ),
+    );
     assert.deepEqual(paths(all), [
       'routes[0].plugins[0].jwt.keys[0] [TP_CONFIG_INVALID]',
       'routes[0].plugins[0].jwt.keys[1] [TP_CONFIG_INVALID]',
@@ -223,14 +288,25 @@ ${extra}`;
       'routes[0].plugins[0].rate-limit.store [TP_CONFIG_BAD_REFERENCE]',
       'routes[0].plugins[1].cache.store [TP_CONFIG_BAD_REFERENCE]',
     ]);
-    assert.deepEqual(problems(configFile(route(plugins, 'stores: { redis: { url: "redis://127.0.0.1:6379" } }\n'))), []);
+    assert.deepEqual(
+      problems(configFile(route(plugins, 'stores: { redis: { url: "redis://127.0.0.1:6379" } }\n'))),
+      [],
+    );
   });
 
   test('allow and cache purge name consumers and groups that exist', () => {
-    const consumers = 'consumers: [{ name: bob, groups: [staff], credentials: { apiKeys: ["0123456789abcdef0123"] } }]\n';
-    const all = problems(configFile(route(`      - key-auth: {}
+    const consumers =
+      'consumers: [{ name: bob, groups: [staff], credentials: { apiKeys: ["0123456789abcdef0123"] } }]\n';
+    const all = problems(
+      configFile(
+        route(
+          `      - key-auth: {}
       - allow: { consumers: [bob, alice], groups: [staff, admins] }
-      - cache: { purge: { consumers: [carol] } }`, consumers)));
+      - cache: { purge: { consumers: [carol] } }`,
+          consumers,
+        ),
+      ),
+    );
     assert.deepEqual(paths(all), [
       'routes[0].plugins[1].allow.consumers[1] [TP_CONFIG_BAD_REFERENCE]',
       'routes[0].plugins[1].allow.groups[1] [TP_CONFIG_BAD_REFERENCE]',
@@ -241,12 +317,17 @@ ${extra}`;
   });
 
   test('global plugins are checked, and a plugin config its schema refuses is reported once, by the schema', () => {
-    const all = problems(configFile(`listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+    const all = problems(
+      configFile(`listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 plugins:
   - rate-limit: { limits: [{ requests: 1, per: 1s }], store: redis }
   - jwt: { keys: [{ secret: short }], algorithms: [none] }
-`));
-    assert.deepEqual(paths(all), ['plugins[0].rate-limit.store [TP_CONFIG_BAD_REFERENCE]', 'plugins[1].jwt.algorithms[0] [TP_CONFIG_INVALID]']);
+`),
+    );
+    assert.deepEqual(paths(all), [
+      'plugins[0].rate-limit.store [TP_CONFIG_BAD_REFERENCE]',
+      'plugins[1].jwt.algorithms[0] [TP_CONFIG_INVALID]',
+    ]);
   });
 });
 
@@ -254,14 +335,22 @@ describe('the access log', () => {
   test('a folder, or a file under a file, cannot be the output; a missing file in a writable folder can (and is not created)', () => {
     const dir = join(pki.dir, 'log-dir');
     mkdirSync(dir, { recursive: true });
-    const output = (path: string) => problems(configFile(`listeners: [{ name: web, protocol: http, port: 0 }]\naccessLog: { output: ${path} }\n`));
+    const output = (path: string) =>
+      problems(configFile(`listeners: [{ name: web, protocol: http, port: 0 }]\naccessLog: { output: ${path} }\n`));
     const folder = output(dir);
     assert.deepEqual(paths(folder), ['accessLog.output [TP_CONFIG_FILE]']);
     assert.match(folder[0]!.message, /is a folder, not a file/);
     assert.deepEqual(paths(output(join(site.certPath, 'x.log'))), ['accessLog.output [TP_CONFIG_FILE]']);
     assert.deepEqual(output(join(dir, 'sub', 'access.log')), []);
     assert.equal(existsSync(join(dir, 'sub')), false);
-    assert.deepEqual(problems(configFile(`listeners: [{ name: web, protocol: http, port: 0 }]\naccessLog: { enabled: false, output: ${dir} }\n`)), []);
+    assert.deepEqual(
+      problems(
+        configFile(
+          `listeners: [{ name: web, protocol: http, port: 0 }]\naccessLog: { enabled: false, output: ${dir} }\n`,
+        ),
+      ),
+      [],
+    );
   });
 });
 
@@ -272,16 +361,22 @@ routes: [{ match: { path: / }, respond: { body: ok } }]
 `);
     try {
       const version = gw.runtime.current.version;
-      writeFileSync(gw.file, `listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+      writeFileSync(
+        gw.file,
+        `listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 routes:
   - match: { path: / }
     respond: { body: ok }
     plugins: [{ rate-limit: { limits: [{ requests: 1, per: 1s }], store: redis } }, { jwt: { keys: ["file:${join(pki.dir, 'gone.pem')}"], algorithms: [RS256] } }]
 accessLog: { enabled: false }
-`);
+`,
+      );
       const result = await new ConfigReloader(gw.runtime, gw.file, quietLog).reload('test');
       assert.equal(result.ok, false);
-      assert.match(result.error!, /rate-limit\.store: .*\[TP_CONFIG_BAD_REFERENCE\]\n.*jwt\.keys\[0\]: cannot read .*gone\.pem.*\[TP_CONFIG_FILE\]$/);
+      assert.match(
+        result.error!,
+        /rate-limit\.store: .*\[TP_CONFIG_BAD_REFERENCE\]\n.*jwt\.keys\[0\]: cannot read .*gone\.pem.*\[TP_CONFIG_FILE\]$/,
+      );
       assert.equal(gw.runtime.current.version, version);
     } finally {
       await gw.stop();

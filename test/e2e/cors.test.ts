@@ -5,7 +5,15 @@ import { after, before, describe, test } from 'node:test';
 import { corsPlugin } from '../../src/plugins/cors.ts';
 import type { PluginEnv } from '../../src/plugins/types.ts';
 import { pluginConfigProblems } from '../helpers/config.ts';
-import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from '../helpers/servers.ts';
+import {
+  json,
+  request,
+  startBackend,
+  startEchoBackend,
+  startGatewayYaml,
+  type Backend,
+  type SimpleResponse,
+} from '../helpers/servers.ts';
 
 /** The Access-Control-* and Vary headers of a response, so deepEqual checks them exactly. */
 function corsHeaders(r: SimpleResponse): Record<string, string> {
@@ -99,7 +107,9 @@ routes:
 
   test('a preflight from an allowed origin is answered 204 at the gateway and never reaches the upstream', async () => {
     const seen = backend.requests.length;
-    const r = await preflight('/strict/items', 'https://app.example.com', { 'access-control-request-headers': 'content-type, x-api-key' });
+    const r = await preflight('/strict/items', 'https://app.example.com', {
+      'access-control-request-headers': 'content-type, x-api-key',
+    });
     assert.equal(r.status, 204);
     assert.equal(r.body, '');
     assert.deepEqual(corsHeaders(r), {
@@ -122,7 +132,9 @@ routes:
   });
 
   test('with no headers configured, a preflight echoes the requested headers (as Kong does), and * answers *', async () => {
-    const r = await preflight('/open', 'https://anyone.example', { 'access-control-request-headers': 'X-Custom, Authorization' });
+    const r = await preflight('/open', 'https://anyone.example', {
+      'access-control-request-headers': 'X-Custom, Authorization',
+    });
     assert.equal(r.status, 204);
     assert.deepEqual(corsHeaders(r), {
       'access-control-allow-origin': '*',
@@ -131,12 +143,18 @@ routes:
       vary: PREFLIGHT_VARY,
     });
     // A requested-headers value that is not a list of header names is not echoed.
-    const odd = await preflight('/open', 'https://anyone.example', { 'access-control-request-headers': 'x-a, <script>' });
+    const odd = await preflight('/open', 'https://anyone.example', {
+      'access-control-request-headers': 'x-a, <script>',
+    });
     assert.equal(odd.headers['access-control-allow-headers'], undefined);
   });
 
   test('an actual request from an allowed origin is forwarded and gets Allow-Origin, Credentials, Expose-Headers and Vary', async () => {
-    const r = await request(port, '/strict/items', { method: 'POST', headers: { origin: 'https://app.example.com' }, body: '{}' });
+    const r = await request(port, '/strict/items', {
+      method: 'POST',
+      headers: { origin: 'https://app.example.com' },
+      body: '{}',
+    });
     assert.equal(r.status, 200);
     const seen = json(r);
     assert.equal(seen.method, 'POST');
@@ -161,14 +179,23 @@ routes:
     assert.equal(json(r).headers['x-api-key'], 'k');
     assert.deepEqual(corsHeaders(r), { vary: 'Origin' });
     // OPTIONS without Access-Control-Request-Method is not a preflight: it is forwarded.
-    const options = await request(port, '/strict/x', { method: 'OPTIONS', headers: { origin: 'https://app.example.com' } });
+    const options = await request(port, '/strict/x', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example.com' },
+    });
     assert.equal(json(options).method, 'OPTIONS');
     assert.equal(options.headers['access-control-allow-origin'], 'https://app.example.com');
   });
 
   test('https://*.partner.example matches one or more subdomain labels and nothing else', async () => {
-    const allowed = async (origin: string) => (await request(port, '/strict', { headers: { origin } })).headers['access-control-allow-origin'] === origin;
-    for (const origin of ['https://a.partner.example', 'https://a.b.partner.example', 'https://x-1.partner.example', 'http://localhost:3000']) {
+    const allowed = async (origin: string) =>
+      (await request(port, '/strict', { headers: { origin } })).headers['access-control-allow-origin'] === origin;
+    for (const origin of [
+      'https://a.partner.example',
+      'https://a.b.partner.example',
+      'https://x-1.partner.example',
+      'http://localhost:3000',
+    ]) {
       assert.ok(await allowed(origin), `${origin} should be allowed`);
     }
     for (const origin of [
@@ -189,17 +216,24 @@ routes:
     }
   });
 
-  test('the gateway owns CORS headers: the upstream\'s are replaced for allowed origins and removed otherwise; Vary is appended to', async () => {
+  test("the gateway owns CORS headers: the upstream's are replaced for allowed origins and removed otherwise; Vary is appended to", async () => {
     const ok = await request(port, '/corsy', { headers: { origin: 'https://app.example.com' } });
     assert.equal(ok.body, 'corsy');
-    assert.deepEqual(corsHeaders(ok), { 'access-control-allow-origin': 'https://app.example.com', vary: 'Accept-Encoding, Origin' });
+    assert.deepEqual(corsHeaders(ok), {
+      'access-control-allow-origin': 'https://app.example.com',
+      vary: 'Accept-Encoding, Origin',
+    });
     const evil = await request(port, '/corsy', { headers: { origin: 'https://evil.example' } });
     assert.deepEqual(corsHeaders(evil), { vary: 'Accept-Encoding, Origin' });
     const plain = await request(port, '/corsy');
-    assert.deepEqual(corsHeaders(plain), { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'x-secret', vary: 'Accept-Encoding, Origin' });
+    assert.deepEqual(corsHeaders(plain), {
+      'access-control-allow-origin': '*',
+      'access-control-expose-headers': 'x-secret',
+      vary: 'Accept-Encoding, Origin',
+    });
   });
 
-  test('a later plugin\'s refusal carries the CORS headers, so the browser can read the error', async () => {
+  test("a later plugin's refusal carries the CORS headers, so the browser can read the error", async () => {
     const r = await request(port, '/refused', { headers: { origin: 'https://app.example.com' } });
     assert.equal(r.status, 403);
     assert.equal(json(r).code, 'TP_IP_FORBIDDEN');
@@ -224,10 +258,24 @@ routes:
       configProblems('cors: { origins: ["*"], credentials: true }').join('\n'),
       /cors\.origins.*origins "\*" cannot be used with credentials: true/,
     );
-    for (const bad of ['https://app.example.com/', 'app.example.com', 'https://app.example.com/path', 'https://*.*.example.com', 'https://a.*.example.com', 'https://*example.com']) {
-      assert.match(configProblems(`cors: { origins: ["${bad}"] }`).join('\n'), /expected an origin such as https:\/\/app\.example\.com/, bad);
+    for (const bad of [
+      'https://app.example.com/',
+      'app.example.com',
+      'https://app.example.com/path',
+      'https://*.*.example.com',
+      'https://a.*.example.com',
+      'https://*example.com',
+    ]) {
+      assert.match(
+        configProblems(`cors: { origins: ["${bad}"] }`).join('\n'),
+        /expected an origin such as https:\/\/app\.example\.com/,
+        bad,
+      );
     }
-    assert.deepEqual(configProblems('cors: { origins: ["https://App.Example.com:443", "http://[::1]:8080"], maxAge: 1h }'), []);
+    assert.deepEqual(
+      configProblems('cors: { origins: ["https://App.Example.com:443", "http://[::1]:8080"], maxAge: 1h }'),
+      [],
+    );
     assert.match(configProblems('cors: { origins: [] }').join('\n'), /origins/);
   });
 });

@@ -75,7 +75,11 @@ routes:
 
   test('a declared body over maxBodySize gives 413 before anything is forwarded', async () => {
     const before = echo.requests.length;
-    const r = await request(port, '/echo', { method: 'POST', body: 'x'.repeat(2048), headers: { 'content-type': 'text/plain' } });
+    const r = await request(port, '/echo', {
+      method: 'POST',
+      body: 'x'.repeat(2048),
+      headers: { 'content-type': 'text/plain' },
+    });
     assertProblem(r, 413, 'TP_BODY_TOO_LARGE');
     assert.equal(echo.requests.length, before);
   });
@@ -95,7 +99,10 @@ routes:
   });
 
   test('both Content-Length and Transfer-Encoding give 400 and the connection is closed', async () => {
-    const r = await rawExchange(port, `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    const r = await rawExchange(
+      port,
+      `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    );
     assert.match(r.text, /^HTTP\/1\.1 400 /);
     assert.match(r.text, /application\/problem\+json/);
     assert.equal(r.closed, true);
@@ -124,19 +131,36 @@ routes: [{ name: echo, match: { path: /echo }, upstream: echo }]
 `);
     try {
       const port = gateway.port();
-      const refused = await rawExchange(port, `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n`, 2000);
+      const refused = await rawExchange(
+        port,
+        `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n`,
+        2000,
+      );
       assert.match(refused.text, /^HTTP\/1\.1 413 /);
       assert.ok(!refused.text.includes('100 Continue'));
       assert.equal(refused.closed, true);
-      const missing = await rawExchange(port, `POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`, 2000);
+      const missing = await rawExchange(
+        port,
+        `POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`,
+        2000,
+      );
       assert.match(missing.text, /^HTTP\/1\.1 404 /);
       const { request: httpRequest } = await import('node:http');
       const body = await new Promise<string>((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port, path: '/echo', method: 'POST', headers: { expect: '100-continue', 'content-length': 5 } }, (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve(text));
-        });
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/echo',
+            method: 'POST',
+            headers: { expect: '100-continue', 'content-length': 5 },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve(text));
+          },
+        );
         req.on('continue', () => req.end('hello'));
         req.on('error', reject);
       });

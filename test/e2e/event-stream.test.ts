@@ -68,14 +68,30 @@ routes:
   });
 
   test('a forwarded request publishes start, route, attempt start and end, and end, each with its request id and worker id', async () => {
-    const rec = record(['turnpike:request:start', 'turnpike:request:route', 'turnpike:attempt:start', 'turnpike:attempt:end', 'turnpike:request:end'], () => gateway.runtime.gateway);
+    const rec = record(
+      [
+        'turnpike:request:start',
+        'turnpike:request:route',
+        'turnpike:attempt:start',
+        'turnpike:attempt:end',
+        'turnpike:request:end',
+      ],
+      () => gateway.runtime.gateway,
+    );
     try {
       const r = await request(gateway.port('web'), '/plain', { headers: { 'x-request-id': 'req-events-1' } });
       assert.equal(r.status, 200);
       await until(() => rec.events.some((e) => e.channel === 'turnpike:request:end'), 'the request:end event');
-      assert.deepEqual(rec.events.map((e) => e.channel), [
-        'turnpike:request:start', 'turnpike:request:route', 'turnpike:attempt:start', 'turnpike:attempt:end', 'turnpike:request:end',
-      ]);
+      assert.deepEqual(
+        rec.events.map((e) => e.channel),
+        [
+          'turnpike:request:start',
+          'turnpike:request:route',
+          'turnpike:attempt:start',
+          'turnpike:attempt:end',
+          'turnpike:request:end',
+        ],
+      );
       for (const e of rec.events) {
         assert.equal(e.requestId, 'req-events-1');
         assert.equal(e.workerId, 0);
@@ -115,8 +131,14 @@ routes:
       await request(gateway.port('web'), '/cached');
       await request(gateway.port('web'), '/limited');
       await request(gateway.port('web'), '/limited');
-      assert.deepEqual(rec.events.filter((e) => e.channel === 'turnpike:cache').map((e) => e.status), ['MISS', 'HIT']);
-      assert.deepEqual(rec.events.filter((e) => e.channel === 'turnpike:ratelimit').map((e) => e.allowed), [true, false]);
+      assert.deepEqual(
+        rec.events.filter((e) => e.channel === 'turnpike:cache').map((e) => e.status),
+        ['MISS', 'HIT'],
+      );
+      assert.deepEqual(
+        rec.events.filter((e) => e.channel === 'turnpike:ratelimit').map((e) => e.allowed),
+        [true, false],
+      );
     } finally {
       rec.stop();
     }
@@ -129,7 +151,10 @@ routes:
       assert.equal((await gateway.reloader!.reload('test')).ok, true);
       writeFileSync(gateway.file, `${text}\nbogus: 1\n`);
       assert.equal((await gateway.reloader!.reload('test')).ok, false);
-      assert.deepEqual(rec.events.map((e) => e.ok), [true, false]);
+      assert.deepEqual(
+        rec.events.map((e) => e.ok),
+        [true, false],
+      );
       assert.match(String(rec.events[1]!.error), /bogus/);
     } finally {
       writeFileSync(gateway.file, text);
@@ -163,7 +188,10 @@ routes:
       for (let i = 0; i < 4; i++) statuses.push((await request(port, '/broken')).status);
       assert.deepEqual(statuses, [500, 500, 500, 503]);
       for (let i = 0; i < 4; i++) await request(port, '/flaky');
-      const logged = (msg: string) => gw.logLines.map((l) => JSON.parse(l) as { msg: string; upstream?: string; target?: string }).find((l) => l.msg === msg);
+      const logged = (msg: string) =>
+        gw.logLines
+          .map((l) => JSON.parse(l) as { msg: string; upstream?: string; target?: string })
+          .find((l) => l.msg === msg);
       const open = await until(() => logged('circuit breaker open'), 'the breaker line');
       assert.equal(open.upstream, 'broken');
       const ejected = await until(() => logged('target ejected (passive health)'), 'the ejection line');
@@ -205,7 +233,10 @@ accessLog: { enabled: true, output: ${logFile} }
     assert.equal(echoed, 'hello');
     await until(() => rec.events.some((e) => e.channel === 'turnpike:l4:close'), 'the l4:close event');
     rec.stop();
-    assert.deepEqual(rec.events.map((e) => e.channel), ['turnpike:l4:open', 'turnpike:l4:close']);
+    assert.deepEqual(
+      rec.events.map((e) => e.channel),
+      ['turnpike:l4:open', 'turnpike:l4:close'],
+    );
     await gateway.stop();
     const line = JSON.parse(readFileSync(logFile, 'utf8').trim().split('\n').at(-1)!) as Record<string, unknown>;
     assert.equal(line.listener, 'tcp-in');

@@ -57,7 +57,8 @@ routes:
 
   test('round robin alternates between the targets of an upstream', async () => {
     const names = [];
-    for (let i = 0; i < 4; i++) names.push(json(await request(port, '/users/7', { headers: { host: 'api.example.com' } })).name);
+    for (let i = 0; i < 4; i++)
+      names.push(json(await request(port, '/users/7', { headers: { host: 'api.example.com' } })).name);
     assert.deepEqual(names.sort(), ['a', 'a', 'b', 'b']);
   });
 
@@ -88,7 +89,14 @@ routes:
   test('hop-by-hop headers and those named in Connection are not forwarded', async () => {
     const seen = json(
       await request(port, '/anything', {
-        headers: { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'gzip', 'proxy-connection': 'x', 'x-normal': 'n' },
+        headers: {
+          connection: 'keep-alive, x-secret-hop',
+          'x-secret-hop': '1',
+          'keep-alive': 'timeout=5',
+          te: 'gzip',
+          'proxy-connection': 'x',
+          'x-normal': 'n',
+        },
       }),
     );
     assert.equal(seen.headers['x-secret-hop'], undefined);
@@ -107,7 +115,14 @@ routes:
 
   test('X-Forwarded-* from an untrusted peer are replaced', async () => {
     const seen = json(
-      await request(port, '/anything', { headers: { host: 'shop.example.com', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil' } }),
+      await request(port, '/anything', {
+        headers: {
+          host: 'shop.example.com',
+          'x-forwarded-for': '6.6.6.6',
+          'x-forwarded-proto': 'https',
+          'x-forwarded-host': 'evil',
+        },
+      }),
     );
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
@@ -117,7 +132,12 @@ routes:
   test('X-Forwarded-* from a trusted proxy are kept and extended', async () => {
     const seen = json(
       await request(gateway.port('behind-lb'), '/anything', {
-        headers: { host: 'shop.example.com', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example.com' },
+        headers: {
+          host: 'shop.example.com',
+          'x-forwarded-for': '203.0.113.9',
+          'x-forwarded-proto': 'https',
+          'x-forwarded-host': 'shop.example.com',
+        },
       }),
     );
     assert.equal(seen.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
@@ -135,7 +155,9 @@ routes:
   });
 
   test('request bodies reach the backend', async () => {
-    const seen = json(await request(port, '/anything', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } }));
+    const seen = json(
+      await request(port, '/anything', { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } }),
+    );
     assert.equal(seen.body, 'hello');
     assert.equal(seen.method, 'POST');
   });

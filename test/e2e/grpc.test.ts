@@ -15,8 +15,14 @@ const de = (b: Buffer): Msg => JSON.parse(b.toString()) as Msg;
 /** A service definition without .proto files: JSON messages in Buffers. */
 function serviceOf(name: string): grpc.ServiceDefinition {
   const method = (m: string, requestStream: boolean, responseStream: boolean) => ({
-    path: `/${name}/${m}`, requestStream, responseStream, requestSerialize: ser, requestDeserialize: de,
-    responseSerialize: ser, responseDeserialize: de, originalName: m,
+    path: `/${name}/${m}`,
+    requestStream,
+    responseStream,
+    requestSerialize: ser,
+    requestDeserialize: de,
+    responseSerialize: ser,
+    responseDeserialize: de,
+    originalName: m,
   });
   return {
     Unary: method('Unary', false, false),
@@ -29,7 +35,11 @@ function serviceOf(name: string): grpc.ServiceDefinition {
 }
 
 /** What the server saw, for the assertions on metadata and deadlines. */
-const seen = { metadata: null as grpc.Metadata | null, slowCancelled: null as Promise<boolean> | null, slowDeadline: Infinity as grpc.Deadline };
+const seen = {
+  metadata: null as grpc.Metadata | null,
+  slowCancelled: null as Promise<boolean> | null,
+  slowDeadline: Infinity as grpc.Deadline,
+};
 
 const handlers: grpc.UntypedServiceImplementation = {
   Unary(call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) {
@@ -89,7 +99,10 @@ before(async () => {
   server = new grpc.Server();
   for (const name of ['test.Greeter', 'test.Guarded', 'test.Limited']) server.addService(serviceOf(name), handlers);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
   const dead = await closedPort();
   gw = await startGatewayYaml(`
 listeners:
@@ -135,9 +148,20 @@ function client(service: string): AnyClient {
   return c;
 }
 
-interface UnaryResult { err: grpc.ServiceError | null; res: Msg | undefined; head: grpc.Metadata | null; status: grpc.StatusObject | null }
+interface UnaryResult {
+  err: grpc.ServiceError | null;
+  res: Msg | undefined;
+  head: grpc.Metadata | null;
+  status: grpc.StatusObject | null;
+}
 
-function unary(c: AnyClient, method: string, req: Msg, md = new grpc.Metadata(), options: grpc.CallOptions = {}): Promise<UnaryResult> {
+function unary(
+  c: AnyClient,
+  method: string,
+  req: Msg,
+  md = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
+): Promise<UnaryResult> {
   return new Promise((resolve) => {
     const out: UnaryResult = { err: null, res: undefined, head: null, status: null };
     let pending = 2; // the callback and the 'status' event, in either order
@@ -181,10 +205,15 @@ describe('gRPC through an HTTPS listener to an h2c upstream', () => {
       call.on('status', resolve);
     });
     assert.equal(ssStatus.code, grpc.status.OK, ssStatus.details);
-    assert.deepEqual(got, Array.from({ length: N }, (_, i) => i));
+    assert.deepEqual(
+      got,
+      Array.from({ length: N }, (_, i) => i),
+    );
 
     const cs = await new Promise<{ err: grpc.ServiceError | null; res?: Msg }>((resolve) => {
-      const call = c.ClientStream!((err: grpc.ServiceError | null, res?: Msg) => resolve({ err, res })) as grpc.ClientWritableStream<Msg>;
+      const call = c.ClientStream!((err: grpc.ServiceError | null, res?: Msg) =>
+        resolve({ err, res }),
+      ) as grpc.ClientWritableStream<Msg>;
       for (let i = 1; i <= N; i++) call.write({ n: i });
       call.end();
     });
@@ -208,7 +237,9 @@ describe('gRPC through an HTTPS listener to an h2c upstream', () => {
     assert.equal(biStatus.code, grpc.status.OK, biStatus.details);
     assert.equal(echoed.length, N);
     assert.deepEqual(echoed.at(-1), { n: N - 1, text: `echo ${N - 1}` });
-    t.diagnostic(`server-stream ${got.length} msgs, client-stream ${N} msgs (sum ${cs.res?.n}), bidi ${echoed.length} round trips`);
+    t.diagnostic(
+      `server-stream ${got.length} msgs, client-stream ${N} msgs (sum ${cs.res?.n}), bidi ${echoed.length} round trips`,
+    );
   });
 
   test('an upstream error status and its message pass through unchanged', async () => {
@@ -228,7 +259,9 @@ describe('gRPC through an HTTPS listener to an h2c upstream', () => {
     // grpc-js hides grpc-timeout from the handler's metadata; the deadline it derived from it shows it arrived.
     const skew = Number(seen.slowDeadline instanceof Date ? seen.slowDeadline.getTime() : seen.slowDeadline) - deadline;
     assert.ok(Math.abs(skew) < 100, `server deadline ${skew} ms from the client's`);
-    t.diagnostic(`DEADLINE_EXCEEDED after ${elapsed.toFixed(0)} ms (deadline 300 ms); server deadline ${skew.toFixed(0)} ms from the client's`);
+    t.diagnostic(
+      `DEADLINE_EXCEEDED after ${elapsed.toFixed(0)} ms (deadline 300 ms); server deadline ${skew.toFixed(0)} ms from the client's`,
+    );
   });
 
   test('errors the gateway makes are gRPC statuses: UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED, UNIMPLEMENTED', async () => {

@@ -20,8 +20,11 @@ routes:
   const session = connect(`http://127.0.0.1:${gw.port()}`);
   try {
     // Bodies without content-length, as HTTP/2 allows.
-    const results = await Promise.all(['/a', '/b', '/c'].map((path) =>
-      h2Request(session, { ':path': path, ':method': 'POST', 'content-type': 'text/plain' }, `body of ${path}`)));
+    const results = await Promise.all(
+      ['/a', '/b', '/c'].map((path) =>
+        h2Request(session, { ':path': path, ':method': 'POST', 'content-type': 'text/plain' }, `body of ${path}`),
+      ),
+    );
     for (const [i, r] of results.entries()) {
       assert.equal(r.status, 200);
       assert.equal(r.route, 'app');

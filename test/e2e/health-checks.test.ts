@@ -40,7 +40,12 @@ async function answerers(port: number, n: number): Promise<Set<string>> {
 describe('active health checks', () => {
   /** The gateway's health verdict on `target` turning `healthy`, from the event stream. */
   const verdict = (gw: Gateway, target: Backend, healthy: boolean) =>
-    nextEvent('turnpike:target:health', gw.runtime.gateway, (e) => e.target === `app|${target.url}` && e.healthy === healthy, `${target.url} ${healthy ? 'healthy' : 'unhealthy'}`);
+    nextEvent(
+      'turnpike:target:health',
+      gw.runtime.gateway,
+      (e) => e.target === `app|${target.url}` && e.healthy === healthy,
+      `${target.url} ${healthy ? 'healthy' : 'unhealthy'}`,
+    );
 
   /** One round of probes on the gateway's clock: once every target's next probe is due (its last one came back), the clock moves past it. */
   async function probeRound(clock: ManualClock, targets: number, interval: number): Promise<void> {
@@ -52,7 +57,13 @@ describe('active health checks', () => {
     const a = await echo('a');
     const b = await echo('b');
     const clock = new ManualClock();
-    const gw = await startGatewayYaml(yaml([a, b], '{ active: { path: /healthz, interval: 100ms, timeout: 100ms, unhealthyThreshold: 2, healthyThreshold: 2 } }'), { clock });
+    const gw = await startGatewayYaml(
+      yaml(
+        [a, b],
+        '{ active: { path: /healthz, interval: 100ms, timeout: 100ms, unhealthyThreshold: 2, healthyThreshold: 2 } }',
+      ),
+      { clock },
+    );
     const bTarget = () => gw.runtime.current.upstreams.get('app')!.targets[1]!;
     try {
       assert.deepEqual(await answerers(gw.port(), 10), new Set(['a', 'b']));
@@ -87,7 +98,10 @@ describe('active health checks', () => {
     const a = await echo('a');
     const b = await echo('b');
     const clock = new ManualClock();
-    const gw = await startGatewayYaml(yaml([a, b], '{ active: { interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 }, slowStart: 2s }'), { clock });
+    const gw = await startGatewayYaml(
+      yaml([a, b], '{ active: { interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 }, slowStart: 2s }'),
+      { clock },
+    );
     const shareOfB = async (n: number) => {
       let hits = 0;
       for (let i = 0; i < n; i++) if (json(await request(gw.port(), '/')).name === 'b') hits++;
@@ -108,7 +122,9 @@ describe('active health checks', () => {
       const halfway = await shareOfB(200);
       clock.advance(1100);
       const late = await shareOfB(100);
-      t.diagnostic(`b's share the moment it is back: ${(early * 100).toFixed(0)}%; halfway through slowStart (1 s of 2 s): ${(halfway * 100).toFixed(0)}%; after it: ${(late * 100).toFixed(0)}%`);
+      t.diagnostic(
+        `b's share the moment it is back: ${(early * 100).toFixed(0)}%; halfway through slowStart (1 s of 2 s): ${(halfway * 100).toFixed(0)}%; after it: ${(late * 100).toFixed(0)}%`,
+      );
       assert.equal(early, 0, 'no share the moment it is back');
       assert.ok(halfway > 0 && halfway < 0.5, `halfway ${halfway}`);
       assert.ok(late > 0.4, `late ${late}`);
@@ -129,7 +145,12 @@ describe('active health checks', () => {
       res.end(JSON.stringify({ name: 'flaky' }));
     });
     backends.push(flaky);
-    const gw = await startGatewayYaml(yaml([good, flaky], '{ active: { path: /healthz, expectStatus: 200-299, interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 } }'));
+    const gw = await startGatewayYaml(
+      yaml(
+        [good, flaky],
+        '{ active: { path: /healthz, expectStatus: 200-299, interval: 50ms, unhealthyThreshold: 1, healthyThreshold: 1 } }',
+      ),
+    );
     try {
       await until(async () => !(await answerers(gw.port(), 6)).has('flaky'), 'flaky skipped');
       sick = false;
@@ -147,7 +168,9 @@ describe('active health checks', () => {
     });
     backends.push(probed);
     const other = await echo('other');
-    const gw = await spawnGateway(`workers: 2\n${yaml([probed, other], '{ active: { path: /healthz, interval: 100ms, unhealthyThreshold: 1, healthyThreshold: 1 } }')}`);
+    const gw = await spawnGateway(
+      `workers: 2\n${yaml([probed, other], '{ active: { path: /healthz, interval: 100ms, unhealthyThreshold: 1, healthyThreshold: 1 } }')}`,
+    );
     try {
       await sleep(300);
       probes = 0;
@@ -182,7 +205,9 @@ describe('passive health checks', () => {
       res.end(JSON.stringify({ name: 'failing2' }));
     });
     backends.push(failing, failing2);
-    const gw = await startGatewayYaml(yaml([ok, failing, failing2], '{ passive: { consecutiveFailures: 3, ejectFor: 10s, maxEjectedPercent: 34% } }'));
+    const gw = await startGatewayYaml(
+      yaml([ok, failing, failing2], '{ passive: { consecutiveFailures: 3, ejectFor: 10s, maxEjectedPercent: 34% } }'),
+    );
     try {
       for (let i = 0; i < 30; i++) await request(gw.port(), '/');
       const before = failing.requests.length + failing2.requests.length;
@@ -210,9 +235,16 @@ describe('passive health checks', () => {
     });
     backends.push(flaky);
     const clock = new ManualClock();
-    const gw = await startGatewayYaml(yaml([ok, flaky], '{ passive: { consecutiveFailures: 1, ejectFor: 10s } }'), { clock });
+    const gw = await startGatewayYaml(yaml([ok, flaky], '{ passive: { consecutiveFailures: 1, ejectFor: 10s } }'), {
+      clock,
+    });
     const ejection = (ejected: boolean) =>
-      nextEvent('turnpike:target:ejection', gw.runtime.gateway, (e) => e.target === flaky.url && e.ejected === ejected, `flaky ${ejected ? 'ejected' : 'back'}`);
+      nextEvent(
+        'turnpike:target:ejection',
+        gw.runtime.gateway,
+        (e) => e.target === flaky.url && e.ejected === ejected,
+        `flaky ${ejected ? 'ejected' : 'back'}`,
+      );
     try {
       const out = ejection(true);
       await answerers(gw.port(), 2); // round robin: one of two reaches flaky, whose failure ejects it

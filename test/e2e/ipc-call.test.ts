@@ -64,7 +64,7 @@ describe('IpcCalls', () => {
     const { calls, sent } = caller();
     const before = timeouts();
     void calls.call({ type: 'ask', n: 1 }, 60_000);
-    assert.equal(timeouts(), before, 'an unref\'d timer is no active resource');
+    assert.equal(timeouts(), before, "an unref'd timer is no active resource");
     calls.receive({ type: 'answer', id: sent[0]!.id, n: 1 });
   });
 });
@@ -102,7 +102,11 @@ routes:
     upstream: b
     plugins: [{ cache: { purge: { allow: [127.0.0.1/32] } } }]
 `);
-    await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to report its workers started', 10_000);
+    await until(
+      () => gw.logLines.some((l) => l.includes('primary started')),
+      'the primary to report its workers started',
+      10_000,
+    );
   });
 
   after(async () => {
@@ -113,12 +117,20 @@ routes:
 
   /** A fresh connection, failed by the client after `limitMs` (a request that hangs must fail the test, not stall it). */
   const send = async (path: string, limitMs: number, method = 'GET') => {
-    const r = await fetch(`http://127.0.0.1:${gw.port()}${path}`, { method, signal: AbortSignal.timeout(limitMs), headers: { connection: 'close' } });
+    const r = await fetch(`http://127.0.0.1:${gw.port()}${path}`, {
+      method,
+      signal: AbortSignal.timeout(limitMs),
+      headers: { connection: 'close' },
+    });
     return { status: r.status, headers: Object.fromEntries(r.headers), body: await r.text() };
   };
 
   test('a stopped primary: rate-limit applies onStoreError, concurrency and PURGE answer 503, none hangs; a slot it grants too late is given back', async (t) => {
-    assert.match((await send('/allow', 5000)).headers.ratelimit ?? '', /^"1m";r=999;t=/, 'the primary counts while it answers');
+    assert.match(
+      (await send('/allow', 5000)).headers.ratelimit ?? '',
+      /^"1m";r=999;t=/,
+      'the primary counts while it answers',
+    );
     assert.equal((await send('/slots', 5000)).status, 200);
     assert.equal((await send('/items', 5000)).status, 200);
 
@@ -132,7 +144,9 @@ routes:
         send('/slots', 3000),
         send('/items', 6000, 'PURGE'),
       ]);
-      t.diagnostic(`answered while the primary was stopped, the last after ${(performance.now() - started).toFixed(0)} ms`);
+      t.diagnostic(
+        `answered while the primary was stopped, the last after ${(performance.now() - started).toFixed(0)} ms`,
+      );
       assert.equal(allow.status, 200, allow.body);
       assert.equal(allow.headers.ratelimit, undefined, 'no count to report');
       assertProblem(deny, 503, 'TP_STORE_UNAVAILABLE');

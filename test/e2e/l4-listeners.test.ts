@@ -71,10 +71,14 @@ upstreams:
 `);
     try {
       b.server.close();
-      await until(() => {
-        const pool = gw.runtime.current.l4Pools.get('pg')!;
-        return pool.pick('127.0.0.1')?.port === a.port && pool.pick('127.0.0.1')?.port === a.port;
-      }, 'the pool to stop picking the closed target (without the check, round robin would not)', 3000);
+      await until(
+        () => {
+          const pool = gw.runtime.current.l4Pools.get('pg')!;
+          return pool.pick('127.0.0.1')?.port === a.port && pool.pick('127.0.0.1')?.port === a.port;
+        },
+        'the pool to stop picking the closed target (without the check, round robin would not)',
+        3000,
+      );
       const answers = [];
       for (let i = 0; i < 4; i++) answers.push(await tcpAsk(gw.port('db'), 'ping'));
       assert.deepEqual(answers, ['a:ping', 'a:ping', 'a:ping', 'a:ping']);
@@ -136,7 +140,10 @@ upstreams:
 `);
     try {
       const answer = await new Promise<string>((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port: gw.port('dbtls'), servername: 'db.example.com', ca: ca.cert }, () => s.write('hello'));
+        const s = tlsConnect(
+          { host: '127.0.0.1', port: gw.port('dbtls'), servername: 'db.example.com', ca: ca.cert },
+          () => s.write('hello'),
+        );
         s.setEncoding('utf8');
         s.once('data', (d: string) => {
           resolve(d);
@@ -193,10 +200,15 @@ upstreams:
 `);
     const clients = [createSocket('udp4'), createSocket('udp4')];
     try {
-      const replies = await Promise.all(clients.map((c, i) => new Promise<string>((resolve) => {
-        c.once('message', (m) => resolve(String(m)));
-        c.send(`q${i}`, gw.port('dns'), '127.0.0.1');
-      })));
+      const replies = await Promise.all(
+        clients.map(
+          (c, i) =>
+            new Promise<string>((resolve) => {
+              c.once('message', (m) => resolve(String(m)));
+              c.send(`q${i}`, gw.port('dns'), '127.0.0.1');
+            }),
+        ),
+      );
       assert.deepEqual(replies, ['echo:q0', 'echo:q1']);
     } finally {
       clients.forEach((c) => c.close());

@@ -73,7 +73,11 @@ describe('lifecycle', () => {
       const port = gw.port();
       writeFileSync(gw.file, 'listeners: [ { name: web, protocol: http, port: "x" } ]\nbogus: 1\n');
       gw.child.kill('SIGHUP');
-      const failure = await until(() => gw.logLines.find((l) => l.includes('reload failed')), 'the reload failure to be logged', 2000);
+      const failure = await until(
+        () => gw.logLines.find((l) => l.includes('reload failed')),
+        'the reload failure to be logged',
+        2000,
+      );
       assert.match(failure, /turnpike\.yaml:\d+:\d+/);
       assert.equal((await request(port, '/')).headers['x-marker'], 'one');
     } finally {

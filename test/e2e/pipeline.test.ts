@@ -10,7 +10,8 @@ import { json, request, requestBytes, startBackend, startGatewayYaml, type Backe
 
 const TEXT = 'hello pipeline, '.repeat(200);
 
-const rawGet = (port: number, path: string, headers: Record<string, string> = {}) => requestBytes(port, path, { headers });
+const rawGet = (port: number, path: string, headers: Record<string, string> = {}) =>
+  requestBytes(port, path, { headers });
 
 describe('response phases and body stages', () => {
   let backend: Backend;
@@ -149,7 +150,10 @@ routes:
     assert.equal(json(anonymous).code, 'TP_UNAUTHENTICATED');
     const known = await request(locked.port('web'), '/nowhere', { headers: { 'x-api-key': 'alice-key-0123456789' } });
     assert.equal(known.status, 404);
-    assert.equal((await request(locked.port('web'), '/api', { headers: { 'x-api-key': 'alice-key-0123456789' } })).status, 200);
+    assert.equal(
+      (await request(locked.port('web'), '/api', { headers: { 'x-api-key': 'alice-key-0123456789' } })).status,
+      200,
+    );
   });
 });
 
@@ -195,7 +199,10 @@ routes:
         while (internal().length < 4) await once(gw.child.stderr!, 'data');
         const logged = internal().map((l) => JSON.parse(l) as { route: string; stack: string });
         assert.deepEqual(logged.map((l) => l.route).sort(), ['async', 'head', 'local', 'sync']);
-        assert.ok(logged.every((l) => l.stack.includes('test-plugins.ts')), 'each line carries the stack');
+        assert.ok(
+          logged.every((l) => l.stack.includes('test-plugins.ts')),
+          'each line carries the stack',
+        );
       } finally {
         assert.equal(await gw.stop(), 0);
       }

@@ -5,14 +5,19 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import {
+  connect as tlsConnect,
+  createServer as createTlsServer,
+  type Server as TlsServer,
+  type TLSSocket,
+} from 'node:tls';
 import { encodeProxyHeader, readProxyHeader } from '../../src/l4/proxy-protocol.ts';
 import { makeTestPki, type Ca, type TestPki } from '../helpers/certs.ts';
 import { rawExchange, tlsAfterPrefix, watchServerReads, type ServerReads } from '../helpers/raw.ts';
 import { json, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
 
 describe('PROXY protocol', () => {
-  test('an http listener takes the client address from a trusted peer\'s PROXY header, and refuses a trusted peer without one', async () => {
+  test("an http listener takes the client address from a trusted peer's PROXY header, and refuses a trusted peer without one", async () => {
     const echo = await startEchoBackend('app');
     const gw = await startGatewayYaml(`
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0, proxyProtocol: true, trustedProxies: [127.0.0.1/32] }]
@@ -20,7 +25,10 @@ upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
 routes: [{ name: app, match: { path: / }, upstream: app }]
 `);
     try {
-      const withHeader = await rawExchange(gw.port(), 'PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      const withHeader = await rawExchange(
+        gw.port(),
+        'PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      );
       assert.match(withHeader.text, /^HTTP\/1.1 200/);
       const body = withHeader.text.slice(withHeader.text.indexOf('{'), withHeader.text.lastIndexOf('}') + 1);
       assert.equal(json({ status: 200, headers: {}, body }).headers['x-forwarded-for'], '203.0.113.7');
@@ -56,7 +64,9 @@ routes: [{ name: app, match: { path: / }, upstream: app }]
       raw.cork();
       raw.write('PROXY TCP4 198.51.100.9 127.0.0.1 4444 443\r\n');
       const text = await new Promise<string>((resolve, reject) => {
-        const s = tlsConnect({ socket: raw, servername: 'a.example.com', ca: serverCa.cert }, () => s.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'));
+        const s = tlsConnect({ socket: raw, servername: 'a.example.com', ca: serverCa.cert }, () =>
+          s.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'),
+        );
         process.nextTick(() => raw.uncork());
         let t = '';
         s.setEncoding('utf8');
@@ -75,13 +85,16 @@ routes: [{ name: app, match: { path: / }, upstream: app }]
   test('a tcp:// upstream with proxyProtocol: v2 gets a header naming the client before its bytes', async () => {
     const seen: { source?: { address: string; port: number }; payload: string }[] = [];
     const backend = createServer((socket) => {
-      readProxyHeader(socket).then((h) => {
-        socket.resume();
-        socket.once('data', (d) => {
-          seen.push({ source: h.source, payload: String(d) });
-          socket.end('ok');
-        });
-      }, () => socket.destroy());
+      readProxyHeader(socket).then(
+        (h) => {
+          socket.resume();
+          socket.once('data', (d) => {
+            seen.push({ source: h.source, payload: String(d) });
+            socket.end('ok');
+          });
+        },
+        () => socket.destroy(),
+      );
     });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     const gw = await startGatewayYaml(`
@@ -141,7 +154,12 @@ async function sendHeader(raw: Socket, reads: ServerReads, header: Buffer, deliv
 
 /** The gateway's first read is what `delivery` promised: header and first bytes together, or the first part. */
 function assertFirstRead(reads: ServerReads, header: Buffer, firstWrite: Buffer, delivery: Delivery): void {
-  const expected = delivery === 'one write' ? firstWrite.length : delivery === 'two writes' ? header.length : Math.floor(header.length / 2);
+  const expected =
+    delivery === 'one write'
+      ? firstWrite.length
+      : delivery === 'two writes'
+        ? header.length
+        : Math.floor(header.length / 2);
   assert.equal(reads.sizes[0], expected, `first read of ${reads.sizes[0]} bytes, expected ${expected}`);
 }
 
@@ -177,7 +195,9 @@ describe('bytes sent with the PROXY header reach the upstream', () => {
       upstream.listen(0, '127.0.0.1');
       await once(upstream, 'listening');
       // The TLS backend behind the passthrough listener: the handshake is end to end with it.
-      tlsUpstream = createTlsServer({ cert: cert.cert, key: cert.key }, (s) => s.end(`A saw ${(s as TLSSocket).servername}`));
+      tlsUpstream = createTlsServer({ cert: cert.cert, key: cert.key }, (s) =>
+        s.end(`A saw ${(s as TLSSocket).servername}`),
+      );
       tlsUpstream.listen(0, '127.0.0.1');
       await once(tlsUpstream, 'listening');
       const trusted = 'proxyProtocol: true, trustedProxies: [127.0.0.1/32]';
@@ -226,7 +246,10 @@ upstreams:
         const upstreamGot = new Promise<Buffer>((resolve) => (nextUpstream = resolve));
         const reads = watchServerReads(gw.port('dbtls'));
         try {
-          const { tls, firstWrite } = tlsAfterPrefix(await connected(gw.port('dbtls')), header, { servername: 'a.example.com', ca: ca.cert });
+          const { tls, firstWrite } = tlsAfterPrefix(await connected(gw.port('dbtls')), header, {
+            servername: 'a.example.com',
+            ca: ca.cert,
+          });
           const answer = readAll(tls);
           tls.once('secureConnect', () => tls.end(payload));
           assert.equal((await upstreamGot).toString('latin1'), payload.toString('latin1'));
@@ -241,7 +264,10 @@ upstreams:
         const header = encodeProxyHeader(version, NAMED);
         const reads = watchServerReads(gw.port('passthrough'));
         try {
-          const { tls, firstWrite } = tlsAfterPrefix(await connected(gw.port('passthrough')), header, { servername: 'a.example.com', ca: ca.cert });
+          const { tls, firstWrite } = tlsAfterPrefix(await connected(gw.port('passthrough')), header, {
+            servername: 'a.example.com',
+            ca: ca.cert,
+          });
           assert.equal(await readAll(tls), 'A saw a.example.com');
           assertFirstRead(reads, header, await firstWrite, 'one write');
         } finally {
@@ -329,7 +355,11 @@ routes: [{ name: app, match: { path: / }, upstream: app }]
           try {
             const raw = await connected(gw.port());
             const prefix = await sendHeader(raw, reads, header, delivery);
-            const { tls, firstWrite } = tlsAfterPrefix(raw, prefix, { servername: 'a.example.com', ca: ca.cert, ALPNProtocols: ['http/1.1'] });
+            const { tls, firstWrite } = tlsAfterPrefix(raw, prefix, {
+              servername: 'a.example.com',
+              ca: ca.cert,
+              ALPNProtocols: ['http/1.1'],
+            });
             const answer = readAll(tls);
             tls.once('secureConnect', () => tls.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`));
             assert.match(await answer, /^HTTP\/1.1 200 /);

@@ -9,12 +9,24 @@ import { SignJWT } from 'jose';
 import { assertProblem } from '../helpers/problem.ts';
 import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
 import { startRedisServer, type RedisServer } from '../helpers/redis.ts';
-import { json, request, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from '../helpers/servers.ts';
+import {
+  json,
+  request,
+  startEchoBackend,
+  startGatewayYaml,
+  type Backend,
+  type SimpleResponse,
+} from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayYaml>>;
 
-async function burst(port: number, path: string, n: number, headers: Record<string, string> = {}): Promise<SimpleResponse[]> {
+async function burst(
+  port: number,
+  path: string,
+  n: number,
+  headers: Record<string, string> = {},
+): Promise<SimpleResponse[]> {
   const out: SimpleResponse[] = [];
   for (let i = 0; i < n; i++) out.push(await request(port, path, { headers }));
   return out;
@@ -24,7 +36,10 @@ const statuses = (rs: SimpleResponse[]) => rs.map((r) => r.status);
 
 const JWT_SECRET = 'a-test-secret-of-at-least-32-bytes!!';
 function token(claims: Record<string, unknown>): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(JWT_SECRET));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(JWT_SECRET));
 }
 
 describe('rate-limit with the memory store', () => {
@@ -93,7 +108,10 @@ routes:
     assert.deepEqual(statuses(rs), [200, 200, 200, 200, 200, 429]);
     for (const [i, r] of rs.entries()) assert.equal(r.headers['ratelimit-policy'], '"1m";q=5;w=60', `response ${i}`);
     // 5 per minute = one every 12 s: each request leaves one less, the next one is free within 12 s.
-    assert.deepEqual(rs.map((r) => r.headers.ratelimit), [4, 3, 2, 1, 0, 0].map((r) => `"1m";r=${r};t=12`));
+    assert.deepEqual(
+      rs.map((r) => r.headers.ratelimit),
+      [4, 3, 2, 1, 0, 0].map((r) => `"1m";r=${r};t=12`),
+    );
     const limited = rs[5]!;
     assertProblem(limited, 429, 'TP_RATE_LIMITED');
     assert.equal(limited.headers['retry-after'], '12', 'seconds, rounded up');
@@ -111,8 +129,11 @@ routes:
   test('key consumer: each consumer has its own counter across its keys; without authentication, the client IP', async () => {
     const port = gateway.port();
     const as = (key: string) => ({ 'x-api-key': key });
-    const alice = [...(await burst(port, '/per-consumer', 1, as('alice-key-0000000001'))), ...(await burst(port, '/per-consumer', 2, as('alice-key-0000000002')))];
-    assert.deepEqual(statuses(alice), [200, 200, 429], 'both of alice\'s keys count against alice');
+    const alice = [
+      ...(await burst(port, '/per-consumer', 1, as('alice-key-0000000001'))),
+      ...(await burst(port, '/per-consumer', 2, as('alice-key-0000000002'))),
+    ];
+    assert.deepEqual(statuses(alice), [200, 200, 429], "both of alice's keys count against alice");
     assert.deepEqual(statuses(await burst(port, '/per-consumer', 3, as('bob-key-000000000001'))), [200, 200, 429]);
     // No authentication plugin on the route: the consumer key falls back to the client address.
     assert.deepEqual(statuses(await burst(port, '/anonymous', 3, { 'x-forwarded-for': '192.0.2.1' })), [200, 200, 429]);
@@ -127,7 +148,10 @@ routes:
       ...(await burst(port, '/per-tenant', 1, await bearer({ sub: 'u2', tenant: 'acme' }))),
     ];
     assert.deepEqual(statuses(acme), [200, 200, 429]);
-    assert.deepEqual(statuses(await burst(port, '/per-tenant', 3, await bearer({ sub: 'u3', tenant: 'globex' }))), [200, 200, 429]);
+    assert.deepEqual(
+      statuses(await burst(port, '/per-tenant', 3, await bearer({ sub: 'u3', tenant: 'globex' }))),
+      [200, 200, 429],
+    );
   });
 
   test('scope global: routes with the same limits and key share counters', async () => {
@@ -142,11 +166,20 @@ routes:
     assert.deepEqual(statuses(await burst(port, '/by-header', 3, { 'x-api-key': 'alpha' })), [200, 200, 429]);
     assert.deepEqual(statuses(await burst(port, '/by-header', 3, { 'x-api-key': 'beta' })), [200, 200, 429]);
     // Without the header: by IP, so two clients without it are still apart, and apart from header values.
-    assert.deepEqual(statuses(await burst(port, '/by-header', 3, { 'x-forwarded-for': '198.51.100.1' })), [200, 200, 429]);
-    assert.deepEqual(statuses(await burst(port, '/by-header', 3, { 'x-forwarded-for': '198.51.100.2' })), [200, 200, 429]);
+    assert.deepEqual(
+      statuses(await burst(port, '/by-header', 3, { 'x-forwarded-for': '198.51.100.1' })),
+      [200, 200, 429],
+    );
+    assert.deepEqual(
+      statuses(await burst(port, '/by-header', 3, { 'x-forwarded-for': '198.51.100.2' })),
+      [200, 200, 429],
+    );
     // A header value that equals an address does not touch that address's counter.
     assert.deepEqual(statuses(await burst(port, '/by-header', 1, { 'x-api-key': '198.51.100.3' })), [200]);
-    assert.deepEqual(statuses(await burst(port, '/by-header', 3, { 'x-forwarded-for': '198.51.100.3' })), [200, 200, 429]);
+    assert.deepEqual(
+      statuses(await burst(port, '/by-header', 3, { 'x-forwarded-for': '198.51.100.3' })),
+      [200, 200, 429],
+    );
   });
 
   test('several limits: both are announced and the tighter one decides', async () => {
@@ -208,8 +241,12 @@ routes:
     assert.equal(allowed + rs.filter((r) => r.status === 429).length, 300, 'every answer is 200 or 429');
     // GCRA hands back one request per T = 600 ms: over the burst it may legitimately admit floor(elapsed / T) more.
     const regained = Math.floor(elapsed / 600);
-    t.diagnostic(`allowed ${allowed} of 300 in ${elapsed.toFixed(0)} ms (GCRA may regain ${regained}; bound ${100 + regained + 1})`);
-    t.diagnostic(`per gateway: ${ports.map((_, g) => rs.filter((r, i) => i % 2 === g && r.status === 200).length).join(' + ')}`);
+    t.diagnostic(
+      `allowed ${allowed} of 300 in ${elapsed.toFixed(0)} ms (GCRA may regain ${regained}; bound ${100 + regained + 1})`,
+    );
+    t.diagnostic(
+      `per gateway: ${ports.map((_, g) => rs.filter((r, i) => i % 2 === g && r.status === 200).length).join(' + ')}`,
+    );
     assert.ok(allowed >= 100, `at least the burst of 100 passes (got ${allowed})`);
     assert.ok(allowed <= 100 + regained + 1, `at most 100 + ${regained} regained + 1 (got ${allowed})`);
 
@@ -253,7 +290,9 @@ routes:
     try {
       const allow = await timed('/allow');
       const deny = await timed('/deny');
-      t.diagnostic(`frozen Redis: allow ${allow.r.status} in ${allow.ms.toFixed(0)} ms, deny ${deny.r.status} in ${deny.ms.toFixed(0)} ms`);
+      t.diagnostic(
+        `frozen Redis: allow ${allow.r.status} in ${allow.ms.toFixed(0)} ms, deny ${deny.r.status} in ${deny.ms.toFixed(0)} ms`,
+      );
       assert.equal(allow.r.status, 200);
       assert.equal(allow.r.headers.ratelimit, undefined, 'no count to report');
       assert.equal(deny.r.status, 503);
@@ -268,7 +307,9 @@ routes:
     await once(redis.process, 'exit');
     const allow = await timed('/allow');
     const deny = await timed('/deny');
-    t.diagnostic(`killed Redis: allow ${allow.r.status} in ${allow.ms.toFixed(1)} ms, deny ${deny.r.status} in ${deny.ms.toFixed(1)} ms`);
+    t.diagnostic(
+      `killed Redis: allow ${allow.r.status} in ${allow.ms.toFixed(1)} ms, deny ${deny.r.status} in ${deny.ms.toFixed(1)} ms`,
+    );
     assert.equal(allow.r.status, 200);
     assert.equal(deny.r.status, 503);
     assert.ok(allow.ms < 1000 && deny.ms < 1000, 'within 1 s');

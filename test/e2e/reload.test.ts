@@ -7,7 +7,10 @@ import { until } from '../helpers/wait.ts';
 
 function configFor(version: number, backends: Backend[]): string {
   // Each version changes something real: the header value, the set of targets, the routes.
-  const targets = backends.slice(0, 1 + (version % backends.length)).map((b) => `{ url: "${b.url}" }`).join(', ');
+  const targets = backends
+    .slice(0, 1 + (version % backends.length))
+    .map((b) => `{ url: "${b.url}" }`)
+    .join(', ');
   return `
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 upstreams:
@@ -47,10 +50,11 @@ describe('reload', () => {
     // Each reload waits for a batch of answers since the last one, so every version serves while others load.
     const BATCH = 50;
     let waiting: { readonly count: number; readonly resolve: () => void } | null = null;
-    const answers = (count: number) => new Promise<void>((resolve) => {
-      if (ok >= count) resolve();
-      else waiting = { count, resolve };
-    });
+    const answers = (count: number) =>
+      new Promise<void>((resolve) => {
+        if (ok >= count) resolve();
+        else waiting = { count, resolve };
+      });
     const worker = async () => {
       while (running) {
         try {
@@ -134,7 +138,10 @@ describe('reload', () => {
       assert.equal((await request(wport, '/w')).headers['x-config-version'], '1');
       writeFileSync(watched.file, configFor(7, backends));
       // The watcher tells no one: ask until the new version answers.
-      await until(async () => (await request(wport, '/w')).headers['x-config-version'] === '7', 'version 7 after the file changed');
+      await until(
+        async () => (await request(wport, '/w')).headers['x-config-version'] === '7',
+        'version 7 after the file changed',
+      );
     } finally {
       await watched.stop();
     }

@@ -51,7 +51,9 @@ describe('h2c smuggling', () => {
       upgraded.push(socket);
       upgrades.push(String(req.headers.upgrade));
       socket.on('data', (c: Buffer) => tunnelled.push(c));
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`,
+      );
     });
     gateway = await startGatewayYaml(`
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
@@ -74,7 +76,7 @@ routes:
     const socket = connect(gateway.port('web'), '127.0.0.1');
     socket.write(
       'GET /public/x HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
-      'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
+        'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n',
     );
     const response = await readUntil(socket, (t) => {
       const end = t.indexOf('\r\n\r\n');
@@ -101,7 +103,7 @@ routes:
     const socket = connect(gateway.port('web'), '127.0.0.1');
     socket.write(
       'GET /public/ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n' +
-      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
     );
     const head = await readUntil(socket, (t) => t.includes('\r\n\r\n'));
     socket.destroy();
@@ -152,13 +154,17 @@ routes:
     assert.equal(good.requests.length + evil.requests.length, before, 'nothing was forwarded');
   };
 
-  test('two Host headers are refused with 400 and nothing is forwarded', () => refused('Host: good.example\r\nHost: evil.example'));
+  test('two Host headers are refused with 400 and nothing is forwarded', () =>
+    refused('Host: good.example\r\nHost: evil.example'));
   test('a Host with a space is refused with 400', () => refused('Host: good.example evil.example'));
   test('a Host with userinfo (a@b) is refused with 400', () => refused('Host: evil.example@good.example'));
   test('a Host with a path is refused with 400', () => refused('Host: good.example/admin'));
 
   test('an absolute-form request is routed and forwarded by its own authority, not by the Host header', async () => {
-    const { text } = await rawExchange(port, 'GET http://good.example/x?y=1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
+    const { text } = await rawExchange(
+      port,
+      'GET http://good.example/x?y=1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n',
+    );
     assert.match(text, /^HTTP\/1\.1 200 /);
     assert.equal(evil.requests.length, 0);
     const seen = good.requests.at(-1)!;
@@ -168,7 +174,10 @@ routes:
   });
 
   test('an absolute-form request with userinfo is refused with 400', async () => {
-    const { text } = await rawExchange(port, 'GET http://evil.example@good.example/x HTTP/1.1\r\nHost: good.example\r\n\r\n');
+    const { text } = await rawExchange(
+      port,
+      'GET http://evil.example@good.example/x HTTP/1.1\r\nHost: good.example\r\n\r\n',
+    );
     assert.match(text, /^HTTP\/1\.1 400 /);
   });
 
@@ -218,8 +227,10 @@ routes:
   });
 
   test('a forged X_Auth_User or Content_Length never reaches the backend (dropped by default)', async () => {
-    const { text } = await rawExchange(gateway.port('web'),
-      'GET /me HTTP/1.1\r\nHost: app.example\r\nX-Auth-User: mallory\r\nX_Auth_User: admin\r\nContent_Length: 5\r\nConnection: close\r\n\r\n');
+    const { text } = await rawExchange(
+      gateway.port('web'),
+      'GET /me HTTP/1.1\r\nHost: app.example\r\nX-Auth-User: mallory\r\nX_Auth_User: admin\r\nContent_Length: 5\r\nConnection: close\r\n\r\n',
+    );
     assert.match(text, /^HTTP\/1\.1 200 /);
     const seen = backend.requests.at(-1)!;
     assert.equal(seen.headers.x_auth_user, undefined);
@@ -244,18 +255,21 @@ routes:
     });
     after(() => options.stop());
 
-  test('headersWithUnderscores: reject answers 400 and forwards nothing', async () => {
-    const before = backend.requests.length;
-    const { text } = await rawExchange(options.port('strict'), 'GET /me HTTP/1.1\r\nHost: app.example\r\nX_Auth_User: admin\r\n\r\n');
-    assert.match(text, /^HTTP\/1\.1 400 /);
-    assert.match(text, /TP_BAD_REQUEST/);
-    assert.equal(backend.requests.length, before);
-  });
+    test('headersWithUnderscores: reject answers 400 and forwards nothing', async () => {
+      const before = backend.requests.length;
+      const { text } = await rawExchange(
+        options.port('strict'),
+        'GET /me HTTP/1.1\r\nHost: app.example\r\nX_Auth_User: admin\r\n\r\n',
+      );
+      assert.match(text, /^HTTP\/1\.1 400 /);
+      assert.match(text, /TP_BAD_REQUEST/);
+      assert.equal(backend.requests.length, before);
+    });
 
-  test('headersWithUnderscores: allow forwards them as sent', async () => {
-    const r = await request(options.port('legacy'), '/me', { headers: { x_legacy_token: 't1' } });
-    assert.equal(json(r).headers.x_legacy_token, 't1');
-  });
+    test('headersWithUnderscores: allow forwards them as sent', async () => {
+      const r = await request(options.port('legacy'), '/me', { headers: { x_legacy_token: 't1' } });
+      assert.equal(json(r).headers.x_legacy_token, 't1');
+    });
   });
 });
 
@@ -270,7 +284,9 @@ describe('override headers and TRACE', () => {
       const path = req.headers['x-original-url'] ?? req.headers['x-rewrite-url'] ?? req.url;
       const method = req.headers['x-http-method-override'] ?? req.method;
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
-      res.end(JSON.stringify({ path, method, scheme: req.headers['x-forwarded-scheme'] ?? 'http', headers: req.headers }));
+      res.end(
+        JSON.stringify({ path, method, scheme: req.headers['x-forwarded-scheme'] ?? 'http', headers: req.headers }),
+      );
     });
     gateway = await startGatewayYaml(`
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
@@ -291,8 +307,10 @@ routes:
     await backend.close();
   });
 
-  test('a client\'s X-Original-URL cannot poison the cached page the next client gets', async () => {
-    const attacker = await request(port, '/home', { headers: { 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-forwarded-scheme': 'nothttps' } });
+  test("a client's X-Original-URL cannot poison the cached page the next client gets", async () => {
+    const attacker = await request(port, '/home', {
+      headers: { 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-forwarded-scheme': 'nothttps' },
+    });
     assert.equal(json(attacker).path, '/home');
     const victim = await request(port, '/home');
     assert.equal(victim.headers['x-cache'], 'HIT');
@@ -301,13 +319,21 @@ routes:
     assert.equal(page.scheme, 'http');
   });
 
-  test('a client\'s X-HTTP-Method-Override, X-Original-URL, X-Rewrite-URL and X-Forwarded-Scheme are removed by default', async () => {
-    const r = json(await request(port, '/plain', {
-      method: 'POST',
-      headers: { 'x-http-method-override': 'DELETE', 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-forwarded-scheme': 'https' },
-    }));
+  test("a client's X-HTTP-Method-Override, X-Original-URL, X-Rewrite-URL and X-Forwarded-Scheme are removed by default", async () => {
+    const r = json(
+      await request(port, '/plain', {
+        method: 'POST',
+        headers: {
+          'x-http-method-override': 'DELETE',
+          'x-original-url': '/admin',
+          'x-rewrite-url': '/admin',
+          'x-forwarded-scheme': 'https',
+        },
+      }),
+    );
     assert.equal(r.method, 'POST');
-    for (const h of ['x-http-method-override', 'x-original-url', 'x-rewrite-url', 'x-forwarded-scheme']) assert.equal(r.headers[h], undefined, h);
+    for (const h of ['x-http-method-override', 'x-original-url', 'x-rewrite-url', 'x-forwarded-scheme'])
+      assert.equal(r.headers[h], undefined, h);
   });
 
   test('a route that lists an override header in forwardOverrideHeaders forwards that one only', async () => {
@@ -322,7 +348,12 @@ routes:
     forwardOverrideHeaders: [X-HTTP-Method-Override]
 `);
     try {
-      const r = json(await request(legacy.port('web'), '/legacy', { method: 'POST', headers: { 'x-http-method-override': 'PATCH', 'x-original-url': '/admin' } }));
+      const r = json(
+        await request(legacy.port('web'), '/legacy', {
+          method: 'POST',
+          headers: { 'x-http-method-override': 'PATCH', 'x-original-url': '/admin' },
+        }),
+      );
       assert.equal(r.method, 'PATCH');
       assert.equal(r.headers['x-original-url'], undefined);
     } finally {

@@ -55,12 +55,18 @@ describe('retries', () => {
   test('does not retry a POST that reached the upstream', async () => {
     const dying = await resetter();
     const good = await track(startEchoBackend('good'));
-    const gw = await startGatewayYaml(yaml(`    balance: round-robin
+    const gw = await startGatewayYaml(
+      yaml(`    balance: round-robin
     targets: [{ url: "${dying.url}" }, { url: "${good.url}" }]
-    retries: { attempts: 3, on: [connect-failure, reset, 502, 503, 504] }`));
+    retries: { attempts: 3, on: [connect-failure, reset, 502, 503, 504] }`),
+    );
     try {
       // Round robin starts at the dying target: the POST reaches it, it resets, and it is not sent again.
-      const r = await request(gw.port(), '/orders', { method: 'POST', body: '{"order":1}', headers: { 'content-type': 'application/json' } });
+      const r = await request(gw.port(), '/orders', {
+        method: 'POST',
+        body: '{"order":1}',
+        headers: { 'content-type': 'application/json' },
+      });
       assert.equal(r.status, 502);
       assert.equal(json(r).code, 'TP_UPSTREAM_RESET');
       assert.equal(dying.seen(), 1);
@@ -74,8 +80,10 @@ describe('retries', () => {
   test('retries a PUT with a small body after a reset, on another target, with the body intact', async () => {
     const dying = await resetter();
     const good = await track(startEchoBackend('good'));
-    const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${dying.url}" }, { url: "${good.url}" }]
-    retries: { attempts: 2, on: [reset], backoff: 1ms }`));
+    const gw = await startGatewayYaml(
+      yaml(`    targets: [{ url: "${dying.url}" }, { url: "${good.url}" }]
+    retries: { attempts: 2, on: [reset], backoff: 1ms }`),
+    );
     try {
       const r = await request(gw.port(), '/items/1', { method: 'PUT', body: 'x'.repeat(5000) });
       assert.equal(r.status, 200);
@@ -91,7 +99,9 @@ describe('retries', () => {
 
   test('a POST whose target refuses the connection is sent to another target (it never reached one)', async () => {
     const good = await track(startEchoBackend('good'));
-    const gw = await startGatewayYaml(yaml(`    targets: [{ url: "http://127.0.0.1:${await closedPort()}" }, { url: "${good.url}" }]`));
+    const gw = await startGatewayYaml(
+      yaml(`    targets: [{ url: "http://127.0.0.1:${await closedPort()}" }, { url: "${good.url}" }]`),
+    );
     try {
       for (let i = 0; i < 4; i++) {
         const r = await request(gw.port(), '/orders', { method: 'POST', body: `n=${i}` });
@@ -105,13 +115,17 @@ describe('retries', () => {
   });
 
   test('a GET answered 503 is retried on another target; a POST answered 503 is not', async () => {
-    const busy = await track(startBackend((_req, res) => {
-      res.statusCode = 503;
-      res.end(JSON.stringify({ name: 'busy' }));
-    }));
+    const busy = await track(
+      startBackend((_req, res) => {
+        res.statusCode = 503;
+        res.end(JSON.stringify({ name: 'busy' }));
+      }),
+    );
     const good = await track(startEchoBackend('good'));
-    const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${busy.url}" }, { url: "${good.url}" }]
-    retries: { attempts: 1, on: [503] }`));
+    const gw = await startGatewayYaml(
+      yaml(`    targets: [{ url: "${busy.url}" }, { url: "${good.url}" }]
+    retries: { attempts: 1, on: [503] }`),
+    );
     try {
       for (let i = 0; i < 4; i++) assert.equal((await request(gw.port(), '/')).status, 200);
       const posts = [];
@@ -126,9 +140,12 @@ describe('retries', () => {
     const a = await track(startEchoBackend('a'));
     const b = await track(startEchoBackend('b'));
     const clock = new ManualClock();
-    const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
+    const gw = await startGatewayYaml(
+      yaml(`    targets: [{ url: "${a.url}" }, { url: "${b.url}" }]
     retries: { attempts: 2, on: [connect-failure, reset, 502, 503, 504] }
-    healthCheck: { active: { interval: 100ms, unhealthyThreshold: 2 } }`), { clock });
+    healthCheck: { active: { interval: 100ms, unhealthyThreshold: 2 } }`),
+      { clock },
+    );
     let running = true;
     const failures: string[] = [];
     let ok = 0;
@@ -147,7 +164,12 @@ describe('retries', () => {
       await until(() => ok >= 20, 'the load to run');
       await b.close();
       // Until the second failed probe marks b down, retries cover the requests that reach it.
-      const down = nextEvent('turnpike:target:health', gw.runtime.gateway, (e) => e.target === `app|${b.url}` && e.healthy === false, 'b unhealthy');
+      const down = nextEvent(
+        'turnpike:target:health',
+        gw.runtime.gateway,
+        (e) => e.target === `app|${b.url}` && e.healthy === false,
+        'b unhealthy',
+      );
       for (let round = 0; round < 2; round++) {
         await clock.whenPending(2, 'a and b waiting for their next probe');
         clock.advance(110);
@@ -170,13 +192,18 @@ describe('retries', () => {
 describe('circuit breaker', () => {
   test('opens on failures, fails fast with 503 and Retry-After, half-opens and closes again', async () => {
     let failing = true;
-    const backend = await track(startBackend((_req, res) => {
-      res.statusCode = failing ? 500 : 200;
-      res.end(JSON.stringify({ name: 'b' }));
-    }));
+    const backend = await track(
+      startBackend((_req, res) => {
+        res.statusCode = failing ? 500 : 200;
+        res.end(JSON.stringify({ name: 'b' }));
+      }),
+    );
     const clock = new ManualClock();
-    const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${backend.url}" }]
-    circuitBreaker: { failureRatio: 0.5, minimumRequests: 5, window: 10s, openFor: 300ms, halfOpenRequests: 1 }`), { clock });
+    const gw = await startGatewayYaml(
+      yaml(`    targets: [{ url: "${backend.url}" }]
+    circuitBreaker: { failureRatio: 0.5, minimumRequests: 5, window: 10s, openFor: 300ms, halfOpenRequests: 1 }`),
+      { clock },
+    );
     try {
       for (let i = 0; i < 5; i++) assert.equal((await request(gw.port(), '/')).status, 500);
       const seen = backend.requests.length;
@@ -229,7 +256,9 @@ routes:
 
 describe('draining', () => {
   test('a target removed by a reload gets no new requests but its in-flight request finishes', async () => {
-    const slowA = await track(startBackend((_req, res) => setTimeout(() => res.end(JSON.stringify({ name: 'a' })), 300)));
+    const slowA = await track(
+      startBackend((_req, res) => setTimeout(() => res.end(JSON.stringify({ name: 'a' })), 300)),
+    );
     const b = await track(startEchoBackend('b'));
     const gw = await startGatewayYaml(yaml(`    targets: [{ url: "${slowA.url}" }]`));
     try {

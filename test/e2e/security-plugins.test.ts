@@ -4,7 +4,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pluginConfigProblems } from '../helpers/config.ts';
 import { assertProblem } from '../helpers/problem.ts';
-import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend, type SimpleResponse } from '../helpers/servers.ts';
+import {
+  json,
+  request,
+  startBackend,
+  startEchoBackend,
+  startGatewayYaml,
+  type Backend,
+  type SimpleResponse,
+} from '../helpers/servers.ts';
 
 const SECURITY_HEADERS = [
   'x-content-type-options',
@@ -143,8 +151,14 @@ routes:
 
   test('config: needs allow or deny, and every entry must be an IP or CIDR', () => {
     assert.match(configProblems('      - ip-filter: {}').join('\n'), /ip-filter needs allow, deny or both/);
-    assert.match(configProblems('      - ip-filter: { allow: [10.0.0.0/33] }').join('\n'), /allow\[0\].*expected an IP address or CIDR/);
-    assert.match(configProblems('      - ip-filter: { deny: [example.com] }').join('\n'), /deny\[0\].*expected an IP address or CIDR/);
+    assert.match(
+      configProblems('      - ip-filter: { allow: [10.0.0.0/33] }').join('\n'),
+      /allow\[0\].*expected an IP address or CIDR/,
+    );
+    assert.match(
+      configProblems('      - ip-filter: { deny: [example.com] }').join('\n'),
+      /deny\[0\].*expected an IP address or CIDR/,
+    );
     assert.match(configProblems('      - ip-filter: { allow: [10.0.0.0/8], block: [] }').join('\n'), /block/);
   });
 });
@@ -159,7 +173,11 @@ describe('security-headers', () => {
   before(async () => {
     echo = await startEchoBackend('app');
     opinionated = await startBackend((_req, res) => {
-      res.writeHead(200, { 'x-frame-options': 'SAMEORIGIN', 'referrer-policy': 'origin', 'content-type': 'text/plain' });
+      res.writeHead(200, {
+        'x-frame-options': 'SAMEORIGIN',
+        'referrer-policy': 'origin',
+        'content-type': 'text/plain',
+      });
       res.end('framed');
     });
     gateway = await startGatewayYaml(`
@@ -255,7 +273,11 @@ routes:
   test('headers the upstream set are kept, unless override is true', async () => {
     const kept = await request(web, '/keep');
     assert.equal(kept.body, 'framed');
-    assert.deepEqual(securityHeaders(kept), { 'x-content-type-options': 'nosniff', 'x-frame-options': 'SAMEORIGIN', 'referrer-policy': 'origin' });
+    assert.deepEqual(securityHeaders(kept), {
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'SAMEORIGIN',
+      'referrer-policy': 'origin',
+    });
     assert.deepEqual(securityHeaders(await request(web, '/override')), DEFAULTS);
   });
 
@@ -269,7 +291,10 @@ routes:
   });
 
   test('config: unknown values and an unqualified preload are refused with a clear message', () => {
-    assert.match(configProblems('      - security-headers: { frameOptions: ALLOWALL }').join('\n'), /expected DENY, SAMEORIGIN or false/);
+    assert.match(
+      configProblems('      - security-headers: { frameOptions: ALLOWALL }').join('\n'),
+      /expected DENY, SAMEORIGIN or false/,
+    );
     assert.match(configProblems('      - security-headers: { referrerPolicy: everywhere }').join('\n'), /no-referrer/);
     assert.match(
       configProblems('      - security-headers: { hsts: { maxAge: 1y, preload: true } }').join('\n'),
@@ -278,8 +303,16 @@ routes:
     assert.deepEqual(configProblems('      - security-headers: { hsts: { maxAge: soon } }'), [
       'routes[0].plugins[0].security-headers.hsts.maxAge: expected a duration such as 250ms, 5s, 1m, 1h, 1d or 1y, got "soon"',
     ]);
-    assert.match(configProblems('      - security-headers: { hsts: true }').join('\n'), /hsts: expected false or \{ maxAge, includeSubDomains, preload \}/);
+    assert.match(
+      configProblems('      - security-headers: { hsts: true }').join('\n'),
+      /hsts: expected false or \{ maxAge, includeSubDomains, preload \}/,
+    );
     assert.deepEqual(configProblems('      - security-headers: { hsts: { maxAge: 180d } }'), []);
-    assert.match(configProblems('      - security-headers: { contentSecurityPolicy: "default-src \'self\'\\r\\nx: y" }').join('\n'), /printable ASCII/);
+    assert.match(
+      configProblems('      - security-headers: { contentSecurityPolicy: "default-src \'self\'\\r\\nx: y" }').join(
+        '\n',
+      ),
+      /printable ASCII/,
+    );
   });
 });

@@ -94,14 +94,25 @@ routes: [{ name: app, match: { path: / }, upstream: app }]
 
   test('the backend sees the first chunk of an upload before the client sends the rest', async () => {
     backendGotFirst = deferred();
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/upload', method: 'POST', agent: false, headers: { 'content-type': 'text/plain' } });
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path: '/upload',
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'text/plain' },
+    });
     const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
       req.on('response', (res) => readBody(res).then((body) => resolve({ status: res.statusCode!, body }), reject));
       req.on('error', reject);
     });
     req.flushHeaders();
     req.write('first;');
-    await within(backendGotFirst.promise, 5000, 'the backend never saw the first chunk on its own: the gateway buffers request bodies');
+    await within(
+      backendGotFirst.promise,
+      5000,
+      'the backend never saw the first chunk on its own: the gateway buffers request bodies',
+    );
     req.end('rest');
     const r = await within(response, 5000, 'no response to the upload');
     assert.equal(r.status, 200);
@@ -119,7 +130,7 @@ class PatternCheck {
   }
   push(chunk: Buffer): void {
     const size = this.pattern.length;
-    for (let i = 0; i < chunk.length; ) {
+    for (let i = 0; i < chunk.length;) {
       const p = this.bytes % size;
       const n = Math.min(size - p, chunk.length - i);
       if (this.mismatchAt === -1 && chunk.compare(this.pattern, p, p + n, i, i + n) !== 0) this.mismatchAt = this.bytes;
@@ -130,7 +141,11 @@ class PatternCheck {
 }
 
 /** Writes `total` bytes of `pattern` repeated to `out`, waiting for 'drain' whenever it is full. */
-async function writePattern(out: NodeJS.WritableStream & { destroyed: boolean }, pattern: Buffer, total: number): Promise<void> {
+async function writePattern(
+  out: NodeJS.WritableStream & { destroyed: boolean },
+  pattern: Buffer,
+  total: number,
+): Promise<void> {
   let sent = 0;
   while (sent < total) {
     const n = Math.min(pattern.length, total - sent);
@@ -188,51 +203,55 @@ routes: [{ name: big, match: { path: / }, upstream: big }]
     await backend?.close();
   });
 
-  test('a 1 GiB upload and download pass with the gateway\'s RSS staying under 200 MB', { timeout: 120_000 }, async () => {
-    const port = gateway.port('web');
-    const baseline = await procStatusBytes(gateway.pid, 'VmRSS');
+  test(
+    "a 1 GiB upload and download pass with the gateway's RSS staying under 200 MB",
+    { timeout: 120_000 },
+    async () => {
+      const port = gateway.port('web');
+      const baseline = await procStatusBytes(gateway.pid, 'VmRSS');
 
-    const downloadStart = performance.now();
-    const download = await new Promise<{ status: number; check: PatternCheck }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/download', agent: false }, (res) => {
-        const check = new PatternCheck(pattern);
-        res.on('data', (c: Buffer) => check.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, check }));
-        res.on('error', reject);
+      const downloadStart = performance.now();
+      const download = await new Promise<{ status: number; check: PatternCheck }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/download', agent: false }, (res) => {
+          const check = new PatternCheck(pattern);
+          res.on('data', (c: Buffer) => check.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, check }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
-    const downloadMs = performance.now() - downloadStart;
-    assert.equal(download.status, 200);
-    assert.equal(download.check.bytes, GIB);
-    assert.equal(download.check.mismatchAt, -1, 'downloaded bytes differ from what the backend sent');
+      const downloadMs = performance.now() - downloadStart;
+      assert.equal(download.status, 200);
+      assert.equal(download.check.bytes, GIB);
+      assert.equal(download.check.mismatchAt, -1, 'downloaded bytes differ from what the backend sent');
 
-    const uploadStart = performance.now();
-    const upload = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({
-        host: '127.0.0.1',
-        port,
-        path: '/upload',
-        method: 'PUT',
-        agent: false,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': GIB },
+      const uploadStart = performance.now();
+      const upload = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest({
+          host: '127.0.0.1',
+          port,
+          path: '/upload',
+          method: 'PUT',
+          agent: false,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': GIB },
+        });
+        req.on('response', (res) => readBody(res).then((body) => resolve({ status: res.statusCode!, body }), reject));
+        req.on('error', reject);
+        writePattern(req, pattern, GIB).then(() => req.end(), reject);
       });
-      req.on('response', (res) => readBody(res).then((body) => resolve({ status: res.statusCode!, body }), reject));
-      req.on('error', reject);
-      writePattern(req, pattern, GIB).then(() => req.end(), reject);
-    });
-    const uploadMs = performance.now() - uploadStart;
-    assert.equal(upload.status, 200, upload.body);
-    assert.deepEqual(JSON.parse(upload.body), { bytes: GIB, mismatchAt: -1 });
+      const uploadMs = performance.now() - uploadStart;
+      assert.equal(upload.status, 200, upload.body);
+      assert.deepEqual(JSON.parse(upload.body), { bytes: GIB, mismatchAt: -1 });
 
-    const peak = await procStatusBytes(gateway.pid, 'VmHWM');
-    const rate = (ms: number) => `${(ms / 1000).toFixed(1)} s, ${((GIB / MB) / (ms / 1000)).toFixed(0)} MB/s`;
-    console.log(
-      `peak RSS 1 GiB streaming: ${(peak / MB).toFixed(0)} MB (baseline ${(baseline / MB).toFixed(0)} MB); ` +
-        `download ${rate(downloadMs)}; upload ${rate(uploadMs)}`,
-    );
-    assert.ok(peak < 200 * MB, `the gateway's peak RSS was ${(peak / MB).toFixed(0)} MB`);
-    assert.equal(await gateway.stop(), 0);
-  });
+      const peak = await procStatusBytes(gateway.pid, 'VmHWM');
+      const rate = (ms: number) => `${(ms / 1000).toFixed(1)} s, ${(GIB / MB / (ms / 1000)).toFixed(0)} MB/s`;
+      console.log(
+        `peak RSS 1 GiB streaming: ${(peak / MB).toFixed(0)} MB (baseline ${(baseline / MB).toFixed(0)} MB); ` +
+          `download ${rate(downloadMs)}; upload ${rate(uploadMs)}`,
+      );
+      assert.ok(peak < 200 * MB, `the gateway's peak RSS was ${(peak / MB).toFixed(0)} MB`);
+      assert.equal(await gateway.stop(), 0);
+    },
+  );
 });

@@ -47,7 +47,13 @@ after(async () => {
 
 function peerNames(port: number, servername: string | undefined): Promise<{ san: string; protocol: string | null }> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      ca: ca.cert,
+      ...(servername ? { servername } : {}),
+      rejectUnauthorized: false,
+    });
     socket.once('secureConnect', () => {
       resolve({ san: socket.getPeerCertificate().subjectaltname ?? '', protocol: socket.getProtocol() });
       socket.destroy();
@@ -64,10 +70,15 @@ describe('https listener', () => {
       assert.equal((await peerNames(gw.port(), 'x.b.example.com')).san, 'DNS:*.b.example.com');
       assert.equal((await peerNames(gw.port(), undefined)).san, 'DNS:a.example.com');
       assert.equal((await peerNames(gw.port(), 'a.example.com')).protocol, 'TLSv1.3');
-      await assert.rejects(new Promise((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'a.example.com', ca: ca.cert, maxVersion: 'TLSv1.2' }, () => resolve(s));
-        s.once('error', reject);
-      }));
+      await assert.rejects(
+        new Promise((resolve, reject) => {
+          const s = tlsConnect(
+            { host: '127.0.0.1', port: gw.port(), servername: 'a.example.com', ca: ca.cert, maxVersion: 'TLSv1.2' },
+            () => resolve(s),
+          );
+          s.once('error', reject);
+        }),
+      );
     } finally {
       await gw.stop();
     }
@@ -81,7 +92,14 @@ describe('https listener', () => {
       const session = h2connect(`https://a.example.com:${gw.port()}`, {
         ca: ca.cert,
         servername: 'a.example.com',
-        createConnection: () => tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'a.example.com', ca: ca.cert, ALPNProtocols: ['h2'] }),
+        createConnection: () =>
+          tlsConnect({
+            host: '127.0.0.1',
+            port: gw.port(),
+            servername: 'a.example.com',
+            ca: ca.cert,
+            ALPNProtocols: ['h2'],
+          }),
       });
       const h2 = await h2Request(session, { ':path': '/hello?x=1', ':method': 'GET' });
       session.close();
@@ -94,10 +112,20 @@ describe('https listener', () => {
       assert.ok(!Object.keys(seen.headers).some((h) => h.startsWith(':')), 'no pseudo-header reaches the upstream');
       // HTTP/1.1 on the same listener
       const h1 = await new Promise<{ status: number; route: string }>((resolve, reject) => {
-        const req = httpsRequest({ host: '127.0.0.1', port: gw.port(), path: '/', servername: 'a.example.com', ca: ca.cert, headers: { host: 'a.example.com' } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode!, route: String(res.headers['x-route']) }));
-        });
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port: gw.port(),
+            path: '/',
+            servername: 'a.example.com',
+            ca: ca.cert,
+            headers: { host: 'a.example.com' },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode!, route: String(res.headers['x-route']) }));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -118,13 +146,24 @@ listeners:
 upstreams: { app: { targets: [{ url: "${echo.url}" }] } }
 routes: [{ name: app, match: { path: / }, upstream: app }]
 `);
-    const handshake = (ciphers: string) => new Promise<string>((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: gw.port(), servername: 'r.example.com', ca: serverCa.cert, maxVersion: 'TLSv1.2', ciphers }, () => {
-        resolve(s.getCipher().standardName);
-        s.destroy();
+    const handshake = (ciphers: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tlsConnect(
+          {
+            host: '127.0.0.1',
+            port: gw.port(),
+            servername: 'r.example.com',
+            ca: serverCa.cert,
+            maxVersion: 'TLSv1.2',
+            ciphers,
+          },
+          () => {
+            resolve(s.getCipher().standardName);
+            s.destroy();
+          },
+        );
+        s.once('error', reject);
       });
-      s.once('error', reject);
-    });
     try {
       assert.equal(await handshake('ECDHE-RSA-AES128-GCM-SHA256'), 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256');
       await assert.rejects(handshake('AES128-GCM-SHA256')); // RSA key exchange: no forward secrecy
@@ -155,31 +194,51 @@ routes:
   - { name: admin, match: { path: /admin }, upstream: app, requireClientCert: true }
   - { name: app, match: { path: / }, upstream: app }
 `);
-    const status = (path: string, withCert: boolean) => new Promise<number>((resolve, reject) => {
-      const req = httpsRequest({
-        host: '127.0.0.1', port: gw.port(), path, servername: 'a.example.com', ca: serverCa.cert, agent: false,
-        ...(withCert ? { cert: client.cert, key: client.key } : {}),
-      }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
+    const status = (path: string, withCert: boolean) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port: gw.port(),
+            path,
+            servername: 'a.example.com',
+            ca: serverCa.cert,
+            agent: false,
+            ...(withCert ? { cert: client.cert, key: client.key } : {}),
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
-    const get = (withCert: boolean) => new Promise<{ headers: Record<string, string>; hsts: string }>((resolve, reject) => {
-      const req = httpsRequest({
-        host: '127.0.0.1', port: gw.port(), path: '/', servername: 'a.example.com', ca: serverCa.cert, agent: false,
-        headers: { 'x-client-cert': 'subject="CN=admin"' },
-        ...(withCert ? { cert: client.cert, key: client.key } : {}),
-      }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ headers: JSON.parse(body).headers, hsts: String(res.headers['strict-transport-security']) }));
+    const get = (withCert: boolean) =>
+      new Promise<{ headers: Record<string, string>; hsts: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port: gw.port(),
+            path: '/',
+            servername: 'a.example.com',
+            ca: serverCa.cert,
+            agent: false,
+            headers: { 'x-client-cert': 'subject="CN=admin"' },
+            ...(withCert ? { cert: client.cert, key: client.key } : {}),
+          },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () =>
+              resolve({ headers: JSON.parse(body).headers, hsts: String(res.headers['strict-transport-security']) }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
     try {
       const withCert = await get(true);
       assert.match(withCert.headers['x-client-cert']!, /^subject="[^"]*CN=[^"]+";fingerprint=sha256:[0-9a-f]{64}$/);
@@ -262,7 +321,14 @@ describe('client-initiated TLS renegotiation', () => {
   const closeClients = () => clients.splice(0).forEach((s) => s.destroy());
 
   async function tls12(port: number, servername: string | undefined): Promise<TLSSocket> {
-    const s = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, maxVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1'], ...(servername ? { servername } : { checkServerIdentity: () => undefined }) });
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      ca: ca.cert,
+      maxVersion: 'TLSv1.2',
+      ALPNProtocols: ['http/1.1'],
+      ...(servername ? { servername } : { checkServerIdentity: () => undefined }),
+    });
     clients.push(s);
     await once(s, 'secureConnect');
     assert.equal(s.getProtocol(), 'TLSv1.2');

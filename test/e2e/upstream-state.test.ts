@@ -53,7 +53,8 @@ async function reload(gw: Awaited<ReturnType<typeof startGatewayYaml>>, text: st
   assert.deepEqual(await gw.reloader!.reload('test'), { ok: true });
 }
 
-const breaker = (openFor: string) => `{ minimumRequests: 2, failureRatio: 0.5, window: 1m, openFor: ${openFor}, halfOpenRequests: 1 }`;
+const breaker = (openFor: string) =>
+  `{ minimumRequests: 2, failureRatio: 0.5, window: 1m, openFor: ${openFor}, halfOpenRequests: 1 }`;
 
 describe('circuit breaker across reloads', () => {
   test('reloading an unchanged config keeps an open circuit breaker open', async () => {
@@ -74,18 +75,23 @@ describe('circuit breaker across reloads', () => {
 
   test('a changed circuitBreaker block starts a fresh breaker (an unchanged one beside it stays open)', async () => {
     const [one, two] = [await failing('one'), await failing('two')];
-    const config = (twoOpenFor: string) => yaml(
-      `  one: { targets: [{ url: "${one.url}" }], circuitBreaker: ${breaker('1h')} }\n` +
-      `  two: { targets: [{ url: "${two.url}" }], circuitBreaker: ${breaker(twoOpenFor)} }`,
-      '[{ name: one, match: { path: /one }, upstream: one }, { name: two, match: { path: /two }, upstream: two }]',
-    );
+    const config = (twoOpenFor: string) =>
+      yaml(
+        `  one: { targets: [{ url: "${one.url}" }], circuitBreaker: ${breaker('1h')} }\n` +
+          `  two: { targets: [{ url: "${two.url}" }], circuitBreaker: ${breaker(twoOpenFor)} }`,
+        '[{ name: one, match: { path: /one }, upstream: one }, { name: two, match: { path: /two }, upstream: two }]',
+      );
     const gw = await startGatewayYaml(config('1h'));
     try {
       assert.deepEqual(await answerers(gw.port(), 3, '/one'), ['500', '500', '503']);
       assert.deepEqual(await answerers(gw.port(), 3, '/two'), ['500', '500', '503']);
       await reload(gw, config('2h'));
       assert.equal(json(await request(gw.port(), '/one')).code, 'TP_CIRCUIT_OPEN', 'the unchanged breaker stays open');
-      assert.deepEqual(await answerers(gw.port(), 1, '/two'), ['500'], 'the changed breaker starts closed: the request reaches the upstream');
+      assert.deepEqual(
+        await answerers(gw.port(), 1, '/two'),
+        ['500'],
+        'the changed breaker starts closed: the request reaches the upstream',
+      );
       assert.deepEqual([one.requests.length, two.requests.length], [2, 3]);
     } finally {
       await gw.stop();
@@ -97,10 +103,11 @@ describe('outlier ejection across reloads', () => {
   test('an ejected target stays ejected across a reload, also when only its weight changed', async () => {
     const ok = await echo('ok');
     const bad = await failing('bad');
-    const config = (badWeight: number) => yaml(
-      `  app:\n    targets: [{ url: "${ok.url}" }, { url: "${bad.url}", weight: ${badWeight} }]\n` +
-      '    healthCheck: { passive: { consecutiveFailures: 1, ejectFor: 1h } }',
-    );
+    const config = (badWeight: number) =>
+      yaml(
+        `  app:\n    targets: [{ url: "${ok.url}" }, { url: "${bad.url}", weight: ${badWeight} }]\n` +
+          '    healthCheck: { passive: { consecutiveFailures: 1, ejectFor: 1h } }',
+      );
     const gw = await startGatewayYaml(config(1));
     try {
       // Round robin: one of the first two requests reaches the failing target, which is then ejected.
@@ -110,7 +117,11 @@ describe('outlier ejection across reloads', () => {
       await reload(gw, config(1));
       assert.deepEqual(await answerers(gw.port(), 4), ['ok', 'ok', 'ok', 'ok'], 'after reloading the same config');
       await reload(gw, config(2));
-      assert.deepEqual(await answerers(gw.port(), 4), ['ok', 'ok', 'ok', 'ok'], 'after a reload that changed its weight');
+      assert.deepEqual(
+        await answerers(gw.port(), 4),
+        ['ok', 'ok', 'ok', 'ok'],
+        'after a reload that changed its weight',
+      );
       assert.equal(bad.requests.length, 1);
     } finally {
       await gw.stop();
@@ -132,9 +143,9 @@ describe('targets changed at run time', () => {
     });
     backends.push(a);
     const b = await echo('b');
-    const gw = await startGatewayYaml(yaml(
-      `  app:\n    targets: [{ url: "${a.url}" }]\n    healthCheck: { active: { path: /healthz, interval: 1h } }`,
-    ));
+    const gw = await startGatewayYaml(
+      yaml(`  app:\n    targets: [{ url: "${a.url}" }]\n    healthCheck: { active: { path: /healthz, interval: 1h } }`),
+    );
     try {
       const inFlight = request(gw.port(), '/hold');
       await heldArrived.promise;
@@ -155,7 +166,10 @@ describe('targets changed at run time', () => {
       assert.equal(r.status, 200);
       assert.equal(json(r).url, '/hold');
       await drain;
-      assert.deepEqual(pool.targets.map((t) => t.url), [b.url]);
+      assert.deepEqual(
+        pool.targets.map((t) => t.url),
+        [b.url],
+      );
     } finally {
       (held as ServerResponse | null)?.end();
       await gw.stop();
@@ -181,7 +195,9 @@ describe('least-connections and WebSockets', () => {
 
   test('least-connections spreads WebSockets: each counts on its target for its whole life', async () => {
     const [a, b] = [await wsBackend('a'), await wsBackend('b')];
-    const gw = await startGatewayYaml(yaml(`  app: { balance: least-connections, targets: [{ url: "${a.url}" }, { url: "${b.url}" }] }`));
+    const gw = await startGatewayYaml(
+      yaml(`  app: { balance: least-connections, targets: [{ url: "${a.url}" }, { url: "${b.url}" }] }`),
+    );
     const sockets: WebSocket[] = [];
     try {
       const port = gw.port();
@@ -192,17 +208,27 @@ describe('least-connections and WebSockets', () => {
 
       // Close a's three: b still holds three connections, so a is the less loaded target.
       const onA = first.filter((s) => s.name === 'a');
-      await Promise.all(onA.map((s) => {
-        s.ws.close();
-        return once(s.ws, 'close');
-      }));
+      await Promise.all(
+        onA.map((s) => {
+          s.ws.close();
+          return once(s.ws, 'close');
+        }),
+      );
       const targetA = gw.runtime.current.upstreams.get('app')!.targets.find((t) => t.url === a.url)!;
       await until(() => targetA.active === 0, "the gateway to see a's WebSockets close");
-      assert.deepEqual(await answerers(port, 4), ['a', 'a', 'a', 'a'], 'plain requests go to the target without WebSockets');
+      assert.deepEqual(
+        await answerers(port, 4),
+        ['a', 'a', 'a', 'a'],
+        'plain requests go to the target without WebSockets',
+      );
       const more = [];
       for (let i = 0; i < 3; i++) more.push(await open(port));
       sockets.push(...more.map((s) => s.ws));
-      assert.deepEqual(more.map((s) => s.name), ['a', 'a', 'a'], 'new WebSockets fill the less loaded target');
+      assert.deepEqual(
+        more.map((s) => s.name),
+        ['a', 'a', 'a'],
+        'new WebSockets fill the less loaded target',
+      );
     } finally {
       for (const ws of sockets) ws.terminate();
       await gw.stop();
@@ -212,9 +238,11 @@ describe('least-connections and WebSockets', () => {
 
 describe('leases', () => {
   test('a lease counts its try on the target until it ends, and records a failure after a success (a reset mid-body) but nothing twice', async () => {
-    const config = parseConfig(yaml(
-      '  app: { targets: [{ url: "http://127.0.0.1:9" }, { url: "http://127.0.0.1:10" }], healthCheck: { passive: { consecutiveFailures: 2, ejectFor: 1h } } }',
-    )).upstreams.app!;
+    const config = parseConfig(
+      yaml(
+        '  app: { targets: [{ url: "http://127.0.0.1:9" }, { url: "http://127.0.0.1:10" }], healthCheck: { passive: { consecutiveFailures: 2, ejectFor: 1h } } }',
+      ),
+    ).upstreams.app!;
     const registry = new TargetRegistry('a sticky secret of enough length');
     const pool = registry.build('app', config, '.');
     registry.commit([pool]);
@@ -235,7 +263,11 @@ describe('leases', () => {
       assert.equal(second.target, target);
       second.observe(true);
       second.end();
-      assert.deepEqual(pool.state.usable.map((t) => t.url), [other.url], 'the second failure in a row ejects it');
+      assert.deepEqual(
+        pool.state.usable.map((t) => t.url),
+        [other.url],
+        'the second failure in a row ejects it',
+      );
     } finally {
       await registry.closeAll();
     }

@@ -36,7 +36,9 @@ async function startUpstream(): Promise<Upstream> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 32 * 1024 * 1024 });
   wss.on('headers', (headers) => headers.push('Server: secret-backend/1.0', 'X-Upstream: ws-echo'));
   wss.on('connection', (ws) => {
-    closes.push(new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))));
+    closes.push(
+      new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))),
+    );
     ws.send('welcome');
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const text = isBinary ? '' : data.toString();
@@ -51,7 +53,9 @@ async function startUpstream(): Promise<Upstream> {
   server.on('upgrade', (req: IncomingMessage, socket, head) => {
     upgrades.push(req.headers);
     if (req.url?.startsWith('/ws/forbidden')) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden');
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden',
+      );
       return;
     }
     if (req.url?.startsWith('/ws/chunked')) {
@@ -174,9 +178,13 @@ function refusedUpgradeThenMore(port: number, path: string): Promise<{ text: str
       `GET ${path} HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n` +
         'GET /ws/pipelined HTTP/1.1\r\nHost: gw.test\r\n\r\n',
     );
-    socket.once('data', () => setTimeout(() => socket.writable && socket.write('GET /ws/afterwards HTTP/1.1\r\nHost: gw.test\r\n\r\n'), 100));
+    socket.once('data', () =>
+      setTimeout(() => socket.writable && socket.write('GET /ws/afterwards HTTP/1.1\r\nHost: gw.test\r\n\r\n'), 100),
+    );
     socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? undefined : reject(err)));
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'ECONNRESET' || err.code === 'EPIPE' ? undefined : reject(err),
+    );
     socket.on('close', () => {
       closed = true;
       finish();
@@ -320,7 +328,11 @@ describe('websocket tunnel', () => {
     assert.match(r.text, /\r\nconnection: close\r\n/i);
     assert.equal(r.text.match(/HTTP\/1\.1 /g)?.length, 1, `more than one answer came back:\n${r.text}`);
     assert.ok(r.closed, 'the client connection was left open');
-    assert.equal(Buffer.concat(upstream.afterRefusal).toString(), '', 'bytes sent after the refused upgrade reached the upstream');
+    assert.equal(
+      Buffer.concat(upstream.afterRefusal).toString(),
+      '',
+      'bytes sent after the refused upgrade reached the upstream',
+    );
   });
 
   test('an upgrade to an unreachable upstream gets a 502 problem+json', async () => {

@@ -69,7 +69,11 @@ describe('workers', () => {
   before(async () => {
     echo = await startEchoBackend('echo');
     gw = await spawnGateway(config(echo.url, 'v0'));
-    await until(() => gw.logLines.some((l) => l.includes('primary started')), 'the primary to start its workers', WAIT_MS);
+    await until(
+      () => gw.logLines.some((l) => l.includes('primary started')),
+      'the primary to start its workers',
+      WAIT_MS,
+    );
   });
 
   after(async () => {
@@ -90,7 +94,8 @@ describe('workers', () => {
 
   test('a reload reaches every worker with zero failed requests', async () => {
     // Each worker logs "config reloaded" as well, so only the primary's line says every worker has the config.
-    const primaryReloads = () => gw.logLines.filter((line) => line.includes('"msg":"config reloaded"') && JSON.parse(line).pid === gw.pid).length;
+    const primaryReloads = () =>
+      gw.logLines.filter((line) => line.includes('"msg":"config reloaded"') && JSON.parse(line).pid === gw.pid).length;
     const before = primaryReloads();
     const l = load(gw.port());
     let reported = 0;
@@ -114,7 +119,11 @@ describe('workers', () => {
     const [victim] = childPids(gw.pid);
     process.kill(victim!, 'SIGKILL');
     await until(() => gw.logLines.some((l) => l.includes('worker died')), 'the primary to notice', WAIT_MS);
-    await until(() => childPids(gw.pid).length === 2 && !childPids(gw.pid).includes(victim!), 'a replacement worker', WAIT_MS);
+    await until(
+      () => childPids(gw.pid).length === 2 && !childPids(gw.pid).includes(victim!),
+      'a replacement worker',
+      WAIT_MS,
+    );
     const died = JSON.parse(gw.logLines.find((l) => l.includes('worker died'))!);
     assert.equal(died.restarts, 1);
     const l = load(gw.port());

@@ -57,7 +57,10 @@ extendedKeyUsage = clientAuth
 
 /** `/CN=a/O=b` for openssl -subj (slashes in values escaped). */
 function subj(parts: Record<string, string | undefined>): string {
-  return Object.entries(parts).filter(([, v]) => v !== undefined).map(([k, v]) => `/${k}=${v!.replaceAll('/', '\\/')}`).join('');
+  return Object.entries(parts)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `/${k}=${v!.replaceAll('/', '\\/')}`)
+    .join('');
 }
 
 export class TestPki {
@@ -79,14 +82,27 @@ export class TestPki {
   server(ca: Ca, options: ServerCertOptions): Issued {
     const first = options.names[0] ?? options.cn ?? 'server';
     const file = options.file ?? first.replace('*', 'wildcard').replace(/[^a-zA-Z0-9.-]+/g, '-');
-    const san = options.names.length > 0 ? ['-addext', `subjectAltName=${options.names.map((n) => `DNS:${n}`).join(',')}`] : [];
-    return this.#issue(file, 'server_ext', subj({ CN: options.cn ?? first }), [...san, '-CA', ca.certPath, '-CAkey', ca.keyPath], options.keyType ?? 'ec');
+    const san =
+      options.names.length > 0 ? ['-addext', `subjectAltName=${options.names.map((n) => `DNS:${n}`).join(',')}`] : [];
+    return this.#issue(
+      file,
+      'server_ext',
+      subj({ CN: options.cn ?? first }),
+      [...san, '-CA', ca.certPath, '-CAkey', ca.keyPath],
+      options.keyType ?? 'ec',
+    );
   }
 
   /** A client certificate signed by `ca` (subject written O first, CN last, as usual). */
   client(ca: Ca, options: ClientCertOptions): Issued {
     const file = options.file ?? `client-${options.cn.replace(/[^a-zA-Z0-9.-]+/g, '-')}`;
-    return this.#issue(file, 'client_ext', subj({ O: options.o, CN: options.cn }), ['-CA', ca.certPath, '-CAkey', ca.keyPath], 'ec');
+    return this.#issue(
+      file,
+      'client_ext',
+      subj({ O: options.o, CN: options.cn }),
+      ['-CA', ca.certPath, '-CAkey', ca.keyPath],
+      'ec',
+    );
   }
 
   remove(): void {
@@ -96,15 +112,44 @@ export class TestPki {
   #issue(file: string, extensions: string, subject: string, extra: string[], keyType: 'ec' | 'rsa'): Issued {
     const certPath = join(this.dir, `${file}.pem`);
     const keyPath = join(this.dir, `${file}-key.pem`);
-    const newkey = keyType === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
+    const newkey =
+      keyType === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'rsa:2048'];
     // A random positive 127-bit serial, so every certificate of a run is distinguishable.
     const serial = `0x${(randomBytes(16)[0]! & 0x7f).toString(16).padStart(2, '0')}${randomBytes(15).toString('hex')}`;
-    execFileSync(OPENSSL, [
-      'req', '-x509', '-new', ...newkey, '-nodes', '-keyout', keyPath, '-out', certPath, '-subj', subject, '-days', '2',
-      '-set_serial', serial, '-config', this.#config, '-extensions', extensions, ...extra,
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(
+      OPENSSL,
+      [
+        'req',
+        '-x509',
+        '-new',
+        ...newkey,
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-subj',
+        subject,
+        '-days',
+        '2',
+        '-set_serial',
+        serial,
+        '-config',
+        this.#config,
+        '-extensions',
+        extensions,
+        ...extra,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     const cert = readFileSync(certPath, 'utf8');
-    return { certPath, keyPath, cert, key: readFileSync(keyPath, 'utf8'), serial: new X509Certificate(cert).serialNumber };
+    return {
+      certPath,
+      keyPath,
+      cert,
+      key: readFileSync(keyPath, 'utf8'),
+      serial: new X509Certificate(cert).serialNumber,
+    };
   }
 }
 

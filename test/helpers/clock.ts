@@ -72,7 +72,11 @@ export class ManualClock implements Clock {
       };
       const deadline = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${n} timer(s): ${what} (${this.timers.length} pending)`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${n} timer(s): ${what} (${this.timers.length} pending)`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.push(waiter);
     });

@@ -8,7 +8,13 @@ export type StreamEvent = { readonly gateway?: unknown; readonly [field: string]
  * The next event on channel `name` published by `gateway` (a Runtime's `gateway`) for which `match` holds;
  * rejects, naming `what`, when `timeoutMs` of real time pass first.
  */
-export function nextEvent(name: string, gateway: unknown, match: (event: StreamEvent) => boolean, what: string, timeoutMs = 5000): Promise<StreamEvent> {
+export function nextEvent(
+  name: string,
+  gateway: unknown,
+  match: (event: StreamEvent) => boolean,
+  what: string,
+  timeoutMs = 5000,
+): Promise<StreamEvent> {
   return new Promise((resolve, reject) => {
     const onMessage = (message: unknown): void => {
       const event = message as StreamEvent;

@@ -1,7 +1,11 @@
 // One HTTP/2 request on an open session, its status, x-route header and body as text.
 import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
 
-export function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: string): Promise<{ status: number; route: string; body: string }> {
+export function h2Request(
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  body?: string,
+): Promise<{ status: number; route: string; body: string }> {
   return new Promise((resolve, reject) => {
     const req = session.request(headers);
     let status = 0;

@@ -6,7 +6,12 @@ import type { IncomingHttpHeaders } from 'node:http';
  * `r` is a problem+json answer with this status and code, a title, no stack trace, and none of `secrets` (backend
  * addresses, say) in its body.
  */
-export function assertProblem(r: { status: number; headers: IncomingHttpHeaders; body: string | Buffer }, status: number, code: string, secrets: readonly string[] = []): void {
+export function assertProblem(
+  r: { status: number; headers: IncomingHttpHeaders; body: string | Buffer },
+  status: number,
+  code: string,
+  secrets: readonly string[] = [],
+): void {
   const text = r.body.toString();
   assert.equal(r.status, status, text);
   assert.equal(r.headers['content-type'], 'application/problem+json');

@@ -23,9 +23,11 @@ function newestMtime(dir: string): number {
  * The bin users run (dist/, built by `npm install` and `npm test`) when it is at least as new as the sources;
  * otherwise the sources through Node's type stripping, which idles ~25 MB heavier.
  */
-export const CLI = existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs >= newestMtime(fileURLToPath(new URL('../../src', import.meta.url)))
-  ? BUILT_CLI
-  : SOURCE_CLI;
+export const CLI =
+  existsSync(BUILT_CLI) &&
+  statSync(BUILT_CLI).mtimeMs >= newestMtime(fileURLToPath(new URL('../../src', import.meta.url)))
+    ? BUILT_CLI
+    : SOURCE_CLI;
 
 export interface GatewayProcess {
   readonly child: ChildProcess;
@@ -44,10 +46,15 @@ export interface GatewayProcess {
  * Writes `yaml` to a temp dir and runs `main.ts start --config FILE --no-watch` under this Node.
  * Resolves once every listener has logged "listening".
  */
-export async function spawnGateway(yaml: string, options: { listeners?: number; startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
+export async function spawnGateway(
+  yaml: string,
+  options: { listeners?: number; startTimeoutMs?: number } = {},
+): Promise<GatewayProcess> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
-  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', file, '--no-watch'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', file, '--no-watch'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const ports = new Map<string, number>();
   const logLines: string[] = [];
   const wanted = options.listeners ?? 1;
@@ -60,7 +67,10 @@ export async function spawnGateway(yaml: string, options: { listeners?: number; 
   );
 
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`gateway did not start within ${options.startTimeoutMs ?? 10_000} ms`)), options.startTimeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => fail(new Error(`gateway did not start within ${options.startTimeoutMs ?? 10_000} ms`)),
+      options.startTimeoutMs ?? 10_000,
+    );
     let pending = '';
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -91,7 +101,8 @@ export async function spawnGateway(yaml: string, options: { listeners?: number; 
         }
       }
     });
-    const early = (code: number | null, signal: string | null) => fail(new Error(`gateway exited early (code ${code}, signal ${signal})`));
+    const early = (code: number | null, signal: string | null) =>
+      fail(new Error(`gateway exited early (code ${code}, signal ${signal})`));
     child.once('error', fail);
     child.once('exit', early);
   });

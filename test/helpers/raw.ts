@@ -6,7 +6,11 @@ import { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
 /** Sends `payload` and resolves with everything read until the server closes (or `timeoutMs`). */
-export function rawExchange(port: number, payload: string | Buffer, timeoutMs = 3000): Promise<{ text: string; closed: boolean }> {
+export function rawExchange(
+  port: number,
+  payload: string | Buffer,
+  timeoutMs = 3000,
+): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -77,7 +81,11 @@ export function watchServerReads(port: number): ServerReads {
  * `prefix` in front of it, as a load balancer sends its PROXY header and the client's first bytes together.
  * `firstWrite` is that write.
  */
-export function tlsAfterPrefix(raw: Socket, prefix: Buffer, options: ConnectionOptions): { tls: TLSSocket; firstWrite: Promise<Buffer> } {
+export function tlsAfterPrefix(
+  raw: Socket,
+  prefix: Buffer,
+  options: ConnectionOptions,
+): { tls: TLSSocket; firstWrite: Promise<Buffer> } {
   let pending: Buffer | null = prefix;
   let wrote!: (b: Buffer) => void;
   const firstWrite = new Promise<Buffer>((resolve) => (wrote = resolve));

@@ -1,6 +1,13 @@
 // Real servers on port 0 for tests: backends that say who answered, and a gateway built from YAML text.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +53,15 @@ export function startEchoBackend(name: string, port = 0): Promise<Backend> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/json', server: 'secret-backend/1.0', 'x-powered-by': 'php/5' });
-      res.end(JSON.stringify({ name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+      res.end(
+        JSON.stringify({
+          name,
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
     });
   }, port);
 }
@@ -61,10 +76,18 @@ export function tempDir(): string {
  * Writes `yaml` to a temp file and starts a gateway from it (access log off unless the YAML sets it); `clock`
  * replaces the system clock (a ManualClock, test/helpers/clock.ts).
  */
-export async function startGatewayYaml(yaml: string, options: { watch?: boolean; clock?: Clock } = {}): Promise<Gateway & { file: string }> {
+export async function startGatewayYaml(
+  yaml: string,
+  options: { watch?: boolean; clock?: Clock } = {},
+): Promise<Gateway & { file: string }> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
-  const gateway = await startGateway({ configFile: file, log: quietLog, watch: options.watch ?? false, clock: options.clock });
+  const gateway = await startGateway({
+    configFile: file,
+    log: quietLog,
+    watch: options.watch ?? false,
+    clock: options.clock,
+  });
   return Object.assign(gateway, { file });
 }
 
@@ -82,10 +105,21 @@ export async function request(port: number, path: string, options: RequestOption
 }
 
 /** As request(), with the body as the bytes that came (still encoded, when a Content-Encoding says so). */
-export function requestBytes(port: number, path: string, options: RequestOptions = {}): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
+export function requestBytes(
+  port: number,
+  path: string,
+  options: RequestOptions = {},
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: options.agent === false ? false : undefined },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        agent: options.agent === false ? false : undefined,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

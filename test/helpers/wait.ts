@@ -6,7 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * Polls `check` (every `everyMs`) until it returns a truthy value and resolves with that value; fails the test,
  * naming `what`, when `timeoutMs` pass first.
  */
-export async function until<T>(check: () => T | Promise<T>, what: string, timeoutMs = 5000, everyMs = 10): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
+export async function until<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 5000,
+  everyMs = 10,
+): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const value = await check();

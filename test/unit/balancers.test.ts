@@ -100,7 +100,11 @@ test('every algorithm returns undefined for no targets and the only target of a 
 
 test('avoid: a retry goes to another target whenever one exists, for every algorithm', (t) => {
   for (const name of BALANCE_ALGORITHMS) {
-    for (const weights of [[1, 1], [5, 1, 1], [1, 3, 2, 1]]) {
+    for (const weights of [
+      [1, 1],
+      [5, 1, 1],
+      [1, 3, 2, 1],
+    ]) {
       const b = createBalancer<T>(name);
       const set = targets(weights);
       b.update(set);
@@ -142,7 +146,10 @@ test('weighted-round-robin is smooth: 5:1:1 never gives 5 in a row and each cycl
   let longest = 1;
   for (let i = 1; i < seq.length; i++) longest = Math.max(longest, (run = seq[i] === seq[i - 1] ? run + 1 : 1));
   for (let i = 0; i < seq.length; i += 7) {
-    const cycle = seq.slice(i, i + 7).sort().join('');
+    const cycle = seq
+      .slice(i, i + 7)
+      .sort()
+      .join('');
     assert.equal(cycle, 'aaaaabc', `cycle at pick ${i}`);
   }
   t.diagnostic(`first cycle ${seq.slice(0, 7).join(' ')}; longest run over 7,000 picks: ${longest}`);
@@ -299,8 +306,14 @@ test('consistent-hash keeps >= 70% of 10,000 keys in place when a fifth target j
   b.update([...four, ...targets([1], 4)]);
   const now = keys.map((k) => b.pick(k)!);
   const kept = now.filter((t, i) => t === before[i]).length;
-  assert.deepEqual(new Set(now.filter((t, i) => t !== before[i]).map((t) => t.name)), new Set(['e']), 'a key that moves goes to the new target only');
-  t.diagnostic(`spread over 4: ${Object.values(spread).join(' / ')}; kept after adding a fifth: ${pct(kept / keys.length)} (ideal 80%)`);
+  assert.deepEqual(
+    new Set(now.filter((t, i) => t !== before[i]).map((t) => t.name)),
+    new Set(['e']),
+    'a key that moves goes to the new target only',
+  );
+  t.diagnostic(
+    `spread over 4: ${Object.values(spread).join(' / ')}; kept after adding a fifth: ${pct(kept / keys.length)} (ideal 80%)`,
+  );
   assert.ok(kept / keys.length >= 0.7);
   for (const n of Object.values(spread)) assert.ok(n > 1800 && n < 3200);
 });

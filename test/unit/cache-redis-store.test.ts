@@ -17,9 +17,23 @@ const COMMAND_TIMEOUT = 500;
 
 function entry(body: Buffer | string, options: { status?: number; encodedBy?: string | null } = {}): CacheEntry {
   const cacheControl = 'max-age=60';
-  const policy = new CachePolicy({ method: 'GET', url: '/a', headers: { host: 'x' } }, { status: options.status ?? 200, headers: { 'cache-control': cacheControl } }, { shared: true });
-  const headers = { 'cache-control': cacheControl, 'content-type': 'text/plain', link: ['</a.css>; rel=preload', '</b.js>; rel=preload'] };
-  return { policy, status: options.status ?? 200, headers, body: Buffer.from(body), encodedBy: options.encodedBy ?? null };
+  const policy = new CachePolicy(
+    { method: 'GET', url: '/a', headers: { host: 'x' } },
+    { status: options.status ?? 200, headers: { 'cache-control': cacheControl } },
+    { shared: true },
+  );
+  const headers = {
+    'cache-control': cacheControl,
+    'content-type': 'text/plain',
+    link: ['</a.css>; rel=preload', '</b.js>; rel=preload'],
+  };
+  return {
+    policy,
+    status: options.status ?? 200,
+    headers,
+    body: Buffer.from(body),
+    encodedBy: options.encodedBy ?? null,
+  };
 }
 
 /** A client as the gateway makes one (src/stores/redis-client.ts), connected. */
@@ -53,7 +67,7 @@ describe('cache entry codec', () => {
     assert.ok(decoded.policy.timeToLive() > 59_000);
   });
 
-  test('an entry read back with a clock\'s policy class ages on that clock, also once a 304 revalidated it', () => {
+  test("an entry read back with a clock's policy class ages on that clock, also once a 304 revalidated it", () => {
     const clock = new ManualClock();
     const Policy = policyClass(clock);
     const request = { method: 'GET', url: '/a', headers: { host: 'x' } };
@@ -63,7 +77,10 @@ describe('cache entry codec', () => {
     assert.equal(decoded.policy.age(), 30);
     clock.advance(31_000);
     assert.equal(decoded.policy.stale(), true, '61 s on the clock: past max-age=60');
-    const { policy: revalidated } = decoded.policy.revalidatedPolicy(request, { status: 304, headers: { 'cache-control': 'max-age=60' } });
+    const { policy: revalidated } = decoded.policy.revalidatedPolicy(request, {
+      status: 304,
+      headers: { 'cache-control': 'max-age=60' },
+    });
     assert.equal(revalidated.stale(), false);
     clock.advance(61_000);
     assert.equal(revalidated.stale(), true, 'the revalidated policy reads the same clock');
@@ -110,14 +127,30 @@ describe('RedisCacheStore with a running Redis', () => {
     assert.equal(await store.lookup('host/missing', plain), undefined);
     assert.deepEqual(errors, []);
     const keys = await client.keys('*roundtrip*');
-    assert.deepEqual(keys.sort(), ['tp:cache:roundtrip:s:host/a', 'tp:cache:roundtrip:u:host/a', 'tp:cache:roundtrip:v:host/a\n']);
+    assert.deepEqual(keys.sort(), [
+      'tp:cache:roundtrip:s:host/a',
+      'tp:cache:roundtrip:u:host/a',
+      'tp:cache:roundtrip:v:host/a\n',
+    ]);
     assert.deepEqual(store.stats(), { entries: 0, bytes: 0 });
   });
 
   test('variants of one URL are separate, and variantOf sees the recorded Vary fields', async () => {
     const store = newStore(client, 'variants');
-    await store.store('host/v', ['accept-encoding'], 'accept-encoding=br', entry('brotli', { encodedBy: 'br' }), 60_000);
-    await store.store('host/v', ['accept-encoding'], 'accept-encoding=gzip', entry('gzip', { encodedBy: 'gzip' }), 60_000);
+    await store.store(
+      'host/v',
+      ['accept-encoding'],
+      'accept-encoding=br',
+      entry('brotli', { encodedBy: 'br' }),
+      60_000,
+    );
+    await store.store(
+      'host/v',
+      ['accept-encoding'],
+      'accept-encoding=gzip',
+      entry('gzip', { encodedBy: 'gzip' }),
+      60_000,
+    );
     assert.equal((await store.lookup('host/v', byEncoding('br')))?.body.toString(), 'brotli');
     assert.equal((await store.lookup('host/v', byEncoding('gzip')))?.body.toString(), 'gzip');
     assert.equal(await store.lookup('host/v', byEncoding('zstd')), undefined);
@@ -153,13 +186,26 @@ describe('RedisCacheStore with a running Redis', () => {
     assert.equal(await store.purge('host/p'), 3);
     for (const enc of ['br', 'gzip', 'zstd']) assert.equal(await store.lookup('host/p', byEncoding(enc)), undefined);
     assert.equal((await store.lookup('host/p2', plain))?.body.toString(), 'other');
-    assert.deepEqual((await client.keys('tp:cache:purge:*')).sort(), ['tp:cache:purge:s:host/p2', 'tp:cache:purge:u:host/p2', 'tp:cache:purge:v:host/p2\n']);
+    assert.deepEqual((await client.keys('tp:cache:purge:*')).sort(), [
+      'tp:cache:purge:s:host/p2',
+      'tp:cache:purge:u:host/p2',
+      'tp:cache:purge:v:host/p2\n',
+    ]);
     assert.equal(await store.purge('host/p'), 0, 'nothing left the second time');
   });
 
   test('purgePrefix removes every URL under the prefix, matching glob characters literally', async () => {
     const store = newStore(client, 'prefix');
-    const urls = ['host/catalog/a', 'host/catalog/b?page=2', 'host/catalogue', 'host/[x]*/1', 'host/[x]*/2', 'host/x/1', 'host/?x]*/1', 'other/catalog/a'];
+    const urls = [
+      'host/catalog/a',
+      'host/catalog/b?page=2',
+      'host/catalogue',
+      'host/[x]*/1',
+      'host/[x]*/2',
+      'host/x/1',
+      'host/?x]*/1',
+      'other/catalog/a',
+    ];
     for (const url of urls) await store.store(url, [], '', entry(url), 60_000);
     await store.store('host/catalog/a', ['accept-encoding'], 'accept-encoding=br', entry('a br'), 60_000);
 
@@ -173,10 +219,12 @@ describe('RedisCacheStore with a running Redis', () => {
 
   test('purgePrefix walks many URLs across several SCAN pages', async () => {
     const store = newStore(client, 'many');
-    await Promise.all(Array.from({ length: 1200 }, (_, i) => store.store(`host/bulk/${i}`, [], '', entry('x'), 60_000)));
+    await Promise.all(
+      Array.from({ length: 1200 }, (_, i) => store.store(`host/bulk/${i}`, [], '', entry('x'), 60_000)),
+    );
     await store.store('host/kept', [], '', entry('kept'), 60_000);
     assert.equal(await store.purgePrefix('host/bulk/'), 1200);
-    assert.deepEqual((await client.keys('tp:cache:many:u:*')), ['tp:cache:many:u:host/kept']);
+    assert.deepEqual(await client.keys('tp:cache:many:u:*'), ['tp:cache:many:u:host/kept']);
   });
 
   test('stores with different namespaces do not see or purge each other’s entries (glob characters in a namespace too)', async () => {

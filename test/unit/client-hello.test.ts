@@ -3,7 +3,13 @@ import { once } from 'node:events';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { ClientHelloError, compileServerNames, matchServerName, parseClientHello, readClientHello } from '../../src/l4/client-hello.ts';
+import {
+  ClientHelloError,
+  compileServerNames,
+  matchServerName,
+  parseClientHello,
+  readClientHello,
+} from '../../src/l4/client-hello.ts';
 
 /** The first TLS record a real `tls.connect` client sends (its ClientHello), read off a raw TCP server. */
 async function captureHello(options: ConnectionOptions): Promise<Buffer> {
@@ -22,7 +28,12 @@ async function captureHello(options: ConnectionOptions): Promise<Buffer> {
       });
     });
   });
-  const client = tlsConnect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false, ...options });
+  const client = tlsConnect({
+    port: (server.address() as AddressInfo).port,
+    host: '127.0.0.1',
+    rejectUnauthorized: false,
+    ...options,
+  });
   client.on('error', () => undefined); // the capture server hangs up mid-handshake
   const hello = await captured;
   client.destroy();
@@ -45,8 +56,18 @@ function reframe(hello: Buffer, padding: number, recordSize: number): Buffer {
   const at = extensionsAt(body);
   const extLen = body.readUInt16BE(at);
   const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-  const newBody = Buffer.concat([body.subarray(0, at), u16(extLen + 4 + padding), body.subarray(at + 2), u16(21), u16(padding), Buffer.alloc(padding)]);
-  const msg = Buffer.concat([Buffer.from([1, newBody.length >> 16, (newBody.length >> 8) & 0xff, newBody.length & 0xff]), newBody]);
+  const newBody = Buffer.concat([
+    body.subarray(0, at),
+    u16(extLen + 4 + padding),
+    body.subarray(at + 2),
+    u16(21),
+    u16(padding),
+    Buffer.alloc(padding),
+  ]);
+  const msg = Buffer.concat([
+    Buffer.from([1, newBody.length >> 16, (newBody.length >> 8) & 0xff, newBody.length & 0xff]),
+    newBody,
+  ]);
   const records: Buffer[] = [];
   for (let i = 0; i < msg.length; i += recordSize) {
     const part = msg.subarray(i, i + recordSize);
@@ -92,7 +113,8 @@ describe('ClientHello parsing', () => {
   });
 
   test('every proper prefix is incomplete (null), the whole hello parses', () => {
-    for (let n = 0; n < withSni.length; n++) assert.equal(parseClientHello(withSni.subarray(0, n)), null, `prefix ${n}`);
+    for (let n = 0; n < withSni.length; n++)
+      assert.equal(parseClientHello(withSni.subarray(0, n)), null, `prefix ${n}`);
     assert.equal(parseClientHello(withSni)?.serverName, 'a.example.com');
   });
 
@@ -108,20 +130,35 @@ describe('ClientHello parsing', () => {
   });
 
   test('a hello over 16 KiB is refused as too large', () => {
-    assert.throws(() => parseClientHello(reframe(withSni, 17 * 1024, 16384)), (err) => reason(err) === 'too-large');
+    assert.throws(
+      () => parseClientHello(reframe(withSni, 17 * 1024, 16384)),
+      (err) => reason(err) === 'too-large',
+    );
   });
 
   test('plain-text input is refused from its first byte', () => {
-    assert.throws(() => parseClientHello(Buffer.from('G')), (err) => reason(err) === 'not-tls');
-    assert.throws(() => parseClientHello(Buffer.from('GET / HTTP/1.1\r\n\r\n')), (err) => reason(err) === 'not-tls');
-    assert.throws(() => parseClientHello(Buffer.from('SSH-2.0-OpenSSH_9.6\r\n')), (err) => reason(err) === 'not-tls');
+    assert.throws(
+      () => parseClientHello(Buffer.from('G')),
+      (err) => reason(err) === 'not-tls',
+    );
+    assert.throws(
+      () => parseClientHello(Buffer.from('GET / HTTP/1.1\r\n\r\n')),
+      (err) => reason(err) === 'not-tls',
+    );
+    assert.throws(
+      () => parseClientHello(Buffer.from('SSH-2.0-OpenSSH_9.6\r\n')),
+      (err) => reason(err) === 'not-tls',
+    );
   });
 
   test('extensions running past the end of the hello are malformed', () => {
     const broken = Buffer.from(withSni);
     const at = 5 + 4 + extensionsAt(withSni.subarray(5 + 4));
     broken.writeUInt16BE(broken.readUInt16BE(at) + 10, at);
-    assert.throws(() => parseClientHello(broken), (err) => reason(err) === 'malformed');
+    assert.throws(
+      () => parseClientHello(broken),
+      (err) => reason(err) === 'malformed',
+    );
   });
 });
 
@@ -167,7 +204,9 @@ describe('readClientHello on a socket', () => {
     assert.equal(info.serverName, 'split.example.com');
     assert.deepEqual(info.alpn, ['h2']);
     assert.ok(info.buffered.subarray(0, hello.length).equals(hello));
-    t.diagnostic(`${hello.length} one-byte writes arrived in ${reads} reads, hello complete in ${(performance.now() - started).toFixed(0)} ms`);
+    t.diagnostic(
+      `${hello.length} one-byte writes arrived in ${reads} reads, hello complete in ${(performance.now() - started).toFixed(0)} ms`,
+    );
     assert.ok(reads > hello.length / 2, `only ${reads} reads: the segments were coalesced`);
     client.destroy();
   });

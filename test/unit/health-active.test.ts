@@ -19,7 +19,16 @@ after(async () => {
 });
 
 function settings(over: Partial<ActiveCheckSettings> = {}): ActiveCheckSettings {
-  return { type: 'http', path: '/healthz', expectStatus: [200, 399], interval: 50, timeout: 200, healthyThreshold: 2, unhealthyThreshold: 3, ...over };
+  return {
+    type: 'http',
+    path: '/healthz',
+    expectStatus: [200, 399],
+    interval: 50,
+    timeout: 200,
+    healthyThreshold: 2,
+    unhealthyThreshold: 3,
+    ...over,
+  };
 }
 
 interface Change {
@@ -111,46 +120,70 @@ describe('active health checks', () => {
       await clock.whenPending(1, `failed probe ${failures} to come back`);
       assert.equal(state('a').failures, failures);
     }
-    assert.deepEqual(changes.map((c) => [c.key, c.healthy]), [['a', false]]);
+    assert.deepEqual(
+      changes.map((c) => [c.key, c.healthy]),
+      [['a', false]],
+    );
     assert.equal(checker.isHealthy('a'), false);
     assert.equal(state('a').lastError, 'ECONNREFUSED');
-    assert.deepEqual(logs.map((l) => [l.fields.url, l.fields.reason, l.fields.healthy]), [[s.url, 'ECONNREFUSED', false]]);
+    assert.deepEqual(
+      logs.map((l) => [l.fields.url, l.fields.reason, l.fields.healthy]),
+      [[s.url, 'ECONNREFUSED', false]],
+    );
   });
 
   test('a target that comes back turns healthy after healthyThreshold passes', async () => {
     const s = await healthServer();
     const clock = new ManualClock();
     const { checker, changes } = newChecker(clock);
-    checker.set([{ key: 'a', url: s.url, check: settings({ interval: 50, healthyThreshold: 2, unhealthyThreshold: 1 }) }]);
+    checker.set([
+      { key: 'a', url: s.url, check: settings({ interval: 50, healthyThreshold: 2, unhealthyThreshold: 1 }) },
+    ]);
     await clock.whenPending(1, 'the first probe of a to come back');
     await s.close();
     clock.advance(55);
     await clock.whenPending(1, 'the failed probe to come back');
-    assert.deepEqual(changes.map((c) => c.healthy), [false]);
+    assert.deepEqual(
+      changes.map((c) => c.healthy),
+      [false],
+    );
     const again = await healthServer(s.port);
     clock.advance(55);
     await clock.whenPending(1, 'the first pass to come back');
-    assert.deepEqual(changes.map((c) => c.healthy), [false], 'one pass is not healthyThreshold 2');
+    assert.deepEqual(
+      changes.map((c) => c.healthy),
+      [false],
+      'one pass is not healthyThreshold 2',
+    );
     clock.advance(55);
     await clock.whenPending(1, 'the second pass to come back');
     assert.equal(again.probes.length, 2, 'two passes were needed');
-    assert.deepEqual(changes.map((c) => c.healthy), [false, true]);
+    assert.deepEqual(
+      changes.map((c) => c.healthy),
+      [false, true],
+    );
     assert.equal(checker.isHealthy('a'), true);
   });
 
   test('an http status outside expectStatus fails (500, or 302 against [200, 299]); 200-399 passes', async () => {
     const s = await healthServer();
     const { checker, changes, logs, state } = newChecker();
-    const check = (path: string, expectStatus: [number, number] = [200, 399]) => settings({ path, expectStatus, unhealthyThreshold: 2 });
+    const check = (path: string, expectStatus: [number, number] = [200, 399]) =>
+      settings({ path, expectStatus, unhealthyThreshold: 2 });
     checker.set([
       { key: '200', url: s.url, check: check('/status/200') },
       { key: '399', url: s.url, check: check('/status/399') },
       { key: '500', url: s.url, check: check('/status/500') },
       { key: '302-narrow', url: s.url, check: check('/status/302', [200, 299]) },
     ]);
-    await until(() => changes.length === 2 && state('200').passes >= 3 && state('399').passes >= 3, 'two failing targets flip, passing ones pass 3 times', WAIT_MS);
+    await until(
+      () => changes.length === 2 && state('200').passes >= 3 && state('399').passes >= 3,
+      'two failing targets flip, passing ones pass 3 times',
+      WAIT_MS,
+    );
     assert.deepEqual(changes.map((c) => `${c.key}:${c.healthy}`).sort(), ['302-narrow:false', '500:false']);
-    for (const key of ['200', '399']) assert.deepEqual([checker.isHealthy(key), state(key).failures, state(key).lastError], [true, 0, undefined]);
+    for (const key of ['200', '399'])
+      assert.deepEqual([checker.isHealthy(key), state(key).failures, state(key).lastError], [true, 0, undefined]);
     assert.equal(state('500').lastError, 'status 500');
     assert.equal(state('302-narrow').lastError, 'status 302');
     assert.deepEqual(logs.map((l) => l.fields.reason).sort(), ['status 302', 'status 500']);
@@ -162,7 +195,9 @@ describe('active health checks', () => {
     const started = performance.now();
     checker.set([{ key: 'hang', url: h.url, check: settings({ timeout: 100, interval: 50, unhealthyThreshold: 2 }) }]);
     const change = await until(() => changes.find((c) => !c.healthy), 'onChange(hang, false)', WAIT_MS);
-    t.diagnostic(`hanging target -> unhealthy in ${(change.at - started).toFixed(0)} ms (2 x timeout 100 ms + interval 50 ms)`);
+    t.diagnostic(
+      `hanging target -> unhealthy in ${(change.at - started).toFixed(0)} ms (2 x timeout 100 ms + interval 50 ms)`,
+    );
     assert.equal(state('hang').lastError, 'timeout');
     const ms = state('hang').lastProbeMs!;
     assert.ok(ms >= 95 && ms <= 100 + SLACK, `a timed-out probe took ${ms} ms`);
@@ -175,9 +210,15 @@ describe('active health checks', () => {
     const closedUrl = `http://127.0.0.1:${await closedPort()}`;
     const { checker, changes, state } = newChecker();
     const check = settings({ type: 'tcp', unhealthyThreshold: 1 });
-    checker.set([{ key: 'open', url: open.url, check }, { key: 'closed', url: closedUrl, check }]);
+    checker.set([
+      { key: 'open', url: open.url, check },
+      { key: 'closed', url: closedUrl, check },
+    ]);
     await until(() => changes.length === 1 && state('open').passes >= 2, 'closed flips, open passes twice', WAIT_MS);
-    assert.deepEqual(changes.map((c) => [c.key, c.healthy]), [['closed', false]]);
+    assert.deepEqual(
+      changes.map((c) => [c.key, c.healthy]),
+      [['closed', false]],
+    );
     assert.deepEqual([checker.isHealthy('open'), state('open').lastError], [true, undefined]);
     assert.equal(state('closed').lastError, 'ECONNREFUSED');
     checker.stop();
@@ -191,7 +232,11 @@ describe('active health checks', () => {
       { key: 'custom', url: s.url, check: settings({ path: '/healthz?deep=1', host: 'api.internal' }) },
       { key: 'default', url: s.url, check: settings({ path: '/ping' }) },
     ]);
-    const custom = await until(() => s.probes.find((p) => p.path === '/healthz?deep=1'), 'a probe of /healthz?deep=1', WAIT_MS);
+    const custom = await until(
+      () => s.probes.find((p) => p.path === '/healthz?deep=1'),
+      'a probe of /healthz?deep=1',
+      WAIT_MS,
+    );
     const plain = await until(() => s.probes.find((p) => p.path === '/ping'), 'a probe of /ping', WAIT_MS);
     assert.equal(custom.method, 'GET');
     assert.equal(custom.headers.host, 'api.internal');
@@ -206,7 +251,11 @@ describe('active health checks', () => {
     const clock = new ManualClock();
     const { checker, changes, state } = newChecker(clock);
     const a = () => ({ key: 'a', url: s.url, check: settings({ path: '/a', interval: 100 }) });
-    const b = (path: string) => ({ key: 'b', url: s.url, check: settings({ path, interval: 100, unhealthyThreshold: 1 }) });
+    const b = (path: string) => ({
+      key: 'b',
+      url: s.url,
+      check: settings({ path, interval: 100, unhealthyThreshold: 1 }),
+    });
     checker.set([a(), b('/status/500')]);
     await clock.whenPending(2, 'the first probes of a and b to come back');
     assert.deepEqual([changes.length, s.count('/a')], [1, 1], 'b unhealthy, a probed once');

@@ -11,19 +11,31 @@ function pairs(header: string): [string, string | undefined][] {
 
 describe('Cookie header', () => {
   test('; separates pairs, OWS around a pair is trimmed, the first = splits name and value', () => {
-    assert.deepEqual(pairs('a=1; b=x=y;\tc="q" ;;  ; d='), [['a', '1'], ['b', 'x=y'], ['c', '"q"'], ['d', '']]);
+    assert.deepEqual(pairs('a=1; b=x=y;\tc="q" ;;  ; d='), [
+      ['a', '1'],
+      ['b', 'x=y'],
+      ['c', '"q"'],
+      ['d', ''],
+    ]);
     assert.deepEqual(pairs(''), []);
   });
 
   test('names are exact: nothing is trimmed around =, and case counts', () => {
-    assert.deepEqual(pairs('a =1; A=2'), [['a ', '1'], ['A', '2']]);
+    assert.deepEqual(pairs('a =1; A=2'), [
+      ['a ', '1'],
+      ['A', '2'],
+    ]);
     assert.equal(cookieValue('a =1; A=2', 'a'), undefined);
     assert.equal(cookieValue('a =1; A=2', 'A'), '2');
     assert.equal(cookieValue('sida=1; sid=2', 'sid'), '2');
   });
 
   test('a pair without = is no cookie: lookups skip it, the tokenizer reports it without a value', () => {
-    assert.deepEqual(pairs('flag; a=1; =v'), [['flag', undefined], ['a', '1'], ['', 'v']]);
+    assert.deepEqual(pairs('flag; a=1; =v'), [
+      ['flag', undefined],
+      ['a', '1'],
+      ['', 'v'],
+    ]);
     assert.equal(cookieValue('sid; sid=2', 'sid'), '2');
   });
 
@@ -47,7 +59,10 @@ describe('Cookie header', () => {
 
   test('the tokenizer stops when the visitor says so', () => {
     const seen: string[] = [];
-    assert.equal(forEachCookie('a=1; b=2; c=3', seen, (s, name) => (s.push(name), name !== 'b')), false);
+    assert.equal(
+      forEachCookie('a=1; b=2; c=3', seen, (s, name) => (s.push(name), name !== 'b')),
+      false,
+    );
     assert.deepEqual(seen, ['a', 'b']);
   });
 

@@ -1,7 +1,14 @@
 // List-valued response fields and repeated field lines (src/http/header-list.ts): Vary, RateLimit, Set-Cookie.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { addListToken, appendFieldLine, appendListMember, appendSetCookie, listHasToken, type HeaderFields } from '../../src/http/header-list.ts';
+import {
+  addListToken,
+  appendFieldLine,
+  appendListMember,
+  appendSetCookie,
+  listHasToken,
+  type HeaderFields,
+} from '../../src/http/header-list.ts';
 
 describe('list-valued fields', () => {
   test('a token is added once, compared without case and OWS, in a string or in several field lines', () => {

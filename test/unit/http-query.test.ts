@@ -38,7 +38,14 @@ describe('query strings', () => {
     assert.equal(queryValue('?k=1&k=2', 'k'), '1');
     assert.equal(queryValue('?k&k=2', 'k'), '', 'a first occurrence without = is the empty value');
     assert.equal(queryValue('?%6B=1&k=2', 'k'), '1', 'occurrences compare decoded');
-    assert.deepEqual([...parseQuery('?k=1&a=x+y&k=2&k&=v')], [['k', ['1', '2', '']], ['a', ['x y']], ['', ['v']]]);
+    assert.deepEqual(
+      [...parseQuery('?k=1&a=x+y&k=2&k&=v')],
+      [
+        ['k', ['1', '2', '']],
+        ['a', ['x y']],
+        ['', ['v']],
+      ],
+    );
     assert.deepEqual([...parseQuery('')], []);
   });
 

@@ -10,7 +10,13 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { Worker } from 'node:worker_threads';
 import { compileServerNames, readClientHello } from '../../src/l4/client-hello.ts';
-import { TcpProxy, type L4Picker, type L4Target, type TcpProxyOptions, type TcpSessionLog } from '../../src/l4/tcp-proxy.ts';
+import {
+  TcpProxy,
+  type L4Picker,
+  type L4Target,
+  type TcpProxyOptions,
+  type TcpSessionLog,
+} from '../../src/l4/tcp-proxy.ts';
 import { closedPort } from '../helpers/ports.ts';
 
 const MB = 1024 * 1024;
@@ -79,12 +85,15 @@ async function proxyListener(picker: L4Picker, options: Omit<TcpProxyOptions, 'o
   const logs: TcpSessionLog[] = [];
   let waiting: ((l: TcpSessionLog) => void) | null = null;
   const onLog = (l: TcpSessionLog) => (waiting ? (waiting(l), (waiting = null)) : logs.push(l));
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => proxy.handle(s, picker, { ...options, onLog }));
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) =>
+    proxy.handle(s, picker, { ...options, onLog }),
+  );
   const port = await listen(server);
   return {
     proxy,
     port,
-    nextLog: () => (logs.length > 0 ? Promise.resolve(logs.shift()!) : new Promise<TcpSessionLog>((r) => (waiting = r))),
+    nextLog: () =>
+      logs.length > 0 ? Promise.resolve(logs.shift()!) : new Promise<TcpSessionLog>((r) => (waiting = r)),
     close: () => {
       proxy.closeAll();
       server.close();
@@ -122,7 +131,7 @@ function generator(seed: number) {
 async function sendStream(socket: Socket, seed: number, total: number): Promise<string> {
   const next = generator(seed);
   const hash = createHash('sha256');
-  for (let sent = 0; sent < total; ) {
+  for (let sent = 0; sent < total;) {
     const chunk = next(Math.min(CHUNK, total - sent));
     hash.update(chunk);
     sent += chunk.length;
@@ -166,7 +175,12 @@ describe('TCP proxy', () => {
     });
     echoPort = await listen(echo);
     const hashServer = createServer({ allowHalfOpen: true }, (s) => {
-      hashResults.push(Promise.all([receiveStream(s), sendStream(s, 0xbeef, 100 * MB)]).then(([received, sent]) => ({ received, sent })));
+      hashResults.push(
+        Promise.all([receiveStream(s), sendStream(s, 0xbeef, 100 * MB)]).then(([received, sent]) => ({
+          received,
+          sent,
+        })),
+      );
     });
     hashPort = await listen(hashServer);
     servers.push(echo, hashServer);
@@ -201,7 +215,9 @@ describe('TCP proxy', () => {
     assert.equal(log.bytesOut, 100 * MB);
     assert.equal(t1.active, 0);
     const rate = (s: number) => `${s.toFixed(2)} s, ${(200 / s).toFixed(0)} MB/s`;
-    t.diagnostic(`100 MB each way at once, all in this process (4 SHA-256 streams): through the proxy ${rate(seconds)}; direct ${rate(direct)}`);
+    t.diagnostic(
+      `100 MB each way at once, all in this process (4 SHA-256 streams): through the proxy ${rate(seconds)}; direct ${rate(direct)}`,
+    );
     l.close();
   });
 
@@ -359,8 +375,29 @@ describe('SNI routing (TLS passed through, not terminated)', () => {
   /** Self-signed certificate for `name` (a SAN, so hostname verification checks we reached the right server). */
   function makeCert(name: string): { key: Buffer; cert: Buffer } {
     const file = name.replace('*', 'star');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-keyout', join(dir, `${file}.key`), '-out', join(dir, `${file}.crt`), '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, `${file}.key`),
+        '-out',
+        join(dir, `${file}.crt`),
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        `subjectAltName=DNS:${name}`,
+      ],
+      { stdio: 'ignore' },
+    );
     return { key: readFileSync(join(dir, `${file}.key`)), cert: readFileSync(join(dir, `${file}.crt`)) };
   }
 
@@ -374,7 +411,11 @@ describe('SNI routing (TLS passed through, not terminated)', () => {
           const name = match(hello.serverName);
           if (name === undefined) return socket.destroy();
           const t = target(ports[name]!, name);
-          proxy.handle(socket, { pick: () => t }, { connectTimeout: 2000, idleTimeout: 10_000, initialData: hello.buffered });
+          proxy.handle(
+            socket,
+            { pick: () => t },
+            { connectTimeout: 2000, idleTimeout: 10_000, initialData: hello.buffered },
+          );
         },
         () => socket.destroy(),
       );
@@ -384,14 +425,21 @@ describe('SNI routing (TLS passed through, not terminated)', () => {
   }
 
   before(async () => {
-    for (const [id, name] of [['A', 'a.example.com'], ['B', '*.b.example.com'], ['C', 'default.example.com']] as const) {
+    for (const [id, name] of [
+      ['A', 'a.example.com'],
+      ['B', '*.b.example.com'],
+      ['C', 'default.example.com'],
+    ] as const) {
       certs[id] = makeCert(name);
       const tls = createTlsServer({ ...certs[id] }, (s) => s.end(`hello from ${id}`));
       tls.on('tlsClientError', () => undefined);
       servers.push(tls);
       ports[id] = await listen(tls);
     }
-    const named = [{ serverName: 'a.example.com', value: 'A' }, { serverName: '*.b.example.com', value: 'B' }];
+    const named = [
+      { serverName: 'a.example.com', value: 'A' },
+      { serverName: '*.b.example.com', value: 'B' },
+    ];
     refusedPort = await sniListener(named);
     catchAllPort = await sniListener([...named, { serverName: '*', value: 'C' }]);
   });

@@ -37,7 +37,12 @@ function roundRobin(targets: L4Target[]): L4Picker {
 }
 
 /** A proxy on a fresh listener; `ended(n)` resolves once n mappings have ended. */
-async function udpProxy(targets: L4Target[], options: Omit<UdpProxyOptions, 'onLog'>, type: SocketType = 'udp4', host = '127.0.0.1') {
+async function udpProxy(
+  targets: L4Target[],
+  options: Omit<UdpProxyOptions, 'onLog'>,
+  type: SocketType = 'udp4',
+  host = '127.0.0.1',
+) {
   const listener = await bind(type, host);
   const logs: UdpSessionLog[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
@@ -52,7 +57,8 @@ async function udpProxy(targets: L4Target[], options: Omit<UdpProxyOptions, 'onL
     proxy,
     port: listener.address().port,
     logs,
-    ended: (n: number) => (logs.length >= n ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve }))),
+    ended: (n: number) =>
+      logs.length >= n ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve })),
   };
 }
 
@@ -87,7 +93,13 @@ describe('UDP proxy', () => {
     assert.equal(a.active + b.active, 2);
     await p.proxy.close();
     assert.equal(a.active + b.active, 0);
-    assert.deepEqual(p.logs.map((l) => [l.target, l.datagramsIn, l.datagramsOut, l.end]), [['A', 2, 2, 'closed'], ['B', 2, 2, 'closed']]);
+    assert.deepEqual(
+      p.logs.map((l) => [l.target, l.datagramsIn, l.datagramsOut, l.end]),
+      [
+        ['A', 2, 2, 'closed'],
+        ['B', 2, 2, 'closed'],
+      ],
+    );
   });
 
   test('new clients spread across two targets', async (t) => {
@@ -118,11 +130,16 @@ describe('UDP proxy', () => {
     await p.ended(3);
     const waited = performance.now() - started;
     assert.ok(waited >= 100, `expired after ${waited} ms`);
-    assert.deepEqual(p.logs.map((l) => l.end), ['idle', 'idle', 'idle']);
+    assert.deepEqual(
+      p.logs.map((l) => l.end),
+      ['idle', 'idle', 'idle'],
+    );
     assert.equal(a.active, 0);
     assert.equal(await clients[0]!.ask('back'), 'A:back');
     const stats = p.proxy.stats;
-    t.diagnostic(`idle 150 ms: 3 mappings expired ${waited.toFixed(0)} ms after the last answer; stats ${JSON.stringify(stats)}`);
+    t.diagnostic(
+      `idle 150 ms: 3 mappings expired ${waited.toFixed(0)} ms after the last answer; stats ${JSON.stringify(stats)}`,
+    );
     assert.deepEqual(stats, { sessions: 1, created: 4, expired: 3, evicted: 0, dropped: 0 });
     await p.proxy.close();
   });

@@ -24,7 +24,10 @@ function parsed(buf: Buffer) {
 describe('PROXY header vectors from the spec', () => {
   test('v1 TCP4 line encodes and parses as written in the spec', () => {
     const line = 'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n';
-    const info = { source: { address: '192.168.0.1', port: 56324 }, destination: { address: '192.168.0.11', port: 443 } };
+    const info = {
+      source: { address: '192.168.0.1', port: 56324 },
+      destination: { address: '192.168.0.11', port: 443 },
+    };
     assert.equal(encodeProxyHeader('v1', info).toString('latin1'), line);
     const r = parsed(Buffer.from(line + 'GET / HTTP/1.1\r\n'));
     assert.equal(r.length, line.length);
@@ -34,7 +37,10 @@ describe('PROXY header vectors from the spec', () => {
   test('v2 IPv4 header has the exact bytes of the spec layout', () => {
     // signature, ver 2 / PROXY, AF_INET / STREAM, len 12, src 192.168.0.1, dst 192.168.0.11, 56324, 443
     const bytes = hex(`${SIG} 21 11 000c c0a80001 c0a8000b dc04 01bb`);
-    const info = { source: { address: '192.168.0.1', port: 56324 }, destination: { address: '192.168.0.11', port: 443 } };
+    const info = {
+      source: { address: '192.168.0.1', port: 56324 },
+      destination: { address: '192.168.0.11', port: 443 },
+    };
     assert.deepEqual(encodeProxyHeader('v2', info), bytes);
     const r = parsed(Buffer.concat([bytes, Buffer.from('payload')]));
     assert.equal(r.length, 28);
@@ -52,8 +58,16 @@ describe('PROXY header vectors from the spec', () => {
 describe('PROXY header encode → parse round trips', () => {
   const cases = [
     { name: 'IPv4', source: { address: '10.1.2.3', port: 40000 }, destination: { address: '10.9.8.7', port: 8443 } },
-    { name: 'IPv6', source: { address: '2001:db8::1', port: 0 }, destination: { address: 'fe80::1:0:0:2', port: 65535 } },
-    { name: 'full IPv6', source: { address: '2001:db8:1:2:3:4:5:6', port: 1 }, destination: { address: '::1', port: 2 } },
+    {
+      name: 'IPv6',
+      source: { address: '2001:db8::1', port: 0 },
+      destination: { address: 'fe80::1:0:0:2', port: 65535 },
+    },
+    {
+      name: 'full IPv6',
+      source: { address: '2001:db8:1:2:3:4:5:6', port: 1 },
+      destination: { address: '::1', port: 2 },
+    },
   ];
   for (const version of ['v1', 'v2'] as const) {
     for (const { name, ...info } of cases) {
@@ -74,7 +88,10 @@ describe('PROXY header encode → parse round trips', () => {
       assert.equal(r.header.destination, undefined);
     });
     test(`${version} IPv4-mapped IPv6 addresses are sent as IPv4`, () => {
-      const info = { source: { address: '::ffff:192.0.2.7', port: 5000 }, destination: { address: '::FFFF:198.51.100.1', port: 80 } };
+      const info = {
+        source: { address: '::ffff:192.0.2.7', port: 5000 },
+        destination: { address: '::FFFF:198.51.100.1', port: 80 },
+      };
       const wire = encodeProxyHeader(version, info);
       const ipv4 = {
         v1: Buffer.from('PROXY TCP4 192.0.2.7 198.51.100.1 5000 80\r\n'),
@@ -92,8 +109,19 @@ describe('PROXY header encode → parse round trips', () => {
   }
 
   test('encoding refuses bad addresses and ports', () => {
-    assert.throws(() => encodeProxyHeader('v1', { source: { address: 'nope', port: 1 }, destination: { address: '1.2.3.4', port: 1 } }), TypeError);
-    assert.throws(() => encodeProxyHeader('v2', { source: { address: '1.2.3.4', port: 65536 }, destination: { address: '1.2.3.4', port: 1 } }), RangeError);
+    assert.throws(
+      () =>
+        encodeProxyHeader('v1', { source: { address: 'nope', port: 1 }, destination: { address: '1.2.3.4', port: 1 } }),
+      TypeError,
+    );
+    assert.throws(
+      () =>
+        encodeProxyHeader('v2', {
+          source: { address: '1.2.3.4', port: 65536 },
+          destination: { address: '1.2.3.4', port: 1 },
+        }),
+      RangeError,
+    );
   });
 });
 
@@ -101,7 +129,8 @@ describe('parseProxyHeader on partial and invalid input', () => {
   test('every strict prefix of a valid header needs more bytes', () => {
     const info = { source: { address: '2001:db8::1', port: 1234 }, destination: { address: '2001:db8::2', port: 443 } };
     for (const wire of [encodeProxyHeader('v1', info), encodeProxyHeader('v2', info)]) {
-      for (let n = 0; n < wire.length; n++) assert.equal(parseProxyHeader(wire.subarray(0, n)), null, `prefix of ${n} bytes`);
+      for (let n = 0; n < wire.length; n++)
+        assert.equal(parseProxyHeader(wire.subarray(0, n)), null, `prefix of ${n} bytes`);
     }
   });
 
@@ -197,7 +226,10 @@ describe('readProxyHeader over real sockets', () => {
     test(`${version} header and payload sent in 1-byte segments arrive intact`, async (t) => {
       srv = new HeaderServer();
       const port = await srv.start();
-      const header = encodeProxyHeader(version, { source: { address: '2001:db8::7', port: 51000 }, destination: { address: '2001:db8::1', port: 443 } });
+      const header = encodeProxyHeader(version, {
+        source: { address: '2001:db8::7', port: 51000 },
+        destination: { address: '2001:db8::1', port: 443 },
+      });
       const payload = Buffer.from('hello after the header\r\n\0\x0d\x0a binary too');
       const all = Buffer.concat([header, payload]);
       const sock = await client(port);
@@ -214,14 +246,19 @@ describe('readProxyHeader over real sockets', () => {
       assert.equal(out.result?.destination?.port, 443);
       assert.equal(out.result?.rest.length, 0);
       assert.deepEqual(out.after, payload);
-      t.diagnostic(`${version}: ${header.length}-byte header read from ${header.length} segments in ${out.ms.toFixed(1)} ms`);
+      t.diagnostic(
+        `${version}: ${header.length}-byte header read from ${header.length} segments in ${out.ms.toFixed(1)} ms`,
+      );
     });
   }
 
   test('bytes that arrive with the header are handed back and replayed ahead of later data', async () => {
     srv = new HeaderServer();
     const port = await srv.start();
-    const header = encodeProxyHeader('v1', { source: { address: '198.51.100.9', port: 1111 }, destination: { address: '10.0.0.1', port: 80 } });
+    const header = encodeProxyHeader('v1', {
+      source: { address: '198.51.100.9', port: 1111 },
+      destination: { address: '10.0.0.1', port: 80 },
+    });
     const sock = await client(port);
     sock.write(Buffer.concat([header, Buffer.from('GET / HTTP/1.1\r\n')]));
     await srv.waitSeen(header.length + 16);
@@ -282,9 +319,17 @@ describe('readProxyHeader over real sockets', () => {
   test('a v2 header with TLVs is parsed and the payload starts right after them', async () => {
     srv = new HeaderServer();
     const port = await srv.start();
-    const tlv = (type: number, value: Buffer) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value]);
-    const tlvs = Buffer.concat([tlv(0x01, Buffer.from('h2')), tlv(0x02, Buffer.from('api.example.com')), tlv(0x04, Buffer.alloc(5))]);
-    const base = encodeProxyHeader('v2', { source: { address: '203.0.113.5', port: 40404 }, destination: { address: '192.0.2.1', port: 443 } });
+    const tlv = (type: number, value: Buffer) =>
+      Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value]);
+    const tlvs = Buffer.concat([
+      tlv(0x01, Buffer.from('h2')),
+      tlv(0x02, Buffer.from('api.example.com')),
+      tlv(0x04, Buffer.alloc(5)),
+    ]);
+    const base = encodeProxyHeader('v2', {
+      source: { address: '203.0.113.5', port: 40404 },
+      destination: { address: '192.0.2.1', port: 443 },
+    });
     const header = Buffer.concat([base, tlvs]);
     header.writeUInt16BE(12 + tlvs.length, 14);
     const payload = Buffer.from('\x16\x03\x01 a TLS record, say');
@@ -306,7 +351,11 @@ describe('readProxyHeader over real sockets', () => {
     assert.deepEqual(out.result?.tlvs, tlvs);
     assert.deepEqual(
       proxyTlvs(out.result!.tlvs)?.map((e) => [e.type, e.value.toString()]),
-      [[1, 'h2'], [2, 'api.example.com'], [4, '\0\0\0\0\0']],
+      [
+        [1, 'h2'],
+        [2, 'api.example.com'],
+        [4, '\0\0\0\0\0'],
+      ],
     );
     assert.deepEqual(out.after, payload);
   });

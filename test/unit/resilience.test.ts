@@ -231,7 +231,13 @@ test('retry budget counters never go negative, and minRetryConcurrency 0 allows 
 
 function detector(options: Partial<OutlierDetectorOptions> = {}, keys = ['a', 'b', 'c', 'd']) {
   const c = clock();
-  const d = new OutlierDetector({ consecutiveFailures: 3, ejectFor: 10_000, maxEjectedPercent: 50, now: c.now, ...options });
+  const d = new OutlierDetector({
+    consecutiveFailures: 3,
+    ejectFor: 10_000,
+    maxEjectedPercent: 50,
+    now: c.now,
+    ...options,
+  });
   d.setTargets(keys);
   return { d, c };
 }

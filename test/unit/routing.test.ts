@@ -125,7 +125,11 @@ describe('paths', () => {
   });
 
   test('a malformed path still reaches the / prefix and regex routes', () => {
-    const r = router({ users: { path: '/users' }, root: { path: '/', methods: ['POST'] }, re: { path: { regex: '^/users/' } } });
+    const r = router({
+      users: { path: '/users' },
+      root: { path: '/', methods: ['POST'] },
+      re: { path: { regex: '^/users/' } },
+    });
     assert.equal(route(r, '/users/%zz'), 're');
     assert.equal(route(r, '/users/%zz', { method: 'POST' }), 'root');
   });
@@ -226,7 +230,15 @@ describe('predicates and fall-through', () => {
       root: { path: '/', methods: ['GET'] },
     });
     const expected: Record<string, string | undefined> = {
-      PUT: 'exact', PATCH: 'abc', POST: 'ab', DELETE: 'ax', OPTIONS: 'a', TRACE: 're', GET: 'root', HEAD: 'root', CONNECT: undefined,
+      PUT: 'exact',
+      PATCH: 'abc',
+      POST: 'ab',
+      DELETE: 'ax',
+      OPTIONS: 'a',
+      TRACE: 're',
+      GET: 'root',
+      HEAD: 'root',
+      CONNECT: undefined,
     };
     for (const [method, value] of Object.entries(expected)) assert.equal(route(r, '/a/b/c', { method }), value, method);
     assert.deepEqual(find(r, '/a/b/c', { method: 'DELETE' })?.params, { x: 'b' });
@@ -355,7 +367,10 @@ describe('hosts', () => {
       any: { path: '/' },
     });
     assert.equal(route(r, '/orders', { host: 'api.example.com' }), 'exactGet');
-    assert.equal(route(r, '/orders', { host: 'api.example.com', method: 'POST', headers: { 'x-beta': '1' } }), 'wildOrders');
+    assert.equal(
+      route(r, '/orders', { host: 'api.example.com', method: 'POST', headers: { 'x-beta': '1' } }),
+      'wildOrders',
+    );
     assert.equal(route(r, '/orders', { host: 'api.example.com', method: 'POST' }), 'any');
     assert.equal(route(r, '/other', { host: 'api.example.com' }), 'any');
   });
@@ -367,7 +382,11 @@ describe('hosts', () => {
   });
 
   test('the port and a trailing dot of the host are ignored', () => {
-    const r = router({ api: { host: 'api.example.com' }, wild: { host: '*.example.com:8443' }, v6: { host: 'localhost' } });
+    const r = router({
+      api: { host: 'api.example.com' },
+      wild: { host: '*.example.com:8443' },
+      v6: { host: 'localhost' },
+    });
     assert.equal(route(r, '/', { host: 'api.example.com:8080' }), 'api');
     assert.equal(route(r, '/', { host: 'api.example.com.' }), 'api');
     assert.equal(route(r, '/', { host: 'api.example.com.:80' }), 'api');
@@ -432,10 +451,22 @@ describe('reference model', () => {
     }
     return 0;
   }
-  interface Ref { name: string; index: number; kind: 'exact' | 'prefix'; segs: Seg[]; needsMore: boolean; method?: string }
+  interface Ref {
+    name: string;
+    index: number;
+    kind: 'exact' | 'prefix';
+    segs: Seg[];
+    needsMore: boolean;
+    method?: string;
+  }
   function matches(r: Ref, path: string): boolean {
     const p = path.slice(1).split('/');
-    const enough = r.kind === 'exact' ? p.length === r.segs.length : r.needsMore ? p.length > r.segs.length : p.length >= r.segs.length;
+    const enough =
+      r.kind === 'exact'
+        ? p.length === r.segs.length
+        : r.needsMore
+          ? p.length > r.segs.length
+          : p.length >= r.segs.length;
     return enough && r.segs.every((s, i) => (s === null ? p[i] !== '' : s === p[i]));
   }
 
@@ -462,16 +493,27 @@ describe('reference model', () => {
         const method = rand(2) === 0 ? 'GET' : undefined;
         const name = `r${i}`;
         const refSegs = kind === 'prefix' ? (len === 0 ? [] : segs(body)) : segs(body);
-        refs.push({ name, index: i, kind, segs: refSegs, needsMore: kind === 'prefix' && (trailing || len === 0), method });
+        refs.push({
+          name,
+          index: i,
+          kind,
+          segs: refSegs,
+          needsMore: kind === 'prefix' && (trailing || len === 0),
+          method,
+        });
         const path = kind === 'exact' ? { exact: source } : source;
         defs.push({ value: name, match: method ? { path, methods: [method] } : { path } });
       }
-      const ordered = [...refs].sort((a, b) => (a.kind !== b.kind ? (a.kind === 'exact' ? -1 : 1) : compare(a.segs, b.segs) || a.index - b.index));
+      const ordered = [...refs].sort((a, b) =>
+        a.kind !== b.kind ? (a.kind === 'exact' ? -1 : 1) : compare(a.segs, b.segs) || a.index - b.index,
+      );
       const r = new Router(defs);
       for (let j = 0; j < 30; j++) {
         const path = '/' + Array.from({ length: rand(5) }, () => pathWords[rand(pathWords.length)]).join('/');
         for (const method of ['GET', 'POST']) {
-          const expected = ordered.find((ref) => (ref.method === undefined || ref.method === method) && matches(ref, path));
+          const expected = ordered.find(
+            (ref) => (ref.method === undefined || ref.method === method) && matches(ref, path),
+          );
           const got = r.find(method, '', path, {}, '');
           const detail = `${method} ${path} with ${defs.map((d) => `${d.value}=${JSON.stringify(d.match)}`).join(' ')}`;
           assert.equal(got?.value, expected?.name, detail);
@@ -480,9 +522,12 @@ describe('reference model', () => {
             const body = defs[expected.index]!.match.path;
             const source = typeof body === 'string' ? body : (body as { exact: string }).exact;
             const params: Record<string, string> = {};
-            source.slice(1).split('/').forEach((s, i) => {
-              if (s.startsWith(':')) params[s.slice(1)] = p[i]!;
-            });
+            source
+              .slice(1)
+              .split('/')
+              .forEach((s, i) => {
+                if (s.startsWith(':')) params[s.slice(1)] = p[i]!;
+              });
             assert.deepEqual(got?.params, params, detail);
           }
         }

@@ -71,18 +71,26 @@ describe('test provisioning', () => {
     assert.deepEqual(host.apt, []);
     assert.equal(host.said.length, 1);
     assert.match(host.said[0]!, /redis-server \(redis tests\)/);
-    assert.ok(host.said[0]!.endsWith('Install with: sudo apt-get update && sudo apt-get install -y redis-server'), host.said[0]);
+    assert.ok(
+      host.said[0]!.endsWith('Install with: sudo apt-get update && sudo apt-get install -y redis-server'),
+      host.said[0],
+    );
   });
 
   it('as root, installs the missing packages with apt-get after one line saying so', () => {
     const dir = binDir('apt-get');
     const host = fakeHost(dir, 0);
     assert.equal(provision(host, PROGRAMS), 0);
-    assert.deepEqual(host.said, ['Installing redis-server openssl for the tests: apt-get update && apt-get install -y redis-server openssl']);
-    assert.deepEqual(host.apt, [['update', '-qq'], ['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=120', 'redis-server', 'openssl']]);
+    assert.deepEqual(host.said, [
+      'Installing redis-server openssl for the tests: apt-get update && apt-get install -y redis-server openssl',
+    ]);
+    assert.deepEqual(host.apt, [
+      ['update', '-qq'],
+      ['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=120', 'redis-server', 'openssl'],
+    ]);
   });
 
-  it('as root, stops with apt-get\'s output when it fails', () => {
+  it("as root, stops with apt-get's output when it fails", () => {
     const host = fakeHost(binDir('apt-get', 'openssl'), 0, 100);
     assert.equal(provision(host, PROGRAMS), 1);
     assert.equal(host.apt.length, 1);
@@ -93,12 +101,17 @@ describe('test provisioning', () => {
     const host = fakeHost(binDir('openssl'), 0);
     assert.equal(provision(host, PROGRAMS), 1);
     assert.deepEqual(host.apt, []);
-    assert.deepEqual(host.said, ['The tests need redis-server (redis tests), not found on PATH, and there is no apt-get to install them with']);
+    assert.deepEqual(host.said, [
+      'The tests need redis-server (redis tests), not found on PATH, and there is no apt-get to install them with',
+    ]);
   });
 
   it('runs as a script: silent, exit 0, when the programs are on PATH', () => {
     const script = fileURLToPath(new URL('../provision.ts', import.meta.url));
-    const res = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { PATH: binDir('redis-server', 'openssl') } });
+    const res = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      env: { PATH: binDir('redis-server', 'openssl') },
+    });
     assert.equal(res.stderr, '');
     assert.equal(res.stdout, '');
     assert.equal(res.status, 0);

@@ -26,12 +26,18 @@ interface Session {
 const closers: (() => void)[] = [];
 
 /** A TLS server built from the store: greets each connection with a JSON line (what it knows of the client), then echoes. */
-async function serve(config: TlsConfig, baseDir: string, callbacks?: StoreCallbacks): Promise<{ store: CertificateStore; port: number }> {
+async function serve(
+  config: TlsConfig,
+  baseDir: string,
+  callbacks?: StoreCallbacks,
+): Promise<{ store: CertificateStore; port: number }> {
   const store = new CertificateStore(config, baseDir, callbacks);
   const server = createServer(store.secureOptions(), (socket) => {
     const identity = clientIdentity(socket);
     socket.on('error', () => {});
-    socket.write(`${JSON.stringify({ authorized: socket.authorized, identity, header: identity && formatClientCertHeader(identity) })}\n`);
+    socket.write(
+      `${JSON.stringify({ authorized: socket.authorized, identity, header: identity && formatClientCertHeader(identity) })}\n`,
+    );
     socket.pipe(socket);
   });
   store.attach(server);
@@ -135,7 +141,12 @@ describe('protocol versions and ciphers', () => {
 
   test('a TLSv1.1 client is refused under minVersion TLSv1.2, a TLSv1.2 client is accepted', async () => {
     const { port } = await serve({ certificates: [relative(site)], minVersion: 'TLSv1.2' }, pki.dir);
-    const old = { ca: serverCa.cert, minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } as const;
+    const old = {
+      ca: serverCa.cert,
+      minVersion: 'TLSv1.1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    } as const;
     await assert.rejects(open(port, old), /protocol|version/i);
     const ok = await open(port, { ca: serverCa.cert, maxVersion: 'TLSv1.2' });
     assert.equal(ok.socket.getProtocol(), 'TLSv1.2');
@@ -150,35 +161,57 @@ describe('protocol versions and ciphers', () => {
   test('describeNegotiable lists what a client can negotiate', async (t) => {
     const started = performance.now();
     const all = await new CertificateStore({ certificates: [relative(site)] }, pki.dir).describeNegotiable();
-    t.diagnostic(`probe took ${Math.round(performance.now() - started)} ms; versions ${all.versions.join(' ')}; ciphers ${all.ciphers.map((c) => c.name).join(' ')}`);
+    t.diagnostic(
+      `probe took ${Math.round(performance.now() - started)} ms; versions ${all.versions.join(' ')}; ciphers ${all.ciphers.map((c) => c.name).join(' ')}`,
+    );
     assert.deepEqual(all.versions, ['TLSv1.2', 'TLSv1.3']);
     const names = all.ciphers.map((c) => c.name);
-    assert.ok(names.includes('TLS_AES_128_GCM_SHA256') && names.includes('ECDHE-ECDSA-AES128-GCM-SHA256'), names.join(' '));
+    assert.ok(
+      names.includes('TLS_AES_128_GCM_SHA256') && names.includes('ECDHE-ECDSA-AES128-GCM-SHA256'),
+      names.join(' '),
+    );
     assert.ok(!names.some((n) => n.includes('RSA')), 'an EC certificate cannot serve RSA-authenticated suites');
-    const only13 = await new CertificateStore({ certificates: [relative(site)], minVersion: 'TLSv1.3' }, pki.dir).describeNegotiable();
+    const only13 = await new CertificateStore(
+      { certificates: [relative(site)], minVersion: 'TLSv1.3' },
+      pki.dir,
+    ).describeNegotiable();
     assert.deepEqual(only13.versions, ['TLSv1.3']);
     assert.ok(only13.ciphers.every((c) => c.version === 'TLSv1.3' && c.name.startsWith('TLS_')));
-    const pinned = await new CertificateStore({ certificates: [relative(site)], ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }, pki.dir).describeNegotiable();
-    assert.deepEqual(pinned.ciphers.filter((c) => c.version === 'TLSv1.2').map((c) => c.standardName), ['TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384']);
+    const pinned = await new CertificateStore(
+      { certificates: [relative(site)], ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' },
+      pki.dir,
+    ).describeNegotiable();
+    assert.deepEqual(
+      pinned.ciphers.filter((c) => c.version === 'TLSv1.2').map((c) => c.standardName),
+      ['TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'],
+    );
   });
 });
 
 describe('load-time validation', () => {
   const refuses = (config: TlsConfig, message: RegExp) =>
-    assert.throws(() => new CertificateStore(config, pki.dir), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'TP_TLS_CONFIG');
-      assert.match(err.message, message);
-      return true;
-    });
+    assert.throws(
+      () => new CertificateStore(config, pki.dir),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'TP_TLS_CONFIG');
+        assert.match(err.message, message);
+        return true;
+      },
+    );
 
   test('a missing file, a file that is not a PEM certificate, a key of another certificate: errors naming the file', () => {
     const one = pki.server(serverCa, { names: ['one.example.com'] });
     const two = pki.server(serverCa, { names: ['two.example.com'] });
     writeFileSync(`${pki.dir}/garbage.pem`, 'hello\n');
-    refuses({ certificates: [{ cert: 'nope.pem', key: relative(one).key }] }, /tls\.certificates\[0\]\.cert nope\.pem \(.*nope\.pem\): file not found/);
+    refuses(
+      { certificates: [{ cert: 'nope.pem', key: relative(one).key }] },
+      /tls\.certificates\[0\]\.cert nope\.pem \(.*nope\.pem\): file not found/,
+    );
     refuses({ certificates: [{ cert: 'garbage.pem', key: relative(one).key }] }, /garbage\.pem.*not a PEM certificate/);
-    refuses({ certificates: [relative(one), { cert: relative(two).cert, key: relative(one).key }] },
-      /tls\.certificates\[1\]\.key one\.example\.com-key\.pem .*does not match the certificate two\.example\.com\.pem/);
+    refuses(
+      { certificates: [relative(one), { cert: relative(two).cert, key: relative(one).key }] },
+      /tls\.certificates\[1\]\.key one\.example\.com-key\.pem .*does not match the certificate two\.example\.com\.pem/,
+    );
     refuses({ certificates: [relative(one)], clientAuth: { mode: 'require' } }, /tls\.clientAuth\.ca: required/);
     refuses({ certificates: [relative(one)], minVersion: 'TLSv1.1' }, /obsolete/);
   });
@@ -205,7 +238,10 @@ describe('certificate reload', () => {
     t.diagnostic(`reload seen ${Math.round(elapsed)} ms after the write (debounce 200 ms)`);
     assert.ok(elapsed < 1500, `reload took ${elapsed} ms`);
     assert.deepEqual(reloads, [[0]]);
-    assert.equal((await open(port, { servername: 'site.example.com', ca: serverCa.cert })).peer.serialNumber, next.serial);
+    assert.equal(
+      (await open(port, { servername: 'site.example.com', ca: serverCa.cert })).peer.serialNumber,
+      next.serial,
+    );
     assert.equal((await open(port, { ca: serverCa.cert })).peer.serialNumber, next.serial, 'clients without SNI too');
     assert.equal(await echo(before, 'still here'), 'still here');
   });
@@ -225,11 +261,17 @@ describe('certificate reload', () => {
     await failed.promise;
     assert.equal(errors[0]!.code, 'TP_TLS_CONFIG');
     assert.match(errors[0]!.message, /bad-key\.pem.*does not match the certificate .*bad\.pem/);
-    assert.equal((await open(port, { servername: 'bad.example.com', ca: serverCa.cert })).peer.serialNumber, first.serial);
+    assert.equal(
+      (await open(port, { servername: 'bad.example.com', ca: serverCa.cert })).peer.serialNumber,
+      first.serial,
+    );
 
     writeFileSync(first.keyPath, next.key); // the renewal completes
     await reloaded.promise;
-    assert.equal((await open(port, { servername: 'bad.example.com', ca: serverCa.cert })).peer.serialNumber, next.serial);
+    assert.equal(
+      (await open(port, { servername: 'bad.example.com', ca: serverCa.cert })).peer.serialNumber,
+      next.serial,
+    );
     assert.equal(errors.length, 1);
   });
 });
@@ -237,10 +279,14 @@ describe('certificate reload', () => {
 describe('client certificates (mTLS)', () => {
   let site: Issued;
   let stranger: Issued;
-  const mtls = (mode: 'optional' | 'require') => serve({
-    certificates: [relative(site)],
-    clientAuth: { mode, ca: basename(clientCa.certPath), forwardHeader: 'x-client-cert' },
-  }, pki.dir);
+  const mtls = (mode: 'optional' | 'require') =>
+    serve(
+      {
+        certificates: [relative(site)],
+        clientAuth: { mode, ca: basename(clientCa.certPath), forwardHeader: 'x-client-cert' },
+      },
+      pki.dir,
+    );
   const withCert = (c: Issued) => ({ servername: 'm.example.com', ca: serverCa.cert, cert: c.cert, key: c.key });
 
   before(() => {
@@ -275,6 +321,11 @@ describe('client certificates (mTLS)', () => {
 });
 
 test('the forwarded client header is ASCII: quotes and backslashes escaped, non-ASCII as RFC 4514 hex', () => {
-  const header = formatClientCertHeader({ subject: 'CN=Zoë "Z",O=A\\, B', issuer: 'CN=x', fingerprint256: 'ab'.repeat(32), serialNumber: '01' });
+  const header = formatClientCertHeader({
+    subject: 'CN=Zoë "Z",O=A\\, B',
+    issuer: 'CN=x',
+    fingerprint256: 'ab'.repeat(32),
+    serialNumber: '01',
+  });
   assert.equal(header, `subject="CN=Zo\\\\C3\\\\AB \\"Z\\",O=A\\\\, B";fingerprint=sha256:${'ab'.repeat(32)}`);
 });
