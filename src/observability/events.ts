@@ -66,7 +66,9 @@ export function publishRequest(
 ): void {
   if (!ch.hasSubscribers) return;
   const gateway = ctx.gateway;
-  ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });
+  // The common case (request start and end) without a spread: one fixed-shape object per event.
+  if (extra === undefined) ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId });
+  else ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });
 }
 
 export interface L4SessionEvent {
