@@ -28,6 +28,8 @@ export interface Chain {
   readonly pluginNames: readonly string[];
   /** The header that echoes the request id on every response, or null. */
   readonly echoRequestId: string | null;
+  /** Whether any response hook may touch a head (and so a body is worth offering to them). */
+  readonly hasResponseHooks: boolean;
 }
 
 /** Position used for "the terminal ran": every response hook runs. */
@@ -45,6 +47,7 @@ export function emptyChain(echoRequestId: string | null): Chain {
     log: [],
     pluginNames: [],
     echoRequestId,
+    hasResponseHooks: false,
   };
 }
 
@@ -102,6 +105,7 @@ export function compileChain(
     log,
     pluginNames: ordered.map((o) => o.entry.name),
     echoRequestId,
+    hasResponseHooks: responsePhase.length > 0 || response.length > 0,
   };
 }
 

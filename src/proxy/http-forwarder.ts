@@ -291,7 +291,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     const head: ResponseHead = {
       status: statusCode,
       headers: clientResponseHeaders(headers, route.pool.hidden),
-      body: new ResponseBody(),
+      // Only a hook (a response plugin, an upstream override) can add stages or taps: none, no object to make.
+      body: route.chain.hasResponseHooks || ctx.upstreamOverrides !== null ? new ResponseBody() : null,
     };
     if (ctx.upstreamOverrides !== null) {
       const reply = ctx.overrideUpstream(statusCode, head);
@@ -320,9 +321,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (head.status === statusCode && statusMessage && ctx.req.httpVersionMajor === 1)
       res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
-    const body = head.body!;
-    this.taps = body.taps;
-    this.sink = body.stages === null ? res : this.pipeStages(body.stages);
+    const body = head.body;
+    this.taps = body === null ? null : body.taps;
+    this.sink = body === null || body.stages === null ? res : this.pipeStages(body.stages);
   }
 
   /** Body stages run in the order plugins added them; the last one writes to the client, with backpressure. */

@@ -244,11 +244,20 @@ export function handleRequest(host: ListenerHost, key: string, req: IncomingMess
     sendProblem(ctx, route.chain, 'TP_BODY_TOO_LARGE', `the body may be at most ${route.maxBodySize} bytes`);
     return;
   }
-  guarded(ctx, route.chain, () => {
-    const reply = route.chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(route.chain, ctx);
-    if (reply instanceof Promise) return reply.then((r) => runTerminal(ctx, route, r));
-    runTerminal(ctx, route, reply);
-  });
+  // The guard written out (no closure per request on the common path): a throw or rejection answers 500.
+  const chain = route.chain;
+  try {
+    const reply = chain.request.length === 0 ? noRequestHooks(ctx) : runRequestHooks(chain, ctx);
+    if (reply instanceof Promise) {
+      reply
+        .then((r) => runTerminal(ctx, route, r))
+        .catch((err: unknown) => failInternally(ctx, chain.echoRequestId, err));
+    } else {
+      runTerminal(ctx, route, reply);
+    }
+  } catch (err) {
+    failInternally(ctx, chain.echoRequestId, err);
+  }
 }
 
 /** A chain without request hooks reaches the terminal at once, so every response hook runs. */

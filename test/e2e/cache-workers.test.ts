@@ -2,9 +2,8 @@
 // every worker's (relayed by the primary).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
+import { spawnGateway, type GatewayProcess, untilWorkersStarted } from '../helpers/process.ts';
 import { request, startBackend, type Backend } from '../helpers/servers.ts';
-import { until } from '../helpers/wait.ts';
 
 let backend: Backend;
 let gw: GatewayProcess;
@@ -24,12 +23,7 @@ routes:
     upstream: b
     plugins: [{ cache: { purge: { allow: [127.0.0.1/32] } } }]
 `);
-  // The first worker's "listening" line resolves spawnGateway; the primary says when both are up.
-  await until(
-    () => gw.logLines.some((l) => l.includes('primary started')),
-    'the primary to report its workers started',
-    10_000,
-  );
+  await untilWorkersStarted(gw);
 });
 
 after(async () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { IpcCalls } from '../../src/stores/ipc-call.ts';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
+import { spawnGateway, type GatewayProcess, untilWorkersStarted } from '../helpers/process.ts';
 import { freePort } from '../helpers/ports.ts';
 import { assertProblem } from '../helpers/problem.ts';
 import { startBackend, type Backend } from '../helpers/servers.ts';
@@ -102,11 +102,7 @@ routes:
     upstream: b
     plugins: [{ cache: { purge: { allow: [127.0.0.1/32] } } }]
 `);
-    await until(
-      () => gw.logLines.some((l) => l.includes('primary started')),
-      'the primary to report its workers started',
-      10_000,
-    );
+    await untilWorkersStarted(gw);
   });
 
   after(async () => {

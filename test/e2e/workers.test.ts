@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
+import { spawnGateway, type GatewayProcess, untilWorkersStarted } from '../helpers/process.ts';
 import { startEchoBackend, type Backend } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -69,11 +69,7 @@ describe('workers', () => {
   before(async () => {
     echo = await startEchoBackend('echo');
     gw = await spawnGateway(config(echo.url, 'v0'));
-    await until(
-      () => gw.logLines.some((l) => l.includes('primary started')),
-      'the primary to start its workers',
-      WAIT_MS,
-    );
+    await untilWorkersStarted(gw, WAIT_MS);
   });
 
   after(async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 import { tempDir } from './servers.ts';
+import { until } from './wait.ts';
 
 const SOURCE_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const BUILT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -136,4 +137,16 @@ export async function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): Pr
   const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
   if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
+}
+
+/**
+ * With workers, the first worker's "listening" line resolves spawnGateway; the primary logs "primary started"
+ * once every worker has joined.
+ */
+export function untilWorkersStarted(gw: GatewayProcess, timeoutMs = 10_000): Promise<true> {
+  return until(
+    () => gw.logLines.some((l) => l.includes('primary started')),
+    'the primary to report its workers started',
+    timeoutMs,
+  );
 }

@@ -17,6 +17,6 @@ export async function until<T>(
     const value = await check();
     if (value) return value as Exclude<T, false | 0 | '' | null | undefined>;
     if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
+    await sleep(everyMs); // the bounded poll itself: for what no event announces (another process's log line)
   }
 }
