@@ -49,7 +49,27 @@ export const CHANNELS = {
   l4Open: channel('turnpike:l4:open'),
   /** An L4 session closed. { gateway, listener, protocol, clientIp, upstream, target, bytesIn, bytesOut, durationMs, error } */
   l4Close: channel('turnpike:l4:close'),
+  /**
+   * A client was refused before a request context existed (unparsable HTTP/1 bytes, a malformed HTTP/2 stream or
+   * session, a TLS handshake, a connection limit). { gateway, listener, protocol, clientIp, code }
+   */
+  refused: channel('turnpike:client:refused'),
 } as const;
+
+export interface RefusalEvent {
+  readonly gateway: Gateway;
+  readonly listener: string;
+  /** What the client spoke: http/1.1, h2, tls or tcp (refused before any protocol). */
+  readonly protocol: 'http/1.1' | 'h2' | 'tls' | 'tcp';
+  readonly clientIp: string;
+  /** The stable code (TP_*) the refusal answered or would have answered with. */
+  readonly code: string;
+}
+
+/** Publishes a refusal (the access log writes one line per refusal). */
+export function publishRefusal(event: RefusalEvent): void {
+  if (CHANNELS.refused.hasSubscribers) CHANNELS.refused.publish(event);
+}
 
 export interface RequestEvent {
   readonly gateway: Gateway;

@@ -12,7 +12,7 @@ import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { checkRequestHead } from '../proxy/request-head.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
-import { CHANNELS, publishRequest, type Gateway } from '../observability/events.ts';
+import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../observability/events.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import { parseRequestTarget } from './url-path.ts';
@@ -80,6 +80,13 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
           ? 'TP_REQUEST_TIMEOUT'
           : 'TP_BAD_REQUEST';
     writeRawProblem(socket, code);
+    publishRefusal({
+      gateway: host.gateway,
+      listener: listener.config.name,
+      protocol: 'http/1.1',
+      clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
+      code,
+    });
   });
   return server;
 }

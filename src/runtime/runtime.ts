@@ -9,7 +9,14 @@ import { TurnpikeError } from '../errors.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { AccessLog } from '../observability/access-log.ts';
-import { CHANNELS, newGateway, type Gateway, type L4SessionEvent, type RequestEvent } from '../observability/events.ts';
+import {
+  CHANNELS,
+  newGateway,
+  type Gateway,
+  type L4SessionEvent,
+  type RefusalEvent,
+  type RequestEvent,
+} from '../observability/events.ts';
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
@@ -118,12 +125,18 @@ export class Runtime implements ListenerHost {
     if (event.gateway === this.gateway) this.accessLog?.writeL4(event);
   };
 
+  private readonly onRefused = (message: unknown): void => {
+    const event = message as RefusalEvent;
+    if (event.gateway === this.gateway) this.accessLog?.writeRefusal(event);
+  };
+
   private unsubscribeLog: (() => void) | null = null;
 
   static async start(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
     const runtime = new Runtime(log, options);
     CHANNELS.requestEnd.subscribe(runtime.onRequestEnd);
     CHANNELS.l4Close.subscribe(runtime.onL4Close);
+    CHANNELS.refused.subscribe(runtime.onRefused);
     runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
     await runtime.apply(config);
     return runtime;
@@ -269,6 +282,7 @@ export class Runtime implements ListenerHost {
     this.accessLog = null;
     CHANNELS.requestEnd.unsubscribe(this.onRequestEnd);
     CHANNELS.l4Close.unsubscribe(this.onL4Close);
+    CHANNELS.refused.unsubscribe(this.onRefused);
     this.redis.close();
   }
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rawExchange } from '../helpers/raw.ts';
 import { request, startEchoBackend, startGatewayYaml, tempDir, type Backend } from '../helpers/servers.ts';
 
 describe('access log', () => {
@@ -116,4 +117,41 @@ accessLog: { enabled: true, output: ${file} }
       await gw.stop();
     }
   });
+});
+
+test('a client refused before it had a request is logged once, with its address and the code, nothing it sent', async () => {
+  const echo = await startEchoBackend('echo');
+  const logFile = join(tempDir(), 'access.log');
+  const gateway = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { echo: { targets: [{ url: "${echo.url}" }] } }
+routes: [{ name: echo, match: { path: / }, upstream: echo }]
+accessLog: { enabled: true, output: ${logFile} }
+`);
+  try {
+    const { text } = await rawExchange(
+      gateway.port(),
+      'GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer secret-token\r\nX: va\rlue\r\n\r\n',
+    );
+    assert.match(text, /^HTTP\/1\.1 400 /);
+  } finally {
+    await gateway.stop(); // flushes
+    await echo.close();
+  }
+  const text = readFileSync(logFile, 'utf8');
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(lines.length, 1, text);
+  assert.deepEqual(
+    {
+      listener: lines[0].listener,
+      protocol: lines[0].protocol,
+      clientIp: lines[0].clientIp,
+      refused: lines[0].refused,
+    },
+    { listener: 'web', protocol: 'http/1.1', clientIp: '127.0.0.1', refused: 'TP_BAD_REQUEST' },
+  );
+  assert.ok(!text.includes('secret-token'));
 });
