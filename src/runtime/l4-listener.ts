@@ -174,10 +174,11 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
     name: config.name,
     address: sockets.address,
     update: () => undefined,
-    close: () => {
-      sockets.close();
+    close: async () => {
+      await sockets.close();
       store?.close();
     },
+    connections: () => 0, // sessions are counted by the L4 host
     closeIdle: () => undefined,
     closeAll: () => {
       proxy.closeAll();
@@ -221,7 +222,8 @@ async function openUdp(key: string, config: UdpListenerConfig, host: L4Host): Pr
     name: config.name,
     address: { address: address.address, port: address.port, family: address.family },
     update: () => undefined,
-    close: () => void proxy.close(),
+    close: async () => void proxy.close(),
+    connections: () => 0,
     closeIdle: () => undefined,
     closeAll: () => undefined,
   };

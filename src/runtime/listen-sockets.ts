@@ -9,13 +9,32 @@ import cluster from 'node:cluster';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 
+/** One listening socket and how many connections it has accepted (the drain watches it). */
+interface Accepting {
+  readonly server: NetServer;
+  accepted: number;
+}
+
+/** Accepted connections still open, across a listener's sockets. */
+class OpenCount {
+  value = 0;
+  readonly closed = (): void => void this.value--;
+}
+
 export class ListenSockets {
   readonly address: AddressInfo;
-  private readonly sockets: NetServer[];
+  private readonly sockets: Accepting[];
+  private readonly open: OpenCount;
 
-  private constructor(address: AddressInfo, sockets: NetServer[]) {
+  private constructor(address: AddressInfo, sockets: Accepting[], open: OpenCount) {
     this.address = address;
     this.sockets = sockets;
+    this.open = open;
+  }
+
+  /** Connections accepted on this listener and not yet closed (whatever the protocol made of them). */
+  get connections(): number {
+    return this.open.value;
   }
 
   /**
@@ -47,24 +66,50 @@ export class ListenSockets {
               () => socket.destroy(),
             );
           };
+    const open = new OpenCount();
+    const counted = (socket: Socket) => {
+      open.value++;
+      socket.once('close', open.closed);
+      onConnection(socket);
+    };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
-    const first = await listenOne(onConnection, host, port, many);
-    const address = first.address() as AddressInfo;
+    const first = await listenOne(counted, host, port, many);
+    const address = first.server.address() as AddressInfo;
     const sockets = [first];
     try {
-      for (let i = 1; many && i < count; i++) sockets.push(await listenOne(onConnection, host, address.port, true));
+      for (let i = 1; many && i < count; i++) sockets.push(await listenOne(counted, host, address.port, true));
     } catch (err) {
-      for (const s of sockets) s.close();
+      for (const s of sockets) s.server.close();
       throw err;
     }
     // http.Server starts its connection tracking (headers/request timeouts, closeIdleConnections) on 'listening'.
     server.emit('listening');
-    return new ListenSockets(address, sockets);
+    return new ListenSockets(address, sockets, open);
   }
 
-  /** Stops accepting; connections already accepted stay open. */
-  close(): void {
-    for (const s of this.sockets) s.close();
+  /**
+   * Stops accepting without dropping what the kernel already accepted: closing a listening socket resets every
+   * connection in its accept queue, and their clients may have sent a request already (ECONNRESET, not knowing
+   * whether it was served). libuv accepts one connection per socket and loop turn, so a socket that accepted
+   * nothing during a turn had an empty queue at that turn's poll: it is closed then, before the next poll. A
+   * socket still accepting after `maxTurns` (sustained load) is closed anyway. Connections already accepted stay
+   * open and are answered.
+   */
+  async close(maxTurns = 1000): Promise<void> {
+    // -1: the first check only records; called from a poll-phase callback (a signal), the first immediate runs
+    // before any further poll, so it could not have seen an accept.
+    let waiting = this.sockets.map((s) => ({ s, seen: -1 }));
+    for (let turn = 0; waiting.length > 0; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      waiting = waiting.filter((w) => {
+        if (w.s.accepted !== w.seen && turn < maxTurns) {
+          w.seen = w.s.accepted;
+          return true;
+        }
+        w.s.server.close();
+        return false;
+      });
+    }
   }
 }
 
@@ -76,14 +121,18 @@ function listenOne(
   host: string,
   port: number,
   reusePort: boolean,
-): Promise<NetServer> {
+): Promise<Accepting> {
   return new Promise((resolve, reject) => {
     // allowHalfOpen as http.Server sets it for its own sockets: HTTP decides when to end the write side.
-    const socket = createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
+    const socket = createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
+      accepting.accepted++;
+      onConnection(c);
+    });
+    const accepting: Accepting = { server: socket, accepted: 0 };
     socket.once('error', reject);
     socket.listen({ host, port, reusePort, exclusive: reusePort && cluster.isWorker, backlog: 511 }, () => {
       socket.off('error', reject);
-      resolve(socket);
+      resolve(accepting);
     });
   });
 }

@@ -20,8 +20,10 @@ export interface OpenListener {
   readonly address: AddressInfo;
   /** Applies a new snapshot's settings (timeouts, certificates) to a listener that stays open. */
   update(listener: CompiledListener, configDir: string): void;
-  /** Stops accepting. Open connections stay until closeIdle/closeAll. */
-  close(): void;
+  /** Stops accepting, once what the kernel already accepted is taken. Open connections stay until closeIdle/closeAll. */
+  close(): Promise<void>;
+  /** Connections accepted and still open (0 where the listener counts its sessions elsewhere: L4). */
+  connections(): number;
   closeIdle(): void;
   closeAll(): void;
 }
@@ -73,13 +75,20 @@ export async function openHttpListener(
           store = fresh;
           tlsKey = nextKey;
         },
-        close() {
-          sockets.close();
-          https.server.close();
+        async close() {
+          await sockets.close();
           store?.close();
         },
-        closeIdle: () => https.closeSessions(),
-        closeAll: () => https.closeSessions(),
+        connections: () => sockets.connections,
+        closeIdle: () => {
+          https.closeSessions();
+          (https.server as unknown as Server).closeIdleConnections(); // its HTTP/1.1 side (allowHTTP1)
+        },
+        closeAll: () => {
+          // Closing the server last: it stops the header timeouts of connections still waiting to send a request.
+          https.server.close();
+          https.closeSessions();
+        },
       };
     }
     const server = createHttpServer(host, key, listener);
@@ -98,15 +107,15 @@ export async function openHttpListener(
       name: config.name,
       address: sockets.address,
       update: (next) => updateHttpServer(server, next),
-      close() {
-        sockets.close();
-        server.close();
-      },
+      close: () => sockets.close(),
+      connections: () => sockets.connections,
       closeIdle: () => {
         server.closeIdleConnections();
         h2c?.closeSessions();
       },
       closeAll: () => {
+        // Closing the server last: it stops the header timeouts of connections still waiting to send a request.
+        server.close();
         server.closeAllConnections();
         h2c?.closeSessions();
       },

@@ -187,7 +187,7 @@ export class Runtime implements ListenerHost {
         opened.push(await openL4Listener(key, l4, this.l4Host, configDirOf(this.configFile)));
       }
     } catch (err) {
-      for (const o of opened) o.close();
+      await Promise.all(opened.map((o) => o.close()));
       await this.releaseUnused();
       throw err;
     }
@@ -218,8 +218,7 @@ export class Runtime implements ListenerHost {
     for (const [key, open] of this.servers) {
       if (keep.has(key)) continue;
       this.servers.delete(key);
-      open.close();
-      open.closeIdle();
+      void open.close().then(() => open.closeIdle());
     }
     if (previous) this.retire(previous);
     for (const o of opened)
@@ -268,9 +267,21 @@ export class Runtime implements ListenerHost {
     this.unsubscribeLog?.();
     this.checker?.stop();
     const servers = [...this.servers.values()];
-    for (const o of servers) o.close();
-    const deadline = Date.now() + drainTimeout;
-    while ((this.inFlight > 0 || this.tunnels.size > 0 || this.l4Host.active() > 0) && Date.now() < deadline) {
+    // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
+    await Promise.all(servers.map((o) => o.close()));
+    const start = Date.now();
+    const deadline = start + drainTimeout;
+    // A connection that has not sent its request yet is waited for as long as the listener waits for any request
+    // head: its client may have sent it already, and closing now would reset it.
+    let headerTimeout = 0;
+    for (const l of this.current.listeners.values()) headerTimeout = Math.max(headerTimeout, l.headerTimeout);
+    const quietDeadline = start + Math.min(drainTimeout, headerTimeout);
+    const busy = () =>
+      this.inFlight > 0 ||
+      this.tunnels.size > 0 ||
+      this.l4Host.active() > 0 ||
+      (Date.now() < quietDeadline && servers.some((o) => o.connections() > 0));
+    while (busy() && Date.now() < deadline) {
       for (const o of servers) o.closeIdle();
       await new Promise((r) => setTimeout(r, 25));
     }
