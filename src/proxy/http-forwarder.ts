@@ -84,6 +84,8 @@ class Exchange {
   body: Buffer | null = null;
   attempt: Attempt | null = null;
   tries = 0;
+  /** Tries that failed to connect and so used up no attempt (at most one per target of the pool). */
+  private refused = 0;
   done = false;
   private retrying = false;
   private timer: NodeJS.Timeout | null = null;
@@ -143,7 +145,11 @@ class Exchange {
    */
   maybeRetry(failed: Attempt, kind: FailureKind, status: number): boolean {
     const policy = this.route.retry;
-    if (this.done || this.tries > policy.attempts || !covers(policy, kind, status)) return false;
+    // A refused connect sent nothing anywhere: it does not use up an attempt while other targets may take the
+    // request, so a dead target met between two retries never turns a request away while a live one exists.
+    if (kind === 'connect-failure' && this.refused < this.route.pool.targets.length - 1 && covers(policy, kind, 0))
+      this.refused++;
+    if (this.done || this.tries - this.refused > policy.attempts || !covers(policy, kind, status)) return false;
     // Past a connect failure the request may have reached the backend: only idempotent methods, and only
     // with the body still in hand (a streamed body is gone once sent).
     const reachedBackend = kind !== 'connect-failure' || this.ctx.bytesIn > 0;
