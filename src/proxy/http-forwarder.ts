@@ -38,9 +38,43 @@ class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
 }
 
+class BadResponseError extends Error {
+  readonly code = 'TP_UPSTREAM_BAD_RESPONSE';
+}
+
+/** Sends the request on once the upstream's admission (maxRequests, queue) lets it through. */
 export function forward(ctx: RequestContext, route: ForwardRoute): void {
+  const admission = route.pool.admission;
+  if (admission.tryEnter()) return admitted(ctx, route);
+  // Queued: only here are closures made (the common path above allocates nothing).
+  const res = ctx.res;
+  const onClose = (): void => admission.cancel(waiter!);
+  const waiter = admission.enqueue(
+    () => {
+      res.off('close', onClose);
+      admitted(ctx, route);
+    },
+    () => {
+      res.off('close', onClose);
+      overloaded(ctx, route);
+    },
+  );
+  if (waiter === null) return overloaded(ctx, route);
+  res.once('close', onClose);
+}
+
+function overloaded(ctx: RequestContext, route: ForwardRoute): void {
+  // A stored response may stand in, as while the breaker is open (the cache's stale-if-error).
+  const stored = ctx.overrideUpstream(0, null);
+  ctx.errorCode = 'TP_UPSTREAM_OVERLOADED';
+  if (stored !== undefined) return sendReply(ctx, route.chain, stored);
+  sendProblem(ctx, route.chain, 'TP_UPSTREAM_OVERLOADED', undefined, { 'retry-after': '1' });
+}
+
+function admitted(ctx: RequestContext, route: ForwardRoute): void {
   const pool = route.pool;
   if (!pool.admit()) {
+    pool.admission.leave();
     // A stored response may stand in while the breaker is open (the cache's stale-if-error).
     const stored = ctx.overrideUpstream(0, null);
     if (stored !== undefined) {
@@ -191,6 +225,7 @@ class Exchange {
     this.done = true;
     if (this.timer !== null) clearTimeout(this.timer);
     const pool = this.route.pool;
+    pool.admission.leave();
     pool.settle(failed);
     pool.retryBudget.requestEnded();
     if (this.retrying) pool.retryBudget.retryEnded();
@@ -271,6 +306,13 @@ class Attempt implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200 || this.abandoned) return; // 1xx interim responses are not relayed (101: upgrade tunnel)
+    // Only `chunked` alone frames a body undici can read: another coding would be relayed still encoded, and
+    // `chunked, chunked` is how a response splitting attempt looks (HAProxy refuses both with 502).
+    const te = headers['transfer-encoding'];
+    if (te !== undefined && !isChunkedOnly(te)) {
+      controller.abort(new BadResponseError(`transfer-encoding ${String(te)}`));
+      return;
+    }
     this.status = statusCode;
     const exchange = this.exchange;
     const ctx = exchange.ctx;
@@ -409,7 +451,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       // Mid-body failure: the only honest signal left is to cut the connection.
       this.lease.observe(true);
       exchange.finish(true);
-      ctx.errorCode = 'TP_UPSTREAM_RESET';
+      ctx.errorCode = 'TP_UPSTREAM_TRUNCATED';
       ctx.res.destroy();
       return;
     }
@@ -452,14 +494,23 @@ function takeGrpcStatus(headers: ResponseHead['headers']): Record<string, string
   return out;
 }
 
+function isChunkedOnly(te: string | string[]): boolean {
+  return typeof te === 'string' && (te === 'chunked' || te.trim().toLowerCase() === 'chunked');
+}
+
 const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED/;
 
 /** Maps an undici or socket error to the catalogue: reach failures 502, timeouts 504. */
 export function errorCodeOf(err: Error): ErrorCode {
   const code = (err as NodeJS.ErrnoException).code ?? '';
+  // llhttp's refusals (both Transfer-Encoding and Content-Length, bad chunking) come without a code.
+  if (err.name === 'HTTPParserError') return 'TP_UPSTREAM_BAD_RESPONSE';
   switch (code) {
     case 'TP_BODY_TOO_LARGE':
-      return 'TP_BODY_TOO_LARGE';
+    case 'TP_UPSTREAM_BAD_RESPONSE':
+      return code;
+    case 'UND_ERR_HEADERS_OVERFLOW': // over maxResponseHeaderSize
+      return 'TP_UPSTREAM_BAD_RESPONSE';
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
@@ -477,6 +528,8 @@ export function errorCodeOf(err: Error): ErrorCode {
     case 'UND_ERR_INFO':
       return 'TP_UPSTREAM_BAD_RESPONSE';
     case 'UND_ERR_SOCKET':
+      // A 101 to a request that asked for no upgrade: nothing to tunnel, and not HTTP either.
+      return err.message === 'bad upgrade' ? 'TP_UPSTREAM_BAD_RESPONSE' : 'TP_UPSTREAM_RESET';
     case 'ECONNRESET':
     case 'EPIPE':
       return 'TP_UPSTREAM_RESET';
