@@ -1,5 +1,6 @@
 // The forwarder's hot path: one undici dispatch per attempt, streaming both ways with backpressure; retries,
 // the circuit breaker and passive health around it. An Exchange is one client request; an Attempt one try.
+import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Transform, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
@@ -33,6 +34,8 @@ export interface ForwardRoute extends UpstreamHeaderPolicy {
   readonly totalTimeout: number;
   readonly retry: RetryPolicy;
 }
+
+const H2_INTERNAL_ERROR = h2constants.NGHTTP2_INTERNAL_ERROR;
 
 class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
@@ -206,7 +209,7 @@ class Exchange {
     if (res.destroyed) return;
     if (res.headersSent) {
       this.ctx.errorCode = code;
-      res.destroy();
+      cut(res);
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') res.shouldKeepAlive = false;
@@ -383,7 +386,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
     });
     last.once('end', () => this.finishResponse());
-    const fail = () => res.destroy();
+    const fail = () => cut(res);
     for (const stage of stages) stage.once('error', fail);
     res.once('close', () => {
       for (const stage of stages) stage.destroy();
@@ -452,7 +455,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.lease.observe(true);
       exchange.finish(true);
       ctx.errorCode = 'TP_UPSTREAM_TRUNCATED';
-      ctx.res.destroy();
+      cut(ctx.res);
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') return exchange.fail(code);
@@ -492,6 +495,16 @@ function takeGrpcStatus(headers: ResponseHead['headers']): Record<string, string
     delete headers[name];
   }
   return out;
+}
+
+/**
+ * Ends a response that cannot be completed. An HTTP/2 stream is reset with INTERNAL_ERROR: destroyed without an
+ * error, Node would reset it with NO_ERROR, which a client takes for the end of the body.
+ */
+function cut(res: RequestContext['res']): void {
+  const stream = (res as { stream?: ServerHttp2Stream }).stream;
+  if (stream !== undefined) stream.close(H2_INTERNAL_ERROR);
+  else res.destroy();
 }
 
 function isChunkedOnly(te: string | string[]): boolean {

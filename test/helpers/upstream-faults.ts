@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { RequestContext } from '../../src/request-context.ts';
 import { nextEvent } from './events.ts';
+import { startScriptedBackend, type ScriptedBackend } from './recording-backend.ts';
 
 export interface RawResponse {
   /** Everything read, as latin1 text. */
@@ -149,4 +150,40 @@ export async function nextExchangeEnd(
     timeoutMs,
   );
   return event.ctx as RequestContext;
+}
+
+/**
+ * A scripted backend (startScriptedBackend) that calls `answer` once per complete request (head and its
+ * Content-Length body), in order on each connection, with the request's method, path and text.
+ */
+export function startRequestScriptedBackend(
+  answer: (socket: Socket, request: { method: string; path: string; text: string; conn: number }) => void,
+): Promise<ScriptedBackend> {
+  let backend: ScriptedBackend | undefined;
+  const started = startScriptedBackend((socket, conn) => {
+    let offset = 0;
+    socket.on('data', () => {
+      for (;;) {
+        const text = backend!.raw[conn]!.slice(offset);
+        const end = text.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+        if (text.length < end + 4 + length) return;
+        offset += end + 4 + length;
+        const [, method, path] = /^(\S+) (\S+)/.exec(text)!;
+        answer(socket, { method: method!, path: path!, text: text.slice(0, end + 4 + length), conn });
+      }
+    });
+  });
+  return started.then((b) => (backend = b));
+}
+
+/** How many requests (request lines) the backend's connections carried, in all. */
+export function requestCount(backend: ScriptedBackend, path?: string): number {
+  let n = 0;
+  for (const text of backend.raw)
+    n += (text.match(/^[A-Z]+ \/\S* HTTP\/1\.1\r$/gm) ?? []).filter(
+      (l) => path === undefined || l.includes(` ${path} `),
+    ).length;
+  return n;
 }
