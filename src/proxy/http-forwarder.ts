@@ -316,6 +316,12 @@ class Attempt implements Dispatcher.DispatchHandler {
       controller.abort(new BadResponseError(`transfer-encoding ${String(te)}`));
       return;
     }
+    // undici applies maxResponseHeaderSize to HTTP/1.1 only; over HTTP/2 the head is measured here.
+    const pool = this.exchange.route.pool;
+    if (pool.config.http2 && headSize(headers) > pool.config.maxResponseHeaderSize) {
+      controller.abort(new BadResponseError('response head over maxResponseHeaderSize'));
+      return;
+    }
     this.status = statusCode;
     const exchange = this.exchange;
     const ctx = exchange.ctx;
@@ -505,6 +511,18 @@ function cut(res: RequestContext['res']): void {
   const stream = (res as { stream?: ServerHttp2Stream }).stream;
   if (stream !== undefined) stream.close(H2_INTERNAL_ERROR);
   else res.destroy();
+}
+
+/** Bytes of header names and values, as undici counts them for HTTP/1.1. */
+function headSize(headers: Record<string, string | string[] | undefined>): number {
+  let n = 0;
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (typeof v === 'string') n += name.length + v.length;
+    else for (const one of v) n += name.length + one.length;
+  }
+  return n;
 }
 
 function isChunkedOnly(te: string | string[]): boolean {

@@ -1,13 +1,17 @@
 // X05, the backend part (nginx "upstream sent too big header" 502, HAProxy 502, Envoy max_response_headers_kb): a
 // backend response head of 64 KiB is a 502. The limit is the upstream's `maxResponseHeaderSize` (default 32kb),
 // counted as Envoy counts it: the bytes of the header names and values (not the status line, colons or CRLFs).
-// Tested at the limit (relayed) and one byte past it (502), with the default and a configured value.
+// Tested at the limit (relayed) and one byte past it (502), with the default and a configured value, from an
+// HTTP/1.1 and an HTTP/2 backend (undici bounds only the former; the forwarder measures the latter).
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer as createH2Server, type Http2Server } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../../src/index.ts';
 import { startAttackGateway } from '../helpers/attack-gateway.ts';
 import { startScriptedBackend, type ScriptedBackend } from '../helpers/recording-backend.ts';
+import { startGatewayYaml } from '../helpers/servers.ts';
 import { problemCode, rawRequest } from '../helpers/upstream-faults.ts';
 
 /** A response head whose names and values add up to exactly `bytes` (one X-Big header fills it up). */
@@ -115,6 +119,40 @@ describe('with maxResponseHeaderSize: 8kb', () => {
     const r = await get(gw.http, `/public/${8 * 1024 + 1}`);
     assert.equal(r.status, 502);
     assert.equal(problemCode(r), 'TP_UPSTREAM_BAD_RESPONSE');
+  });
+});
+
+describe('an HTTP/2 backend (http2: true), default limit', () => {
+  let h2: Http2Server;
+  let gw: Awaited<ReturnType<typeof startGatewayYaml>>;
+  before(async () => {
+    h2 = createH2Server({ maxSendHeaderBlockLength: 1 << 20 }); // Node refuses to send heads over 64 KiB by default
+    // /<bytes>: a head whose names and values add up to that (date: x, then x-big fills it up).
+    h2.on('stream', (stream, headers) => {
+      const bytes = Number(String(headers[':path']).slice(1));
+      stream.respond({ ':status': 200, date: 'x', 'x-big': 'b'.repeat(bytes - 'date'.length - 1 - 'x-big'.length) });
+      stream.end('ok');
+    });
+    h2.listen(0, '127.0.0.1');
+    await once(h2, 'listening');
+    gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { app: { targets: [{ url: "http://127.0.0.1:${(h2.address() as AddressInfo).port}" }], http2: true } }
+routes: [{ match: { path: / }, upstream: app }]
+`);
+  });
+  after(async () => {
+    await gw.stop();
+    h2.close();
+  });
+
+  test('a head of exactly 32 KiB is relayed; 32 KiB + 1 and 64 KiB are a 502', async () => {
+    assert.equal((await get(gw.port('web'), `/${32 * 1024}`)).status, 200);
+    for (const bytes of [32 * 1024 + 1, 64 * 1024]) {
+      const r = await get(gw.port('web'), `/${bytes}`);
+      assert.equal(r.status, 502, `${bytes}`);
+      assert.equal(problemCode(r), 'TP_UPSTREAM_BAD_RESPONSE');
+    }
   });
 });
 
