@@ -124,6 +124,10 @@ const retries = z.strictObject({
     .min(0)
     .default(3)
     .meta({ description: 'retries always allowed in flight, whatever the budget' }),
+  idempotencyKey: z.boolean().default(false).meta({
+    description:
+      'retry a request carrying an Idempotency-Key header like an idempotent one, whatever its method (the backend deduplicates by the key)',
+  }),
   bufferBody: size.prefault('64kb').meta({
     description:
       'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',

@@ -13,14 +13,7 @@ import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } fr
 import type { Target } from '../upstream/target.ts';
 import type { Lease, UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
-import {
-  backoffDelay,
-  covers,
-  failureKindOf,
-  IDEMPOTENT_METHODS,
-  type FailureKind,
-  type RetryPolicy,
-} from './retry-policy.ts';
+import { backoffDelay, covers, failureKindOf, repeatable, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
 export interface ForwardRoute extends UpstreamHeaderPolicy {
@@ -102,7 +95,7 @@ function admitted(ctx: RequestContext, route: ForwardRoute): void {
   if (
     hasBody &&
     route.retry.bufferBody > 0 &&
-    IDEMPOTENT_METHODS.has(ctx.req.method!) &&
+    repeatable(route.retry, ctx.req.method!, headers) &&
     length !== undefined &&
     headers['transfer-encoding'] === undefined &&
     Number(length) <= route.retry.bufferBody
@@ -184,7 +177,8 @@ class Exchange {
     // Past a connect failure the request may have reached the backend: only idempotent methods, and only
     // with the body still in hand (a streamed body is gone once sent).
     const reachedBackend = kind !== 'connect-failure' || this.ctx.bytesIn > 0;
-    if (reachedBackend && (!IDEMPOTENT_METHODS.has(this.ctx.req.method!) || (this.hasBody && this.body === null)))
+    const req = this.ctx.req;
+    if (reachedBackend && (!repeatable(policy, req.method!, req.headers) || (this.hasBody && this.body === null)))
       return false;
     // The budget guards backends against retry storms; a connect failure put no load on any backend, so its
     // retry is not counted (a dead target must not make live ones fail while health checks catch up).

@@ -2,7 +2,8 @@
 // its X-Id), then closes without answering (FIN, or RST); B is healthy. A POST that reached A is never sent again,
 // whatever the retry policy: 502, and every id counted exactly once. A GET (and a PUT whose small body was kept)
 // goes once more to B when the policy covers `reset` (`retries:` does by default); without `retries:` only connect
-// failures are retried (README), so the GET is a 502 too. An Idempotency-Key opt-in is not implemented.
+// failures are retried (README), so the GET is a 502 too. With `retries: { idempotencyKey: true }` a POST carrying
+// an Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header) is retried: the backend deduplicates.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -41,10 +42,10 @@ routes: [{ match: { path: / }, upstream: app }]
 `);
 }
 
-const send = (port: number, method: string, id: string, body = '') =>
+const send = (port: number, method: string, id: string, body = '', extra = '') =>
   rawRequest(
     port,
-    `${method} /orders HTTP/1.1\r\nHost: a\r\nX-Id: ${id}\r\nContent-Length: ${body.length}\r\n` +
+    `${method} /orders HTTP/1.1\r\nHost: a\r\nX-Id: ${id}\r\nContent-Length: ${body.length}\r\n${extra}` +
       `Connection: close\r\n\r\n${body}`,
   );
 
@@ -104,6 +105,36 @@ describe('GET and PUT in the same scenario', () => {
       const r = await send(gw.port('web'), 'GET', 'fin-get-default');
       assert.equal(r.status, 502, r.text);
       assert.equal(atB('fin-get-default').length, 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('retries: { idempotencyKey: true }', () => {
+  test('a POST carrying an Idempotency-Key is retried on B with its body; one without is still a 502', async () => {
+    const gw = await gateway('retries: { attempts: 2, idempotencyKey: true }');
+    try {
+      const keyed = await send(gw.port('web'), 'POST', 'rst-keyed', 'amount=7', 'Idempotency-Key: "8e03978e"\r\n');
+      assert.equal(keyed.status, 200, keyed.text);
+      assert.equal(committed.get('rst-keyed'), 1);
+      const [atB0] = atB('rst-keyed');
+      assert.equal(atB0!.body.toString(), 'amount=7');
+      assert.equal(atB0!.headers['idempotency-key'], '"8e03978e"');
+      const bare = await send(gw.port('web'), 'POST', 'rst-bare', 'amount=8');
+      assert.equal(bare.status, 502, bare.text);
+      assert.equal(atB('rst-bare').length, 0);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('without the opt-in, an Idempotency-Key does not make a POST retryable', async () => {
+    const gw = await gateway('retries: { attempts: 2 }');
+    try {
+      const r = await send(gw.port('web'), 'POST', 'fin-keyed', 'amount=9', 'Idempotency-Key: "1"\r\n');
+      assert.equal(r.status, 502, r.text);
+      assert.equal(atB('fin-keyed').length, 0);
     } finally {
       await gw.stop();
     }
