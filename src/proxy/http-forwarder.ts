@@ -1,6 +1,5 @@
 // The forwarder's hot path: one undici dispatch per attempt, streaming both ways with backpressure; retries,
 // the circuit breaker and passive health around it. An Exchange is one client request; an Attempt one try.
-import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Transform, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
@@ -13,6 +12,7 @@ import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } fr
 import type { Target } from '../upstream/target.ts';
 import type { Lease, UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
+import { BadResponseError, cut, headSize, isChunkedOnly } from './response-checks.ts';
 import { backoffDelay, covers, failureKindOf, repeatable, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
@@ -28,14 +28,8 @@ export interface ForwardRoute extends UpstreamHeaderPolicy {
   readonly retry: RetryPolicy;
 }
 
-const H2_INTERNAL_ERROR = h2constants.NGHTTP2_INTERNAL_ERROR;
-
 class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
-}
-
-class BadResponseError extends Error {
-  readonly code = 'TP_UPSTREAM_BAD_RESPONSE';
 }
 
 /** Sends the request on once the upstream's admission (maxRequests, queue) lets it through. */
@@ -495,32 +489,6 @@ function takeGrpcStatus(headers: ResponseHead['headers']): Record<string, string
     delete headers[name];
   }
   return out;
-}
-
-/**
- * Ends a response that cannot be completed. An HTTP/2 stream is reset with INTERNAL_ERROR: destroyed without an
- * error, Node would reset it with NO_ERROR, which a client takes for the end of the body.
- */
-function cut(res: RequestContext['res']): void {
-  const stream = (res as { stream?: ServerHttp2Stream }).stream;
-  if (stream !== undefined) stream.close(H2_INTERNAL_ERROR);
-  else res.destroy();
-}
-
-/** Bytes of header names and values, as undici counts them for HTTP/1.1. */
-function headSize(headers: Record<string, string | string[] | undefined>): number {
-  let n = 0;
-  for (const name in headers) {
-    const v = headers[name];
-    if (v === undefined) continue;
-    if (typeof v === 'string') n += name.length + v.length;
-    else for (const one of v) n += name.length + one.length;
-  }
-  return n;
-}
-
-function isChunkedOnly(te: string | string[]): boolean {
-  return typeof te === 'string' && (te === 'chunked' || te.trim().toLowerCase() === 'chunked');
 }
 
 const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED/;
