@@ -32,6 +32,11 @@ export const ERRORS = {
     title: "The upstream service's TLS certificate could not be verified or the handshake failed",
   },
   TP_UPSTREAM_BAD_RESPONSE: { status: 502, title: 'The upstream service sent an invalid response' },
+  TP_UPSTREAM_TRUNCATED: {
+    status: 502,
+    title: 'The upstream response ended before its body was complete (logged; the client connection is cut)',
+  },
+  TP_UPSTREAM_OVERLOADED: { status: 503, title: 'The upstream service has too many requests in progress and waiting' },
   TP_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },
   TP_NO_HEALTHY_TARGET: { status: 503, title: 'No upstream target is available' },
   TP_CIRCUIT_OPEN: {

@@ -21,6 +21,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     usedBy: 'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores',
   },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
+  {
+    binary: 'python3',
+    apt: 'python3-minimal',
+    usedBy: 'test/helpers/upstream-faults.ts: the blackhole target (a listener that never accepts)',
+  },
 ];
 
 /** The executable `binary` in one of PATH's directories, or undefined. */

@@ -124,6 +124,10 @@ const retries = z.strictObject({
     .min(0)
     .default(3)
     .meta({ description: 'retries always allowed in flight, whatever the budget' }),
+  idempotencyKey: z.boolean().default(false).meta({
+    description:
+      'retry a request carrying an Idempotency-Key header like an idempotent one, whatever its method (the backend deduplicates by the key)',
+  }),
   bufferBody: size.prefault('64kb').meta({
     description:
       'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',
@@ -202,6 +206,21 @@ export const upstream = z
       .default(false)
       .meta({ description: 'speak HTTP/2 to the targets (gRPC needs it): h2 over TLS, h2c over http://' }),
     tls: upstreamTls.optional(),
+    maxResponseHeaderSize: size
+      .refine((n) => n >= 1024 && n <= 1024 * 1024, { message: 'expected a size from 1kb to 1mb' })
+      .prefault('32kb')
+      .meta({
+        description:
+          "a response head whose header names and values exceed this many bytes is refused with 502 (Envoy's max_response_headers_kb)",
+      }),
+    maxRequests: z.number().int().min(1).max(1_000_000).default(1024).meta({
+      description:
+        'requests sent to the targets at once, per gateway process (Envoy circuit_breakers max_requests); more wait in the queue',
+    }),
+    queue: z.number().int().min(0).max(1_000_000).default(1024).meta({
+      description:
+        'requests waiting (FIFO, up to timeouts.connect) for one of maxRequests; past it a fast 503 with Retry-After (Envoy max_pending_requests)',
+    }),
     preserveHost: z.boolean().default(true),
     hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
     keepAlive: z

@@ -12,14 +12,8 @@ import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } fr
 import type { Target } from '../upstream/target.ts';
 import type { Lease, UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
-import {
-  backoffDelay,
-  covers,
-  failureKindOf,
-  IDEMPOTENT_METHODS,
-  type FailureKind,
-  type RetryPolicy,
-} from './retry-policy.ts';
+import { BadResponseError, cut, headSize, isChunkedOnly } from './response-checks.ts';
+import { backoffDelay, covers, failureKindOf, repeatable, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
 /** What the forwarder needs from a compiled route. */
 export interface ForwardRoute extends UpstreamHeaderPolicy {
@@ -38,9 +32,39 @@ class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
 }
 
+/** Sends the request on once the upstream's admission (maxRequests, queue) lets it through. */
 export function forward(ctx: RequestContext, route: ForwardRoute): void {
+  const admission = route.pool.admission;
+  if (admission.tryEnter()) return admitted(ctx, route);
+  // Queued: only here are closures made (the common path above allocates nothing).
+  const res = ctx.res;
+  const onClose = (): void => admission.cancel(waiter!);
+  const waiter = admission.enqueue(
+    () => {
+      res.off('close', onClose);
+      admitted(ctx, route);
+    },
+    () => {
+      res.off('close', onClose);
+      overloaded(ctx, route);
+    },
+  );
+  if (waiter === null) return overloaded(ctx, route);
+  res.once('close', onClose);
+}
+
+function overloaded(ctx: RequestContext, route: ForwardRoute): void {
+  // A stored response may stand in, as while the breaker is open (the cache's stale-if-error).
+  const stored = ctx.overrideUpstream(0, null);
+  ctx.errorCode = 'TP_UPSTREAM_OVERLOADED';
+  if (stored !== undefined) return sendReply(ctx, route.chain, stored);
+  sendProblem(ctx, route.chain, 'TP_UPSTREAM_OVERLOADED', undefined, { 'retry-after': '1' });
+}
+
+function admitted(ctx: RequestContext, route: ForwardRoute): void {
   const pool = route.pool;
   if (!pool.admit()) {
+    pool.admission.leave();
     // A stored response may stand in while the breaker is open (the cache's stale-if-error).
     const stored = ctx.overrideUpstream(0, null);
     if (stored !== undefined) {
@@ -65,7 +89,7 @@ export function forward(ctx: RequestContext, route: ForwardRoute): void {
   if (
     hasBody &&
     route.retry.bufferBody > 0 &&
-    IDEMPOTENT_METHODS.has(ctx.req.method!) &&
+    repeatable(route.retry, ctx.req.method!, headers) &&
     length !== undefined &&
     headers['transfer-encoding'] === undefined &&
     Number(length) <= route.retry.bufferBody
@@ -153,7 +177,8 @@ class Exchange {
     // Past a connect failure the request may have reached the backend: only idempotent methods, and only
     // with the body still in hand (a streamed body is gone once sent).
     const reachedBackend = kind !== 'connect-failure' || this.ctx.bytesIn > 0;
-    if (reachedBackend && (!IDEMPOTENT_METHODS.has(this.ctx.req.method!) || (this.hasBody && this.body === null)))
+    const req = this.ctx.req;
+    if (reachedBackend && (!repeatable(policy, req.method!, req.headers) || (this.hasBody && this.body === null)))
       return false;
     // The budget guards backends against retry storms; a connect failure put no load on any backend, so its
     // retry is not counted (a dead target must not make live ones fail while health checks catch up).
@@ -178,7 +203,7 @@ class Exchange {
     if (res.destroyed) return;
     if (res.headersSent) {
       this.ctx.errorCode = code;
-      res.destroy();
+      cut(res);
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') res.shouldKeepAlive = false;
@@ -197,6 +222,7 @@ class Exchange {
     this.done = true;
     if (this.timer !== null) clearTimeout(this.timer);
     const pool = this.route.pool;
+    pool.admission.leave();
     pool.settle(failed);
     pool.retryBudget.requestEnded();
     if (this.retrying) pool.retryBudget.retryEnded();
@@ -277,6 +303,19 @@ class Attempt implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200 || this.abandoned) return; // 1xx interim responses are not relayed (101: upgrade tunnel)
+    // Only `chunked` alone frames a body undici can read: another coding would be relayed still encoded, and
+    // `chunked, chunked` is how a response splitting attempt looks (HAProxy refuses both with 502).
+    const te = headers['transfer-encoding'];
+    if (te !== undefined && !isChunkedOnly(te)) {
+      controller.abort(new BadResponseError(`transfer-encoding ${String(te)}`));
+      return;
+    }
+    // undici applies maxResponseHeaderSize to HTTP/1.1 only; over HTTP/2 the head is measured here.
+    const pool = this.exchange.route.pool;
+    if (pool.config.http2 && headSize(headers) > pool.config.maxResponseHeaderSize) {
+      controller.abort(new BadResponseError('response head over maxResponseHeaderSize'));
+      return;
+    }
     this.status = statusCode;
     const exchange = this.exchange;
     const ctx = exchange.ctx;
@@ -347,7 +386,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
     });
     last.once('end', () => this.finishResponse());
-    const fail = () => res.destroy();
+    const fail = () => cut(res);
     for (const stage of stages) stage.once('error', fail);
     res.once('close', () => {
       for (const stage of stages) stage.destroy();
@@ -415,8 +454,8 @@ class Attempt implements Dispatcher.DispatchHandler {
       // Mid-body failure: the only honest signal left is to cut the connection.
       this.lease.observe(true);
       exchange.finish(true);
-      ctx.errorCode = 'TP_UPSTREAM_RESET';
-      ctx.res.destroy();
+      ctx.errorCode = 'TP_UPSTREAM_TRUNCATED';
+      cut(ctx.res);
       return;
     }
     if (code === 'TP_BODY_TOO_LARGE') return exchange.fail(code);
@@ -463,9 +502,14 @@ const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_(GET|VERIFY)|SELF_SIGNE
 /** Maps an undici or socket error to the catalogue: reach failures 502, timeouts 504. */
 export function errorCodeOf(err: Error): ErrorCode {
   const code = (err as NodeJS.ErrnoException).code ?? '';
+  // llhttp's refusals (both Transfer-Encoding and Content-Length, bad chunking) come without a code.
+  if (err.name === 'HTTPParserError') return 'TP_UPSTREAM_BAD_RESPONSE';
   switch (code) {
     case 'TP_BODY_TOO_LARGE':
-      return 'TP_BODY_TOO_LARGE';
+    case 'TP_UPSTREAM_BAD_RESPONSE':
+      return code;
+    case 'UND_ERR_HEADERS_OVERFLOW': // over maxResponseHeaderSize
+      return 'TP_UPSTREAM_BAD_RESPONSE';
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
@@ -483,6 +527,8 @@ export function errorCodeOf(err: Error): ErrorCode {
     case 'UND_ERR_INFO':
       return 'TP_UPSTREAM_BAD_RESPONSE';
     case 'UND_ERR_SOCKET':
+      // A 101 to a request that asked for no upgrade: nothing to tunnel, and not HTTP either.
+      return err.message === 'bad upgrade' ? 'TP_UPSTREAM_BAD_RESPONSE' : 'TP_UPSTREAM_RESET';
     case 'ECONNRESET':
     case 'EPIPE':
       return 'TP_UPSTREAM_RESET';

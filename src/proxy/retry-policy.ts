@@ -1,6 +1,7 @@
 // When a failed attempt may be tried again. The rule that matters most: a request that may have reached a
 // backend is retried only if its method is idempotent and its body (if any) was kept, so a POST is never sent
 // twice. A connect failure never reached anyone and is safe to retry for any method.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { ErrorCode } from '../errors.ts';
 
@@ -11,18 +12,37 @@ export interface RetryPolicy {
   readonly backoff: number;
   /** Bodies up to this many bytes are kept for a retry (0: never buffer). */
   readonly bufferBody: number;
+  /** A request with an Idempotency-Key header may be repeated whatever its method (the backend deduplicates). */
+  readonly idempotencyKey: boolean;
 }
 
 /** Without `retries:` an upstream retries a connect failure once, on another target (NGINX does the same). */
-const DEFAULT_POLICY: RetryPolicy = { attempts: 1, on: new Set(['connect-failure']), backoff: 0, bufferBody: 0 };
+const DEFAULT_POLICY: RetryPolicy = {
+  attempts: 1,
+  on: new Set(['connect-failure']),
+  backoff: 0,
+  bufferBody: 0,
+  idempotencyKey: false,
+};
 
 export function compileRetryPolicy(config: UpstreamConfig): RetryPolicy {
   const r = config.retries;
   if (r === undefined) return DEFAULT_POLICY;
-  return { attempts: r.attempts, on: r.on, backoff: r.backoff, bufferBody: r.bufferBody };
+  return {
+    attempts: r.attempts,
+    on: r.on,
+    backoff: r.backoff,
+    bufferBody: r.bufferBody,
+    idempotencyKey: r.idempotencyKey,
+  };
 }
 
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Whether sending this request twice is safe: an idempotent method, or a key the backend deduplicates by. */
+export function repeatable(policy: RetryPolicy, method: string, headers: IncomingHttpHeaders): boolean {
+  return IDEMPOTENT_METHODS.has(method) || (policy.idempotencyKey && headers['idempotency-key'] !== undefined);
+}
 
 /** What went wrong in one attempt, in the words of `retries.on`. */
 export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'status';

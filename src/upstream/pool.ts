@@ -8,6 +8,7 @@ import { CHANNELS, newGateway, type Gateway } from '../observability/events.ts';
 import type { HashSource } from '../config/upstream-schema.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { RequestContext } from '../request-context.ts';
+import type { Admission } from './admission.ts';
 import type { CircuitBreaker } from './circuit-breaker.ts';
 import type { OutlierDetector } from './outlier-detector.ts';
 import type { RetryBudget } from './retry-budget.ts';
@@ -112,6 +113,10 @@ export class UpstreamPool {
 
   get breaker(): CircuitBreaker | null {
     return this.state.breaker;
+  }
+
+  get admission(): Admission {
+    return this.state.admission;
   }
 
   get retryBudget(): RetryBudget {

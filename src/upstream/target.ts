@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import type { BalancedTarget } from './balancers/balancer.ts';
+import { acceptUnaskedContinue } from './interim-responses.ts';
 import { stickyToken } from './sticky.ts';
 
 export class Target implements BalancedTarget {
@@ -81,6 +82,7 @@ export interface ConnectionSettings {
 
 function openDispatcher(origin: URL, settings: ConnectionSettings): PoolType {
   const upstream = settings.upstream;
+  acceptUnaskedContinue();
   return new Pool(origin.origin, {
     connections: upstream.keepAlive.connections,
     keepAliveTimeout: upstream.keepAlive.idleTimeout,
@@ -88,7 +90,8 @@ function openDispatcher(origin: URL, settings: ConnectionSettings): PoolType {
     connectTimeout: upstream.timeouts.connect,
     headersTimeout: upstream.timeouts.response,
     bodyTimeout: upstream.timeouts.idle,
-    maxHeaderSize: 64 * 1024,
+    // undici refuses a head whose names and values reach maxHeaderSize: the limit itself is allowed.
+    maxHeaderSize: upstream.maxResponseHeaderSize + 1,
     pipelining: 1,
     // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets.
     allowH2: upstream.http2,

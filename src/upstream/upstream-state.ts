@@ -4,6 +4,7 @@
 // part is kept while the settings it depends on are unchanged and starts fresh when they change.
 import { systemClock, type Clock } from '../clock.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { Admission } from './admission.ts';
 import type { Balancer } from './balancers/balancer.ts';
 import { createBalancer } from './balancers/create-balancer.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
@@ -43,6 +44,8 @@ export class UpstreamState {
   breaker: CircuitBreaker | null = null;
   outliers: OutlierDetector | null = null;
   retryBudget = new RetryBudget({ ratio: 0.2 });
+  /** maxRequests and queue: kept across reloads, so a reload never lets more through than the limit. */
+  readonly admission = new Admission(1024, 1024, 5000);
   balancer: Balancer<Target> = createBalancer<Target>('round-robin');
   /** The targets picks choose from: healthy, not ejected primaries, or else healthy backups. */
   usable: readonly Target[] = [];
@@ -73,6 +76,7 @@ export class UpstreamState {
     this.config = config;
     this.connections = connections;
     this.closed = false;
+    this.admission.configure(config.maxRequests, config.queue, config.timeouts.connect);
     let changed = false; // whether the balancer or the outlier detector must hear of the target set again
     const breakerOf = JSON.stringify(config.circuitBreaker ?? null);
     if (breakerOf !== this.breakerOf) {
