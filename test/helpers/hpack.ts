@@ -123,6 +123,34 @@ export function encodeHeaderBlock(fields: readonly (readonly [string | Buffer, s
   return Buffer.concat(parts);
 }
 
+/** `s` Huffman-coded (RFC 7541 §5.2), padded with the EOS prefix (ones). */
+export function huffmanEncode(s: string | Buffer): Buffer {
+  const out: number[] = [];
+  let acc = 0n;
+  let bits = 0;
+  for (const byte of bytes(s)) {
+    acc = (acc << BigInt(HUFFMAN_LENGTHS[byte]!)) | BigInt(HUFFMAN_CODES[byte]!);
+    bits += HUFFMAN_LENGTHS[byte]!;
+    while (bits >= 8) {
+      bits -= 8;
+      out.push(Number((acc >> BigInt(bits)) & 0xffn));
+    }
+  }
+  if (bits > 0) out.push(Number(((acc << BigInt(8 - bits)) | ((1n << BigInt(8 - bits)) - 1n)) & 0xffn));
+  return Buffer.from(out);
+}
+
+/** A header block of literal fields without indexing, new names, names and values Huffman-coded. */
+export function encodeHuffmanHeaderBlock(fields: readonly (readonly [string | Buffer, string | Buffer])[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of fields) {
+    const n = huffmanEncode(name);
+    const v = huffmanEncode(value);
+    parts.push(Buffer.from([0]), hpackInt(n.length, 7, 0x80), n, hpackInt(v.length, 7, 0x80), v);
+  }
+  return Buffer.concat(parts);
+}
+
 interface Node {
   sym?: number;
   kids: [Node | undefined, Node | undefined];
