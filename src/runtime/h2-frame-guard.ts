@@ -29,6 +29,7 @@ export interface H2Violation {
 }
 
 const PREFACE_LENGTH = 24;
+const GOAWAY_GRACE = 1000;
 const DATA = 0;
 const HEADERS = 1;
 const PRIORITY = 2;
@@ -310,7 +311,9 @@ export function guardedDuplex(
     write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
     final: (cb) => void socket.end(cb),
     destroy: (err, cb) => {
-      socket.destroy(err ?? undefined);
+      // The session is done (it may just have written a GOAWAY): FIN after what is queued, not a reset.
+      ended = true;
+      linger(socket);
       cb(err);
     },
   });
@@ -333,7 +336,8 @@ export function guardedDuplex(
     const violation = guard === null ? null : guard.inspect(d);
     if (violation !== null) {
       ended = true;
-      socket.end(goawayFrame(guard!.lastStream, violation.code));
+      socket.write(goawayFrame(guard!.lastStream, violation.code));
+      linger(socket);
       onViolation(violation);
       duplex.destroy();
       return;
@@ -366,6 +370,17 @@ const TLS_PROPERTIES = [
   'getPeerFinished',
   'exportKeyingMaterial',
 ] as const;
+
+/**
+ * Ends `socket` after what is queued (a GOAWAY); what the client still sends is read and dropped, since a close
+ * with unread bytes resets the connection and can lose the GOAWAY, for at most a second.
+ */
+function linger(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.end();
+  socket.resume();
+  socket.setTimeout(GOAWAY_GRACE, () => socket.destroy());
+}
 
 function goawayFrame(lastStream: number, code: number): Buffer {
   const f = Buffer.alloc(17);

@@ -84,21 +84,33 @@ export function onSession(
 ): void {
   sessions.add(session);
   session.once('close', () => sessions.delete(session));
-  // nghttp2 reports a malformed message it caught after delivery (DATA beyond content-length, §8.1.1) as a
-  // session error, which Node answers with GOAWAY(INTERNAL_ERROR): it is the client's protocol error.
+  // nghttp2's session errors caused by the client (DATA beyond content-length, §8.1.1; too many CONTINUATION
+  // frames) end in GOAWAY(INTERNAL_ERROR) in Node: they are the client's errors, answered with the RFC's code.
   const destroy = session.destroy;
   session.destroy = function (this: Http2Session, err?: Error, code?: number) {
-    if (code === undefined && (err as { errno?: number } | undefined)?.errno === NGHTTP2_ERR_PROTO) {
-      refuse(host, listener, session.socket, 'TP_H2_PROTOCOL');
-      return destroy.call(this, err, constants.NGHTTP2_PROTOCOL_ERROR);
-    }
-    return destroy.call(this, err, code);
+    const mapped =
+      code === undefined ? CLIENT_ERRORS.get((err as { errno?: number } | undefined)?.errno ?? 0) : undefined;
+    if (mapped === undefined) return destroy.call(this, err, code);
+    refuse(
+      host,
+      listener,
+      session.socket,
+      mapped === constants.NGHTTP2_ENHANCE_YOUR_CALM ? 'TP_H2_FLOOD' : 'TP_H2_PROTOCOL',
+    );
+    return destroy.call(this, err, mapped);
   };
   const idle = currentListener(host, listener).h2StreamIdleTimeout;
   session.on('stream', (stream: ServerHttp2Stream) => stream.setTimeout(idle, onStreamIdle));
 }
 
-const NGHTTP2_ERR_PROTO = -505;
+/** nghttp2 error numbers (nghttp2.h) that name a client's fault, and the GOAWAY code each deserves. */
+const CLIENT_ERRORS = new Map<number, number>([
+  [-505, constants.NGHTTP2_PROTOCOL_ERROR], // NGHTTP2_ERR_PROTO
+  [-524, constants.NGHTTP2_FLOW_CONTROL_ERROR], // NGHTTP2_ERR_FLOW_CONTROL
+  [-903, constants.NGHTTP2_PROTOCOL_ERROR], // NGHTTP2_ERR_BAD_CLIENT_MAGIC
+  [-904, constants.NGHTTP2_ENHANCE_YOUR_CALM], // NGHTTP2_ERR_FLOODED
+  [-905, constants.NGHTTP2_ENHANCE_YOUR_CALM], // NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+]);
 
 /** No frame either way for the idle timeout (a client holding a zero window included): the stream is reset. */
 function onStreamIdle(this: Http2Stream): void {
