@@ -12,7 +12,7 @@ export interface H2GuardLimits {
   readonly maxHeaderBlock: number;
   /** Streams a client may reset (RST_STREAM) per second (rapid reset, CVE-2023-44487). */
   readonly maxResetsPerSecond: number;
-  /** Control frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, empty DATA/CONTINUATION) per second. */
+  /** Control frames (PING, SETTINGS, PRIORITY, small WINDOW_UPDATE, empty DATA/HEADERS/CONTINUATION) per second. */
   readonly maxControlFramesPerSecond: number;
   /** Streams the client may have open at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */
   readonly maxConcurrentStreams: number;
@@ -30,6 +30,8 @@ export interface H2Violation {
 
 const PREFACE_LENGTH = 24;
 const GOAWAY_GRACE = 1000;
+/** WINDOW_UPDATE increments below this count as control frames. */
+const SMALL_WINDOW_UPDATE = 1024;
 const DATA = 0;
 const HEADERS = 1;
 const PRIORITY = 2;
@@ -64,6 +66,8 @@ export class H2FrameGuard {
   private maxStream = 0;
   /** Client streams it has not ended (trailers may still come on them). */
   private readonly open = new Set<number>();
+  /** The WINDOW_UPDATE increment being read (-1: not reading one). */
+  private increment = -1;
   private windowStart = 0;
   private resets = 0;
   private control = 0;
@@ -87,6 +91,16 @@ export class H2FrameGuard {
       if (this.remaining > 0) {
         const n = Math.min(this.remaining, len - pos);
         if (this.keep) this.block.push(chunk.subarray(pos, pos + n));
+        else if (this.increment >= 0) {
+          for (let i = 0; i < n; i++) this.increment = this.increment * 256 + chunk[pos + i]!;
+          if (this.remaining === n && this.increment < SMALL_WINDOW_UPDATE) {
+            this.remaining = 0;
+            pos += n;
+            const v = this.tick(false);
+            if (v !== null) return v;
+            continue;
+          }
+        }
         this.remaining -= n;
         pos += n;
         if (this.remaining === 0 && this.keep) {
@@ -118,6 +132,7 @@ export class H2FrameGuard {
     this.stream = stream;
     this.remaining = length;
     this.keep = false;
+    this.increment = -1;
     // Only header blocks are kept in memory, so their frames may not be larger than the default SETTINGS_MAX_FRAME_SIZE.
     if ((type === HEADERS || type === CONTINUATION) && length > 16_384) {
       return { code: H2_FRAME_SIZE_ERROR, reason: 'a header frame over 16384 bytes' };
@@ -162,7 +177,8 @@ export class H2FrameGuard {
       case PING:
         return this.tick(false);
       case WINDOW_UPDATE:
-        if (stream === 0) return this.tick(false);
+        // Only small increments count (a flood of 1-byte updates); a fast download's updates are large.
+        if (length === 4) this.increment = 0;
         break;
     }
     if (this.keep && length === 0) return this.endFragment();

@@ -88,8 +88,7 @@ export function onSession(
   // frames) end in GOAWAY(INTERNAL_ERROR) in Node: they are the client's errors, answered with the RFC's code.
   const destroy = session.destroy;
   session.destroy = function (this: Http2Session, err?: Error, code?: number) {
-    const mapped =
-      code === undefined ? CLIENT_ERRORS.get((err as { errno?: number } | undefined)?.errno ?? 0) : undefined;
+    const mapped = code === undefined ? clientErrorCode(err) : undefined;
     if (mapped === undefined) return destroy.call(this, err, code);
     refuse(
       host,
@@ -101,6 +100,13 @@ export function onSession(
   };
   const idle = currentListener(host, listener).h2StreamIdleTimeout;
   session.on('stream', (stream: ServerHttp2Stream) => stream.setTimeout(idle, onStreamIdle));
+}
+
+function clientErrorCode(err: Error | undefined): number | undefined {
+  const e = err as { errno?: number; code?: string } | undefined;
+  // maxSessionInvalidFrames passed: frames nghttp2 refused, over and over.
+  if (e?.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') return constants.NGHTTP2_ENHANCE_YOUR_CALM;
+  return CLIENT_ERRORS.get(e?.errno ?? 0);
 }
 
 /** nghttp2 error numbers (nghttp2.h) that name a client's fault, and the GOAWAY code each deserves. */
