@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { publishRefusal } from '../observability/events.ts';
+import { PROBLEM_TYPE, problemBody } from '../pipeline/problem.ts';
 import { guardedDuplex, H2FrameGuard, type H2Violation } from './h2-frame-guard.ts';
 import { handleRequest, type ListenerHost } from './http-listener.ts';
 import { peerAddressOf, proxiedClient } from './proxy-protocol-gate.ts';
@@ -124,11 +125,20 @@ function onStreamIdle(this: Http2Stream): void {
 }
 
 /**
- * An HTTP/2 request declaring content-length: 0 whose stream is still open is handled once it ends: any DATA
+ * An HTTP/2 request whose header list is over maxHeaderSize is answered 431 before anything else (nghttp2 only
+ * advertises the limit; Node's own check counts differently). One declaring content-length: 0 whose stream is
+ * still open is handled once it ends: any DATA
  * with bytes is a malformed message (§8.1.1) that nghttp2 refuses, and that must be seen before forwarding.
  */
 export function handleH2Request(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
   const stream = (req as unknown as { stream?: ServerHttp2Stream }).stream;
+  const listener = host.current.listeners.get(key);
+  if (stream !== undefined && listener !== undefined && headerListSize(req.rawHeaders) > listener.maxHeaderSize) {
+    refuse(host, listener, req.socket, 'TP_HEADERS_TOO_LARGE');
+    res.writeHead(431, { 'content-type': PROBLEM_TYPE, 'cache-control': 'no-store' });
+    res.end(problemBody('TP_HEADERS_TOO_LARGE', `the header list may be at most ${listener.maxHeaderSize} bytes`));
+    return;
+  }
   if (stream === undefined || req.headers['content-length'] !== '0' || stream.endAfterHeaders || req.readableEnded) {
     handleRequest(host, key, req, res);
     return;
@@ -137,4 +147,11 @@ export function handleH2Request(host: ListenerHost, key: string, req: IncomingMe
     if (!stream.destroyed && !stream.session?.destroyed) handleRequest(host, key, req, res);
   });
   req.resume();
+}
+
+/** RFC 9113 §6.5.2's size of a header list: each field's name and value, plus 32 (pseudo-headers included). */
+function headerListSize(raw: readonly string[]): number {
+  let size = 0;
+  for (let i = 0; i < raw.length; i++) size += raw[i]!.length + (i % 2 === 0 ? 32 : 0);
+  return size;
 }

@@ -192,7 +192,8 @@ export class Snapshot {
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
               requestTimeout: maxRequestTimeout,
               h2: {
-                maxHeaderBlock: l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize,
+                // nghttp2 checks the decoded list exactly; the guard only bounds what a block may buffer.
+                maxHeaderBlock: (l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize) + 16_384,
                 maxConcurrentStreams: l.limits?.h2MaxConcurrentStreams ?? config.limits.h2MaxConcurrentStreams,
                 maxResetsPerSecond: l.limits?.h2MaxResetsPerSecond ?? config.limits.h2MaxResetsPerSecond,
                 maxControlFramesPerSecond:
