@@ -2,8 +2,6 @@
 // LF, NUL or bad names it silently drops and then forwards the rest; HEADERS reopening a lower stream id; PRIORITY
 // on stream 0) and the floods it only partly bounds (rapid reset, CONTINUATION, empty frames, PRIORITY, PING,
 // SETTINGS) end the connection with a GOAWAY here. Only frame headers and header blocks are looked at.
-import { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
 import { huffmanDecode } from './hpack-huffman.ts';
 
 /** Bounds a guard enforces; fixed when the config loads (one object shared by the listener's connections). */
@@ -29,7 +27,6 @@ export interface H2Violation {
 }
 
 const PREFACE_LENGTH = 24;
-const GOAWAY_GRACE = 1000;
 /** WINDOW_UPDATE increments below this count as control frames. */
 const SMALL_WINDOW_UPDATE = 1024;
 const DATA = 0;
@@ -64,7 +61,7 @@ export class H2FrameGuard {
   private blockStream = 0;
   private blockFirst = true;
   private maxStream = 0;
-  /** Client streams it has not ended (trailers may still come on them). */
+  /** Client streams it has not ended (trailers may still come on them), oldest first; bounded. */
   private readonly open = new Set<number>();
   /** The WINDOW_UPDATE increment being read (-1: not reading one). */
   private increment = -1;
@@ -147,7 +144,9 @@ export class H2FrameGuard {
         if (stream > this.maxStream) {
           this.maxStream = stream;
           this.lastStream = stream;
-          if (this.open.size >= this.limits.maxConcurrentStreams * 2) return calm('too many streams left open');
+          // Streams the server reset are never ended by the client: the oldest are forgotten, not counted forever.
+          if (this.open.size >= this.limits.maxConcurrentStreams * 2)
+            this.open.delete(this.open.values().next().value!);
         } else if (!this.open.has(stream)) {
           // §5.1.1: a new stream's id must exceed every id the client used; trailers go on a stream still open.
           return protocol('HEADERS reopen a closed or lower stream id');
@@ -308,101 +307,4 @@ const NAME_CHAR: boolean[] = [];
 for (let c = 0; c < 256; c++) {
   NAME_CHAR[c] =
     (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c));
-}
-
-/**
- * Puts a Duplex between a client's socket and its HTTP/2 session so each chunk passes the guard first; on a
- * violation it writes GOAWAY(code) itself, ends the socket and calls `onViolation`. The Duplex carries the socket's
- * addresses and, for TLS, what the request path reads of the TLS socket.
- */
-export function guardedDuplex(
-  socket: Socket,
-  first: Buffer | null,
-  guard: H2FrameGuard | null,
-  onViolation: (v: H2Violation) => void,
-): Duplex {
-  let ended = false;
-  const duplex = new Duplex({
-    read: () => void socket.resume(),
-    write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
-    final: (cb) => void socket.end(cb),
-    destroy: (err, cb) => {
-      // The session is done (it may just have written a GOAWAY): FIN after what is queued, not a reset.
-      ended = true;
-      linger(socket);
-      cb(err);
-    },
-  });
-  for (const name of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
-    Object.defineProperty(duplex, name, { get: () => socket[name] });
-  }
-  for (const name of TLS_PROPERTIES) {
-    if (!(name in socket)) continue;
-    const value = (socket as unknown as Record<string, unknown>)[name];
-    Object.defineProperty(duplex, name, {
-      get: () =>
-        typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(socket)
-          : (socket as unknown as Record<string, unknown>)[name],
-    });
-  }
-  Object.defineProperty(duplex, '_parent', { value: socket }); // PROXY protocol's client, if any
-  const feed = (d: Buffer): void => {
-    if (ended) return;
-    const violation = guard === null ? null : guard.inspect(d);
-    if (violation !== null) {
-      ended = true;
-      socket.write(goawayFrame(guard!.lastStream, violation.code));
-      linger(socket);
-      onViolation(violation);
-      duplex.destroy();
-      return;
-    }
-    if (!duplex.push(d)) socket.pause();
-  };
-  if (first !== null) feed(first);
-  socket.on('data', feed);
-  socket.on('end', () => duplex.push(null));
-  socket.on('close', () => duplex.destroy());
-  socket.resume();
-  return duplex;
-}
-
-const TLS_PROPERTIES = [
-  'encrypted',
-  'alpnProtocol',
-  'servername',
-  'authorized',
-  'authorizationError',
-  'getPeerCertificate',
-  'getPeerX509Certificate',
-  'getCertificate',
-  'getCipher',
-  'getProtocol',
-  'getSession',
-  'isSessionReused',
-  'getEphemeralKeyInfo',
-  'getFinished',
-  'getPeerFinished',
-  'exportKeyingMaterial',
-] as const;
-
-/**
- * Ends `socket` after what is queued (a GOAWAY); what the client still sends is read and dropped, since a close
- * with unread bytes resets the connection and can lose the GOAWAY, for at most a second.
- */
-function linger(socket: Socket): void {
-  if (socket.destroyed) return;
-  socket.end();
-  socket.resume();
-  socket.setTimeout(GOAWAY_GRACE, () => socket.destroy());
-}
-
-function goawayFrame(lastStream: number, code: number): Buffer {
-  const f = Buffer.alloc(17);
-  f.writeUIntBE(8, 0, 3);
-  f[3] = 7;
-  f.writeUInt32BE(lastStream, 9);
-  f.writeUInt32BE(code, 13);
-  return f;
 }
