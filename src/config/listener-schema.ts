@@ -29,12 +29,33 @@ export const underscoreHeaders = z.enum(['reject', 'drop', 'allow']).meta({
     'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
 });
 
+/** HTTP/2 bounds (global under `limits`, or per listener); the defaults are in schema.ts. */
+export const h2Limits = {
+  h2MaxConcurrentStreams: z.number().int().min(1).max(10_000).meta({
+    description: 'HTTP/2 streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)',
+  }),
+  h2MaxResetsPerSecond: z.number().int().min(1).max(1_000_000).meta({
+    description: 'RST_STREAM frames a client may send per second before its connection gets GOAWAY (rapid reset)',
+  }),
+  h2MaxControlFramesPerSecond: z.number().int().min(1).max(1_000_000).meta({
+    description:
+      'PING, SETTINGS, PRIORITY, empty DATA/HEADERS/CONTINUATION frames a client may send per second before GOAWAY',
+  }),
+  h2StreamIdleTimeout: duration.meta({
+    description: 'an HTTP/2 stream with no frame sent or received for this long is reset (a zero window included)',
+  }),
+};
+
 const httpLimits = z
   .strictObject({
     maxHeaderSize: size.optional(),
     headerTimeout: duration.optional(),
     keepAliveTimeout: duration.optional(),
     headersWithUnderscores: underscoreHeaders.optional(),
+    h2MaxConcurrentStreams: h2Limits.h2MaxConcurrentStreams.optional(),
+    h2MaxResetsPerSecond: h2Limits.h2MaxResetsPerSecond.optional(),
+    h2MaxControlFramesPerSecond: h2Limits.h2MaxControlFramesPerSecond.optional(),
+    h2StreamIdleTimeout: h2Limits.h2StreamIdleTimeout.optional(),
   })
   .optional();
 

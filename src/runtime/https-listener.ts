@@ -9,14 +9,13 @@ import {
 } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
 import { handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
 import type { CompiledListener } from './snapshot.ts';
-
-/** Streams a client may reset per second before its session is closed (HTTP/2 rapid reset, CVE-2023-44487). */
-const MAX_RESETS_PER_SECOND = 200;
+import { guardConnections, handleH2Request, onSession, sessionOptions } from './h2-session.ts';
 
 export interface HttpsServer {
   readonly server: Http2SecureServer;
@@ -42,14 +41,10 @@ export function createHttpsServer(
       SNICallback: (name, cb) => current.sniCallback(name, cb),
       allowHTTP1: true,
       ALPNProtocols: config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
-      settings: { maxConcurrentStreams: 128, maxHeaderListSize: listener.maxHeaderSize, enablePush: false },
-      maxHeaderListPairs: 256,
-      // Bounds on abuse nghttp2 can count for us: protocol errors and refused streams per session.
-      maxSessionInvalidFrames: 100,
-      maxSessionRejectedStreams: 100,
+      ...sessionOptions(listener),
       unknownProtocolTimeout: 10_000,
     },
-    (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+    (req, res) => handleH2Request(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );
   store.attach(server);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
@@ -61,11 +56,8 @@ export function createHttpsServer(
   server.on('checkContinue', (req, res) =>
     handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );
-  server.on('session', (session: Http2Session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-    guardRapidReset(session);
-  });
+  guardConnections(host, listener, server, 'secureConnection', (socket) => (socket as TLSSocket).alpnProtocol === 'h2');
+  server.on('session', (session: Http2Session) => onSession(host, listener, sessions, session));
   // A failed handshake (wrong protocol, no shared cipher, a client certificate refused) just closes its socket.
   server.on('tlsClientError', (_err, socket) => socket.destroy());
   server.on('sessionError', () => undefined);
@@ -82,24 +74,6 @@ export function createHttpsServer(
   };
 }
 
-/** Closes a session whose client resets streams faster than any real client does. */
-function guardRapidReset(session: Http2Session): void {
-  let windowStart = performance.now();
-  let resets = 0;
-  session.on('stream', (stream) => {
-    stream.once('close', () => {
-      // NGHTTP2_CANCEL (8) from the peer before we answered is what a rapid-reset attack sends.
-      if (stream.rstCode !== 8 || stream.headersSent) return;
-      const now = performance.now();
-      if (now - windowStart > 1000) {
-        windowStart = now;
-        resets = 0;
-      }
-      if (++resets > MAX_RESETS_PER_SECOND) session.destroy();
-    });
-  });
-}
-
 /** HTTP/2 with prior knowledge on a plain listener (`h2c: true`): the same request handling, no TLS. */
 export function createH2cServer(
   host: ListenerHost,
@@ -107,20 +81,10 @@ export function createH2cServer(
   listener: CompiledListener,
 ): { server: Http2Server; closeSessions(): void } {
   const sessions = new Set<Http2Session>();
-  const server = createH2Server(
-    {
-      settings: { maxConcurrentStreams: 128, maxHeaderListSize: listener.maxHeaderSize, enablePush: false },
-      maxHeaderListPairs: 256,
-      maxSessionInvalidFrames: 100,
-      maxSessionRejectedStreams: 100,
-    },
-    (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+  const server = createH2Server(sessionOptions(listener), (req, res) =>
+    handleH2Request(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );
-  server.on('session', (session: Http2Session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-    guardRapidReset(session);
-  });
+  server.on('session', (session: Http2Session) => onSession(host, listener, sessions, session));
   server.on('sessionError', () => undefined);
   return { server, closeSessions: () => sessions.forEach((s) => s.close()) };
 }

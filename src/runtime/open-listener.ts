@@ -2,7 +2,6 @@
 import { dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
-import { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
@@ -10,6 +9,7 @@ import { CertificateStore } from '../tls/certificate-store.ts';
 import { TlsConfigError } from '../tls/tls-options.ts';
 import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
 import { createH2cServer, createHttpsServer } from './https-listener.ts';
+import { guardSocket } from './h2-session.ts';
 import { ListenSockets, readThroughJs } from './listen-sockets.ts';
 import { proxyProtocolGate } from './proxy-protocol-gate.ts';
 import type { CompiledListener } from './snapshot.ts';
@@ -94,7 +94,10 @@ export async function openHttpListener(
     const server = createHttpServer(host, key, listener);
     // h2c: a connection that opens with the HTTP/2 preface goes to an HTTP/2 server, any other to HTTP/1.1.
     const h2c = config.protocol === 'http' && config.h2c ? createH2cServer(host, key, listener) : null;
-    const entry = h2c === null ? server : splitByPreface(server, h2c.server);
+    const entry =
+      h2c === null
+        ? server
+        : splitByPreface(server, h2c.server, (socket, first) => guardSocket(host, listener, socket, first));
     const sockets = await ListenSockets.open(
       entry,
       config.address,
@@ -161,9 +164,9 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /**
  * Hands each connection to `h2` when its first bytes are the HTTP/2 preface, else to `h1`. The bytes read to
  * decide are replayed: node:http reads them from the JS stream; node:http2 reads sockets natively, so an h2
- * connection is given as a Duplex over the socket (http2 wraps it), carrying the socket's addresses.
+ * connection is given as a Duplex over the socket past the frame guard (src/runtime/h2-frame-guard.ts).
  */
-function splitByPreface(h1: Server, h2: EventEmitter): Server {
+function splitByPreface(h1: Server, h2: EventEmitter, guarded: (socket: Socket, first: Buffer) => Socket): Server {
   const entry = new EventEmitter();
   entry.on('listening', () => h1.emit('listening'));
   entry.on('connection', (socket: Socket) => {
@@ -182,34 +185,10 @@ function splitByPreface(h1: Server, h2: EventEmitter): Server {
         socket.resume();
         return;
       }
-      h2.emit('connection', duplexOver(socket, seen));
+      h2.emit('connection', guarded(socket, seen));
     };
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());
   });
   return entry as unknown as Server;
-}
-
-function duplexOver(socket: Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read: () => void socket.resume(),
-    write: (chunk: Buffer, _enc, cb) => void socket.write(chunk, cb),
-    final: (cb) => void socket.end(cb),
-    destroy: (err, cb) => {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  for (const name of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
-    Object.defineProperty(duplex, name, { get: () => socket[name] });
-  }
-  Object.defineProperty(duplex, '_parent', { value: socket }); // PROXY protocol's client, if any
-  duplex.push(first);
-  socket.on('data', (d: Buffer) => {
-    if (!duplex.push(d)) socket.pause();
-  });
-  socket.on('end', () => duplex.push(null));
-  socket.on('close', () => duplex.destroy());
-  socket.resume();
-  return duplex;
 }

@@ -17,6 +17,7 @@ import { PLUGINS } from '../plugins/registry.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
 import type { UnderscoreHeaders } from '../proxy/request-head.ts';
+import type { H2GuardLimits } from './h2-frame-guard.ts';
 import { TERMINALS } from '../terminals/registry.ts';
 import type { Terminal } from '../terminals/terminal.ts';
 import type { Redis } from 'ioredis';
@@ -54,6 +55,10 @@ export interface CompiledListener {
   /** A plain listener answering everything with a 308 to https on this port (0: off). */
   readonly redirectToHttps: number;
   readonly underscoreHeaders: UnderscoreHeaders;
+  /** The HTTP/2 frame guard's bounds (one object per listener, shared by its connections). */
+  readonly h2: H2GuardLimits;
+  /** An HTTP/2 stream idle this long is reset (ms). */
+  readonly h2StreamIdleTimeout: number;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -186,6 +191,15 @@ export class Snapshot {
               keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
               requestTimeout: maxRequestTimeout,
+              h2: {
+                // nghttp2 checks the decoded list exactly; the guard only bounds what a block may buffer.
+                maxHeaderBlock: (l.limits?.maxHeaderSize ?? config.limits.maxHeaderSize) + 16_384,
+                maxConcurrentStreams: l.limits?.h2MaxConcurrentStreams ?? config.limits.h2MaxConcurrentStreams,
+                maxResetsPerSecond: l.limits?.h2MaxResetsPerSecond ?? config.limits.h2MaxResetsPerSecond,
+                maxControlFramesPerSecond:
+                  l.limits?.h2MaxControlFramesPerSecond ?? config.limits.h2MaxControlFramesPerSecond,
+              },
+              h2StreamIdleTimeout: l.limits?.h2StreamIdleTimeout ?? config.limits.h2StreamIdleTimeout,
             },
           ];
         }),
