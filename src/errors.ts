@@ -25,6 +25,7 @@ export const ERRORS = {
   TP_RANGE_NOT_SATISFIABLE: { status: 416, title: 'The requested range is outside the body' },
   TP_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
   TP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
+  TP_URI_TOO_LONG: { status: 414, title: 'Request target too long' },
   TP_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached' },
   TP_UPSTREAM_RESET: { status: 502, title: 'The upstream service closed the connection' },
   TP_UPSTREAM_TLS: {

@@ -29,12 +29,24 @@ export const underscoreHeaders = z.enum(['reject', 'drop', 'allow']).meta({
     'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
 });
 
+export const maxHeaderCount = z.number().int().min(1).max(10_000).meta({
+  description: 'header fields a request may carry (HTTP/1.1); one more is answered 431 (Envoy and HAProxy: 100)',
+});
+
+export const maxUriLength = size
+  .refine((n) => n >= 16, { message: 'expected at least 16b' })
+  .meta({
+    description: 'bytes of the request target (path and query); longer is answered 414 (NGINX: 8k, its header buffer)',
+  });
+
 const httpLimits = z
   .strictObject({
     maxHeaderSize: size.optional(),
     headerTimeout: duration.optional(),
     keepAliveTimeout: duration.optional(),
     headersWithUnderscores: underscoreHeaders.optional(),
+    maxHeaderCount: maxHeaderCount.optional(),
+    maxUriLength: maxUriLength.optional(),
   })
   .optional();
 

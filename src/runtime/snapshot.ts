@@ -54,6 +54,10 @@ export interface CompiledListener {
   /** A plain listener answering everything with a 308 to https on this port (0: off). */
   readonly redirectToHttps: number;
   readonly underscoreHeaders: UnderscoreHeaders;
+  /** Header fields an HTTP/1.1 request may carry (431 past it). */
+  readonly maxHeaderCount: number;
+  /** Bytes of the request target (414 past it). */
+  readonly maxUriLength: number;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -185,6 +189,8 @@ export class Snapshot {
               headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
               keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
+              maxHeaderCount: l.limits?.maxHeaderCount ?? config.limits.maxHeaderCount,
+              maxUriLength: l.limits?.maxUriLength ?? config.limits.maxUriLength,
               requestTimeout: maxRequestTimeout,
             },
           ];
