@@ -51,7 +51,8 @@ const VALID_REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 export function createHttpServer(host: ListenerHost, key: string, listener: CompiledListener): Server {
   const server = createServer(
     {
-      maxHeaderSize: listener.maxHeaderSize,
+      // Node refuses a head whose target, names and values reach its maxHeaderSize; Turnpike's limit is inclusive.
+      maxHeaderSize: listener.maxHeaderSize + 1,
       headersTimeout: listener.headerTimeout,
       requestTimeout: listener.requestTimeout,
       keepAliveTimeout: listener.keepAliveTimeout,
