@@ -74,14 +74,23 @@ export async function assertRefused(
   payload: string | Buffer,
   status: number,
   code?: string,
+  options: RefusalOptions = {},
 ): Promise<RawResponse> {
   try {
-    return await refused(port, backend, payload, status, code);
+    return await refused(port, backend, payload, status, code, options);
   } catch (err) {
     // Name the variant: these run in loops.
     const label = JSON.stringify(payload.toString().slice(0, 200));
     throw new assert.AssertionError({ message: `${label}: ${(err as Error).message}` });
   }
+}
+
+export interface RefusalOptions {
+  /**
+   * The error is in the body, which the gateway streams: the head may already have gone upstream. Then the upstream
+   * request must have been aborted (the backend never saw it complete), and nothing after the error went upstream.
+   */
+  readonly midBody?: boolean;
 }
 
 async function refused(
@@ -90,6 +99,7 @@ async function refused(
   payload: string | Buffer,
   status: number,
   code: string | undefined,
+  options: RefusalOptions,
 ): Promise<RawResponse> {
   const before = backend.arrivals.length;
   const lengths = backend.raw.map((t) => t.length);
@@ -101,13 +111,21 @@ async function refused(
   if (code !== undefined) assert.equal(JSON.parse(res.body).code, code);
   assert.equal(r.closed, true, 'the gateway closes the connection');
   const forwarded = await arrivalsSince(port, backend, before);
+  const sent = backend.raw.map((t, i) => t.slice(lengths[i] ?? 0)).join('');
+  if (options.midBody && forwarded.length > 0) {
+    await backend.untilArrivals(backend.arrivals.length);
+    const settled = backend.arrivals.slice(before).filter((a) => !a.url.startsWith('/public/canary-'));
+    assert.equal(settled.length, 1, 'at most the one request whose body broke');
+    assert.equal(settled[0]!.complete, false, 'the upstream request was aborted, never completed');
+    assert.equal(sent.match(/ HTTP\/1\.1\r\n/g)?.length, 2, sent);
+    return res;
+  }
   assert.deepEqual(
     forwarded.map((a) => `${a.method} ${a.url}`),
     [],
     'nothing of the refused request reached the backend',
   );
   // Byte for byte: the only request head that went upstream since is the canary's.
-  const sent = backend.raw.map((t, i) => t.slice(lengths[i] ?? 0)).join('');
   assert.equal(sent.match(/ HTTP\/1\.1\r\n/g)?.length, 1, sent);
   return res;
 }
