@@ -77,7 +77,16 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   );
   // Node keeps this many header fields and drops the rest; one past the limit is kept so refuseHead sees it.
   server.maxHeadersCount = listener.maxHeaderCount + 1;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+  server.on('clientError', clientErrorHandler(host, listener));
+  return server;
+}
+
+/** Answers what Node's parser refused (or timed out) with a problem, once, and publishes the refusal. */
+export function clientErrorHandler(
+  host: ListenerHost,
+  listener: CompiledListener,
+): (err: NodeJS.ErrnoException, socket: Socket) => void {
+  return (err, socket) => {
     // A request whose head was answered (refuseHead) and whose body then breaks the parser gets no second answer.
     const answered = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (err.code === 'ECONNRESET' || !socket.writable || (answered != null && answered.headersSent)) {
@@ -91,8 +100,7 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
           ? 'TP_REQUEST_TIMEOUT'
           : 'TP_BAD_REQUEST';
     refuseConnection(host, listener, socket, code);
-  });
-  return server;
+  };
 }
 
 /** Answers a client refused before it had a request (a parse error, the request line gate) and publishes it. */

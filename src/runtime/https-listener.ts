@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
-import { handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
+import { clientErrorHandler, handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
 import type { CompiledListener } from './snapshot.ts';
 
 /** Streams a client may reset per second before its session is closed (HTTP/2 rapid reset, CVE-2023-44487). */
@@ -61,6 +61,16 @@ export function createHttpsServer(
   server.on('checkContinue', (req, res) =>
     handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );
+  // HTTP/1.1 over TLS: Node closes a CONNECT unanswered and answers parse errors with a bare 400; both are answered
+  // as on the plain listener. An HTTP/2 CONNECT comes here too (request, response): refuseHead answers it.
+  server.on('connect', (req: IncomingMessage, second: Socket | ServerResponse, head?: Buffer) =>
+    head === undefined
+      ? handleRequest(host, key, req, second as ServerResponse)
+      : handleUpgrade(host, key, req, second as Socket, head),
+  );
+  server.on('clientError', clientErrorHandler(host, listener));
+  // Read by the HTTP/1.1 side as on http.Server (createHttpServer sets the same).
+  Object.assign(server, { maxHeaderSize: listener.maxHeaderSize + 1, maxHeadersCount: listener.maxHeaderCount + 1 });
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
@@ -121,6 +131,10 @@ export function createH2cServer(
     session.once('close', () => sessions.delete(session));
     guardRapidReset(session);
   });
+  // Without a listener Node answers a CONNECT with a bare 405; refuseHead answers it with a problem.
+  server.on('connect', (req, res) =>
+    handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+  );
   server.on('sessionError', () => undefined);
   return { server, closeSessions: () => sessions.forEach((s) => s.close()) };
 }
