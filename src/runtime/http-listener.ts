@@ -277,6 +277,12 @@ function guarded(ctx: RequestContext, chain: Chain, work: () => void | Promise<v
 }
 
 export function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
+  // A pipelined request gets the connection once the answer before it is out (Node emits it at once): so requests
+  // reach the backend in the client's order, and none after a refusal that closes the connection is forwarded.
+  if (res.socket === null) {
+    res.once('socket', () => handleRequest(host, key, req, res));
+    return;
+  }
   const state = beginRequest(host, key, req, res);
   if (state === null) return;
   const route = routeOf(state);

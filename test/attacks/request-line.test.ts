@@ -74,10 +74,10 @@ test('an HTTP/2 CONNECT (h2c and TLS) is answered 405 with a problem', async () 
     const req = session.request({ ':method': 'CONNECT', ':authority': '127.0.0.1:22' });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    const [headers] = (await Promise.all([
-      new Promise((resolve) => req.once('response', resolve)),
+    const [headers] = await Promise.all([
+      new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('response', resolve)),
       new Promise((resolve) => req.once('end', resolve)),
-    ])) as [http2.IncomingHttpHeaders];
+    ]);
     session.destroy();
     assert.equal(headers[':status'], 405, origin);
     assert.equal(headers['content-type'], 'application/problem+json');
