@@ -45,6 +45,15 @@ export const h2Limits = {
     description: 'an HTTP/2 stream with no frame sent or received for this long is reset (a zero window included)',
   }),
 };
+export const maxHeaderCount = z.number().int().min(1).max(10_000).meta({
+  description: 'header fields a request may carry (HTTP/1.1); one more is answered 431 (Envoy and HAProxy: 100)',
+});
+
+export const maxUriLength = size
+  .refine((n) => n >= 16, { message: 'expected at least 16b' })
+  .meta({
+    description: 'bytes of the request target (path and query); longer is answered 414 (NGINX: 8k, its header buffer)',
+  });
 
 const httpLimits = z
   .strictObject({
@@ -56,6 +65,8 @@ const httpLimits = z
     h2MaxResetsPerSecond: h2Limits.h2MaxResetsPerSecond.optional(),
     h2MaxControlFramesPerSecond: h2Limits.h2MaxControlFramesPerSecond.optional(),
     h2StreamIdleTimeout: h2Limits.h2StreamIdleTimeout.optional(),
+    maxHeaderCount: maxHeaderCount.optional(),
+    maxUriLength: maxUriLength.optional(),
   })
   .optional();
 

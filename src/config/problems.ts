@@ -193,6 +193,8 @@ const EXPECTED: Record<string, string> = {
 const KEY_HINTS: Record<string, string> = {
   maxHeaderSize: 'header limits are set globally (limits) or per listener (listeners[].limits), not per route',
   headerTimeout: 'header limits are set globally (limits) or per listener (listeners[].limits), not per route',
+  maxHeaderCount: 'header limits are set globally (limits) or per listener (listeners[].limits), not per route',
+  maxUriLength: 'header limits are set globally (limits) or per listener (listeners[].limits), not per route',
 };
 
 export function problemsFromIssue(

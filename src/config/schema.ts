@@ -1,6 +1,6 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
-import { h2Limits, listener, underscoreHeaders } from './listener-schema.ts';
+import { h2Limits, listener, maxHeaderCount, maxUriLength, underscoreHeaders } from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -41,6 +41,8 @@ const limits = z.strictObject({
   h2MaxResetsPerSecond: h2Limits.h2MaxResetsPerSecond.default(200),
   h2MaxControlFramesPerSecond: h2Limits.h2MaxControlFramesPerSecond.default(1000),
   h2StreamIdleTimeout: h2Limits.h2StreamIdleTimeout.prefault('60s'),
+  maxHeaderCount: maxHeaderCount.default(100),
+  maxUriLength: maxUriLength.prefault('8kb'),
 });
 
 const overrideHeader = z

@@ -27,6 +27,20 @@ const REQUEST_SKIP = new Set<string>([
   ...OVERRIDE_HEADER_NAMES.map((h) => h.toLowerCase()),
 ]);
 
+/**
+ * Client addresses other proxies and CDNs pass in their own headers: a backend that believes one of them would take
+ * any client's word for its address. Forwarded only from a trusted peer (`trustedProxies`), as X-Forwarded-For is.
+ */
+const CLIENT_IP_HEADERS = new Set<string>([
+  'x-real-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'fastly-client-ip',
+  'x-originating-ip',
+]);
+
 /** Never returned to the client as received. */
 const RESPONSE_SKIP = new Set([
   'connection',
@@ -96,6 +110,7 @@ export function upstreamRequestHeaders(
       if (!passed) continue;
     }
     if (remove !== null && remove.has(name)) continue;
+    if (!ctx.trustedPeer && CLIENT_IP_HEADERS.has(name)) continue;
     if (extraHop !== null && extraHop.includes(name)) continue;
     if (name.charCodeAt(0) === 58 /* ':' an HTTP/2 pseudo-header */) continue;
     const value = src[name];

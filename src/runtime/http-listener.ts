@@ -10,9 +10,10 @@ import { failInternally } from '../pipeline/guard.ts';
 import { writeRawProblem } from '../pipeline/problem.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
-import { checkRequestHead } from '../proxy/request-head.ts';
+import { checkRequestHead, refuseHead } from '../proxy/request-head.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../observability/events.ts';
+import type { ErrorCode } from '../errors.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import { parseRequestTarget } from './url-path.ts';
@@ -50,12 +51,14 @@ const VALID_REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 export function createHttpServer(host: ListenerHost, key: string, listener: CompiledListener): Server {
   const server = createServer(
     {
-      maxHeaderSize: listener.maxHeaderSize,
+      // Node refuses a head whose target, names and values reach its maxHeaderSize; Turnpike's limit is inclusive.
+      maxHeaderSize: listener.maxHeaderSize + 1,
       headersTimeout: listener.headerTimeout,
       requestTimeout: listener.requestTimeout,
       keepAliveTimeout: listener.keepAliveTimeout,
       connectionsCheckingInterval: 1000,
-      requireHostHeader: true,
+      // refuseHead answers a missing Host with a problem (Node's own 400 has no body).
+      requireHostHeader: false,
       noDelay: true,
       // Only WebSocket is tunnelled: any other Upgrade (h2c above all) is an ordinary request, its upgrade dropped.
       shouldUpgradeCallback: tunnelsUpgrade,
@@ -68,8 +71,25 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
   );
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+  // Without a listener Node closes a CONNECT's socket unanswered; refuseHead answers it.
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    handleUpgrade(host, key, req, socket, head),
+  );
+  // Node keeps this many header fields and drops the rest; one past the limit is kept so refuseHead sees it.
+  server.maxHeadersCount = listener.maxHeaderCount + 1;
+  server.on('clientError', clientErrorHandler(host, listener));
+  return server;
+}
+
+/** Answers what Node's parser refused (or timed out) with a problem, once, and publishes the refusal. */
+export function clientErrorHandler(
+  host: ListenerHost,
+  listener: CompiledListener,
+): (err: NodeJS.ErrnoException, socket: Socket) => void {
+  return (err, socket) => {
+    // A request whose head was answered (refuseHead) and whose body then breaks the parser gets no second answer.
+    const answered = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || (answered != null && answered.headersSent)) {
       socket.destroy();
       return;
     }
@@ -79,16 +99,26 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'TP_REQUEST_TIMEOUT'
           : 'TP_BAD_REQUEST';
-    writeRawProblem(socket, code);
-    publishRefusal({
-      gateway: host.gateway,
-      listener: listener.config.name,
-      protocol: 'http/1.1',
-      clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
-      code,
-    });
+    refuseConnection(host, listener, socket, code);
+  };
+}
+
+/** Answers a client refused before it had a request (a parse error, the request line gate) and publishes it. */
+export function refuseConnection(
+  host: ListenerHost,
+  listener: CompiledListener,
+  socket: Socket,
+  code: ErrorCode,
+  detail?: string,
+): void {
+  writeRawProblem(socket, code, detail);
+  publishRefusal({
+    gateway: host.gateway,
+    listener: listener.config.name,
+    protocol: 'http/1.1',
+    clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
+    code,
   });
-  return server;
 }
 
 /** Applies timeouts of a new snapshot to a server that stays open across a reload. */
@@ -96,6 +126,7 @@ export function updateHttpServer(server: Server, listener: CompiledListener): vo
   server.headersTimeout = listener.headerTimeout;
   server.requestTimeout = listener.requestTimeout;
   server.keepAliveTimeout = listener.keepAliveTimeout;
+  server.maxHeadersCount = listener.maxHeaderCount + 1;
 }
 
 function onResponseClose(this: ServerResponse): void {
@@ -157,6 +188,12 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
   res.once('close', onResponseClose);
   if (host.draining) res.shouldKeepAlive = false;
+  const refusal = refuseHead(req, listener);
+  if (refusal !== null) {
+    res.shouldKeepAlive = false;
+    sendProblem(ctx, global, refusal.code, refusal.detail);
+    return null;
+  }
   if (target === null) {
     res.shouldKeepAlive = false;
     sendProblem(ctx, global, 'TP_BAD_REQUEST', 'the request target must be a path');
@@ -240,6 +277,12 @@ function guarded(ctx: RequestContext, chain: Chain, work: () => void | Promise<v
 }
 
 export function handleRequest(host: ListenerHost, key: string, req: IncomingMessage, res: ServerResponse): void {
+  // A pipelined request gets the connection once the answer before it is out (Node emits it at once): so requests
+  // reach the backend in the client's order, and none after a refusal that closes the connection is forwarded.
+  if (res.socket === null) {
+    res.once('socket', () => handleRequest(host, key, req, res));
+    return;
+  }
   const state = beginRequest(host, key, req, res);
   if (state === null) return;
   const route = routeOf(state);

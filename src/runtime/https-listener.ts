@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
-import { handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
+import { clientErrorHandler, handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
 import type { CompiledListener } from './snapshot.ts';
 import { guardConnections, handleH2Request, onSession, sessionOptions } from './h2-session.ts';
 
@@ -58,6 +58,16 @@ export function createHttpsServer(
   );
   guardConnections(host, listener, server, 'secureConnection', (socket) => (socket as TLSSocket).alpnProtocol === 'h2');
   server.on('session', (session: Http2Session) => onSession(host, listener, sessions, session));
+  // HTTP/1.1 over TLS: Node closes a CONNECT unanswered and answers parse errors with a bare 400; both are answered
+  // as on the plain listener. An HTTP/2 CONNECT comes here too (request, response): refuseHead answers it.
+  server.on('connect', (req: IncomingMessage, second: Socket | ServerResponse, head?: Buffer) =>
+    head === undefined
+      ? handleRequest(host, key, req, second as ServerResponse)
+      : handleUpgrade(host, key, req, second as Socket, head),
+  );
+  server.on('clientError', clientErrorHandler(host, listener));
+  // Read by the HTTP/1.1 side as on http.Server (createHttpServer sets the same).
+  Object.assign(server, { maxHeaderSize: listener.maxHeaderSize + 1, maxHeadersCount: listener.maxHeaderCount + 1 });
   // A failed handshake (wrong protocol, no shared cipher, a client certificate refused) just closes its socket.
   server.on('tlsClientError', (_err, socket) => socket.destroy());
   server.on('sessionError', () => undefined);
@@ -85,6 +95,10 @@ export function createH2cServer(
     handleH2Request(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );
   server.on('session', (session: Http2Session) => onSession(host, listener, sessions, session));
+  // Without a listener Node answers a CONNECT with a bare 405; refuseHead answers it with a problem.
+  server.on('connect', (req, res) =>
+    handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+  );
   server.on('sessionError', () => undefined);
   return { server, closeSessions: () => sessions.forEach((s) => s.close()) };
 }

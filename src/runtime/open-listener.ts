@@ -7,7 +7,8 @@ import type { ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { TlsConfigError } from '../tls/tls-options.ts';
-import { createHttpServer, updateHttpServer, type ListenerHost } from './http-listener.ts';
+import { createHttpServer, refuseConnection, updateHttpServer, type ListenerHost } from './http-listener.ts';
+import { requestLineGate } from './request-line-gate.ts';
 import { createH2cServer, createHttpsServer } from './https-listener.ts';
 import { guardSocket } from './h2-session.ts';
 import { ListenSockets, readThroughJs } from './listen-sockets.ts';
@@ -92,12 +93,16 @@ export async function openHttpListener(
       };
     }
     const server = createHttpServer(host, key, listener);
+    const h1 = requestLineGate(
+      server,
+      () => host.current.listeners.get(key),
+      (socket, code, detail) =>
+        refuseConnection(host, host.current.listeners.get(key) ?? listener, socket, code, detail),
+    );
     // h2c: a connection that opens with the HTTP/2 preface goes to an HTTP/2 server, any other to HTTP/1.1.
     const h2c = config.protocol === 'http' && config.h2c ? createH2cServer(host, key, listener) : null;
     const entry =
-      h2c === null
-        ? server
-        : splitByPreface(server, h2c.server, (socket, first) => guardSocket(host, listener, socket, first));
+      h2c === null ? h1 : splitByPreface(h1, h2c.server, (socket, first) => guardSocket(host, listener, socket, first));
     const sockets = await ListenSockets.open(
       entry,
       config.address,

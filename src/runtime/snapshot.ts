@@ -59,6 +59,10 @@ export interface CompiledListener {
   readonly h2: H2GuardLimits;
   /** An HTTP/2 stream idle this long is reset (ms). */
   readonly h2StreamIdleTimeout: number;
+  /** Header fields an HTTP/1.1 request may carry (431 past it). */
+  readonly maxHeaderCount: number;
+  /** Bytes of the request target (414 past it). */
+  readonly maxUriLength: number;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -190,6 +194,8 @@ export class Snapshot {
               headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
               keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
+              maxHeaderCount: l.limits?.maxHeaderCount ?? config.limits.maxHeaderCount,
+              maxUriLength: l.limits?.maxUriLength ?? config.limits.maxUriLength,
               requestTimeout: maxRequestTimeout,
               h2: {
                 // nghttp2 checks the decoded list exactly; the guard only bounds what a block may buffer.

@@ -11,7 +11,8 @@ export interface RequestTarget {
 export function parseRequestTarget(url: string): RequestTarget | null {
   if (url.charCodeAt(0) !== 47 /* / */) {
     // absolute-form (sent to proxies): path, query, and the authority that stands for Host.
-    if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) return null;
+    // A non-empty authority right after `//`, and no `\`: the URL parser would read `http:///x` as host `x`.
+    if (!/^https?:\/\/[^/?#\\]/i.test(url) || url.includes('\\') || !URL.canParse(url)) return null;
     const u = new URL(url);
     // userinfo in a request target is deprecated and only ever confuses who the request is for.
     if (u.username !== '' || u.password !== '' || u.host === '') return null;

@@ -57,13 +57,17 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
  * An HTTP/1.1 backend on port 0 that records each request (method, target, raw headers, body and its sha256) and
  * every raw byte per connection, then lets `handler` answer once the body has been read.
  */
-export async function startRecordingBackend(handler: RecordingHandler = echoArrival): Promise<RecordingBackend> {
+export async function startRecordingBackend(
+  handler: RecordingHandler = echoArrival,
+  options: { readonly maxHeaderSize?: number } = {},
+): Promise<RecordingBackend> {
   const arrivals: Arrival[] = [];
   const raw: string[] = [];
   const sockets = new Set<Socket>();
   let settled = 0;
   const progress = new EventEmitter();
-  const http = createServer({ requireHostHeader: false }, (req, res) => {
+  // `maxHeaderSize`: above the gateway's own limit, to record what the gateway let through instead of refusing it.
+  const http = createServer({ requireHostHeader: false, maxHeaderSize: options.maxHeaderSize }, (req, res) => {
     const conn = (req.socket as Socket & { tpConn?: number }).tpConn ?? -1;
     const chunks: Buffer[] = [];
     const seq = arrivals.length;
