@@ -1,11 +1,15 @@
 // HTTPS listeners: TLS with SNI-selected certificates, HTTP/2 and HTTP/1.1 offered through ALPN, the same
 // request handling as plain HTTP. Certificates come from a CertificateStore the runtime can swap on reload.
 import {
+  constants as http2Constants,
   createServer as createH2Server,
   createSecureServer,
   type Http2SecureServer,
   type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
   type Http2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -49,7 +53,7 @@ export function createHttpsServer(
       maxSessionRejectedStreams: 100,
       unknownProtocolTimeout: 10_000,
     },
-    (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+    (req, res) => handleStream(host, key, req, res),
   );
   store.attach(server);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
@@ -80,6 +84,25 @@ export function createHttpsServer(
       for (const s of sessions) s.close();
     },
   };
+}
+
+/**
+ * An HTTP/2 request handled as HTTP/1.1 is; once its response is complete, a request body still unread (a 413,
+ * a 401, an upstream that answered early) is refused with RST_STREAM(NO_ERROR) (RFC 9113 §8.1), so the client
+ * stops uploading instead of holding the stream open against a closed flow-control window.
+ */
+function handleStream(
+  host: ListenerHost,
+  key: string,
+  req: Http2ServerRequest | IncomingMessage,
+  res: Http2ServerResponse | ServerResponse,
+): void {
+  if ('stream' in res) res.stream.once('finish', closeUnreadStream);
+  handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse);
+}
+
+function closeUnreadStream(this: ServerHttp2Stream): void {
+  if (!this.destroyed && !this.readableEnded) this.close(http2Constants.NGHTTP2_NO_ERROR);
 }
 
 /** Closes a session whose client resets streams faster than any real client does. */
@@ -114,7 +137,7 @@ export function createH2cServer(
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
     },
-    (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
+    (req, res) => handleStream(host, key, req, res),
   );
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
