@@ -5,6 +5,7 @@
 // has not left yet: the backend never answers a body it has not finished reading) and aborts the upstream request,
 // so the backend sees a body that never completes, never a complete truncated one.
 import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { after, before, test } from 'node:test';
 import { startAttackGateway } from '../helpers/attack-gateway.ts';
@@ -126,10 +127,10 @@ test('HTTP/2: a content-length one past the limit gets 413 and reaches no backen
   const session = h2connect(`http://127.0.0.1:${gw.http}`);
   try {
     const req = session.request({ ':method': 'POST', ':path': '/public/up', 'content-length': String(LIMIT + 1) });
-    const [headers] = (await new Promise((resolve, reject) => {
-      req.once('response', (h) => resolve([h]));
+    const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+      req.once('response', (h) => resolve(h));
       req.once('error', reject);
-    })) as [Record<string, string>];
+    });
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => (body += c));
