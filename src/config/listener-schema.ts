@@ -29,12 +29,36 @@ export const underscoreHeaders = z.enum(['reject', 'drop', 'allow']).meta({
     'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
 });
 
+// Slow clients and connection counts (NGINX client_body_timeout, send_timeout, limit_conn, keepalive_requests).
+export const clientBodyTimeout = duration.meta({
+  description:
+    'a request body that sends nothing for this long (while the gateway waits to read it) is refused with 408 and its upstream request aborted; 0 = off',
+});
+export const sendTimeout = duration.meta({
+  description:
+    'a response the client does not read for this long (the gateway waiting to write, upstream reading paused) is aborted; 0 = off',
+});
+export const maxConnections = z.number().int().min(1).meta({
+  description: 'open client connections per listener and process; more are closed as soon as accepted',
+});
+export const maxConnectionsPerClient = z.number().int().min(0).meta({
+  description:
+    'open connections per client address on a listener (the PROXY protocol client when used); more are closed as soon as accepted; 0 = no limit',
+});
+export const maxRequestsPerConnection = z.number().int().min(0).meta({
+  description:
+    'requests one connection may carry: the last response says Connection: close (HTTP/2: GOAWAY after that many streams); 0 = no limit',
+});
+
 const httpLimits = z
   .strictObject({
     maxHeaderSize: size.optional(),
     headerTimeout: duration.optional(),
     keepAliveTimeout: duration.optional(),
     headersWithUnderscores: underscoreHeaders.optional(),
+    maxConnections: maxConnections.optional(),
+    maxConnectionsPerClient: maxConnectionsPerClient.optional(),
+    maxRequestsPerConnection: maxRequestsPerConnection.optional(),
   })
   .optional();
 

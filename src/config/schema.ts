@@ -1,6 +1,14 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
-import { listener, underscoreHeaders } from './listener-schema.ts';
+import {
+  clientBodyTimeout,
+  listener,
+  maxConnections,
+  maxConnectionsPerClient,
+  maxRequestsPerConnection,
+  sendTimeout,
+  underscoreHeaders,
+} from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -37,6 +45,11 @@ const limits = z.strictObject({
   requestTimeout: duration.prefault('60s'),
   keepAliveTimeout: duration.prefault('75s'),
   headersWithUnderscores: underscoreHeaders.default('drop'),
+  bodyTimeout: clientBodyTimeout.prefault('60s'),
+  sendTimeout: sendTimeout.prefault('60s'),
+  maxConnections: maxConnections.default(10_000),
+  maxConnectionsPerClient: maxConnectionsPerClient.default(0),
+  maxRequestsPerConnection: maxRequestsPerConnection.default(1000),
 });
 
 const overrideHeader = z
@@ -166,7 +179,14 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       match: match.prefault({}),
       ...optionalShape(ROUTE_TERMINALS),
       plugins: pluginArray.default([]),
-      limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
+      limits: z
+        .strictObject({
+          maxBodySize: size.optional(),
+          requestTimeout: duration.optional(),
+          bodyTimeout: clientBodyTimeout.optional(),
+          sendTimeout: sendTimeout.optional(),
+        })
+        .optional(),
       timeouts: routeTimeouts.optional(),
       protocol: z.enum(['http', 'grpc']).default('http').meta({
         description:

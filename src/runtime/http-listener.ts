@@ -64,6 +64,7 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   );
   // Expect: 100-continue is answered only once the request is routed and about to be forwarded, so a 404,
   // 413 or 401 reaches the client before it uploads anything.
+  server.maxRequestsPerSocket = listener.maxRequestsPerConnection;
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(host, key, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
@@ -96,6 +97,7 @@ export function updateHttpServer(server: Server, listener: CompiledListener): vo
   server.headersTimeout = listener.headerTimeout;
   server.requestTimeout = listener.requestTimeout;
   server.keepAliveTimeout = listener.keepAliveTimeout;
+  server.maxRequestsPerSocket = listener.maxRequestsPerConnection;
 }
 
 function onResponseClose(this: ServerResponse): void {

@@ -17,6 +17,7 @@ import type { HttpsListenerConfig } from '../config/listener-schema.ts';
 import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
 import { handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
+import { limitSession, sessionLimitsOf, updateSessionLimits } from './h2-sessions.ts';
 import type { CompiledListener } from './snapshot.ts';
 
 /** Streams a client may reset per second before its session is closed (HTTP/2 rapid reset, CVE-2023-44487). */
@@ -28,6 +29,8 @@ export interface HttpsServer {
   useStore(store: CertificateStore): void;
   /** Asks every HTTP/2 session to finish its streams and close (GOAWAY): graceful drain. */
   closeSessions(): void;
+  /** Applies a new snapshot's timeouts and limits to a server that stays open across a reload. */
+  update(listener: CompiledListener): void;
 }
 
 export function createHttpsServer(
@@ -39,6 +42,7 @@ export function createHttpsServer(
   const config = listener.config as HttpsListenerConfig;
   let current = store;
   const sessions = new Set<Http2Session>();
+  const limits = sessionLimitsOf(listener);
   const server = createSecureServer(
     {
       ...store.secureOptions(),
@@ -52,10 +56,13 @@ export function createHttpsServer(
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
       unknownProtocolTimeout: 10_000,
+      // A client that never finishes its handshake holds a connection as a silent HTTP client does.
+      handshakeTimeout: listener.headerTimeout > 0 ? listener.headerTimeout : 120_000,
     },
     (req, res) => handleStream(host, key, req, res),
   );
   store.attach(server);
+  applyHttp1Limits(server, listener);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
   (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
     tunnelsUpgrade;
@@ -69,6 +76,7 @@ export function createHttpsServer(
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     guardRapidReset(session);
+    limitSession(session, limits);
   });
   // A failed handshake (wrong protocol, no shared cipher, a client certificate refused) just closes its socket.
   server.on('tlsClientError', (_err, socket) => socket.destroy());
@@ -83,7 +91,25 @@ export function createHttpsServer(
     closeSessions() {
       for (const s of sessions) s.close();
     },
+    update(next) {
+      updateSessionLimits(limits, next);
+      applyHttp1Limits(server, next);
+    },
   };
+}
+
+/**
+ * HTTP/1.1 over TLS runs Node's HTTP/1 connection handling with http2's own defaults (60 s for headers, 300 s for
+ * the request, checked every 30 s): the listener's limits apply there as on a plain listener.
+ */
+function applyHttp1Limits(server: Http2SecureServer, listener: CompiledListener): void {
+  Object.assign(server, {
+    headersTimeout: listener.headerTimeout,
+    requestTimeout: listener.requestTimeout,
+    keepAliveTimeout: listener.keepAliveTimeout,
+    connectionsCheckingInterval: 1000,
+    maxRequestsPerSocket: listener.maxRequestsPerConnection,
+  });
 }
 
 /**
@@ -128,8 +154,9 @@ export function createH2cServer(
   host: ListenerHost,
   key: string,
   listener: CompiledListener,
-): { server: Http2Server; closeSessions(): void } {
+): { server: Http2Server; closeSessions(): void; update(listener: CompiledListener): void } {
   const sessions = new Set<Http2Session>();
+  const limits = sessionLimitsOf(listener);
   const server = createH2Server(
     {
       settings: { maxConcurrentStreams: 128, maxHeaderListSize: listener.maxHeaderSize, enablePush: false },
@@ -143,7 +170,12 @@ export function createH2cServer(
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     guardRapidReset(session);
+    limitSession(session, limits);
   });
   server.on('sessionError', () => undefined);
-  return { server, closeSessions: () => sessions.forEach((s) => s.close()) };
+  return {
+    server,
+    closeSessions: () => sessions.forEach((s) => s.close()),
+    update: (next) => updateSessionLimits(limits, next),
+  };
 }

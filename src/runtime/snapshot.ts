@@ -54,6 +54,11 @@ export interface CompiledListener {
   /** A plain listener answering everything with a 308 to https on this port (0: off). */
   readonly redirectToHttps: number;
   readonly underscoreHeaders: UnderscoreHeaders;
+  readonly maxConnections: number;
+  /** 0: no limit. */
+  readonly maxConnectionsPerClient: number;
+  /** 0: no limit. */
+  readonly maxRequestsPerConnection: number;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -186,6 +191,9 @@ export class Snapshot {
               keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
               requestTimeout: maxRequestTimeout,
+              maxConnections: l.limits?.maxConnections ?? config.limits.maxConnections,
+              maxConnectionsPerClient: l.limits?.maxConnectionsPerClient ?? config.limits.maxConnectionsPerClient,
+              maxRequestsPerConnection: l.limits?.maxRequestsPerConnection ?? config.limits.maxRequestsPerConnection,
             },
           ];
         }),
@@ -205,6 +213,8 @@ export class Snapshot {
       chain,
       maxBodySize,
       requestTimeout,
+      clientBodyTimeout: route.limits?.bodyTimeout ?? config.limits.bodyTimeout,
+      sendTimeout: route.limits?.sendTimeout ?? config.limits.sendTimeout,
       upstreams: this.upstreams,
       requestIdHeader: this.requestIdHeader,
       consumerHeaders: this.consumerHeaders,
