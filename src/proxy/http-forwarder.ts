@@ -38,6 +38,9 @@ export interface ForwardRoute extends UpstreamHeaderPolicy {
   readonly retry: RetryPolicy;
 }
 
+/** RST_STREAM's CANCEL (RFC 9113 §7). */
+const H2_CANCEL = 0x8;
+
 class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
 }
@@ -294,8 +297,11 @@ class Attempt implements Dispatcher.DispatchHandler {
     const ctx = this.exchange.ctx;
     if (!this.blocked || ctx.res.destroyed || ctx.res.writableFinished) return;
     ctx.errorCode = 'TP_SEND_TIMEOUT';
-    // Cutting the client connection closes the response: the exchange then aborts this upstream request.
-    ctx.res.destroy();
+    // Cutting the response closes it: the exchange then aborts this upstream request. HTTP/2 cuts the stream
+    // alone, with CANCEL (a reset with NO_ERROR could pass for a complete response).
+    const stream = (ctx.res as { stream?: { close(code: number): void } }).stream;
+    if (stream !== undefined) stream.close(H2_CANCEL);
+    else ctx.res.destroy();
   };
 
   abort(): void {
