@@ -64,7 +64,6 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   );
   // Expect: 100-continue is answered only once the request is routed and about to be forwarded, so a 404,
   // 413 or 401 reaches the client before it uploads anything.
-  server.maxRequestsPerSocket = listener.maxRequestsPerConnection;
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(host, key, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
@@ -97,7 +96,18 @@ export function updateHttpServer(server: Server, listener: CompiledListener): vo
   server.headersTimeout = listener.headerTimeout;
   server.requestTimeout = listener.requestTimeout;
   server.keepAliveTimeout = listener.keepAliveTimeout;
-  server.maxRequestsPerSocket = listener.maxRequestsPerConnection;
+}
+
+const kRequests = Symbol('turnpike.requestsOnConnection');
+
+/**
+ * maxRequestsPerConnection on HTTP/1.1 (HTTP/2 counts streams per session): the last response closes. Counted here
+ * rather than with Node's maxRequestsPerSocket, which says Connection: close but leaves the socket open until the
+ * keep-alive timeout.
+ */
+function countOnConnection(req: IncomingMessage): number {
+  const socket = req.socket as Socket & { [kRequests]?: number };
+  return (socket[kRequests] = (socket[kRequests] ?? 0) + 1);
 }
 
 function onResponseClose(this: ServerResponse): void {
@@ -125,6 +135,13 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (listener === undefined) {
     res.destroy();
     return null;
+  }
+  const maxRequests = listener.maxRequestsPerConnection;
+  if (maxRequests > 0 && req.httpVersionMajor === 1 && !(req as { upgrade?: boolean }).upgrade) {
+    const n = countOnConnection(req);
+    // Pipelined past the last: left unanswered, the connection closes after the last response.
+    if (n > maxRequests) return null;
+    if (n === maxRequests) res.shouldKeepAlive = false;
   }
   snapshot.inFlight++;
   const headers = req.headers;

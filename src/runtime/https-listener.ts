@@ -108,7 +108,6 @@ function applyHttp1Limits(server: Http2SecureServer, listener: CompiledListener)
     requestTimeout: listener.requestTimeout,
     keepAliveTimeout: listener.keepAliveTimeout,
     connectionsCheckingInterval: 1000,
-    maxRequestsPerSocket: listener.maxRequestsPerConnection,
   });
 }
 
