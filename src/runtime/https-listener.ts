@@ -122,12 +122,20 @@ function handleStream(
   req: Http2ServerRequest | IncomingMessage,
   res: Http2ServerResponse | ServerResponse,
 ): void {
-  if ('stream' in res) res.stream.once('finish', closeUnreadStream);
+  // After 'wantTrailers' (the compat layer always asks, and answers before this listener): the reset then follows
+  // the trailers (gRPC's status) instead of overtaking them.
+  if ('stream' in res) res.stream.once('wantTrailers', closeUnreadStream);
   handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse);
 }
 
 function closeUnreadStream(this: ServerHttp2Stream): void {
-  if (!this.destroyed && !this.readableEnded) this.close(http2Constants.NGHTTP2_NO_ERROR);
+  // A turn later: the frame that ends the response (trailers, or an empty DATA with END_STREAM) is serialised in
+  // this one, and a RST_STREAM submitted now would overtake it.
+  setImmediate(resetUnread, this);
+}
+
+function resetUnread(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed && !stream.readableEnded) stream.close(http2Constants.NGHTTP2_NO_ERROR);
 }
 
 /** Closes a session whose client resets streams faster than any real client does. */

@@ -184,13 +184,19 @@ function splitByPreface(h1: Server, h2: EventEmitter, onSilent: (socket: Socket)
     let seen: Buffer = Buffer.alloc(0);
     // Until its first bytes say which protocol it speaks, a connection is in neither server's header timeout: a
     // client that connects and sends nothing (or part of the preface) is closed at the listener's headerTimeout.
-    if (h1.headersTimeout > 0) socket.setTimeout(h1.headersTimeout, () => onSilent(socket));
+    const onTimeout = () => onSilent(socket);
+    if (h1.headersTimeout > 0) {
+      socket.setTimeout(h1.headersTimeout);
+      socket.once('timeout', onTimeout);
+    }
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
       const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && seen.length < PREFACE.length) return; // wait for the whole preface
       socket.off('data', onData);
+      // The servers set their own socket timeouts (keep-alive): this listener must not answer those.
+      socket.off('timeout', onTimeout);
       socket.setTimeout(0);
       socket.pause();
       if (!isH2) {
