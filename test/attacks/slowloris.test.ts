@@ -116,3 +116,19 @@ test('a TLS connection that never sends a ClientHello is closed at the header ti
   await c.done;
   assert.equal(c.closed(), true);
 });
+
+test('an idle keep-alive connection on the h2c listener is closed at keepAliveTimeout with no stray answer', async () => {
+  const gw2 = await startAttackGateway({
+    upstream: backend.url,
+    limits: `headerTimeout: ${HEADER_TIMEOUT}\nkeepAliveTimeout: ${HEADER_TIMEOUT}`,
+  });
+  try {
+    const c = await openClient(gw2.http);
+    c.socket.write('GET /public/once HTTP/1.1\r\nHost: a\r\n\r\n');
+    const first = await c.until((t) => /\r\n\r\n\{.*\}$/s.test(t), 'the answer');
+    const text = await c.done;
+    assert.equal(text, first, 'nothing after the one answer');
+  } finally {
+    await gw2.stop();
+  }
+});
