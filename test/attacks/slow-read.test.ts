@@ -17,7 +17,9 @@ import { openClient, openFds, type RawClient } from '../helpers/slow-clients.ts'
 import { until } from '../helpers/wait.ts';
 
 const BIG = scale(64, 256) * 1024 * 1024;
-const READERS = scale(50, 1000);
+// Each non-reading client parks ~10 MB in loopback kernel buffers before backpressure reaches the gateway (measured:
+// the backend had written 9 MiB when the first case was cut), so the bounded form keeps to 20 of them.
+const READERS = scale(20, 1000);
 const CHUNK = Buffer.alloc(1024 * 1024, 0x62);
 
 /** What the backend did with each big response, by URL. */
