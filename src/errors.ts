@@ -24,6 +24,8 @@ export const ERRORS = {
   TP_NOT_CACHED: { status: 504, title: 'Not in the cache, and the request said only-if-cached' },
   TP_RANGE_NOT_SATISFIABLE: { status: 416, title: 'The requested range is outside the body' },
   TP_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  TP_SEND_TIMEOUT: { status: 408, title: 'The client did not read the response in time' },
+  TP_CONNECTION_LIMIT: { status: 503, title: 'Too many open connections' },
   TP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
   TP_H2_PROTOCOL: { status: 400, title: 'Malformed HTTP/2 frames or header fields (GOAWAY PROTOCOL_ERROR)' },
   TP_H2_FLOOD: { status: 429, title: 'HTTP/2 frames sent faster than the limits allow (GOAWAY ENHANCE_YOUR_CALM)' },

@@ -55,6 +55,27 @@ export const maxUriLength = size
     description: 'bytes of the request target (path and query); longer is answered 414 (NGINX: 8k, its header buffer)',
   });
 
+// Slow clients and connection counts (NGINX client_body_timeout, send_timeout, limit_conn, keepalive_requests).
+export const clientBodyTimeout = duration.meta({
+  description:
+    'a request body that sends nothing for this long (while the gateway waits to read it) is refused with 408 and its upstream request aborted; 0 = off',
+});
+export const sendTimeout = duration.meta({
+  description:
+    'a response the client does not read for this long (the gateway waiting to write, upstream reading paused) is aborted; 0 = off',
+});
+export const maxConnections = z.number().int().min(1).meta({
+  description: 'open client connections per listener and process; more are closed as soon as accepted',
+});
+export const maxConnectionsPerClient = z.number().int().min(0).meta({
+  description:
+    'open connections per client address on a listener (the PROXY protocol client when used); more are closed as soon as accepted; 0 = no limit',
+});
+export const maxRequestsPerConnection = z.number().int().min(0).meta({
+  description:
+    'requests one connection may carry: the last response says Connection: close (HTTP/2: GOAWAY after that many streams); 0 = no limit',
+});
+
 const httpLimits = z
   .strictObject({
     maxHeaderSize: size.optional(),
@@ -67,6 +88,9 @@ const httpLimits = z
     h2StreamIdleTimeout: h2Limits.h2StreamIdleTimeout.optional(),
     maxHeaderCount: maxHeaderCount.optional(),
     maxUriLength: maxUriLength.optional(),
+    maxConnections: maxConnections.optional(),
+    maxConnectionsPerClient: maxConnectionsPerClient.optional(),
+    maxRequestsPerConnection: maxRequestsPerConnection.optional(),
   })
   .optional();
 

@@ -1,6 +1,17 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
-import { h2Limits, listener, maxHeaderCount, maxUriLength, underscoreHeaders } from './listener-schema.ts';
+import {
+  clientBodyTimeout,
+  h2Limits,
+  listener,
+  maxConnections,
+  maxConnectionsPerClient,
+  maxHeaderCount,
+  maxRequestsPerConnection,
+  maxUriLength,
+  sendTimeout,
+  underscoreHeaders,
+} from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -43,6 +54,11 @@ const limits = z.strictObject({
   h2StreamIdleTimeout: h2Limits.h2StreamIdleTimeout.prefault('60s'),
   maxHeaderCount: maxHeaderCount.default(100),
   maxUriLength: maxUriLength.prefault('8kb'),
+  bodyTimeout: clientBodyTimeout.prefault('60s'),
+  sendTimeout: sendTimeout.prefault('60s'),
+  maxConnections: maxConnections.default(10_000),
+  maxConnectionsPerClient: maxConnectionsPerClient.default(0),
+  maxRequestsPerConnection: maxRequestsPerConnection.default(1000),
 });
 
 const overrideHeader = z
@@ -172,7 +188,14 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       match: match.prefault({}),
       ...optionalShape(ROUTE_TERMINALS),
       plugins: pluginArray.default([]),
-      limits: z.strictObject({ maxBodySize: size.optional(), requestTimeout: duration.optional() }).optional(),
+      limits: z
+        .strictObject({
+          maxBodySize: size.optional(),
+          requestTimeout: duration.optional(),
+          bodyTimeout: clientBodyTimeout.optional(),
+          sendTimeout: sendTimeout.optional(),
+        })
+        .optional(),
       timeouts: routeTimeouts.optional(),
       protocol: z.enum(['http', 'grpc']).default('http').meta({
         description:

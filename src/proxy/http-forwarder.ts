@@ -23,10 +23,17 @@ export interface ForwardRoute extends UpstreamHeaderPolicy {
   /** Time allowed until the upstream's response head (bounded by the route's requestTimeout). */
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  /** Idle time allowed between reads of the client's body (0: off): NGINX's client_body_timeout. */
+  readonly clientBodyTimeout: number;
+  /** Time a response may wait for the client to read it (0: off): NGINX's send_timeout. */
+  readonly sendTimeout: number;
   /** The whole exchange, retries included (0: unbounded). */
   readonly totalTimeout: number;
   readonly retry: RetryPolicy;
 }
+
+/** RST_STREAM's CANCEL (RFC 9113 §7). */
+const H2_CANCEL = 0x8;
 
 class BodyTooLargeError extends Error {
   readonly code = 'TP_BODY_TOO_LARGE';
@@ -113,6 +120,8 @@ class Exchange {
   done = false;
   private retrying = false;
   private timer: NodeJS.Timeout | null = null;
+  /** Armed while the client's body is being read (clientBodyTimeout); refreshed by each chunk. */
+  private bodyTimer: NodeJS.Timeout | null = null;
 
   constructor(ctx: RequestContext, route: ForwardRoute, hasBody: boolean) {
     this.ctx = ctx;
@@ -123,13 +132,44 @@ class Exchange {
     if (route.totalTimeout > 0) {
       this.timer = setTimeout(this.onTotalTimeout, route.totalTimeout);
     }
+    if (hasBody && route.clientBodyTimeout > 0) {
+      // Refreshed where the body is read (onBodySent, bufferThenStart): a 'data' listener here would start the
+      // stream flowing before undici reads it.
+      this.bodyTimer = setTimeout(this.onBodyIdle, route.clientBodyTimeout);
+      ctx.req.once('end', this.onBodyEnd);
+    }
   }
+
+  /** A chunk of the client's body was read. */
+  bodyRead(): void {
+    this.bodyTimer?.refresh();
+  }
+
+  private readonly onBodyEnd = (): void => {
+    if (this.bodyTimer !== null) clearTimeout(this.bodyTimer);
+    this.bodyTimer = null;
+  };
+
+  /** The client sent no body bytes for clientBodyTimeout while the gateway was reading: 408, upstream aborted. */
+  private readonly onBodyIdle = (): void => {
+    const req = this.ctx.req;
+    if (this.done || this.bodyTimer === null || req.readableEnded) return;
+    // Not reading (the upstream is still connecting, or pushes back): the wait is not the client's.
+    if (req.readableFlowing !== true) {
+      this.bodyTimer.refresh();
+      return;
+    }
+    this.bodyTimer = null;
+    this.attempt?.abandon();
+    this.fail('TP_REQUEST_TIMEOUT');
+  };
 
   bufferThenStart(length: number): void {
     const chunks: Buffer[] = [];
     let received = 0;
     const req = this.ctx.req;
     req.on('data', (c: Buffer) => {
+      this.bodyRead();
       received += c.length;
       if (received <= length) chunks.push(c);
     });
@@ -206,7 +246,8 @@ class Exchange {
       cut(res);
       return;
     }
-    if (code === 'TP_BODY_TOO_LARGE') res.shouldKeepAlive = false;
+    // The client's own fault: no stored answer stands in, and its unread body makes the connection unusable.
+    if (code === 'TP_BODY_TOO_LARGE' || code === 'TP_REQUEST_TIMEOUT') res.shouldKeepAlive = false;
     else {
       const reply = this.ctx.overrideUpstream(0, null);
       if (reply !== undefined) {
@@ -221,6 +262,8 @@ class Exchange {
     if (this.done) return;
     this.done = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.bodyTimer !== null) clearTimeout(this.bodyTimer);
+    this.bodyTimer = null;
     const pool = this.route.pool;
     pool.admission.leave();
     pool.settle(failed);
@@ -255,6 +298,9 @@ class Attempt implements Dispatcher.DispatchHandler {
   private abandoned = false;
   private ended = false;
   private drainListener: (() => void) | null = null;
+  /** The client is not taking what we write (backpressure): sendTimeout runs meanwhile. */
+  private blocked = false;
+  private sendTimer: NodeJS.Timeout | null = null;
   /** The upstream's status (0 before its head), and why the attempt failed (null: it did not), for events. */
   private status = 0;
   private failure: FailureKind | 'client-gone' | 'abandoned' | null = null;
@@ -269,6 +315,26 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.exchange = exchange;
     this.lease = lease;
   }
+
+  /** A write to the client returned false: reading from upstream is paused; the client has sendTimeout to read. */
+  private block(): void {
+    this.blocked = true;
+    const timeout = this.exchange.route.sendTimeout;
+    if (timeout === 0) return;
+    if (this.sendTimer === null) this.sendTimer = setTimeout(this.onSendTimeout, timeout);
+    else this.sendTimer.refresh();
+  }
+
+  private readonly onSendTimeout = (): void => {
+    const ctx = this.exchange.ctx;
+    if (!this.blocked || ctx.res.destroyed || ctx.res.writableFinished) return;
+    ctx.errorCode = 'TP_SEND_TIMEOUT';
+    // Cutting the response closes it: the exchange then aborts this upstream request. HTTP/2 cuts the stream
+    // alone, with CANCEL (a reset with NO_ERROR could pass for a complete response).
+    const stream = (ctx.res as { stream?: { close(code: number): void } }).stream;
+    if (stream !== undefined) stream.close(H2_CANCEL);
+    else ctx.res.destroy();
+  };
 
   abort(): void {
     this.failure ??= 'client-gone';
@@ -292,6 +358,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onBodySent(chunk: Buffer): void {
     const ctx = this.exchange.ctx;
     if (this.exchange.body !== null) return; // a kept body was counted when it was read
+    this.exchange.bodyRead();
     ctx.bytesIn += chunk.length;
     if (ctx.bytesIn > this.exchange.route.maxBodySize) throw new BodyTooLargeError('request body exceeds maxBodySize');
   }
@@ -382,7 +449,11 @@ class Attempt implements Dispatcher.DispatchHandler {
       if (taps !== null) for (let i = 0; i < taps.length; i++) taps[i]!.write(c);
       if (!res.write(c)) {
         last.pause();
-        res.once('drain', () => last.resume());
+        this.block();
+        res.once('drain', () => {
+          this.blocked = false;
+          last.resume();
+        });
       }
     });
     last.once('end', () => this.finishResponse());
@@ -402,7 +473,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     const sink = this.sink!;
     if (!sink.write(chunk)) {
       controller.pause();
-      if (this.drainListener === null) this.drainListener = () => controller.resume();
+      this.block();
+      if (this.drainListener === null)
+        this.drainListener = () => {
+          this.blocked = false;
+          controller.resume();
+        };
       sink.once('drain', this.drainListener);
     }
   }
@@ -467,6 +543,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
+    // Still blocked: the end of the upstream body waits in our buffer for the client, the timer stays on it.
+    if (this.sendTimer !== null && !this.blocked) clearTimeout(this.sendTimer);
     this.lease.end();
     const ctx = this.exchange.ctx;
     if (CHANNELS.attemptEnd.hasSubscribers) {

@@ -129,6 +129,18 @@ export function updateHttpServer(server: Server, listener: CompiledListener): vo
   server.maxHeadersCount = listener.maxHeaderCount + 1;
 }
 
+const kRequests = Symbol('turnpike.requestsOnConnection');
+
+/**
+ * maxRequestsPerConnection on HTTP/1.1 (HTTP/2 counts streams per session): the last response closes. Counted here
+ * rather than with Node's maxRequestsPerSocket, which says Connection: close but leaves the socket open until the
+ * keep-alive timeout.
+ */
+function countOnConnection(req: IncomingMessage): number {
+  const socket = req.socket as Socket & { [kRequests]?: number };
+  return (socket[kRequests] = (socket[kRequests] ?? 0) + 1);
+}
+
 function onResponseClose(this: ServerResponse): void {
   const state = (this as unknown as Record<symbol, RequestState>)[kState]!;
   releaseSnapshot(state);
@@ -154,6 +166,13 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (listener === undefined) {
     res.destroy();
     return null;
+  }
+  const maxRequests = listener.maxRequestsPerConnection;
+  if (maxRequests > 0 && req.httpVersionMajor === 1 && !(req as { upgrade?: boolean }).upgrade) {
+    const n = countOnConnection(req);
+    // Pipelined past the last: left unanswered, the connection closes after the last response.
+    if (n > maxRequests) return null;
+    if (n === maxRequests) res.shouldKeepAlive = false;
   }
   snapshot.inFlight++;
   const headers = req.headers;

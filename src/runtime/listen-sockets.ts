@@ -8,6 +8,9 @@
 import cluster from 'node:cluster';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
+import { normalizeAddress } from '../proxy/client-ip.ts';
+import type { ConnectionLimits } from './connection-limits.ts';
+import { proxiedClient } from './proxy-protocol-gate.ts';
 
 /** One listening socket and how many connections it has accepted (the drain watches it). */
 interface Accepting {
@@ -49,10 +52,15 @@ export class ListenSockets {
     port: number,
     count: number,
     gate?: (socket: Socket) => Promise<boolean>,
+    limits?: ConnectionLimits,
   ): Promise<ListenSockets> {
     const onConnection =
       gate === undefined
-        ? (socket: Socket) => server.emit('connection', socket)
+        ? limits === undefined
+          ? (socket: Socket) => server.emit('connection', socket)
+          : (socket: Socket) => {
+              if (limits.admit(socket, normalizeAddress(socket.remoteAddress ?? ''))) server.emit('connection', socket);
+            }
         : (socket: Socket) => {
             socket.on('error', () => socket.destroy());
             // The gate leaves the socket without a reader, as accepted: the server starts it (no resume() here,
@@ -60,6 +68,9 @@ export class ListenSockets {
             gate(socket).then(
               (ok) => {
                 if (!ok) return socket.destroy();
+                // Behind PROXY protocol the client is the one the header named.
+                const client = proxiedClient(socket)?.address ?? normalizeAddress(socket.remoteAddress ?? '');
+                if (limits !== undefined && !limits.admit(socket, client)) return;
                 if (socket.readableLength > 0) readThroughJs(socket);
                 server.emit('connection', socket);
               },

@@ -12,7 +12,11 @@ import { requestLineGate } from './request-line-gate.ts';
 import { createH2cServer, createHttpsServer } from './https-listener.ts';
 import { guardSocket } from './h2-session.ts';
 import { ListenSockets, readThroughJs } from './listen-sockets.ts';
-import { proxyProtocolGate } from './proxy-protocol-gate.ts';
+import { proxyProtocolGate, proxiedClient } from './proxy-protocol-gate.ts';
+import { ConnectionLimits } from './connection-limits.ts';
+import { publishRefusal } from '../observability/events.ts';
+import { normalizeAddress } from '../proxy/client-ip.ts';
+import { writeRawProblem } from '../pipeline/problem.ts';
 import type { CompiledListener } from './snapshot.ts';
 
 export interface OpenListener {
@@ -50,6 +54,16 @@ export async function openHttpListener(
 ): Promise<OpenListener> {
   const config = listener.config;
   let store: CertificateStore | null = null;
+  const limits = new ConnectionLimits(listener.maxConnections, listener.maxConnectionsPerClient, (_socket, clientIp) =>
+    publishRefusal({
+      gateway: host.gateway,
+      listener: config.name,
+      protocol: 'tcp',
+      clientIp,
+      code: 'TP_CONNECTION_LIMIT',
+    }),
+  );
+  const updateLimits = (next: CompiledListener) => limits.update(next.maxConnections, next.maxConnectionsPerClient);
   try {
     if (config.protocol === 'https') {
       store = loadStore(config.tls, configDir, onTls, config.name);
@@ -60,6 +74,7 @@ export async function openHttpListener(
         config.port,
         config.acceptSockets,
         gateOf(listener, onTls),
+        limits,
       );
       let tlsKey = JSON.stringify(config.tls);
       return {
@@ -67,6 +82,8 @@ export async function openHttpListener(
         name: config.name,
         address: sockets.address,
         update(next, dir) {
+          updateLimits(next);
+          https.update(next);
           if (next.config.protocol !== 'https') return;
           const nextKey = JSON.stringify(next.config.tls);
           if (nextKey === tlsKey) return;
@@ -102,19 +119,32 @@ export async function openHttpListener(
     // h2c: a connection that opens with the HTTP/2 preface goes to an HTTP/2 server, any other to HTTP/1.1.
     const h2c = config.protocol === 'http' && config.h2c ? createH2cServer(host, key, listener) : null;
     const entry =
-      h2c === null ? h1 : splitByPreface(h1, h2c.server, (socket, first) => guardSocket(host, listener, socket, first));
+      h2c === null
+        ? h1
+        : splitByPreface(
+            h1,
+            h2c.server,
+            (socket, first) => guardSocket(host, listener, socket, first),
+            (socket) => refuseSilent(host, config.name, socket),
+            () => server.headersTimeout,
+          );
     const sockets = await ListenSockets.open(
       entry,
       config.address,
       config.port,
       config.acceptSockets,
       gateOf(listener, onTls),
+      limits,
     );
     return {
       key,
       name: config.name,
       address: sockets.address,
-      update: (next) => updateHttpServer(server, next),
+      update: (next) => {
+        updateLimits(next);
+        updateHttpServer(server, next);
+        h2c?.update(next);
+      },
       close: () => sockets.close(),
       connections: () => sockets.connections,
       closeIdle: () => {
@@ -171,17 +201,34 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * decide are replayed: node:http reads them from the JS stream; node:http2 reads sockets natively, so an h2
  * connection is given as a Duplex over the socket past the frame guard (src/runtime/h2-frame-guard.ts).
  */
-function splitByPreface(h1: Server, h2: EventEmitter, guarded: (socket: Socket, first: Buffer) => Socket): Server {
+function splitByPreface(
+  h1: Server,
+  h2: EventEmitter,
+  guarded: (socket: Socket, first: Buffer) => Socket,
+  onSilent: (socket: Socket) => void,
+  headerTimeout: () => number,
+): Server {
   const entry = new EventEmitter();
   entry.on('listening', () => h1.emit('listening'));
   entry.on('connection', (socket: Socket) => {
     let seen: Buffer = Buffer.alloc(0);
+    // Until its first bytes say which protocol it speaks, a connection is in neither server's header timeout: a
+    // client that connects and sends nothing (or part of the preface) is closed at the listener's headerTimeout.
+    const onTimeout = () => onSilent(socket);
+    const timeout = headerTimeout();
+    if (timeout > 0) {
+      socket.setTimeout(timeout);
+      socket.once('timeout', onTimeout);
+    }
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
       const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && seen.length < PREFACE.length) return; // wait for the whole preface
       socket.off('data', onData);
+      // The servers set their own socket timeouts (keep-alive): this listener must not answer those.
+      socket.off('timeout', onTimeout);
+      socket.setTimeout(0);
       socket.pause();
       if (!isH2) {
         socket.unshift(seen);
@@ -196,4 +243,17 @@ function splitByPreface(h1: Server, h2: EventEmitter, guarded: (socket: Socket, 
     socket.on('error', () => socket.destroy());
   });
   return entry as unknown as Server;
+}
+
+/** A connection that sent nothing (or too little to choose a protocol) in time: 408 and closed, as HTTP/1.1's. */
+function refuseSilent(host: ListenerHost, listener: string, socket: Socket): void {
+  writeRawProblem(socket, 'TP_REQUEST_TIMEOUT');
+  socket.destroySoon();
+  publishRefusal({
+    gateway: host.gateway,
+    listener,
+    protocol: 'tcp',
+    clientIp: proxiedClient(socket)?.address ?? normalizeAddress(socket.remoteAddress ?? ''),
+    code: 'TP_REQUEST_TIMEOUT',
+  });
 }

@@ -63,6 +63,11 @@ export interface CompiledListener {
   readonly maxHeaderCount: number;
   /** Bytes of the request target (414 past it). */
   readonly maxUriLength: number;
+  readonly maxConnections: number;
+  /** 0: no limit. */
+  readonly maxConnectionsPerClient: number;
+  /** 0: no limit. */
+  readonly maxRequestsPerConnection: number;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -206,6 +211,9 @@ export class Snapshot {
                   l.limits?.h2MaxControlFramesPerSecond ?? config.limits.h2MaxControlFramesPerSecond,
               },
               h2StreamIdleTimeout: l.limits?.h2StreamIdleTimeout ?? config.limits.h2StreamIdleTimeout,
+              maxConnections: l.limits?.maxConnections ?? config.limits.maxConnections,
+              maxConnectionsPerClient: l.limits?.maxConnectionsPerClient ?? config.limits.maxConnectionsPerClient,
+              maxRequestsPerConnection: l.limits?.maxRequestsPerConnection ?? config.limits.maxRequestsPerConnection,
             },
           ];
         }),
@@ -225,6 +233,8 @@ export class Snapshot {
       chain,
       maxBodySize,
       requestTimeout,
+      clientBodyTimeout: route.limits?.bodyTimeout ?? config.limits.bodyTimeout,
+      sendTimeout: route.limits?.sendTimeout ?? config.limits.sendTimeout,
       upstreams: this.upstreams,
       requestIdHeader: this.requestIdHeader,
       consumerHeaders: this.consumerHeaders,

@@ -15,6 +15,10 @@ export interface TerminalEnv {
   readonly chain: Chain;
   readonly maxBodySize: number;
   readonly requestTimeout: number;
+  /** Idle time allowed between reads of the client's request body (0: off). */
+  readonly clientBodyTimeout: number;
+  /** Time a response may wait for the client to read it (0: off). */
+  readonly sendTimeout: number;
   readonly upstreams: ReadonlyMap<string, UpstreamPool>;
   readonly requestIdHeader: string;
   readonly consumerHeaders: { readonly name: string; readonly groups: string };

@@ -16,6 +16,8 @@ export const upstreamTerminal = defineTerminal<string>({
       maxBodySize: env.maxBodySize,
       headersTimeout: Math.min(timeouts.response, env.requestTimeout),
       bodyTimeout: timeouts.idle,
+      clientBodyTimeout: env.clientBodyTimeout,
+      sendTimeout: env.sendTimeout,
       totalTimeout: timeouts.total ?? 0,
       retry: compileRetryPolicy(pool.config),
       connectTimeout: timeouts.connect,
