@@ -48,6 +48,9 @@ export function createHttpsServer(
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
       unknownProtocolTimeout: 10_000,
+      // The handshake is part of receiving a request's head: a client that never finishes it (or never sends a
+      // ClientHello) holds a socket no longer than one that never finishes its headers (Node's default: 120 s).
+      handshakeTimeout: listener.headerTimeout,
     },
     (req, res) => handleRequest(host, key, req as unknown as IncomingMessage, res as unknown as ServerResponse),
   );

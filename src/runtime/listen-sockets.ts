@@ -48,11 +48,15 @@ export class ListenSockets {
             );
           };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
-    const first = await listenOne(onConnection, host, port, many);
+    // The server's own choice (http.Server: true, HTTP decides when to end; a TLS server: false, or a client's FIN
+    // before its handshake is never acted on and the socket sits in CLOSE_WAIT until the handshake timeout).
+    const halfOpen = (server as { allowHalfOpen?: boolean }).allowHalfOpen ?? true;
+    const first = await listenOne(onConnection, host, port, many, halfOpen);
     const address = first.address() as AddressInfo;
     const sockets = [first];
     try {
-      for (let i = 1; many && i < count; i++) sockets.push(await listenOne(onConnection, host, address.port, true));
+      for (let i = 1; many && i < count; i++)
+        sockets.push(await listenOne(onConnection, host, address.port, true, halfOpen));
     } catch (err) {
       for (const s of sockets) s.close();
       throw err;
@@ -76,10 +80,10 @@ function listenOne(
   host: string,
   port: number,
   reusePort: boolean,
+  allowHalfOpen: boolean,
 ): Promise<NetServer> {
   return new Promise((resolve, reject) => {
-    // allowHalfOpen as http.Server sets it for its own sockets: HTTP decides when to end the write side.
-    const socket = createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
+    const socket = createServer({ noDelay: true, allowHalfOpen }, onConnection);
     socket.once('error', reject);
     socket.listen({ host, port, reusePort, exclusive: reusePort && cluster.isWorker, backlog: 511 }, () => {
       socket.off('error', reject);
