@@ -21,6 +21,12 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     usedBy: 'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores',
   },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
+  { binary: 'wrk', apt: 'wrk', usedBy: 'test/attacks/throughput-baseline.test.ts: HTTP/1.1 load (Z01)' },
+  {
+    binary: 'h2load',
+    apt: 'nghttp2-client',
+    usedBy: 'test/attacks/throughput-baseline.test.ts: h2 over TLS load (Z01)',
+  },
 ];
 
 /** The executable `binary` in one of PATH's directories, or undefined. */
