@@ -20,6 +20,7 @@ test('a one-minute soak of mixed traffic with failing backends ends with nothing
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   assert.equal(code, 0, output);
+  console.log(output.replace(/^/gm, '# ')); // the samples, for the report
   assert.match(output, /^PASS$/m);
   assert.match(output, /unexpected 0,/);
 });
