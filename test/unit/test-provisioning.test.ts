@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findOnPath, provision, type ProvisionHost, type TestProgram } from '../provision.ts';
+import { findOnPath, provision, TEST_PROGRAMS, type ProvisionHost, type TestProgram } from '../provision.ts';
 import { after, describe, it } from 'node:test';
 
 const PROGRAMS: TestProgram[] = [
@@ -110,7 +110,7 @@ describe('test provisioning', () => {
     const script = fileURLToPath(new URL('../provision.ts', import.meta.url));
     const res = spawnSync(process.execPath, [script], {
       encoding: 'utf8',
-      env: { PATH: binDir('redis-server', 'openssl') },
+      env: { PATH: binDir(...TEST_PROGRAMS.map((p) => p.binary)) }, // whatever the list holds today
     });
     assert.equal(res.stderr, '');
     assert.equal(res.stdout, '');
