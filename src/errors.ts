@@ -20,6 +20,7 @@ export const ERRORS = {
   TP_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the gateway needs is unavailable' },
   TP_BAD_REQUEST: { status: 400, title: 'Malformed request' },
   TP_METHOD_NOT_ALLOWED: { status: 405, title: 'This method is not allowed' },
+  TP_MISDIRECTED_REQUEST: { status: 421, title: 'This connection is not for the requested host' },
   TP_REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time' },
   TP_NOT_CACHED: { status: 504, title: 'Not in the cache, and the request said only-if-cached' },
   TP_RANGE_NOT_SATISFIABLE: { status: 416, title: 'The requested range is outside the body' },

@@ -26,6 +26,12 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     apt: 'python3-minimal',
     usedBy: 'test/helpers/upstream-faults.ts: the blackhole target (a listener that never accepts)',
   },
+  { binary: 'wrk', apt: 'wrk', usedBy: 'test/attacks/throughput-baseline.test.ts: HTTP/1.1 load (Z01)' },
+  {
+    binary: 'h2load',
+    apt: 'nghttp2-client',
+    usedBy: 'test/attacks/throughput-baseline.test.ts: h2 over TLS load (Z01)',
+  },
 ];
 
 /** The executable `binary` in one of PATH's directories, or undefined. */

@@ -230,6 +230,12 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
     return null;
   }
   if (listener.hsts !== null) res.setHeader('strict-transport-security', listener.hsts);
+  // A client's own X-Forwarded-Client-Cert is never believed (Envoy's sanitize), on any listener.
+  if (req.headers['x-forwarded-client-cert'] !== undefined) ctx.removeRequestHeader('x-forwarded-client-cert');
+  if (listener.sniMustMatchHost && misdirected((req.socket as TLSSocket).servername, ctx.host)) {
+    sendProblem(ctx, global, 'TP_MISDIRECTED_REQUEST', 'the Host of this request is not the TLS server name');
+    return null;
+  }
   if (listener.clientCertHeader !== null) {
     // Whatever the client sent under this name is dropped; only a verified certificate fills it.
     ctx.removeRequestHeader(listener.clientCertHeader);
@@ -374,4 +380,13 @@ export function handleUpgrade(
     if (reply instanceof Promise) return reply.then(proceed);
     proceed(reply);
   });
+}
+
+/** An mTLS connection made for one name (SNI) asking for another host (NGINX answers 421 too). No SNI: the
+ *  default certificate's connection, checked by the same client CA, asks for what it likes. */
+function misdirected(servername: string | false | null | undefined, host: string): boolean {
+  if (!servername) return false;
+  let name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return name.toLowerCase() !== servername.toLowerCase();
 }

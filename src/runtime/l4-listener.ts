@@ -140,7 +140,12 @@ async function openTcp(key: string, config: TcpListenerConfig, host: L4Host, con
   }
   sink.on('connection', (socket: Socket) => {
     socket.on('error', () => socket.destroy());
-    if (terminator !== null) return void terminator.emit('connection', socket);
+    if (terminator !== null) {
+      // Not half-open until the handshake is done (TcpProxy makes the TLS socket half-open): a FIN before it
+      // would otherwise never be acted on, and the socket would wait in CLOSE_WAIT for the handshake timeout.
+      socket.allowHalfOpen = false;
+      return void terminator.emit('connection', socket);
+    }
     if (fixed !== null) return forward(socket, fixed);
     // TLS passthrough: read the ClientHello (without answering it), pick by its server name, replay it.
     readClientHello(socket).then(

@@ -84,11 +84,15 @@ export class ListenSockets {
       onConnection(socket);
     };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);
-    const first = await listenOne(counted, host, port, many);
+    // The server's own choice (http.Server: true, HTTP decides when to end; a TLS server: false, or a client's FIN
+    // before its handshake is never acted on and the socket sits in CLOSE_WAIT until the handshake timeout).
+    const halfOpen = (server as { allowHalfOpen?: boolean }).allowHalfOpen ?? true;
+    const first = await listenOne(counted, host, port, many, halfOpen);
     const address = first.server.address() as AddressInfo;
     const sockets = [first];
     try {
-      for (let i = 1; many && i < count; i++) sockets.push(await listenOne(counted, host, address.port, true));
+      for (let i = 1; many && i < count; i++)
+        sockets.push(await listenOne(counted, host, address.port, true, halfOpen));
     } catch (err) {
       for (const s of sockets) s.server.close();
       throw err;
@@ -132,10 +136,10 @@ function listenOne(
   host: string,
   port: number,
   reusePort: boolean,
+  allowHalfOpen: boolean,
 ): Promise<Accepting> {
   return new Promise((resolve, reject) => {
-    // allowHalfOpen as http.Server sets it for its own sockets: HTTP decides when to end the write side.
-    const socket = createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
+    const socket = createServer({ noDelay: true, allowHalfOpen }, (c) => {
       accepting.accepted++;
       onConnection(c);
     });

@@ -50,6 +50,9 @@ export interface CompiledListener {
   readonly requestTimeout: number;
   /** Header carrying the verified client certificate upstream (https with clientAuth.forwardHeader), or null. */
   readonly clientCertHeader: string | null;
+  /** https with clientAuth: a request whose Host is not the TLS server name gets 421 (the certificate was
+   *  checked for the connection's name, not for the one the request asks for). */
+  readonly sniMustMatchHost: boolean;
   /** Strict-Transport-Security value for every response of an https listener, or null. */
   readonly hsts: string | null;
   /** A plain listener answering everything with a 308 to https on this port (0: off). */
@@ -188,6 +191,7 @@ export class Snapshot {
               trust: new ProxyTrust(l.trustedProxies),
               scheme: l.protocol,
               clientCertHeader: l.protocol === 'https' ? (l.tls.clientAuth?.forwardHeader ?? null) : null,
+              sniMustMatchHost: l.protocol === 'https' && (l.tls.clientAuth?.mode ?? 'off') !== 'off',
               hsts: l.protocol === 'https' && l.hsts ? hstsValue(l.hsts) : null,
               redirectToHttps:
                 l.protocol === 'http' && l.redirectToHttps !== false

@@ -204,6 +204,7 @@ routes:
             servername: 'a.example.com',
             ca: serverCa.cert,
             agent: false,
+            headers: { host: 'a.example.com' }, // the SNI's host: an mTLS listener answers 421 to any other
             ...(withCert ? { cert: client.cert, key: client.key } : {}),
           },
           (res) => {
@@ -224,7 +225,7 @@ routes:
             servername: 'a.example.com',
             ca: serverCa.cert,
             agent: false,
-            headers: { 'x-client-cert': 'subject="CN=admin"' },
+            headers: { host: 'a.example.com', 'x-client-cert': 'subject="CN=admin"' },
             ...(withCert ? { cert: client.cert, key: client.key } : {}),
           },
           (res) => {

@@ -110,7 +110,7 @@ describe('test provisioning', () => {
     const script = fileURLToPath(new URL('../provision.ts', import.meta.url));
     const res = spawnSync(process.execPath, [script], {
       encoding: 'utf8',
-      env: { PATH: binDir(...TEST_PROGRAMS.map((p) => p.binary)) },
+      env: { PATH: binDir(...TEST_PROGRAMS.map((p) => p.binary)) }, // whatever the list holds today
     });
     assert.equal(res.stderr, '');
     assert.equal(res.stdout, '');
