@@ -1,6 +1,6 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
-import { listener, underscoreHeaders } from './listener-schema.ts';
+import { escapedSlashes, listener, mergeSlashes, pathParameters, underscoreHeaders } from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -37,6 +37,9 @@ const limits = z.strictObject({
   requestTimeout: duration.prefault('60s'),
   keepAliveTimeout: duration.prefault('75s'),
   headersWithUnderscores: underscoreHeaders.default('drop'),
+  mergeSlashes: mergeSlashes.default(true),
+  escapedSlashes: escapedSlashes.default('reject'),
+  pathParameters: pathParameters.default('reject'),
 });
 
 const overrideHeader = z

@@ -15,7 +15,7 @@ import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../observability/events.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
-import { parseRequestTarget } from './url-path.ts';
+import { NOT_A_PATH, parseRequestTarget } from './url-path.ts';
 
 /** What the listener needs from the runtime; read on every request so a reload takes effect at once. */
 export interface ListenerHost {
@@ -137,7 +137,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const scheme = typeof forwardedProto === 'string' ? forwardedProto : listener.scheme;
   const incomingId = headers[snapshot.requestIdHeader];
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-  const target = parseRequestTarget(req.url ?? '');
+  const parsed = parseRequestTarget(req.url ?? '', listener.pathPolicy);
+  const target = typeof parsed === 'string' ? null : parsed;
   const ctx = new RequestContext(
     req,
     res,
@@ -159,7 +160,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (host.draining) res.shouldKeepAlive = false;
   if (target === null) {
     res.shouldKeepAlive = false;
-    sendProblem(ctx, global, 'TP_BAD_REQUEST', 'the request target must be a path');
+    const code = parsed === NOT_A_PATH ? 'TP_BAD_REQUEST' : 'TP_BAD_PATH';
+    sendProblem(ctx, global, code, parsed as string);
     return null;
   }
   const refused = checkRequestHead(ctx, listener.underscoreHeaders);

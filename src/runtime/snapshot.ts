@@ -17,6 +17,7 @@ import { PLUGINS } from '../plugins/registry.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
 import type { UnderscoreHeaders } from '../proxy/request-head.ts';
+import type { PathPolicy } from './url-path.ts';
 import { TERMINALS } from '../terminals/registry.ts';
 import type { Terminal } from '../terminals/terminal.ts';
 import type { Redis } from 'ioredis';
@@ -54,6 +55,7 @@ export interface CompiledListener {
   /** A plain listener answering everything with a 308 to https on this port (0: off). */
   readonly redirectToHttps: number;
   readonly underscoreHeaders: UnderscoreHeaders;
+  readonly pathPolicy: PathPolicy;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -185,6 +187,11 @@ export class Snapshot {
               headerTimeout: l.limits?.headerTimeout ?? config.limits.headerTimeout,
               keepAliveTimeout: l.limits?.keepAliveTimeout ?? config.limits.keepAliveTimeout,
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
+              pathPolicy: {
+                mergeSlashes: l.limits?.mergeSlashes ?? config.limits.mergeSlashes,
+                escapedSlashes: l.limits?.escapedSlashes ?? config.limits.escapedSlashes,
+                pathParameters: (l.limits?.pathParameters ?? config.limits.pathParameters) === 'allow',
+              },
               requestTimeout: maxRequestTimeout,
             },
           ];
