@@ -213,6 +213,12 @@ function routeOf(state: RequestState): CompiledRoute | null {
     });
     return null;
   }
+  if (match.value === undefined) {
+    // The path's most specific route does not take this method: 405, not a less protected route (router.ts).
+    ctx.res.setHeader('allow', match.allow);
+    sendProblem(ctx, snapshot.globalChain, 'TP_METHOD_NOT_ALLOWED', `${req.method} is not allowed on this path`);
+    return null;
+  }
   const route = match.value;
   ctx.params = match.params;
   ctx.routeName = route.name;
