@@ -28,7 +28,12 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 function h2AdminFrames(): Buffer {
   const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
   const literal = (name: string, value: string) =>
-    Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+    Buffer.concat([
+      Buffer.from([0x00, name.length]),
+      Buffer.from(name),
+      Buffer.from([value.length]),
+      Buffer.from(value),
+    ]);
   const block = Buffer.concat([
     Buffer.from([0x82]), // :method GET
     Buffer.from([0x86]), // :scheme http
@@ -80,7 +85,10 @@ test('HTTP/2 frames for /admin after an h2c upgrade never become a request: noth
 
 test('an h2c upgrade aimed at /admin itself meets the admin ACL (401) and nothing is forwarded', async () => {
   const before = backend.arrivals.length;
-  const { text } = await rawExchange(gw.http, Buffer.concat([Buffer.from(UPGRADE('/admin'), 'latin1'), h2AdminFrames()]));
+  const { text } = await rawExchange(
+    gw.http,
+    Buffer.concat([Buffer.from(UPGRADE('/admin'), 'latin1'), h2AdminFrames()]),
+  );
   assert.match(text, /^HTTP\/1\.1 401 /);
   assert.equal(backend.arrivals.length, before);
 });
