@@ -68,6 +68,18 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
   );
+  // Turnpike is no forward proxy: CONNECT (a tunnel to any host:port the client names) is refused, never opened.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    writeRawProblem(socket, 'TP_METHOD_NOT_ALLOWED', 'CONNECT is not served');
+    publishRefusal({
+      gateway: host.gateway,
+      listener: listener.config.name,
+      protocol: 'http/1.1',
+      clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
+      code: 'TP_METHOD_NOT_ALLOWED',
+    });
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
