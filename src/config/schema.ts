@@ -179,6 +179,20 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         .boolean()
         .default(false)
         .meta({ description: 'only clients that presented a verified certificate (mTLS); others get 403' }),
+      upgrades: z
+        .array(
+          z
+            .string()
+            .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?$/, {
+              message: 'expected a protocol token such as "connect-udp" or "h2c"',
+            })
+            .transform((p) => p.toLowerCase()),
+        )
+        .default([])
+        .meta({
+          description:
+            'Upgrade protocols tunnelled on this route besides WebSocket (always tunnelled); any other Upgrade is served as a plain request without it',
+        }),
       forwardOverrideHeaders: z.array(overrideHeader).default([]).meta({
         description:
           "client headers that make a backend read another method, URL or scheme are removed; list those this route's backend should get",

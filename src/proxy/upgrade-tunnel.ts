@@ -21,6 +21,8 @@ export interface TunnelRoute extends UpstreamHeaderPolicy {
   readonly chain: Chain;
   readonly connectTimeout: number;
   readonly idleTimeout: number;
+  /** Protocols besides WebSocket the route tunnels (`upgrades:`), or null. */
+  readonly upgrades: ReadonlySet<string> | null;
 }
 
 /**
@@ -32,15 +34,24 @@ export function tunnelsUpgrade(req: IncomingMessage): boolean {
   return upgrade !== undefined && /(?:^|,)\s*websocket\s*(?:,|$)/i.test(upgrade);
 }
 
+/** Whether the Upgrade header `offered` lists `protocol` (lower case), e.g. `h2c, foo/2` lists `foo/2`. */
+export function offers(offered: string, protocol: string): boolean {
+  for (const p of offered.split(',')) if (p.trim().toLowerCase() === protocol) return true;
+  return false;
+}
+
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-/** The upstream's 101 names the protocol asked for and, for WebSocket, answers its key (RFC 6455 §4.2.2). */
-function acceptsHandshake(req: IncomingMessage, res: IncomingMessage): boolean {
+/**
+ * The upstream's 101 names a protocol the client offered and the route tunnels, and for WebSocket answers the
+ * client's key (RFC 6455 §4.2.2).
+ */
+function acceptsHandshake(req: IncomingMessage, res: IncomingMessage, upgrades: ReadonlySet<string> | null): boolean {
   const asked = req.headers.upgrade;
-  const got = res.headers.upgrade;
+  const got = res.headers.upgrade?.trim().toLowerCase();
   if (asked === undefined || got === undefined) return false;
-  if (!/(?:^|,)\s*websocket\s*(?:,|$)/i.test(asked)) return asked.toLowerCase().includes(got.trim().toLowerCase());
-  if (got.trim().toLowerCase() !== 'websocket') return false;
+  if (got !== 'websocket') return upgrades !== null && upgrades.has(got) && offers(asked, got);
+  if (!offers(asked, 'websocket')) return false;
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string') return false;
   const accept = createHash('sha1')
@@ -124,7 +135,7 @@ export function tunnel(
   req.on('upgrade', (res: IncomingMessage, upstream: Socket, upstreamHead: Buffer) => {
     // A 101 that does not complete the client's WebSocket handshake is no switch (RFC 6455 §4.1): tunnelling on
     // it would hand the client's next bytes (`GET /admin ...`) to the backend past every route (WebSocket smuggling).
-    if (!acceptsHandshake(ctx.req, res)) {
+    if (!acceptsHandshake(ctx.req, res, route.upgrades)) {
       upstream.destroy();
       settle(true);
       clientSocket.off('close', onClientGone);

@@ -11,7 +11,7 @@ import { writeRawProblem } from '../pipeline/problem.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { checkRequestHead } from '../proxy/request-head.ts';
-import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
+import { offers, tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../observability/events.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
@@ -57,8 +57,9 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
       connectionsCheckingInterval: 1000,
       requireHostHeader: true,
       noDelay: true,
-      // Only WebSocket is tunnelled: any other Upgrade (h2c above all) is an ordinary request, its upgrade dropped.
-      shouldUpgradeCallback: tunnelsUpgrade,
+      // Only WebSocket is tunnelled, unless the route lists the protocol in `upgrades`: any other Upgrade (h2c above
+      // all) is an ordinary request, its upgrade dropped.
+      shouldUpgradeCallback: upgradeCallback(host, key),
     },
     (req, res) => handleRequest(host, key, req, res),
   );
@@ -68,18 +69,7 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
   );
-  // Turnpike is no forward proxy: CONNECT (a tunnel to any host:port the client names) is refused, never opened.
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    socket.on('error', () => socket.destroy());
-    writeRawProblem(socket, 'TP_METHOD_NOT_ALLOWED', 'CONNECT is not served');
-    publishRefusal({
-      gateway: host.gateway,
-      listener: listener.config.name,
-      protocol: 'http/1.1',
-      clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
-      code: 'TP_METHOD_NOT_ALLOWED',
-    });
-  });
+  server.on('connect', refuseConnect(host, listener.config.name));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -101,6 +91,43 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
     });
   });
   return server;
+}
+
+/** Turnpike is no forward proxy: CONNECT (a tunnel to any host:port the client names) is refused, never opened. */
+export function refuseConnect(host: ListenerHost, name: string): (req: IncomingMessage, socket: Socket) => void {
+  return (_req, socket) => {
+    socket.on('error', () => socket.destroy());
+    writeRawProblem(socket, 'TP_METHOD_NOT_ALLOWED', 'CONNECT is not served');
+    publishRefusal({
+      gateway: host.gateway,
+      listener: name,
+      protocol: 'http/1.1',
+      clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
+      code: 'TP_METHOD_NOT_ALLOWED',
+    });
+  };
+}
+
+/** Node's shouldUpgradeCallback: WebSocket, or a protocol the route the request reaches lists in `upgrades`. */
+export function upgradeCallback(host: ListenerHost, key: string): (req: IncomingMessage) => boolean {
+  return (req) => tunnelsUpgrade(req) || routeTunnels(host, key, req);
+}
+
+/** A non-WebSocket Upgrade is tunnelled only when the route the request reaches lists one offered protocol. */
+function routeTunnels(host: ListenerHost, key: string, req: IncomingMessage): boolean {
+  const snapshot = host.current;
+  const offered = req.headers.upgrade;
+  if (!snapshot.otherUpgrades || offered === undefined) return false;
+  const listener = snapshot.listeners.get(key);
+  if (listener === undefined) return false;
+  const target = parseRequestTarget(req.url ?? '', listener.pathPolicy);
+  if (typeof target === 'string') return false;
+  const hostHeader = target.authority ?? req.headers.host ?? '';
+  const match = snapshot.router.find(req.method!, hostHeader, target.path, req.headers, target.query);
+  const upgrades = match?.value?.upgrades;
+  if (upgrades == null) return false;
+  for (const p of upgrades) if (offers(offered, p)) return true;
+  return false;
 }
 
 /** Applies timeouts of a new snapshot to a server that stays open across a reload. */

@@ -10,9 +10,8 @@ import {
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
-import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
-import { handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
+import { handleRequest, handleUpgrade, upgradeCallback, type ListenerHost } from './http-listener.ts';
 import type { CompiledListener } from './snapshot.ts';
 
 /** Streams a client may reset per second before its session is closed (HTTP/2 rapid reset, CVE-2023-44487). */
@@ -54,7 +53,7 @@ export function createHttpsServer(
   store.attach(server);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
   (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
-    tunnelsUpgrade;
+    upgradeCallback(host, key);
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
   );

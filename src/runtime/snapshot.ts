@@ -36,6 +36,8 @@ export interface CompiledRoute {
   /** `protocol: grpc`: errors answered as gRPC statuses even for requests without a gRPC content type. */
   readonly grpc: boolean;
   readonly requireClientCert: boolean;
+  /** `upgrades:` besides WebSocket, lower case; null when none. */
+  readonly upgrades: ReadonlySet<string> | null;
 }
 
 export interface CompiledListener {
@@ -91,6 +93,8 @@ export class Snapshot {
    */
   readonly globalChain: Chain;
   readonly router: Router<CompiledRoute>;
+  /** Whether any route lists `upgrades:` (else only WebSocket upgrades are looked at). */
+  readonly otherUpgrades: boolean;
   readonly upstreams: ReadonlyMap<string, UpstreamPool>;
   readonly listeners: ReadonlyMap<string, CompiledListener>;
   /** Upstreams of tcp:// or udp:// targets, for the L4 listeners. */
@@ -158,6 +162,7 @@ export class Snapshot {
       this.echoRequestId,
     );
     this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
+    this.otherUpgrades = this.routes.some((r) => r.upgrades !== null);
 
     const maxRequestTimeout = Math.max(
       config.limits.requestTimeout,
@@ -224,6 +229,7 @@ export class Snapshot {
       terminal,
       grpc: route.protocol === 'grpc',
       requireClientCert: route.requireClientCert,
+      upgrades: route.upgrades.length > 0 ? new Set(route.upgrades) : null,
     };
   }
 }
