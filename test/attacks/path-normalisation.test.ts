@@ -149,3 +149,23 @@ test('with an API key, //admin//secret is forwarded as the /admin/secret the ACL
     ['/admin/secret'],
   );
 });
+
+test('with mergeSlashes: false and pathParameters: allow, //admin and /admin;x stay as sent: routed and forwarded byte for byte', async () => {
+  // Why the defaults are true / reject: with them off, the open catch-all takes these paths, and a slash-merging or
+  // Tomcat-style backend behind it would read /admin. The gateway stays consistent, the backend must be too.
+  const loose = await startAttackGateway({
+    upstream: backend.url,
+    limits: 'mergeSlashes: false\npathParameters: allow',
+  });
+  try {
+    for (const target of ['//admin', '/admin;jsessionid=x']) {
+      const r = await probe(target, loose.http);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.arrived, [target]);
+    }
+    // Dot segments with parameters stay refused whatever the policy.
+    assert.equal((await probe('/public/..;/admin', loose.http)).status, 400);
+  } finally {
+    await loose.stop();
+  }
+});
