@@ -59,7 +59,26 @@ export const NOT_A_PATH = 'the request target must be a path';
 const NEEDS_WORK = /[%\\;]|\/\/|\/\./;
 const REFUSED = '\0';
 const BAD_DOT = '\0dot';
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+/** The value of a hex digit's char code, or -1. */
+function hex(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  c |= 32;
+  return c >= 97 && c <= 102 ? c - 87 : -1;
+}
+
+/** ALPHA, DIGIT, `-`, `.`, `_`, `~` (RFC 3986 §2.3): escaping them changes nothing, so they are decoded. */
+function unreserved(b: number): boolean {
+  return (
+    (b >= 0x61 && b <= 0x7a) ||
+    (b >= 0x41 && b <= 0x5a) ||
+    (b >= 0x30 && b <= 0x39) ||
+    b === 0x2d ||
+    b === 0x2e ||
+    b === 0x5f ||
+    b === 0x7e
+  );
+}
 
 /**
  * Decodes escaped unreserved characters and applies the slash policy; any other escape stays as sent. Refused
@@ -70,31 +89,30 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
 function decodeEscapes(path: string, slashes: EscapedSlashes): string {
   let out = '';
   let last = 0;
-  // A run of escaped bytes >= 0x80 (one character or more) must be UTF-8 on its own.
-  let bytes: number[] | null = null;
+  // The escaped bytes >= 0x80 of the current run (one character or more), checked as UTF-8 when the run ends.
+  const utf8 = UTF8_RUN.reset();
   let runEnd = -1;
+  const n = path.length;
   for (let i = path.indexOf('%'); i !== -1; i = path.indexOf('%', i)) {
-    const hex = path.slice(i + 1, i + 3);
-    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return REFUSED + 'a "%" in the path is not followed by two hex digits';
-    const byte = parseInt(hex, 16);
+    const hi = hex(path.charCodeAt(i + 1));
+    const lo = hex(path.charCodeAt(i + 2));
+    if (hi < 0 || lo < 0) return REFUSED + 'a "%" in the path is not followed by two hex digits';
+    const byte = hi * 16 + lo;
+    if (runEnd !== i && !utf8.complete()) return REFUSED + NOT_UTF8;
     let replace: string | null = null;
     if (byte < 0x20 || byte === 0x7f) return REFUSED + 'a path may not contain an escaped control character';
     if (byte === 0x2f || byte === 0x5c) {
       if (slashes === 'reject') return REFUSED + 'a path may not contain an escaped slash (%2F or %5C)';
       if (slashes === 'unescape') replace = '/';
-    } else if (byte === 0x25 && slashes === 'reject' && /^(?:2[eEfF]|5[cC])$/.test(path.slice(i + 3, i + 5))) {
+    } else if (byte === 0x25 && slashes === 'reject' && escapesSlashOrDot(path, i + 3)) {
       return REFUSED + 'a path may not contain a double-escaped slash or dot';
     } else if (byte === 0x20) {
-      const before = path.charCodeAt(i - 1);
-      const after = path.charCodeAt(i + 3);
-      if (before === 47 || after === 47 || Number.isNaN(after) || i + 3 === path.length)
+      if (path.charCodeAt(i - 1) === 47 || i + 3 === n || path.charCodeAt(i + 3) === 47)
         return REFUSED + 'a path segment may not start or end with an escaped space';
-    } else if (byte < 0x80 && UNRESERVED.test(String.fromCharCode(byte))) {
-      replace = String.fromCharCode(byte);
-    } else if (byte >= 0x80) {
-      if (runEnd !== i && bytes !== null && !isUtf8(bytes)) return REFUSED + 'the escapes in the path are not UTF-8';
-      if (runEnd !== i) bytes = [];
-      bytes!.push(byte);
+    } else if (byte < 0x80) {
+      if (unreserved(byte)) replace = String.fromCharCode(byte);
+    } else {
+      if (!utf8.push(byte)) return REFUSED + NOT_UTF8;
       runEnd = i + 3;
     }
     if (replace !== null) {
@@ -103,20 +121,59 @@ function decodeEscapes(path: string, slashes: EscapedSlashes): string {
     }
     i += 3;
   }
-  if (bytes !== null && !isUtf8(bytes)) return REFUSED + 'the escapes in the path are not UTF-8';
+  if (!utf8.complete()) return REFUSED + NOT_UTF8;
   return last === 0 ? path : out + path.slice(last);
 }
 
-/** Whether the escaped bytes of a path, taken in order, form valid UTF-8 (TextDecoder refuses overlong forms). */
-function isUtf8(bytes: number[]): boolean {
-  try {
-    UTF8.decode(Uint8Array.from(bytes));
+const NOT_UTF8 = 'the escapes in the path are not UTF-8';
+
+/** Whether `path` at `at` reads `2e`, `2f` or `5c` (after a `%25`: a double-escaped dot or slash). */
+function escapesSlashOrDot(path: string, at: number): boolean {
+  const a = path.charCodeAt(at);
+  const b = path.charCodeAt(at + 1) | 32;
+  return (a === 50 && (b === 101 || b === 102)) || (a === 53 && b === 99);
+}
+
+/** A UTF-8 validator fed one byte at a time (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+class Utf8Run {
+  #need = 0;
+  #low = 0x80;
+  #high = 0xbf;
+
+  push(b: number): boolean {
+    if (this.#need === 0) {
+      if (b >= 0xc2 && b <= 0xdf) this.#need = 1;
+      else if (b >= 0xe0 && b <= 0xef) {
+        this.#need = 2;
+        if (b === 0xe0) this.#low = 0xa0;
+        else if (b === 0xed) this.#high = 0x9f;
+      } else if (b >= 0xf0 && b <= 0xf4) {
+        this.#need = 3;
+        if (b === 0xf0) this.#low = 0x90;
+        else if (b === 0xf4) this.#high = 0x8f;
+      } else return false;
+      return true;
+    }
+    if (b < this.#low || b > this.#high) return false;
+    this.#low = 0x80;
+    this.#high = 0xbf;
+    this.#need--;
     return true;
-  } catch {
-    return false;
+  }
+
+  complete(): boolean {
+    return this.#need === 0;
+  }
+
+  reset(): this {
+    this.#need = 0;
+    this.#low = 0x80;
+    this.#high = 0xbf;
+    return this;
   }
 }
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** One for the module: paths are read synchronously, one at a time. */
+const UTF8_RUN = new Utf8Run();
 
 /**
  * RFC 3986 §5.2.4. A `..;x` or `.;x` segment (Tomcat reads it as `..`) yields BAD_DOT: it is refused, whatever
