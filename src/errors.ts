@@ -19,6 +19,7 @@ export const ERRORS = {
   TP_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached to check the credential' },
   TP_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the gateway needs is unavailable' },
   TP_BAD_REQUEST: { status: 400, title: 'Malformed request' },
+  TP_BAD_PATH: { status: 400, title: 'The request path is ambiguous or not allowed' },
   TP_METHOD_NOT_ALLOWED: { status: 405, title: 'This method is not allowed' },
   TP_MISDIRECTED_REQUEST: { status: 421, title: 'This connection is not for the requested host' },
   TP_REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time' },

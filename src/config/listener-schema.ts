@@ -24,6 +24,21 @@ const common = {
   }),
 };
 
+export const mergeSlashes = z.boolean().meta({
+  description:
+    'read `//` in a path as `/` before routing and forward it merged (NGINX merge_slashes, on by default; Envoy merge_slashes), so `//admin` meets the ACLs of `/admin`',
+});
+
+export const escapedSlashes = z.enum(['reject', 'keep', 'unescape']).meta({
+  description:
+    '%2F and %5C in a path: reject the request with 400 (default), keep them escaped (routed and forwarded escaped), or unescape them to `/` before routing and forward that (Envoy path_with_escaped_slashes_action)',
+});
+
+export const pathParameters = z.enum(['reject', 'allow']).meta({
+  description:
+    '";" in a path (Tomcat and Spring strip `;jsessionid=x` before matching, so `/admin;x` is `/admin` to them): reject with 400 (default) or allow',
+});
+
 export const underscoreHeaders = z.enum(['reject', 'drop', 'allow']).meta({
   description:
     'header names with "_" (CGI backends read X_Auth_User as X-Auth-User): drop them (default), reject the request with 400, or allow them',
@@ -91,6 +106,9 @@ const httpLimits = z
     maxConnections: maxConnections.optional(),
     maxConnectionsPerClient: maxConnectionsPerClient.optional(),
     maxRequestsPerConnection: maxRequestsPerConnection.optional(),
+    mergeSlashes: mergeSlashes.optional(),
+    escapedSlashes: escapedSlashes.optional(),
+    pathParameters: pathParameters.optional(),
   })
   .optional();
 

@@ -2,6 +2,7 @@
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
+  escapedSlashes,
   h2Limits,
   listener,
   maxConnections,
@@ -9,6 +10,8 @@ import {
   maxHeaderCount,
   maxRequestsPerConnection,
   maxUriLength,
+  mergeSlashes,
+  pathParameters,
   sendTimeout,
   underscoreHeaders,
 } from './listener-schema.ts';
@@ -59,6 +62,9 @@ const limits = z.strictObject({
   maxConnections: maxConnections.default(10_000),
   maxConnectionsPerClient: maxConnectionsPerClient.default(0),
   maxRequestsPerConnection: maxRequestsPerConnection.default(1000),
+  mergeSlashes: mergeSlashes.default(true),
+  escapedSlashes: escapedSlashes.default('reject'),
+  pathParameters: pathParameters.default('reject'),
 });
 
 const overrideHeader = z
@@ -205,6 +211,20 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         .boolean()
         .default(false)
         .meta({ description: 'only clients that presented a verified certificate (mTLS); others get 403' }),
+      upgrades: z
+        .array(
+          z
+            .string()
+            .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?$/, {
+              message: 'expected a protocol token such as "connect-udp" or "h2c"',
+            })
+            .transform((p) => p.toLowerCase()),
+        )
+        .default([])
+        .meta({
+          description:
+            'Upgrade protocols tunnelled on this route besides WebSocket (always tunnelled); any other Upgrade is served as a plain request without it',
+        }),
       forwardOverrideHeaders: z.array(overrideHeader).default([]).meta({
         description:
           "client headers that make a backend read another method, URL or scheme are removed; list those this route's backend should get",

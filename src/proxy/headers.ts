@@ -75,6 +75,19 @@ export interface UpstreamHeaderPolicy {
   readonly consumerGroupsHeader: string;
   /** The override headers (OVERRIDE_HEADER_NAMES) this route forwards from clients (lowercase), or null for none. */
   readonly overrideHeaders: ReadonlySet<string> | null;
+  /** Upgrade protocols besides WebSocket the route tunnels (`upgrades:`, lowercase), or null. */
+  readonly upgrades?: ReadonlySet<string> | null;
+}
+
+/** The protocols of an Upgrade request that go upstream: WebSocket alone, or those the route lists in `upgrades`. */
+function upgradeOffer(offered: string, upgrades: ReadonlySet<string> | null | undefined): string {
+  if (upgrades == null || /(?:^|,)\s*websocket\s*(?:,|$)/i.test(offered)) return 'websocket';
+  const out: string[] = [];
+  for (const p of offered.split(',')) {
+    const name = p.trim().toLowerCase();
+    if (upgrades.has(name)) out.push(name);
+  }
+  return out.join(', ');
 }
 
 /** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
@@ -101,8 +114,8 @@ export function upstreamRequestHeaders(
         continue;
       }
       if (keepUpgrade && name === 'upgrade') {
-        // Only WebSocket is tunnelled (tunnelsUpgrade); other protocols the client offered beside it go no further.
-        out.push('upgrade', 'websocket');
+        // Only WebSocket, or what the route lists in `upgrades`, is tunnelled; other offered protocols go no further.
+        out.push('upgrade', upgradeOffer(String(src.upgrade), policy.upgrades));
         continue;
       }
       const passed =

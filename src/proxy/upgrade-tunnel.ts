@@ -2,6 +2,7 @@
 // Node's HTTP client parses the upstream's answer: a 101 turns into a byte tunnel (backend identity headers
 // hidden), any other answer is relayed as a normal response with its own framing, and the client connection
 // is closed after it, so nothing the client sends past a refused upgrade reaches the upstream unrouted.
+import { createHash } from 'node:crypto';
 import { STATUS_CODES, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
@@ -20,6 +21,8 @@ export interface TunnelRoute extends UpstreamHeaderPolicy {
   readonly chain: Chain;
   readonly connectTimeout: number;
   readonly idleTimeout: number;
+  /** Protocols besides WebSocket the route tunnels (`upgrades:`), or null. */
+  readonly upgrades: ReadonlySet<string> | null;
 }
 
 /**
@@ -29,6 +32,32 @@ export interface TunnelRoute extends UpstreamHeaderPolicy {
 export function tunnelsUpgrade(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade;
   return upgrade !== undefined && /(?:^|,)\s*websocket\s*(?:,|$)/i.test(upgrade);
+}
+
+/** Whether the Upgrade header `offered` lists `protocol` (lower case), e.g. `h2c, foo/2` lists `foo/2`. */
+export function offers(offered: string, protocol: string): boolean {
+  for (const p of offered.split(',')) if (p.trim().toLowerCase() === protocol) return true;
+  return false;
+}
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * The upstream's 101 names a protocol the client offered and the route tunnels, and for WebSocket answers the
+ * client's key (RFC 6455 §4.2.2).
+ */
+function acceptsHandshake(req: IncomingMessage, res: IncomingMessage, upgrades: ReadonlySet<string> | null): boolean {
+  const asked = req.headers.upgrade;
+  const got = res.headers.upgrade?.trim().toLowerCase();
+  if (asked === undefined || got === undefined) return false;
+  if (got !== 'websocket') return upgrades !== null && upgrades.has(got) && offers(asked, got);
+  if (!offers(asked, 'websocket')) return false;
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string') return false;
+  const accept = createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
+  return res.headers['sec-websocket-accept'] === accept;
 }
 
 function codedError(message: string, code: string): Error {
@@ -104,6 +133,15 @@ export function tunnel(
   });
 
   req.on('upgrade', (res: IncomingMessage, upstream: Socket, upstreamHead: Buffer) => {
+    // A 101 that does not complete the client's WebSocket handshake is no switch (RFC 6455 §4.1): tunnelling on
+    // it would hand the client's next bytes (`GET /admin ...`) to the backend past every route (WebSocket smuggling).
+    if (!acceptsHandshake(ctx.req, res, route.upgrades)) {
+      upstream.destroy();
+      settle(true);
+      clientSocket.off('close', onClientGone);
+      sendProblem(ctx, route.chain, 'TP_UPSTREAM_BAD_RESPONSE');
+      return;
+    }
     settle(false);
     clientSocket.off('close', onClientGone);
     if (clientSocket.destroyed) {

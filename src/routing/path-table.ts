@@ -13,7 +13,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import FindMyWay from 'find-my-way';
 import { percentDecode } from '../http/percent.ts';
 import { compareSpecificity, fmwPattern, patternRegExp, type PathPattern, type Segment } from './paths.ts';
-import { predicatesPass, type Predicates } from './predicates.ts';
+import { headersAndQueryPass, predicatesPass, type Predicates } from './predicates.ts';
 
 export interface CompiledRoute<T> {
   readonly value: T;
@@ -29,6 +29,15 @@ export interface CompiledRoute<T> {
 export interface RouteMatch<T> {
   readonly value: T;
   readonly params: Record<string, string>;
+}
+
+/**
+ * The most specific path that matches belongs to routes none of which allows the method: answered 405 rather
+ * than passed to a less specific (often less protected) route. `allow` is the Allow header.
+ */
+export interface MethodNotAllowed {
+  readonly value: undefined;
+  readonly allow: string;
 }
 
 interface Candidate<T> {
@@ -170,16 +179,35 @@ export class PathTable<T> {
     return { route, paramNames: p.paramNames, paramFrom, paramConst, check: null };
   }
 
-  find(method: string, path: string, headers: IncomingHttpHeaders, query: string): RouteMatch<T> | undefined {
+  find(
+    method: string,
+    path: string,
+    headers: IncomingHttpHeaders,
+    query: string,
+  ): RouteMatch<T> | MethodNotAllowed | undefined {
     const found = this.#fmw.find('GET', path);
     const candidates = found === null ? this.#fallback : (found.store as Key<T>).candidates;
     const fmwParams = found === null ? EMPTY_PARAMS : found.params;
+    // The first route whose path, headers and query match but whose methods do not claims the path: only routes
+    // with the same path segments (GET /orders and POST /orders as two routes) may still take the request.
+    let claimed: readonly Segment[] | null = null;
+    let allow: Set<string> | null = null;
     for (let i = 0; i < candidates.length; i++) {
       const c = candidates[i]!;
-      if (!predicatesPass(c.route.predicates, method, headers, query)) continue;
+      const p = c.route.predicates;
+      if (claimed !== null && !sameSegments(claimed, c.route.pattern!.segments)) continue;
+      if (!predicatesPass(p, method, headers, query)) {
+        if (p.methods === null || p.methods.has(method) || !headersAndQueryPass(p, headers, query)) continue;
+        const params = c.check === null ? mappedParams(c, fmwParams) : checkedParams(c, path);
+        if (params === undefined) continue;
+        claimed ??= c.route.pattern!.segments;
+        for (const m of p.methods) (allow ??= new Set()).add(m);
+        continue;
+      }
       const params = c.check === null ? mappedParams(c, fmwParams) : checkedParams(c, path);
       if (params !== undefined) return { value: c.route.value, params };
     }
+    if (allow !== null) return { value: undefined, allow: [...allow].join(', ') };
     const regexRoutes = this.#regexRoutes;
     for (let i = 0; i < regexRoutes.length; i++) {
       const route = regexRoutes[i]!;
@@ -189,6 +217,13 @@ export class PathTable<T> {
     }
     return undefined;
   }
+}
+
+function sameSegments(a: readonly Segment[], b: readonly Segment[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function byPrecedence<T>(a: Candidate<T>, b: Candidate<T>): number {

@@ -59,6 +59,11 @@ function queryMatches(query: string, name: string, m: Matcher): boolean {
 /** Methods, then every header, then every query predicate. */
 export function predicatesPass(p: Predicates, method: string, headers: IncomingHttpHeaders, query: string): boolean {
   if (p.methods !== null && !p.methods.has(method)) return false;
+  return headersAndQueryPass(p, headers, query);
+}
+
+/** Every header and query predicate (a route whose methods alone refuse a request claims its path: 405). */
+export function headersAndQueryPass(p: Predicates, headers: IncomingHttpHeaders, query: string): boolean {
   const headerNames = p.headerNames;
   for (let i = 0; i < headerNames.length; i++) {
     if (!headerMatches(headers[headerNames[i]!], p.headerMatchers[i]!)) return false;

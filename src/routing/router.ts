@@ -16,9 +16,12 @@
 //    Within a and b the most specific pattern comes first, as find-my-way orders them: at the first
 //    segment where two patterns differ a static segment beats a `:param`, and a longer prefix beats a
 //    shorter one (static > param > wildcard). Equally specific patterns are tried in config order.
-// 3. Predicates. A route whose path matches but whose methods, headers or query do not, is passed
-//    over for the next candidate in the order above (`POST /orders` skips a GET-only `/orders` route
-//    for a `/` route). HEAD is accepted by a route that allows GET.
+// 3. Predicates. A route whose path matches but whose headers or query do not, is passed over for the
+//    next candidate in the order above. A route whose path, headers and query match but whose methods do
+//    not claims the path: only routes with the same path pattern are still tried (a GET-only and a
+//    POST-only `/orders`), and if none takes the method the answer is 405 with Allow, never a less
+//    specific route (`POST /orders` must not fall to an open `/` route past the ACLs of `/orders`).
+//    HEAD is accepted by a route that allows GET.
 //
 // Paths: a prefix matches on a segment boundary (`/users` matches `/users`, `/users/`, `/users/7`,
 // not `/usersX`); a prefix written with a trailing slash (`/users/`) needs something after it (`/users/`
@@ -26,11 +29,11 @@
 // segment, and is decoded. Static segments are compared after find-my-way's percent-decoding.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { MatchConfig } from '../config/schema.ts';
-import { PathTable, type CompiledRoute, type RouteMatch } from './path-table.ts';
+import { PathTable, type CompiledRoute, type MethodNotAllowed, type RouteMatch } from './path-table.ts';
 import { parsePathPattern } from './paths.ts';
 import { compilePredicates } from './predicates.ts';
 
-export type { RouteMatch } from './path-table.ts';
+export type { MethodNotAllowed, RouteMatch } from './path-table.ts';
 
 export interface RouteDefinition<T> {
   readonly match: MatchConfig;
@@ -117,7 +120,7 @@ export class Router<T> {
     path: string,
     headers: IncomingHttpHeaders,
     query: string,
-  ): RouteMatch<T> | undefined {
+  ): RouteMatch<T> | MethodNotAllowed | undefined {
     // Host names are case-insensitive (RFC 9110 §4.2.3); configured ones are lowercased at load.
     const name = hostName(host).toLowerCase();
     if (name !== '') {

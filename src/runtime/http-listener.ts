@@ -11,12 +11,12 @@ import { writeRawProblem } from '../pipeline/problem.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { checkRequestHead, refuseHead } from '../proxy/request-head.ts';
-import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
+import { offers, tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../observability/events.ts';
 import type { ErrorCode } from '../errors.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
-import { parseRequestTarget } from './url-path.ts';
+import { NOT_A_PATH, parseRequestTarget } from './url-path.ts';
 
 /** What the listener needs from the runtime; read on every request so a reload takes effect at once. */
 export interface ListenerHost {
@@ -60,8 +60,9 @@ export function createHttpServer(host: ListenerHost, key: string, listener: Comp
       // refuseHead answers a missing Host with a problem (Node's own 400 has no body).
       requireHostHeader: false,
       noDelay: true,
-      // Only WebSocket is tunnelled: any other Upgrade (h2c above all) is an ordinary request, its upgrade dropped.
-      shouldUpgradeCallback: tunnelsUpgrade,
+      // Only WebSocket is tunnelled, unless the route lists the protocol in `upgrades`: any other Upgrade (h2c above
+      // all) is an ordinary request, its upgrade dropped.
+      shouldUpgradeCallback: upgradeCallback(host, key),
     },
     (req, res) => handleRequest(host, key, req, res),
   );
@@ -119,6 +120,28 @@ export function refuseConnection(
     clientIp: normalizeAddress(proxiedClient(socket)?.address ?? peerAddressOf(socket) ?? ''),
     code,
   });
+}
+
+/** Node's shouldUpgradeCallback: WebSocket, or a protocol the route the request reaches lists in `upgrades`. */
+export function upgradeCallback(host: ListenerHost, key: string): (req: IncomingMessage) => boolean {
+  return (req) => tunnelsUpgrade(req) || routeTunnels(host, key, req);
+}
+
+/** A non-WebSocket Upgrade is tunnelled only when the route the request reaches lists one offered protocol. */
+function routeTunnels(host: ListenerHost, key: string, req: IncomingMessage): boolean {
+  const snapshot = host.current;
+  const offered = req.headers.upgrade;
+  if (!snapshot.otherUpgrades || offered === undefined) return false;
+  const listener = snapshot.listeners.get(key);
+  if (listener === undefined) return false;
+  const target = parseRequestTarget(req.url ?? '', listener.pathPolicy);
+  if (typeof target === 'string') return false;
+  const hostHeader = target.authority ?? req.headers.host ?? '';
+  const match = snapshot.router.find(req.method!, hostHeader, target.path, req.headers, target.query);
+  const upgrades = match?.value?.upgrades;
+  if (upgrades == null) return false;
+  for (const p of upgrades) if (offers(offered, p)) return true;
+  return false;
 }
 
 /** Applies timeouts of a new snapshot to a server that stays open across a reload. */
@@ -187,7 +210,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const scheme = typeof forwardedProto === 'string' ? forwardedProto : listener.scheme;
   const incomingId = headers[snapshot.requestIdHeader];
   const requestId = typeof incomingId === 'string' && VALID_REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-  const target = parseRequestTarget(req.url ?? '');
+  const parsed = parseRequestTarget(req.url ?? '', listener.pathPolicy);
+  const target = typeof parsed === 'string' ? null : parsed;
   const ctx = new RequestContext(
     req,
     res,
@@ -215,7 +239,8 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   }
   if (target === null) {
     res.shouldKeepAlive = false;
-    sendProblem(ctx, global, 'TP_BAD_REQUEST', 'the request target must be a path');
+    const code = parsed === NOT_A_PATH ? 'TP_BAD_REQUEST' : 'TP_BAD_PATH';
+    sendProblem(ctx, global, code, parsed as string);
     return null;
   }
   const refused = checkRequestHead(ctx, listener.underscoreHeaders);
@@ -271,6 +296,12 @@ function routeOf(state: RequestState): CompiledRoute | null {
         r !== undefined ? sendReply(ctx, global, r) : sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND');
       return reply instanceof Promise ? reply.then(answer) : answer(reply);
     });
+    return null;
+  }
+  if (match.value === undefined) {
+    // The path's most specific route does not take this method: 405, not a less protected route (router.ts).
+    ctx.res.setHeader('allow', match.allow);
+    sendProblem(ctx, snapshot.globalChain, 'TP_METHOD_NOT_ALLOWED', `${req.method} is not allowed on this path`);
     return null;
   }
   const route = match.value;

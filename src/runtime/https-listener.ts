@@ -15,9 +15,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
-import { tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
-import { clientErrorHandler, handleRequest, handleUpgrade, type ListenerHost } from './http-listener.ts';
+import {
+  clientErrorHandler,
+  handleRequest,
+  handleUpgrade,
+  upgradeCallback,
+  type ListenerHost,
+} from './http-listener.ts';
 import { limitSession, sessionLimitsOf, updateSessionLimits } from './h2-sessions.ts';
 import type { CompiledListener } from './snapshot.ts';
 import { guardConnections, handleH2Request, onSession, sessionOptions } from './h2-session.ts';
@@ -60,7 +65,7 @@ export function createHttpsServer(
   applyHttp1Limits(server, listener);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
   (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
-    tunnelsUpgrade;
+    upgradeCallback(host, key);
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
     handleUpgrade(host, key, req, socket, head),
   );

@@ -18,6 +18,7 @@ import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
 import type { UnderscoreHeaders } from '../proxy/request-head.ts';
 import type { H2GuardLimits } from './h2-frame-guard.ts';
+import type { PathPolicy } from './url-path.ts';
 import { TERMINALS } from '../terminals/registry.ts';
 import type { Terminal } from '../terminals/terminal.ts';
 import type { Redis } from 'ioredis';
@@ -36,6 +37,8 @@ export interface CompiledRoute {
   /** `protocol: grpc`: errors answered as gRPC statuses even for requests without a gRPC content type. */
   readonly grpc: boolean;
   readonly requireClientCert: boolean;
+  /** `upgrades:` besides WebSocket, lower case; null when none. */
+  readonly upgrades: ReadonlySet<string> | null;
 }
 
 export interface CompiledListener {
@@ -71,6 +74,7 @@ export interface CompiledListener {
   readonly maxConnectionsPerClient: number;
   /** 0: no limit. */
   readonly maxRequestsPerConnection: number;
+  readonly pathPolicy: PathPolicy;
 }
 
 /** `maxAge` in milliseconds (a config duration); the header counts whole seconds. */
@@ -106,6 +110,8 @@ export class Snapshot {
    */
   readonly globalChain: Chain;
   readonly router: Router<CompiledRoute>;
+  /** Whether any route lists `upgrades:` (else only WebSocket upgrades are looked at). */
+  readonly otherUpgrades: boolean;
   readonly upstreams: ReadonlyMap<string, UpstreamPool>;
   readonly listeners: ReadonlyMap<string, CompiledListener>;
   /** Upstreams of tcp:// or udp:// targets, for the L4 listeners. */
@@ -173,6 +179,7 @@ export class Snapshot {
       this.echoRequestId,
     );
     this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
+    this.otherUpgrades = this.routes.some((r) => r.upgrades !== null);
 
     const maxRequestTimeout = Math.max(
       config.limits.requestTimeout,
@@ -205,6 +212,11 @@ export class Snapshot {
               underscoreHeaders: l.limits?.headersWithUnderscores ?? config.limits.headersWithUnderscores,
               maxHeaderCount: l.limits?.maxHeaderCount ?? config.limits.maxHeaderCount,
               maxUriLength: l.limits?.maxUriLength ?? config.limits.maxUriLength,
+              pathPolicy: {
+                mergeSlashes: l.limits?.mergeSlashes ?? config.limits.mergeSlashes,
+                escapedSlashes: l.limits?.escapedSlashes ?? config.limits.escapedSlashes,
+                pathParameters: (l.limits?.pathParameters ?? config.limits.pathParameters) === 'allow',
+              },
               requestTimeout: maxRequestTimeout,
               h2: {
                 // nghttp2 checks the decoded list exactly; the guard only bounds what a block may buffer.
@@ -251,6 +263,7 @@ export class Snapshot {
       terminal,
       grpc: route.protocol === 'grpc',
       requireClientCert: route.requireClientCert,
+      upgrades: route.upgrades.length > 0 ? new Set(route.upgrades) : null,
     };
   }
 }

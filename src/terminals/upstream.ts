@@ -27,6 +27,7 @@ export const upstreamTerminal = defineTerminal<string>({
       consumerNameHeader: env.consumerHeaders.name,
       consumerGroupsHeader: env.consumerHeaders.groups,
       overrideHeaders: route.forwardOverrideHeaders.length > 0 ? new Set(route.forwardOverrideHeaders) : null,
+      upgrades: route.upgrades.length > 0 ? new Set(route.upgrades) : null,
     };
     return {
       run(ctx) {

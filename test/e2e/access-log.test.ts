@@ -67,7 +67,8 @@ listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
 routes: [{ name: 'we"ird', match: { path: / }, respond: { body: ok } }]
 accessLog: { enabled: true, output: ${file} }
 `);
-    await request(gw.port(), '/a"b\\c?q="x"', { headers: { 'x-request-id': 'id-"1"\\' } });
+    // The backslash goes in the query: in a path it is refused 400 TP_BAD_PATH (test/attacks/path-normalisation).
+    await request(gw.port(), '/a"b?q="x\\c"', { headers: { 'x-request-id': 'id-"1"\\' } });
     // A Host that is no host is refused (400), and logged as it came.
     await request(gw.port(), '/', { headers: { host: 'h"ost' } });
     await gw.stop();
@@ -76,7 +77,7 @@ accessLog: { enabled: true, output: ${file} }
       .split('\n')
       .map((l) => JSON.parse(l));
     assert.equal(line.requestId, 'id-"1"\\');
-    assert.equal(line.path, '/a"b\\c?q="x"');
+    assert.equal(line.path, '/a"b?q="x\\c"');
     assert.equal(line.route, 'we"ird');
     assert.equal(refused.status, 400);
     assert.equal(refused.host, 'h"ost');

@@ -2,6 +2,7 @@
 // confusion, underscore header names, override headers that poison caches, TRACE. The verdict is taken on what the
 // backend received (a real server on port 0) and what the client, or the next client, got.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { connect as h2connect } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -51,8 +52,12 @@ describe('h2c smuggling', () => {
       upgraded.push(socket);
       upgrades.push(String(req.headers.upgrade));
       socket.on('data', (c: Buffer) => tunnelled.push(c));
+      // A 101 that answers the client's key: the gateway tunnels no other (test/attacks/websocket-smuggling.test.ts).
+      const key = String(req.headers['sec-websocket-key']);
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
       socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`,
+        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n` +
+          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
       );
     });
     gateway = await startGatewayYaml(`

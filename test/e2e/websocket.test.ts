@@ -65,7 +65,11 @@ async function startUpstream(): Promise<Upstream> {
     }
     if (req.url?.startsWith('/ws/stream')) {
       // Raw bytes past the 101 (the tunnel does not read frames): 16 MiB, then the upstream ends the connection at once.
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      // RFC 6455 §1.3's example key and accept: the gateway tunnels only a 101 that answers the client's key.
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+          'Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n',
+      );
       socket.end(Buffer.alloc(16 * 1024 * 1024, 9));
       return;
     }
@@ -290,7 +294,10 @@ describe('websocket tunnel', () => {
 
   test('bytes the upstream sent before ending the tunnel all reach a slow client', async () => {
     const socket = netConnect(gateway.port('web'), '127.0.0.1');
-    socket.write('GET /ws/stream HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    socket.write(
+      'GET /ws/stream HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
     socket.pause();
     await new Promise((r) => setTimeout(r, 500));
     let total = 0;

@@ -21,7 +21,9 @@ function find(r: Router<string>, url: string, req: Request = {}) {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q + 1);
-  return r.find(req.method ?? 'GET', req.host ?? '', path, req.headers ?? {}, query);
+  const m = r.find(req.method ?? 'GET', req.host ?? '', path, req.headers ?? {}, query);
+  // A path claimed by routes that do not take the method reads as `405 <Allow>`.
+  return m?.value === undefined && m !== undefined ? { value: `405 ${m.allow}`, params: {} } : m;
 }
 
 function route(r: Router<string>, url: string, req: Request = {}): string | undefined {
@@ -130,8 +132,11 @@ describe('paths', () => {
       root: { path: '/', methods: ['POST'] },
       re: { path: { regex: '^/users/' } },
     });
-    assert.equal(route(r, '/users/%zz'), 're');
+    // The POST-only `/` route claims the path for its method: GET is 405, not the less specific regex route.
+    assert.equal(route(r, '/users/%zz'), '405 POST');
     assert.equal(route(r, '/users/%zz', { method: 'POST' }), 'root');
+    const open = router({ users: { path: '/users' }, re: { path: { regex: '^/users/' } } });
+    assert.equal(route(open, '/users/%zz'), 're');
   });
 
   test('a path with a parameter that is not a whole segment, or with *, is rejected', () => {
@@ -212,14 +217,15 @@ describe('precedence within a host', () => {
 });
 
 describe('predicates and fall-through', () => {
-  test('POST falls through to a less specific route when methods do not match', () => {
+  test('POST to a GET-only path is 405, never passed to a less specific route', () => {
     const r = router({ A: { path: '/orders', methods: ['GET'] }, B: { path: '/' } });
     assert.equal(route(r, '/orders'), 'A');
-    assert.equal(route(r, '/orders', { method: 'POST' }), 'B');
-    assert.equal(route(r, '/orders/1', { method: 'POST' }), 'B');
+    assert.equal(route(r, '/orders', { method: 'POST' }), '405 GET, HEAD');
+    assert.equal(route(r, '/orders/1', { method: 'POST' }), '405 GET, HEAD');
+    assert.equal(route(r, '/other', { method: 'POST' }), 'B');
   });
 
-  test('fall-through goes down every level, exact, prefixes, then regex', () => {
+  test('a path claimed by its most specific routes is 405 for other methods; routes with the same segments share it', () => {
     const r = router({
       exact: { path: { exact: '/a/b/c' }, methods: ['PUT'] },
       abc: { path: '/a/b/c', methods: ['PATCH'] },
@@ -232,21 +238,28 @@ describe('predicates and fall-through', () => {
     const expected: Record<string, string | undefined> = {
       PUT: 'exact',
       PATCH: 'abc',
-      POST: 'ab',
-      DELETE: 'ax',
-      OPTIONS: 'a',
-      TRACE: 're',
-      GET: 'root',
-      HEAD: 'root',
-      CONNECT: undefined,
+      POST: '405 PUT, PATCH',
+      DELETE: '405 PUT, PATCH',
+      GET: '405 PUT, PATCH',
+      CONNECT: '405 PUT, PATCH',
     };
     for (const [method, value] of Object.entries(expected)) assert.equal(route(r, '/a/b/c', { method }), value, method);
-    assert.deepEqual(find(r, '/a/b/c', { method: 'DELETE' })?.params, { x: 'b' });
+    // Below the claimed path's level each route still takes its own path.
+    assert.equal(route(r, '/a/b', { method: 'POST' }), 'ab');
+    assert.deepEqual(find(r, '/a/z/c', { method: 'DELETE' })?.params, { x: 'z' });
+    assert.equal(route(r, '/a', { method: 'OPTIONS' }), 'a');
+    assert.equal(route(r, '/a/z/c', { method: 'POST' }), '405 DELETE');
+    assert.equal(route(r, '/b', { method: 'GET' }), 'root');
+    // A header or query predicate that does not match passes the route over: it claims nothing.
+    const h = router({ beta: { path: '/a', methods: ['GET'], headers: { 'x-beta': '1' } }, root: { path: '/' } });
+    assert.equal(route(h, '/a', { method: 'POST' }), 'root');
+    assert.equal(route(h, '/a', { method: 'POST', headers: { 'x-beta': '1' } }), '405 GET, HEAD');
   });
 
-  test('a less specific route reached by fall-through gets its own params', () => {
+  test('a method refused under /users/me is 405, other users still reach /users/:id with their params', () => {
     const r = router({ me: { path: '/users/me', methods: ['GET'] }, user: { path: '/users/:id' } });
-    assert.deepEqual(find(r, '/users/me/x', { method: 'POST' }), { value: 'user', params: { id: 'me' } });
+    assert.equal(route(r, '/users/me/x', { method: 'POST' }), '405 GET, HEAD');
+    assert.deepEqual(find(r, '/users/you/x', { method: 'POST' }), { value: 'user', params: { id: 'you' } });
   });
 
   test('a route that only might match is checked at lookup', () => {
@@ -257,20 +270,23 @@ describe('predicates and fall-through', () => {
       ab: { path: { exact: '/a/b/:x' }, methods: ['GET'] },
       ayc: { path: { exact: '/a/:y/c' } },
     });
-    assert.deepEqual(find(r, '/users/me/posts/1', { method: 'POST' }), { value: 'posts', params: { id: 'me' } });
-    assert.deepEqual(find(r, '/users/me/other', { method: 'POST' }), { value: 'user', params: { id: 'me' } });
-    assert.equal(route(r, '/users/me/other', { method: 'PUT' }), undefined);
+    // /users/me (GET only) claims everything below it for other methods.
+    assert.equal(route(r, '/users/me/posts/1', { method: 'POST' }), '405 GET, HEAD');
+    assert.deepEqual(find(r, '/users/you/posts/1', { method: 'POST' }), { value: 'posts', params: { id: 'you' } });
+    assert.deepEqual(find(r, '/users/you/other', { method: 'POST' }), { value: 'user', params: { id: 'you' } });
+    assert.equal(route(r, '/users/you/other', { method: 'PUT' }), '405 POST');
     assert.deepEqual(find(r, '/a/b/c'), { value: 'ab', params: { x: 'c' } });
-    assert.deepEqual(find(r, '/a/b/c', { method: 'POST' }), { value: 'ayc', params: { y: 'b' } });
-    assert.equal(route(r, '/a/b/d', { method: 'POST' }), undefined);
+    assert.equal(route(r, '/a/b/c', { method: 'POST' }), '405 GET, HEAD');
+    assert.deepEqual(find(r, '/a/z/c', { method: 'POST' }), { value: 'ayc', params: { y: 'z' } });
+    assert.equal(route(r, '/a/z/d', { method: 'POST' }), undefined);
   });
 
   test('HEAD matches a route that allows GET', () => {
     const r = router({ get: { path: '/x', methods: ['GET'] }, post: { path: '/x', methods: ['POST'] } });
     assert.equal(route(r, '/x', { method: 'HEAD' }), 'get');
     assert.equal(route(r, '/x', { method: 'POST' }), 'post');
-    assert.equal(route(r, '/x', { method: 'PUT' }), undefined);
-    assert.equal(route(router({ post: { path: '/x', methods: ['POST'] } }), '/x', { method: 'HEAD' }), undefined);
+    assert.equal(route(r, '/x', { method: 'PUT' }), '405 GET, HEAD, POST');
+    assert.equal(route(router({ post: { path: '/x', methods: ['POST'] } }), '/x', { method: 'HEAD' }), '405 POST');
   });
 
   test('headers route an API version', () => {
@@ -360,7 +376,7 @@ describe('hosts', () => {
     assert.equal(route(r, '/', { host: '' }), 'any');
   });
 
-  test('a host table with no matching route falls through to less specific hosts', () => {
+  test('a host table with no matching route falls through to less specific hosts, unless its methods claim the path', () => {
     const r = router({
       exactGet: { host: 'api.example.com', path: '/orders', methods: ['GET'] },
       wildOrders: { host: '*.example.com', path: '/orders', headers: { 'x-beta': '1' } },
@@ -368,10 +384,11 @@ describe('hosts', () => {
     });
     assert.equal(route(r, '/orders', { host: 'api.example.com' }), 'exactGet');
     assert.equal(
-      route(r, '/orders', { host: 'api.example.com', method: 'POST', headers: { 'x-beta': '1' } }),
+      route(r, '/orders', { host: 'b.example.com', method: 'POST', headers: { 'x-beta': '1' } }),
       'wildOrders',
     );
-    assert.equal(route(r, '/orders', { host: 'api.example.com', method: 'POST' }), 'any');
+    assert.equal(route(r, '/orders', { host: 'b.example.com', method: 'POST' }), 'any');
+    assert.equal(route(r, '/orders', { host: 'api.example.com', method: 'POST' }), '405 GET, HEAD');
     assert.equal(route(r, '/other', { host: 'api.example.com' }), 'any');
   });
 
@@ -427,7 +444,8 @@ describe('scale', () => {
       assert.equal(route(r, `/s${last}/x`), `static${last}`);
       assert.equal(route(r, `/s${last}x`), 'root');
       assert.deepEqual(find(r, `/p${last}/42`), { value: `param${last}`, params: { id: '42' } });
-      assert.equal(route(r, `/p${last}/42`, { method: 'POST' }), 'root');
+      assert.equal(route(r, `/p${last}/42`, { method: 'POST' }), '405 GET, HEAD');
+      assert.equal(route(r, `/p${last}`, { method: 'POST' }), 'root');
       assert.equal(route(r, `/e${last}`, { host: `h${last}.example.com` }), `exact${last}`);
       assert.equal(route(r, `/e${last}`, { host: `h0.example.com` }), 'root');
       assert.equal(route(r, '/w', { host: `a.w${last}.example.com:80` }), `wild${last}`);
@@ -511,12 +529,26 @@ describe('reference model', () => {
       for (let j = 0; j < 30; j++) {
         const path = '/' + Array.from({ length: rand(5) }, () => pathWords[rand(pathWords.length)]).join('/');
         for (const method of ['GET', 'POST']) {
-          const expected = ordered.find(
-            (ref) => (ref.method === undefined || ref.method === method) && matches(ref, path),
-          );
-          const got = r.find(method, '', path, {}, '');
+          // The first route whose path matches but whose method does not claims the path: only routes with the
+          // same segments may still take the request, else 405.
+          let claim: Ref | undefined;
+          let expected: Ref | undefined;
+          for (const ref of ordered) {
+            if (!matches(ref, path)) continue;
+            if (
+              claim !== undefined &&
+              (claim.segs.length !== ref.segs.length || claim.segs.some((s, i) => s !== ref.segs[i]))
+            )
+              continue;
+            if (ref.method === undefined || ref.method === method) {
+              expected = ref;
+              break;
+            }
+            claim ??= ref;
+          }
+          const got = find(r, path, { method });
           const detail = `${method} ${path} with ${defs.map((d) => `${d.value}=${JSON.stringify(d.match)}`).join(' ')}`;
-          assert.equal(got?.value, expected?.name, detail);
+          assert.equal(got?.value, expected?.name ?? (claim === undefined ? undefined : '405 GET, HEAD'), detail);
           if (expected !== undefined) {
             const p = path.slice(1).split('/');
             const body = defs[expected.index]!.match.path;
