@@ -1,7 +1,7 @@
 // U11 (HAProxy check rise/fall, Envoy outlier detection), the breaker part: it opens after N failures, fails fast
 // without calling the backend, half-opens after its cooldown and lets exactly `halfOpenRequests` probes through
 // while the others are refused, then closes. The breaker reads the gateway's clock: a ManualClock, no sleeping.
-// Health checks (removed within interval x fall, back after rise) are covered by test/e2e/health-checks.test.ts.
+// Health checks, passive ejection and flapping (the rest of the row) are in health-checks-faults.test.ts.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { ServerResponse } from 'node:http';
