@@ -92,8 +92,9 @@ test('Transfer-Encoding in an HTTP/1.0 request is refused (RFC 9112 §6.1: fault
 });
 
 test('a lone chunked, in any letter case and after OWS, is de-chunked and reaches the backend once with its body', async () => {
-  for (const te of ['chunked', 'CHUNKED', 'Chunked', '\tchunked']) {
-    const url = `/public/te-${encodeURIComponent(te)}`;
+  for (const [i, te] of ['chunked', 'CHUNKED', 'Chunked', '\tchunked'].entries()) {
+    // The case's number names it: an escaped tab in a path is refused on its own (TP_BAD_PATH).
+    const url = `/public/te-${i}`;
     const r = await exchange(
       gw.http,
       `POST ${url} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
