@@ -18,10 +18,12 @@ interface Accepting {
   accepted: number;
 }
 
-/** Accepted connections still open, across a listener's sockets. */
+/** Accepted connections still open, across a listener's sockets (so a stop can end the ones left). */
 class OpenCount {
-  value = 0;
-  readonly closed = (): void => void this.value--;
+  readonly sockets = new Set<Socket>();
+  get value(): number {
+    return this.sockets.size;
+  }
 }
 
 export class ListenSockets {
@@ -38,6 +40,15 @@ export class ListenSockets {
   /** Connections accepted on this listener and not yet closed (whatever the protocol made of them). */
   get connections(): number {
     return this.open.value;
+  }
+
+  /**
+   * Ends every accepted connection still open, whatever holds it: the last step of a stop, after the drain. A
+   * server's own close leaves some behind (a TLS connection that never sent a request, a socket whose TLS layer
+   * was torn down), and they would keep the process alive.
+   */
+  destroyRemaining(): void {
+    for (const socket of this.open.sockets) socket.destroy();
   }
 
   /**
@@ -79,8 +90,8 @@ export class ListenSockets {
           };
     const open = new OpenCount();
     const counted = (socket: Socket) => {
-      open.value++;
-      socket.once('close', open.closed);
+      open.sockets.add(socket);
+      socket.once('close', () => open.sockets.delete(socket));
       onConnection(socket);
     };
     const many = count > 1 && REUSE_PORT_PLATFORMS.has(process.platform) && !(cluster.isWorker && port === 0);

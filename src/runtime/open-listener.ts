@@ -106,6 +106,7 @@ export async function openHttpListener(
           // Closing the server last: it stops the header timeouts of connections still waiting to send a request.
           https.server.close();
           https.closeSessions();
+          sockets.destroyRemaining();
         },
       };
     }
@@ -156,6 +157,7 @@ export async function openHttpListener(
         server.close();
         server.closeAllConnections();
         h2c?.closeSessions();
+        sockets.destroyRemaining();
       },
     };
   } catch (err) {
