@@ -38,7 +38,8 @@ if (args.help) {
   --duration  how long the measured phase lasts: 90s, 10m, 1h (default 60m)
   --rate      requests per second (default: 70 % of a closed-loop capacity run of --capacity-seconds)
   To look into a failure: SOAK_KINDS=h1-tls,ws (only these kinds of traffic: ${KINDS.join(', ')}),
-  SOAK_FAULT_SHARE=0.3 (instead of 0.01), SOAK_SOCKETS=1 (at the end, list the gateway's sockets and descriptors)`);
+  SOAK_FAULT_SHARE=0.3 (instead of 0.01), SOAK_SOCKETS=1 (at the end, list the gateway's sockets and descriptors),
+  SOAK_ACCESS_LOG=/path/access.log (the gateway writes its access log there: the error code of every request)`);
   process.exit(0);
 }
 
@@ -111,7 +112,7 @@ upstreams:
 routes:
   - { name: faults, match: { path: /fault }, upstream: faulty }
   - { name: app, match: { path: / }, upstream: app }
-accessLog: { enabled: false }
+${process.env.SOAK_ACCESS_LOG ? `accessLog: { enabled: true, output: ${JSON.stringify(process.env.SOAK_ACCESS_LOG)} }` : 'accessLog: { enabled: false }'}
 shutdown: { drainTimeout: 1s }
 `,
 );
