@@ -2,6 +2,7 @@
 // connection the guard or nghttp2 ends gets its GOAWAY before FIN.
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { H2FrameGuard, H2Violation } from './h2-frame-guard.ts';
 
 const GOAWAY_GRACE = 1000;
@@ -32,14 +33,14 @@ export function guardedDuplex(
   for (const name of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
     Object.defineProperty(duplex, name, { get: () => socket[name] });
   }
+  // Read live from the TLS socket when asked (servername, for one, is not an own property at this point).
+  const tls = socket as unknown as Record<string, unknown>;
   for (const name of TLS_PROPERTIES) {
-    if (!(name in socket)) continue;
-    const value = (socket as unknown as Record<string, unknown>)[name];
     Object.defineProperty(duplex, name, {
-      get: () =>
-        typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(socket)
-          : (socket as unknown as Record<string, unknown>)[name],
+      get: () => {
+        const value = tls[name];
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(socket) : value;
+      },
     });
   }
   Object.defineProperty(duplex, '_parent', { value: socket }); // PROXY protocol's client, if any
@@ -101,4 +102,14 @@ function goawayFrame(lastStream: number, code: number): Buffer {
   f.writeUInt32BE(lastStream, 9);
   f.writeUInt32BE(code, 13);
   return f;
+}
+
+/**
+ * The TLS socket a request came on: its own socket, or for HTTP/2 behind the frame guard the TLS socket the guard
+ * reads (Node wraps the guard's Duplex in a JSStreamSocket, which has none of the TLS socket's properties: SNI,
+ * the client certificate).
+ */
+export function tlsSocketOf(socket: unknown): TLSSocket {
+  const parent = (socket as { stream?: { _parent?: unknown } }).stream?._parent;
+  return (parent ?? socket) as TLSSocket;
 }

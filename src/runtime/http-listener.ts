@@ -12,6 +12,7 @@ import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { checkRequestHead, refuseHead } from '../proxy/request-head.ts';
 import { offers, tunnelsUpgrade } from '../proxy/upgrade-tunnel.ts';
+import { tlsSocketOf } from './h2-guarded-socket.ts';
 import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../observability/events.ts';
 import type { ErrorCode } from '../errors.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
@@ -257,14 +258,14 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   if (listener.hsts !== null) res.setHeader('strict-transport-security', listener.hsts);
   // A client's own X-Forwarded-Client-Cert is never believed (Envoy's sanitize), on any listener.
   if (req.headers['x-forwarded-client-cert'] !== undefined) ctx.removeRequestHeader('x-forwarded-client-cert');
-  if (listener.sniMustMatchHost && misdirected((req.socket as TLSSocket).servername, ctx.host)) {
+  if (listener.sniMustMatchHost && misdirected(tlsSocketOf(req.socket).servername, ctx.host)) {
     sendProblem(ctx, global, 'TP_MISDIRECTED_REQUEST', 'the Host of this request is not the TLS server name');
     return null;
   }
   if (listener.clientCertHeader !== null) {
     // Whatever the client sent under this name is dropped; only a verified certificate fills it.
     ctx.removeRequestHeader(listener.clientCertHeader);
-    const identity = clientIdentity(req.socket as TLSSocket);
+    const identity = clientIdentity(tlsSocketOf(req.socket));
     if (identity !== null) ctx.setRequestHeader(listener.clientCertHeader, formatClientCertHeader(identity));
   }
   if (listener.redirectToHttps !== 0) {
@@ -312,7 +313,7 @@ function routeOf(state: RequestState): CompiledRoute | null {
   state.chain = route.chain;
   publishRequest(CHANNELS.routeMatched, ctx, { route: route.name });
   if (route.grpc) ctx.grpc = true;
-  if (route.requireClientCert && clientIdentity(req.socket as TLSSocket) === null) {
+  if (route.requireClientCert && clientIdentity(tlsSocketOf(req.socket)) === null) {
     sendProblem(ctx, route.chain, 'TP_CLIENT_CERT_REQUIRED');
     return null;
   }
