@@ -110,7 +110,21 @@ class H2Client {
     this.session = s;
     return s;
   }
-  request(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+  /**
+   * A stream the gateway refused (REFUSED_STREAM: it arrived after the GOAWAY that ends a connection at
+   * maxRequestsPerConnection) was never processed (RFC 9113 §8.7): it is sent again on a new connection, once,
+   * as browsers and proxies do.
+   */
+  async request(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+    try {
+      return await this.once(method, path, headers, body);
+    } catch (err) {
+      if ((err as { refused?: boolean }).refused !== true) throw err;
+      this.session = undefined;
+      return this.once(method, path, headers, body);
+    }
+  }
+  private once(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const stream = this.get().request({ ':method': method, ':path': path, ...headers }, { endStream: !body });
       const chunks: Buffer[] = [];
@@ -122,7 +136,9 @@ class H2Client {
           reject(new Error(`h2 stream reset (code ${stream.rstCode})`));
         else resolve({ status, body: Buffer.concat(chunks) });
       });
-      stream.on('error', reject);
+      stream.on('error', (err) =>
+        reject(stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? Object.assign(err, { refused: true }) : err),
+      );
       stream.on('close', () => reject(new Error(`h2 stream closed (code ${stream.rstCode})`)));
       if (body) stream.end(body);
     });
