@@ -180,6 +180,26 @@ const print = (s: Sample, t?: Tally, segment?: number) => {
   );
   for (const e of t?.errors ?? []) console.log(`        unexpected: ${e}`);
 };
+/**
+ * The gateway's sockets, the soak's own sockets to the gateway, and what the kernel says of each end (both are
+ * on loopback): tells a socket the client forgot from one the gateway did not close.
+ */
+async function socketReport(): Promise<string[]> {
+  const gatewayPorts = [ports.get('web'), ports.get('secure'), backendPort].map(String);
+  const own = (
+    process as unknown as {
+      _getActiveHandles(): Array<{ localPort?: number; remotePort?: number; constructor: { name: string } }>;
+    }
+  )
+    ._getActiveHandles()
+    .filter((h) => h.remotePort !== undefined && gatewayPorts.includes(String(h.remotePort)))
+    .map((h) => `soak's ${h.constructor.name} ${h.localPort} -> ${h.remotePort}`);
+  const kernel = spawnSync('ss', ['-tanoi'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => /^(?!LISTEN|TIME-WAIT)\S/.test(l) && gatewayPorts.some((p) => l.includes(`:${p} `)))
+    .map((l) => `ss: ${l.replace(/\s+/g, ' ')}`);
+  return [...(await describeSockets(inspectorUrl)).map((l) => `gateway's ${l}`), ...own, ...kernel];
+}
 await load.disconnect();
 await settle(gateway.pid);
 samples.push(await sample(gateway.pid, inspectorUrl, 0));
@@ -202,6 +222,8 @@ for (let at = interval; at <= duration + 1e-9 && !gateway.hasExited(); at += int
   samples.push(s);
   const t = load.tally;
   print(s, t, segment);
+  // A socket the gateway still holds when nothing is in flight: say at once whose end is open, while it is.
+  if (s.byType.TCPSocketWrap) for (const line of await socketReport()) console.log(`        ${line}`);
   totals.ok += t.ok;
   totals.expectedFaults += t.expectedFaults;
   totals.unexpected += t.unexpected;
@@ -214,13 +236,7 @@ for (let at = interval; at <= duration + 1e-9 && !gateway.hasExited(); at += int
 const failures: string[] = [];
 if (gateway.hasExited()) failures.push(`the gateway exited during the run:\n${gateway.tail()}`);
 if (!gateway.hasExited() && process.env.SOAK_SOCKETS) {
-  console.log((await describeSockets(inspectorUrl)).join('\n'));
-  console.log(
-    spawnSync('ss', ['-tanpe'], { encoding: 'utf8' })
-      .stdout.split('\n')
-      .filter((l) => l.includes(`pid=${gateway.pid},`) && !l.startsWith('LISTEN'))
-      .join('\n'),
-  );
+  console.log((await socketReport()).join('\n'));
   const kinds: Record<string, number> = {};
   for (const f of readdirSync(`/proc/${gateway.pid}/fd`)) {
     const k = readlinkSync(`/proc/${gateway.pid}/fd/${f}`)

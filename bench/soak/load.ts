@@ -94,6 +94,8 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
 
 class H2Client {
   private session: http2.ClientHttp2Session | undefined;
+  /** Every session not yet closed, the retired ones included: `close` ends them all. */
+  private readonly open = new Set<http2.ClientHttp2Session>();
   private readonly authority: string;
   private readonly ca: string | undefined;
   constructor(authority: string, ca?: string) {
@@ -104,29 +106,43 @@ class H2Client {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const s = http2.connect(this.authority, this.ca ? { ca: this.ca, servername: 'localhost' } : {});
     s.on('error', () => {}); // the stream that was using it reports the failure
-    s.on('goaway', () => {
-      if (this.session === s) this.session = undefined;
-    });
+    s.on('goaway', () => this.retire(s));
+    s.on('close', () => this.open.delete(s));
+    this.open.add(s);
     this.session = s;
     return s;
+  }
+  /** No new stream goes to `s`; its streams in flight finish, then it closes (whoever refused or ended it). */
+  private retire(s: http2.ClientHttp2Session): void {
+    if (this.session === s) this.session = undefined;
+    if (!s.closed) s.close();
   }
   /**
    * A stream the gateway refused (REFUSED_STREAM: it arrived after the GOAWAY that ends a connection at
    * maxRequestsPerConnection) was never processed (RFC 9113 §8.7): it is sent again on a new connection, once,
-   * as browsers and proxies do.
+   * as browsers and proxies do. Only the session that refused it is retired: several streams refused at once
+   * must not each drop the new session the first of them opened (that left sessions open, forgotten, until the
+   * gateway's keep-alive timeout, and the soak counted them as leaked descriptors).
    */
   async request(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+    const session = this.get();
     try {
-      return await this.once(method, path, headers, body);
+      return await this.once(session, method, path, headers, body);
     } catch (err) {
       if ((err as { refused?: boolean }).refused !== true) throw err;
-      this.session = undefined;
-      return this.once(method, path, headers, body);
+      this.retire(session);
+      return this.once(this.get(), method, path, headers, body);
     }
   }
-  private once(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<Answer> {
+  private once(
+    session: http2.ClientHttp2Session,
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
-      const stream = this.get().request({ ':method': method, ':path': path, ...headers }, { endStream: !body });
+      const stream = session.request({ ':method': method, ':path': path, ...headers }, { endStream: !body });
       const chunks: Buffer[] = [];
       let status = 0;
       stream.on('response', (h) => (status = Number(h[':status'])));
@@ -144,7 +160,8 @@ class H2Client {
     });
   }
   close(): void {
-    this.session?.close();
+    this.session = undefined;
+    for (const s of this.open) s.close();
   }
 }
 

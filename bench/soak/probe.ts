@@ -80,7 +80,11 @@ export function describeSockets(url: string): Promise<string[]> {
       `JSON.stringify(process._getActiveHandles().filter((h) => h.localPort !== undefined).map((h) =>
         h.constructor.name + ' ' + h.localPort + ' -> ' + h.remotePort + ' ' + h.readyState +
         (h.destroyed ? ' destroyed' : '') + (h.alpnProtocol ? ' ' + h.alpnProtocol : '') +
-        (h._httpMessage ? ' ' + h._httpMessage.constructor.name : '')))`,
+        (h._httpMessage ? ' ' + h._httpMessage.constructor.name : '') +
+        ' read ' + h.bytesRead + ' B, written ' + h.bytesWritten + ' B, timeout ' + h.timeout +
+        (h.readableEnded ? ' read-ended' : '') + (h.writableEnded ? ' write-ended' : '') +
+        (h._parent ? ' parent' : '') + (h.listenerCount('data') ? ' data-listeners ' + h.listenerCount('data') : '') +
+        ' events ' + Object.keys(h._events ?? {}).join(',')))`,
     ),
   ) as Promise<string[]>;
 }
