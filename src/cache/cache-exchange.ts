@@ -35,8 +35,13 @@ export function storedHeaders(
   return out;
 }
 
-/** Whether a response may be stored at all (beyond the policy's own rules: our size bound, Set-Cookie, Vary: *). */
+/**
+ * Whether a response may be stored at all, beyond the policy's own rules: our size bound, Set-Cookie, Vary: *, and
+ * a request with Authorization (never, unless `storeAuthorized`: a backend that marks a logged-in user's page
+ * `public` by mistake must not have it replayed to everyone, as Varnish's built-in policy and catalogue row C02 hold).
+ */
 export function storableResponse(
+  request: CachePolicy.Request,
   policy: CachePolicy,
   status: number,
   headers: ResponseHead['headers'],
@@ -45,6 +50,7 @@ export function storableResponse(
 ): boolean {
   if (status === 206 || status === 304 || headers['content-range'] !== undefined) return false;
   if (headers['set-cookie'] !== undefined && !d.storeSetCookie) return false;
+  if (request.headers.authorization !== undefined && !d.storeAuthorized) return false;
   const length = headers['content-length'];
   if (length !== undefined && Number(length) > maxObjectSize) return false;
   if (varyFieldsOf(headers.vary).includes('*')) return false;
@@ -122,7 +128,7 @@ export class CacheExchange {
     let filling = false;
     if (this.ctx.req.method === 'GET') {
       const policy = new o.Policy(cacheRequest, responseView(status, headers, o.defaults), { shared: true });
-      if (storableResponse(policy, status, headers, o.defaults, o.maxObjectSize)) {
+      if (storableResponse(cacheRequest, policy, status, headers, o.defaults, o.maxObjectSize)) {
         this.policy = policy;
         this.status = status;
         this.stored = storedHeaders(headers, o.statusHeader);

@@ -13,6 +13,8 @@ export interface FreshnessDefaults {
   readonly staleWhileRevalidate: number;
   readonly staleIfError: number;
   readonly storeSetCookie: boolean;
+  /** Store answers to requests with Authorization where RFC 9111 3.5 allows (public, s-maxage, must-revalidate). */
+  readonly storeAuthorized: boolean;
 }
 
 export type PolicyClass = typeof CachePolicy;

@@ -223,7 +223,7 @@ export class ResponseCache {
     }
     if (res.body === null || res.status === 206) return;
     const policy = new this.o.Policy(cacheRequest, responseView(res.status, res.headers, d), { shared: true });
-    if (!storableResponse(policy, res.status, res.headers, d, this.o.maxObjectSize)) return;
+    if (!storableResponse(cacheRequest, policy, res.status, res.headers, d, this.o.maxObjectSize)) return;
     const headers = storedHeaders(res.headers, this.o.statusHeader);
     let body = res.body;
     let encodedBy: string | null = null;

@@ -65,6 +65,10 @@ const limits = z.strictObject({
   mergeSlashes: mergeSlashes.default(true),
   escapedSlashes: escapedSlashes.default('reject'),
   pathParameters: pathParameters.default('reject'),
+  caseSensitivePaths: z.boolean().default(true).meta({
+    description:
+      'false: route paths match whatever their letter case (Envoy case_sensitive: false), for backends that read `/ADMIN` as `/admin` (IIS, case-insensitive file systems); parameters and the forwarded path keep the case sent. One setting for all routes',
+  }),
 });
 
 const overrideHeader = z

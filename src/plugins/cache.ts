@@ -65,6 +65,10 @@ const schema = z.strictObject({
     .boolean()
     .default(false)
     .meta({ description: 'store responses carrying Set-Cookie (replayed to every client)' }),
+  storeAuthorized: z.boolean().default(false).meta({
+    description:
+      'store answers to requests with Authorization when the response allows a shared cache to (public, s-maxage or must-revalidate: RFC 9111 3.5); off by default, as in Varnish: a backend that marks a private page public by mistake would have it replayed to everyone',
+  }),
   statusHeader: z.union([headerName, z.literal(false)]).default('X-Cache'),
   purge: z
     .strictObject({
@@ -140,6 +144,7 @@ export const cachePlugin = definePlugin({
         staleWhileRevalidate: seconds(config.staleWhileRevalidate),
         staleIfError: seconds(config.staleIfError),
         storeSetCookie: config.storeSetCookie,
+        storeAuthorized: config.storeAuthorized,
       },
       Policy,
       maxObjectSize: config.maxObjectSize,

@@ -82,9 +82,14 @@ export class PathTable<T> {
   /** Used when find-my-way finds nothing (a malformed path, an over-long parameter): the `/` prefixes. */
   readonly #fallback: readonly Candidate<T>[];
 
-  constructor(routes: readonly CompiledRoute<T>[]) {
+  readonly #caseSensitive: boolean;
+
+  /** With `caseSensitive` false the routes' static segments must be in lower case (router.ts does it). */
+  constructor(routes: readonly CompiledRoute<T>[], caseSensitive = true) {
+    this.#caseSensitive = caseSensitive;
+    // find-my-way lower-cases the path it looks up and keeps parameters as sent.
     this.#fmw = FindMyWay({
-      caseSensitive: true,
+      caseSensitive,
       ignoreTrailingSlash: false,
       ignoreDuplicateSlashes: false,
       maxParamLength: 2048,
@@ -162,7 +167,7 @@ export class PathTable<T> {
     const p = route.pattern!;
     if (might) {
       let check = this.#checks.get(p);
-      if (check === undefined) this.#checks.set(p, (check = patternRegExp(p)));
+      if (check === undefined) this.#checks.set(p, (check = patternRegExp(p, this.#caseSensitive)));
       return { route, paramNames: p.paramNames, paramFrom: [], paramConst: [], check };
     }
     const paramFrom: (string | null)[] = [];

@@ -80,13 +80,13 @@ const ESCAPE = /[.*+?^${}()|[\]\\]/g;
  * A RegExp equivalent to the pattern, tested against the raw request path. Group i captures the i-th
  * parameter. Used only for the rare candidates that might or might not match (see path-table.ts).
  */
-export function patternRegExp(p: PathPattern): RegExp {
+export function patternRegExp(p: PathPattern, caseSensitive = true): RegExp {
   let body = '^';
   for (const s of p.segments) body += s === null ? '/([^/]+)' : '/' + s.replace(ESCAPE, '\\$&');
   if (p.kind === 'exact') body += '$';
   else if (p.needsMore) body += '/';
   else body += '(?:/|$)';
-  return new RegExp(body);
+  return new RegExp(body, caseSensitive ? '' : 'i');
 }
 
 /**
@@ -94,6 +94,11 @@ export function patternRegExp(p: PathPattern): RegExp {
  * they differ, a static segment beats a parameter, and a segment beats the end of a shorter prefix
  * (the wildcard). Negative when `a` is more specific.
  */
+/** The pattern with its static segments in lower case (parameter names keep theirs): `limits.caseSensitivePaths: false`. */
+export function lowerCasePattern(p: PathPattern): PathPattern {
+  return { ...p, segments: p.segments.map((s) => (s === null ? null : s.toLowerCase())) };
+}
+
 export function compareSpecificity(a: readonly Segment[], b: readonly Segment[]): number {
   const n = Math.max(a.length, b.length);
   for (let i = 0; i < n; i++) {

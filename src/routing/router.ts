@@ -23,6 +23,8 @@
 //    specific route (`POST /orders` must not fall to an open `/` route past the ACLs of `/orders`).
 //    HEAD is accepted by a route that allows GET.
 //
+// Paths are compared case-sensitively (RFC 3986 §6.2.2.1, as NGINX, Envoy and HAProxy do) unless
+// `limits.caseSensitivePaths` is false (Envoy's case_sensitive: false), for backends that read `/ADMIN` as `/admin`.
 // Paths: a prefix matches on a segment boundary (`/users` matches `/users`, `/users/`, `/users/7`,
 // not `/usersX`); a prefix written with a trailing slash (`/users/`) needs something after it (`/users/`
 // and below, not `/users`); `/` matches everything. `:name` is a whole segment, matches one non-empty
@@ -30,7 +32,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { MatchConfig } from '../config/schema.ts';
 import { PathTable, type CompiledRoute, type MethodNotAllowed, type RouteMatch } from './path-table.ts';
-import { parsePathPattern } from './paths.ts';
+import { lowerCasePattern, parsePathPattern, type PathPattern } from './paths.ts';
 import { compilePredicates } from './predicates.ts';
 
 export type { MethodNotAllowed, RouteMatch } from './path-table.ts';
@@ -54,15 +56,22 @@ export function hostName(host: string): string {
   return end === host.length ? host : host.slice(0, end);
 }
 
-function compileRoute<T>(match: MatchConfig, value: T, index: number): CompiledRoute<T> {
+export interface RouterOptions {
+  /** False: paths match whatever their letter case (`limits.caseSensitivePaths`); parameters keep theirs. */
+  readonly caseSensitive?: boolean;
+}
+
+function compileRoute<T>(match: MatchConfig, value: T, index: number, caseSensitive: boolean): CompiledRoute<T> {
   const path = match.path ?? '/';
   const predicates = compilePredicates(match);
+  const pattern = (p: PathPattern): PathPattern => (caseSensitive ? p : lowerCasePattern(p));
   if (typeof path === 'string')
-    return { value, index, predicates, pattern: parsePathPattern('prefix', path), regex: null };
-  if ('exact' in path) return { value, index, predicates, pattern: parsePathPattern('exact', path.exact), regex: null };
+    return { value, index, predicates, pattern: pattern(parsePathPattern('prefix', path)), regex: null };
+  if ('exact' in path)
+    return { value, index, predicates, pattern: pattern(parsePathPattern('exact', path.exact)), regex: null };
   if ('prefix' in path)
-    return { value, index, predicates, pattern: parsePathPattern('prefix', path.prefix), regex: null };
-  return { value, index, predicates, pattern: null, regex: new RegExp(path.regex) };
+    return { value, index, predicates, pattern: pattern(parsePathPattern('prefix', path.prefix)), regex: null };
+  return { value, index, predicates, pattern: null, regex: new RegExp(path.regex, caseSensitive ? '' : 'i') };
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -71,9 +80,9 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   else list.push(value);
 }
 
-function tables<T>(groups: Map<string, CompiledRoute<T>[]>): Map<string, PathTable<T>> {
+function tables<T>(groups: Map<string, CompiledRoute<T>[]>, caseSensitive: boolean): Map<string, PathTable<T>> {
   const out = new Map<string, PathTable<T>>();
-  for (const [host, routes] of groups) out.set(host, new PathTable(routes));
+  for (const [host, routes] of groups) out.set(host, new PathTable(routes, caseSensitive));
   return out;
 }
 
@@ -85,12 +94,13 @@ export class Router<T> {
   readonly #longestSuffix: number;
   readonly #any: PathTable<T> | undefined;
 
-  constructor(routes: readonly RouteDefinition<T>[]) {
+  constructor(routes: readonly RouteDefinition<T>[], options: RouterOptions = {}) {
+    const caseSensitive = options.caseSensitive ?? true;
     const exact = new Map<string, CompiledRoute<T>[]>();
     const wildcard = new Map<string, CompiledRoute<T>[]>();
     const any: CompiledRoute<T>[] = [];
     routes.forEach((def, index) => {
-      const route = compileRoute(def.match, def.value, index);
+      const route = compileRoute(def.match, def.value, index, caseSensitive);
       const host = def.match.host;
       if (host === undefined) {
         any.push(route);
@@ -102,10 +112,10 @@ export class Router<T> {
         else push(exact, name, route);
       }
     });
-    this.#exact = tables(exact);
-    this.#wildcard = tables(wildcard);
+    this.#exact = tables(exact, caseSensitive);
+    this.#wildcard = tables(wildcard, caseSensitive);
     this.#longestSuffix = [...wildcard.keys()].reduce((max, suffix) => Math.max(max, suffix.length), 0);
-    this.#any = any.length === 0 ? undefined : new PathTable(any);
+    this.#any = any.length === 0 ? undefined : new PathTable(any, caseSensitive);
   }
 
   /**

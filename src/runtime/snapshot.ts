@@ -178,7 +178,10 @@ export class Snapshot {
       { ...env, routeName: '(no route)' },
       this.echoRequestId,
     );
-    this.router = new Router(this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })));
+    this.router = new Router(
+      this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })),
+      { caseSensitive: config.limits.caseSensitivePaths },
+    );
     this.otherUpgrades = this.routes.some((r) => r.upgrades !== null);
 
     const maxRequestTimeout = Math.max(

@@ -2,9 +2,9 @@
 // the same URL without credentials. Turnpike never stores a response to a request with Authorization or a Cookie,
 // nor one with Set-Cookie or Cache-Control private/no-store; the deceptive paths that a backend reads as
 // `/account` (`;x.css`, `%2fx.css`) are refused 400 TP_BAD_PATH before the cache (limits.pathParameters and
-// escapedSlashes), and the cache key is the normalised path the router saw (P01). One divergence from the row's
-// wording, kept on purpose (test/e2e/cache-privacy.test.ts): a response that says `public` (or s-maxage,
-// must-revalidate) to a request with Authorization is stored, as RFC 9111 §3.5 allows; the backend vouched for it.
+// escapedSlashes), and the cache key is the normalised path the router saw (P01). Not even a response that says
+// `public` (or s-maxage, must-revalidate) to a request with Authorization is stored, though RFC 9111 §3.5 would
+// allow it: a careless backend marks a user's page public; a route that wants the RFC's rule sets storeAuthorized.
 // Turnpike never caches by file extension, so a `.css` suffix alone changes nothing.
 import assert from 'node:assert/strict';
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
@@ -89,10 +89,11 @@ test('responses with Set-Cookie, Cache-Control private or no-store are not store
   }
 });
 
-test('documented: a response that says public to a request with Authorization is shared (RFC 9111 §3.5)', async () => {
+test('even a response that says public to a request with Authorization is not stored', async () => {
   await get('/cache/account/public/x.css', CREDENTIALS[0]);
   const anonymous = await get('/cache/account/public/x.css');
-  assert.equal(anonymous.cache, 'HIT');
+  assert.notEqual(anonymous.cache, 'HIT');
+  assert.equal(anonymous.body, 'settings for anonymous');
   // ...but never one to a request with a Cookie the key does not cover.
   await get('/cache/account/public/y.css', CREDENTIALS[1]);
   assert.equal((await get('/cache/account/public/y.css')).body, 'settings for anonymous');

@@ -3,12 +3,14 @@
 // the path once (dot segments, escaped unreserved characters, `//` merged: limits.mergeSlashes, default true as in
 // NGINX) and refuses with 400 TP_BAD_PATH what it cannot read unambiguously (escaped slashes by default, `;`, `..;`,
 // `\`, escaped controls, edge spaces, overlong UTF-8); the path the router and ACLs saw is the path forwarded.
-// Case is significant (RFC 3986 §6.2.2.1, as in NGINX, Envoy and HAProxy): `/ADMIN` is another resource, reaches
-// the open route and is forwarded as `/ADMIN`, never as `/admin`.
+// Case is significant by default (RFC 3986 §6.2.2.1, as in NGINX, Envoy and HAProxy): `/ADMIN` is another resource,
+// reaches the open route and is forwarded as `/ADMIN`, never as `/admin`. The row's `/ADMIN` (401 like `/admin`)
+// is what `limits.caseSensitivePaths: false` gives (Envoy's case_sensitive: false), for backends that read paths
+// without case (IIS, case-insensitive file systems): the last tests run the catalogue's gateway with it.
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, test } from 'node:test';
-import { startAttackGateway } from '../helpers/attack-gateway.ts';
+import { ADMIN_KEY, startAttackGateway } from '../helpers/attack-gateway.ts';
 import { h2Request } from '../helpers/h2.ts';
 import { rawExchange } from '../helpers/raw.ts';
 import { startRecordingBackend, type RecordingBackend } from '../helpers/recording-backend.ts';
@@ -167,5 +169,36 @@ test('with mergeSlashes: false and pathParameters: allow, //admin and /admin;x s
     assert.equal((await probe('/public/..;/admin', loose.http)).status, 400);
   } finally {
     await loose.stop();
+  }
+});
+
+test('with caseSensitivePaths: false, /ADMIN and every case of it get the same 401 as /admin, and nothing reaches the backend', async () => {
+  const folded = await startAttackGateway({ upstream: backend.url, limits: 'caseSensitivePaths: false' });
+  try {
+    const before = backend.arrivals.length;
+    for (const target of [
+      '/ADMIN',
+      '/Admin',
+      '/aDMIN/secret',
+      '/%41DMIN',
+      '//ADMIN',
+      '/PUBLIC/../ADMIN',
+      'http://a/ADMIN',
+    ]) {
+      const r = await probe(target, folded.http);
+      assert.equal(r.status, 401, `${target}: ${r.text}`);
+    }
+    const key = await rawExchange(
+      folded.http,
+      `GET /ADMIN/x HTTP/1.1\r\nHost: a\r\nX-API-Key: ${ADMIN_KEY}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(key.text, /^HTTP\/1\.1 200 /);
+    // The ACL saw the path case-folded; the backend gets it as sent (the same bytes the router read).
+    assert.deepEqual(
+      backend.arrivals.slice(before).map((a) => a.url),
+      ['/ADMIN/x'],
+    );
+  } finally {
+    await folded.stop();
   }
 });

@@ -2,7 +2,8 @@
 // /api route and keys on the client address; the path is normalised before routing (P01: `//` merged, `%78` read
 // as `x`), so `/api/x`, `/api//x`, `/api/x/`, `/api/x?`, `//api/x`, `/api/./x` and `/api/%78` all meet the one
 // route and its one bucket. `/API/x` is another path (case is significant, as in NGINX, Envoy and HAProxy): it is
-// not the /api route, reaches the open catch-all and is forwarded as `/API/x`. Each HTTP/2 stream counts as one
+// not the /api route, reaches the open catch-all and is forwarded as `/API/x`; with `limits.caseSensitivePaths: false`
+// it is the /api route and shares its bucket (the row's "same bucket"). Each HTTP/2 stream counts as one
 // request. No IPv6 /64 aggregation (the row's optional part): each address is its own key.
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
@@ -52,6 +53,27 @@ test('/API/x is another path: not the /api route, forwarded as /API/x, never as 
     assert.deepEqual(
       backend.arrivals.slice(before).map((a) => a.url),
       ['/API/x'],
+    );
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('with caseSensitivePaths: false, /API/x, /Api/X and /api/x share the /api bucket', async () => {
+  const gw = await startAttackGateway({
+    upstream: backend.url,
+    apiRequestsPerMinute: 2,
+    limits: 'caseSensitivePaths: false',
+  });
+  try {
+    const token = await gw.token();
+    const before = backend.arrivals.length;
+    const statuses = [];
+    for (const target of ['/API/x', '/Api/X', '/api/x']) statuses.push(await get(gw.http, target, token));
+    assert.deepEqual(statuses, [200, 200, 429]);
+    assert.deepEqual(
+      backend.arrivals.slice(before).map((a) => a.url),
+      ['/API/x', '/Api/X'],
     );
   } finally {
     await gw.stop();

@@ -1,5 +1,6 @@
-// The cache never hands one client's private answer to another: defaultTtl never overrides RFC 9111 3.5
-// (Authorization), Set-Cookie, private, no-store or no-cache; requests with cookies bypass the cache unless the
+// The cache never hands one client's private answer to another: an answer to a request with Authorization is never
+// stored unless the route sets storeAuthorized (then RFC 9111 3.5: only public, s-maxage or must-revalidate), and
+// defaultTtl never overrides Set-Cookie, private, no-store or no-cache; requests with cookies bypass the cache unless the
 // key or ignoreCookies covers every cookie; a path dressed up as a static file changes none of it. Verdicts are
 // taken on how many requests reached the backend and on what the other client got.
 import assert from 'node:assert/strict';
@@ -108,7 +109,11 @@ routes:
   - name: revalidated
     match: { path: /rv }
     upstream: b
-    plugins: [{ cache: { defaultTtl: 1s, staleIfError: 60s } }]
+    plugins: [{ cache: { defaultTtl: 1s, staleIfError: 60s, storeAuthorized: true } }]
+  - name: authorized-stored
+    match: { path: /shared }
+    upstream: b
+    plugins: [{ cache: { defaultTtl: 60s, storeAuthorized: true } }]
   - name: set-cookie-stored
     match: { path: /sc }
     upstream: b
@@ -141,8 +146,15 @@ routes:
       assert.notEqual(result.anonymous.headers['set-cookie']?.[0], result.first.headers['set-cookie']?.[0]);
     });
 
-    test('with public, s-maxage or must-revalidate in the response, a request with Authorization is stored (RFC 9111 3.5 allows it)', async () => {
+    test('by default even public, s-maxage or must-revalidate never stores an answer to a request with Authorization', async () => {
       for (const path of ['/account/public', '/account/s-maxage', '/account/must-revalidate']) {
+        const { result, reached } = await privateThenAnonymous(port, path, ALICE);
+        assertOwnAnswer(result.anonymous, reached, path);
+      }
+    });
+
+    test('with storeAuthorized and public, s-maxage or must-revalidate in the response, a request with Authorization is stored (RFC 9111 3.5)', async () => {
+      for (const path of ['/shared/public', '/shared/s-maxage', '/shared/must-revalidate']) {
         const { result, reached } = await privateThenAnonymous(port, path, ALICE);
         assert.equal(result.first.headers['x-cache'], 'MISS', path);
         assert.equal(result.anonymous.headers['x-cache'], 'HIT', path);
@@ -173,7 +185,7 @@ routes:
   });
 
   describe('a 304 that states no Cache-Control keeps the stored directives (RFC 9111 4.3.4)', () => {
-    test('a revalidation by a request with Authorization keeps a public entry shared (defaultTtl does not replace public)', async () => {
+    test('with storeAuthorized, a revalidation by a request with Authorization keeps a public entry shared (defaultTtl does not replace public)', async () => {
       const { result, reached } = await reaching(async () => ({
         first: await get(port, '/rv/public', ALICE),
         revalidated: await get(port, '/rv/public', { ...ALICE, 'cache-control': 'no-cache' }),

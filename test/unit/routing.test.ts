@@ -6,8 +6,11 @@ import { Router, hostName, type RouteDefinition } from '../../src/routing/router
 
 type Routes = Record<string, MatchConfig>;
 
-function router(routes: Routes): Router<string> {
-  return new Router(Object.entries(routes).map(([value, match]): RouteDefinition<string> => ({ match, value })));
+function router(routes: Routes, caseSensitive = true): Router<string> {
+  return new Router(
+    Object.entries(routes).map(([value, match]): RouteDefinition<string> => ({ match, value })),
+    { caseSensitive },
+  );
 }
 
 interface Request {
@@ -565,5 +568,37 @@ describe('reference model', () => {
         }
       }
     }
+  });
+});
+
+describe('letter case', () => {
+  test('paths are case-sensitive by default: /ADMIN is not /admin', () => {
+    const r = router({ admin: { path: '/admin' }, open: { path: '/' } });
+    assert.equal(route(r, '/admin/x'), 'admin');
+    for (const p of ['/ADMIN', '/Admin/x']) assert.equal(route(r, p), 'open', p);
+  });
+
+  test('caseSensitive false: every kind of path matches whatever the case, and parameters keep the case sent', () => {
+    const r = router(
+      {
+        admin: { path: '/Admin' },
+        exact: { path: { exact: '/Login' } },
+        user: { path: '/users/:Name/posts' },
+        open: { path: '/' },
+      },
+      false,
+    );
+    for (const p of ['/admin', '/ADMIN/x', '/aDmIn/']) assert.equal(route(r, p), 'admin', p);
+    assert.equal(route(r, '/LOGIN'), 'exact');
+    assert.deepEqual(find(r, '/USERS/BoB/Posts'), { value: 'user', params: { Name: 'BoB' } });
+    assert.equal(route(r, '/adminx'), 'open');
+    // Regex routes come after every prefix (here without the catch-all); they get the i flag.
+    const rx = router({ rx: { path: { regex: '^/Files/(?<file>[a-z]+)$' } } }, false);
+    assert.deepEqual(find(rx, '/files/ReadMe'), { value: 'rx', params: { file: 'ReadMe' } });
+  });
+
+  test('caseSensitive false: a method claim and its 405 hold for every case of the path', () => {
+    const r = router({ orders: { path: '/orders', methods: ['GET'] }, open: { path: '/' } }, false);
+    assert.equal(route(r, '/ORDERS', { method: 'POST' }), '405 GET, HEAD');
   });
 });
