@@ -95,8 +95,10 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
   if (path === '/c/no-freshness') return send({});
   if (path === '/c/expires') return send({ expires: new Date(Date.now() + 60_000).toUTCString() });
   if (path === '/c/auth') return send({ 'cache-control': 'max-age=60' });
-  if (path === '/c/auth-public') return send({ 'cache-control': 'public, max-age=60' });
-  if (path === '/c/auth-s-maxage') return send({ 'cache-control': 's-maxage=60' });
+  if (path === '/c/auth-public' || path === '/c/shared/auth-public')
+    return send({ 'cache-control': 'public, max-age=60' });
+  if (path === '/c/auth-s-maxage' || path === '/c/shared/auth-s-maxage')
+    return send({ 'cache-control': 's-maxage=60' });
   if (path === '/c/cookie') return send({ 'cache-control': 'max-age=60', 'set-cookie': 'session=abc' });
   if (path === '/c/smaxage-zero') return send({ 'cache-control': 'max-age=60, s-maxage=0' });
   if (path === '/c/slow') {
@@ -161,6 +163,10 @@ routes:
     plugins:
       - cache: { store: memory, maxSize: 256mb, maxObjectSize: 1mb, purge: { allow: [127.0.0.1/32] } }
       - compress: { minSize: 1kb }
+  - name: shared-authorized
+    match: { path: /c/shared }
+    upstream: b
+    plugins: [{ cache: { maxObjectSize: 1mb, storeAuthorized: true } }]
   - name: cached
     match: { path: /c }
     upstream: b
@@ -264,14 +270,17 @@ describe('what is stored', () => {
     assert.equal(count('/d/a'), 1);
   });
 
-  test('a request with Authorization is not served from or stored unless the response says public or s-maxage', async () => {
+  test('an answer to a request with Authorization is not stored, even public or s-maxage; with storeAuthorized those two are (RFC 9111 3.5)', async () => {
     const auth = { authorization: 'Bearer abc' };
-    await get(port, '/c/auth', auth);
-    assert.equal((await get(port, '/c/auth', auth)).body.toString(), '/c/auth #2');
-    await get(port, '/c/auth-public', auth);
-    assert.equal((await get(port, '/c/auth-public', auth)).headers['x-cache'], 'HIT');
-    await get(port, '/c/auth-s-maxage', auth);
-    assert.equal((await get(port, '/c/auth-s-maxage', auth)).headers['x-cache'], 'HIT');
+    for (const path of ['/c/auth', '/c/auth-public', '/c/auth-s-maxage']) {
+      await get(port, path, auth);
+      assert.notEqual((await get(port, path, auth)).headers['x-cache'], 'HIT', path);
+      assert.equal(count(path), 2, path);
+    }
+    for (const path of ['/c/shared/auth-public', '/c/shared/auth-s-maxage']) {
+      await get(port, path, auth);
+      assert.equal((await get(port, path, auth)).headers['x-cache'], 'HIT', path);
+    }
   });
 
   test("Vary: each Accept-Language gets its own stored variant, never another one's", async () => {
