@@ -18,6 +18,7 @@ import {
   type RequestEvent,
 } from '../observability/events.ts';
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
+import { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -79,6 +80,11 @@ export class Runtime implements ListenerHost {
   );
   private readonly tunnels = new Set<() => void>();
   private accessLog: AccessLog | null = null;
+  /** Spans of this runtime's requests (null: tracing off), for the config's `tracing:` as `tracingKey` says. */
+  private tracing: Tracing | null = null;
+  private tracingKey = '';
+  /** Tracings a reload replaced, until their open requests end and their spans are exported. */
+  private readonly retiredTracing = new Set<Tracing>();
   private version = 0;
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
@@ -207,6 +213,17 @@ export class Runtime implements ListenerHost {
       this.accessLog = new AccessLog({ enabled: config.accessLog.enabled, output });
       void old?.close();
     }
+    // A changed `tracing:` gets a new tracer provider; the old one finishes the requests it started.
+    const tracingKey = JSON.stringify(config.tracing ?? null);
+    if (tracingKey !== this.tracingKey) {
+      const old = this.tracing;
+      this.tracing = Tracing.start(this.gateway, config.tracing, (fields, msg) => this.log.warn(fields, msg));
+      this.tracingKey = tracingKey;
+      if (old !== null) {
+        this.retiredTracing.add(old);
+        void old.retire().then(() => this.retiredTracing.delete(old));
+      }
+    }
     // Upstream state (breakers, ejections, targets) is kept across the swap; the new config's settings apply now.
     this.registry.commit(next.upstreams.values());
     this.current = next;
@@ -291,6 +308,9 @@ export class Runtime implements ListenerHost {
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
     this.accessLog = null;
+    // Every request has ended: their spans are exported now (bounded by the export timeout).
+    await Promise.all([this.tracing?.close(), ...[...this.retiredTracing].map((t) => t.close())]);
+    this.tracing = null;
     CHANNELS.requestEnd.unsubscribe(this.onRequestEnd);
     CHANNELS.l4Close.unsubscribe(this.onL4Close);
     CHANNELS.refused.unsubscribe(this.onRefused);
