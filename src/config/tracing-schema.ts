@@ -21,7 +21,8 @@ export const tracing = z
           .prefault('10s')
           .meta({ description: 'how long one export may take, its retries included; then the batch is dropped' }),
       })
-      .prefault({}),
+      .prefault({})
+      .meta({ description: 'where spans go: an OpenTelemetry collector (or any OTLP/HTTP receiver)' }),
     sampleRatio: z.number().min(0).max(1).default(0.1).meta({
       description:
         'share of new traces recorded (parent-based: a sampled incoming traceparent is always followed); 0 turns tracing off',
