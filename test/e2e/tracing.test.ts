@@ -234,6 +234,50 @@ describe('tracing', () => {
     assert.equal(upstream.flags, '00');
   });
 
+  test('a reload that changes tracing: replaces the exporter; a request in flight ends on the old one', async () => {
+    const otlp = await receiver();
+    let release: (() => void) | null = null;
+    const held = new EventEmitter();
+    const seen: IncomingHttpHeaders[] = [];
+    const app = await startBackend((req, res) => {
+      seen.push(req.headers);
+      const answer = () => res.writeHead(200).end('ok');
+      if (req.url === '/api/slow') {
+        release = answer;
+        held.emit('held');
+      } else answer();
+    });
+    closers.push(() => app.close());
+    const tracing = (service: string, ratio = 1) =>
+      `{ otlp: { endpoint: "${otlp.url}" }, sampleRatio: ${ratio}, serviceName: ${service}, batchDelay: 10ms }`;
+    const gw = await startGatewayYaml(config(app.url, tracing('before', 0)));
+    closers.push(() => gw.stop());
+    const reload = async (t: string) => {
+      writeFileSync(gw.file, config(app.url, t) + 'accessLog: { enabled: false }\n');
+      assert.equal((await gw.reloader!.reload('test')).ok, true);
+    };
+    assert.equal((await request(gw.port(), '/api/untraced')).status, 200);
+    await reload(tracing('old'));
+    const slow = request(gw.port(), '/api/slow');
+    await once(held, 'held');
+    await reload(tracing('new'));
+    assert.equal((await request(gw.port(), '/api/fast')).status, 200);
+    release!();
+    assert.equal((await slow).status, 200);
+    const spans = await otlp.spansWhere((s) => s.length >= 4);
+    const byPath = (path: string) => spans.filter((s) => s.kind === 3 && String(attr(s, 'url.full')).endsWith(path));
+    assert.equal(seen[0]!.traceparent, undefined, 'tracing was off before the first reload');
+    assert.deepEqual(
+      byPath('/api/slow').map((s) => s.service),
+      ['old'],
+    );
+    assert.deepEqual(
+      byPath('/api/fast').map((s) => s.service),
+      ['new'],
+    );
+    assert.equal(spans.filter((s) => s.kind === 2).length, 2);
+  });
+
   test('an unreachable collector costs requests nothing and is one warn line in the gateway log', async () => {
     const app = await backend();
     const port = await closedPort();
