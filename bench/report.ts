@@ -126,6 +126,8 @@ export interface Stack {
 
 export interface Budget {
   readonly maxThroughputLoss: number;
+  /** The loss is judged on req/s per core (CPU cost) rather than req/s. */
+  readonly perCore?: boolean;
   readonly maxP99Ratio: number;
 }
 
@@ -205,8 +207,9 @@ export function gatewayCost(
   const hasP99 = bare.p99Ms !== undefined && gw.p99Ms !== undefined && bare.p99Ms > 0;
   const p99 = p99Delta(bare, gw);
   const over: string[] = [];
-  if (bare.reqPerSec && gw.reqPerSec !== undefined && gw.reqPerSec < bare.reqPerSec * (1 - budget.maxThroughputLoss))
-    over.push('req/s');
+  const [b, g] = budget.perCore ? [bare.reqPerCore, gw.reqPerCore] : [bare.reqPerSec, gw.reqPerSec];
+  const measure = budget.perCore ? 'req/s per core' : 'req/s';
+  if (b && g !== undefined && g < b * (1 - budget.maxThroughputLoss)) over.push(measure);
   if (hasP99 && gw.p99Ms! > bare.p99Ms! * budget.maxP99Ratio) over.push('p99');
   const verdict = over.length ? `OVER the budget on ${over.join(' and ')}` : 'within the budget';
   const sidecar =
@@ -214,7 +217,7 @@ export function gatewayCost(
   return (
     `${gw.target} — gateway stack (${stack}) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
     `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}${sidecar} — ${verdict} ` +
-    `(≤ ${budget.maxThroughputLoss * 100} % req/s, p99 ≤ ${budget.maxP99Ratio}×)`
+    `(≤ ${budget.maxThroughputLoss * 100} % ${measure}, p99 ≤ ${budget.maxP99Ratio}×)`
   );
 }
 

@@ -11,6 +11,7 @@ import {
   trace,
   type Context,
   type Span,
+  type SpanOptions,
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
@@ -41,13 +42,16 @@ import type { Channel } from 'node:diagnostics_channel';
 import type { TracingConfig } from '../config/tracing-schema.ts';
 import type { RequestContext } from '../request-context.ts';
 import { CHANNELS, type AttemptStartEvent, type Gateway, type RequestEvent } from './events.ts';
+import { PooledIdGenerator } from './trace-ids.ts';
 import { ReportingExporter, type WarnFn } from './tracing-export.ts';
 
 /** What the trace of one request holds between its events. */
 interface RequestTrace {
   readonly server: Span;
+  /** The incoming context (or the root); the server span's own is made when a try needs it. */
+  readonly parent: Context;
   /** The server span as parent (of client spans) and as the context a not-recorded try propagates. */
-  readonly context: Context;
+  context: Context | null;
   readonly recording: boolean;
   /** Client spans of tries not yet ended, by try number (a retry may start before the try it replaces ends). */
   attempts: Map<number, Span> | null;
@@ -66,6 +70,15 @@ const listSetter: TextMapSetter<string[]> = {
 };
 
 type Subscription = readonly [Channel, (m: unknown) => void];
+
+// Constant options: startSpan only reads them, and the request path should allocate as little as it can.
+const SERVER: SpanOptions = { kind: SpanKind.SERVER };
+const CLIENT: SpanOptions = { kind: SpanKind.CLIENT };
+
+/** The server span's context, made once per request, when its first try needs it. */
+function contextOf(t: RequestTrace): Context {
+  return (t.context ??= trace.setSpan(t.parent, t.server));
+}
 
 export class Tracing {
   readonly config: NonNullable<TracingConfig>;
@@ -97,6 +110,7 @@ export class Tracing {
     this.provider = new TracerProvider({
       resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName })),
       // A sampled incoming traceparent is followed, an unsampled one too; new traces are kept at sampleRatio.
+      idGenerator: new PooledIdGenerator(),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
       spanProcessors: [
         new BatchSpanProcessor({ exporter, scheduledDelayMillis: config.batchDelay, exportTimeoutMillis: timeout }),
@@ -121,7 +135,7 @@ export class Tracing {
     const parent =
       headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, headerGetter);
     const method = ctx.req.method ?? 'GET';
-    const server = this.tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
+    const server = this.tracer.startSpan(method, SERVER, parent);
     const recording = server.isRecording();
     if (recording) {
       server.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
@@ -131,7 +145,7 @@ export class Tracing {
       server.setAttribute(ATTR_CLIENT_ADDRESS, ctx.clientIp);
     }
     ctx.traceId = server.spanContext().traceId;
-    this.traces.set(ctx, { server, context: trace.setSpan(parent, server), recording, attempts: null });
+    this.traces.set(ctx, { server, parent, context: null, recording, attempts: null });
     this.open++;
   };
 
@@ -149,19 +163,20 @@ export class Tracing {
     if (t === undefined) return;
     if (!t.recording) {
       // Not recorded: the server span's context goes on (its flags say so), so the trace id still correlates.
-      propagator.inject(t.context, event.headers, listSetter);
+      propagator.inject(contextOf(t), event.headers, listSetter);
       return;
     }
     const ctx = event.ctx;
     const method = ctx.req.method ?? 'GET';
-    const client = this.tracer.startSpan(method, { kind: SpanKind.CLIENT }, t.context);
+    const parent = contextOf(t);
+    const client = this.tracer.startSpan(method, CLIENT, parent);
     client.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
     client.setAttribute(ATTR_URL_FULL, event.target + ctx.path);
     client.setAttribute('turnpike.target', event.target);
     client.setAttribute('turnpike.attempt', event.attempt);
     if (event.attempt > 1) client.setAttribute(ATTR_HTTP_REQUEST_RESEND_COUNT, event.attempt - 1);
     (t.attempts ??= new Map()).set(event.attempt, client);
-    propagator.inject(trace.setSpan(t.context, client), event.headers, listSetter);
+    propagator.inject(trace.setSpan(parent, client), event.headers, listSetter);
   };
 
   private readonly onAttemptEnd = (m: unknown): void => {
@@ -170,9 +185,10 @@ export class Tracing {
       status: number;
       failure: string | null;
     };
-    const client = this.traces.get(ctx)?.attempts?.get(attempt);
+    const attempts = this.traces.get(ctx)?.attempts;
+    const client = attempts?.get(attempt);
     if (client === undefined) return;
-    this.traces.get(ctx)!.attempts!.delete(attempt);
+    attempts!.delete(attempt);
     if (status > 0) client.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     const error = failure ?? (status >= 500 ? String(status) : null);
     if (error !== null) {
