@@ -123,6 +123,7 @@ export class Tracing {
       [CHANNELS.attemptStart, this.onAttemptStart],
       [CHANNELS.attemptEnd, this.onAttemptEnd],
       [CHANNELS.retry, this.onRetry],
+      [CHANNELS.requestError, this.onRequestError],
       [CHANNELS.requestEnd, this.onRequestEnd],
     ];
     for (const [ch, fn] of this.subscriptions) ch.subscribe(fn);
@@ -207,6 +208,14 @@ export class Tracing {
       [ATTR_ERROR_TYPE]: kind,
       [ATTR_HTTP_RESPONSE_STATUS_CODE]: status,
     });
+  };
+
+  /** A hook or terminal threw (500 TP_INTERNAL): the exception goes on the server span, as the gateway log has it. */
+  private readonly onRequestError = (m: unknown): void => {
+    const { ctx, error } = m as { ctx: RequestContext; error: unknown };
+    const t = this.traces.get(ctx);
+    if (t === undefined || !t.recording) return;
+    t.server.recordException(error instanceof Error ? error : String(error));
   };
 
   private readonly onRequestEnd = (m: unknown): void => {

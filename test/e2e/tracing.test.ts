@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
-import { startGateway } from '../../src/index.ts';
+import { startGateway, type Gateway } from '../../src/index.ts';
+import type { RequestContext } from '../../src/request-context.ts';
+import { nextEvent } from '../helpers/events.ts';
 import { closedPort } from '../helpers/ports.ts';
 import { request, startBackend, startGatewayYaml, tempDir, type Backend } from '../helpers/servers.ts';
 
@@ -123,6 +125,12 @@ function parseTraceparent(v: unknown): { traceId: string; parentId: string; flag
   return { traceId: m[1]!, parentId: m[2]!, flags: m[3]! };
 }
 
+/** The trace id the request context of the next request `gw` ends carries (what the access log writes). */
+async function nextTraceId(gw: Gateway): Promise<string | undefined> {
+  const event = await nextEvent('turnpike:request:end', gw.runtime.gateway, () => true, 'a request end');
+  return (event.ctx as RequestContext).traceId;
+}
+
 const INCOMING_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const INCOMING_PARENT = '00f067aa0ba902b7';
 
@@ -134,6 +142,7 @@ describe('tracing', () => {
       config(app.url, `{ otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, serviceName: edge, batchDelay: 10ms }`),
     );
     closers.push(() => gw.stop());
+    const traceId = nextTraceId(gw);
     const res = await request(gw.port(), '/api/items', {
       headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01`, tracestate: 'vendor=abc' },
     });
@@ -159,6 +168,7 @@ describe('tracing', () => {
     const upstream = parseTraceparent(app.seen[0]!.traceparent);
     assert.deepEqual(upstream, { traceId: INCOMING_TRACE, parentId: client.spanId, flags: '01' });
     assert.equal(app.seen[0]!.tracestate, 'vendor=abc');
+    assert.equal(await traceId, INCOMING_TRACE, 'the context (the access log) has the trace id');
   });
 
   test('sampleRatio 1 without a traceparent starts a trace; a retried request has one client span per try', async () => {
@@ -172,11 +182,13 @@ describe('tracing', () => {
       ),
     );
     closers.push(() => gw.stop());
+    const traceId = nextTraceId(gw);
     assert.equal((await request(gw.port(), '/api/retried')).status, 200);
     const spans = await otlp.spansWhere((s) => s.length >= 3);
     const server = spans.find((s) => s.kind === 2)!;
     assert.equal(server.service, 'turnpike');
     assert.equal(server.parentSpanId ?? '', '', 'a new trace has no parent');
+    assert.equal(await traceId, server.traceId);
     assert.deepEqual(
       server.events?.map((e) => [e.name, attr({ attributes: e.attributes } as ReceivedSpan, 'error.type')]),
       [['retry', 'status']],
@@ -208,7 +220,9 @@ describe('tracing', () => {
     const app = await backend();
     const gw = await startGatewayYaml(config(app.url, `{ otlp: { endpoint: "${otlp.url}" }, sampleRatio: 0 }`));
     const incoming = `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01`;
+    const traceId = nextTraceId(gw);
     assert.equal((await request(gw.port(), '/api/a', { headers: { traceparent: incoming } })).status, 200);
+    assert.equal(await traceId, undefined, 'no trace id without tracing');
     assert.equal((await request(gw.port(), '/api/b')).status, 200);
     await gw.stop(); // a provider would flush here
     assert.equal(otlp.exports, 0);
