@@ -109,8 +109,8 @@ export class Tracing {
     );
     this.provider = new TracerProvider({
       resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName })),
-      // A sampled incoming traceparent is followed, an unsampled one too; new traces are kept at sampleRatio.
       idGenerator: new PooledIdGenerator(),
+      // An incoming traceparent's sampled flag is followed either way; new traces are kept at sampleRatio.
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
       spanProcessors: [
         new BatchSpanProcessor({ exporter, scheduledDelayMillis: config.batchDelay, exportTimeoutMillis: timeout }),
@@ -172,7 +172,7 @@ export class Tracing {
     const parent = contextOf(t);
     const client = this.tracer.startSpan(method, CLIENT, parent);
     client.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
-    client.setAttribute(ATTR_URL_FULL, event.target + ctx.path);
+    client.setAttribute(ATTR_URL_FULL, event.target + ctx.path); // no query: it may carry a credential
     client.setAttribute('turnpike.target', event.target);
     client.setAttribute('turnpike.attempt', event.attempt);
     if (event.attempt > 1) client.setAttribute(ATTR_HTTP_REQUEST_RESEND_COUNT, event.attempt - 1);
