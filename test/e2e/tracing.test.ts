@@ -1,5 +1,6 @@
 // Traces: spans reach an OTLP/HTTP receiver written here (the exporter sends JSON; the receiver decodes it), the
 // trace context goes upstream, retries are attempt spans, sampling 0 and 1, an unreachable collector.
+import '../helpers/test-plugins.ts';
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -213,6 +214,29 @@ describe('tracing', () => {
       app.seen.map((h) => parseTraceparent(h.traceparent).parentId),
       tries.map((t) => t.spanId),
     );
+  });
+
+  test('a request a plugin failed: the server span has the exception and the code', async () => {
+    const otlp = await receiver();
+    const app = await backend();
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { app: { targets: [{ url: "${app.url}" }] } }
+routes: [{ name: broken, match: { path: / }, upstream: app, plugins: [{ test-throw: { in: request } }] }]
+tracing: { otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, batchDelay: 10ms }
+`);
+    closers.push(() => gw.stop());
+    assert.equal((await request(gw.port(), '/x')).status, 500);
+    const [server] = await otlp.spansWhere((s) => s.length >= 1);
+    assert.equal(server!.kind, 2);
+    assert.equal(server!.status?.code, 2);
+    assert.equal(attr(server!, 'error.type'), 'TP_INTERNAL');
+    const exception = server!.events?.find((e) => e.name === 'exception');
+    assert.equal(
+      attr({ attributes: exception?.attributes ?? [] } as unknown as ReceivedSpan, 'exception.message'),
+      'test-throw: request hook failed',
+    );
+    assert.equal(app.seen.length, 0);
   });
 
   test('sampleRatio 0: no span is made or exported, and the trace context passes through untouched', async () => {
