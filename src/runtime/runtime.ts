@@ -18,7 +18,7 @@ import {
   type RequestEvent,
 } from '../observability/events.ts';
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
-import { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -180,6 +180,13 @@ export class Runtime implements ListenerHost {
   /** Builds a snapshot for `config` beside the current one, opens new listeners, then swaps. Throws and keeps the old one on failure. */
   async apply(config: Config): Promise<void> {
     if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
+    // The OpenTelemetry SDK (~25 MB of heap and code) is loaded only by a config that traces.
+    const tracingKey = JSON.stringify(config.tracing ?? null);
+    const tracing =
+      tracingKey !== this.tracingKey && config.tracing !== undefined && config.tracing.sampleRatio > 0
+        ? (await import('../observability/tracing.ts')).Tracing
+        : null;
+    if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
     const next = new Snapshot(config, ++this.version, this.configFile, this.registry, this.services);
     const opened: OpenListener[] = [];
     try {
@@ -214,10 +221,9 @@ export class Runtime implements ListenerHost {
       void old?.close();
     }
     // A changed `tracing:` gets a new tracer provider; the old one finishes the requests it started.
-    const tracingKey = JSON.stringify(config.tracing ?? null);
     if (tracingKey !== this.tracingKey) {
       const old = this.tracing;
-      this.tracing = Tracing.start(this.gateway, config.tracing, (fields, msg) => this.log.warn(fields, msg));
+      this.tracing = tracing?.start(this.gateway, config.tracing, (fields, msg) => this.log.warn(fields, msg)) ?? null;
       this.tracingKey = tracingKey;
       if (old !== null) {
         this.retiredTracing.add(old);
