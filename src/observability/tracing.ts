@@ -135,6 +135,8 @@ export class Tracing {
     const headers = ctx.req.headers;
     const parent =
       headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, headerGetter);
+    // A tracestate belongs to its traceparent: without a valid one it is dropped (W3C), not sent beside ours.
+    if (headers.tracestate !== undefined && parent === ROOT_CONTEXT) ctx.removeRequestHeader('tracestate');
     const method = ctx.req.method ?? 'GET';
     const server = this.tracer.startSpan(method, SERVER, parent);
     const recording = server.isRecording();

@@ -172,6 +172,22 @@ describe('tracing', () => {
     assert.equal(await traceId, INCOMING_TRACE, 'the context (the access log) has the trace id');
   });
 
+  test('an invalid traceparent starts a new trace, and the tracestate that came with it is dropped', async () => {
+    const otlp = await receiver();
+    const app = await backend();
+    const gw = await startGatewayYaml(
+      config(app.url, `{ otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, batchDelay: 10ms }`),
+    );
+    closers.push(() => gw.stop());
+    const headers = { traceparent: `00-${'0'.repeat(32)}-${INCOMING_PARENT}-01`, tracestate: 'vendor=abc' };
+    assert.equal((await request(gw.port(), '/api/x', { headers })).status, 200);
+    const spans = await otlp.spansWhere((s) => s.length >= 2);
+    const server = spans.find((s) => s.kind === 2)!;
+    assert.equal(server.parentSpanId ?? '', '');
+    assert.equal(parseTraceparent(app.seen[0]!.traceparent).traceId, server.traceId);
+    assert.equal(app.seen[0]!.tracestate, undefined);
+  });
+
   test('sampleRatio 1 without a traceparent starts a trace; a retried request has one client span per try', async () => {
     const otlp = await receiver();
     const app = await backend([503]);
