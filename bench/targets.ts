@@ -15,6 +15,7 @@ import {
   gatewayProblem,
   startTurnpike,
   startTurnpikeManyRoutes,
+  startTurnpikeTracing,
   startTurnpikeWorkers,
   type Build,
   type GatewayKind,
@@ -38,6 +39,8 @@ export interface TargetInfo {
   /** How that line reads: `cost` (the default), a stack held to the performance budget; `gain`, one that should
    *  beat the bare route (the cache, answering every request itself). */
   readonly expect?: 'cost' | 'gain';
+  /** A cost held to its own budget rather than the gateway stack's (tracing: 2 % req/s). */
+  readonly budget?: { readonly maxThroughputLoss: number; readonly maxP99Ratio: number; readonly perCore?: boolean };
 }
 
 const OWN: readonly TargetInfo[] = [
@@ -106,6 +109,16 @@ const OWN: readonly TargetInfo[] = [
       '(checked: X-Cache: HIT); compare with turnpike, the same body fetched from the backend (same process as turnpike)',
     stack: 'cache (memory), every request a hit',
     expect: 'gain',
+    tools: [],
+    peers: [],
+    accessLog: true,
+  },
+  {
+    name: 'turnpike-tracing',
+    describe:
+      'as turnpike, with tracing at sampleRatio 0.1 (the default) exporting OTLP/HTTP JSON to a sink in the bench process',
+    stack: 'tracing at sampleRatio 0.1, OTLP export',
+    budget: { maxThroughputLoss: 0.02, maxP99Ratio: 1.25, perCore: true },
     tools: [],
     peers: [],
     accessLog: true,
@@ -322,6 +335,10 @@ export async function startTargets(
     ),
     'turnpike-10k-routes': async () => {
       const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
+      return { child: t.child, base: local(t.port), accessLog: t.accessLog };
+    },
+    'turnpike-tracing': async () => {
+      const t = await startTurnpikeTracing(dirFor('turnpike-tracing'), ctx.backendPort);
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };
     },
     'turnpike-workers': async () => {

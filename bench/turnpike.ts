@@ -1,6 +1,8 @@
 // Starting the Turnpike gateway under test from the built CLI, with a generated config.
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
@@ -180,6 +182,8 @@ export interface LaunchOptions {
   readonly workers?: 'auto';
   /** Extra routes in front of the measured one (the route-count case). */
   readonly extraRoutes?: number;
+  /** `tracing.otlp.endpoint`: traces on at the default sampleRatio (0.1), exported there (the tracing case). */
+  readonly tracing?: string;
   /** Which build to run; this checkout's when omitted. */
   readonly build?: Build;
 }
@@ -211,6 +215,7 @@ export function configYaml(port: number, backendPort: number, accessLog: string,
       { name: 'all', match: { path: '/' }, upstream: 'backend' },
     ],
     accessLog: { enabled: true, output: accessLog },
+    ...(o.tracing ? { tracing: { otlp: { endpoint: o.tracing }, sampleRatio: 0.1 } } : {}),
     shutdown: { drainTimeout: '1s' }, // the bench stops it right after the last wrk run
   };
   return stringify(config);
@@ -239,7 +244,7 @@ export class LaunchError extends Error {
 async function launch(dir: string, backendPort: number, o: LaunchOptions): Promise<Turnpike> {
   const port = await freePort();
   const gateways = o.gateways ?? [];
-  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${gateways.length ? `-gateway-${gateways.join('-')}` : ''}`;
+  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${o.tracing ? '-tracing' : ''}${gateways.length ? `-gateway-${gateways.join('-')}` : ''}`;
   const configFile = join(dir, `${base}.yaml`);
   const accessLog = join(dir, `${base}-access.log`);
   writeFileSync(configFile, (o.build?.configYaml ?? configYaml)(port, backendPort, accessLog, o));
@@ -327,6 +332,21 @@ export async function startTurnpike(dir: string, backendPort: number, want: Gate
  *  line of stderr when the gateway refuses the setting. */
 export function startTurnpikeWorkers(dir: string, backendPort: number): Promise<Turnpike> {
   return launch(dir, backendPort, { workers: 'auto' });
+}
+
+/**
+ * Turnpike with tracing at the default ratio (0.1), exporting to an OTLP/HTTP sink in this process that reads and
+ * drops each batch: the cost of spans, propagation and export over the bare route.
+ */
+export async function startTurnpikeTracing(dir: string, backendPort: number): Promise<Turnpike> {
+  const sink = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  sink.unref(); // lives as long as the bench process, never keeps it alive
+  const { port } = sink.address() as AddressInfo;
+  return launch(dir, backendPort, { tracing: `http://127.0.0.1:${port}/v1/traces` });
 }
 
 /** Turnpike with 10,000 other routes in front of the measured one: routing cost must not grow with the table. */

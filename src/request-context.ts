@@ -110,6 +110,11 @@ export class RequestContext {
   onDone: (() => void) | null;
   /** The request carried a valid sticky cookie for a usable target (no new cookie is set). */
   stickyPinned: boolean;
+  /**
+   * The W3C trace id (32 hex) this request belongs to, for correlation (the access log): the client's
+   * `traceparent`'s or a new one. Set by the traces subscriber at request start; undefined when tracing is off.
+   */
+  traceId: string | undefined;
 
   constructor(
     req: IncomingMessage,
@@ -156,6 +161,7 @@ export class RequestContext {
     this.upstreamOverrides = null;
     this.cacheStatus = '';
     this.forwardRoute = null;
+    this.traceId = undefined;
     const type = req.headers['content-type'];
     this.grpc = typeof type === 'string' && type.startsWith('application/grpc');
   }

@@ -16,6 +16,7 @@ import {
   underscoreHeaders,
 } from './listener-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
+import { tracing } from './tracing-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
 import { closest } from './problems.ts';
@@ -272,6 +273,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     consumers,
     stores,
     consumerHeaders,
+    tracing,
   });
 }
 

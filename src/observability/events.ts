@@ -27,7 +27,10 @@ export const CHANNELS = {
   requestEnd: channel('turnpike:request:end'),
   /** A hook or terminal failed the request (500 TP_INTERNAL). { ctx, error } (published by pipeline/guard.ts) */
   requestError: channel('turnpike:request:error'),
-  /** One try against one target began. { gateway, ctx, requestId, workerId, target, attempt } */
+  /**
+   * One try against one target began. { gateway, ctx, requestId, workerId, target, attempt, headers }: see
+   * AttemptStartEvent; a subscriber may add request headers for this try alone (trace context).
+   */
   attemptStart: channel('turnpike:attempt:start'),
   /** One try ended. { gateway, ctx, requestId, workerId, target, attempt, status, durationMs, failure } */
   attemptEnd: channel('turnpike:attempt:end'),
@@ -89,6 +92,20 @@ export function publishRequest(
   // The common case (request start and end) without a spread: one fixed-shape object per event.
   if (extra === undefined) ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId });
   else ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });
+}
+
+/**
+ * turnpike:attempt:start. Published before the try's upstream request head is built, so a subscriber may add
+ * headers to that try alone: the traces' `traceparent` names the try's client span, a new one per retry. Each
+ * name pushed replaces the client's header of that name. The list exists only when the channel has subscribers.
+ */
+export interface AttemptStartEvent extends RequestEvent {
+  /** The target's URL (origin). */
+  readonly target: string;
+  /** 1 for the first try, 2 for the first retry, ... */
+  readonly attempt: number;
+  /** Headers for this try: [name, value, name, value, ...], names lowercase. */
+  readonly headers: string[];
 }
 
 export interface L4SessionEvent {

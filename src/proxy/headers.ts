@@ -90,12 +90,16 @@ function upgradeOffer(offered: string, upgrades: ReadonlySet<string> | null | un
   return out.join(', ');
 }
 
-/** Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. */
+/**
+ * Builds the flat [name, value, ...] header list sent upstream. One pass over the request headers. `attempt`:
+ * headers for this try alone (AttemptStartEvent), each replacing the client's header of that name.
+ */
 export function upstreamRequestHeaders(
   ctx: RequestContext,
   policy: UpstreamHeaderPolicy,
   targetHost: string,
   keepUpgrade: boolean,
+  attempt: readonly string[] | null = null,
 ): string[] {
   const src: IncomingHttpHeaders = ctx.req.headers;
   const out: string[] = [];
@@ -123,6 +127,7 @@ export function upstreamRequestHeaders(
       if (!passed) continue;
     }
     if (remove !== null && remove.has(name)) continue;
+    if (attempt !== null && attempt.length > 0 && namedIn(attempt, name)) continue;
     if (!ctx.trustedPeer && CLIENT_IP_HEADERS.has(name)) continue;
     if (extraHop !== null && extraHop.includes(name)) continue;
     if (name.charCodeAt(0) === 58 /* ':' an HTTP/2 pseudo-header */) continue;
@@ -154,7 +159,14 @@ export function upstreamRequestHeaders(
   }
   const set = ctx.setRequestHeaders;
   if (set !== null) for (let i = 0; i < set.length; i++) out.push(set[i]!);
+  if (attempt !== null) for (let i = 0; i < attempt.length; i++) out.push(attempt[i]!);
   return out;
+}
+
+/** `name` is one of the names of a flat [name, value, ...] list. */
+function namedIn(list: readonly string[], name: string): boolean {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return true;
+  return false;
 }
 
 function firstValue(v: string | string[] | undefined): string | undefined {

@@ -188,13 +188,18 @@ class Exchange {
     const target = lease.target;
     this.tries++;
     ctx.target = target.url;
-    this.attempt = new Attempt(this, lease);
-    publishRequest(CHANNELS.attemptStart, ctx, { target: target.url, attempt: this.tries });
+    this.attempt = new Attempt(this, lease, this.tries);
+    // Subscribers may add headers for this try alone (AttemptStartEvent: a trace's traceparent).
+    let attemptHeaders: string[] | null = null;
+    if (CHANNELS.attemptStart.hasSubscribers) {
+      attemptHeaders = [];
+      publishRequest(CHANNELS.attemptStart, ctx, { target: target.url, attempt: this.tries, headers: attemptHeaders });
+    }
     target.dispatcher.dispatch(
       {
         path: ctx.path + ctx.query,
         method: ctx.req.method!,
-        headers: upstreamRequestHeaders(ctx, this.route, target.origin.host, false),
+        headers: upstreamRequestHeaders(ctx, this.route, target.origin.host, false, attemptHeaders),
         body: !this.hasBody ? null : (this.body ?? ctx.req),
         headersTimeout: this.route.headersTimeout,
         bodyTimeout: this.route.bodyTimeout,
@@ -292,6 +297,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   readonly exchange: Exchange;
   /** The target this try went to, counted on it until the try ends. */
   readonly lease: Lease;
+  /** 1 for the first try, 2 for the first retry (a retry may start before this try's end is published). */
+  readonly number: number;
   private readonly started = performance.now();
   private controller: Dispatcher.DispatchController | null = null;
   /** This attempt no longer speaks for the exchange (a retry or a timeout took over). */
@@ -311,9 +318,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   private stages: Transform[] | null = null;
   private taps: BodyTap[] | null = null;
 
-  constructor(exchange: Exchange, lease: Lease) {
+  constructor(exchange: Exchange, lease: Lease, number: number) {
     this.exchange = exchange;
     this.lease = lease;
+    this.number = number;
   }
 
   /** A write to the client returned false: reading from upstream is paused; the client has sendTimeout to read. */
@@ -550,7 +558,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (CHANNELS.attemptEnd.hasSubscribers) {
       publishRequest(CHANNELS.attemptEnd, ctx, {
         target: this.lease.target.url,
-        attempt: this.exchange.tries,
+        attempt: this.number,
         status: this.status,
         durationMs: performance.now() - this.started,
         failure: this.failure,

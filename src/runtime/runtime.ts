@@ -18,6 +18,7 @@ import {
   type RequestEvent,
 } from '../observability/events.ts';
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -79,6 +80,11 @@ export class Runtime implements ListenerHost {
   );
   private readonly tunnels = new Set<() => void>();
   private accessLog: AccessLog | null = null;
+  /** Spans of this runtime's requests (null: tracing off), for the config's `tracing:` as `tracingKey` says. */
+  private tracing: Tracing | null = null;
+  private tracingKey = '';
+  /** Tracings a reload replaced, until their open requests end and their spans are exported. */
+  private readonly retiredTracing = new Set<Tracing>();
   private version = 0;
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
@@ -174,6 +180,13 @@ export class Runtime implements ListenerHost {
   /** Builds a snapshot for `config` beside the current one, opens new listeners, then swaps. Throws and keeps the old one on failure. */
   async apply(config: Config): Promise<void> {
     if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
+    // The OpenTelemetry SDK (~25 MB of heap and code) is loaded only by a config that traces.
+    const tracingKey = JSON.stringify(config.tracing ?? null);
+    const tracing =
+      tracingKey !== this.tracingKey && config.tracing !== undefined && config.tracing.sampleRatio > 0
+        ? (await import('../observability/tracing.ts')).Tracing
+        : null;
+    if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
     const next = new Snapshot(config, ++this.version, this.configFile, this.registry, this.services);
     const opened: OpenListener[] = [];
     try {
@@ -206,6 +219,16 @@ export class Runtime implements ListenerHost {
       const old = this.accessLog;
       this.accessLog = new AccessLog({ enabled: config.accessLog.enabled, output });
       void old?.close();
+    }
+    // A changed `tracing:` gets a new tracer provider; the old one finishes the requests it started.
+    if (tracingKey !== this.tracingKey) {
+      const old = this.tracing;
+      this.tracing = tracing?.start(this.gateway, config.tracing, (fields, msg) => this.log.warn(fields, msg)) ?? null;
+      this.tracingKey = tracingKey;
+      if (old !== null) {
+        this.retiredTracing.add(old);
+        void old.retire().then(() => this.retiredTracing.delete(old));
+      }
     }
     // Upstream state (breakers, ejections, targets) is kept across the swap; the new config's settings apply now.
     this.registry.commit(next.upstreams.values());
@@ -291,6 +314,9 @@ export class Runtime implements ListenerHost {
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
     this.accessLog = null;
+    // Every request has ended: their spans are exported now (bounded by the export timeout).
+    await Promise.all([this.tracing?.close(), ...[...this.retiredTracing].map((t) => t.close())]);
+    this.tracing = null;
     CHANNELS.requestEnd.unsubscribe(this.onRequestEnd);
     CHANNELS.l4Close.unsubscribe(this.onL4Close);
     CHANNELS.refused.unsubscribe(this.onRefused);
