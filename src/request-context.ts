@@ -51,6 +51,8 @@ export interface Reply {
   readonly status: number;
   readonly headers?: Record<string, string | string[]>;
   readonly body?: string | Buffer;
+  /** The stable code (TP_*) of an error the gateway answers; the access log shows it as `error`. */
+  readonly code?: string;
 }
 
 /** Until the listener sets the gateway the request arrived at (contexts built by hand in tests keep it). */
@@ -110,6 +112,14 @@ export class RequestContext {
   onDone: (() => void) | null;
   /** The request carried a valid sticky cookie for a usable target (no new cookie is set). */
   stickyPinned: boolean;
+  /** Upstream tries made (retries included); 0 when nothing was sent upstream. */
+  attempts: number;
+  /** The last try's wait for a new connection (TCP + TLS), in ms; -1 when it reused one or had none. */
+  upstreamConnectMs: number;
+  /** The last try's time from its start to the upstream's response head, in ms; -1 when there was none. */
+  upstreamHeadersMs: number;
+  /** The trace this request belongs to (32 hex), when tracing is on. */
+  traceId?: string;
 
   constructor(
     req: IncomingMessage,
@@ -148,6 +158,9 @@ export class RequestContext {
     this.reached = -1;
     this.errorCode = '';
     this.stickyPinned = false;
+    this.attempts = 0;
+    this.upstreamConnectMs = -1;
+    this.upstreamHeadersMs = -1;
     this.identity = null;
     this.authChallenges = null;
     this.onDone = null;

@@ -7,6 +7,7 @@ import { appendSetCookie } from '../http/header-list.ts';
 import { finishHead, type Chain } from '../pipeline/chain.ts';
 import { failInternally } from '../pipeline/guard.ts';
 import { CHANNELS, publishRequest } from '../observability/events.ts';
+import { awaitConnection } from '../upstream/connect-timing.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
@@ -188,6 +189,9 @@ class Exchange {
     const target = lease.target;
     this.tries++;
     ctx.target = target.url;
+    ctx.attempts = this.tries;
+    ctx.upstreamConnectMs = -1;
+    ctx.upstreamHeadersMs = -1;
     this.attempt = new Attempt(this, lease);
     publishRequest(CHANNELS.attemptStart, ctx, { target: target.url, attempt: this.tries });
     target.dispatcher.dispatch(
@@ -352,6 +356,8 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    const ctx = this.exchange.ctx;
+    if (!this.abandoned) awaitConnection(ctx, this.started, ctx.path + ctx.query);
     if (this.abandoned || this.exchange.done) controller.abort(new Error('client closed the connection'));
   }
 
@@ -386,6 +392,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     const exchange = this.exchange;
     const ctx = exchange.ctx;
+    ctx.upstreamHeadersMs = performance.now() - this.started;
     const res = ctx.res;
     const route = exchange.route;
     this.lease.observe(statusCode >= 500);
