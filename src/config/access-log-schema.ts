@@ -33,7 +33,7 @@ export type AccessLogField = (typeof ACCESS_LOG_FIELDS)[number];
 
 export const accessLogSchema = z
   .strictObject({
-    enabled: z.boolean().default(true),
+    enabled: z.boolean().default(true).meta({ description: 'false: no access log at all' }),
     output: z
       .string()
       .default('stdout')
