@@ -1,7 +1,8 @@
 // The access log's formats and its config: NGINX's escaping and time, and what `accessLog` refuses.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nginxEscape, timeLocal } from '../../src/observability/access-log-format.ts';
+import { compileLineFormat, nginxEscape, timeLocal } from '../../src/observability/access-log-format.ts';
+import { RequestContext } from '../../src/request-context.ts';
 import { parseConfig } from '../../src/runtime/gateway.ts';
 
 test("nginxEscape escapes as NGINX's default log escaping: quote, backslash, control and non-ASCII bytes", () => {
@@ -33,4 +34,15 @@ test('accessLog takes fields, format and skip, and refuses what cannot be meant'
   refused('{ format: common }');
   refused('{ skip: { routes: [helth] } }');
   refused('{ skip: { paths: [healthz] } }');
+});
+
+test('a compiled writer leaves out fields without a value and still writes valid JSON, whatever comes first', () => {
+  const req = { method: 'GET', url: '/a', httpVersion: '2.0', headers: { 'user-agent': 'ua "1"' } };
+  const ctx = new RequestContext(req as never, {} as never, '::1', false, '::1', 'https', 'r1', '/a', '');
+  const line = (fields: string[]) =>
+    compileLineFormat(parseConfig(`${base}accessLog: { fields: [${fields.join(', ')}] }`).accessLog).request(ctx)!;
+  assert.equal(line(['error', 'cache']), '{}\n');
+  assert.equal(line(['error', 'userAgent', 'protocol']), '{"userAgent":"ua \\"1\\"","protocol":"HTTP/2.0"}\n');
+  ctx.errorCode = 'TP_FORBIDDEN';
+  assert.equal(line(['error', 'upstreamConnectMs']), '{"error":"TP_FORBIDDEN","upstreamConnectMs":null}\n');
 });
