@@ -2,7 +2,7 @@
 // a file that cannot be written at run time is one logged error while serving goes on, and the gateway's own
 // log names its levels and its version.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnGateway, untilWorkersStarted } from '../helpers/process.ts';
@@ -79,6 +79,35 @@ ${extra}`;
       for (let i = 0; i < 4; i++) await request(gw.port(), '/after', { agent: false });
       await until(() => countLines(file) === 4, 'the new file getting every line');
       assert.equal(countLines(`${file}.1`), 1);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+    }
+  });
+
+  test('a folder gone at run time: one error, serving goes on, and the file is back within seconds', async () => {
+    const gw = await spawnGateway(config('accessLog: { output: logs/access.log }'));
+    const folder = join(dirname(gw.file), 'logs');
+    const file = join(folder, 'access.log');
+    try {
+      await request(gw.port(), '/before');
+      await until(() => countLines(file) === 1, 'the first line');
+      // The folder is removed and a file takes its name: the access log cannot be opened there any more.
+      rmSync(folder, { recursive: true });
+      writeFileSync(folder, 'not a folder');
+      gw.child.kill('SIGUSR1');
+      await until(() => gw.logLines.some((l) => l.includes('access log cannot be written')), 'the error');
+      for (let i = 0; i < 3; i++) assert.equal((await request(gw.port(), `/lost${i}`)).status, 200);
+      rmSync(folder);
+      await until(
+        () => parsed(gw.logLines).find((e) => e.msg === 'access log written again'),
+        'the file written again',
+        15_000,
+      );
+      await request(gw.port(), '/after');
+      await until(() => countLines(file) >= 1 && readFileSync(file, 'utf8').includes('/after'), 'the line after');
+      const back = parsed(gw.logLines).find((e) => e.msg === 'access log written again')!;
+      assert.equal(back.lost, 3);
+      assert.equal(parsed(gw.logLines).filter((e) => String(e.msg).startsWith('access log cannot')).length, 1);
     } finally {
       assert.equal(await gw.stop(), 0);
     }
