@@ -51,6 +51,8 @@ export interface Reply {
   readonly status: number;
   readonly headers?: Record<string, string | string[]>;
   readonly body?: string | Buffer;
+  /** The stable code (TP_*) of an error the gateway answers; the access log shows it as `error`. */
+  readonly code?: string;
 }
 
 /** Until the listener sets the gateway the request arrived at (contexts built by hand in tests keep it). */
@@ -115,6 +117,12 @@ export class RequestContext {
    * `traceparent`'s or a new one. Set by the traces subscriber at request start; undefined when tracing is off.
    */
   traceId: string | undefined;
+  /** Upstream tries made (retries included); 0 when nothing was sent upstream. */
+  attempts: number;
+  /** The last try's wait for a new connection (TCP + TLS), in ms; -1 when it reused one or had none. */
+  upstreamConnectMs: number;
+  /** The last try's time from its start to the upstream's response head, in ms; -1 when there was none. */
+  upstreamHeadersMs: number;
 
   constructor(
     req: IncomingMessage,
@@ -153,6 +161,9 @@ export class RequestContext {
     this.reached = -1;
     this.errorCode = '';
     this.stickyPinned = false;
+    this.attempts = 0;
+    this.upstreamConnectMs = -1;
+    this.upstreamHeadersMs = -1;
     this.identity = null;
     this.authChallenges = null;
     this.onDone = null;

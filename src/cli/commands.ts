@@ -7,8 +7,9 @@ import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
+import { VERSION } from '../version.ts';
 
-const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version('0.1.0');
+const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version(VERSION);
 
 function reportConfigError(err: unknown): never {
   if (err instanceof ConfigError) {
@@ -20,7 +21,8 @@ function reportConfigError(err: unknown): never {
   process.exit(1);
 }
 
-const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+// SIGUSR1 is held too: without a handler Node would open its inspector on it.
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const;
 
 /**
  * Holds signals that arrive while the gateway starts: listeners (and their "listening" log line) are up before
@@ -97,6 +99,7 @@ async function startPrimary(
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => void primary.reload('SIGHUP'));
+  process.on('SIGUSR1', () => primary.reopenLogs());
   try {
     await primary.start();
   } catch (err) {

@@ -129,7 +129,8 @@ type Loose = Record<string, unknown>;
 const isObject = (v: unknown): v is Loose => v !== null && typeof v === 'object' && !Array.isArray(v);
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
-/** Routes naming upstreams that do not exist, duplicate route and listener names, two listeners on one address. */
+/** Routes naming upstreams that do not exist, duplicate route and listener names, two listeners on one address,
+ *  access-log skips naming no route. */
 function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
   if (!isObject(raw)) return [];
   const problems: ConfigProblem[] = [];
@@ -184,6 +185,18 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
         ),
       );
     else routeNames.set(name, i);
+  });
+  // accessLog.skip.routes: a name that matches no route would silently skip nothing.
+  const skip = isObject(raw.accessLog) && isObject(raw.accessLog.skip) ? raw.accessLog.skip : {};
+  list(skip.routes).forEach((name, i) => {
+    if (typeof name === 'string' && !routeNames.has(name))
+      problems.push(
+        at.problem(
+          'TP_CONFIG_BAD_REFERENCE',
+          ['accessLog', 'skip', 'routes', i],
+          `no route is named "${name}" (routes: ${[...routeNames.keys()].join(', ') || 'none'})`,
+        ),
+      );
   });
   const listenerNames = new Map<string, number>();
   const binds = new Map<string, number>();

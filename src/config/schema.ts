@@ -1,4 +1,5 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
+import { accessLogSchema } from './access-log-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
@@ -256,12 +257,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       .default({}),
     routes: z.array(route).default([]),
     plugins: pluginArray.default([]),
-    accessLog: z
-      .strictObject({
-        enabled: z.boolean().default(true),
-        output: z.string().default('stdout').meta({ description: 'stdout, stderr, or a file path' }),
-      })
-      .prefault({}),
+    accessLog: accessLogSchema,
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .prefault({}),

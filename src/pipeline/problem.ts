@@ -28,6 +28,7 @@ export function problemReply(
     status: ERRORS[code].status,
     headers: { 'content-type': PROBLEM_TYPE, 'cache-control': 'no-store', ...extraHeaders },
     body: problemBody(code, detail, requestId),
+    code,
   };
 }
 

@@ -9,6 +9,8 @@ import { problemReply } from './problem.ts';
 
 export function sendReply(ctx: RequestContext, chain: Chain, reply: Reply): void {
   const res = ctx.res;
+  // Every answer the gateway makes carries its code into the log, whoever made it (a plugin's 401, 403, 429).
+  if (reply.code !== undefined) ctx.errorCode = reply.code;
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;

@@ -7,6 +7,7 @@ import { appendSetCookie } from '../http/header-list.ts';
 import { finishHead, type Chain } from '../pipeline/chain.ts';
 import { failInternally } from '../pipeline/guard.ts';
 import { CHANNELS, publishRequest } from '../observability/events.ts';
+import { awaitConnection } from '../upstream/connect-timing.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
@@ -188,6 +189,9 @@ class Exchange {
     const target = lease.target;
     this.tries++;
     ctx.target = target.url;
+    ctx.attempts = this.tries;
+    ctx.upstreamConnectMs = -1;
+    ctx.upstreamHeadersMs = -1;
     this.attempt = new Attempt(this, lease, this.tries);
     // Subscribers may add headers for this try alone (AttemptStartEvent: a trace's traceparent).
     let attemptHeaders: string[] | null = null;
@@ -360,6 +364,8 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    const ctx = this.exchange.ctx;
+    if (!this.abandoned) awaitConnection(ctx, this.started, ctx.path + ctx.query);
     if (this.abandoned || this.exchange.done) controller.abort(new Error('client closed the connection'));
   }
 
@@ -394,6 +400,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     const exchange = this.exchange;
     const ctx = exchange.ctx;
+    ctx.upstreamHeadersMs = performance.now() - this.started;
     const res = ctx.res;
     const route = exchange.route;
     this.lease.observe(statusCode >= 500);

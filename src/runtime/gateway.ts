@@ -11,6 +11,7 @@ import { LOAD_OPTIONS } from './config-checks.ts';
 import { ConfigReloader } from './lifecycle.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { Runtime } from './runtime.ts';
+import { VERSION } from '../version.ts';
 
 export interface Gateway {
   readonly runtime: Runtime;
@@ -69,6 +70,10 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
         }
       : {}),
   });
+  log.info(
+    { version: VERSION, configVersion: runtime.current.version, configFile: file ?? 'inline', node: process.version },
+    'turnpike started',
+  );
   const reloader = file ? new ConfigReloader(runtime, file, log) : null;
   if (reloader && options.watch) reloader.watch();
   return {

@@ -1,5 +1,5 @@
 // Signals and file watching around a runtime: SIGTERM/SIGINT drain and exit 0, SIGHUP or a change to the
-// config file reloads. A bad new config is logged and the old one keeps serving.
+// config file reloads, SIGUSR1 reopens the log files (logrotate; a handler also keeps Node's inspector closed). A bad new config is logged and the old one keeps serving.
 import { CHANNELS } from '../observability/events.ts';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
@@ -30,7 +30,7 @@ export class ConfigReloader {
     try {
       const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
       await this.runtime.apply(config);
-      this.log.info({ reason, version: this.runtime.current.version }, 'config reloaded');
+      this.log.info({ reason, configVersion: this.runtime.current.version }, 'config reloaded');
       publishReload(this.runtime, true, null);
       return { ok: true };
     } catch (err) {
@@ -65,7 +65,7 @@ function publishReload(runtime: Runtime, ok: boolean, error: string | null): voi
     CHANNELS.reload.publish({ gateway: runtime.gateway, ok, version: runtime.current.version, error });
 }
 
-/** Installs SIGTERM/SIGINT (drain, exit 0) and SIGHUP (reload). */
+/** Installs SIGTERM/SIGINT (drain, exit 0), SIGHUP (reload) and SIGUSR1 (reopen the log files). */
 export function installSignals(
   runtime: Runtime,
   reloader: ConfigReloader | null,
@@ -83,4 +83,5 @@ export function installSignals(
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   if (reloader) process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
+  process.on('SIGUSR1', () => runtime.reopenLogs());
 }

@@ -17,6 +17,7 @@ import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
 import { resolveWorkerCount } from './worker-count.ts';
+import { VERSION } from '../version.ts';
 import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
 
 export interface PrimaryOptions {
@@ -75,7 +76,7 @@ export class Primary {
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     this.checker.set(checkedTargets(config));
     await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
-    this.log.info({ workers: this.wanted, pid: process.pid }, 'primary started');
+    this.log.info({ version: VERSION, workers: this.wanted, configFile: this.file }, 'primary started');
     if (this.options.watch) this.watchFile();
   }
 
@@ -192,6 +193,12 @@ export class Primary {
       () => void this.reload('file changed'),
       (err) => this.log.warn({ error: err.message }, 'config watch failed'),
     );
+  }
+
+  /** SIGUSR1: every worker opens its log files again (each has its own descriptor on the access log). */
+  reopenLogs(): void {
+    this.log.info({ workers: this.workers.size }, 'reopening log files');
+    for (const w of this.workers) if (w.isConnected()) w.send({ type: 'reopen-logs' } satisfies PrimaryMessage);
   }
 
   /** SIGTERM to every worker (each drains), then resolves when all have exited. */

@@ -217,8 +217,13 @@ export class Runtime implements ListenerHost {
         : resolvePath(configDirOf(this.configFile), config.accessLog.output);
     if (this.accessLog === null || this.accessLog.output !== (config.accessLog.enabled ? output : 'off')) {
       const old = this.accessLog;
-      this.accessLog = new AccessLog({ enabled: config.accessLog.enabled, output });
+      this.accessLog = new AccessLog({ enabled: config.accessLog.enabled, output }, config.accessLog, {
+        error: (fields, message) => this.log.error(fields, message),
+        info: (fields, message) => this.log.info(fields, message),
+      });
       void old?.close();
+    } else {
+      this.accessLog.configure(config.accessLog);
     }
     // A changed `tracing:` gets a new tracer provider; the old one finishes the requests it started.
     if (tracingKey !== this.tracingKey) {
@@ -264,6 +269,12 @@ export class Runtime implements ListenerHost {
     const pools = [];
     for (const s of this.live) pools.push(...s.upstreams.values());
     await this.registry.release(pools);
+  }
+
+  /** Opens the access-log file again under its name (SIGUSR1, after logrotate moved it). */
+  reopenLogs(): void {
+    this.accessLog?.reopen();
+    this.log.info({ output: this.accessLog?.output ?? 'off' }, 'log files reopened');
   }
 
   addresses(): ListenerAddress[] {

@@ -30,6 +30,8 @@ process.on('message', (m: PrimaryMessage) => {
 });
 // The primary reloads every worker; a SIGHUP sent to the whole process group must not also reload us.
 process.on('SIGHUP', () => undefined);
+// Until the gateway's own handler is installed, SIGUSR1 must not open Node's inspector (it would by default).
+process.on('SIGUSR1', () => undefined);
 try {
   const gateway = await startGateway({
     configFile: file,
@@ -40,7 +42,8 @@ try {
   for (const [target, healthy] of initialHealth) applyHealth(target, healthy);
   installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));
   process.on('message', (m: PrimaryMessage) => {
-    if (m.type === 'reload') {
+    if (m.type === 'reopen-logs') gateway.runtime.reopenLogs();
+    else if (m.type === 'reload') {
       void gateway
         .reloader!.reload('primary')
         .then((r) => send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error }));

@@ -5,6 +5,8 @@ import type { ListenerAddress } from './runtime.ts';
 
 export type PrimaryMessage =
   | { readonly type: 'reload'; readonly id: number }
+  /** SIGUSR1 reached the primary: open the log files again (logrotate moved them). */
+  | { readonly type: 'reopen-logs' }
   /** An active health check's verdict (probes run once per instance, in the primary). */
   | { readonly type: 'health'; readonly target: string; readonly healthy: boolean }
   | LimitReply

@@ -1,0 +1,6 @@
+// The package's version, read once from package.json (src/ and dist/ both sit one folder below it).
+import { readFileSync } from 'node:fs';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
