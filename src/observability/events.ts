@@ -54,7 +54,28 @@ export const CHANNELS = {
    * session, a TLS handshake, a connection limit). { gateway, listener, protocol, clientIp, code }
    */
   refused: channel('turnpike:client:refused'),
+  /** A connection was admitted by a listener (open: true) or closed (open: false). { gateway, listener, protocol, open } */
+  connection: channel('turnpike:client:connection'),
+  /**
+   * A listener's certificates were loaded or reloaded (an empty list: the listener closed).
+   * { gateway, listener, certificates: { names, validTo }[] }
+   */
+  certificates: channel('turnpike:tls:certificates'),
 } as const;
+
+export interface ConnectionEvent {
+  readonly gateway: Gateway;
+  readonly listener: string;
+  /** The listener's protocol (http, https). */
+  readonly protocol: string;
+  readonly open: boolean;
+}
+
+export interface CertificatesEvent {
+  readonly gateway: Gateway;
+  readonly listener: string;
+  readonly certificates: readonly { readonly names: readonly string[]; readonly validTo: string }[];
+}
 
 export interface RefusalEvent {
   readonly gateway: Gateway;
