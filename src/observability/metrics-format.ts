@@ -25,7 +25,7 @@ type Family = MetricObjectWithValues<MetricValue<string>>;
 export function formatMetrics(families: readonly Family[], openMetrics: boolean): string {
   let out = '';
   for (const f of families) {
-    const counter = (f.type as string) === 'counter';
+    const counter = (f.type as unknown) === 'counter';
     // OpenMetrics names a counter family without `_total` and its sample with it.
     const family = openMetrics && counter ? f.name.replace(/_total$/, '') : f.name;
     out += `# HELP ${family} ${escapeHelp(f.help)}\n# TYPE ${family} ${f.type}\n`;

@@ -10,13 +10,7 @@ import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { MetricsScrape, MetricsSource } from '../admin/endpoint.ts';
 import type { RequestContext } from '../request-context.ts';
-import {
-  CHANNELS,
-  type CertificatesEvent,
-  type ConnectionEvent,
-  type Gateway,
-  type L4SessionEvent,
-} from './events.ts';
+import { CHANNELS, type CertificatesEvent, type ConnectionEvent, type Gateway, type L4SessionEvent } from './events.ts';
 import { formatMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT, wantsOpenMetrics } from './metrics-format.ts';
 import { CounterChild, CounterFamily, HistogramChild, HistogramFamily } from './metrics-series.ts';
 
@@ -36,7 +30,9 @@ const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'h
 
 const BUILD_VERSION = (() => {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
@@ -204,6 +200,10 @@ export class GatewayMetrics implements MetricsSource {
       aggregator: 'first',
     });
     collectDefaultMetrics({ register: r });
+    // Gauges named like counters, which promtool refuses; each is the sum of its by-type sibling
+    // (nodejs_active_handles{type}, ...), so nothing is lost.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      r.removeSingleMetric(name);
   }
 
   /** Subscribes to this gateway's events. */
@@ -344,7 +344,10 @@ export class GatewayMetrics implements MetricsSource {
   async scrape(accept: string | undefined): Promise<MetricsScrape> {
     const openMetrics = wantsOpenMetrics(accept);
     const families = await this.registry.getMetricsAsJSON();
-    return { contentType: openMetrics ? OPENMETRICS_TEXT : PROMETHEUS_TEXT, body: formatMetrics(families, openMetrics) };
+    return {
+      contentType: openMetrics ? OPENMETRICS_TEXT : PROMETHEUS_TEXT,
+      body: formatMetrics(families, openMetrics),
+    };
   }
 
   private requestEnded(ctx: RequestContext): void {

@@ -54,14 +54,17 @@ export async function openHttpListener(
 ): Promise<OpenListener> {
   const config = listener.config;
   let store: CertificateStore | null = null;
-  const limits = new ConnectionLimits(listener.maxConnections, listener.maxConnectionsPerClient, (_socket, clientIp) =>
-    publishRefusal({
-      gateway: host.gateway,
-      listener: config.name,
-      protocol: 'tcp',
-      clientIp,
-      code: 'TP_CONNECTION_LIMIT',
-    }),
+  const limits = new ConnectionLimits(
+    listener.maxConnections,
+    listener.maxConnectionsPerClient,
+    (_socket, clientIp) =>
+      publishRefusal({
+        gateway: host.gateway,
+        listener: config.name,
+        protocol: 'tcp',
+        clientIp,
+        code: 'TP_CONNECTION_LIMIT',
+      }),
     { gateway: host.gateway, listener: config.name, protocol: config.protocol },
   );
   const updateLimits = (next: CompiledListener) => limits.update(next.maxConnections, next.maxConnectionsPerClient);
