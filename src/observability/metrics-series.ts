@@ -52,12 +52,15 @@ export class HistogramChild {
 
 abstract class Family<C extends { labels: Labels }> {
   protected readonly children = new Map<string, C>();
-  readonly aggregator = 'sum';
+  /** How a multi-worker primary combines the workers' values (AggregatorRegistry): sum, or max for counts
+   *  every worker makes alike (reloads). */
+  readonly aggregator: 'sum' | 'max';
   readonly name: string;
   readonly help: string;
-  constructor(name: string, help: string, registry: Registry) {
+  constructor(name: string, help: string, registry: Registry, aggregator: 'sum' | 'max' = 'sum') {
     this.name = name;
     this.help = help;
+    this.aggregator = aggregator;
     // The registry reads `name` and calls `get()`, the contract of prom-client's own metrics.
     registry.registerMetric(this as never);
   }

@@ -144,7 +144,13 @@ export class GatewayMetrics implements MetricsSource {
       r,
     );
     this.l4Sessions = new CounterFamily('turnpike_l4_sessions_total', 'TCP connections and UDP client mappings', r);
-    this.reloads = new CounterFamily('turnpike_config_reloads_total', 'Config reloads by result (success, failure)', r);
+    // Every worker reloads when the instance does: the primary shows one worker's count, not the sum.
+    this.reloads = new CounterFamily(
+      'turnpike_config_reloads_total',
+      'Config reloads by result (success, failure)',
+      r,
+      'max',
+    );
     for (const result of ['success', 'failure']) this.reloads.child(result, { result });
     const metrics = this;
     new Gauge({

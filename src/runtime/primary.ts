@@ -13,6 +13,7 @@ import { PurgeRelay } from '../cache/purge-fanout.ts';
 import { answerLimitRequest } from '../limits/ipc-store.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
+import { PrimaryMetrics } from '../observability/metrics-workers.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
@@ -47,6 +48,8 @@ export class Primary {
   private readonly heldSlots = new WeakMap<Worker, Map<string, number>>();
   /** Each worker has its own memory caches: a purge in one is relayed to the others. */
   private readonly purges = new PurgeRelay();
+  /** The instance's metrics (the workers' reports aggregated) while `metrics.enabled`, or null. */
+  metrics: PrimaryMetrics | null = null;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -67,6 +70,7 @@ export class Primary {
   async start(): Promise<void> {
     const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+    this.syncMetrics(config);
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
       exec: resolve(dirname(here), `worker-main${extname(here)}`),
@@ -98,6 +102,8 @@ export class Primary {
         this.purges.relay(worker, m, this.workers);
       } else if (m.type === 'cache-purged') {
         this.purges.receive(m);
+      } else if (m.type === 'metrics') {
+        this.metrics?.receive(worker.id, m);
       }
     });
     // What the probes have found so far; later verdicts follow as they come.
@@ -120,6 +126,7 @@ export class Primary {
 
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.workers.delete(worker);
+    this.metrics?.forget(worker.id);
     // Concurrency slots a dead worker held would otherwise be lost for good.
     for (const [key, n] of this.heldSlots.get(worker) ?? []) for (let i = 0; i < n; i++) this.limits.release(key);
     if (this.stopping || this.leaving.has(worker)) return;
@@ -154,6 +161,7 @@ export class Primary {
       return false;
     }
     this.checker.set(checkedTargets(config));
+    this.syncMetrics(config);
     const id = ++this.reloadId;
     const current = [...this.workers];
     const results = await Promise.all(current.map((w) => this.askReload(w, id)));
@@ -164,6 +172,11 @@ export class Primary {
     for (const w of [...this.workers].slice(this.wanted)) this.retire(w);
     this.log.info({ reason, workers: this.wanted }, 'config reloaded');
     return failed.length === 0;
+  }
+
+  private syncMetrics(config: Config): void {
+    if (config.metrics?.enabled !== true) this.metrics = null;
+    else this.metrics ??= new PrimaryMetrics();
   }
 
   private askReload(worker: Worker, id: number): Promise<{ ok: boolean; error?: string }> {
