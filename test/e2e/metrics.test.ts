@@ -3,6 +3,10 @@
 // OpenMetrics when Accept asks, one registry per runtime, and `promtool check metrics` finding nothing to say.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import metricsEndpoint from '../../src/admin/endpoints/metrics.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
@@ -11,6 +15,7 @@ import { Runtime } from '../../src/runtime/runtime.ts';
 import { parseConfigText } from '../../src/config/loader.ts';
 import { findOnPath } from '../provision.ts';
 import { serveAdminEndpoint } from '../helpers/admin-endpoint.ts';
+import { makeTestPki } from '../helpers/certs.ts';
 import { closedPort } from '../helpers/ports.ts';
 import { quietLog, request, startBackend, type Backend } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
@@ -192,6 +197,57 @@ metrics:
       assert.equal(run.status, 0, `promtool: ${run.stdout}${run.stderr}`);
       assert.equal(`${run.stdout}${run.stderr}`.trim(), '', 'promtool says nothing');
     });
+  });
+});
+
+describe('metrics of listeners', () => {
+  test('certificate expiry by listener and name, L4 sessions, open connections by listener and protocol', async () => {
+    const { pki, serverCa } = makeTestPki();
+    const cert = pki.server(serverCa, { names: ['m.example.com'] });
+    const echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const gw = await startMetricsGateway(`
+listeners:
+  - { name: s, protocol: https, address: 127.0.0.1, port: 0, tls: { certificates: [{ cert: "${cert.certPath}", key: "${cert.keyPath}" }] } }
+  - { name: plain, protocol: http, address: 127.0.0.1, port: 0 }
+  - { name: tcp-in, protocol: tcp, address: 127.0.0.1, port: 0, upstream: echo }
+upstreams:
+  echo: { targets: [{ url: "tcp://127.0.0.1:${(echo.address() as AddressInfo).port}" }] }
+routes: [{ name: hello, match: { path: / }, respond: { body: hi } }]
+metrics: {}
+`);
+    try {
+      const byName = new Map(gw.runtime.addresses().map((a) => [a.name, a.port]));
+      const notAfter = new X509Certificate(readFileSync(cert.certPath)).validTo;
+      // An idle keep-alive connection to the http listener, and one TCP session through the L4 listener.
+      const held = connect(byName.get('plain')!, '127.0.0.1');
+      await once(held, 'connect');
+      const tcp = connect(byName.get('tcp-in')!, '127.0.0.1');
+      tcp.write('ping');
+      await once(tcp, 'data');
+      const m = await until(async () => {
+        const body = (await request(gw.adminPort, '/metrics')).body;
+        return sample(body, 'turnpike_connections{listener="plain",protocol="http"}') === 1 && body;
+      }, 'the held connection to be counted');
+      assert.equal(
+        sample(m, 'turnpike_certificate_expiry_seconds{listener="s",name="m.example.com"}'),
+        Date.parse(notAfter) / 1000,
+      );
+      assert.equal(sample(m, 'turnpike_l4_sessions_total{listener="tcp-in"}'), 1);
+      assert.equal(sample(m, 'turnpike_connections{listener="tcp-in",protocol="tcp"}'), 1);
+      held.destroy();
+      tcp.destroy();
+      await until(async () => {
+        const body = (await request(gw.adminPort, '/metrics')).body;
+        return (
+          sample(body, 'turnpike_connections{listener="plain",protocol="http"}') === 0 &&
+          sample(body, 'turnpike_connections{listener="tcp-in",protocol="tcp"}') === 0
+        );
+      }, 'closed connections to leave the gauge');
+    } finally {
+      await gw.stop();
+      echo.close();
+    }
   });
 });
 
