@@ -426,7 +426,10 @@ const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid)
 
 // The cost lines compare with the bare `turnpike` row: this build's stacks only.
 const stacks = new Map(
-  TARGETS.filter((t) => t.stack && !isBase(t.name)).map((t) => [t.name, { stack: t.stack!, expect: t.expect }]),
+  TARGETS.filter((t) => t.stack && !isBase(t.name)).map((t) => [
+    t.name,
+    { stack: t.stack!, expect: t.expect, versus: t.versus },
+  ]),
 );
 say();
 for (const c of cases) {
