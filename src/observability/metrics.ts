@@ -77,6 +77,8 @@ class UpstreamSeries {
 
 export interface MetricsOptions {
   readonly buckets: readonly number[];
+  /** Requests being served now, read at scrape time (the runtime's count: no event per request start). */
+  readonly inFlight: () => number;
 }
 
 type Subscription = readonly [Channel, (m: unknown) => void];
@@ -99,7 +101,7 @@ export class GatewayMetrics implements MetricsSource {
   private readonly targetHealthy: Gauge<'upstream' | 'target'>;
   private readonly configInfo: Gauge<'version'>;
   private readonly certificateExpiry: Gauge<'listener' | 'name'>;
-  private inFlight = 0;
+  private readonly inFlight: () => number;
   /** Open connections by listener and protocol (HTTP connections and L4 sessions). */
   private readonly connections = new Map<string, { listener: string; protocol: string; open: number }>();
   private readonly routes = new Map<string, RouteSeries>();
@@ -111,6 +113,7 @@ export class GatewayMetrics implements MetricsSource {
   constructor(gateway: Gateway, options: MetricsOptions) {
     this.gateway = gateway;
     this.buckets = options.buckets;
+    this.inFlight = options.inFlight;
     const r = this.registry;
     this.requests = new CounterFamily('turnpike_requests_total', 'HTTP requests by route, method and status class', r);
     this.requestDuration = new HistogramFamily(
@@ -158,7 +161,7 @@ export class GatewayMetrics implements MetricsSource {
       help: 'HTTP requests being served',
       registers: [r],
       collect() {
-        this.set(metrics.inFlight);
+        this.set(metrics.inFlight());
       },
     });
     new Gauge({
@@ -218,12 +221,6 @@ export class GatewayMetrics implements MetricsSource {
     const gateway = this.gateway;
     const own = (m: unknown) => (m as { gateway?: Gateway }).gateway === gateway;
     this.subscriptions = [
-      [
-        CHANNELS.requestStart,
-        (m) => {
-          if (own(m)) this.inFlight++;
-        },
-      ],
       [
         CHANNELS.requestEnd,
         (m) => {
@@ -357,7 +354,6 @@ export class GatewayMetrics implements MetricsSource {
   }
 
   private requestEnded(ctx: RequestContext): void {
-    this.inFlight--;
     const series = this.route(ctx.routeName);
     const method = METHOD_INDEX.get(ctx.req.method ?? '') ?? OTHER_METHOD;
     const cls = statusClass(ctx.status);

@@ -243,7 +243,7 @@ export class Runtime implements ListenerHost {
       this.metrics = null;
     }
     if (wanted !== null && this.metrics === null) {
-      this.metrics = new GatewayMetrics(this.gateway, { buckets: wanted.buckets });
+      this.metrics = new GatewayMetrics(this.gateway, { buckets: wanted.buckets, inFlight: () => this.inFlight });
       this.metrics.start();
     }
     return this.metrics;

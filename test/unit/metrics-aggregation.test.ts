@@ -11,7 +11,7 @@ import { findOnPath } from '../provision.ts';
 /** A worker's metrics, fed by events published on the stream as its gateway. */
 function worker(id: number): { gateway: Gateway; metrics: GatewayMetrics } {
   const gateway: Gateway = { workerId: id };
-  const metrics = new GatewayMetrics(gateway, { buckets: [0.1, 1] });
+  const metrics = new GatewayMetrics(gateway, { buckets: [0.1, 1], inFlight: () => 0 });
   metrics.start();
   metrics.configure({ listeners: [] });
   return { gateway, metrics };
@@ -28,7 +28,6 @@ function serve(gateway: Gateway, status: number): void {
     bytesIn: 0,
     bytesOut: 10,
   };
-  CHANNELS.requestStart.publish({ gateway, ctx });
   CHANNELS.requestEnd.publish({ gateway, ctx });
 }
 
