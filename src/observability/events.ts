@@ -99,7 +99,11 @@ export interface RequestEvent {
   readonly workerId: number;
 }
 
-/** Publishes a request event with its common fields; `extra` fields are merged in. */
+/**
+ * Publishes a request event with its common fields. `extra` must be a fresh object literal made for this call:
+ * the common fields are added to it in place (an object spread here cost ~0.5 µs per event, a share of a
+ * proxied request's CPU once metrics subscribe to the per-request channels).
+ */
 export function publishRequest(
   ch: (typeof CHANNELS)[keyof typeof CHANNELS],
   ctx: RequestContext,
@@ -107,9 +111,17 @@ export function publishRequest(
 ): void {
   if (!ch.hasSubscribers) return;
   const gateway = ctx.gateway;
-  // The common case (request start and end) without a spread: one fixed-shape object per event.
-  if (extra === undefined) ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId });
-  else ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });
+  // The common case (request start and end): one fixed-shape object per event.
+  if (extra === undefined) {
+    ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId });
+    return;
+  }
+  const event = extra as { gateway: Gateway; ctx: RequestContext; requestId: string; workerId: number };
+  event.gateway = gateway;
+  event.ctx = ctx;
+  event.requestId = ctx.requestId;
+  event.workerId = gateway.workerId;
+  ch.publish(event);
 }
 
 export interface L4SessionEvent {
