@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Channel } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { MetricsScrape, MetricsSource } from '../admin/endpoint.ts';
 import type { RequestContext } from '../request-context.ts';
 import { CHANNELS, type CertificatesEvent, type ConnectionEvent, type Gateway, type L4SessionEvent } from './events.ts';
@@ -38,6 +38,24 @@ const BUILD_VERSION = (() => {
     return 'unknown';
   }
 })();
+
+let processMetrics: Registry | undefined;
+
+/**
+ * prom-client's default process and Node.js metrics, once per process: they describe the process, not a
+ * runtime, and their event-loop monitor and GC observer are never released, so each runtime must not make its own.
+ */
+function processRegistry(): Registry {
+  if (processMetrics !== undefined) return processMetrics;
+  const r = new Registry();
+  collectDefaultMetrics({ register: r });
+  // Gauges named like counters, which promtool refuses; each is the sum of its by-type sibling
+  // (nodejs_active_handles{type}, ...), so nothing is lost.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+    r.removeSingleMetric(name);
+  processMetrics = r;
+  return r;
+}
 
 /** A short hash of the running config: the `version` of turnpike_config_info. */
 export function configVersion(config: unknown): string {
@@ -208,11 +226,6 @@ export class GatewayMetrics implements MetricsSource {
       registers: [r],
       aggregator: 'first',
     });
-    collectDefaultMetrics({ register: r });
-    // Gauges named like counters, which promtool refuses; each is the sum of its by-type sibling
-    // (nodejs_active_handles{type}, ...), so nothing is lost.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
-      r.removeSingleMetric(name);
   }
 
   /** Subscribes to this gateway's events. */
@@ -339,14 +352,18 @@ export class GatewayMetrics implements MetricsSource {
     this.configInfo.set({ version: configVersion(config) }, 1);
   }
 
-  /** This process's metrics, as JSON (what workers send the primary to aggregate). */
-  snapshot(): Promise<unknown[]> {
-    return this.registry.getMetricsAsJSON();
+  /** This runtime's metrics and the process's, as JSON (what workers send the primary to aggregate). */
+  async snapshot(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    const [own, processWide] = await Promise.all([
+      this.registry.getMetricsAsJSON(),
+      processRegistry().getMetricsAsJSON(),
+    ]);
+    return [...own, ...processWide];
   }
 
   async scrape(accept: string | undefined): Promise<MetricsScrape> {
     const openMetrics = wantsOpenMetrics(accept);
-    const families = await this.registry.getMetricsAsJSON();
+    const families = await this.snapshot();
     return {
       contentType: openMetrics ? OPENMETRICS_TEXT : PROMETHEUS_TEXT,
       body: formatMetrics(families, openMetrics),
