@@ -4,63 +4,31 @@
 // certificates, config) are set when their event arrives. Label values are bounded: route and upstream names
 // come from the config, targets from the config or discovery, methods from a fixed list; a request no route
 // matched is counted under route="(no route)".
-import { createHash } from 'node:crypto';
 import type { Channel } from 'node:diagnostics_channel';
-import { readFileSync } from 'node:fs';
-import { collectDefaultMetrics, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { MetricsScrape, MetricsSource } from '../admin/endpoint.ts';
 import type { RequestContext } from '../request-context.ts';
 import { CHANNELS, type CertificatesEvent, type ConnectionEvent, type Gateway, type L4SessionEvent } from './events.ts';
 import { formatMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT, wantsOpenMetrics } from './metrics-format.ts';
+import {
+  BREAKER_VALUE,
+  METHOD_INDEX,
+  METHODS,
+  NO_ROUTE,
+  OTHER_METHOD,
+  originOf,
+  outcomeOf,
+  STATUS_CLASSES,
+  statusClass,
+  targetLabels,
+} from './metrics-labels.ts';
+import { BUILD_VERSION, configVersion, processRegistry } from './metrics-process.ts';
 import { CounterChild, CounterFamily, HistogramChild, HistogramFamily } from './metrics-series.ts';
 
+export { NO_ROUTE } from './metrics-labels.ts';
+export { configVersion } from './metrics-process.ts';
+
 export const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-
-/** The label of requests no route matched. */
-export const NO_ROUTE = '(no route)';
-
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE', 'OTHER'] as const;
-const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
-const OTHER_METHOD = METHODS.length - 1;
-/** Index 0: no status (the client left before an answer). */
-const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-const statusClass = (s: number): number => (s >= 100 && s < 600 ? (s / 100) | 0 : 0);
-
-const BREAKER_VALUE: Readonly<Record<string, number>> = { closed: 0, open: 1, 'half-open': 2 };
-
-const BUILD_VERSION = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-})();
-
-let processMetrics: Registry | undefined;
-
-/**
- * prom-client's default process and Node.js metrics, once per process: they describe the process, not a
- * runtime, and their event-loop monitor and GC observer are never released, so each runtime must not make its own.
- */
-function processRegistry(): Registry {
-  if (processMetrics !== undefined) return processMetrics;
-  const r = new Registry();
-  collectDefaultMetrics({ register: r });
-  // Gauges named like counters, which promtool refuses; each is the sum of its by-type sibling
-  // (nodejs_active_handles{type}, ...), so nothing is lost.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
-    r.removeSingleMetric(name);
-  processMetrics = r;
-  return r;
-}
-
-/** A short hash of the running config: the `version` of turnpike_config_info. */
-export function configVersion(config: unknown): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
-}
 
 /** A route's series, made at its first request. */
 class RouteSeries {
@@ -457,37 +425,4 @@ interface AttemptEnd {
   readonly status: number;
   readonly durationMs: number;
   readonly failure: string | null;
-}
-
-/** A try's outcome: how it failed, or the class of the status it got. */
-function outcomeOf(failure: string | null, status: number): string {
-  switch (failure) {
-    case 'connect-failure':
-      return 'connect_error';
-    case 'timeout':
-      return 'timeout';
-    case 'reset':
-      return 'reset';
-    case 'client-gone':
-    case 'abandoned':
-      if (status === 0) return 'cancelled';
-  }
-  const cls = statusClass(status);
-  return cls === 0 ? 'reset' : STATUS_CLASSES[cls]!;
-}
-
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return url;
-  }
-}
-
-/** A health id (`upstream|origin`, or `l4|upstream|host` for tcp targets) as labels. */
-function targetLabels(id: string): { upstream: string; target: string } | null {
-  const parts = id.split('|');
-  if (parts[0] === 'l4' && parts.length === 3) return { upstream: parts[1]!, target: `tcp://${parts[2]}` };
-  if (parts.length === 2) return { upstream: parts[0]!, target: parts[1]! };
-  return null;
 }

@@ -9,7 +9,11 @@ export interface ServedEndpoint {
   close(): Promise<void>;
 }
 
-export async function serveAdminEndpoint(endpoint: AdminEndpoint, admin: AdminContext): Promise<ServedEndpoint> {
+/** `admin` holds what the endpoint reads (GET /metrics: `log` and `metrics`). */
+export async function serveAdminEndpoint(
+  endpoint: AdminEndpoint,
+  admin: Pick<AdminContext, 'log' | 'metrics'>,
+): Promise<ServedEndpoint> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (
@@ -19,7 +23,7 @@ export async function serveAdminEndpoint(endpoint: AdminEndpoint, admin: AdminCo
       res.writeHead(404).end();
       return;
     }
-    Promise.resolve(endpoint.handle(req, res, {}, admin)).catch((err: unknown) => {
+    Promise.resolve(endpoint.handle(req, res, {}, admin as AdminContext)).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500);
       res.end(String(err));
     });
