@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { CHANNELS, type Gateway } from '../../src/observability/events.ts';
 import { GatewayMetrics } from '../../src/observability/metrics.ts';
-import { PrimaryMetrics, type MetricsReport } from '../../src/observability/metrics-workers.ts';
+import { PrimaryMetrics, reportWorkerMetrics, type MetricsReport } from '../../src/observability/metrics-workers.ts';
 import { findOnPath } from '../provision.ts';
 
 /** A worker's metrics, fed by events published on the stream as its gateway. */
@@ -82,5 +82,33 @@ test('counters and histograms are summed; breaker state by max, health and confi
   } finally {
     a.metrics.stop();
     b.metrics.stop();
+  }
+});
+
+test('a worker reports to the primary at once when its breaker changes state', async () => {
+  const w = worker(3);
+  const reports: MetricsReport[] = [];
+  let arrived: () => void = () => undefined;
+  const stop = reportWorkerMetrics(
+    w.gateway,
+    () => w.metrics,
+    (m) => {
+      reports.push(m);
+      arrived();
+    },
+  );
+  try {
+    const next = new Promise<void>((resolve) => (arrived = resolve));
+    CHANNELS.breaker.publish({ gateway: w.gateway, upstream: 'app', from: 'closed', to: 'half-open' });
+    // Another gateway's event is not this worker's business.
+    CHANNELS.breaker.publish({ gateway: { workerId: 9 }, upstream: 'app', from: 'closed', to: 'open' });
+    await next;
+    assert.equal(reports.length, 1);
+    const primary = new PrimaryMetrics();
+    primary.receive(3, reports[0]!);
+    assert.match((await primary.scrape(undefined)).body, /^turnpike_circuit_breaker_state\{upstream="app"\} 2$/m);
+  } finally {
+    stop();
+    w.metrics.stop();
   }
 });
