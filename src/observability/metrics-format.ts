@@ -28,7 +28,7 @@ export function formatMetrics(families: readonly Family[], openMetrics: boolean)
     const counter = (f.type as unknown) === 'counter';
     // OpenMetrics names a counter family without `_total` and its sample with it.
     const family = openMetrics && counter ? f.name.replace(/_total$/, '') : f.name;
-    out += `# HELP ${family} ${escapeHelp(f.help)}\n# TYPE ${family} ${f.type}\n`;
+    out += `# HELP ${family} ${openMetrics ? escapeLabel(f.help) : escapeHelp(f.help)}\n# TYPE ${family} ${f.type}\n`;
     for (const v of f.values) {
       let name = (v as { metricName?: string }).metricName ?? f.name;
       if (openMetrics && counter && !name.endsWith('_total')) name += '_total';
@@ -55,5 +55,6 @@ function formatValue(v: number): string {
   return String(v);
 }
 
+// Prometheus text escapes \\ and newlines in HELP; OpenMetrics escapes double quotes there too.
 const escapeHelp = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 const escapeLabel = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

@@ -3,7 +3,7 @@
 import { PROBLEM_TYPE, problemBody } from '../../pipeline/problem.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
 
-export default defineAdminEndpoint({
+export const getMetrics = defineAdminEndpoint({
   method: 'GET',
   path: '/metrics',
   auth: 'none',
@@ -23,3 +23,5 @@ export default defineAdminEndpoint({
     res.end(req.method === 'HEAD' ? undefined : scrape.body);
   },
 });
+
+export default getMetrics;
