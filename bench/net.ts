@@ -22,6 +22,21 @@ export interface GetResult {
   readonly bodyLength: number;
 }
 
+/** A single GET of a small text body (a /metrics scrape), bounded by `timeoutMs`. */
+export function httpGetText(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
 /** A single GET on a fresh connection (no agent), bounded by `timeoutMs`, with optional extra request headers. */
 export function httpGet(
   url: string,

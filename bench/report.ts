@@ -122,6 +122,8 @@ export interface Stack {
   readonly expect?: 'cost' | 'gain';
   /** A cost's own budget (tracing: 2 %); the gateway stack's otherwise. */
   readonly budget?: Budget;
+  /** The row compared with, when not the bare `turnpike` (metrics on vs off: turnpike-gateway). */
+  readonly versus?: string;
 }
 
 export interface Budget {
@@ -179,8 +181,10 @@ export function markdownTable(
   const bare = rows.find((r) => r.target === 'turnpike');
   for (const [target, s] of stacks) {
     const gw = rows.find((r) => r.target === target);
-    if (bare?.reqPerSec && gw?.reqPerSec && !bare.skipped && !gw.skipped) {
-      notes.push(s.expect === 'gain' ? stackGain(bare, gw, s.stack) : gatewayCost(bare, gw, s.stack, s.budget));
+    const base = s.versus === undefined ? bare : rows.find((r) => r.target === s.versus);
+    if (base?.reqPerSec && gw?.reqPerSec && !base.skipped && !gw.skipped) {
+      if (s.versus !== undefined) notes.push(metricsCost(base, gw));
+      else notes.push(s.expect === 'gain' ? stackGain(base, gw, s.stack) : gatewayCost(base, gw, s.stack, s.budget));
     }
   }
   if (notes.length) lines.push('', ...notes.map((n) => `- ${n}`));
@@ -218,6 +222,22 @@ export function gatewayCost(
     `${gw.target} — gateway stack (${stack}) vs bare Turnpike route: req/s ${pct(gw.reqPerSec, bare.reqPerSec)}, ` +
     `req/s per core ${pct(gw.reqPerCore, bare.reqPerCore)}, p99 ${p99}${sidecar} — ${verdict} ` +
     `(≤ ${budget.maxThroughputLoss * 100} % ${measure}, p99 ≤ ${budget.maxP99Ratio}×)`
+  );
+}
+
+/** The metrics issue's budget: metrics on may cost at most this share of the gateway route's req/s per core. */
+export const METRICS_BUDGET = { maxPerCoreLoss: 0.05 };
+
+/** Metrics on (`gw`) vs off (`base`, the same gateway route in another process of the same run). */
+export function metricsCost(base: Summary, gw: Summary): string {
+  const over =
+    base.reqPerCore !== undefined &&
+    gw.reqPerCore !== undefined &&
+    gw.reqPerCore < base.reqPerCore * (1 - METRICS_BUDGET.maxPerCoreLoss);
+  return (
+    `${gw.target} — metrics on vs off (${base.target}): req/s ${pct(gw.reqPerSec, base.reqPerSec)}, ` +
+    `req/s per core ${pct(gw.reqPerCore, base.reqPerCore)}, p99 ${p99Delta(base, gw)} — ` +
+    `${over ? 'OVER' : 'within'} the budget (≤ ${METRICS_BUDGET.maxPerCoreLoss * 100} % req/s per core)`
   );
 }
 

@@ -428,7 +428,7 @@ const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid)
 const stacks = new Map(
   TARGETS.filter((t) => t.stack && !isBase(t.name)).map((t) => [
     t.name,
-    { stack: t.stack!, expect: t.expect, budget: t.budget },
+    { stack: t.stack!, expect: t.expect, budget: t.budget, versus: t.versus },
   ]),
 );
 say();

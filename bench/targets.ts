@@ -16,6 +16,7 @@ import {
   startTurnpike,
   startTurnpikeManyRoutes,
   startTurnpikeTracing,
+  startTurnpikeMetrics,
   startTurnpikeWorkers,
   type Build,
   type GatewayKind,
@@ -41,6 +42,8 @@ export interface TargetInfo {
   readonly expect?: 'cost' | 'gain';
   /** A cost held to its own budget rather than the gateway stack's (tracing: 2 % req/s). */
   readonly budget?: { readonly maxThroughputLoss: number; readonly maxP99Ratio: number; readonly perCore?: boolean };
+  /** The row the cost line compares with, when not the bare `turnpike` (the metrics case: turnpike-gateway). */
+  readonly versus?: string;
 }
 
 const OWN: readonly TargetInfo[] = [
@@ -98,6 +101,17 @@ const OWN: readonly TargetInfo[] = [
       'local redis-server (no persistence) started by the bench (same process as turnpike)',
     stack: 'headers + rewrite + jwt + rate-limit(redis)',
     tools: ['redis-server'],
+    peers: [],
+    accessLog: true,
+  },
+  {
+    name: 'turnpike-gateway-metrics',
+    describe:
+      'as turnpike-gateway (same route and plugins) in a Turnpike process of its own with `metrics: { enabled: true }` ' +
+      '(GET /metrics on an admin listener, not scraped during the run): the cost of metrics on the gateway route',
+    stack: 'metrics on',
+    versus: 'turnpike-gateway',
+    tools: [],
     peers: [],
     accessLog: true,
   },
@@ -231,7 +245,7 @@ const BODY_SIZES: Readonly<Record<string, number>> = { '100b': 100, '64k': 65536
  *  twice, the second answer a HIT. */
 async function check(r: Running): Promise<void> {
   for (const [body, size] of Object.entries(BODY_SIZES)) {
-    const kind = GATEWAY_TARGETS[headOf(r.name)];
+    const kind = GATEWAY_TARGETS[headOf(r.name)] ?? (r.name === 'turnpike-gateway-metrics' ? 'memory' : undefined);
     if (kind) {
       const problem = await gatewayProblem(kind, `${r.base}${body}`, r.headers ?? {}, size);
       if (problem) throw new Error(problem);
@@ -333,6 +347,15 @@ export async function startTargets(
         .flatMap((n) => [n, `${n}${BASE_SUFFIX}`])
         .map((n) => [n, () => gateway(n)]),
     ),
+    'turnpike-gateway-metrics': async () => {
+      const t = await startTurnpikeMetrics(dirFor('turnpike-gateway-metrics'), ctx.backendPort);
+      return {
+        child: t.child,
+        base: `${local(t.port)}${GATEWAY_PREFIX.memory.slice(1)}/`,
+        accessLog: t.accessLog,
+        headers: await gatewayHeaders('memory'),
+      };
+    },
     'turnpike-10k-routes': async () => {
       const t = await startTurnpikeManyRoutes(dirFor('turnpike-10k-routes'), ctx.backendPort);
       return { child: t.child, base: local(t.port), accessLog: t.accessLog };

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { startChild, type Child } from './children.ts';
-import { freePort, httpGet, waitFor200 } from './net.ts';
+import { freePort, httpGet, httpGetText, waitFor200 } from './net.ts';
 
 /** The built CLI, resolved from this file so the bench works from any working directory.
  *  TURNPIKE_BENCH_CLI points the bench at another build (for example an older checkout) to compare. */
@@ -186,6 +186,8 @@ export interface LaunchOptions {
   readonly tracing?: string;
   /** Which build to run; this checkout's when omitted. */
   readonly build?: Build;
+  /** `metrics: { enabled: true }` on an admin listener at this port (the metrics-cost case). */
+  readonly metricsAdminPort?: number;
 }
 
 /** `n` routes that do not match the bench's requests, mixing exact hosts, wildcard hosts, params and methods,
@@ -217,6 +219,9 @@ export function configYaml(port: number, backendPort: number, accessLog: string,
     accessLog: { enabled: true, output: accessLog },
     ...(o.tracing ? { tracing: { otlp: { endpoint: o.tracing }, sampleRatio: 0.1 } } : {}),
     shutdown: { drainTimeout: '1s' }, // the bench stops it right after the last wrk run
+    ...(o.metricsAdminPort !== undefined
+      ? { admin: { address: '127.0.0.1', port: o.metricsAdminPort }, metrics: { enabled: true } }
+      : {}),
   };
   return stringify(config);
 }
@@ -244,7 +249,7 @@ export class LaunchError extends Error {
 async function launch(dir: string, backendPort: number, o: LaunchOptions): Promise<Turnpike> {
   const port = await freePort();
   const gateways = o.gateways ?? [];
-  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${o.tracing ? '-tracing' : ''}${gateways.length ? `-gateway-${gateways.join('-')}` : ''}`;
+  const base = `turnpike${o.workers ? '-workers' : ''}${o.extraRoutes ? '-routes' : ''}${o.tracing ? '-tracing' : ''}${gateways.length ? `-gateway-${gateways.join('-')}` : ''}${o.metricsAdminPort !== undefined ? '-metrics' : ''}`;
   const configFile = join(dir, `${base}.yaml`);
   const accessLog = join(dir, `${base}-access.log`);
   writeFileSync(configFile, (o.build?.configYaml ?? configYaml)(port, backendPort, accessLog, o));
@@ -347,6 +352,32 @@ export async function startTurnpikeTracing(dir: string, backendPort: number): Pr
   sink.unref(); // lives as long as the bench process, never keeps it alive
   const { port } = sink.address() as AddressInfo;
   return launch(dir, backendPort, { tracing: `http://127.0.0.1:${port}/v1/traces` });
+}
+
+/**
+ * The metrics-cost case: a Turnpike process with the same gateway route as turnpike-gateway (memory store) and
+ * `metrics` on, scraped once at start (the series must be there: the route's request counter after a request).
+ */
+export async function startTurnpikeMetrics(dir: string, backendPort: number): Promise<Turnpike> {
+  const adminPort = await freePort();
+  const tp = await launch(dir, backendPort, { gateways: ['memory'], metricsAdminPort: adminPort });
+  const problem = await gatewayProblem(
+    'memory',
+    `http://127.0.0.1:${tp.port}${GATEWAY_PREFIX.memory}/100b`,
+    await gatewayHeaders('memory'),
+    100,
+  );
+  const scrape = await httpGetText(`http://127.0.0.1:${adminPort}/metrics`, 3000);
+  const why =
+    problem ??
+    (scrape.status !== 200 || !scrape.body.includes('turnpike_requests_total{route="gateway-memory"')
+      ? `GET /metrics on the admin port answered ${scrape.status} without the gateway route's request counter`
+      : undefined);
+  if (why) {
+    await tp.child.stop(1000);
+    throw new Error(why);
+  }
+  return tp;
 }
 
 /** Turnpike with 10,000 other routes in front of the measured one: routing cost must not grow with the table. */

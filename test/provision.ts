@@ -32,6 +32,7 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     apt: 'nghttp2-client',
     usedBy: 'test/attacks/throughput-baseline.test.ts: h2 over TLS load (Z01)',
   },
+  { binary: 'promtool', apt: 'prometheus', usedBy: 'test/e2e/metrics.test.ts: promtool check metrics' },
 ];
 
 /** The executable `binary` in one of PATH's directories, or undefined. */

@@ -31,6 +31,18 @@ export const OVERRIDE_HEADER_NAMES = [
 ] as const;
 const OVERRIDE_HEADERS: readonly string[] = OVERRIDE_HEADER_NAMES.map((h) => h.toLowerCase());
 
+const DEFAULT_METRIC_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+const metricsSettings = z.strictObject({
+  enabled: z.boolean().default(true).meta({ description: 'serve GET /metrics on the admin listener' }),
+  buckets: z
+    .array(z.number().positive().finite())
+    .min(1)
+    .refine((b) => b.every((v, i) => i === 0 || v > b[i - 1]!), { message: 'expected increasing bucket bounds' })
+    .default(DEFAULT_METRIC_BUCKETS)
+    .meta({ description: 'upper bounds (seconds) of the request and upstream duration histograms' }),
+});
+
 /** Plugin schemas come from the plugin registry; config does not import plugins (imports go downward). */
 export type PluginSchemas = ReadonlyMap<string, z.ZodType>;
 
@@ -266,6 +278,9 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       .strictObject({ header: headerName.default('x-request-id'), echo: z.boolean().default(true) })
       .prefault({}),
     workers: workerCount.default(1),
+    metrics: metricsSettings.optional().meta({
+      description: 'Prometheus metrics, served as GET /metrics on the admin listener (needs admin:)',
+    }),
     consumers,
     stores,
     consumerHeaders,

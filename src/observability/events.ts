@@ -57,7 +57,28 @@ export const CHANNELS = {
    * session, a TLS handshake, a connection limit). { gateway, listener, protocol, clientIp, code }
    */
   refused: channel('turnpike:client:refused'),
+  /** A connection was admitted by a listener (open: true) or closed (open: false). { gateway, listener, protocol, open } */
+  connection: channel('turnpike:client:connection'),
+  /**
+   * A listener's certificates were loaded or reloaded (an empty list: the listener closed).
+   * { gateway, listener, certificates: { names, validTo }[] }
+   */
+  certificates: channel('turnpike:tls:certificates'),
 } as const;
+
+export interface ConnectionEvent {
+  readonly gateway: Gateway;
+  readonly listener: string;
+  /** The listener's protocol (http, https). */
+  readonly protocol: string;
+  readonly open: boolean;
+}
+
+export interface CertificatesEvent {
+  readonly gateway: Gateway;
+  readonly listener: string;
+  readonly certificates: readonly { readonly names: readonly string[]; readonly validTo: string }[];
+}
 
 export interface RefusalEvent {
   readonly gateway: Gateway;
@@ -81,7 +102,11 @@ export interface RequestEvent {
   readonly workerId: number;
 }
 
-/** Publishes a request event with its common fields; `extra` fields are merged in. */
+/**
+ * Publishes a request event with its common fields. `extra` must be a fresh object literal made for this call:
+ * the common fields are added to it in place (an object spread here cost ~0.5 µs per event, a share of a
+ * proxied request's CPU once metrics subscribe to the per-request channels).
+ */
 export function publishRequest(
   ch: (typeof CHANNELS)[keyof typeof CHANNELS],
   ctx: RequestContext,
@@ -89,9 +114,17 @@ export function publishRequest(
 ): void {
   if (!ch.hasSubscribers) return;
   const gateway = ctx.gateway;
-  // The common case (request start and end) without a spread: one fixed-shape object per event.
-  if (extra === undefined) ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId });
-  else ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId, ...extra });
+  // The common case (request start and end): one fixed-shape object per event.
+  if (extra === undefined) {
+    ch.publish({ gateway, ctx, requestId: ctx.requestId, workerId: gateway.workerId });
+    return;
+  }
+  const event = extra as { gateway: Gateway; ctx: RequestContext; requestId: string; workerId: number };
+  event.gateway = gateway;
+  event.ctx = ctx;
+  event.requestId = ctx.requestId;
+  event.workerId = gateway.workerId;
+  ch.publish(event);
 }
 
 /**

@@ -47,6 +47,13 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
     if (problem !== undefined)
       problems.push({ path: ['accessLog', 'output'], message: problem, code: 'TP_CONFIG_FILE' });
   }
+  // GET /metrics is served on the admin listener: metrics without one would be collected for nobody.
+  if (isObject(raw.metrics) && raw.metrics.enabled !== false && (raw as { admin?: unknown }).admin === undefined)
+    problems.push({
+      path: ['metrics'],
+      message: 'metrics are served on the admin listener: add admin: (or set metrics.enabled: false)',
+      code: 'TP_CONFIG_INVALID',
+    });
   const pluginEnv = pluginCheckEnv(raw, env);
   checkPlugins(raw.plugins, ['plugins'], pluginEnv, problems);
   list(raw.routes).forEach((route, i) => {

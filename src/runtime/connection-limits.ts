@@ -3,6 +3,7 @@
 // closed as soon as it is accepted, before any byte is read, and published as a refusal; the counts are kept
 // across reloads (the listener's sockets are) and the limits updated in place.
 import type { Socket } from 'node:net';
+import { CHANNELS, type ConnectionEvent, type Gateway } from '../observability/events.ts';
 
 const kClient = Symbol('turnpike.connectionClient');
 
@@ -14,11 +15,21 @@ export class ConnectionLimits {
   private readonly byClient = new Map<string, number>();
   private readonly refused: (socket: Socket, clientIp: string) => void;
   private readonly onClose: (this: Socket) => void;
+  /** The two connection events of this listener, made once (published only while someone listens). */
+  private readonly opened: ConnectionEvent;
+  private readonly closed: ConnectionEvent;
 
-  constructor(max: number, perClient: number, refused: (socket: Socket, clientIp: string) => void) {
+  constructor(
+    max: number,
+    perClient: number,
+    refused: (socket: Socket, clientIp: string) => void,
+    source: { readonly gateway: Gateway; readonly listener: string; readonly protocol: string },
+  ) {
     this.max = max;
     this.perClient = perClient;
     this.refused = refused;
+    this.opened = Object.freeze({ ...source, open: true });
+    this.closed = Object.freeze({ ...source, open: false });
     const limits = this;
     this.onClose = function (this: Socket) {
       limits.release(this);
@@ -42,6 +53,7 @@ export class ConnectionLimits {
     }
     this.open++;
     socket.once('close', this.onClose);
+    if (CHANNELS.connection.hasSubscribers) CHANNELS.connection.publish(this.opened);
     return true;
   }
 
@@ -52,6 +64,7 @@ export class ConnectionLimits {
 
   private release(socket: Socket): void {
     this.open--;
+    if (CHANNELS.connection.hasSubscribers) CHANNELS.connection.publish(this.closed);
     const client = (socket as Socket & { [kClient]?: string })[kClient];
     if (client === undefined) return;
     const n = this.byClient.get(client)! - 1;

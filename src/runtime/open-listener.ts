@@ -14,7 +14,7 @@ import { guardSocket } from './h2-session.ts';
 import { ListenSockets, readThroughJs } from './listen-sockets.ts';
 import { proxyProtocolGate, proxiedClient } from './proxy-protocol-gate.ts';
 import { ConnectionLimits } from './connection-limits.ts';
-import { publishRefusal } from '../observability/events.ts';
+import { CHANNELS, publishRefusal, type Gateway } from '../observability/events.ts';
 import { normalizeAddress } from '../proxy/client-ip.ts';
 import { writeRawProblem } from '../pipeline/problem.ts';
 import type { CompiledListener } from './snapshot.ts';
@@ -54,19 +54,23 @@ export async function openHttpListener(
 ): Promise<OpenListener> {
   const config = listener.config;
   let store: CertificateStore | null = null;
-  const limits = new ConnectionLimits(listener.maxConnections, listener.maxConnectionsPerClient, (_socket, clientIp) =>
-    publishRefusal({
-      gateway: host.gateway,
-      listener: config.name,
-      protocol: 'tcp',
-      clientIp,
-      code: 'TP_CONNECTION_LIMIT',
-    }),
+  const limits = new ConnectionLimits(
+    listener.maxConnections,
+    listener.maxConnectionsPerClient,
+    (_socket, clientIp) =>
+      publishRefusal({
+        gateway: host.gateway,
+        listener: config.name,
+        protocol: 'tcp',
+        clientIp,
+        code: 'TP_CONNECTION_LIMIT',
+      }),
+    { gateway: host.gateway, listener: config.name, protocol: config.protocol },
   );
   const updateLimits = (next: CompiledListener) => limits.update(next.maxConnections, next.maxConnectionsPerClient);
   try {
     if (config.protocol === 'https') {
-      store = loadStore(config.tls, configDir, onTls, config.name);
+      store = loadStore(config.tls, configDir, onTls, config.name, host.gateway);
       const https = createHttpsServer(host, key, listener, store);
       const sockets = await ListenSockets.open(
         https.server as unknown as Server,
@@ -87,7 +91,7 @@ export async function openHttpListener(
           if (next.config.protocol !== 'https') return;
           const nextKey = JSON.stringify(next.config.tls);
           if (nextKey === tlsKey) return;
-          const fresh = loadStore(next.config.tls, dir, onTls, next.config.name);
+          const fresh = loadStore(next.config.tls, dir, onTls, next.config.name, host.gateway);
           https.useStore(fresh);
           store?.close();
           store = fresh;
@@ -96,6 +100,7 @@ export async function openHttpListener(
         async close() {
           await sockets.close();
           store?.close();
+          publishCertificates(host.gateway, config.name, null);
         },
         connections: () => sockets.connections,
         closeIdle: () => {
@@ -176,13 +181,23 @@ function loadStore(
   configDir: string,
   events: TlsEvents,
   name: string,
+  gateway: Gateway,
 ): CertificateStore {
-  const store = new CertificateStore(settings, configDir, {
-    onReload: (e) =>
-      events.reloaded(name, `certificates ${e.changed.join(', ')}${e.caChanged ? ' and the client CA' : ''}`),
+  const store: CertificateStore = new CertificateStore(settings, configDir, {
+    onReload: (e) => {
+      events.reloaded(name, `certificates ${e.changed.join(', ')}${e.caChanged ? ' and the client CA' : ''}`);
+      publishCertificates(gateway, name, store);
+    },
     onError: (err) => events.failed(name, err.message),
   });
+  publishCertificates(gateway, name, store);
   return store.watch();
+}
+
+/** Tells the stream which certificates a listener serves now (none: it closed). */
+function publishCertificates(gateway: Gateway, listener: string, store: CertificateStore | null): void {
+  if (!CHANNELS.certificates.hasSubscribers) return;
+  CHANNELS.certificates.publish({ gateway, listener, certificates: store?.certificates() ?? [] });
 }
 
 export function configDirOf(configFile: string | undefined): string {

@@ -13,6 +13,7 @@ import { PurgeRelay } from '../cache/purge-fanout.ts';
 import { answerLimitRequest } from '../limits/ipc-store.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
+import { PrimaryMetrics } from '../observability/metrics-workers.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
@@ -48,6 +49,8 @@ export class Primary {
   private readonly heldSlots = new WeakMap<Worker, Map<string, number>>();
   /** Each worker has its own memory caches: a purge in one is relayed to the others. */
   private readonly purges = new PurgeRelay();
+  /** The instance's metrics (the workers' reports aggregated) while `metrics.enabled`, or null. */
+  metrics: PrimaryMetrics | null = null;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -68,6 +71,7 @@ export class Primary {
   async start(): Promise<void> {
     const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+    this.syncMetrics(config);
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
       exec: resolve(dirname(here), `worker-main${extname(here)}`),
@@ -99,6 +103,8 @@ export class Primary {
         this.purges.relay(worker, m, this.workers);
       } else if (m.type === 'cache-purged') {
         this.purges.receive(m);
+      } else if (m.type === 'metrics') {
+        this.metrics?.receive(worker.id, m);
       }
     });
     // What the probes have found so far; later verdicts follow as they come.
@@ -121,6 +127,7 @@ export class Primary {
 
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.workers.delete(worker);
+    this.metrics?.forget(worker.id);
     // Concurrency slots a dead worker held would otherwise be lost for good.
     for (const [key, n] of this.heldSlots.get(worker) ?? []) for (let i = 0; i < n; i++) this.limits.release(key);
     if (this.stopping || this.leaving.has(worker)) return;
@@ -155,6 +162,7 @@ export class Primary {
       return false;
     }
     this.checker.set(checkedTargets(config));
+    this.syncMetrics(config);
     const id = ++this.reloadId;
     const current = [...this.workers];
     const results = await Promise.all(current.map((w) => this.askReload(w, id)));
@@ -165,6 +173,11 @@ export class Primary {
     for (const w of [...this.workers].slice(this.wanted)) this.retire(w);
     this.log.info({ reason, workers: this.wanted }, 'config reloaded');
     return failed.length === 0;
+  }
+
+  private syncMetrics(config: Config): void {
+    if (config.metrics?.enabled !== true) this.metrics = null;
+    else this.metrics ??= new PrimaryMetrics();
   }
 
   private askReload(worker: Worker, id: number): Promise<{ ok: boolean; error?: string }> {

@@ -19,6 +19,7 @@ import {
 } from '../observability/events.ts';
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import { GatewayMetrics } from '../observability/metrics.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -85,6 +86,8 @@ export class Runtime implements ListenerHost {
   private tracingKey = '';
   /** Tracings a reload replaced, until their open requests end and their spans are exported. */
   private readonly retiredTracing = new Set<Tracing>();
+  /** The Prometheus metrics while `metrics.enabled` (GET /metrics on the admin listener), or null. */
+  metrics: GatewayMetrics | null = null;
   private version = 0;
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
@@ -188,6 +191,8 @@ export class Runtime implements ListenerHost {
         : null;
     if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
     const next = new Snapshot(config, ++this.version, this.configFile, this.registry, this.services);
+    // Subscribed before new listeners open, so their connections and certificates are counted from the start.
+    const metrics = this.syncMetrics(config);
     const opened: OpenListener[] = [];
     try {
       for (const [key, listener] of next.listeners) {
@@ -238,6 +243,7 @@ export class Runtime implements ListenerHost {
     // Upstream state (breakers, ejections, targets) is kept across the swap; the new config's settings apply now.
     this.registry.commit(next.upstreams.values());
     this.current = next;
+    metrics?.configure(config);
     this.kept.sweep(next.version);
     this.live.add(next);
     this.syncHealthChecks();
@@ -251,6 +257,24 @@ export class Runtime implements ListenerHost {
     if (previous) this.retire(previous);
     for (const o of opened)
       this.log.info({ listener: o.name, address: o.address.address, port: o.address.port }, 'listening');
+  }
+
+  /**
+   * Starts the metrics when the config asks for them, stops them when it no longer does; new histogram
+   * buckets start the series afresh (a scrape sees a counter reset, which Prometheus handles).
+   */
+  private syncMetrics(config: Config): GatewayMetrics | null {
+    const wanted = config.metrics?.enabled === true ? config.metrics : null;
+    const current = this.metrics;
+    if (current !== null && (wanted === null || current.buckets.join() !== wanted.buckets.join())) {
+      current.stop();
+      this.metrics = null;
+    }
+    if (wanted !== null && this.metrics === null) {
+      this.metrics = new GatewayMetrics(this.gateway, { buckets: wanted.buckets, inFlight: () => this.inFlight });
+      this.metrics.start();
+    }
+    return this.metrics;
   }
 
   /** Once every request that started on `old` has finished, the upstreams no live snapshot has are drained. */
@@ -331,6 +355,7 @@ export class Runtime implements ListenerHost {
     CHANNELS.requestEnd.unsubscribe(this.onRequestEnd);
     CHANNELS.l4Close.unsubscribe(this.onL4Close);
     CHANNELS.refused.unsubscribe(this.onRefused);
+    this.metrics?.stop();
     this.redis.close();
   }
 }

@@ -4,6 +4,7 @@ import { startGateway } from './gateway.ts';
 import { CachePurges } from '../cache/purge-fanout.ts';
 import { IpcLimitStore } from '../limits/ipc-store.ts';
 import { installSignals } from './lifecycle.ts';
+import { reportWorkerMetrics } from '../observability/metrics-workers.ts';
 import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
 
 const file = process.env.TURNPIKE_CONFIG;
@@ -40,6 +41,7 @@ try {
   });
   applyHealth = (target, healthy) => gateway.runtime.setTargetHealth(target, healthy);
   for (const [target, healthy] of initialHealth) applyHealth(target, healthy);
+  reportWorkerMetrics(gateway.runtime.gateway, () => gateway.runtime.metrics, send);
   installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'reopen-logs') gateway.runtime.reopenLogs();

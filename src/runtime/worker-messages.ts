@@ -1,6 +1,7 @@
 // The IPC vocabulary between the primary and its workers.
 import type { PurgeReply, PurgeRequest } from '../cache/purge-fanout.ts';
 import type { LimitReply, LimitRequest } from '../limits/ipc-store.ts';
+import type { MetricsReport } from '../observability/metrics-workers.ts';
 import type { ListenerAddress } from './runtime.ts';
 
 export type PrimaryMessage =
@@ -20,4 +21,6 @@ export type WorkerMessage =
   | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string }
   | LimitRequest
   | PurgeRequest
-  | PurgeReply;
+  | PurgeReply
+  /** The worker's metrics, about once a second (and at once after a breaker, health or reload event). */
+  | MetricsReport;
