@@ -1,4 +1,5 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
+import { admin } from './admin-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
@@ -272,6 +273,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     consumers,
     stores,
     consumerHeaders,
+    admin,
   });
 }
 
