@@ -2,6 +2,8 @@
 // listener between them), validates a new config once and tells every worker to reload, restarts a worker that
 // crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
 import cluster, { type Worker } from 'node:cluster';
+import { startAdminListener } from '../admin/admin-listener.ts';
+import type { AdminServer } from '../admin/admin-server.ts';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -47,6 +49,10 @@ export class Primary {
   private readonly heldSlots = new WeakMap<Worker, Map<string, number>>();
   /** Each worker has its own memory caches: a purge in one is relayed to the others. */
   private readonly purges = new PurgeRelay();
+  /** The instance's admin listener: health, readiness, reload and validate here; per-worker state is not served yet. */
+  private admin: AdminServer | null = null;
+  private config: Config | null = null;
+  private started = false;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -66,7 +72,16 @@ export class Primary {
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
   async start(): Promise<void> {
     const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
+    this.config = config;
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+    if (config.admin !== undefined)
+      this.admin = await startAdminListener(config.admin, {
+        log: this.log,
+        runtime: () => null,
+        reload: async () => ((await this.reload('admin API')) ? { ok: true } : { ok: false, error: 'see the log' }),
+        ready: () => this.started && !this.stopping,
+        tokens: () => this.config?.admin?.auth?.tokens,
+      });
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
       exec: resolve(dirname(here), `worker-main${extname(here)}`),
@@ -75,6 +90,7 @@ export class Primary {
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     this.checker.set(checkedTargets(config));
     await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
+    this.started = true;
     this.log.info({ workers: this.wanted, pid: process.pid }, 'primary started');
     if (this.options.watch) this.watchFile();
   }
@@ -153,6 +169,7 @@ export class Primary {
       this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');
       return false;
     }
+    this.config = config;
     this.checker.set(checkedTargets(config));
     const id = ++this.reloadId;
     const current = [...this.workers];
@@ -203,6 +220,7 @@ export class Primary {
     );
     for (const w of this.workers) w.process.kill('SIGTERM');
     await Promise.all(exits);
+    await this.admin?.close();
   }
 
   get size(): number {
