@@ -53,7 +53,7 @@ export class AdminServer {
       );
       admin.server.listen(config.port, config.address, () => resolve());
     });
-    context.log.info({ listener: 'admin', address: config.address, port: admin.port }, 'admin listening');
+    context.log.info({ listener: 'admin', address: config.address, port: admin.port }, 'listening');
     return admin;
   }
 

@@ -14,7 +14,9 @@ const consumer = z.strictObject({
     .strictObject({
       apiKeys: z
         .array(
-          secret(z.string().min(16, { message: 'an API key needs at least 16 characters (or sha256:<64 hex digits>)' })),
+          secret(
+            z.string().min(16, { message: 'an API key needs at least 16 characters (or sha256:<64 hex digits>)' }),
+          ),
         )
         .default([])
         .superRefine((keys, ctx) => {

@@ -230,7 +230,13 @@ export class UpstreamState {
   /** A healthy, not ejected backup other than `avoid` (a retry whose only usable target just failed). */
   backupOtherThan(avoid: Target): Target | undefined {
     for (const t of this.targets) {
-      if (t.backup && t !== avoid && t.healthy && !this.paused.has(t.key) && !(this.outliers?.isEjected(t.key) ?? false))
+      if (
+        t.backup &&
+        t !== avoid &&
+        t.healthy &&
+        !this.paused.has(t.key) &&
+        !(this.outliers?.isEjected(t.key) ?? false)
+      )
         return t;
     }
     return undefined;
