@@ -1,0 +1,71 @@
+// /healthz and /readyz for Kubernetes probes, on a real `turnpike start` process: ready once every listener is
+// bound, 503 on /readyz through the drain after SIGTERM (the admin listener stays up and closes last), and what
+// the primary of a multi-worker instance serves.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { after, test } from 'node:test';
+import { assertProblem } from '../helpers/problem.ts';
+import { spawnGateway } from '../helpers/process.ts';
+import { json, request, startBackend, type Backend } from '../helpers/servers.ts';
+import { until } from '../helpers/wait.ts';
+
+const backends: Backend[] = [];
+after(() => Promise.all(backends.map((b) => b.close())));
+
+test('readyz is 503 while draining after SIGTERM; healthz stays 200; the process exits 0', async () => {
+  const held: ServerResponse[] = [];
+  const slow = await startBackend((_req, res) => held.push(res));
+  backends.push(slow);
+  const gw = await spawnGateway(
+    `
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { slow: { targets: [{ url: "${slow.url}" }] } }
+routes: [{ name: all, match: { path: / }, upstream: slow }]
+admin: { port: 0 }
+shutdown: { drainTimeout: 20s }
+`,
+    { listeners: 2 },
+  );
+  const admin = gw.port('admin');
+  assert.equal((await request(admin, '/healthz')).status, 200);
+  assert.equal(json(await request(admin, '/readyz')).status, 'ready');
+  const inFlight = request(gw.port('web'), '/x');
+  await until(() => held.length === 1, 'the request to reach the backend');
+  gw.child.kill('SIGTERM');
+  const draining = await until(async () => {
+    const r = await request(admin, '/readyz', { agent: false });
+    return r.status === 503 ? r : null;
+  }, 'readyz to say 503');
+  assertProblem(draining, 503, 'TP_ADMIN_NOT_READY');
+  assert.equal(json(draining).detail, 'draining');
+  assert.equal((await request(admin, '/healthz', { agent: false })).status, 200);
+  held[0]!.end('done');
+  assert.equal((await inFlight).status, 200);
+  const [code] = gw.child.exitCode !== null ? [gw.child.exitCode] : await once(gw.child, 'exit');
+  assert.equal(code, 0);
+});
+
+test('a multi-worker primary serves health, readiness and reload; per-worker calls are 501', async () => {
+  const gw = await spawnGateway(
+    `
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+routes: [{ name: hi, match: { path: / }, respond: { body: hi } }]
+admin: { port: 0 }
+workers: 2
+`,
+    { listeners: 2 },
+  );
+  try {
+    const admin = gw.port('admin');
+    assert.equal((await request(admin, '/healthz')).status, 200);
+    await until(async () => (await request(admin, '/readyz')).status === 200, 'the primary to be ready');
+    assertProblem(await request(admin, '/api/upstreams'), 501, 'TP_ADMIN_UNSUPPORTED');
+    const reloaded = await request(admin, '/api/reload', { method: 'POST' });
+    assert.equal(json(reloaded).ok, true, reloaded.body);
+    const valid = await request(admin, '/api/config/validate', { method: 'POST', body: 'listeners: []' });
+    assert.equal(json(valid).valid, false);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+});
