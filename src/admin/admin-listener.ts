@@ -6,7 +6,7 @@ import type { AdminConfig } from '../config/admin-schema.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import { callerId } from './admin-auth.ts';
 import { AdminServer } from './admin-server.ts';
-import type { AdminContext, MetricsSource } from './endpoint.ts';
+import type { AdminContext, AdminWorkers, MetricsSource } from './endpoint.ts';
 import { ADMIN_ENDPOINTS } from './endpoints/registry.ts';
 
 export interface AdminHost {
@@ -17,6 +17,8 @@ export interface AdminHost {
   /** The tokens in force: the running config's, once there is one. */
   readonly tokens: () => readonly string[] | undefined;
   readonly metrics?: MetricsSource | null;
+  /** The workers (a multi-worker primary). */
+  readonly workers?: AdminWorkers | null;
 }
 
 export function startAdminListener(config: AdminConfig, host: AdminHost): Promise<AdminServer> {
@@ -24,6 +26,7 @@ export function startAdminListener(config: AdminConfig, host: AdminHost): Promis
     log: host.log,
     metrics: host.metrics ?? null,
     runtime: host.runtime,
+    workers: host.workers ?? null,
     reload: host.reload,
     ready: host.ready,
     endpoints: ADMIN_ENDPOINTS,

@@ -6,6 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Runtime } from '../runtime/runtime.ts';
+import type { AdminOp } from './admin-ops.ts';
+import type { FeedEvent } from './event-feed.ts';
 
 export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -20,12 +22,22 @@ export interface MetricsSource {
   scrape(accept: string | undefined): Promise<MetricsScrape>;
 }
 
+/** The workers of a multi-worker instance, as the primary's admin listener reaches them (over IPC). */
+export interface AdminWorkers {
+  /** Runs `op` in every worker; resolves with their answers, or rejects with the first worker's error. */
+  all(op: AdminOp): Promise<unknown[]>;
+  /** Calls `listener` with every worker's events until the returned function is called. */
+  feed(listener: (event: FeedEvent) => void): () => void;
+}
+
 export interface AdminContext {
   readonly log: Logger;
   /** Null when `metrics.enabled` is false (GET /metrics is then 404). */
   readonly metrics: MetricsSource | null;
   /** The running gateway (its snapshot, upstream state, caches); null until it has started, and in a multi-worker primary. */
   readonly runtime: () => Runtime | null;
+  /** The workers, when this process is the primary of a multi-worker instance; null otherwise. */
+  readonly workers: AdminWorkers | null;
   /** Reloads the config file (as SIGHUP does); null when the gateway was started from text. */
   readonly reload: (() => Promise<{ readonly ok: boolean; readonly error?: string }>) | null;
   /** Config loaded and every listener bound, and not draining (GET /readyz). */

@@ -18,7 +18,8 @@ export interface FeedFilter {
   readonly upstream?: string | undefined;
 }
 
-function matches(e: FeedEvent, f: FeedFilter): boolean {
+/** Whether `e` passes `f` (an event without the route or upstream a filter names does not). */
+export function feedMatches(e: FeedEvent, f: FeedFilter): boolean {
   if (f.route !== undefined && e.route !== f.route) return false;
   if (f.upstream !== undefined && e.upstream !== f.upstream) return false;
   return true;
@@ -37,7 +38,7 @@ function healthEvent(target: string, healthy: boolean): FeedEvent {
 /** Calls `send` with each event of `gateway` that passes `filter`; returns the unsubscribe. */
 export function subscribeFeed(gateway: Gateway, filter: FeedFilter, send: (e: FeedEvent) => void): () => void {
   const emit = (e: FeedEvent) => {
-    if (matches(e, filter)) send(e);
+    if (feedMatches(e, filter)) send(e);
   };
   const subscriptions: [Channel, (m: unknown) => void][] = [
     [

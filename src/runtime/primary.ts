@@ -4,6 +4,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { startAdminListener } from '../admin/admin-listener.ts';
 import type { AdminServer } from '../admin/admin-server.ts';
+import { AdminRelay } from './admin-relay.ts';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -49,8 +50,9 @@ export class Primary {
   private readonly heldSlots = new WeakMap<Worker, Map<string, number>>();
   /** Each worker has its own memory caches: a purge in one is relayed to the others. */
   private readonly purges = new PurgeRelay();
-  /** The instance's admin listener: health, readiness, reload and validate here; per-worker state is not served yet. */
+  /** The instance's admin listener; what lives in the workers (upstreams, caches, events) is asked over IPC. */
   private admin: AdminServer | null = null;
+  private readonly relay = new AdminRelay(() => this.workers);
   private config: Config | null = null;
   private started = false;
 
@@ -78,6 +80,7 @@ export class Primary {
       this.admin = await startAdminListener(config.admin, {
         log: this.log,
         runtime: () => null,
+        workers: this.relay,
         reload: async () => ((await this.reload('admin API')) ? { ok: true } : { ok: false, error: 'see the log' }),
         ready: () => this.started && !this.stopping,
         tokens: () => this.config?.admin?.auth?.tokens,
@@ -101,6 +104,7 @@ export class Primary {
     const held = new Map<string, number>();
     this.heldSlots.set(worker, held);
     worker.on('message', (m: WorkerMessage) => {
+      if (this.relay.receive(worker, m)) return;
       if (m.type === 'limit-rate' || m.type === 'limit-acquire' || m.type === 'limit-release') {
         void answerLimitRequest(
           this.limits,
@@ -123,6 +127,7 @@ export class Primary {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'ready') {
           worker.off('message', onMessage);
+          this.relay.started(worker);
           resolvePromise();
         } else if (m.type === 'failed') {
           worker.off('message', onMessage);

@@ -1,7 +1,21 @@
 // The IPC vocabulary between the primary and its workers.
+import type { AdminOp } from '../admin/admin-ops.ts';
+import type { FeedEvent } from '../admin/event-feed.ts';
 import type { PurgeReply, PurgeRequest } from '../cache/purge-fanout.ts';
 import type { LimitReply, LimitRequest } from '../limits/ipc-store.ts';
 import type { ListenerAddress } from './runtime.ts';
+
+/** The primary's admin listener asks a worker to run an admin operation on its runtime. */
+export type AdminOpRequest = { readonly type: 'admin-op'; readonly id: number; readonly op: AdminOp };
+export type AdminOpReply =
+  | { readonly type: 'admin-op-done'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | {
+      readonly type: 'admin-op-done';
+      readonly id: number;
+      readonly ok: false;
+      readonly code: string;
+      readonly message: string;
+    };
 
 export type PrimaryMessage =
   | { readonly type: 'reload'; readonly id: number }
@@ -10,7 +24,10 @@ export type PrimaryMessage =
   | LimitReply
   /** A purge relayed from another worker, or the summed count of one this worker asked for. */
   | PurgeRequest
-  | PurgeReply;
+  | PurgeReply
+  | AdminOpRequest
+  /** An event stream client is connected to the admin listener (on) or the last one left (off). */
+  | { readonly type: 'admin-feed'; readonly on: boolean };
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly ports: ListenerAddress[] }
@@ -18,4 +35,7 @@ export type WorkerMessage =
   | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string }
   | LimitRequest
   | PurgeRequest
-  | PurgeReply;
+  | PurgeReply
+  | AdminOpReply
+  /** One event of this worker's stream, while the primary's admin listener has an event stream client. */
+  | { readonly type: 'admin-event'; readonly event: FeedEvent };

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { readJson, sendJson } from '../admin-http.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
-import { runningGateway } from '../running.ts';
+import { runOp } from '../running.ts';
 
 const purgeBody = z.union(
   [
@@ -27,7 +27,6 @@ export const purgeCache = defineAdminEndpoint({
   summary: 'removes a URL, or every URL under a path prefix, from the memory caches',
   body: purgeBody,
   async handle(req, res, _params, admin) {
-    const runtime = runningGateway(admin);
     const body = await readJson(req, purgeBody);
     const target =
       'url' in body
@@ -36,8 +35,8 @@ export const purgeCache = defineAdminEndpoint({
             return { host: u.host, path: u.pathname, query: u.search, prefix: false };
           })()
         : { ...(body.host !== undefined ? { host: body.host } : {}), path: body.prefix, query: '', prefix: true };
-    const purged = runtime.cachePurges.purgeEverywhere(target);
-    admin.audit(req, 'cache.purge', { ...body, purged });
-    sendJson(res, 200, { purged });
+    const result = (await runOp(admin, { op: 'purge', target })) as { purged: number };
+    admin.audit(req, 'cache.purge', { ...body, purged: result.purged });
+    sendJson(res, 200, result);
   },
 });

@@ -1,30 +1,11 @@
-// GET /api/config (the running config, secrets redacted, with its version) and POST /api/config/validate (a
-// candidate config, YAML or JSON: the problems `turnpike validate` prints, as JSON; nothing is applied).
+// POST /api/config/validate: a candidate config, YAML or JSON: the problems `turnpike validate` prints, as JSON;
+// nothing is applied.
 import { z } from 'zod';
 import { ConfigError, parseConfigText } from '../../config/loader.ts';
-import { PLUGIN_SCHEMAS } from '../../plugins/registry.ts';
 import { LOAD_OPTIONS } from '../../runtime/config-checks.ts';
 import { configDirOf } from '../../runtime/open-listener.ts';
 import { CONFIG_BODY_LIMIT, readText, sendJson } from '../admin-http.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
-import { redactConfig } from '../redact.ts';
-import { runningGateway } from '../running.ts';
-
-export const getConfig = defineAdminEndpoint({
-  method: 'GET',
-  path: '/api/config',
-  auth: 'token',
-  summary: 'the running config with every secret replaced by "[redacted]", and its version',
-  handle(_req, res, _params, admin) {
-    const runtime = runningGateway(admin);
-    const snapshot = runtime.current;
-    sendJson(res, 200, {
-      version: snapshot.version,
-      file: runtime.configFile ?? null,
-      config: redactConfig(snapshot.config, PLUGIN_SCHEMAS),
-    });
-  },
-});
 
 /** The body of POST /api/config/validate is a config document (YAML or JSON), not a JSON object of its own. */
 const candidate = z.string().meta({ description: 'a config document, YAML or JSON' });

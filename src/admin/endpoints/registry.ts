@@ -2,14 +2,13 @@
 // GET /metrics lives in metrics.ts (its own file, added beside these).
 import type { AdminEndpoint } from '../endpoint.ts';
 import { purgeCache } from './cache.ts';
-import { getCertificates } from './certificates.ts';
-import { getConfig, validateConfig } from './config.ts';
+import { validateConfig } from './config.ts';
 import { getEvents } from './events.ts';
 import { healthz, readyz } from './health.ts';
 import { putLogLevel } from './log-level.ts';
 import { getOpenApi } from './openapi.ts';
 import { reload } from './reload.ts';
-import { getRoutes } from './routes.ts';
+import { getCertificates, getConfig, getRoutes } from './state.ts';
 import { drainTarget, getUpstreams, undrainTarget } from './upstreams.ts';
 
 export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
