@@ -1,42 +1,11 @@
 // GET /api/events: the event stream as Server-Sent Events; request events carry route, upstream and status but
 // never headers, query strings or bodies; ?route= and ?upstream= filter; reloads and drains are events too.
 import assert from 'node:assert/strict';
-import { get, type IncomingMessage } from 'node:http';
 import { after, before, test } from 'node:test';
 import type { Gateway } from '../../src/runtime/gateway.ts';
 import { request, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+import { openStream } from '../helpers/sse.ts';
 import { until } from '../helpers/wait.ts';
-
-interface Sse {
-  readonly events: { event: string; data: any }[];
-  readonly res: IncomingMessage;
-  close(): void;
-}
-
-/** Opens an event stream and collects its events until closed. */
-function openStream(port: number, path: string): Promise<Sse> {
-  return new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path }, (res) => {
-      const events: { event: string; data: any }[] = [];
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event !== undefined && data !== undefined) events.push({ event, data: JSON.parse(data) });
-        }
-      });
-      res.on('error', () => undefined);
-      resolve({ events, res, close: () => req.destroy() });
-    });
-    req.on('error', reject);
-  });
-}
 
 let a: Backend;
 let b: Backend;

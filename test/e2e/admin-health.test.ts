@@ -7,7 +7,8 @@ import type { ServerResponse } from 'node:http';
 import { after, test } from 'node:test';
 import { assertProblem } from '../helpers/problem.ts';
 import { spawnGateway } from '../helpers/process.ts';
-import { json, request, startBackend, type Backend } from '../helpers/servers.ts';
+import { openStream } from '../helpers/sse.ts';
+import { json, request, startBackend, startEchoBackend, type Backend } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
@@ -46,11 +47,15 @@ shutdown: { drainTimeout: 20s }
   assert.equal(code, 0);
 });
 
-test('a multi-worker primary serves health, readiness and reload; per-worker calls are 501', async () => {
+test('with workers the primary serves the admin API: upstreams and drains across workers, events, reload', async () => {
+  const a = await startEchoBackend('a');
+  const b = await startEchoBackend('b');
+  backends.push(a, b);
   const gw = await spawnGateway(
     `
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
-routes: [{ name: hi, match: { path: / }, respond: { body: hi } }]
+upstreams: { app: { targets: [{ url: "${a.url}" }, { url: "${b.url}" }] } }
+routes: [{ name: all, match: { path: / }, upstream: app }]
 admin: { port: 0 }
 workers: 2
 `,
@@ -60,9 +65,33 @@ workers: 2
     const admin = gw.port('admin');
     assert.equal((await request(admin, '/healthz')).status, 200);
     await until(async () => (await request(admin, '/readyz')).status === 200, 'the primary to be ready');
-    assertProblem(await request(admin, '/api/upstreams'), 501, 'TP_ADMIN_UNSUPPORTED');
+    const up = json(await request(admin, '/api/upstreams'));
+    assert.equal(up.workers, 2);
+    assert.deepEqual(
+      up.upstreams[0].targets.map((t: any) => t.target),
+      [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+    );
+    const drained = await request(admin, `/api/upstreams/app/targets/127.0.0.1:${a.port}/drain`, { method: 'POST' });
+    assert.equal(json(drained).drained, true, drained.body);
+    // Fresh connections reach either worker: none of them sends to the drained target.
+    const names = new Set<string>();
+    for (let i = 0; i < 12; i++) names.add(json(await request(gw.port('web'), '/x', { agent: false })).name);
+    assert.deepEqual(names, new Set(['b']));
+    const stream = await openStream(admin, '/api/events?upstream=app');
+    try {
+      for (let i = 0; i < 4; i++) await request(gw.port('web'), '/y', { agent: false });
+      await until(() => stream.events.filter((e) => e.event === 'request').length === 4, 'events from the workers');
+      assert.ok(stream.events.every((e) => e.data.upstream === 'app' && e.data.path === '/y'));
+    } finally {
+      stream.close();
+    }
     const reloaded = await request(admin, '/api/reload', { method: 'POST' });
     assert.equal(json(reloaded).ok, true, reloaded.body);
+    const after = json(await request(admin, '/api/upstreams')).upstreams[0].targets[0];
+    assert.equal(after.drained, true, 'kept across the reload in every worker');
+    await request(admin, `/api/upstreams/app/targets/127.0.0.1:${a.port}/undrain`, { method: 'POST' });
+    assert.equal(json(await request(admin, '/api/upstreams')).upstreams[0].targets[0].drained, false);
+    assert.equal(json(await request(admin, '/api/routes')).routes[0].name, 'all');
     const valid = await request(admin, '/api/config/validate', { method: 'POST', body: 'listeners: []' });
     assert.equal(json(valid).valid, false);
   } finally {
