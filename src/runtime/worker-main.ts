@@ -1,7 +1,7 @@
 // A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
 // cluster primary shares, reloads when the primary says so, drains on SIGTERM.
 import { runAdminOp } from '../admin/admin-ops.ts';
-import { subscribeFeed } from '../admin/event-feed.ts';
+import { subscribeFeed, type FeedEvent } from '../admin/event-feed.ts';
 import { startGateway } from './gateway.ts';
 import { CachePurges } from '../cache/purge-fanout.ts';
 import { IpcLimitStore } from '../limits/ipc-store.ts';
