@@ -95,6 +95,19 @@ describe('with tokens', () => {
     assert.equal(audit.audit.to, 'warn');
     assert.ok(!JSON.stringify(lines).includes(OTHER), 'the token itself is never logged');
     gw.log.level = 'info';
+    const target = `127.0.0.1:${echo.port}`;
+    for (const action of ['drain', 'undrain']) {
+      const r = await request(admin(), `/api/upstreams/app/targets/${target}/${action}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(r.status, 200, r.body);
+      const line = lines.find((l) => l.audit?.action === `upstream.${action}`);
+      assert.deepEqual(
+        { caller: line?.audit.caller, upstream: line?.audit.upstream, target: line?.audit.target },
+        { caller: createHash('sha256').update(TOKEN).digest('hex').slice(0, 12), upstream: 'app', target },
+      );
+    }
   });
 
   test('unknown paths get 404 and wrong methods 405, as problem+json', async () => {
