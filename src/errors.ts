@@ -52,6 +52,11 @@ export const ERRORS = {
   },
   TP_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down' },
   TP_INTERNAL: { status: 500, title: 'Internal gateway error' },
+  // The admin listener (admin.*)
+  TP_ADMIN_UNAUTHORIZED: { status: 401, title: 'The admin API needs a valid Bearer token' },
+  TP_ADMIN_NOT_FOUND: { status: 404, title: 'No admin endpoint, upstream or target by this name' },
+  TP_ADMIN_NOT_READY: { status: 503, title: 'The gateway is starting or draining' },
+  TP_ADMIN_UNSUPPORTED: { status: 501, title: 'This admin call is not available for this gateway' },
   // Configuration (printed with file, line, column and key path)
   TP_CONFIG_NOT_FOUND: { status: 0, title: 'Config file not found or unreadable' },
   TP_CONFIG_SYNTAX: { status: 0, title: 'Config file is not valid YAML or JSON' },

@@ -4,6 +4,10 @@
 // `AdminContext`, never through globals.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { AdminOp } from './admin-ops.ts';
+import type { FeedEvent } from './event-feed.ts';
 
 export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -18,10 +22,30 @@ export interface MetricsSource {
   scrape(accept: string | undefined): Promise<MetricsScrape>;
 }
 
+/** The workers of a multi-worker instance, as the primary's admin listener reaches them (over IPC). */
+export interface AdminWorkers {
+  /** Runs `op` in every worker; resolves with their answers, or rejects with the first worker's error. */
+  all(op: AdminOp): Promise<unknown[]>;
+  /** Calls `listener` with every worker's events until the returned function is called. */
+  feed(listener: (event: FeedEvent) => void): () => void;
+}
+
 export interface AdminContext {
   readonly log: Logger;
   /** Null when `metrics.enabled` is false (GET /metrics is then 404). */
   readonly metrics: MetricsSource | null;
+  /** The running gateway (its snapshot, upstream state, caches); null until it has started, and in a multi-worker primary. */
+  readonly runtime: () => Runtime | null;
+  /** The workers, when this process is the primary of a multi-worker instance; null otherwise. */
+  readonly workers: AdminWorkers | null;
+  /** Reloads the config file (as SIGHUP does); null when the gateway was started from text. */
+  readonly reload: (() => Promise<{ readonly ok: boolean; readonly error?: string }>) | null;
+  /** Config loaded and every listener bound, and not draining (GET /readyz). */
+  readonly ready: () => boolean;
+  /** Every endpoint the admin listener serves (the OpenAPI document lists them). */
+  readonly endpoints: readonly AdminEndpoint[];
+  /** Writes the audit line of a mutating call: who (a short hash of the token, the address) and what. */
+  readonly audit: (req: IncomingMessage, action: string, fields?: object) => void;
 }
 
 export interface AdminEndpoint {
@@ -30,6 +54,12 @@ export interface AdminEndpoint {
   readonly path: string;
   /** `none`: probes and scrapers (/healthz, /readyz, /metrics); `token`: one of `admin.auth.tokens` when set. */
   readonly auth: 'none' | 'token';
+  /** One line for the OpenAPI document. */
+  readonly summary?: string;
+  /** The JSON body this call takes (validated with it; the OpenAPI document shows it). */
+  readonly body?: z.ZodType;
+  /** The query parameters it reads (the OpenAPI document lists them). */
+  readonly query?: readonly string[];
   handle(
     req: IncomingMessage,
     res: ServerResponse,

@@ -66,8 +66,12 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   purgePrefix(prefix: string): number {
+    return this.purgeMatching((urlKey) => urlKey.startsWith(prefix));
+  }
+
+  purgeMatching(test: (urlKey: string) => boolean): number {
     let removed = 0;
-    for (const urlKey of [...this.urls.keys()]) if (urlKey.startsWith(prefix)) removed += this.purge(urlKey);
+    for (const urlKey of [...this.urls.keys()]) if (test(urlKey)) removed += this.purge(urlKey);
     return removed;
   }
 

@@ -63,6 +63,32 @@ export class CachePurges {
     return false;
   }
 
+  /**
+   * The admin API's purge: in every memory cache of this process, the URL (`host` + `path` + `query`) or every URL
+   * whose path starts with `path` (`prefix`), whichever of host, path and query a route's cache key holds.
+   */
+  purgeEverywhere(target: {
+    readonly host?: string;
+    readonly path: string;
+    readonly query: string;
+    readonly prefix: boolean;
+  }): number {
+    const host = target.host?.toLowerCase();
+    // A URL key is [host] path [query]; a host never holds "/", so the path starts at the first "/".
+    const test = (urlKey: string): boolean => {
+      const slash = urlKey.indexOf('/');
+      if (slash === -1) return false;
+      const keyHost = urlKey.slice(0, slash);
+      if (host !== undefined && keyHost !== '' && keyHost !== host) return false;
+      const rest = urlKey.slice(slash);
+      if (target.prefix) return rest.startsWith(target.path);
+      return rest === target.path || rest === target.path + target.query;
+    };
+    let removed = 0;
+    for (const ref of this.stores.values()) removed += ref.deref()?.purgeMatching?.(test) ?? 0;
+    return removed;
+  }
+
   private purgeHere(route: string, key: string, prefix: boolean): number {
     const store = this.stores.get(route)?.deref();
     if (store === undefined) return 0;

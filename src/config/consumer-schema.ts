@@ -1,6 +1,7 @@
 // The top-level `consumers:` (who may call), `stores:` (shared state) and `consumerHeaders:` sections.
 import { z } from 'zod';
 import { duration, headerName } from './primitives.ts';
+import { secret } from './secret.ts';
 
 /** scrypt hashes as `turnpike hash-password` prints them, or bcrypt ($2a$, $2b$, $2y$). */
 export const PASSWORD_HASH =
@@ -12,7 +13,11 @@ const consumer = z.strictObject({
   credentials: z
     .strictObject({
       apiKeys: z
-        .array(z.string().min(16, { message: 'an API key needs at least 16 characters (or sha256:<64 hex digits>)' }))
+        .array(
+          secret(
+            z.string().min(16, { message: 'an API key needs at least 16 characters (or sha256:<64 hex digits>)' }),
+          ),
+        )
         .default([])
         .superRefine((keys, ctx) => {
           keys.forEach((k, i) => {
@@ -27,9 +32,11 @@ const consumer = z.strictObject({
             .string()
             .min(1)
             .regex(/^[^:]+$/, { message: 'a Basic username cannot contain ":"' }),
-          passwordHash: z.string().regex(PASSWORD_HASH, {
-            message: 'expected a hash printed by `turnpike hash-password` (scrypt$...) or a bcrypt hash ($2b$...)',
-          }),
+          passwordHash: secret(
+            z.string().regex(PASSWORD_HASH, {
+              message: 'expected a hash printed by `turnpike hash-password` (scrypt$...) or a bcrypt hash ($2b$...)',
+            }),
+          ),
         })
         .optional(),
       jwt: z.strictObject({ subject: z.string().min(1) }).optional(),
@@ -43,9 +50,12 @@ export const stores = z
   .strictObject({
     redis: z
       .strictObject({
-        url: z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), {
-          message: 'expected redis://host:port or rediss://...',
-        }),
+        url: secret(
+          z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), {
+            message: 'expected redis://host:port or rediss://...',
+          }),
+          'url',
+        ),
         connectTimeout: duration.prefault('1s'),
         commandTimeout: duration
           .prefault('500ms')

@@ -2,6 +2,7 @@
 // TCP and UDP listeners forward bytes or datagrams to an upstream (or, for TCP, by the TLS server name).
 import { z } from 'zod';
 import { cidr, duration, headerName, size } from './primitives.ts';
+import { secret } from './secret.ts';
 
 // A quoted `"${PORT}"` (needed inside a flow map, where `{` is YAML syntax) arrives as a string of digits.
 const port = z.preprocess(
@@ -132,7 +133,7 @@ export const MODERN_CIPHERS = [
 ].join(':');
 
 export const tlsSettings = z.strictObject({
-  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1),
+  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: secret(z.string().min(1)) })).min(1),
   minVersion: tlsVersion.default('TLSv1.2'),
   maxVersion: tlsVersion.optional(),
   ciphers: z.string().min(1).default(MODERN_CIPHERS).meta({

@@ -1,5 +1,6 @@
 // Reads a YAML or JSON config, expands the environment, validates it, and resolves cross-references.
 // Every error names the file, line and column, the key path and what was expected.
+import { adminProblems } from './admin-schema.ts';
 import { kindOf } from './upstream-schema.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -235,6 +236,8 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
       );
     else binds.set(bind, i);
   });
+  for (const p of adminProblems(raw))
+    problems.push(at.problem(p.duplicate ? 'TP_CONFIG_DUPLICATE' : 'TP_CONFIG_INVALID', p.path, p.message));
   const consumerNames = new Map<string, number>();
   const keys = new Map<string, number>();
   list(raw.consumers).forEach((c, i) => {

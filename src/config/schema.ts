@@ -1,5 +1,6 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { accessLogSchema } from './access-log-schema.ts';
+import { admin } from './admin-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
@@ -285,6 +286,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     stores,
     consumerHeaders,
     tracing,
+    admin,
   });
 }
 

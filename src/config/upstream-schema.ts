@@ -1,6 +1,7 @@
 // The `upstreams.NAME` section: targets, balancing, health, retries, breaker and timeouts.
 import { z } from 'zod';
 import { duration, headerName, positiveDuration, share, size } from './primitives.ts';
+import { secret } from './secret.ts';
 
 export const BALANCE_ALGORITHMS = [
   'round-robin',
@@ -152,7 +153,7 @@ export const upstreamTimeouts = z.strictObject({
 const sticky = z.strictObject({
   cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected a cookie name' }),
   ttl: duration.optional().meta({ description: 'cookie lifetime (default: a session cookie)' }),
-  secret: z.string().min(16, { message: 'a sticky secret needs at least 16 characters' }).optional(),
+  secret: secret(z.string().min(16, { message: 'a sticky secret needs at least 16 characters' })).optional(),
   path: z.string().default('/'),
   secure: z.boolean().default(false),
   sameSite: z.enum(['Lax', 'Strict', 'None']).default('Lax'),
@@ -167,7 +168,7 @@ export const upstreamTls = z
       .optional()
       .meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
     cert: z.string().min(1).optional(),
-    key: z.string().min(1).optional(),
+    key: secret(z.string().min(1)).optional(),
     serverName: z
       .string()
       .min(1)

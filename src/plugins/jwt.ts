@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { duration, headerName } from '../config/primitives.ts';
+import { secret } from '../config/secret.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { concealQueryCredential } from '../auth/query-credential.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
@@ -37,11 +38,14 @@ const keyEntry = z.union(
       .meta({ description: 'a PEM public key or certificate, or file:<path> relative to the config file' }),
     z.strictObject({ pem: z.string().min(1), kid: z.string().optional() }),
     z
-      .strictObject({ secret: z.string().min(1), kid: z.string().optional() })
+      .strictObject({ secret: secret(z.string().min(1)), kid: z.string().optional() })
       .meta({ description: 'an HS* secret (UTF-8 text, or file:<path>), at least 32 bytes' }),
-    z
-      .looseObject({ kty: z.enum(['RSA', 'EC', 'OKP', 'oct']), kid: z.string().optional() })
-      .meta({ description: 'a public JWK' }),
+    secret(
+      z
+        .looseObject({ kty: z.enum(['RSA', 'EC', 'OKP', 'oct']), kid: z.string().optional() })
+        .meta({ description: 'a public JWK' }),
+      'jwk',
+    ),
   ],
   { error: 'expected a PEM string, file:<path>, { pem, kid }, { secret, kid } or a public JWK object with "kty"' },
 );

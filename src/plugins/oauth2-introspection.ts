@@ -3,6 +3,7 @@
 // min(cacheTtl, exp), negative ones briefly, so a valid client costs one introspection per cacheTtl.
 import { z } from 'zod';
 import { duration } from '../config/primitives.ts';
+import { secret } from '../config/secret.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { readCapped } from '../auth/jwks.ts';
@@ -15,7 +16,7 @@ const schema = z.strictObject({
     .string()
     .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' }),
   clientId: z.string().min(1),
-  clientSecret: z.string().min(1),
+  clientSecret: secret(z.string().min(1)),
   cacheTtl: duration
     .prefault('30s')
     .meta({ description: 'how long an active answer is reused (never past the token exp); 0 disables' }),

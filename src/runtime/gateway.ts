@@ -1,5 +1,7 @@
 // Starting a gateway from a config file or text: load and check the config, start the runtime, and the reloader
 // that follows the file. The programmatic entry point (src/index.ts) and the CLI and workers start through it.
+import { startAdminListener } from '../admin/admin-listener.ts';
+import type { AdminServer } from '../admin/admin-server.ts';
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from 'pino';
@@ -17,6 +19,8 @@ export interface Gateway {
   readonly runtime: Runtime;
   readonly reloader: ConfigReloader | null;
   readonly log: Logger;
+  /** The admin listener (`admin:` in the config); null without one, and in a worker of a multi-worker instance. */
+  readonly admin: AdminServer | null;
   /** Port of the listener with this name (or the first one). */
   port(name?: string): number;
   stop(): Promise<void>;
@@ -57,7 +61,55 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     config = parseConfigText(options.configText ?? '', 'inline config', LOAD_OPTIONS);
   }
   const log = options.log ?? createAppLog(config.log.level);
-  const runtime = await Runtime.start(config, log, {
+  // The admin listener comes up first (/readyz says 503 until every listener is bound) and closes last. A worker
+  // has none: its primary serves the instance's.
+  let runtime: Runtime | null = null;
+  let reloader: ConfigReloader | null = null;
+  const admin =
+    config.admin === undefined || options.worker !== undefined
+      ? null
+      : await startAdminListener(config.admin, {
+          log,
+          runtime: () => runtime,
+          reload: file === undefined ? null : () => reloader!.reload('admin API'),
+          ready: () => runtime !== null && !runtime.draining,
+          tokens: () => (runtime?.current.config.admin ?? config.admin)?.auth?.tokens,
+          metrics: () => runtime?.metrics ?? null,
+        });
+  try {
+    runtime = await startRuntime(config, log, file, options);
+  } catch (err) {
+    await admin?.close();
+    throw err;
+  }
+  log.info(
+    { version: VERSION, configVersion: runtime.current.version, configFile: file ?? 'inline', node: process.version },
+    'turnpike started',
+  );
+  reloader = file ? new ConfigReloader(runtime, file, log) : null;
+  if (reloader && options.watch) reloader.watch();
+  const started = runtime;
+  return {
+    runtime: started,
+    reloader,
+    log,
+    admin,
+    port(name) {
+      const all = started.addresses();
+      const found = name === undefined ? all[0] : all.find((a) => a.name === name);
+      if (!found) throw new Error(`no listener ${name ?? ''}`);
+      return found.port;
+    },
+    async stop() {
+      reloader?.close();
+      await started.stop();
+      await admin?.close();
+    },
+  };
+}
+
+function startRuntime(config: Config, log: Logger, file: string | undefined, options: StartOptions): Promise<Runtime> {
+  return Runtime.start(config, log, {
     configFile: file,
     activeChecks: options.worker === undefined,
     clock: options.clock,
@@ -70,25 +122,4 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
         }
       : {}),
   });
-  log.info(
-    { version: VERSION, configVersion: runtime.current.version, configFile: file ?? 'inline', node: process.version },
-    'turnpike started',
-  );
-  const reloader = file ? new ConfigReloader(runtime, file, log) : null;
-  if (reloader && options.watch) reloader.watch();
-  return {
-    runtime,
-    reloader,
-    log,
-    port(name) {
-      const all = runtime.addresses();
-      const found = name === undefined ? all[0] : all.find((a) => a.name === name);
-      if (!found) throw new Error(`no listener ${name ?? ''}`);
-      return found.port;
-    },
-    async stop() {
-      reloader?.close();
-      await runtime.stop();
-    },
-  };
 }

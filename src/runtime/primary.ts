@@ -2,6 +2,9 @@
 // listener between them), validates a new config once and tells every worker to reload, restarts a worker that
 // crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
 import cluster, { type Worker } from 'node:cluster';
+import { startAdminListener } from '../admin/admin-listener.ts';
+import type { AdminServer } from '../admin/admin-server.ts';
+import { AdminRelay } from './admin-relay.ts';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -51,6 +54,11 @@ export class Primary {
   private readonly purges = new PurgeRelay();
   /** The instance's metrics (the workers' reports aggregated) while `metrics.enabled`, or null. */
   metrics: PrimaryMetrics | null = null;
+  /** The instance's admin listener; what lives in the workers (upstreams, caches, events) is asked over IPC. */
+  private admin: AdminServer | null = null;
+  private readonly relay = new AdminRelay(() => this.workers);
+  private config: Config | null = null;
+  private started = false;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -70,8 +78,19 @@ export class Primary {
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
   async start(): Promise<void> {
     const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
+    this.config = config;
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     this.syncMetrics(config);
+    if (config.admin !== undefined)
+      this.admin = await startAdminListener(config.admin, {
+        log: this.log,
+        runtime: () => null,
+        workers: this.relay,
+        reload: async () => ((await this.reload('admin API')) ? { ok: true } : { ok: false, error: 'see the log' }),
+        ready: () => this.started && !this.stopping,
+        tokens: () => this.config?.admin?.auth?.tokens,
+        metrics: () => this.metrics,
+      });
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
       exec: resolve(dirname(here), `worker-main${extname(here)}`),
@@ -80,7 +99,11 @@ export class Primary {
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     this.checker.set(checkedTargets(config));
     await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
-    this.log.info({ version: VERSION, workers: this.wanted, configFile: this.file }, 'primary started');
+    this.started = true;
+    this.log.info(
+      { version: VERSION, workers: this.wanted, configFile: this.file, pid: process.pid },
+      'primary started',
+    );
     if (this.options.watch) this.watchFile();
   }
 
@@ -90,6 +113,7 @@ export class Primary {
     const held = new Map<string, number>();
     this.heldSlots.set(worker, held);
     worker.on('message', (m: WorkerMessage) => {
+      if (this.relay.receive(worker, m)) return;
       if (m.type === 'limit-rate' || m.type === 'limit-acquire' || m.type === 'limit-release') {
         void answerLimitRequest(
           this.limits,
@@ -114,6 +138,7 @@ export class Primary {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'ready') {
           worker.off('message', onMessage);
+          this.relay.started(worker);
           resolvePromise();
         } else if (m.type === 'failed') {
           worker.off('message', onMessage);
@@ -161,6 +186,7 @@ export class Primary {
       this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');
       return false;
     }
+    this.config = config;
     this.checker.set(checkedTargets(config));
     this.syncMetrics(config);
     const id = ++this.reloadId;
@@ -223,6 +249,7 @@ export class Primary {
     );
     for (const w of this.workers) w.process.kill('SIGTERM');
     await Promise.all(exits);
+    await this.admin?.close();
   }
 
   get size(): number {

@@ -175,6 +175,11 @@ export class Runtime implements ListenerHost {
     this.checker?.set(checkedTargets(this.current.config, this.registry.liveTargets()));
   }
 
+  /** This process's memory caches by route (the admin API purges through it). */
+  get cachePurges(): CachePurges {
+    return this.services.cachePurges;
+  }
+
   trackTunnel(close: () => void): () => void {
     this.tunnels.add(close);
     return () => this.tunnels.delete(close);

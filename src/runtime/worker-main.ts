@@ -1,5 +1,7 @@
 // A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
 // cluster primary shares, reloads when the primary says so, drains on SIGTERM.
+import { runAdminOp } from '../admin/admin-ops.ts';
+import { subscribeFeed, type FeedEvent } from '../admin/event-feed.ts';
 import { startGateway } from './gateway.ts';
 import { CachePurges } from '../cache/purge-fanout.ts';
 import { IpcLimitStore } from '../limits/ipc-store.ts';
@@ -43,9 +45,23 @@ try {
   for (const [target, healthy] of initialHealth) applyHealth(target, healthy);
   reportWorkerMetrics(gateway.runtime.gateway, () => gateway.runtime.metrics, send);
   installSignals(gateway.runtime, null, gateway.log, () => process.exit(0));
+  // The primary's admin listener: operations on this worker's runtime, and its events while a client watches.
+  let unfeed: (() => void) | null = null;
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'reopen-logs') gateway.runtime.reopenLogs();
-    else if (m.type === 'reload') {
+    else if (m.type === 'admin-op') {
+      try {
+        send({ type: 'admin-op-done', id: m.id, ok: true, value: runAdminOp(gateway.runtime, gateway.log, m.op) });
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        send({ type: 'admin-op-done', id: m.id, ok: false, code: e.code ?? 'TP_INTERNAL', message: e.message ?? '' });
+      }
+    } else if (m.type === 'admin-feed') {
+      unfeed?.();
+      unfeed = m.on
+        ? subscribeFeed(gateway.runtime.gateway, {}, (event) => send({ type: 'admin-event', event }))
+        : null;
+    } else if (m.type === 'reload') {
       void gateway
         .reloader!.reload('primary')
         .then((r) => send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error }));

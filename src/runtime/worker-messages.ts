@@ -1,8 +1,22 @@
 // The IPC vocabulary between the primary and its workers.
+import type { AdminOp } from '../admin/admin-ops.ts';
+import type { FeedEvent } from '../admin/event-feed.ts';
 import type { PurgeReply, PurgeRequest } from '../cache/purge-fanout.ts';
 import type { LimitReply, LimitRequest } from '../limits/ipc-store.ts';
 import type { MetricsReport } from '../observability/metrics-workers.ts';
 import type { ListenerAddress } from './runtime.ts';
+
+/** The primary's admin listener asks a worker to run an admin operation on its runtime. */
+export type AdminOpRequest = { readonly type: 'admin-op'; readonly id: number; readonly op: AdminOp };
+export type AdminOpReply =
+  | { readonly type: 'admin-op-done'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | {
+      readonly type: 'admin-op-done';
+      readonly id: number;
+      readonly ok: false;
+      readonly code: string;
+      readonly message: string;
+    };
 
 export type PrimaryMessage =
   | { readonly type: 'reload'; readonly id: number }
@@ -13,7 +27,10 @@ export type PrimaryMessage =
   | LimitReply
   /** A purge relayed from another worker, or the summed count of one this worker asked for. */
   | PurgeRequest
-  | PurgeReply;
+  | PurgeReply
+  | AdminOpRequest
+  /** An event stream client is connected to the admin listener (on) or the last one left (off). */
+  | { readonly type: 'admin-feed'; readonly on: boolean };
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly ports: ListenerAddress[] }
@@ -23,4 +40,7 @@ export type WorkerMessage =
   | PurgeRequest
   | PurgeReply
   /** The worker's metrics, about once a second (and at once after a breaker, health or reload event). */
-  | MetricsReport;
+  | MetricsReport
+  | AdminOpReply
+  /** One event of this worker's stream, while the primary's admin listener has an event stream client. */
+  | { readonly type: 'admin-event'; readonly event: FeedEvent };

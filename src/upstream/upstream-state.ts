@@ -52,6 +52,8 @@ export class UpstreamState {
   usableSet: ReadonlySet<Target> = new Set();
   byToken: ReadonlyMap<string, Target> = new Map();
   private byKey = new Map<string, Target>();
+  /** Origins held out of rotation by an operator (the admin API's drain): kept across reloads until resumed. */
+  readonly paused = new Set<string>();
   private connections: ConnectionSettings | null = null;
   // What each part was built from: a part is rebuilt only when its settings change.
   private breakerOf = '';
@@ -177,6 +179,20 @@ export class UpstreamState {
     return done;
   }
 
+  /**
+   * Holds a target out of rotation without removing it (an operator's drain): no new requests, those in flight
+   * finish, its pool and health state stay. Kept across reloads, since this state outlives snapshots.
+   */
+  pauseTarget(origin: string): void {
+    this.paused.add(origin);
+    this.refresh();
+  }
+
+  /** Puts a paused target back in rotation. */
+  resumeTarget(origin: string): void {
+    if (this.paused.delete(origin)) this.refresh();
+  }
+
   /** Every target out (the upstream left the config and no live snapshot uses it); resolves when all are drained. */
   drainAll(): Promise<void> {
     const all = this.targets;
@@ -214,7 +230,14 @@ export class UpstreamState {
   /** A healthy, not ejected backup other than `avoid` (a retry whose only usable target just failed). */
   backupOtherThan(avoid: Target): Target | undefined {
     for (const t of this.targets) {
-      if (t.backup && t !== avoid && t.healthy && !(this.outliers?.isEjected(t.key) ?? false)) return t;
+      if (
+        t.backup &&
+        t !== avoid &&
+        t.healthy &&
+        !this.paused.has(t.key) &&
+        !(this.outliers?.isEjected(t.key) ?? false)
+      )
+        return t;
     }
     return undefined;
   }
@@ -232,7 +255,9 @@ export class UpstreamState {
         if (!ejected.has(t) && this.byKey.get(t.key) === t) this.hooks.ejectionChanged(this.name, t.url, false);
       this.ejected = ejected;
     }
-    const healthy = (t: Target) => t.healthy && !(this.outliers?.isEjected(t.key) ?? false);
+    const paused = this.paused;
+    const healthy = (t: Target) =>
+      t.healthy && (paused.size === 0 || !paused.has(t.key)) && !(this.outliers?.isEjected(t.key) ?? false);
     let usable = this.targets.filter((t) => !t.backup && healthy(t));
     if (usable.length === 0) usable = this.targets.filter((t) => t.backup && healthy(t));
     this.usable = usable;

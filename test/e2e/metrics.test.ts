@@ -8,16 +8,14 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import metricsEndpoint from '../../src/admin/endpoints/metrics.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { parseConfig } from '../../src/runtime/gateway.ts';
 import { Runtime } from '../../src/runtime/runtime.ts';
 import { parseConfigText } from '../../src/config/loader.ts';
 import { findOnPath } from '../provision.ts';
-import { serveAdminEndpoint } from '../helpers/admin-endpoint.ts';
 import { makeTestPki } from '../helpers/certs.ts';
 import { closedPort } from '../helpers/ports.ts';
-import { quietLog, request, startBackend, type Backend } from '../helpers/servers.ts';
+import { request, startBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 interface MetricsGateway {
@@ -29,27 +27,14 @@ interface MetricsGateway {
   stop(): Promise<void>;
 }
 
-/**
- * A gateway and its GET /metrics. Until the admin listener is merged, the endpoint is served by a test server
- * and the config is parsed without the load checks (which want `admin:` beside `metrics:`); at merge this one
- * function starts the gateway with `admin:` and reads the admin listener's port.
- */
+/** A gateway with an admin listener on loopback (port 0) serving GET /metrics. */
 async function startMetricsGateway(yaml: string): Promise<MetricsGateway> {
-  const runtime = await Runtime.start(parseConfig(`${yaml}\naccessLog: { enabled: false }\n`), quietLog);
-  const served = await serveAdminEndpoint(metricsEndpoint, {
-    log: quietLog,
-    get metrics() {
-      return runtime.metrics;
-    },
-  });
+  const gw = await startGatewayYaml(`${yaml}\nadmin: { address: 127.0.0.1, port: 0 }\n`);
   return {
-    runtime,
-    port: runtime.addresses()[0]!.port,
-    adminPort: served.port,
-    async stop() {
-      await served.close();
-      await runtime.stop(0);
-    },
+    runtime: gw.runtime,
+    port: gw.port(),
+    adminPort: gw.admin!.port,
+    stop: () => gw.stop(),
   };
 }
 

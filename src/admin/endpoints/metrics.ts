@@ -9,7 +9,7 @@ export const getMetrics = defineAdminEndpoint({
   auth: 'none',
   async handle(req, res, _params, admin) {
     if (admin.metrics === null) {
-      const body = problemBody('TP_ROUTE_NOT_FOUND', 'metrics are not enabled (metrics.enabled)');
+      const body = problemBody('TP_ADMIN_NOT_FOUND', 'metrics are not enabled (metrics.enabled)');
       res.writeHead(404, { 'content-type': PROBLEM_TYPE, 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;

@@ -1,0 +1,168 @@
+// What the admin API reads and changes in a running gateway, as plain operations on one Runtime. A single process
+// runs them in place; the primary of a multi-worker instance sends them to every worker over IPC
+// (worker-messages.ts) and merges the answers (merge-ops.ts), so both give the same JSON.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { TurnpikeError } from '../errors.ts';
+import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
+import { configDirOf } from '../runtime/open-listener.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { UpstreamPool } from '../upstream/pool.ts';
+import type { Target } from '../upstream/target.ts';
+import { redactConfig } from './redact.ts';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface PurgeTarget {
+  readonly host?: string;
+  readonly path: string;
+  readonly query: string;
+  readonly prefix: boolean;
+}
+
+export type AdminOp =
+  | { readonly op: 'config' }
+  | { readonly op: 'routes' }
+  | { readonly op: 'upstreams' }
+  | { readonly op: 'drain'; readonly upstream: string; readonly target: string; readonly drained: boolean }
+  | { readonly op: 'purge'; readonly target: PurgeTarget }
+  | { readonly op: 'certificates' }
+  | { readonly op: 'log-level'; readonly level: LogLevel };
+
+export interface TargetView {
+  readonly target: string;
+  readonly url: string;
+  readonly weight: number;
+  readonly backup: boolean;
+  readonly healthy: boolean;
+  readonly inFlight: number;
+  readonly ejected: boolean;
+  readonly drained: boolean;
+  readonly inRotation: boolean;
+}
+
+export interface UpstreamView {
+  readonly name: string;
+  readonly balance: string;
+  readonly breaker: string | null;
+  readonly usable: number;
+  readonly targets: TargetView[];
+}
+
+/** host:port with the scheme's default port spelled out. */
+export function hostPort(target: Target): string {
+  const u = target.origin;
+  return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+}
+
+function describe(pool: UpstreamPool, t: Target): TargetView {
+  return {
+    target: hostPort(t),
+    url: t.url,
+    weight: t.weight,
+    backup: t.backup,
+    healthy: t.healthy,
+    inFlight: t.active,
+    ejected: pool.outliers?.isEjected(t.key) ?? false,
+    drained: pool.state.paused.has(t.key),
+    inRotation: pool.state.usableSet.has(t),
+  };
+}
+
+function findTarget(runtime: Runtime, name: string, target: string): { pool: UpstreamPool; t: Target } {
+  const pool = runtime.current.upstreams.get(name);
+  if (pool === undefined) throw new TurnpikeError('TP_ADMIN_NOT_FOUND', `no upstream "${name}"`);
+  const wanted = target.toLowerCase();
+  const t = pool.targets.find((x) => hostPort(x) === wanted || x.origin.host === wanted);
+  if (t === undefined)
+    throw new TurnpikeError('TP_ADMIN_NOT_FOUND', `upstream "${name}" has no target ${target} (name it host:port)`);
+  return { pool, t };
+}
+
+/** DNS and IP names from subjectAltName, else the subject's CN. */
+function namesOf(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName;
+  if (san) return san.split(', ').map((n) => n.replace(/^(DNS|IP Address):/, ''));
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject);
+  return cn ? [cn[1]!] : [];
+}
+
+function certificates(runtime: Runtime): object[] {
+  const dir = configDirOf(runtime.configFile);
+  const out: object[] = [];
+  for (const l of runtime.current.config.listeners) {
+    if (l.protocol !== 'https') continue;
+    for (const c of l.tls.certificates) {
+      try {
+        // A chain file: the first certificate is the one served for its names.
+        const cert = new X509Certificate(readFileSync(resolve(dir, c.cert)));
+        const notAfter = new Date(cert.validTo);
+        out.push({
+          listener: l.name,
+          file: c.cert,
+          names: namesOf(cert),
+          issuer: cert.issuer.replaceAll('\n', ', '),
+          notBefore: new Date(cert.validFrom).toISOString(),
+          notAfter: notAfter.toISOString(),
+          daysLeft: Math.floor((notAfter.getTime() - Date.now()) / 86_400_000),
+        });
+      } catch (err) {
+        out.push({ listener: l.name, file: c.cert, error: (err as Error).message });
+      }
+    }
+  }
+  return out;
+}
+
+/** Runs `op` on `runtime` (whose gateway log is `log`); a TurnpikeError says what was wrong with the call. */
+export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown {
+  const snapshot = runtime.current;
+  switch (op.op) {
+    case 'config':
+      return {
+        version: snapshot.version,
+        file: runtime.configFile ?? null,
+        config: redactConfig(snapshot.config, PLUGIN_SCHEMAS),
+      };
+    case 'routes':
+      return {
+        version: snapshot.version,
+        globalPlugins: snapshot.config.plugins.map((p) => p.name),
+        routes: snapshot.config.routes.map((r, i) => ({
+          name: snapshot.routes[i]?.name ?? r.name ?? `routes[${i}]`,
+          match: r.match,
+          terminal: r.upstream !== undefined ? 'upstream' : r.respond !== undefined ? 'respond' : 'redirect',
+          ...(r.upstream !== undefined ? { upstream: r.upstream } : {}),
+          plugins: r.plugins.map((p) => p.name),
+        })),
+      };
+    case 'upstreams':
+      return {
+        version: snapshot.version,
+        upstreams: [...snapshot.upstreams.values()].map((pool): UpstreamView => ({
+          name: pool.name,
+          balance: pool.config.balance,
+          breaker: pool.breaker?.state ?? null,
+          usable: pool.usableCount,
+          targets: pool.targets.map((t) => describe(pool, t)),
+        })),
+      };
+    case 'drain': {
+      const { pool, t } = findTarget(runtime, op.upstream, op.target);
+      if (op.drained) pool.state.pauseTarget(t.key);
+      else pool.state.resumeTarget(t.key);
+      return { upstream: pool.name, ...describe(pool, t) };
+    }
+    case 'purge':
+      return { purged: runtime.cachePurges.purgeEverywhere(op.target) };
+    case 'certificates':
+      return { certificates: certificates(runtime) };
+    case 'log-level': {
+      const previous = log.level;
+      log.level = op.level;
+      return { level: op.level, previous };
+    }
+  }
+}
