@@ -18,6 +18,7 @@ import {
   type RequestEvent,
 } from '../observability/events.ts';
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
+import { DashboardStats, subscribeDashboardStats } from '../observability/dashboard-stats.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -131,6 +132,9 @@ export class Runtime implements ListenerHost {
   };
 
   private unsubscribeLog: (() => void) | null = null;
+  /** The admin dashboard's last-5-minutes numbers, fed from this gateway's events. */
+  readonly dashboardStats = new DashboardStats();
+  private unsubscribeStats: (() => void) | null = null;
 
   static async start(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
     const runtime = new Runtime(log, options);
@@ -138,6 +142,7 @@ export class Runtime implements ListenerHost {
     CHANNELS.l4Close.subscribe(runtime.onL4Close);
     CHANNELS.refused.subscribe(runtime.onRefused);
     runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
+    runtime.unsubscribeStats = subscribeDashboardStats(runtime.gateway, runtime.dashboardStats);
     await runtime.apply(config);
     return runtime;
   }
@@ -270,6 +275,7 @@ export class Runtime implements ListenerHost {
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
     this.unsubscribeLog?.();
+    this.unsubscribeStats?.();
     this.checker?.stop();
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).

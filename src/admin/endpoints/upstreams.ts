@@ -16,7 +16,7 @@ export function hostPort(target: Target): string {
   return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
 }
 
-function describe(pool: UpstreamPool, t: Target) {
+export function describe(pool: UpstreamPool, t: Target) {
   return {
     target: hostPort(t),
     url: t.url,
