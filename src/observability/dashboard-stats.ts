@@ -100,7 +100,12 @@ export interface DashboardSummary {
   readonly routes: readonly RouteSummary[];
   readonly rateLimits: { readonly byRoute: readonly DecisionCount[]; readonly byConsumer: readonly DecisionCount[] };
   readonly cache: { readonly hits: number; readonly misses: number; readonly hitRatio: number | null };
-  readonly reloads: readonly { readonly time: string; readonly ok: boolean; readonly version: number; readonly error?: string }[];
+  readonly reloads: readonly {
+    readonly time: string;
+    readonly ok: boolean;
+    readonly version: number;
+    readonly error?: string;
+  }[];
   readonly l4: readonly {
     readonly listener: string;
     readonly protocol: string;
@@ -284,7 +289,8 @@ export function subscribeDashboardStats(gateway: Gateway, stats: DashboardStats)
       CHANNELS.rateLimit,
       (m) => {
         const { ctx, allowed } = m as { ctx: RequestContext; allowed: boolean };
-        if (ctx.gateway === gateway) stats.rateLimit(ctx.routeName, ctx.identity?.consumer?.name ?? ctx.identity?.subject ?? null, allowed);
+        if (ctx.gateway === gateway)
+          stats.rateLimit(ctx.routeName, ctx.identity?.consumer?.name ?? ctx.identity?.subject ?? null, allowed);
       },
     ],
     [

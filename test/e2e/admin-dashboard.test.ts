@@ -1,0 +1,160 @@
+// The live dashboard in a real browser (playwright-core driving Debian's chromium, headless): the page loads with
+// no console errors, logs in with the admin token, its numbers move while a load runs, the drain button drains
+// (the next requests avoid that target, checked at the backends), and a killed target turns unhealthy on the page.
+// With TURNPIKE_SCREENSHOTS=1 it writes docs/screenshots/dashboard-*.png (shown in the README).
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Gateway } from '../../src/runtime/gateway.ts';
+import { findOnPath } from '../provision.ts';
+import { json, request, startBackend, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+
+const TOKEN = 'dashboard-test-token-0123456789';
+const SCREENSHOTS = process.env.TURNPIKE_SCREENSHOTS === '1';
+const SHOTS_DIR = new URL('../../docs/screenshots/', import.meta.url);
+const WAIT = { timeout: 15_000 };
+
+const hostPort = (b: Backend) => `127.0.0.1:${b.port}`;
+/** Requests a backend got from clients (the health probes ask for /health). */
+const served = (b: Backend) => b.requests.filter((r) => r.url !== '/health').length;
+
+describe('the dashboard in a browser', () => {
+  const backends: Backend[] = [];
+  let a: Backend;
+  let b: Backend;
+  let c: Backend;
+  let gw: Gateway;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+
+  before(async () => {
+    a = await startEchoBackend('a');
+    b = await startEchoBackend('b');
+    c = await startEchoBackend('c');
+    const catalog = await startBackend((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
+      res.end('{"items":[]}');
+    });
+    backends.push(a, b, c, catalog);
+    gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams:
+  app:
+    targets: [{ url: "${a.url}" }, { url: "${b.url}" }, { url: "${c.url}" }]
+    healthCheck:
+      active: { path: /health, interval: 100ms, timeout: 1s, unhealthyThreshold: 1, healthyThreshold: 1 }
+  catalog: { targets: [{ url: "${catalog.url}" }] }
+consumers:
+  - { name: alice, credentials: { apiKeys: [alice-key-0000000001] } }
+routes:
+  - name: catalog
+    match: { path: /catalog }
+    upstream: catalog
+    plugins: [{ cache: { store: memory } }]
+  - name: partner
+    match: { path: /partner }
+    upstream: app
+    plugins: [{ key-auth: {} }, { rate-limit: { limits: [{ requests: 5, per: 1m }] } }]
+  - { name: app, match: { path: / }, upstream: app }
+admin: { port: 0, auth: { tokens: ["${TOKEN}"] } }
+`);
+    const executablePath = findOnPath('chromium', process.env.PATH ?? '');
+    assert.ok(executablePath, 'chromium is on PATH (npm test installs it: test/provision.ts)');
+    // --no-sandbox: the tests may run as root (CI containers), where chromium refuses its sandbox.
+    browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
+  });
+  after(async () => {
+    await browser?.close();
+    await gw?.stop();
+    await Promise.all(backends.map((x) => x.close()));
+  });
+
+  const cell = (selector: string) => page.locator(selector).textContent();
+  const count = (text: string | null) => Number((text ?? '').replace(/[^\d]/g, ''));
+  /** Waits until the digits of the element's text, read as a number, exceed `min` (a function: the page's CSP forbids eval). */
+  const waitAbove = (selector: string, min: number) =>
+    page.waitForFunction(
+      ([sel, n]) => {
+        const el = (
+          globalThis as { document?: { querySelector(s: string): { textContent: string } | null } }
+        ).document?.querySelector(sel);
+        return el !== null && el !== undefined && Number(el.textContent.replace(/[^0-9]/g, '')) > n;
+      },
+      [selector, min] as const,
+      WAIT,
+    );
+
+  test('the page loads without console errors and logs in with the admin token', async () => {
+    const res = await page.goto(`http://127.0.0.1:${gw.admin!.port}/`);
+    assert.equal(res?.status(), 200);
+    assert.match(res!.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+    await page.locator('#token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForSelector('#status .live.on', WAIT);
+    await page.waitForSelector(`tr[data-target="${hostPort(a)}"]`, WAIT);
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('the numbers move while a load runs', async () => {
+    let running = true;
+    const load = async () => {
+      while (running) {
+        await request(gw.port(), '/x');
+        await request(gw.port(), '/catalog');
+      }
+    };
+    const loops = [load(), load()];
+    try {
+      await page.waitForSelector('tr[data-route="app"] td.requests', WAIT);
+      const first = count(await cell('tr[data-route="app"] td.requests'));
+      await waitAbove('tr[data-route="app"] td.requests', first);
+    } finally {
+      running = false;
+      await Promise.all(loops);
+    }
+    // Some rate-limit decisions (alice gets 5 a minute, then 429s) and a p99 to show.
+    for (let i = 0; i < 8; i++)
+      await request(gw.port(), '/partner', { headers: { 'x-api-key': 'alice-key-0000000001' } });
+    await waitAbove('#limits-by-consumer tr[data-key="alice"] td.limited', 2);
+    assert.notEqual(await cell('tr[data-route="app"] td.p99'), '–');
+    await waitAbove('#cache .hit-ratio', 0);
+    assert.match((await cell('#cache .hit-ratio')) ?? '', /^\d+\.\d%$/);
+    if (SCREENSHOTS) {
+      mkdirSync(SHOTS_DIR, { recursive: true });
+      await page.screenshot({ path: new URL('dashboard-overview.png', SHOTS_DIR).pathname, fullPage: true });
+    }
+  });
+
+  test('the drain button drains: the next requests avoid that target', async () => {
+    const row = `tr[data-target="${hostPort(a)}"]`;
+    await page.locator(`${row} button.drain`).click();
+    await page.waitForSelector(`${row} td.health :text-is("drained")`, WAIT);
+    const before = served(a);
+    const names = new Set<string>();
+    for (let i = 0; i < 9; i++) names.add(json(await request(gw.port(), '/x')).name);
+    assert.equal(served(a), before);
+    assert.deepEqual(names, new Set(['b', 'c']));
+    await page.locator(`${row} button.undrain`).click();
+    await page.waitForSelector(`${row} td.health :text-is("healthy")`, WAIT);
+  });
+
+  test('a killed target turns unhealthy on the page', async () => {
+    const row = `tr[data-target="${hostPort(c)}"]`;
+    assert.equal(await cell(`${row} td.health`), 'healthy');
+    await c.close();
+    await page.waitForSelector(`${row} td.health :text-is("unhealthy")`, WAIT);
+    if (SCREENSHOTS) {
+      await page.locator(`tr[data-target="${hostPort(b)}"] button.drain`).click();
+      await page.waitForSelector(`tr[data-target="${hostPort(b)}"] td.health :text-is("drained")`, WAIT);
+      await page.locator('#upstreams').screenshot({ path: new URL('dashboard-upstreams.png', SHOTS_DIR).pathname });
+    }
+    assert.deepEqual(consoleErrors, []);
+  });
+});
