@@ -4,6 +4,7 @@
 // With TURNPIKE_SCREENSHOTS=1 it writes docs/screenshots/dashboard-*.png (shown in the README).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { Gateway } from '../../src/runtime/gateway.ts';
@@ -24,7 +25,8 @@ describe('the dashboard in a browser', () => {
   let a: Backend;
   let b: Backend;
   let c: Backend;
-  let gw: Gateway;
+  let gw: Gateway & { file: string };
+  let tcpEcho: Server;
   let browser: Browser;
   let page: Page;
   const consoleErrors: string[] = [];
@@ -38,9 +40,14 @@ describe('the dashboard in a browser', () => {
       res.end('{"items":[]}');
     });
     backends.push(a, b, c, catalog);
+    tcpEcho = createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => tcpEcho.listen(0, '127.0.0.1', resolve));
     gw = await startGatewayYaml(`
-listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+listeners:
+  - { name: web, protocol: http, address: 127.0.0.1, port: 0 }
+  - { name: db, protocol: tcp, address: 127.0.0.1, port: 0, upstream: pg }
 upstreams:
+  pg: { targets: [{ url: "tcp://127.0.0.1:${(tcpEcho.address() as AddressInfo).port}" }] }
   app:
     targets: [{ url: "${a.url}" }, { url: "${b.url}" }, { url: "${c.url}" }]
     healthCheck:
@@ -74,6 +81,7 @@ admin: { port: 0, auth: { tokens: ["${TOKEN}"] } }
     await browser?.close();
     await gw?.stop();
     await Promise.all(backends.map((x) => x.close()));
+    tcpEcho?.close();
   });
 
   const cell = (selector: string) => page.locator(selector).textContent();
@@ -100,6 +108,24 @@ admin: { port: 0, auth: { tokens: ["${TOKEN}"] } }
     await page.waitForSelector('#status .live.on', WAIT);
     await page.waitForSelector(`tr[data-target="${hostPort(a)}"]`, WAIT);
     assert.deepEqual(consoleErrors, []);
+  });
+
+  test('a reload and an L4 session show on the page', async () => {
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const socket = connect(gw.port('db'), '127.0.0.1', () => socket.end('ping'));
+      let got = '';
+      socket.on('data', (d) => (got += d));
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+    assert.equal(echoed, 'ping');
+    const reloaded = await request(gw.admin!.port, '/api/reload', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(json(reloaded).ok, true, reloaded.body);
+    await page.waitForSelector('#reloads :text-is("applied")', WAIT);
+    await waitAbove('#l4 tr[data-listener="db"] td.closed', 0);
   });
 
   test('the numbers move while a load runs', async () => {
