@@ -71,7 +71,11 @@ function load(): DashboardAssets {
     own.set(name, { body: readFileSync(`${dir}${name}`), contentType: typeOf(name), cacheControl: REVALIDATE });
   }
   const importMap = JSON.stringify({ imports });
-  const html = readFileSync(`${dir}index.html`, 'utf8').replace('{{importmap}}', importMap);
+  // The whole element is rewritten, so the CSP hash below matches its text whatever the file's formatting.
+  const html = readFileSync(`${dir}index.html`, 'utf8').replace(
+    /<script type="importmap">[\s\S]*?<\/script>/,
+    () => `<script type="importmap">${importMap}</script>`,
+  );
   const mapHash = createHash('sha256').update(importMap).digest('base64');
   const csp = [
     "default-src 'self'",
