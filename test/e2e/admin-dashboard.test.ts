@@ -1,7 +1,8 @@
 // The live dashboard in a real browser (playwright-core driving Debian's chromium, headless): the page loads with
 // no console errors, logs in with the admin token, its numbers move while a load runs, the drain button drains
 // (the next requests avoid that target, checked at the backends), and a killed target turns unhealthy on the page.
-// With TURNPIKE_SCREENSHOTS=1 it writes docs/screenshots/dashboard-*.png (shown in the README).
+// With TURNPIKE_SCREENSHOTS=1 it writes docs/screenshots/dashboard-*.png (shown in the README). Over plain HTTP:
+// the page and its files need no token, preact and htm come from the package, the stream needs the token.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
@@ -182,5 +183,57 @@ admin: { port: 0, auth: { tokens: ["${TOKEN}"] } }
       await page.locator('#upstreams').screenshot({ path: new URL('dashboard-upstreams.png', SHOTS_DIR).pathname });
     }
     assert.deepEqual(consoleErrors, []);
+  });
+});
+
+describe('the dashboard files and stream over HTTP', () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+routes: [{ name: hello, match: { path: / }, respond: { body: hi } }]
+admin: { port: 0, auth: { tokens: ["${TOKEN}"] } }
+`);
+  });
+  after(() => gw.stop());
+  const get = (path: string, headers: Record<string, string> = {}) => request(gw.admin!.port, path, { headers });
+
+  test('the page needs no token, and its import map names preact and htm served from the package, cached for a year', async () => {
+    const page = await get('/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers['content-type'] ?? '', /^text\/html/);
+    assert.equal(page.headers['x-frame-options'], 'DENY');
+    const map = JSON.parse(/<script type="importmap">(.*?)<\/script>/s.exec(page.body)![1]!);
+    assert.deepEqual(Object.keys(map.imports), ['preact', 'preact/hooks', 'htm']);
+    for (const url of Object.values<string>(map.imports)) {
+      const file = await get(url);
+      assert.equal(file.status, 200, url);
+      assert.match(file.headers['content-type'] ?? '', /^text\/javascript/);
+      assert.equal(file.headers['cache-control'], 'public, max-age=31536000, immutable');
+    }
+    const app = await get('/dashboard/app.js');
+    assert.equal(app.status, 200);
+    assert.equal(app.headers['cache-control'], 'no-cache');
+    assert.equal((await get('/dashboard/index.html')).status, 404);
+    assert.equal((await get('/dashboard/vendor/preact.mjs')).status, 404);
+  });
+
+  test('the stream needs the token and sends one summary a second as Server-Sent Events', async () => {
+    const refused = await get('/api/dashboard/stream');
+    assert.equal(refused.status, 401);
+    const res = await fetch(`http://127.0.0.1:${gw.admin!.port}/api/dashboard/stream`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    while (!text.includes('\n\n')) text += (await reader.read()).value ?? '';
+    await reader.cancel();
+    assert.match(text, /^event: summary\ndata: /);
+    const summary = JSON.parse(text.slice(text.indexOf('data: ') + 6, text.indexOf('\n\n')));
+    assert.equal(summary.version, 1);
+    assert.equal(summary.windowSeconds, 300);
+    for (const key of ['routes', 'upstreams', 'rateLimits', 'cache', 'reloads', 'l4']) assert.ok(key in summary, key);
   });
 });
