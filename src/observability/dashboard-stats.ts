@@ -218,6 +218,7 @@ export class DashboardStats {
       let errors = 0;
       let recent = 0;
       r.each(now, WINDOW_SECONDS, (o, age) => {
+        if (r.values[o] === 0) return; // an idle second: nothing in its histogram either
         requests += r.values[o]!;
         errors += r.values[o + 1]!;
         if (age < RATE_SECONDS) recent += r.values[o]!;
