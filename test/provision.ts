@@ -33,6 +33,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     usedBy: 'test/attacks/throughput-baseline.test.ts: h2 over TLS load (Z01)',
   },
   { binary: 'promtool', apt: 'prometheus', usedBy: 'test/e2e/metrics.test.ts: promtool check metrics' },
+  {
+    binary: 'chromium',
+    apt: 'chromium',
+    usedBy: 'test/e2e/admin-dashboard.test.ts: the dashboard in a real browser (driven by playwright-core)',
+  },
 ];
 
 /** The executable `binary` in one of PATH's directories, or undefined. */

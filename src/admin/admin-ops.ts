@@ -57,7 +57,7 @@ export function hostPort(target: Target): string {
   return `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
 }
 
-function describe(pool: UpstreamPool, t: Target): TargetView {
+export function describe(pool: UpstreamPool, t: Target): TargetView {
   return {
     target: hostPort(t),
     url: t.url,

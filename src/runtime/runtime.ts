@@ -20,6 +20,7 @@ import {
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
+import { DashboardStats, subscribeDashboardStats } from '../observability/dashboard-stats.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
 import type { ListenerHost } from './http-listener.ts';
@@ -140,6 +141,9 @@ export class Runtime implements ListenerHost {
   };
 
   private unsubscribeLog: (() => void) | null = null;
+  /** The admin dashboard's last-5-minutes numbers, fed from this gateway's events. */
+  readonly dashboardStats = new DashboardStats();
+  private unsubscribeStats: (() => void) | null = null;
 
   static async start(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
     const runtime = new Runtime(log, options);
@@ -147,6 +151,10 @@ export class Runtime implements ListenerHost {
     CHANNELS.l4Close.subscribe(runtime.onL4Close);
     CHANNELS.refused.subscribe(runtime.onRefused);
     runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
+    // The dashboard's numbers cost a little per request: kept only where an admin listener can show them (a worker
+    // gets its primary's admin config too).
+    if (config.admin !== undefined)
+      runtime.unsubscribeStats = subscribeDashboardStats(runtime.gateway, runtime.dashboardStats);
     await runtime.apply(config);
     return runtime;
   }
@@ -328,6 +336,7 @@ export class Runtime implements ListenerHost {
   private async drainAndClose(drainTimeout: number): Promise<void> {
     this.draining = true;
     this.unsubscribeLog?.();
+    this.unsubscribeStats?.();
     this.checker?.stop();
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).

@@ -2,6 +2,7 @@
 import type { AdminEndpoint } from '../endpoint.ts';
 import { purgeCache } from './cache.ts';
 import { validateConfig } from './config.ts';
+import { getDashboard, getDashboardAsset, getDashboardStream, getDashboardVendor } from './dashboard.ts';
 import { getEvents } from './events.ts';
 import { healthz, readyz } from './health.ts';
 import { putLogLevel } from './log-level.ts';
@@ -27,4 +28,8 @@ export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
   getCertificates,
   putLogLevel,
   getOpenApi,
+  getDashboard,
+  getDashboardAsset,
+  getDashboardVendor,
+  getDashboardStream,
 ];
