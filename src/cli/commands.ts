@@ -155,9 +155,15 @@ program
   .command('demo')
   .description('start three echo services and a gateway in front of them')
   .option('-p, --port <port>', 'gateway port (0 picks a free one)', parsePort, 8080)
-  .action(async (opts: { port: number }) => {
+  .option(
+    '--admin-port <port>',
+    'admin listener port: the dashboard, /metrics, the admin API (0 picks a free one)',
+    parsePort,
+    9901,
+  )
+  .action(async (opts: { port: number; adminPort: number }) => {
     const release = holdSignals();
-    await (await import('./demo.ts')).runDemo(opts.port);
+    await (await import('./demo.ts')).runDemo(opts.port, opts.adminPort);
     release();
   });
 

@@ -35,10 +35,12 @@ function startEcho(name: string): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-export function demoConfig(port: number, echoPorts: readonly number[]): string {
+export function demoConfig(port: number, echoPorts: readonly number[], adminPort = 9901): string {
   return `# The demo's config: the same format as turnpike start --config FILE
 listeners:
   - { name: web, protocol: http, address: 127.0.0.1, port: ${port} }
+admin: { address: 127.0.0.1, port: ${adminPort} }   # the dashboard, health, the admin API (loopback: no token)
+metrics: { enabled: true }                            # GET /metrics on the admin listener
 upstreams:
   echo:
     targets:
@@ -70,12 +72,13 @@ routes:
 `;
 }
 
-export async function runDemo(port: number): Promise<void> {
+export async function runDemo(port: number, adminPort = 9901): Promise<void> {
   const echoes = await Promise.all(['echo-1', 'echo-2', 'echo-3'].map(startEcho));
   const echoPorts = echoes.map((s) => (s.address() as AddressInfo).port);
-  const configText = demoConfig(port, echoPorts);
+  const configText = demoConfig(port, echoPorts, adminPort);
   const gateway = await startGateway({ configText });
   const at = `http://127.0.0.1:${gateway.port()}`;
+  const admin = `http://127.0.0.1:${gateway.admin!.port}`;
   process.stdout.write(`
 Turnpike demo: a gateway on ${at} in front of three echo services (${echoPorts.map((p) => `127.0.0.1:${p}`).join(', ')}).
 
@@ -87,6 +90,8 @@ Try:
   curl -i ${at}/healthz            # answered by the gateway itself
   curl -i ${at}/docs               # a 301 redirect
   curl -i ${at}/nowhere            # 404 as application/problem+json
+
+The live dashboard: ${admin}/   (the admin API: curl ${admin}/api/upstreams; metrics: curl ${admin}/metrics)
 
 Its config (turnpike start --config FILE takes the same):
 ${configText.replace(/^/gm, '  ')}

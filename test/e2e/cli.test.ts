@@ -211,10 +211,13 @@ describe('turnpike start', () => {
 });
 
 describe('turnpike demo', () => {
-  test('--port 0 starts on a free port, prints its URL, balances across three echoes and stops on SIGTERM', async () => {
-    const child = launch(['demo', '--port', '0']);
+  test('--port 0 starts on a free port, prints its URL and its dashboard, balances across three echoes and stops on SIGTERM', async () => {
+    const child = launch(['demo', '--port', '0', '--admin-port', '0']);
     const io = collect(child);
     const [url, port] = await waitFor(io.out, /http:\/\/127\.0\.0\.1:(\d+)/, io.done);
+    const [, adminPort] = await waitFor(io.out, /dashboard: http:\/\/127\.0\.0\.1:(\d+)\//, io.done);
+    assert.equal((await request(Number(adminPort), '/healthz')).status, 200);
+    assert.match((await request(Number(adminPort), '/')).body, /<html/i);
     assert.notEqual(Number(port), 0, url);
     const services: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -228,6 +231,7 @@ describe('turnpike demo', () => {
     const health = await request(Number(port), '/healthz');
     assert.equal(health.status, 200);
     assert.equal(health.body, 'ok');
+    assert.match((await request(Number(adminPort), '/metrics')).body, /turnpike_requests_total\{route="echo"/);
     child.kill('SIGTERM');
     const end = await io.done;
     assert.equal(end.code, 0, end.stderr);
