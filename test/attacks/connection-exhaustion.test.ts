@@ -4,8 +4,8 @@
 // as soon as it is accepted, before reading a byte, and publish a refusal (protocol tcp, TP_CONNECTION_LIMIT) that
 // the access log writes. Of the row's two behaviours Turnpike closes rather than leaving the excess in the accept
 // backlog (HAProxy's way): a client learns at once, and the backlog stays free for the listener's other clients.
-// The idle connections it did accept are closed at `headerTimeout` with 408. The other listener keeps answering;
-// the admin/metrics port of the row does not exist yet (a later issue) and is not tested here.
+// The idle connections it did accept are closed at `headerTimeout` with 408. The other listener keeps answering,
+// and so does the admin listener (its own server, outside the listeners' limits): /healthz and /metrics.
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, before, describe, test } from 'node:test';
@@ -37,6 +37,7 @@ before(async () => {
   gw = await startAttackGateway({
     upstream: backend.url,
     limits: `maxConnections: ${MAX}\nheaderTimeout: ${scale('2s', '10s')}\nmaxConnectionsPerClient: ${MAX}`,
+    extra: 'admin: { address: 127.0.0.1, port: 0 }\nmetrics: { enabled: true }\n',
   });
 });
 after(async () => {
@@ -88,6 +89,12 @@ test(`${MAX} idle connections are held, ${EXCESS} more are closed at once with a
   tls.write('GET /public/other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   await new Promise((resolve) => tls.once('close', resolve));
   assert.match(tlsText, /^HTTP\/1\.1 200 /);
+  // The health and metrics port still answers while the listener is full.
+  const adminPort = gw.gateway.admin!.port;
+  assert.equal((await request(adminPort, '/healthz')).status, 200);
+  const metrics = await request(adminPort, '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /turnpike_connections\{listener="web"/);
   // The held idle ones are closed at the header timeout with 408, and every descriptor is returned.
   for (const c of held.slice(1)) assert.match(await c.done, /^HTTP\/1\.1 408 /);
   held[0]!.socket.destroy();
