@@ -4,23 +4,15 @@
 // `AdminContext`, never through globals.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { MetricsSource } from '../observability/metrics-source.ts';
+
+export type { MetricsScrape, MetricsSource } from '../observability/metrics-source.ts';
 import type { z } from 'zod';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { AdminOp } from './admin-ops.ts';
 import type { FeedEvent } from './event-feed.ts';
 
 export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
-/** What Prometheus scrapes: the text and its content type (Prometheus text, or OpenMetrics when `Accept` asks). */
-export interface MetricsScrape {
-  readonly contentType: string;
-  readonly body: string;
-}
-
-/** The process's metrics (src/observability/metrics*.ts): a multi-worker primary answers with the workers' sum. */
-export interface MetricsSource {
-  scrape(accept: string | undefined): Promise<MetricsScrape>;
-}
 
 /** The workers of a multi-worker instance, as the primary's admin listener reaches them (over IPC). */
 export interface AdminWorkers {

@@ -5,7 +5,7 @@
 // config and build info first), so the names are those of a single process.
 import type { Channel } from 'node:diagnostics_channel';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { MetricsScrape, MetricsSource } from '../admin/endpoint.ts';
+import type { MetricsScrape, MetricsSource } from './metrics-source.ts';
 import { CHANNELS, type Gateway } from './events.ts';
 import { formatMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT, wantsOpenMetrics } from './metrics-format.ts';
 import type { GatewayMetrics } from './metrics.ts';

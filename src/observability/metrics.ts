@@ -6,7 +6,7 @@
 // matched is counted under route="(no route)".
 import type { Channel } from 'node:diagnostics_channel';
 import { Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { MetricsScrape, MetricsSource } from '../admin/endpoint.ts';
+import type { MetricsScrape, MetricsSource } from './metrics-source.ts';
 import type { RequestContext } from '../request-context.ts';
 import { CHANNELS, type CertificatesEvent, type ConnectionEvent, type Gateway, type L4SessionEvent } from './events.ts';
 import { formatMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT, wantsOpenMetrics } from './metrics-format.ts';
