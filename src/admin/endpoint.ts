@@ -5,12 +5,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { MetricsSource } from '../observability/metrics-source.ts';
-
-export type { MetricsScrape, MetricsSource } from '../observability/metrics-source.ts';
 import type { z } from 'zod';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { AdminOp } from './admin-ops.ts';
 import type { FeedEvent } from './event-feed.ts';
+
+export type { MetricsScrape, MetricsSource } from '../observability/metrics-source.ts';
 
 export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
