@@ -1,8 +1,7 @@
 // The event stream as the admin API shows it (GET /api/events, the dashboard's feed): each event of one gateway
 // turned into a small, safe JSON object (never a header, a query string, a body or the request context itself),
 // filtered by route and upstream.
-import type { Channel } from 'node:diagnostics_channel';
-import { CHANNELS, type Gateway } from '../observability/events.ts';
+import { CHANNELS, subscribeAll, type Gateway, type Subscriptions } from '../observability/events.ts';
 import type { RequestContext } from '../request-context.ts';
 
 export interface FeedEvent {
@@ -40,7 +39,7 @@ export function subscribeFeed(gateway: Gateway, filter: FeedFilter, send: (e: Fe
   const emit = (e: FeedEvent) => {
     if (feedMatches(e, filter)) send(e);
   };
-  const subscriptions: [Channel, (m: unknown) => void][] = [
+  const subscriptions: Subscriptions = [
     [
       CHANNELS.requestEnd,
       (m) => {
@@ -94,8 +93,5 @@ export function subscribeFeed(gateway: Gateway, filter: FeedFilter, send: (e: Fe
       },
     ],
   ];
-  for (const [ch, fn] of subscriptions) ch.subscribe(fn);
-  return () => {
-    for (const [ch, fn] of subscriptions) ch.unsubscribe(fn);
-  };
+  return subscribeAll(subscriptions);
 }

@@ -2,9 +2,8 @@
 // over the last 5 minutes (requests, 5xx, a small fixed latency histogram for p50/p99); rate-limit decisions by
 // route and by consumer; cache outcomes; the recent reloads; L4 sessions open and closed. The admin dashboard
 // stream (src/admin/endpoints/dashboard.ts) reads a summary of it once a second; nothing here does I/O.
-import type { Channel } from 'node:diagnostics_channel';
 import type { RequestContext } from '../request-context.ts';
-import { CHANNELS, type Gateway, type L4SessionEvent } from './events.ts';
+import { CHANNELS, subscribeAll, type Gateway, type L4SessionEvent, type Subscriptions } from './events.ts';
 
 export const WINDOW_SECONDS = 300;
 /** The "now" rate is over this many recent seconds; the sparkline shows this many. */
@@ -278,7 +277,7 @@ function percentile(hist: readonly number[], total: number, q: number): number |
 
 /** Feeds `stats` from `gateway`'s events; returns the unsubscribe. */
 export function subscribeDashboardStats(gateway: Gateway, stats: DashboardStats): () => void {
-  const subscriptions: [Channel, (m: unknown) => void][] = [
+  const subscriptions: Subscriptions = [
     [
       CHANNELS.requestEnd,
       (m) => {
@@ -323,8 +322,5 @@ export function subscribeDashboardStats(gateway: Gateway, stats: DashboardStats)
       },
     ],
   ];
-  for (const [ch, fn] of subscriptions) ch.subscribe(fn);
-  return () => {
-    for (const [ch, fn] of subscriptions) ch.unsubscribe(fn);
-  };
+  return subscribeAll(subscriptions);
 }

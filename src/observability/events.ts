@@ -5,7 +5,7 @@
 // Every event carries `gateway` (the Gateway of the runtime that published it: a process may run several, as
 // tests do, and each subscriber keeps to its own) and, for request events, `requestId` and `workerId`.
 import cluster from 'node:cluster';
-import { channel } from 'node:diagnostics_channel';
+import { channel, type Channel } from 'node:diagnostics_channel';
 import type { RequestContext } from '../request-context.ts';
 
 /** One running gateway (a Runtime); subscribers compare it to tell their own events from another runtime's. */
@@ -78,6 +78,17 @@ export interface CertificatesEvent {
   readonly gateway: Gateway;
   readonly listener: string;
   readonly certificates: readonly { readonly names: readonly string[]; readonly validTo: string }[];
+}
+
+/** A subscriber's table: each channel with its handler. */
+export type Subscriptions = ReadonlyArray<readonly [Channel, (message: unknown) => void]>;
+
+/** Subscribes every handler of `subscriptions`; the returned function unsubscribes them all. */
+export function subscribeAll(subscriptions: Subscriptions): () => void {
+  for (const [ch, fn] of subscriptions) ch.subscribe(fn);
+  return () => {
+    for (const [ch, fn] of subscriptions) ch.unsubscribe(fn);
+  };
 }
 
 export interface RefusalEvent {

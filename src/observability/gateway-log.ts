@@ -1,18 +1,15 @@
 // The gateway's own log as a subscriber of the event stream: requests a hook or terminal failed (with the
 // stack), circuit breaker transitions, target ejections and health changes.
-import type { Channel } from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
-import { CHANNELS, type Gateway } from './events.ts';
+import { CHANNELS, subscribeAll, type Gateway, type Subscriptions } from './events.ts';
 import type { RequestContext } from '../request-context.ts';
-
-type Subscription = readonly [Channel, (m: unknown) => void];
 
 /** Subscribes `log` to `gateway`'s events; returns the unsubscribe. */
 export function subscribeGatewayLog(gateway: Gateway, log: Logger): () => void {
   const own = (m: unknown) =>
     (m as { gateway?: Gateway; ctx?: RequestContext }).gateway === gateway ||
     (m as { ctx?: RequestContext }).ctx?.gateway === gateway;
-  const subscriptions: Subscription[] = [
+  const subscriptions: Subscriptions = [
     [
       CHANNELS.requestError,
       (m) => {
@@ -54,8 +51,5 @@ export function subscribeGatewayLog(gateway: Gateway, log: Logger): () => void {
       },
     ],
   ];
-  for (const [ch, fn] of subscriptions) ch.subscribe(fn);
-  return () => {
-    for (const [ch, fn] of subscriptions) ch.unsubscribe(fn);
-  };
+  return subscribeAll(subscriptions);
 }

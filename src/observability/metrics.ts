@@ -4,11 +4,18 @@
 // certificates, config) are set when their event arrives. Label values are bounded: route and upstream names
 // come from the config, targets from the config or discovery, methods from a fixed list; a request no route
 // matched is counted under route="(no route)".
-import type { Channel } from 'node:diagnostics_channel';
 import { Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { MetricsScrape, MetricsSource } from './metrics-source.ts';
 import type { RequestContext } from '../request-context.ts';
-import { CHANNELS, type CertificatesEvent, type ConnectionEvent, type Gateway, type L4SessionEvent } from './events.ts';
+import {
+  CHANNELS,
+  subscribeAll,
+  type CertificatesEvent,
+  type ConnectionEvent,
+  type Gateway,
+  type L4SessionEvent,
+  type Subscriptions,
+} from './events.ts';
 import { formatMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT, wantsOpenMetrics } from './metrics-format.ts';
 import {
   BREAKER_VALUE,
@@ -67,8 +74,6 @@ export interface MetricsOptions {
   readonly inFlight: () => number;
 }
 
-type Subscription = readonly [Channel, (m: unknown) => void];
-
 export class GatewayMetrics implements MetricsSource {
   readonly registry = new Registry();
   readonly buckets: readonly number[];
@@ -94,7 +99,8 @@ export class GatewayMetrics implements MetricsSource {
   private readonly upstreams = new Map<string, UpstreamSeries>();
   private readonly certificateNames = new Map<string, string[]>();
   private readonly gateway: Gateway;
-  private subscriptions: Subscription[] = [];
+  /** Set while subscribed. */
+  private unsubscribe: (() => void) | null = null;
 
   constructor(gateway: Gateway, options: MetricsOptions) {
     this.gateway = gateway;
@@ -198,10 +204,10 @@ export class GatewayMetrics implements MetricsSource {
 
   /** Subscribes to this gateway's events. */
   start(): void {
-    if (this.subscriptions.length > 0) return;
+    if (this.unsubscribe !== null) return;
     const gateway = this.gateway;
     const own = (m: unknown) => (m as { gateway?: Gateway }).gateway === gateway;
-    this.subscriptions = [
+    const subscriptions: Subscriptions = [
       [
         CHANNELS.requestEnd,
         (m) => {
@@ -306,12 +312,12 @@ export class GatewayMetrics implements MetricsSource {
         },
       ],
     ];
-    for (const [ch, fn] of this.subscriptions) ch.subscribe(fn);
+    this.unsubscribe = subscribeAll(subscriptions);
   }
 
   stop(): void {
-    for (const [ch, fn] of this.subscriptions) ch.unsubscribe(fn);
-    this.subscriptions = [];
+    this.unsubscribe?.();
+    this.unsubscribe = null;
   }
 
   /** The running config changed (or started): its version hash is the one turnpike_config_info shows. */

@@ -38,10 +38,9 @@ import {
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Channel } from 'node:diagnostics_channel';
 import type { TracingConfig } from '../config/tracing-schema.ts';
 import type { RequestContext } from '../request-context.ts';
-import { CHANNELS, type AttemptStartEvent, type Gateway, type RequestEvent } from './events.ts';
+import { CHANNELS, subscribeAll, type AttemptStartEvent, type Gateway, type RequestEvent } from './events.ts';
 import { PooledIdGenerator } from './trace-ids.ts';
 import { ReportingExporter, type WarnFn } from './tracing-export.ts';
 
@@ -69,8 +68,6 @@ const listSetter: TextMapSetter<string[]> = {
   set: (list, key, value) => void list.push(key, value),
 };
 
-type Subscription = readonly [Channel, (m: unknown) => void];
-
 // Constant options: startSpan only reads them, and the request path should allocate as little as it can.
 const SERVER: SpanOptions = { kind: SpanKind.SERVER };
 const CLIENT: SpanOptions = { kind: SpanKind.CLIENT };
@@ -86,7 +83,7 @@ export class Tracing {
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
   private readonly traces = new WeakMap<RequestContext, RequestTrace>();
-  private readonly subscriptions: Subscription[];
+  private readonly unsubscribe: () => void;
   /** Requests started and not yet ended: a retired Tracing closes after the last. */
   private open = 0;
   private retiring: (() => void) | null = null;
@@ -117,7 +114,7 @@ export class Tracing {
       ],
     });
     this.tracer = this.provider.getTracer('turnpike');
-    this.subscriptions = [
+    this.unsubscribe = subscribeAll([
       [CHANNELS.requestStart, this.onRequestStart],
       [CHANNELS.routeMatched, this.onRoute],
       [CHANNELS.attemptStart, this.onAttemptStart],
@@ -125,8 +122,7 @@ export class Tracing {
       [CHANNELS.retry, this.onRetry],
       [CHANNELS.requestError, this.onRequestError],
       [CHANNELS.requestEnd, this.onRequestEnd],
-    ];
-    for (const [ch, fn] of this.subscriptions) ch.subscribe(fn);
+    ]);
   }
 
   private readonly onRequestStart = (m: unknown): void => {
@@ -263,7 +259,7 @@ export class Tracing {
   }
 
   private async shutdown(): Promise<void> {
-    for (const [ch, fn] of this.subscriptions) ch.unsubscribe(fn);
+    this.unsubscribe();
     this.retiring = null;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 // GET /metrics: what Prometheus scrapes (Prometheus text, or OpenMetrics when Accept asks for it). Open to
 // scrapers without a token, as /healthz is; 404 when `metrics.enabled` is off.
-import { PROBLEM_TYPE, problemBody } from '../../pipeline/problem.ts';
+import { sendProblem } from '../admin-http.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
 
 export const getMetrics = defineAdminEndpoint({
@@ -8,13 +8,12 @@ export const getMetrics = defineAdminEndpoint({
   path: '/metrics',
   auth: 'none',
   async handle(req, res, _params, admin) {
-    if (admin.metrics === null) {
-      const body = problemBody('TP_ADMIN_NOT_FOUND', 'metrics are not enabled (metrics.enabled)');
-      res.writeHead(404, { 'content-type': PROBLEM_TYPE, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+    const metrics = admin.metrics;
+    if (metrics === null) {
+      sendProblem(res, 'TP_ADMIN_NOT_FOUND', 'metrics are not enabled (metrics.enabled)');
       return;
     }
-    const scrape = await admin.metrics.scrape(req.headers.accept);
+    const scrape = await metrics.scrape(req.headers.accept);
     res.writeHead(200, {
       'content-type': scrape.contentType,
       'content-length': Buffer.byteLength(scrape.body),
@@ -23,5 +22,3 @@ export const getMetrics = defineAdminEndpoint({
     res.end(req.method === 'HEAD' ? undefined : scrape.body);
   },
 });
-
-export default getMetrics;
