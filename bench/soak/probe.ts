@@ -9,6 +9,15 @@ export interface Sample {
   readonly at: number;
   readonly rssBytes: number;
   readonly heapUsedBytes: number;
+  /** What V8 has reserved for its heap (young generation included): RSS moves with it, not only with heapUsed. */
+  readonly heapTotalBytes: number;
+  /** Memory V8 tracks outside its heap: Buffers and ArrayBuffers (a leaked Buffer shows here, not in heapUsed). */
+  readonly externalBytes: number;
+  /**
+   * What JavaScript holds: heap used plus external memory, both after a full collection. A leaked Buffer shows here
+   * even where RSS does not move (the allocator hands it memory it kept from an earlier burst: seen with 16 MB).
+   */
+  readonly heldBytes: number;
   readonly fds: number;
   readonly handles: number;
   /** Handle and request counts by type (TCPSocketWrap, Timeout, ...), to say what grew. */
@@ -109,14 +118,24 @@ export async function settle(pid: number, quietMs = 1500, maxMs = 10_000): Promi
 }
 
 export async function sample(pid: number, inspectorUrl: string, at: number): Promise<Sample> {
-  const { heapUsed, resources } = (await withInspector(inspectorUrl, async (call) => {
+  const { memory, resources } = (await withInspector(inspectorUrl, async (call) => {
     await call('HeapProfiler.collectGarbage');
     return evaluate(
       call,
-      'JSON.stringify({ heapUsed: process.memoryUsage().heapUsed, resources: process.getActiveResourcesInfo() })',
+      'JSON.stringify({ memory: process.memoryUsage(), resources: process.getActiveResourcesInfo() })',
     );
-  })) as { heapUsed: number; resources: string[] };
+  })) as { memory: NodeJS.MemoryUsage; resources: string[] };
   const byType: Record<string, number> = {};
   for (const r of resources) byType[r] = (byType[r] ?? 0) + 1;
-  return { at, rssBytes: rssBytes(pid), heapUsedBytes: heapUsed, fds: fdCount(pid), handles: resources.length, byType };
+  return {
+    at,
+    rssBytes: rssBytes(pid),
+    heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
+    heldBytes: memory.heapUsed + memory.external,
+    fds: fdCount(pid),
+    handles: resources.length,
+    byType,
+  };
 }

@@ -1,9 +1,10 @@
 // Z02 (soak): `npm run soak -- --duration 60m` is the catalogue's run (the lead's, on a quiet machine); `npm test`
 // runs its 1-minute form. bench/soak.ts starts the built gateway as a process, drives mixed h1/h2/WebSocket/TLS
 // traffic at 70 % of a measured capacity with 1 % of the requests on failing backends (resets before and during
-// the answer, 503, slow, no answer), and exits 1 when RSS, heap, file descriptors or handles grow more than 5 %
-// from a sixth of the run to its end, when any answer is not the one its path must give, when the backend did not
-// receive exactly what was sent, or when the gateway logs an error.
+// the answer, 503, slow, no answer), and exits 1 when heap, heap plus Buffers, file descriptors or handles (or RSS,
+// when it keeps growing under more load) grow more than 5 % from a sixth of the run to its end, when any answer is
+// not the one its path must give, when the backend did not receive exactly what was sent, or when the gateway logs
+// an error.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
