@@ -10,6 +10,13 @@ const ZERO_SPAN = '0'.repeat(16);
 export class PooledIdGenerator implements IdGenerator {
   private readonly pool = Buffer.allocUnsafe(POOL_BYTES);
   private at = POOL_BYTES;
+  /** A trace id already drawn (and sampled on) by the caller: the next root span the SDK starts takes it. */
+  nextTraceId: string | undefined = undefined;
+  /**
+   * The four 32-bit words of the last trace id drawn, XORed: what the SDK's TraceIdRatioBasedSampler compares
+   * with ratio x 2^32 (it parses the hex back into these words), read here from the bytes themselves.
+   */
+  lastTraceWord = 0;
 
   private hex(bytes: number): string {
     if (this.at + bytes > POOL_BYTES) {
@@ -22,7 +29,17 @@ export class PooledIdGenerator implements IdGenerator {
   }
 
   generateTraceId(): string {
+    const drawn = this.nextTraceId;
+    if (drawn !== undefined) {
+      this.nextTraceId = undefined;
+      return drawn;
+    }
+    const pool = this.pool;
+    const at = this.at + 16 > POOL_BYTES ? 0 : this.at; // where hex() takes the bytes from (it refills at 0)
     const id = this.hex(16);
+    this.lastTraceWord =
+      (pool.readUInt32BE(at) ^ pool.readUInt32BE(at + 4) ^ pool.readUInt32BE(at + 8) ^ pool.readUInt32BE(at + 12)) >>>
+      0;
     return id === ZERO_TRACE ? this.generateTraceId() : id; // all zeros is the invalid id (W3C)
   }
 

@@ -19,12 +19,7 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-} from '@opentelemetry/sdk-trace';
+import { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -57,6 +52,12 @@ interface RequestTrace {
 }
 
 const propagator = new W3CTraceContextPropagator();
+/**
+ * A new trace that sampleRatio leaves out (most of them, at the default 0.1) makes no span, context or record:
+ * this mark in `traces` and the trace id on the request, whose traceparent each try carries with a fresh span id
+ * and the not-sampled flag. An SDK span costs several times as much on the path every such request takes.
+ */
+const UNSAMPLED = Symbol('unsampled');
 
 const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
   get: (headers, key) => headers[key],
@@ -82,7 +83,13 @@ export class Tracing {
   private readonly gateway: Gateway;
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
-  private readonly traces = new WeakMap<RequestContext, RequestTrace>();
+  private readonly traces = new WeakMap<RequestContext, RequestTrace | typeof UNSAMPLED>();
+  private readonly ids = new PooledIdGenerator();
+  /**
+   * New traces are decided on their trace id before any span exists, by the SDK's TraceIdRatioBasedSampler rule
+   * (the id's four words XORed, below ratio x 2^32), so a trace id gets the same decision everywhere.
+   */
+  private readonly sampleBelow: number;
   private readonly unsubscribe: () => void;
   /** Requests started and not yet ended: a retired Tracing closes after the last. */
   private open = 0;
@@ -104,11 +111,12 @@ export class Tracing {
       endpoint,
       warn,
     );
+    this.sampleBelow = config.sampleRatio >= 1 ? 2 ** 32 : Math.floor(config.sampleRatio * (2 ** 32 - 1));
     this.provider = new TracerProvider({
       resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName })),
-      idGenerator: new PooledIdGenerator(),
-      // An incoming traceparent's sampled flag is followed either way; new traces are kept at sampleRatio.
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
+      idGenerator: this.ids,
+      // An incoming traceparent's sampled flag is followed; a new trace reaches the SDK only once sampled.
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
       spanProcessors: [
         new BatchSpanProcessor({ exporter, scheduledDelayMillis: config.batchDelay, exportTimeoutMillis: timeout }),
       ],
@@ -133,6 +141,16 @@ export class Tracing {
       headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, headerGetter);
     // A tracestate belongs to its traceparent: without a valid one it is dropped (W3C), not sent beside ours.
     if (headers.tracestate !== undefined && parent === ROOT_CONTEXT) ctx.removeRequestHeader('tracestate');
+    this.open++;
+    if (parent === ROOT_CONTEXT) {
+      const traceId = this.ids.generateTraceId();
+      if (this.ids.lastTraceWord >= this.sampleBelow) {
+        ctx.traceId = traceId;
+        this.traces.set(ctx, UNSAMPLED);
+        return;
+      }
+      this.ids.nextTraceId = traceId;
+    }
     const method = ctx.req.method ?? 'GET';
     const server = this.tracer.startSpan(method, SERVER, parent);
     const recording = server.isRecording();
@@ -145,13 +163,12 @@ export class Tracing {
     }
     ctx.traceId = server.spanContext().traceId;
     this.traces.set(ctx, { server, parent, context: null, recording, attempts: null });
-    this.open++;
   };
 
   private readonly onRoute = (m: unknown): void => {
     const { ctx, route } = m as RequestEvent & { route: string };
     const t = this.traces.get(ctx);
-    if (t === undefined || !t.recording) return;
+    if (t === undefined || t === UNSAMPLED || !t.recording) return;
     t.server.updateName(`${ctx.req.method ?? 'GET'} ${route}`);
     t.server.setAttribute('turnpike.route', route);
   };
@@ -160,6 +177,10 @@ export class Tracing {
     const event = m as AttemptStartEvent;
     const t = this.traces.get(event.ctx);
     if (t === undefined) return;
+    if (t === UNSAMPLED) {
+      event.headers.push('traceparent', `00-${event.ctx.traceId}-${this.ids.generateSpanId()}-00`);
+      return;
+    }
     if (!t.recording) {
       // Not recorded: the server span's context goes on (its flags say so), so the trace id still correlates.
       propagator.inject(contextOf(t), event.headers, listSetter);
@@ -184,7 +205,9 @@ export class Tracing {
       status: number;
       failure: string | null;
     };
-    const attempts = this.traces.get(ctx)?.attempts;
+    const t = this.traces.get(ctx);
+    if (t === undefined || t === UNSAMPLED) return;
+    const attempts = t.attempts;
     const client = attempts?.get(attempt);
     if (client === undefined) return;
     attempts!.delete(attempt);
@@ -200,7 +223,7 @@ export class Tracing {
   private readonly onRetry = (m: unknown): void => {
     const { ctx, target, kind, status } = m as RequestEvent & { target: string; kind: string; status: number };
     const t = this.traces.get(ctx);
-    if (t === undefined || !t.recording) return;
+    if (t === undefined || t === UNSAMPLED || !t.recording) return;
     t.server.addEvent('retry', {
       'turnpike.target': target,
       [ATTR_ERROR_TYPE]: kind,
@@ -212,7 +235,7 @@ export class Tracing {
   private readonly onRequestError = (m: unknown): void => {
     const { ctx, error } = m as { ctx: RequestContext; error: unknown };
     const t = this.traces.get(ctx);
-    if (t === undefined || !t.recording) return;
+    if (t === undefined || t === UNSAMPLED || !t.recording) return;
     t.server.recordException(error instanceof Error ? error : String(error));
   };
 
@@ -221,7 +244,7 @@ export class Tracing {
     const t = this.traces.get(ctx);
     if (t === undefined) return;
     this.traces.delete(ctx);
-    if (t.recording) {
+    if (t !== UNSAMPLED && t.recording) {
       const server = t.server;
       server.setAttribute('turnpike.request_id', ctx.requestId);
       if (ctx.upstreamName !== '') server.setAttribute('turnpike.upstream', ctx.upstreamName);

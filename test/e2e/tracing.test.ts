@@ -288,6 +288,39 @@ tracing: { otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, batchDelay: 10ms }
     assert.equal(upstream.flags, '00');
   });
 
+  test('a new trace the ratio leaves out: nothing exported; each try carries its trace id, not sampled', async () => {
+    const otlp = await receiver();
+    const app = await backend([503]);
+    // A ratio this small samples one new trace in about 2^32 * 1e-9 ≈ 4 billion: none of these two.
+    const gw = await startGatewayYaml(
+      config(
+        app.url,
+        `{ otlp: { endpoint: "${otlp.url}" }, sampleRatio: 0.000000001, batchDelay: 10ms }`,
+        '    retries: { attempts: 1, on: [503], backoff: 1ms }',
+      ),
+    );
+    const first = nextTraceId(gw);
+    assert.equal((await request(gw.port(), '/api/retried')).status, 200);
+    const traceId = await first;
+    const second = nextTraceId(gw);
+    assert.equal((await request(gw.port(), '/api/b')).status, 200);
+    const otherTraceId = await second;
+    await gw.stop(); // a provider would flush here
+    assert.equal(otlp.exports, 0);
+    const tries = app.seen.map((h) => parseTraceparent(h.traceparent));
+    assert.equal(tries.length, 3);
+    assert.ok(traceId !== undefined && otherTraceId !== undefined && traceId !== otherTraceId);
+    assert.deepEqual(
+      tries.map((t) => [t.traceId, t.flags]),
+      [
+        [traceId, '00'],
+        [traceId, '00'],
+        [otherTraceId, '00'],
+      ],
+    );
+    assert.notEqual(tries[0]!.parentId, tries[1]!.parentId, 'each try has its own span id');
+  });
+
   test('a reload that changes tracing: replaces the exporter; a request in flight ends on the old one', async () => {
     const otlp = await receiver();
     let release: (() => void) | null = null;

@@ -1,10 +1,18 @@
-// The tracing config (the README's example validates verbatim) and the export reporter's once-a-minute line.
+// The tracing config (the README's example validates verbatim), the export reporter's once-a-minute line, and the
+// trace ids (sampled on before any span exists, as the SDK's ratio sampler would).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import {
+  SamplingDecision,
+  TraceIdRatioBasedSampler,
+  type ReadableSpan,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace';
 import { ConfigError, parseConfigText } from '../../src/config/loader.ts';
+import { PooledIdGenerator } from '../../src/observability/trace-ids.ts';
 import { ReportingExporter } from '../../src/observability/tracing-export.ts';
 import { PLUGIN_SCHEMAS } from '../../src/plugins/registry.ts';
 
@@ -99,5 +107,31 @@ describe('export reporter', () => {
     assert.equal(lines[0]!.fields.failedExports, 1);
     assert.equal(lines[1]!.fields.failedExports, 3);
     assert.match(lines[0]!.message, /^trace export failed/);
+  });
+});
+
+describe('trace ids', () => {
+  test("a new trace's sampling word is the one the SDK's ratio sampler reads from its hex id", () => {
+    const ids = new PooledIdGenerator();
+    // More than a pool of ids, so refills (where the bytes start again at 0) are crossed too.
+    for (let i = 0; i < 1000; i++) {
+      const id = ids.generateTraceId();
+      assert.match(id, /^[0-9a-f]{32}$/);
+      let word = 0;
+      for (let w = 0; w < 32; w += 8) word = (word ^ parseInt(id.slice(w, w + 8), 16)) >>> 0;
+      assert.equal(ids.lastTraceWord, word, id);
+      for (const ratio of [0.1, 0.5]) {
+        const sdk = new TraceIdRatioBasedSampler(ratio).shouldSample(ROOT_CONTEXT, id).decision;
+        const ours = ids.lastTraceWord < Math.floor(ratio * (2 ** 32 - 1));
+        assert.equal(ours, sdk === SamplingDecision.RECORD_AND_SAMPLED, `${id} at ${ratio}`);
+      }
+    }
+  });
+
+  test('the SDK takes a trace id drawn beforehand for its next root span, once', () => {
+    const ids = new PooledIdGenerator();
+    ids.nextTraceId = 'a'.repeat(32);
+    assert.equal(ids.generateTraceId(), 'a'.repeat(32));
+    assert.notEqual(ids.generateTraceId(), 'a'.repeat(32));
   });
 });
