@@ -1,5 +1,6 @@
 // Trace and span ids from a pool of crypto random bytes: the SDK's own generator writes Math.random words into a
 // buffer for each id, which costs twice as much on the path every traced request takes (90 % of them unsampled).
+// The pool is turned into hex once per refill; an id is a slice of that string (no native call per id).
 import { randomFillSync } from 'node:crypto';
 import type { IdGenerator } from '@opentelemetry/sdk-trace';
 
@@ -9,6 +10,7 @@ const ZERO_SPAN = '0'.repeat(16);
 
 export class PooledIdGenerator implements IdGenerator {
   private readonly pool = Buffer.allocUnsafe(POOL_BYTES);
+  private poolHex = '';
   private at = POOL_BYTES;
   /** A trace id already drawn (and sampled on) by the caller: the next root span the SDK starts takes it. */
   nextTraceId: string | undefined = undefined;
@@ -21,9 +23,10 @@ export class PooledIdGenerator implements IdGenerator {
   private hex(bytes: number): string {
     if (this.at + bytes > POOL_BYTES) {
       randomFillSync(this.pool);
+      this.poolHex = this.pool.toString('hex');
       this.at = 0;
     }
-    const id = this.pool.toString('hex', this.at, this.at + bytes);
+    const id = this.poolHex.slice(this.at * 2, (this.at + bytes) * 2);
     this.at += bytes;
     return id;
   }
