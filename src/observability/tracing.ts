@@ -124,7 +124,6 @@ export class Tracing {
     this.tracer = this.provider.getTracer('turnpike');
     this.unsubscribe = subscribeAll([
       [CHANNELS.requestStart, this.onRequestStart],
-      [CHANNELS.routeMatched, this.onRoute],
       [CHANNELS.attemptStart, this.onAttemptStart],
       [CHANNELS.attemptEnd, this.onAttemptEnd],
       [CHANNELS.retry, this.onRetry],
@@ -163,14 +162,6 @@ export class Tracing {
     }
     ctx.traceId = server.spanContext().traceId;
     this.traces.set(ctx, { server, parent, context: null, recording, attempts: null });
-  };
-
-  private readonly onRoute = (m: unknown): void => {
-    const { ctx, route } = m as RequestEvent & { route: string };
-    const t = this.traces.get(ctx);
-    if (t === undefined || t === UNSAMPLED || !t.recording) return;
-    t.server.updateName(`${ctx.req.method ?? 'GET'} ${route}`);
-    t.server.setAttribute('turnpike.route', route);
   };
 
   private readonly onAttemptStart = (m: unknown): void => {
@@ -246,6 +237,11 @@ export class Tracing {
     this.traces.delete(ctx);
     if (t !== UNSAMPLED && t.recording) {
       const server = t.server;
+      // The route is named here rather than when it matched: one event less on every request's path.
+      if (ctx.routeName !== '') {
+        server.updateName(`${ctx.req.method ?? 'GET'} ${ctx.routeName}`);
+        server.setAttribute('turnpike.route', ctx.routeName);
+      }
       server.setAttribute('turnpike.request_id', ctx.requestId);
       if (ctx.upstreamName !== '') server.setAttribute('turnpike.upstream', ctx.upstreamName);
       if (ctx.status > 0) server.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, ctx.status);
