@@ -7,11 +7,12 @@
 // handler's onRequestStart), while a request on a connection already open is written from dispatch() or when that
 // connection frees up, never inside a connector's callback. So the clock is open only during that callback: a try
 // whose onRequestStart runs then is on the new connection. The window is per pool (one clock per undici Pool), so
-// a try started on another pool from inside it (a retry elsewhere) reads its own, closed clock.
+// a try started on another pool from inside it (a retry elsewhere) reads its own, closed clock. This leans on
+// undici's internals: test/e2e/upstream-connect-timing.test.ts fails if an update makes the write asynchronous.
 import { createRequire } from 'node:module';
 import type { buildConnector as BuildConnector } from 'undici';
 
-// Only the connector module, not undici's index (see target.ts).
+// Only the connector module (the Pool loads it anyway), not undici's index (see target.ts).
 const buildConnector = createRequire(import.meta.url)('undici/lib/core/connect.js') as typeof BuildConnector;
 
 export class ConnectClock {
