@@ -7,7 +7,7 @@ import { appendSetCookie } from '../http/header-list.ts';
 import { finishHead, type Chain } from '../pipeline/chain.ts';
 import { failInternally } from '../pipeline/guard.ts';
 import { CHANNELS, publishRequest } from '../observability/events.ts';
-import { awaitConnection } from '../upstream/connect-timing.ts';
+import type { ConnectClock } from '../upstream/connect-timing.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
 import type { Target } from '../upstream/target.ts';
@@ -192,7 +192,7 @@ class Exchange {
     ctx.attempts = this.tries;
     ctx.upstreamConnectMs = -1;
     ctx.upstreamHeadersMs = -1;
-    this.attempt = new Attempt(this, lease, this.tries);
+    this.attempt = new Attempt(this, lease, this.tries, target.clock);
     // Subscribers may add headers for this try alone (AttemptStartEvent: a trace's traceparent).
     let attemptHeaders: string[] | null = null;
     if (CHANNELS.attemptStart.hasSubscribers) {
@@ -303,6 +303,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   readonly lease: Lease;
   /** 1 for the first try, 2 for the first retry (a retry may start before this try's end is published). */
   readonly number: number;
+  /** The clock of the pool this try was dispatched on (the target may move to a new pool meanwhile). */
+  private readonly clock: ConnectClock;
   private readonly started = performance.now();
   private controller: Dispatcher.DispatchController | null = null;
   /** This attempt no longer speaks for the exchange (a retry or a timeout took over). */
@@ -322,10 +324,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   private stages: Transform[] | null = null;
   private taps: BodyTap[] | null = null;
 
-  constructor(exchange: Exchange, lease: Lease, number: number) {
+  constructor(exchange: Exchange, lease: Lease, number: number, clock: ConnectClock) {
     this.exchange = exchange;
     this.lease = lease;
     this.number = number;
+    this.clock = clock;
   }
 
   /** A write to the client returned false: reading from upstream is paused; the client has sendTimeout to read. */
@@ -364,8 +367,8 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    const ctx = this.exchange.ctx;
-    if (!this.abandoned) awaitConnection(ctx, this.started, ctx.path + ctx.query);
+    // Called while undici writes the request: inside the pool's connector callback when on a new connection.
+    if (!this.abandoned) this.exchange.ctx.upstreamConnectMs = this.clock.waited(this.started);
     if (this.abandoned || this.exchange.done) controller.abort(new Error('client closed the connection'));
   }
 

@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import type { BalancedTarget } from './balancers/balancer.ts';
+import { ConnectClock } from './connect-timing.ts';
 import { acceptUnaskedContinue } from './interim-responses.ts';
 import { stickyToken } from './sticky.ts';
 
@@ -39,6 +40,8 @@ export class Target implements BalancedTarget {
   /** Set while draining: called when its last lease ends. */
   onIdle: (() => void) | null = null;
   dispatcher: PoolType;
+  /** Tells a try on `dispatcher` whether it got a new connection (a try keeps the clock of the pool it went to). */
+  clock: ConnectClock;
   /** The connectionsId `dispatcher` was built for. */
   dispatcherId: string;
 
@@ -59,7 +62,8 @@ export class Target implements BalancedTarget {
     this.backup = backup;
     this.fromConfig = fromConfig;
     this.dispatcherId = settings.id(this.key);
-    this.dispatcher = openDispatcher(this.origin, settings);
+    this.clock = new ConnectClock(connectorOptions(this.origin, settings));
+    this.dispatcher = openDispatcher(this.origin, settings, this.clock);
   }
 
   /** Moves to a new undici pool when `settings` shape it differently; the old one finishes its requests, then closes. */
@@ -67,7 +71,8 @@ export class Target implements BalancedTarget {
     const id = settings.id(this.key);
     if (id === this.dispatcherId) return;
     const old = this.dispatcher;
-    this.dispatcher = openDispatcher(this.origin, settings);
+    this.clock = new ConnectClock(connectorOptions(this.origin, settings));
+    this.dispatcher = openDispatcher(this.origin, settings, this.clock);
     this.dispatcherId = id;
     old.close().catch(() => undefined);
   }
@@ -80,24 +85,36 @@ export interface ConnectionSettings {
   readonly tls: Record<string, unknown> | null;
 }
 
-function openDispatcher(origin: URL, settings: ConnectionSettings): PoolType {
+/** What undici's connector is built from (the Pool would build the same from connectTimeout, allowH2, useH2c, connect). */
+function connectorOptions(origin: URL, settings: ConnectionSettings): Record<string, unknown> {
+  const upstream = settings.upstream;
+  return {
+    allowH2: upstream.http2,
+    ...(upstream.http2 && origin.protocol === 'http:' ? { useH2c: true } : {}),
+    timeout: upstream.timeouts.connect,
+    ...settings.tls,
+  };
+}
+
+function openDispatcher(origin: URL, settings: ConnectionSettings, clock: ConnectClock): PoolType {
   const upstream = settings.upstream;
   acceptUnaskedContinue();
   return new Pool(origin.origin, {
     connections: upstream.keepAlive.connections,
     keepAliveTimeout: upstream.keepAlive.idleTimeout,
     keepAliveMaxTimeout: Math.max(upstream.keepAlive.idleTimeout, 600_000),
-    connectTimeout: upstream.timeouts.connect,
     headersTimeout: upstream.timeouts.response,
     bodyTimeout: upstream.timeouts.idle,
     // undici refuses a head whose names and values reach maxHeaderSize: the limit itself is allowed.
     maxHeaderSize: upstream.maxResponseHeaderSize + 1,
     pipelining: 1,
-    // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets.
+    // HTTP/2 to the target when asked (gRPC): negotiated through ALPN on https:// targets (the connector offers
+    // it; the Pool reads these to hold requests back while the first connection learns the protocol).
     allowH2: upstream.http2,
     // On http:// targets HTTP/2 means prior knowledge (h2c), as gRPC servers usually listen.
     ...(upstream.http2 && origin.protocol === 'http:' ? { useH2c: true } : {}),
-    ...(settings.tls ? { connect: settings.tls } : {}),
+    // TCP and TLS (settings.tls), the connect timeout: undici's own connector, timed for the access log.
+    connect: clock.connector,
   });
 }
 
