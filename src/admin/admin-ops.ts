@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import type { DashboardRaw } from '../observability/dashboard-stats.ts';
 import { TurnpikeError } from '../errors.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { configDirOf } from '../runtime/open-listener.ts';
@@ -29,7 +30,8 @@ export type AdminOp =
   | { readonly op: 'drain'; readonly upstream: string; readonly target: string; readonly drained: boolean }
   | { readonly op: 'purge'; readonly target: PurgeTarget }
   | { readonly op: 'certificates' }
-  | { readonly op: 'log-level'; readonly level: LogLevel };
+  | { readonly op: 'log-level'; readonly level: LogLevel }
+  | { readonly op: 'dashboard' };
 
 export interface TargetView {
   readonly target: string;
@@ -51,6 +53,13 @@ export interface UpstreamView {
   readonly targets: TargetView[];
 }
 
+/** One process's part of the live dashboard: its raw counts (they add up across workers) and its upstreams. */
+export interface DashboardAnswer {
+  readonly version: number;
+  readonly stats: DashboardRaw;
+  readonly upstreams: UpstreamView[];
+}
+
 /** host:port with the scheme's default port spelled out. */
 export function hostPort(target: Target): string {
   const u = target.origin;
@@ -69,6 +78,16 @@ export function describe(pool: UpstreamPool, t: Target): TargetView {
     drained: pool.state.paused.has(t.key),
     inRotation: pool.state.usableSet.has(t),
   };
+}
+
+function upstreamViews(runtime: Runtime): UpstreamView[] {
+  return [...runtime.current.upstreams.values()].map((pool) => ({
+    name: pool.name,
+    balance: pool.config.balance,
+    breaker: pool.breaker?.state ?? null,
+    usable: pool.usableCount,
+    targets: pool.targets.map((t) => describe(pool, t)),
+  }));
 }
 
 function findTarget(runtime: Runtime, name: string, target: string): { pool: UpstreamPool; t: Target } {
@@ -139,16 +158,7 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
         })),
       };
     case 'upstreams':
-      return {
-        version: snapshot.version,
-        upstreams: [...snapshot.upstreams.values()].map((pool): UpstreamView => ({
-          name: pool.name,
-          balance: pool.config.balance,
-          breaker: pool.breaker?.state ?? null,
-          usable: pool.usableCount,
-          targets: pool.targets.map((t) => describe(pool, t)),
-        })),
-      };
+      return { version: snapshot.version, upstreams: upstreamViews(runtime) };
     case 'drain': {
       const { pool, t } = findTarget(runtime, op.upstream, op.target);
       if (op.drained) pool.state.pauseTarget(t.key);
@@ -164,5 +174,11 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
       log.level = op.level;
       return { level: op.level, previous };
     }
+    case 'dashboard':
+      return {
+        version: snapshot.version,
+        stats: runtime.dashboardStats.raw(),
+        upstreams: upstreamViews(runtime),
+      } satisfies DashboardAnswer;
   }
 }

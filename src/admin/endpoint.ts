@@ -18,6 +18,11 @@ export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export interface AdminWorkers {
   /** Runs `op` in every worker; resolves with their answers, or rejects with the first worker's error. */
   all(op: AdminOp): Promise<unknown[]>;
+  /**
+   * Runs a read-only `op` in every worker; resolves with the answers of those that answered within `timeoutMs`
+   * (one that fails or is late is left out) and how many were asked.
+   */
+  some(op: AdminOp, timeoutMs?: number): Promise<{ answers: unknown[]; asked: number }>;
   /** Calls `listener` with every worker's events until the returned function is called. */
   feed(listener: (event: FeedEvent) => void): () => void;
 }

@@ -1,25 +1,28 @@
 // The dashboard's numbers, kept as a subscriber of one gateway's events: per route, a ring of per-second buckets
 // over the last 5 minutes (requests, 5xx, a small fixed latency histogram for p50/p99); rate-limit decisions by
 // route and by consumer; cache outcomes; the recent reloads; L4 sessions open and closed. The admin dashboard
-// stream (src/admin/endpoints/dashboard.ts) reads a summary of it once a second; nothing here does I/O.
+// stream (src/admin/endpoints/dashboard.ts) reads its raw data (raw()) once a second and summarises it with
+// dashboard-summary.ts, merged across workers when there are several; nothing here does I/O.
 import type { RequestContext } from '../request-context.ts';
+import {
+  LATENCY_BOUNDS_MS,
+  MAX_RELOADS,
+  SERIES_SECONDS,
+  summarizeDashboard,
+  WINDOW_SECONDS,
+  type DashboardRaw,
+  type DashboardSummary,
+  type DecisionCount,
+  type RouteRaw,
+} from './dashboard-summary.ts';
 import { CHANNELS, subscribeAll, type Gateway, type L4SessionEvent, type Subscriptions } from './events.ts';
 
-export const WINDOW_SECONDS = 300;
-/** The "now" rate is over this many recent seconds; the sparkline shows this many. */
-const RATE_SECONDS = 10;
-const SERIES_SECONDS = 60;
-const MAX_RELOADS = 20;
+export { LATENCY_BOUNDS_MS, WINDOW_SECONDS } from './dashboard-summary.ts';
+export type { DashboardRaw, DashboardSummary } from './dashboard-summary.ts';
+
 /** Routes, consumers and listeners tracked at most (a flood of distinct consumer names must not grow memory). */
 const MAX_KEYS = 200;
 
-/** Latency bucket upper bounds in ms (roughly x1.5 apart): a percentile is reported as its bucket's bound. */
-export const LATENCY_BOUNDS_MS: readonly number[] = (() => {
-  const out: number[] = [];
-  for (let b = 0.25; b < 120_000; b *= 1.5) out.push(Math.round(b * 100) / 100);
-  out.push(Infinity);
-  return out;
-})();
 const NB = LATENCY_BOUNDS_MS.length;
 
 function bucketOf(ms: number): number {
@@ -72,49 +75,6 @@ class SecondRing {
 
 // Route slot layout: [requests, errors, histogram...].
 const ROUTE_WIDTH = 2 + NB;
-
-export interface RouteSummary {
-  readonly route: string;
-  /** Requests per second over the last 10 s. */
-  readonly rps: number;
-  /** Over the last 5 minutes: */
-  readonly requests: number;
-  /** Share of 5xx answers, 0..1. */
-  readonly errorRate: number;
-  readonly p50Ms: number | null;
-  readonly p99Ms: number | null;
-  /** Requests per second for each of the last 60 s, oldest first. */
-  readonly series: readonly number[];
-}
-
-export interface DecisionCount {
-  readonly key: string;
-  readonly allowed: number;
-  readonly limited: number;
-}
-
-export interface DashboardSummary {
-  readonly time: string;
-  readonly windowSeconds: number;
-  readonly routes: readonly RouteSummary[];
-  readonly rateLimits: { readonly byRoute: readonly DecisionCount[]; readonly byConsumer: readonly DecisionCount[] };
-  readonly cache: { readonly hits: number; readonly misses: number; readonly hitRatio: number | null };
-  readonly reloads: readonly {
-    readonly time: string;
-    readonly ok: boolean;
-    readonly version: number;
-    readonly error?: string;
-  }[];
-  readonly l4: readonly {
-    readonly listener: string;
-    readonly protocol: string;
-    readonly open: number;
-    readonly closed: number;
-    readonly errors: number;
-    readonly bytesIn: number;
-    readonly bytesOut: number;
-  }[];
-}
 
 interface L4Stats {
   protocol: string;
@@ -207,72 +167,55 @@ export class DashboardStats {
     s.ring.values[o + 3]! += e.bytesOut;
   }
 
-  summary(): DashboardSummary {
-    const now = this.second();
-    const routes: RouteSummary[] = [];
+  /** The window's counts and raw histograms (they add up across workers; see dashboard-summary.ts). */
+  raw(): DashboardRaw {
+    const now = this.clock();
+    const second = Math.floor(now / 1000);
+    const routes: RouteRaw[] = [];
     for (const [route, r] of this.routes) {
-      const hist = new Array<number>(NB).fill(0);
+      const histogram = new Array<number>(NB).fill(0);
       const series = new Array<number>(SERIES_SECONDS).fill(0);
       let requests = 0;
       let errors = 0;
-      let recent = 0;
-      r.each(now, WINDOW_SECONDS, (o, age) => {
+      r.each(second, WINDOW_SECONDS, (o, age) => {
         if (r.values[o] === 0) return; // an idle second: nothing in its histogram either
         requests += r.values[o]!;
         errors += r.values[o + 1]!;
-        if (age < RATE_SECONDS) recent += r.values[o]!;
         if (age < SERIES_SECONDS) series[SERIES_SECONDS - 1 - age] = r.values[o]!;
-        for (let b = 0; b < NB; b++) hist[b]! += r.values[o + 2 + b]!;
+        for (let b = 0; b < NB; b++) histogram[b]! += r.values[o + 2 + b]!;
       });
-      if (requests === 0) continue;
-      routes.push({
-        route,
-        rps: Math.round((recent / RATE_SECONDS) * 10) / 10,
-        requests,
-        errorRate: errors / requests,
-        p50Ms: percentile(hist, requests, 0.5),
-        p99Ms: percentile(hist, requests, 0.99),
-        series,
-      });
+      if (requests > 0) routes.push({ route, requests, errors, histogram, series });
     }
-    routes.sort((a, b) => a.route.localeCompare(b.route));
     const decisions = (map: Map<string, SecondRing>): DecisionCount[] =>
       [...map]
-        .map(([key, r]) => ({ key, allowed: r.sum(now, WINDOW_SECONDS, 0), limited: r.sum(now, WINDOW_SECONDS, 1) }))
-        .filter((d) => d.allowed + d.limited > 0)
-        .sort((a, b) => b.limited - a.limited || a.key.localeCompare(b.key));
-    const hits = this.cache.sum(now, WINDOW_SECONDS, 0);
-    const misses = this.cache.sum(now, WINDOW_SECONDS, 1);
+        .map(([key, r]) => ({
+          key,
+          allowed: r.sum(second, WINDOW_SECONDS, 0),
+          limited: r.sum(second, WINDOW_SECONDS, 1),
+        }))
+        .filter((d) => d.allowed + d.limited > 0);
     return {
-      time: new Date(this.clock()).toISOString(),
-      windowSeconds: WINDOW_SECONDS,
+      now,
       routes,
       rateLimits: { byRoute: decisions(this.limitsByRoute), byConsumer: decisions(this.limitsByConsumer) },
-      cache: { hits, misses, hitRatio: hits + misses > 0 ? hits / (hits + misses) : null },
+      cache: { hits: this.cache.sum(second, WINDOW_SECONDS, 0), misses: this.cache.sum(second, WINDOW_SECONDS, 1) },
       reloads: [...this.reloads],
       l4: [...this.l4].map(([listener, s]) => ({
         listener,
         protocol: s.protocol,
         open: s.open,
-        closed: s.ring.sum(now, WINDOW_SECONDS, 0),
-        errors: s.ring.sum(now, WINDOW_SECONDS, 1),
-        bytesIn: s.ring.sum(now, WINDOW_SECONDS, 2),
-        bytesOut: s.ring.sum(now, WINDOW_SECONDS, 3),
+        closed: s.ring.sum(second, WINDOW_SECONDS, 0),
+        errors: s.ring.sum(second, WINDOW_SECONDS, 1),
+        bytesIn: s.ring.sum(second, WINDOW_SECONDS, 2),
+        bytesOut: s.ring.sum(second, WINDOW_SECONDS, 3),
       })),
     };
   }
-}
 
-/** The upper bound of the bucket holding the q-th quantile (the last finite bound for the overflow bucket). */
-function percentile(hist: readonly number[], total: number, q: number): number | null {
-  if (total === 0) return null;
-  const rank = Math.ceil(q * total);
-  let seen = 0;
-  for (let b = 0; b < NB; b++) {
-    seen += hist[b]!;
-    if (seen >= rank) return Number.isFinite(LATENCY_BOUNDS_MS[b]) ? LATENCY_BOUNDS_MS[b]! : LATENCY_BOUNDS_MS[NB - 2]!;
+  /** This process's summary (the admin stream summarises through the same function, merged or not). */
+  summary(): DashboardSummary {
+    return summarizeDashboard(this.raw());
   }
-  return null;
 }
 
 /** Feeds `stats` from `gateway`'s events; returns the unsubscribe. */

@@ -36,8 +36,8 @@ export class AdminRelay implements AdminWorkers {
     return calls;
   }
 
-  private async ask(worker: Worker, op: AdminOp): Promise<unknown> {
-    const reply = await this.callsOf(worker).call({ type: 'admin-op', op }, ADMIN_OP_TIMEOUT_MS);
+  private async ask(worker: Worker, op: AdminOp, timeoutMs = ADMIN_OP_TIMEOUT_MS): Promise<unknown> {
+    const reply = await this.callsOf(worker).call({ type: 'admin-op', op }, timeoutMs);
     if (reply.ok) return reply.value;
     const code = (reply.code in ERRORS ? reply.code : 'TP_INTERNAL') as ErrorCode;
     throw new TurnpikeError(code, reply.message);
@@ -53,6 +53,13 @@ export class AdminRelay implements AdminWorkers {
       else this.drains.delete(key);
     }
     return answers;
+  }
+
+  async some(op: AdminOp, timeoutMs = ADMIN_OP_TIMEOUT_MS): Promise<{ answers: unknown[]; asked: number }> {
+    const workers = [...this.workers()].filter((w) => w.isConnected());
+    const settled = await Promise.allSettled(workers.map((w) => this.ask(w, op, timeoutMs)));
+    const answers = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value);
+    return { answers, asked: workers.length };
   }
 
   feed(listener: (e: FeedEvent) => void): () => void {

@@ -1,6 +1,6 @@
 // The gateway CLI as a child process, for tests that measure the process itself (memory) or its signals.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,4 +149,10 @@ export function untilWorkersStarted(gw: GatewayProcess, timeoutMs = 10_000): Pro
     'the primary to report its workers started',
     timeoutMs,
   );
+}
+
+/** The child processes of `pid` (a primary's workers). Linux only. */
+export function childPids(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text === '' ? [] : text.split(/\s+/).map(Number);
 }

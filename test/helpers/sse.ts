@@ -7,10 +7,10 @@ export interface Sse {
   close(): void;
 }
 
-/** Opens an event stream and collects its events until closed. */
-export function openStream(port: number, path: string): Promise<Sse> {
+/** Opens an event stream (with `headers`, e.g. an admin token) and collects its events until closed. */
+export function openStream(port: number, path: string, headers: Record<string, string> = {}): Promise<Sse> {
   return new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path }, (res) => {
+    const req = get({ host: '127.0.0.1', port, path, headers }, (res) => {
       const events: { event: string; data: any }[] = [];
       let buffer = '';
       res.setEncoding('utf8');

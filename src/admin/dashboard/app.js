@@ -1,6 +1,6 @@
 // The Turnpike dashboard: preact + htm as plain ES modules (served by the admin listener, no build step). It reads
 // GET /api/dashboard/stream with fetch() so the admin token goes in the Authorization header, and renders the
-// summary the gateway pushes once a second.
+// summary the gateway pushes once a second (with workers, summed over them by the primary).
 import { h, render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
@@ -290,6 +290,13 @@ function Login({ error, onLogin }) {
   </form>`;
 }
 
+/** With workers the numbers are summed over them; a worker that did not answer in time is left out of a tick. */
+function Workers({ workers }) {
+  return workers.answered === workers.asked
+    ? html`<span class="muted" id="workers">${workers.asked} workers</span>`
+    : html`<span class="error" id="workers">${workers.answered} of ${workers.asked} workers answered</span>`;
+}
+
 function App() {
   const [token, setToken] = useState(() => sessionStorage.getItem(TOKEN_KEY));
   const [summary, setSummary] = useState(null);
@@ -350,6 +357,7 @@ function App() {
       <h1>Turnpike</h1>
       <span id="status"><span class="live ${live ? 'on' : ''}"></span> ${live ? 'live' : 'connecting…'}</span>
       ${summary ? html`<span class="muted" id="version">config v${summary.version}</span>` : ''}
+      ${summary?.workers ? html`<${Workers} workers=${summary.workers} />` : ''}
       <span class="spacer"></span>
       <button onClick=${logout}>Log out</button>
     </header>

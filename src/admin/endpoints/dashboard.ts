@@ -2,14 +2,15 @@
 // GET /dashboard/:file and /dashboard/vendor/:file (its scripts and styles, no token: they hold no data), and
 // GET /api/dashboard/stream (token): a summary once a second as Server-Sent Events. The page reads the stream
 // with fetch() so the token travels in the Authorization header (EventSource cannot send one, and a token in a
-// URL ends up in logs and history).
+// URL ends up in logs and history). With workers the primary asks every worker for its raw counts each tick and
+// pushes their merge (merge-ops.ts, dashboard-summary.ts); a single process summarises its own through the same code.
 import type { ServerResponse } from 'node:http';
 import { TurnpikeError } from '../../errors.ts';
-import type { Runtime } from '../../runtime/runtime.ts';
 import { dashboardAssets, type Asset } from '../dashboard-assets.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
-import { describe } from '../admin-ops.ts';
+import { runAdminOp, type DashboardAnswer } from '../admin-ops.ts';
 import type { AdminContext } from '../endpoint.ts';
+import { mergeDashboard } from '../merge-ops.ts';
 
 const TICK_MS = 1000;
 /** A reader this far behind is dropped rather than buffered without bound. */
@@ -58,20 +59,23 @@ function assetCall(path: string, pick: (name: string) => Asset | undefined) {
 export const getDashboardAsset = assetCall('/dashboard/:file', (name) => dashboardAssets().own.get(name));
 export const getDashboardVendor = assetCall('/dashboard/vendor/:file', (name) => dashboardAssets().vendor.get(name));
 
-/** What the page shows: the stats of the last 5 minutes and the upstreams as they are now. */
-export function dashboardSummary(runtime: Runtime) {
-  const snapshot = runtime.current;
-  return {
-    version: snapshot.version,
-    ...runtime.dashboardStats.summary(),
-    upstreams: [...snapshot.upstreams.values()].map((pool) => ({
-      name: pool.name,
-      balance: pool.config.balance,
-      breaker: pool.breaker?.state ?? null,
-      usable: pool.usableCount,
-      targets: pool.targets.map((t) => describe(pool, t)),
-    })),
-  };
+/** How long a tick waits for a worker: one that is stuck is left out of that summary (the page says so). */
+const WORKER_WAIT_MS = 2000;
+const DASHBOARD_OP = { op: 'dashboard' } as const;
+
+/** Reads one summary: this process's, or the merge of every worker's (null when no worker answered in time). */
+function dashboardSource(admin: AdminContext): () => Promise<object | null> {
+  const runtime = admin.runtime();
+  if (runtime !== null)
+    return async () => mergeDashboard([runAdminOp(runtime, admin.log, DASHBOARD_OP) as DashboardAnswer], null);
+  const workers = admin.workers;
+  if (workers !== null)
+    return async () => {
+      const { answers, asked } = await workers.some(DASHBOARD_OP, WORKER_WAIT_MS);
+      if (answers.length === 0) return null;
+      return mergeDashboard(answers as DashboardAnswer[], { asked, answered: answers.length });
+    };
+  throw new TurnpikeError('TP_ADMIN_NOT_READY', 'the gateway is still starting');
 }
 
 export const getDashboardStream = defineAdminEndpoint({
@@ -79,31 +83,37 @@ export const getDashboardStream = defineAdminEndpoint({
   path: '/api/dashboard/stream',
   auth: 'token',
   summary:
-    'the dashboard numbers once a second as Server-Sent Events (`event: summary`): per-route rate, error rate, p50/p99 over 5 minutes, upstreams, rate limits, cache, reloads, L4 sessions',
+    'the dashboard numbers once a second as Server-Sent Events (`event: summary`): per-route rate, error rate, p50/p99 over 5 minutes, upstreams, rate limits, cache, reloads, L4 sessions (with workers: summed over the workers)',
   handle(_req, res, _params, admin) {
-    const runtime = runningGateway(admin);
+    const read = dashboardSource(admin);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    const push = () => {
-      if (res.writableLength > MAX_BUFFERED) res.destroy();
-      else res.write(`event: summary\ndata: ${JSON.stringify(dashboardSummary(runtime))}\n\n`);
+    let closed = false;
+    let timer: NodeJS.Timeout | undefined;
+    // The next tick is scheduled when this one has its answer, so ticks never overlap (a slow worker delays them).
+    const tick = async () => {
+      const started = performance.now();
+      let summary: object | null = null;
+      try {
+        summary = await read();
+      } catch (err) {
+        admin.log.warn({ err }, 'dashboard summary failed');
+      }
+      if (closed) return;
+      if (res.writableLength > MAX_BUFFERED) {
+        res.destroy();
+        return;
+      }
+      if (summary !== null) res.write(`event: summary\ndata: ${JSON.stringify(summary)}\n\n`);
+      timer = setTimeout(tick, Math.max(0, TICK_MS - (performance.now() - started))).unref();
     };
-    push();
-    const timer = setInterval(push, TICK_MS).unref();
-    res.once('close', () => clearInterval(timer));
+    res.once('close', () => {
+      closed = true;
+      clearTimeout(timer);
+    });
+    void tick();
   },
 });
-
-/** The stream reads this process's runtime: a multi-worker primary does not run the proxy (501, as the page says). */
-function runningGateway(admin: AdminContext): Runtime {
-  const runtime = admin.runtime();
-  if (runtime === null)
-    throw new TurnpikeError(
-      'TP_ADMIN_UNSUPPORTED',
-      'this process does not run the proxy (a multi-worker primary, or still starting)',
-    );
-  return runtime;
-}
