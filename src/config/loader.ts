@@ -8,7 +8,14 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TurnpikeError } from '../errors.ts';
 import { expandEnv } from './env.ts';
-import { formatProblem, Locator, problemsFromIssue, type ConfigCheck, type ConfigProblem } from './problems.ts';
+import {
+  formatProblem,
+  Locator,
+  problemsFromIssue,
+  type CheckProblem,
+  type ConfigCheck,
+  type ConfigProblem,
+} from './problems.ts';
 import { buildConfigSchema, type Config, type PluginSchemas } from './schema.ts';
 
 export {
@@ -36,11 +43,20 @@ export interface LoadOptions {
   readonly check?: ConfigCheck;
   /** Where relative paths start: the config file's folder (set by loadConfigFile), else the working directory. */
   readonly configDir?: string;
+  /** false: the checks leave alone the files a config names (certificates, keys, log paths): `validate --no-files`. */
+  readonly readFiles?: boolean;
+  /**
+   * Warnings on a valid config (`validate --strict`): placed at their lines, returned, never thrown. `written` is
+   * the document before `${VAR}` expansion.
+   */
+  readonly lint?: (config: Config, written: unknown) => readonly CheckProblem[];
 }
 
 export interface LoadedConfig {
   readonly file: string;
   readonly config: Config;
+  /** What `lint` found (empty without one). */
+  readonly warnings: readonly ConfigProblem[];
 }
 
 export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig {
@@ -56,10 +72,15 @@ export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig
       { code: 'TP_CONFIG_NOT_FOUND', file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` },
     ]);
   }
-  return { file: path, config: parseConfigText(text, file, { configDir: dirname(path), ...options }) };
+  return { ...loadConfigText(text, file, { configDir: dirname(path), ...options }), file: path };
 }
 
 export function parseConfigText(text: string, file: string, options: LoadOptions): Config {
+  return loadConfigText(text, file, options).config;
+}
+
+/** Parses and checks a config given as text (`file` names it in problems); throws a ConfigError listing every problem. */
+export function loadConfigText(text: string, file: string, options: LoadOptions): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = new Locator(doc, lineCounter, file);
@@ -87,6 +108,7 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
       }),
     );
   }
+  const written: unknown = options.lint === undefined ? undefined : doc.toJS();
   const unset = expandEnv(doc, options.env ?? process.env);
   if (unset.length > 0) {
     throw new ConfigError(
@@ -105,7 +127,8 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   const result = schema.safeParse(raw);
   // Cross-references and the injected checks run on the raw document too, so one run lists every problem.
   const issues = result.success ? [] : withoutEchoes(result.error.issues);
-  const checked = (options.check?.(raw, { configDir: options.configDir ?? process.cwd() }) ?? []).map((p) =>
+  const checkEnv = { configDir: options.configDir ?? process.cwd(), readFiles: options.readFiles ?? true };
+  const checked = (options.check?.(raw, checkEnv) ?? []).map((p) =>
     at.problem(p.code ?? 'TP_CONFIG_INVALID', p.path, p.message),
   );
   const problems = [
@@ -117,7 +140,12 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigError(problems);
   }
-  return result.data as unknown as Config;
+  const config = result.data as unknown as Config;
+  const warnings = (options.lint?.(config, written) ?? []).map((p) =>
+    at.problem(p.code ?? 'TP_CONFIG_INVALID', p.path, p.message),
+  );
+  warnings.sort((a, b) => a.line - b.line || a.column - b.column);
+  return { file, config, warnings };
 }
 
 /** Drops a map's own rule ("needs one of ...") when the map also has an unknown key: usually the same typo. */

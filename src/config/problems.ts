@@ -27,6 +27,8 @@ export interface CheckProblem {
 export interface CheckEnv {
   /** Folder of the config file (the working directory for inline config): relative paths start here. */
   readonly configDir: string;
+  /** false (`validate --no-files`): do not open the files the config names; check everything else. */
+  readonly readFiles: boolean;
 }
 
 /**

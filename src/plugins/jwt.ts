@@ -6,7 +6,7 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
 import { decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { z } from 'zod';
-import { duration, headerName } from '../config/primitives.ts';
+import { duration, headerName, PATTERNS } from '../config/primitives.ts';
 import { secret } from '../config/secret.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { concealQueryCredential } from '../auth/query-credential.ts';
@@ -29,20 +29,47 @@ import type { RequestContext } from '../request-context.ts';
 import { definePlugin, type PluginEnv } from './types.ts';
 
 const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+const kid = z
+  .string()
+  .optional()
+  .meta({ description: 'the key id: tokens naming it are checked with this key', examples: ['2024-01'] });
 
 const keyEntry = z.union(
   [
     z
       .string()
       .min(1)
-      .meta({ description: 'a PEM public key or certificate, or file:<path> relative to the config file' }),
-    z.strictObject({ pem: z.string().min(1), kid: z.string().optional() }),
+      .meta({
+        description: 'a PEM public key or certificate, or file:<path> relative to the config file',
+        examples: ['file:keys/idp.pem'],
+      }),
+    z.strictObject({
+      pem: z
+        .string()
+        .min(1)
+        .meta({
+          description: 'a PEM public key or certificate, or file:<path> relative to the config file',
+          examples: ['file:keys/idp.pem'],
+        }),
+      kid,
+    }),
     z
-      .strictObject({ secret: secret(z.string().min(1)), kid: z.string().optional() })
+      .strictObject({
+        secret: secret(z.string().min(1)).meta({
+          description: 'the HS* secret: UTF-8 text of 32 bytes or more, or file:<path>',
+          examples: ['${JWT_SECRET}'],
+        }),
+        kid,
+      })
       .meta({ description: 'an HS* secret (UTF-8 text, or file:<path>), at least 32 bytes' }),
     secret(
       z
-        .looseObject({ kty: z.enum(['RSA', 'EC', 'OKP', 'oct']), kid: z.string().optional() })
+        .looseObject({
+          kty: z
+            .enum(['RSA', 'EC', 'OKP', 'oct'])
+            .meta({ description: 'the key type (RFC 7517); the other members follow it', examples: ['EC'] }),
+          kid,
+        })
         .meta({ description: 'a public JWK' }),
       'jwk',
     ),
@@ -55,21 +82,52 @@ const schema = z
     jwksUri: z
       .string()
       .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' })
-      .optional(),
-    keys: z.array(keyEntry).min(1).optional(),
-    issuer: oneOrMany.optional(),
-    audience: oneOrMany.optional(),
+      .optional()
+      .meta({
+        description: "the identity provider's JWKS URL (fetched, cached for cacheTtl, refetched for an unknown kid)",
+        examples: ['https://idp.example.com/.well-known/jwks.json'],
+        pattern: PATTERNS.httpUrl,
+      }),
+    keys: z
+      .array(keyEntry)
+      .min(1)
+      .optional()
+      .meta({ description: 'static keys: PEM, file:<path>, { pem, kid }, { secret, kid } or a public JWK' }),
+    issuer: oneOrMany
+      .optional()
+      .meta({ description: 'the accepted iss (one or a list); absent: any', examples: ['https://idp.example.com/'] }),
+    audience: oneOrMany
+      .optional()
+      .meta({ description: 'the accepted aud (one or a list); absent: any', examples: [['orders-api']] }),
     algorithms: z
       .array(z.enum(JWT_ALGORITHMS))
       .min(1)
-      .meta({ description: 'the accepted algorithms; "none" is never one' }),
-    clockSkew: duration.prefault('30s'),
-    header: headerName.default('authorization'),
-    query: z.string().min(1).optional().meta({ description: 'also read the token from this query parameter' }),
-    cookie: z.string().min(1).optional().meta({ description: 'also read the token from this cookie' }),
-    hideCredentials: z.boolean().default(false),
-    cacheTtl: duration.prefault('10m').meta({ description: 'how long a fetched JWKS is fresh' }),
-    jwksTimeout: duration.prefault('2s'),
+      .meta({ description: 'the accepted algorithms; "none" is never one', examples: [['RS256', 'ES256']] }),
+    clockSkew: duration
+      .prefault('30s')
+      .meta({ description: 'leeway when checking exp and nbf against the clock', examples: ['1m'] }),
+    header: headerName.default('authorization').meta({
+      description: 'the header that carries the token (Bearer on Authorization; Bearer or bare on another)',
+      examples: ['x-id-token'],
+    }),
+    query: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'also read the token from this query parameter', examples: ['access_token'] }),
+    cookie: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'also read the token from this cookie', examples: ['session'] }),
+    hideCredentials: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'remove the token before the request goes upstream' }),
+    cacheTtl: duration.prefault('10m').meta({ description: 'how long a fetched JWKS is fresh', examples: ['1h'] }),
+    jwksTimeout: duration
+      .prefault('2s')
+      .meta({ description: 'a JWKS fetch slower than this fails (503 until one succeeds)', examples: ['5s'] }),
   })
   .refine((c) => c.jwksUri !== undefined || c.keys !== undefined, { message: 'jwt needs jwksUri, keys, or both' });
 
@@ -126,11 +184,18 @@ const SHORT_SECRET = 'an HS* secret needs at least 32 bytes (RFC 7518 §3.2)';
  * The static keys, each read and checked: the usable ones, and a problem (at its key path inside the plugin's
  * config, never showing a secret) for each one that is not. `check` lists the problems; `create` refuses on one.
  */
-function loadStaticKeys(config: JwtConfig, configDir: string): { keys: VerifyKey[]; problems: CheckProblem[] } {
+function loadStaticKeys(
+  config: JwtConfig,
+  configDir: string,
+  readFiles = true,
+): { keys: VerifyKey[]; problems: CheckProblem[] } {
   const algorithms: ReadonlySet<string> = new Set(config.algorithms);
   const keys: VerifyKey[] = [];
   const problems: CheckProblem[] = [];
   (config.keys ?? []).forEach((entry, i) => {
+    const source =
+      typeof entry === 'string' ? entry : 'kty' in entry ? '' : 'secret' in entry ? entry.secret : entry.pem;
+    if (!readFiles && source.startsWith('file:')) return;
     const fail = (path: string[], message: string, code: ErrorCode = 'TP_CONFIG_INVALID'): void => {
       problems.push({ path: ['keys', i, ...path], message, code });
     };
@@ -241,7 +306,7 @@ export const jwtPlugin = definePlugin({
   description: 'Accepts requests with a valid JWT (Bearer): signature by static keys or a JWKS URL, exp, nbf, iss, aud',
   schema,
   check(config, env) {
-    return loadStaticKeys(config, env.configDir).problems;
+    return loadStaticKeys(config, env.configDir, env.readFiles).problems;
   },
   create(config, env) {
     const algorithms: ReadonlySet<string> = new Set(config.algorithms);

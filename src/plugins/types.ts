@@ -53,6 +53,8 @@ export interface PluginEnv {
 export interface PluginCheckEnv {
   /** Folder of the config file (the working directory for inline config), to resolve relative paths. */
   readonly configDir: string;
+  /** false (`validate --no-files`): leave alone the files the config names (a key file is taken as good). */
+  readonly readFiles: boolean;
   /** Whether the top-level `stores.redis` is configured. */
   readonly redisConfigured: boolean;
   /** Names of the top-level `consumers`. */

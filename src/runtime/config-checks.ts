@@ -1,6 +1,8 @@
 // The checks `start` makes before serving, run by every load (`turnpike validate`, `start`, a reload): files
 // exist and parse (certificates, keys, CAs, JWT keys), keys match their certificates, the access log can be
 // opened, and each plugin's own `check` (secrets long enough, a store or consumer it names is configured).
+// `readFiles: false` (`validate --no-files`, for CI jobs without the certificates) skips every file: TLS
+// certificates, keys and CAs, the access-log path, and plugins' key files (jwt `file:`).
 // They read the document as written, piece by piece: a piece the schema refuses is reported by the schema and
 // skipped here, so one run lists every problem, each at its key path.
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
@@ -27,11 +29,12 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
     if (!isObject(l) || (l.protocol !== 'https' && l.protocol !== 'tcp') || l.tls === undefined) return;
     const tls = tlsSettings.safeParse(l.tls);
     if (!tls.success) return;
-    for (const p of checkListenerTlsFiles(tls.data, env.configDir)) {
+    for (const p of checkListenerTlsFiles(tls.data, env.configDir, env.readFiles)) {
       problems.push({ path: ['listeners', i, 'tls', ...p.path], message: p.message, code: 'TP_TLS_CONFIG' });
     }
   });
-  if (isObject(raw.upstreams)) {
+  // Upstream TLS settings are only files (a CA, a client certificate and key).
+  if (isObject(raw.upstreams) && env.readFiles) {
     for (const [name, u] of Object.entries(raw.upstreams)) {
       if (!isObject(u) || u.tls === undefined) continue;
       const tls = upstreamTls.safeParse(u.tls);
@@ -42,8 +45,9 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
     }
   }
   const log = isObject(raw.accessLog) ? raw.accessLog : {};
-  if (log.enabled !== false && typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr') {
-    const problem = accessLogProblem(log.output, env.configDir);
+  const output = typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr' ? log.output : '';
+  if (log.enabled !== false && output !== '' && env.readFiles) {
+    const problem = accessLogProblem(output, env.configDir);
     if (problem !== undefined)
       problems.push({ path: ['accessLog', 'output'], message: problem, code: 'TP_CONFIG_FILE' });
   }
@@ -73,6 +77,7 @@ function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {
   const stores = isObject(raw.stores) ? raw.stores : {};
   return {
     configDir: env.configDir,
+    readFiles: env.readFiles,
     redisConfigured: stores.redis !== undefined && stores.redis !== null,
     consumerNames,
     consumerGroups,

@@ -71,11 +71,15 @@ function checkPair(
   return { certPem: c.pem, keyPem: k.pem };
 }
 
-/** A listener's `tls`: every certificate pair, the versions, the cipher list against each pair, the client CA. */
-export function checkListenerTlsFiles(config: TlsConfig, baseDir: string): TlsFileProblem[] {
+/**
+ * A listener's `tls`: every certificate pair, the versions, the cipher list against each pair, the client CA.
+ * `readFiles: false` (`validate --no-files`) checks the versions alone.
+ */
+export function checkListenerTlsFiles(config: TlsConfig, baseDir: string, readFiles = true): TlsFileProblem[] {
   const problems: TlsFileProblem[] = [];
   const versions = attempt(() => checkVersions(config));
   if ('problem' in versions) problems.push({ path: ['minVersion'], message: versions.problem.replace(/^tls\./, '') });
+  if (!readFiles) return problems;
   config.certificates.forEach((pair, i) => {
     const loaded = checkPair(
       pair.cert,
