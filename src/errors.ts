@@ -66,6 +66,11 @@ export const ERRORS = {
   TP_CONFIG_UNKNOWN_PLUGIN: { status: 0, title: 'Unknown plugin' },
   TP_CONFIG_BAD_REFERENCE: { status: 0, title: 'Reference to something that is not defined' },
   TP_CONFIG_DUPLICATE: { status: 0, title: 'Duplicate name' },
+  // Warnings of `turnpike validate --strict` (a valid config that is almost surely a mistake)
+  TP_CONFIG_SHADOWED_ROUTE: { status: 0, title: 'A route can never match: an earlier route takes its requests' },
+  TP_CONFIG_DUPLICATE_MATCH: { status: 0, title: 'Two routes have the same match' },
+  TP_CONFIG_UNUSED: { status: 0, title: 'An upstream or consumer nothing uses' },
+  TP_CONFIG_URL_CREDENTIALS: { status: 0, title: 'A URL carries a password written in the config' },
   TP_TLS_CONFIG: { status: 0, title: 'A TLS certificate, key or CA file cannot be used' },
   TP_CONFIG_FILE: { status: 0, title: 'A file the config names cannot be read, parsed or written' },
   TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
