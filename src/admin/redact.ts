@@ -18,10 +18,10 @@ function redactValue(value: unknown, schema: z.ZodType, plugins: PluginSchemas, 
     if (mark.kind === 'value') return value === undefined || value === null ? value : REDACTED;
     if (mark.kind === 'url' && typeof value === 'string' && URL.canParse(value)) {
       const url = new URL(value);
-      if (url.username !== '' || url.password !== '') {
-        url.username = url.username === '' ? '' : REDACTED;
-        url.password = url.password === '' ? '' : REDACTED;
-      }
+      // A URL without credentials is shown as written (toString would add a `/` to an origin).
+      if (url.username === '' && url.password === '') return value;
+      url.username = url.username === '' ? '' : REDACTED;
+      url.password = url.password === '' ? '' : REDACTED;
       return url.toString().replaceAll('%5Bredacted%5D', REDACTED);
     }
     if (mark.kind === 'jwk' && isObject(value)) {

@@ -1,4 +1,4 @@
-// The turnpike command: start, validate, schema, demo. The only module that reads argv.
+// The turnpike command: start, validate (validate-command.ts), config (config-command.ts), schema, demo. The only module that reads argv.
 import { hashPassword } from '../auth/password.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
@@ -8,6 +8,8 @@ import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
 import { VERSION } from '../version.ts';
+import { registerConfig } from './config-command.ts';
+import { registerValidate } from './validate-command.ts';
 
 const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version(VERSION);
 
@@ -109,20 +111,8 @@ async function startPrimary(
   release();
 }
 
-program
-  .command('validate')
-  .description('check a config file; exits 0 when valid, 1 with every problem listed otherwise')
-  .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
-  .action((opts: { config: string }) => {
-    try {
-      const { config } = loadConfigFile(opts.config, LOAD_OPTIONS);
-      process.stdout.write(
-        `${opts.config}: valid (${config.listeners.length} listeners, ${Object.keys(config.upstreams).length} upstreams, ${config.routes.length} routes)\n`,
-      );
-    } catch (err) {
-      reportConfigError(err);
-    }
-  });
+registerValidate(program);
+registerConfig(program);
 
 program
   .command('schema')
