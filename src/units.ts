@@ -30,7 +30,9 @@ export function isBareNumber(input: string | number): boolean {
   return typeof input === 'number' ? Number.isFinite(input) : /^\d+(\.\d+)?$/.test(input.trim());
 }
 
-const SIZE = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|k|m|g|kib|mib|gib)?$/i;
+/** A number with an optional unit, any letter case (also the pattern `turnpike schema` gives editors). */
+export const SIZE_PATTERN = '(\\d+(?:\\.\\d+)?)\\s*([kKmMgG][iI]?[bB]|[tT][bB]|[kKmMgGbB])?';
+const SIZE = new RegExp(`^${SIZE_PATTERN}$`);
 const SIZE_UNITS: Record<string, number> = {
   b: 1,
   k: 1024,

@@ -37,7 +37,10 @@ export const accessLogSchema = z
     output: z
       .string()
       .default('stdout')
-      .meta({ description: "stdout, stderr, or a file path (relative paths from the config file's folder)" }),
+      .meta({
+        description: "stdout, stderr, or a file path (relative paths from the config file's folder)",
+        examples: ['/var/log/turnpike/access.log'],
+      }),
     format: z.enum(['json', 'combined']).default('json').meta({
       description:
         "json: one JSON object per line with `fields`; combined: NGINX's combined line for tools that parse it",
@@ -50,12 +53,16 @@ export const accessLogSchema = z
       .meta({ description: 'the fields of a JSON request line, in this order (json format only)' }),
     skip: z
       .strictObject({
-        routes: z.array(z.string()).default([]).meta({ description: 'route names whose requests are not logged' }),
+        routes: z
+          .array(z.string())
+          .default([])
+          .meta({ description: 'route names whose requests are not logged', examples: [['health']] }),
         paths: z
           .array(z.string().startsWith('/', { message: 'a path must start with /' }))
           .default([])
           .meta({
             description: 'request paths not logged: the path itself and everything below it (/healthz, /healthz/live)',
+            examples: [['/healthz']],
           }),
       })
       .prefault({})

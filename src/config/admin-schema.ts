@@ -10,14 +10,23 @@ export const admin = z
       .string()
       .refine((a) => isIP(a) !== 0 || a === 'localhost', { message: 'expected an IP address such as 127.0.0.1' })
       .default('127.0.0.1')
-      .meta({ description: 'the admin listener address; never a public listener' }),
-    port: z.number().int().min(0).max(65535).default(9901).meta({ description: 'the admin listener port' }),
+      .meta({ description: 'the admin listener address; never a public listener', examples: ['10.0.0.5'] }),
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9901)
+      .meta({ description: 'the admin listener port', examples: [9902] }),
     auth: z
       .strictObject({
         tokens: z
           .array(secret(z.string().min(16, { message: 'an admin token needs at least 16 characters' })))
           .min(1)
-          .meta({ description: 'Bearer tokens for /api/* and the dashboard (any one of them)' }),
+          .meta({
+            description: 'Bearer tokens for /api/* and the dashboard (any one of them), 16 characters or more',
+            examples: [['${TURNPIKE_ADMIN_TOKEN}']],
+          }),
       })
       .optional()
       .meta({
@@ -26,7 +35,10 @@ export const admin = z
       }),
   })
   .optional()
-  .meta({ description: 'the admin listener: /healthz, /readyz, /metrics and the admin API (/api/*); off when absent' });
+  .meta({
+    description: 'the admin listener: /healthz, /readyz, /metrics and the admin API (/api/*); off when absent',
+    examples: [{ address: '127.0.0.1', port: 9901 }],
+  });
 
 export type AdminConfig = NonNullable<z.output<typeof admin>>;
 

@@ -1,6 +1,6 @@
 // The top-level `consumers:` (who may call), `stores:` (shared state) and `consumerHeaders:` sections.
 import { z } from 'zod';
-import { duration, headerName } from './primitives.ts';
+import { duration, headerName, PATTERNS } from './primitives.ts';
 import { secret } from './secret.ts';
 
 /** scrypt hashes as `turnpike hash-password` prints them, or bcrypt ($2a$, $2b$, $2y$). */
@@ -8,8 +8,17 @@ export const PASSWORD_HASH =
   /^(scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+|\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53})$/;
 
 const consumer = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.@-]+$/, { message: 'expected a consumer name of letters, digits, _ . @ -' }),
-  groups: z.array(z.string().min(1)).default([]),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.@-]+$/, { message: 'expected a consumer name of letters, digits, _ . @ -' })
+    .meta({
+      description: 'the consumer name: sent upstream (X-Consumer-Name), logged, named by allow and rate limits',
+      examples: ['mobile'],
+    }),
+  groups: z
+    .array(z.string().min(1))
+    .default([])
+    .meta({ description: 'groups the consumer is in (for allow: { groups })', examples: [['partners']] }),
   credentials: z
     .strictObject({
       apiKeys: z
@@ -25,50 +34,87 @@ const consumer = z.strictObject({
               ctx.addIssue({ code: 'custom', path: [i], message: 'expected sha256: followed by 64 hex digits' });
             }
           });
+        })
+        .meta({
+          description: 'API keys (16 characters or more) or their sha256:<hex> digests, read by key-auth',
+          examples: [['${MOBILE_API_KEY}']],
         }),
       basic: z
         .strictObject({
           username: z
             .string()
             .min(1)
-            .regex(/^[^:]+$/, { message: 'a Basic username cannot contain ":"' }),
+            .regex(/^[^:]+$/, { message: 'a Basic username cannot contain ":"' })
+            .meta({ description: 'the Basic username', examples: ['app'] }),
           passwordHash: secret(
             z.string().regex(PASSWORD_HASH, {
               message: 'expected a hash printed by `turnpike hash-password` (scrypt$...) or a bcrypt hash ($2b$...)',
             }),
-          ),
+          ).meta({
+            description: 'the password hash: `turnpike hash-password` prints one (scrypt), or bcrypt',
+            examples: ['scrypt$16384$8$1$OCO-coxLNF_H6WtA1R20GQ$6VhJl_nkv8D-R5UwH0u3PFbV-Cey7tCEBIZJpwLzcyg'],
+          }),
         })
-        .optional(),
-      jwt: z.strictObject({ subject: z.string().min(1) }).optional(),
+        .optional()
+        .meta({ description: 'a Basic username and password hash, read by basic-auth' }),
+      jwt: z
+        .strictObject({
+          subject: z
+            .string()
+            .min(1)
+            .meta({ description: 'the sub claim of the tokens that are this consumer', examples: ['user-123'] }),
+        })
+        .optional()
+        .meta({ description: 'the token subject that is this consumer, read by jwt and oauth2-introspection' }),
     })
-    .prefault({}),
+    .prefault({})
+    .meta({ description: 'how the authentication plugins recognise this consumer' }),
 });
 
-export const consumers = z.array(consumer).default([]);
+export const consumers = z
+  .array(consumer)
+  .default([])
+  .meta({ description: 'who may call: names, groups and credentials, for the authentication plugins' });
 
 export const stores = z
   .strictObject({
     redis: z
       .strictObject({
         url: secret(
-          z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), {
-            message: 'expected redis://host:port or rediss://...',
-          }),
+          z
+            .string()
+            .refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), {
+              message: 'expected redis://host:port or rediss://...',
+            })
+            .meta({
+              description: 'redis://host:port (rediss:// for TLS), with a user, password or database number if needed',
+              examples: ['redis://127.0.0.1:6379'],
+              pattern: PATTERNS.redisUrl,
+            }),
           'url',
         ),
-        connectTimeout: duration.prefault('1s'),
+        connectTimeout: duration
+          .prefault('1s')
+          .meta({ description: 'time to connect to Redis; then the call is a store error', examples: ['2s'] }),
         commandTimeout: duration
           .prefault('500ms')
-          .meta({ description: 'a store call slower than this counts as a store error' }),
+          .meta({ description: 'a store call slower than this counts as a store error', examples: ['200ms'] }),
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'the Redis shared by every instance (store: redis of rate-limit and cache)' }),
   })
-  .prefault({});
+  .prefault({})
+  .meta({ description: 'stores of state shared beyond one process' });
 
 export const consumerHeaders = z
   .strictObject({
-    name: headerName.default('x-consumer-name'),
-    groups: headerName.default('x-consumer-groups'),
+    name: headerName
+      .default('x-consumer-name')
+      .meta({ description: 'the header that carries the consumer name', examples: ['x-user'] }),
+    groups: headerName.default('x-consumer-groups').meta({
+      description: "the header that carries the consumer's groups (comma-separated)",
+      examples: ['x-user-groups'],
+    }),
   })
   .prefault({})
   .meta({

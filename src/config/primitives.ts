@@ -1,7 +1,7 @@
 // Shared schema pieces: durations, sizes, CIDRs, string matchers. Plugins build their schemas from these.
 import { z } from 'zod';
 import { isCidr } from '../http/cidr.ts';
-import { DURATION_PATTERN, isBareNumber, parseDuration, parseShare, parseSize } from '../units.ts';
+import { DURATION_PATTERN, isBareNumber, parseDuration, parseShare, parseSize, SIZE_PATTERN } from '../units.ts';
 
 const DURATION_FORMS = 'a duration such as 250ms, 5s, 1m, 1h, 1d or 1y';
 
@@ -86,11 +86,34 @@ export const size = z
     }
     return bytes;
   })
-  .meta({ description: 'A size: 512b, 16kb, 10mb, 2gb (binary multiples; a bare number is bytes)' });
+  .meta({
+    description: 'A size: 512b, 16kb, 10mb, 2gb (binary multiples; a bare number is bytes)',
+    [JSON_FORM]: {
+      anyOf: [
+        { type: 'string', pattern: `^\\s*${SIZE_PATTERN}\\s*$` },
+        { type: 'integer', minimum: 0 },
+      ],
+    },
+  });
+
+/**
+ * Patterns `turnpike schema` gives editors for what the loader checks with code (the loader stays the judge: a
+ * pattern flags the obvious mistakes, it never accepts what the loader refuses in the common forms).
+ */
+export const PATTERNS = {
+  /** IPv4 or IPv6, with an optional prefix length (isCidr). */
+  cidr: '^(?:\\d{1,3}(?:\\.\\d{1,3}){3}(?:/\\d{1,2})?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z._~-]+)?(?:/\\d{1,3})?)$',
+  /** An http:// or https:// URL (identity providers, collectors). */
+  httpUrl: '^https?://[^\\s/?#]+(?:[/?#]\\S*)?$',
+  /** A target: an origin without a path (targetUrlProblem). */
+  targetUrl: '^(?:https?|tcp|udp)://[^\\s/?#]+/?$',
+  redisUrl: '^rediss?://[^\\s/?#]*(?:[/?#]\\S*)?$',
+} as const;
 
 export const cidr = z
   .string()
-  .refine(isCidr, { message: 'expected an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32' });
+  .refine(isCidr, { message: 'expected an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32' })
+  .meta({ pattern: PATTERNS.cidr });
 
 function validRegex(source: string): boolean {
   try {
@@ -104,10 +127,18 @@ function validRegex(source: string): boolean {
 export const regexSource = z.string().refine(validRegex, { message: 'expected a valid regular expression' });
 
 /** An exact string, or `{ regex: ... }`. */
-export const stringMatcher = z.union(
-  [z.string(), z.number().transform(String), z.strictObject({ regex: regexSource })],
-  { error: 'expected a string to match exactly, or { regex: "..." }' },
-);
+export const stringMatcher = z
+  .union(
+    [
+      z.string(),
+      z.number().transform(String),
+      z.strictObject({
+        regex: regexSource.meta({ description: 'a regular expression the value must match', examples: ['^2'] }),
+      }),
+    ],
+    { error: 'expected a string to match exactly, or { regex: "..." }' },
+  )
+  .meta({ examples: ['2'] });
 
 export const headerName = z
   .string()

@@ -1,6 +1,6 @@
 // The `upstreams.NAME` section: targets, balancing, health, retries, breaker and timeouts.
 import { z } from 'zod';
-import { duration, headerName, positiveDuration, share, size } from './primitives.ts';
+import { duration, headerName, PATTERNS, positiveDuration, share, size } from './primitives.ts';
 import { secret } from './secret.ts';
 
 export const BALANCE_ALGORITHMS = [
@@ -37,11 +37,27 @@ export function targetUrlProblem(url: string): string | undefined {
 }
 
 const target = z.strictObject({
-  url: z.string().superRefine((u, ctx) => {
-    const problem = targetUrlProblem(u);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-  }),
-  weight: z.number().int().min(1).max(1000).default(1),
+  url: secret(
+    z
+      .string()
+      .superRefine((u, ctx) => {
+        const problem = targetUrlProblem(u);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .meta({
+        description: 'the target origin, no path: http://, https://, tcp:// or udp:// (all targets of one kind)',
+        examples: ['http://127.0.0.1:9001'],
+        pattern: PATTERNS.targetUrl,
+      }),
+    'url',
+  ),
+  weight: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(1)
+    .meta({ description: "the target's share of the traffic against the other targets' weights", examples: [3] }),
   backup: z.boolean().default(false).meta({ description: 'gets traffic only when no primary target is healthy' }),
 });
 
@@ -63,7 +79,10 @@ const hashOn = z
     });
     return z.NEVER;
   })
-  .meta({ description: 'header:NAME | cookie:NAME | query:NAME | ip | path' });
+  .meta({
+    description: 'what consistent-hash hashes: header:NAME | cookie:NAME | query:NAME | ip | path (default ip)',
+    examples: ['header:x-user-id'],
+  });
 
 /** `200-399`, `200` or 204 → an inclusive range. */
 const statusRange = z
@@ -80,83 +99,184 @@ const statusRange = z
       return z.NEVER;
     }
     return [lo, hi];
-  });
+  })
+  .meta({ examples: ['200-399'] });
 
 const activeHealthCheck = z.strictObject({
-  type: z.enum(['http', 'tcp']).default('http'),
-  path: z.string().startsWith('/', { message: 'a health-check path must start with /' }).default('/'),
-  host: z.string().min(1).optional().meta({ description: 'Host header of http probes (default: the target host)' }),
-  expectStatus: statusRange.prefault('200-399'),
-  interval: positiveDuration.prefault('5s'),
-  timeout: positiveDuration.prefault('2s'),
-  healthyThreshold: z.number().int().min(1).max(100).default(2),
-  unhealthyThreshold: z.number().int().min(1).max(100).default(3),
+  type: z
+    .enum(['http', 'tcp'])
+    .default('http')
+    .meta({ description: 'http: a GET on path; tcp: a connect', examples: ['tcp'] }),
+  path: z
+    .string()
+    .startsWith('/', { message: 'a health-check path must start with /' })
+    .default('/')
+    .meta({ description: 'the path http probes ask for', examples: ['/healthz'] }),
+  host: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Host header of http probes (default: the target host)', examples: ['api.internal'] }),
+  expectStatus: statusRange
+    .prefault('200-399')
+    .meta({ description: 'the statuses a passing http probe answers: 200 or a range such as 200-399' }),
+  interval: positiveDuration
+    .prefault('5s')
+    .meta({ description: 'time between two probes of a target', examples: ['10s'] }),
+  timeout: positiveDuration
+    .prefault('2s')
+    .meta({ description: 'a probe not answered within this fails', examples: ['1s'] }),
+  healthyThreshold: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(2)
+    .meta({ description: 'passing probes in a row that bring an unhealthy target back', examples: [3] }),
+  unhealthyThreshold: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(3)
+    .meta({ description: 'failing probes in a row that take a target out', examples: [2] }),
 });
 
 const passiveHealthCheck = z.strictObject({
-  consecutiveFailures: z.number().int().min(1).max(1000).default(5),
-  ejectFor: positiveDuration.prefault('30s'),
+  consecutiveFailures: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(5)
+    .meta({
+      description: 'connect errors, resets, timeouts or 5xx in a row that eject a target',
+      examples: [3],
+    }),
+  ejectFor: positiveDuration.prefault('30s').meta({
+    description: 'how long an ejected target is out, times the number of its ejections (at most 300s)',
+    examples: ['10s'],
+  }),
   // A share like every fraction; the outlier detector counts in percent.
   maxEjectedPercent: share
     .transform((f) => Math.round(f * 1e6) / 1e4)
     .prefault('50%')
     .meta({
       description: 'at most this share of the targets is ejected at once: 50% or 0.5',
+      examples: ['30%'],
     }),
 });
 
 export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', '502', '503', '504'] as const;
 
 const retries = z.strictObject({
-  attempts: z.number().int().min(0).max(10).default(2).meta({ description: 'retries after the first try' }),
+  attempts: z
+    .number()
+    .int()
+    .min(0)
+    .max(10)
+    .default(2)
+    .meta({ description: 'retries after the first try', examples: [3] }),
   on: z
     .array(z.union([z.enum(RETRY_CONDITIONS), z.number().int().min(500).max(599).transform(String)]))
     .default(['connect-failure', 'reset', '502', '503', '504'])
-    .transform((list) => new Set(list.map(String))),
+    .transform((list) => new Set(list.map(String)))
+    .meta({
+      description: 'what is retried: connect-failure, reset, timeout, or a 5xx status',
+      examples: [['connect-failure', 503]],
+    }),
   backoff: duration
     .prefault('25ms')
-    .meta({ description: 'base of an exponential backoff with jitter (capped at 10×)' }),
-  budget: share
-    .prefault('20%')
-    .meta({ description: 'retries in flight at most this share of the requests in flight: 20% or 0.2' }),
+    .meta({ description: 'base of an exponential backoff with jitter (capped at 10×)', examples: ['50ms'] }),
+  budget: share.prefault('20%').meta({
+    description: 'retries in flight at most this share of the requests in flight: 20% or 0.2',
+    examples: ['10%'],
+  }),
   minConcurrent: z
     .number()
     .int()
     .min(0)
     .default(3)
-    .meta({ description: 'retries always allowed in flight, whatever the budget' }),
-  idempotencyKey: z.boolean().default(false).meta({
-    description:
-      'retry a request carrying an Idempotency-Key header like an idempotent one, whatever its method (the backend deduplicates by the key)',
-  }),
+    .meta({ description: 'retries always allowed in flight, whatever the budget', examples: [5] }),
+  idempotencyKey: z
+    .boolean()
+    .default(false)
+    .meta({
+      description:
+        'retry a request carrying an Idempotency-Key header like an idempotent one, whatever its method (the backend deduplicates by the key)',
+      examples: [true],
+    }),
   bufferBody: size.prefault('64kb').meta({
     description:
       'request bodies up to this size are kept so a retry can resend them; larger ones are streamed and not retried once sent',
+    examples: ['1mb'],
   }),
 });
 
 const circuitBreaker = z.strictObject({
-  failureRatio: share.refine((f) => f > 0, { message: 'expected a share above 0, such as 50% or 0.5' }).prefault('50%'),
-  minimumRequests: z.number().int().min(1).default(20),
-  window: positiveDuration.prefault('10s'),
-  openFor: duration.prefault('30s'),
-  halfOpenRequests: z.number().int().min(1).default(3),
+  failureRatio: share
+    .refine((f) => f > 0, { message: 'expected a share above 0, such as 50% or 0.5' })
+    .prefault('50%')
+    .meta({ description: 'the share of failed requests in the window that opens the breaker', examples: ['25%'] }),
+  minimumRequests: z
+    .number()
+    .int()
+    .min(1)
+    .default(20)
+    .meta({
+      description: 'requests in the window before the ratio is judged',
+      examples: [50],
+    }),
+  window: positiveDuration
+    .prefault('10s')
+    .meta({ description: 'the sliding window failures are counted in', examples: ['30s'] }),
+  openFor: duration.prefault('30s').meta({
+    description: 'how long an open breaker answers 503 before letting trial requests through',
+    examples: ['1m'],
+  }),
+  halfOpenRequests: z
+    .number()
+    .int()
+    .min(1)
+    .default(3)
+    .meta({
+      description: 'trial requests let through when half open; all must succeed to close it',
+      examples: [5],
+    }),
 });
 
 export const upstreamTimeouts = z.strictObject({
-  connect: duration.prefault('5s'),
-  response: duration.prefault('60s').meta({ description: 'until the response head (first byte)' }),
-  idle: duration.prefault('60s').meta({ description: 'between two chunks of the response body' }),
-  total: duration.optional().meta({ description: 'the whole exchange, retries included' }),
+  connect: duration
+    .prefault('5s')
+    .meta({ description: 'time to open a connection to a target (TCP and TLS)', examples: ['2s'] }),
+  response: duration
+    .prefault('60s')
+    .meta({ description: 'until the response head (first byte); then 504', examples: ['30s'] }),
+  idle: duration.prefault('60s').meta({ description: 'between two chunks of the response body', examples: ['30s'] }),
+  total: duration.optional().meta({ description: 'the whole exchange, retries included', examples: ['2m'] }),
 });
 
 const sticky = z.strictObject({
-  cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected a cookie name' }),
-  ttl: duration.optional().meta({ description: 'cookie lifetime (default: a session cookie)' }),
-  secret: secret(z.string().min(16, { message: 'a sticky secret needs at least 16 characters' })).optional(),
-  path: z.string().default('/'),
-  secure: z.boolean().default(false),
-  sameSite: z.enum(['Lax', 'Strict', 'None']).default('Lax'),
+  cookie: z
+    .string()
+    .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected a cookie name' })
+    .meta({ description: 'the name of the cookie that pins a client to its target', examples: ['tp_orders'] }),
+  ttl: duration.optional().meta({ description: 'cookie lifetime (default: a session cookie)', examples: ['1h'] }),
+  secret: secret(z.string().min(16, { message: 'a sticky secret needs at least 16 characters' }))
+    .optional()
+    .meta({
+      description: 'HMAC key of the cookie, 16 characters or more (default: one per instance, lost on restart)',
+      examples: ['${STICKY_SECRET}'],
+    }),
+  path: z
+    .string()
+    .default('/')
+    .meta({ description: 'the Path of the cookie', examples: ['/orders'] }),
+  secure: z.boolean().default(false).meta({ description: 'mark the cookie Secure (sent over HTTPS only)' }),
+  sameSite: z
+    .enum(['Lax', 'Strict', 'None'])
+    .default('Lax')
+    .meta({ description: 'the SameSite attribute of the cookie', examples: ['Strict'] }),
 });
 
 /** TLS to https:// targets: the CA that signs them, a client certificate, the name to verify. */
@@ -166,42 +286,81 @@ export const upstreamTls = z
       .string()
       .min(1)
       .optional()
-      .meta({ description: 'PEM file of the CA that signs the targets (default: the system CAs)' }),
-    cert: z.string().min(1).optional(),
-    key: secret(z.string().min(1)).optional(),
+      .meta({
+        description: 'PEM file of the CA that signs the targets (default: the system CAs)',
+        examples: ['certs/internal-ca.pem'],
+      }),
+    cert: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description: 'PEM file of a client certificate presented to the targets (mTLS); needs key',
+        examples: ['certs/gateway.pem'],
+      }),
+    key: secret(z.string().min(1))
+      .optional()
+      .meta({ description: 'PEM file of the private key of cert', examples: ['certs/gateway-key.pem'] }),
     serverName: z
       .string()
       .min(1)
       .optional()
-      .meta({ description: 'SNI and the name to verify (default: the target host)' }),
-    insecureSkipVerify: z.boolean().default(false),
+      .meta({ description: 'SNI and the name to verify (default: the target host)', examples: ['api.internal'] }),
+    insecureSkipVerify: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'do not verify the certificates of the targets (logged as a warning at load; tests only)' }),
   })
   .refine((t) => (t.cert === undefined) === (t.key === undefined), {
     message: 'a client certificate needs both cert and key',
+  })
+  .meta({
+    description: 'TLS to https:// targets: the CA, a client certificate, the name to verify',
+    examples: [{ ca: 'certs/internal-ca.pem' }],
   });
 
 export const upstream = z
   .strictObject({
-    targets: z.array(target).min(1),
-    balance: z.enum(BALANCE_ALGORITHMS).default('round-robin'),
+    targets: z.array(target).min(1).meta({ description: 'the servers of this upstream; one at least' }),
+    balance: z
+      .enum(BALANCE_ALGORITHMS)
+      .default('round-robin')
+      .meta({
+        description: 'how a target is picked for each request (or connection, for tcp and udp)',
+        examples: ['least-request'],
+      }),
     hashOn: hashOn.optional(),
-    sticky: sticky.optional(),
+    sticky: sticky.optional().meta({
+      description: 'pin each client to a target with a signed cookie',
+      examples: [{ cookie: 'tp_orders', ttl: '1h' }],
+    }),
     healthCheck: z
       .strictObject({
-        active: activeHealthCheck.optional(),
-        passive: passiveHealthCheck.optional(),
+        active: activeHealthCheck.optional().meta({
+          description: 'probes sent to every target, once per instance; a failing target is taken out',
+        }),
+        passive: passiveHealthCheck.optional().meta({
+          description: 'outlier detection on live traffic: a target failing in a row is ejected for a while',
+        }),
         slowStart: duration
           .optional()
-          .meta({ description: 'ramp a returning target up to its full share over this time' }),
+          .meta({ description: 'ramp a returning target up to its full share over this time', examples: ['30s'] }),
       })
-      .prefault({}),
-    retries: retries.optional(),
-    circuitBreaker: circuitBreaker.optional(),
-    timeouts: upstreamTimeouts.prefault({}),
+      .prefault({})
+      .meta({ description: 'active probes, passive outlier detection and slow start' }),
+    retries: retries
+      .optional()
+      .meta({ description: 'retry a failed try on another target, within a budget (idempotent requests)' }),
+    circuitBreaker: circuitBreaker
+      .optional()
+      .meta({ description: 'answer 503 at once while the upstream fails too often, then try it again' }),
+    timeouts: upstreamTimeouts
+      .prefault({})
+      .meta({ description: 'connect, response head, idle body and total timeouts' }),
     proxyProtocol: z
       .enum(['v1', 'v2'])
       .optional()
-      .meta({ description: 'tcp:// targets: send a PROXY header naming the client first' }),
+      .meta({ description: 'tcp:// targets: send a PROXY header naming the client first', examples: ['v2'] }),
     http2: z
       .boolean()
       .default(false)
@@ -213,24 +372,61 @@ export const upstream = z
       .meta({
         description:
           "a response head whose header names and values exceed this many bytes is refused with 502 (Envoy's max_response_headers_kb)",
+        examples: ['64kb'],
       }),
-    maxRequests: z.number().int().min(1).max(1_000_000).default(1024).meta({
-      description:
-        'requests sent to the targets at once, per gateway process (Envoy circuit_breakers max_requests); more wait in the queue',
-    }),
-    queue: z.number().int().min(0).max(1_000_000).default(1024).meta({
-      description:
-        'requests waiting (FIFO, up to timeouts.connect) for one of maxRequests; past it a fast 503 with Retry-After (Envoy max_pending_requests)',
-    }),
-    preserveHost: z.boolean().default(true),
-    hideResponseHeaders: z.array(headerName).default(['server', 'x-powered-by']),
+    maxRequests: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(1024)
+      .meta({
+        description:
+          'requests sent to the targets at once, per gateway process (Envoy circuit_breakers max_requests); more wait in the queue',
+        examples: [256],
+      }),
+    queue: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(1024)
+      .meta({
+        description:
+          'requests waiting (FIFO, up to timeouts.connect) for one of maxRequests; past it a fast 503 with Retry-After (Envoy max_pending_requests)',
+        examples: [0],
+      }),
+    preserveHost: z
+      .boolean()
+      .default(true)
+      .meta({ description: "send the client's Host upstream (false: the target's host)" }),
+    hideResponseHeaders: z
+      .array(headerName)
+      .default(['server', 'x-powered-by'])
+      .meta({
+        description: 'response headers removed before the client sees them ([] shows them all)',
+        examples: [['server', 'x-powered-by', 'x-backend']],
+      }),
     keepAlive: z
       .strictObject({
-        connections: z.number().int().min(1).max(10_000).default(128),
-        idleTimeout: duration.prefault('60s'),
+        connections: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(128)
+          .meta({
+            description: 'connections kept open to each target (per process)',
+            examples: [64],
+          }),
+        idleTimeout: duration
+          .prefault('60s')
+          .meta({ description: 'an idle kept-alive connection is closed after this', examples: ['30s'] }),
       })
-      .prefault({}),
+      .prefault({})
+      .meta({ description: 'the connection pool of each target' }),
   })
+  .meta({ examples: [{ targets: [{ url: 'http://127.0.0.1:9001' }] }] })
   .superRefine((u, ctx) => {
     if (u.hashOn !== undefined && u.balance !== 'consistent-hash') {
       ctx.addIssue({
@@ -274,11 +470,20 @@ export const upstream = z
   });
 
 /** Per-route overrides of the upstream's timeouts (connect stays per upstream: it belongs to the connection pool). */
-export const routeTimeouts = z.strictObject({
-  response: duration.optional(),
-  idle: duration.optional(),
-  total: duration.optional(),
-});
+export const routeTimeouts = z
+  .strictObject({
+    response: duration
+      .optional()
+      .meta({ description: "until the response head, over the upstream's", examples: ['5s'] }),
+    idle: duration.optional().meta({ description: "between two body chunks, over the upstream's", examples: ['30s'] }),
+    total: duration
+      .optional()
+      .meta({ description: "the whole exchange, retries included, over the upstream's", examples: ['10s'] }),
+  })
+  .meta({
+    description: "this route's own upstream timeouts (connect stays per upstream)",
+    examples: [{ response: '5s' }],
+  });
 
 /** What an upstream speaks, from its targets' scheme: http (http:// and https://), tcp or udp. */
 export function kindOf(url: string): 'http' | 'tcp' | 'udp' {

@@ -6,14 +6,32 @@ import type { CheckProblem } from '../config/problems.ts';
 import { problemReply } from '../pipeline/problem.ts';
 import { definePlugin } from './types.ts';
 
-const claimValue = z.union([z.string(), z.number(), z.boolean()]);
+const claimValue = z.union([z.string(), z.number(), z.boolean()]).meta({ examples: ['admin'] });
 
 const schema = z
   .strictObject({
-    groups: z.array(z.string().min(1)).min(1).optional(),
-    consumers: z.array(z.string().min(1)).min(1).optional(),
-    scopes: z.array(z.string().min(1)).min(1).optional(),
-    claims: z.record(z.string(), claimValue).optional(),
+    groups: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .meta({ description: 'the consumer must be in one of these groups', examples: [['partners']] }),
+    consumers: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .meta({ description: 'the consumer must be one of these', examples: [['mobile']] }),
+    scopes: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .meta({ description: 'the token must carry every one of these scopes', examples: [['orders:read']] }),
+    claims: z
+      .record(z.string(), claimValue)
+      .optional()
+      .meta({
+        description: 'token claims that must have these values',
+        examples: [{ role: 'admin' }],
+      }),
   })
   .refine((c) => c.groups || c.consumers || c.scopes || c.claims, {
     message: 'allow needs at least one of groups, consumers, scopes, claims',

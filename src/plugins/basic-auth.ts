@@ -9,8 +9,12 @@ const schema = z.strictObject({
   realm: z
     .string()
     .regex(/^[^"\\]*$/, { message: 'a realm cannot contain " or \\' })
-    .default('turnpike'),
-  hideCredentials: z.boolean().default(false),
+    .default('turnpike')
+    .meta({ description: 'the realm of the WWW-Authenticate challenge', examples: ['internal'] }),
+  hideCredentials: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'remove Authorization before the request goes upstream' }),
 });
 
 export const basicAuthPlugin = definePlugin({

@@ -14,28 +14,43 @@ import type { CheckProblem } from '../config/problems.ts';
 import { CidrList } from '../http/cidr.ts';
 import { definePlugin } from './types.ts';
 
-const keyPart = z.union([
-  z.enum(['method', 'host', 'path', 'query', 'consumer']),
-  // A-Z spelled out: the JSON Schema's pattern drops the i flag, and cookie names are case-sensitive.
-  z.string().regex(/^(header|cookie):[!#$%&'*+.^_`|~0-9A-Za-z-]+$/i, {
-    message: 'expected method, host, path, query, consumer, header:NAME or cookie:NAME',
-  }),
-]);
+const keyPart = z
+  .union([
+    z.enum(['method', 'host', 'path', 'query', 'consumer']),
+    // A-Z spelled out: the JSON Schema's pattern drops the i flag, and cookie names are case-sensitive.
+    z.string().regex(/^(header|cookie):[!#$%&'*+.^_`|~0-9A-Za-z-]+$/i, {
+      message: 'expected method, host, path, query, consumer, header:NAME or cookie:NAME',
+    }),
+  ])
+  .meta({ examples: ['cookie:lang'] });
 
 const schema = z.strictObject({
-  store: z.enum(['memory', 'redis']).default('memory'),
-  maxSize: size.prefault('256mb').meta({ description: "memory store: bytes held by the route's cache (LRU beyond)" }),
-  maxObjectSize: size.prefault('8mb').meta({ description: 'larger responses pass through and are not stored' }),
+  store: z
+    .enum(['memory', 'redis'])
+    .default('memory')
+    .meta({
+      description: 'memory: per worker; redis: shared by every instance (stores.redis)',
+      examples: ['redis'],
+    }),
+  maxSize: size
+    .prefault('256mb')
+    .meta({ description: "memory store: bytes held by the route's cache (LRU beyond)", examples: ['1gb'] }),
+  maxObjectSize: size
+    .prefault('8mb')
+    .meta({ description: 'larger responses pass through and are not stored', examples: ['1mb'] }),
   defaultTtl: duration.optional().meta({
     description:
       'freshness of responses that state none (no max-age, s-maxage or Expires); never stores what the RFC refuses (Authorization without public, s-maxage or must-revalidate; Set-Cookie; private; no-store; no-cache)',
+    examples: ['5m'],
   }),
-  staleWhileRevalidate: duration
-    .optional()
-    .meta({ description: 'when the response states none: serve stale this long while one refresh runs' }),
-  staleIfError: duration
-    .optional()
-    .meta({ description: 'when the response states none: serve stale this long when the upstream fails' }),
+  staleWhileRevalidate: duration.optional().meta({
+    description: 'when the response states none: serve stale this long while one refresh runs',
+    examples: ['30s'],
+  }),
+  staleIfError: duration.optional().meta({
+    description: 'when the response states none: serve stale this long when the upstream fails',
+    examples: ['1h'],
+  }),
   key: z
     .array(keyPart)
     .min(1)
@@ -43,6 +58,7 @@ const schema = z.strictObject({
     .meta({
       description:
         "method, host, path, query, consumer, header:NAME, cookie:NAME (the cookie's value, by its exact name, keys the variant)",
+      examples: [['host', 'path', 'query']],
     }),
   ignoreCookies: z
     .array(
@@ -54,13 +70,15 @@ const schema = z.strictObject({
     .meta({
       description:
         'cookies that do not change the answer (* matches any characters); a request with a cookie neither here nor in key (cookie:NAME) bypasses the cache',
+      examples: [['_ga*', 'consent']],
     }),
-  retainStale: duration
-    .prefault('10m')
-    .meta({ description: 'keep a stale response that has a validator this long, to refresh it with a 304' }),
+  retainStale: duration.prefault('10m').meta({
+    description: 'keep a stale response that has a validator this long, to refresh it with a 304',
+    examples: ['1h'],
+  }),
   lockTimeout: duration
     .prefault('5s')
-    .meta({ description: 'how long concurrent misses wait for the one request filling the cache' }),
+    .meta({ description: 'how long concurrent misses wait for the one request filling the cache', examples: ['2s'] }),
   storeSetCookie: z
     .boolean()
     .default(false)
@@ -69,13 +87,26 @@ const schema = z.strictObject({
     description:
       'store answers to requests with Authorization when the response allows a shared cache to (public, s-maxage or must-revalidate: RFC 9111 3.5); off by default, as in Varnish: a backend that marks a private page public by mistake would have it replayed to everyone',
   }),
-  statusHeader: z.union([headerName, z.literal(false)]).default('X-Cache'),
+  statusHeader: z
+    .union([headerName, z.literal(false)])
+    .default('X-Cache')
+    .meta({
+      description: 'the response header that says HIT, MISS, STALE...; false: none',
+      examples: ['X-Cache-Status'],
+    }),
   purge: z
     .strictObject({
-      allow: z.array(cidr).default([]),
-      consumers: z.array(z.string().min(1)).default([]),
+      allow: z
+        .array(cidr)
+        .default([])
+        .meta({ description: 'client addresses allowed to PURGE', examples: [['127.0.0.1/32', '10.0.0.0/8']] }),
+      consumers: z
+        .array(z.string().min(1))
+        .default([])
+        .meta({ description: 'consumers allowed to PURGE (identified by the route)', examples: [['ops']] }),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'who may send PURGE to this route (others get 403)' }),
 });
 
 const seconds = (ms: number | undefined): number => (ms === undefined ? 0 : Math.ceil(ms / 1000));

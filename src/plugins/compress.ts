@@ -15,19 +15,28 @@ const schema = z.strictObject({
     .array(z.enum(ENCODINGS))
     .min(1)
     .default([...ENCODINGS])
-    .meta({ description: 'the server preference, first wins on equal q' }),
-  minSize: size.prefault('1kb'),
+    .meta({ description: 'the server preference, first wins on equal q', examples: [['br', 'gzip']] }),
+  minSize: size
+    .prefault('1kb')
+    .meta({ description: 'bodies known to be smaller are sent as they are', examples: ['2kb'] }),
   types: z
     .array(
       z.string().regex(/^[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+)$/i, {
         message: 'expected a media type such as text/* or application/json',
       }),
     )
-    .default(DEFAULT_TYPES),
+    .default(DEFAULT_TYPES)
+    .meta({
+      description: 'media types compressed (text/* for a whole type)',
+      examples: [['text/*', 'application/json']],
+    }),
   level: z
     .enum(['fast', 'default'])
     .default('fast')
-    .meta({ description: 'fast: cheap on CPU for on-the-fly compression (gzip 4, brotli 4, zstd 3)' }),
+    .meta({
+      description: 'fast: cheap on CPU for on-the-fly compression (gzip 4, brotli 4, zstd 3)',
+      examples: ['default'],
+    }),
 });
 
 export const compressPlugin = definePlugin({

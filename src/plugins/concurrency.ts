@@ -7,9 +7,18 @@ import type { Reply, RequestContext } from '../request-context.ts';
 import { definePlugin } from './types.ts';
 
 const schema = z.strictObject({
-  max: z.int().positive(),
-  queue: z.int().nonnegative().default(0),
-  queueTimeout: duration.prefault('1s'),
+  max: z
+    .int()
+    .positive()
+    .meta({ description: 'requests of the route in progress at once', examples: [100] }),
+  queue: z
+    .int()
+    .nonnegative()
+    .default(0)
+    .meta({ description: 'requests that may wait (first come, first served) for a slot', examples: [50] }),
+  queueTimeout: duration
+    .prefault('1s')
+    .meta({ description: 'the longest a queued request waits; then 503', examples: ['500ms'] }),
 });
 
 export const concurrencyPlugin = definePlugin({

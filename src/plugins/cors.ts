@@ -17,22 +17,48 @@ const origin = z
   .refine((s) => s === '*' || ORIGIN.test(s), {
     message:
       'expected an origin such as https://app.example.com (scheme, host and optional port; no path or trailing slash), a pattern such as https://*.example.com, or *',
-  });
+  })
+  .meta({ examples: ['https://app.example.com'] });
 
 const DEFAULT_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
 
 const schema = z
   .strictObject({
-    origins: z.array(origin).min(1),
-    methods: z.array(httpMethod).min(1).default(DEFAULT_METHODS),
-    headers: z.array(headerName).optional().meta({
-      description: 'Allowed request headers; when omitted, the headers a preflight asks for are echoed (as Kong does)',
-    }),
-    exposeHeaders: z.array(headerName).default([]),
-    credentials: z.boolean().default(false),
-    maxAge: duration
+    origins: z
+      .array(origin)
+      .min(1)
+      .meta({
+        description: 'allowed origins: https://app.example.com, https://*.example.com (subdomains), or * (any)',
+        examples: [['https://app.example.com', 'https://*.example.com']],
+      }),
+    methods: z
+      .array(httpMethod)
+      .min(1)
+      .default(DEFAULT_METHODS)
+      .meta({ description: 'methods allowed in cross-origin requests', examples: [['GET', 'POST']] }),
+    headers: z
+      .array(headerName)
       .optional()
-      .meta({ description: 'How long browsers may cache a preflight (Access-Control-Max-Age, whole seconds)' }),
+      .meta({
+        description:
+          'Allowed request headers; when omitted, the headers a preflight asks for are echoed (as Kong does)',
+        examples: [['content-type', 'authorization']],
+      }),
+    exposeHeaders: z
+      .array(headerName)
+      .default([])
+      .meta({
+        description: 'response headers scripts may read (Access-Control-Expose-Headers)',
+        examples: [['x-request-id']],
+      }),
+    credentials: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'allow cookies and credentials (Access-Control-Allow-Credentials); not with origins *' }),
+    maxAge: duration.optional().meta({
+      description: 'How long browsers may cache a preflight (Access-Control-Max-Age, whole seconds)',
+      examples: ['10m'],
+    }),
   })
   .refine((c) => !(c.credentials && c.origins.includes('*')), {
     message:

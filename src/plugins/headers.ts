@@ -5,12 +5,24 @@ import { appendFieldLine } from '../http/header-list.ts';
 import { definePlugin } from './types.ts';
 
 const side = z.strictObject({
-  set: z.record(headerName, z.string()).default({}),
-  add: z.record(headerName, z.string()).default({}),
-  remove: z.array(headerName).default([]),
+  set: z
+    .record(headerName, z.string())
+    .default({})
+    .meta({ description: 'headers set, replacing any of the same name', examples: [{ 'x-gateway': 'turnpike' }] }),
+  add: z
+    .record(headerName, z.string())
+    .default({})
+    .meta({ description: 'headers added beside any of the same name', examples: [{ via: 'turnpike' }] }),
+  remove: z
+    .array(headerName)
+    .default([])
+    .meta({ description: 'headers removed', examples: [['cookie']] }),
 });
 
-const schema = z.strictObject({ request: side.optional(), response: side.optional() });
+const schema = z.strictObject({
+  request: side.optional().meta({ description: 'changes to the request that goes upstream' }),
+  response: side.optional().meta({ description: 'changes to the response the client gets' }),
+});
 
 export const headersPlugin = definePlugin({
   name: 'headers',

@@ -10,12 +10,19 @@ import { definePlugin } from './types.ts';
 
 const schema = z
   .strictObject({
-    allow: z.array(cidr).min(1).optional().meta({ description: 'Only these addresses/CIDRs may pass (IPv4 and IPv6)' }),
+    allow: z
+      .array(cidr)
+      .min(1)
+      .optional()
+      .meta({ description: 'Only these addresses/CIDRs may pass (IPv4 and IPv6)', examples: [['10.0.0.0/8', '::1']] }),
     deny: z
       .array(cidr)
       .min(1)
       .optional()
-      .meta({ description: 'These addresses/CIDRs are refused (checked before allow)' }),
+      .meta({
+        description: 'These addresses/CIDRs are refused (checked before allow)',
+        examples: [['203.0.113.0/24']],
+      }),
   })
   .refine((c) => c.allow !== undefined || c.deny !== undefined, { message: 'ip-filter needs allow, deny or both' });
 

@@ -10,12 +10,22 @@ import { definePlugin } from './types.ts';
 
 const schema = z
   .strictObject({
-    header: headerName.optional(),
+    header: headerName.optional().meta({
+      description: 'the header that carries the key (default x-api-key when no query is given)',
+      examples: ['x-api-key'],
+    }),
     query: z
       .string()
       .regex(/^[A-Za-z0-9_.~-]+$/, { message: 'expected a query parameter name' })
-      .optional(),
-    hideCredentials: z.boolean().default(false),
+      .optional()
+      .meta({
+        description: 'the query parameter that carries the key (redacted in the access log)',
+        examples: ['apikey'],
+      }),
+    hideCredentials: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'remove the key before the request goes upstream' }),
   })
   .transform((c) => ({ ...c, header: c.header ?? (c.query === undefined ? 'x-api-key' : undefined) }));
 

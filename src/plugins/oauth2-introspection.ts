@@ -2,7 +2,7 @@
 // says it is active. Answers are cached by the token's SHA-256 (never the token itself): positive ones until
 // min(cacheTtl, exp), negative ones briefly, so a valid client costs one introspection per cacheTtl.
 import { z } from 'zod';
-import { duration } from '../config/primitives.ts';
+import { duration, PATTERNS } from '../config/primitives.ts';
 import { secret } from '../config/secret.ts';
 import { scopesOf, type Identity } from '../auth/identity.ts';
 import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
@@ -14,16 +14,42 @@ import { definePlugin, type PluginEnv } from './types.ts';
 const schema = z.strictObject({
   url: z
     .string()
-    .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' }),
-  clientId: z.string().min(1),
-  clientSecret: secret(z.string().min(1)),
-  cacheTtl: duration
-    .prefault('30s')
-    .meta({ description: 'how long an active answer is reused (never past the token exp); 0 disables' }),
-  timeout: duration.prefault('2s'),
-  tokenTypeHint: z.string().min(1).default('access_token'),
-  hideCredentials: z.boolean().default(false),
-  cacheEntries: z.number().int().min(1).default(10_000),
+    .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), { message: 'expected an http:// or https:// URL' })
+    .meta({
+      description: 'the introspection endpoint (RFC 7662) of the authorization server',
+      examples: ['https://idp.example.com/oauth2/introspect'],
+      pattern: PATTERNS.httpUrl,
+    }),
+  clientId: z
+    .string()
+    .min(1)
+    .meta({ description: 'the client id the gateway authenticates with (Basic)', examples: ['turnpike'] }),
+  clientSecret: secret(z.string().min(1)).meta({
+    description: 'the client secret that goes with clientId',
+    examples: ['${INTROSPECTION_SECRET}'],
+  }),
+  cacheTtl: duration.prefault('30s').meta({
+    description: 'how long an active answer is reused (never past the token exp); 0 disables',
+    examples: ['1m'],
+  }),
+  timeout: duration
+    .prefault('2s')
+    .meta({ description: 'an endpoint slower than this is unavailable (503)', examples: ['1s'] }),
+  tokenTypeHint: z
+    .string()
+    .min(1)
+    .default('access_token')
+    .meta({ description: 'the token_type_hint sent with each token', examples: ['refresh_token'] }),
+  hideCredentials: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'remove Authorization before the request goes upstream' }),
+  cacheEntries: z
+    .number()
+    .int()
+    .min(1)
+    .default(10_000)
+    .meta({ description: 'answers kept in the cache at most', examples: [50000] }),
 });
 
 /** Inactive answers are reused at most this long (a token may become active only by being a new token). */

@@ -13,12 +13,16 @@ import { definePlugin } from './types.ts';
 
 const limit = z
   .strictObject({
-    requests: z.int().positive(),
-    per: duration,
+    requests: z
+      .int()
+      .positive()
+      .meta({ description: 'requests allowed per period', examples: [100] }),
+    per: duration.meta({ description: 'the period', examples: ['1m'] }),
   })
   .refine((l) => l.per >= 1 && (l.per * 1000) / l.requests >= 1, {
     message: 'a limit needs per ≥ 1ms and at most one request per microsecond',
-  });
+  })
+  .meta({ examples: [{ requests: 100, per: '1m' }] });
 
 type KeySpec =
   { readonly kind: 'consumer' | 'ip' | 'route' } | { readonly kind: 'header' | 'claim'; readonly name: string };
@@ -36,15 +40,35 @@ const keySpec = z
   });
 
 const schema = z.strictObject({
-  limits: z.array(limit).min(1),
-  key: keySpec
-    .prefault('consumer')
-    .meta({ description: 'consumer (falls back to the client IP), ip, route, header:NAME, claim:NAME' }),
-  store: z.enum(['memory', 'redis']).default('memory'),
-  onStoreError: z.enum(['allow', 'deny']).default('allow'),
-  scope: z.enum(['route', 'global']).default('route').meta({
-    description: 'route: each route counts apart; global: routes with the same limits and key share counters',
+  limits: z
+    .array(limit)
+    .min(1)
+    .meta({ description: 'requests per period; all must pass (a refused request counts in none)' }),
+  key: keySpec.prefault('consumer').meta({
+    description: 'consumer (falls back to the client IP), ip, route, header:NAME, claim:NAME',
+    examples: ['header:x-tenant'],
   }),
+  store: z
+    .enum(['memory', 'redis'])
+    .default('memory')
+    .meta({
+      description: 'memory: instance-wide counters; redis: shared by every instance (stores.redis)',
+      examples: ['redis'],
+    }),
+  onStoreError: z
+    .enum(['allow', 'deny'])
+    .default('allow')
+    .meta({
+      description: 'when the store fails: let requests through (allow) or answer 503 (deny)',
+      examples: ['deny'],
+    }),
+  scope: z
+    .enum(['route', 'global'])
+    .default('route')
+    .meta({
+      description: 'route: each route counts apart; global: routes with the same limits and key share counters',
+      examples: ['global'],
+    }),
 });
 
 /** Key values longer than this are hashed, so a long header cannot make huge store keys. */

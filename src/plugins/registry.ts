@@ -46,6 +46,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
 
+/** Each plugin's schema, carrying the plugin's description and phase for `turnpike schema` (it parses the same). */
 export const PLUGIN_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map(
-  [...PLUGINS].map(([name, p]) => [name, p.schema]),
+  [...PLUGINS].map(([name, p]) => [name, p.schema.meta({ description: `${p.description} (phase: ${p.phase})` })]),
 );

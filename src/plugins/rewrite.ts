@@ -5,9 +5,28 @@ import { definePlugin } from './types.ts';
 
 const schema = z
   .strictObject({
-    stripPrefix: z.string().startsWith('/').optional(),
-    addPrefix: z.string().startsWith('/').optional(),
-    regex: z.strictObject({ pattern: regexSource, replacement: z.string() }).optional(),
+    stripPrefix: z
+      .string()
+      .startsWith('/')
+      .optional()
+      .meta({
+        description: 'removed from the start of the path (on a segment boundary) before it goes upstream',
+        examples: ['/orders'],
+      }),
+    addPrefix: z
+      .string()
+      .startsWith('/')
+      .optional()
+      .meta({ description: 'put before the path (after stripPrefix)', examples: ['/v2/orders'] }),
+    regex: z
+      .strictObject({
+        pattern: regexSource.meta({ description: 'a regular expression on the path', examples: ['^/api/(.*)$'] }),
+        replacement: z
+          .string()
+          .meta({ description: 'what replaces the match; $1, $<name> refer to groups', examples: ['/$1'] }),
+      })
+      .optional()
+      .meta({ description: 'replace what a regular expression matches in the path' }),
   })
   .refine((c) => c.stripPrefix !== undefined || c.addPrefix !== undefined || c.regex !== undefined, {
     message: 'rewrite needs at least one of stripPrefix, addPrefix or regex',

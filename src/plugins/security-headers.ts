@@ -25,9 +25,15 @@ const hstsAge = durationInUnion;
 
 const hsts = z
   .strictObject({
-    maxAge: hstsAge.prefault('1y'),
-    includeSubDomains: z.boolean().default(false),
-    preload: z.boolean().default(false),
+    maxAge: hstsAge.prefault('1y').meta({ description: 'the max-age (sent in whole seconds)', examples: ['180d'] }),
+    includeSubDomains: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'add includeSubDomains: every subdomain is HTTPS-only too' }),
+    preload: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'add preload (needs includeSubDomains and a maxAge of 1y or more)' }),
   })
   .refine((h) => !h.preload || (h.includeSubDomains && h.maxAge >= YEAR_MS), {
     message:
@@ -58,18 +64,24 @@ const schema = z.strictObject({
     .meta({ description: 'X-Content-Type-Options: nosniff (false to omit)' }),
   frameOptions: z
     .union([z.literal(false), z.enum(['DENY', 'SAMEORIGIN'])], { error: 'expected DENY, SAMEORIGIN or false' })
-    .default('DENY'),
+    .default('DENY')
+    .meta({ description: 'X-Frame-Options: DENY, SAMEORIGIN, or false to omit', examples: ['SAMEORIGIN'] }),
   referrerPolicy: z
     .union([z.literal(false), z.enum(REFERRER_POLICIES)], {
       error: `expected false or one of: ${REFERRER_POLICIES.join(', ')}`,
     })
-    .default('no-referrer'),
+    .default('no-referrer')
+    .meta({ description: 'Referrer-Policy, or false to omit', examples: ['strict-origin-when-cross-origin'] }),
   hsts: z
     .union([z.literal(false), hsts], { error: hstsError })
     .prefault({})
     .meta({ description: 'Strict-Transport-Security, sent only on https requests' }),
-  contentSecurityPolicy: headerValue.optional(),
-  permissionsPolicy: headerValue.optional(),
+  contentSecurityPolicy: headerValue
+    .optional()
+    .meta({ description: 'Content-Security-Policy, when given', examples: ["default-src 'self'"] }),
+  permissionsPolicy: headerValue
+    .optional()
+    .meta({ description: 'Permissions-Policy, when given', examples: ['geolocation=(), camera=()'] }),
   override: z.boolean().default(false).meta({
     description: 'Replace these headers when the upstream already set them (default: keep the upstream value)',
   }),
