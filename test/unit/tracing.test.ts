@@ -36,7 +36,7 @@ function problems(text: string): string[] {
 function readmeExample(heading: string): string {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   const section = readme.slice(readme.indexOf(`\n${heading}\n`));
-  const block = /```yaml\n([\s\S]*?)```/.exec(section);
+  const block = /```yaml(?: fragment)?\n([\s\S]*?)```/.exec(section);
   assert.ok(block, `a yaml block under ${heading}`);
   return block[1]!;
 }
