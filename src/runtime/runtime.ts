@@ -284,10 +284,22 @@ export class Runtime implements ListenerHost {
       this.metrics = null;
     }
     if (wanted !== null && this.metrics === null) {
-      this.metrics = new GatewayMetrics(this.gateway, { buckets: wanted.buckets, inFlight: () => this.inFlight });
+      this.metrics = new GatewayMetrics(this.gateway, {
+        buckets: wanted.buckets,
+        inFlight: () => this.inFlight,
+        targets: () => this.targetHealth(),
+      });
       this.metrics.start();
     }
     return this.metrics;
+  }
+
+  /** Each target in service (the upstreams' live ones, the current L4 pools') with its health verdict. */
+  private *targetHealth(): Generator<{ id: string; healthy: boolean }> {
+    for (const t of this.registry.liveTargets()) yield { id: t.id, healthy: this.registry.healthOf(t.id) ?? true };
+    // Scraped during the first apply, before there is a snapshot: no L4 pools yet.
+    for (const pool of (this.current as Snapshot | undefined)?.l4Pools.values() ?? [])
+      for (const t of pool.targets) yield { id: t.id, healthy: this.registry.healthOf(t.id) ?? true };
   }
 
   /** Once every request that started on `old` has finished, the upstreams no live snapshot has are drained. */
