@@ -151,10 +151,6 @@ export class Runtime implements ListenerHost {
     CHANNELS.l4Close.subscribe(runtime.onL4Close);
     CHANNELS.refused.subscribe(runtime.onRefused);
     runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
-    // The dashboard's numbers cost a little per request: kept only where an admin listener can show them (a worker
-    // gets its primary's admin config too).
-    if (config.admin !== undefined)
-      runtime.unsubscribeStats = subscribeDashboardStats(runtime.gateway, runtime.dashboardStats);
     await runtime.apply(config);
     return runtime;
   }
@@ -257,6 +253,12 @@ export class Runtime implements ListenerHost {
     this.registry.commit(next.upstreams.values());
     this.current = next;
     metrics?.configure(config);
+    // The dashboard's numbers cost a little per request: kept only while an admin listener can show them (a worker
+    // reads its primary's admin config too); a reload may add or remove it.
+    if (config.admin === undefined) {
+      this.unsubscribeStats?.();
+      this.unsubscribeStats = null;
+    } else this.unsubscribeStats ??= subscribeDashboardStats(this.gateway, this.dashboardStats);
     this.kept.sweep(next.version);
     this.live.add(next);
     this.syncHealthChecks();
