@@ -24,7 +24,8 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
   {
     binary: 'python3',
     apt: 'python3-minimal',
-    usedBy: 'test/helpers/upstream-faults.ts: the blackhole target (a listener that never accepts)',
+    usedBy:
+      'test/helpers/upstream-faults.ts: the blackhole target (a listener that never accepts); test/e2e/route-tests.test.ts: parses the JUnit XML',
   },
   { binary: 'wrk', apt: 'wrk', usedBy: 'test/attacks/throughput-baseline.test.ts: HTTP/1.1 load (Z01)' },
   {
