@@ -83,7 +83,7 @@ function compareHeaders(
     } else if (typeof matcher === 'string') {
       if (value !== matcher) diffs.push(`${key}.${name}: expected ${show(matcher)}, got ${show(value)}`);
     } else if (value === undefined || !new RegExp(matcher.regex).test(value)) {
-      diffs.push(`${key}.${name}: expected to match /${matcher.regex}/, got ${show(value)}`);
+      diffs.push(`${key}.${name}: expected to match ${String(new RegExp(matcher.regex))}, got ${show(value)}`);
     }
   }
 }
