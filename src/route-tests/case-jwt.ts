@@ -66,7 +66,11 @@ export async function signCaseToken(jwt: CaseJwt, signing: SigningKey | undefine
   const key = signing?.key ?? createSecretKey(Buffer.from(jwt.secret ?? '', 'utf8'));
   const alg = jwt.alg ?? signing?.alg ?? 'HS256';
   const kid = jwt.kid ?? signing?.kid;
-  return new SignJWT(claims).setProtectedHeader(kid === undefined ? { alg } : { alg, kid }).sign(key);
+  try {
+    return await new SignJWT(claims).setProtectedHeader(kid === undefined ? { alg } : { alg, kid }).sign(key);
+  } catch (err) {
+    throw new Error(`request.jwt: cannot sign with ${alg}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** A JWKS of the public halves of `keys` (with their kid and alg), served on 127.0.0.1 port 0. */

@@ -71,17 +71,27 @@ async function runCase(
   const url = new URL(c.request.url);
   const listener = pickListener(config, url, c.request.listener);
   const headers: Record<string, string> = { ...c.request.headers };
-  const jwt = c.request.jwt;
-  if (jwt !== undefined) {
-    const token = await signCaseToken(
-      jwt,
-      jwt.key === undefined ? undefined : cases.keys.get(resolve(cases.dir, jwt.key)),
-    );
-    headers[jwt.header] = jwt.scheme === '' ? token : `${jwt.scheme} ${token}`;
-  }
-  stubs.answer = c.upstreamAnswer ?? null;
   let answer: ClientAnswer | null = null;
   let observed: Observed | null = null;
+  const failed = (message: string): CaseResult => ({
+    case: c,
+    failures: [message],
+    answer,
+    durationMs: performance.now() - started,
+  });
+  const jwt = c.request.jwt;
+  if (jwt !== undefined) {
+    try {
+      const token = await signCaseToken(
+        jwt,
+        jwt.key === undefined ? undefined : cases.keys.get(resolve(cases.dir, jwt.key)),
+      );
+      headers[jwt.header] = jwt.scheme === '' ? token : `${jwt.scheme} ${token}`;
+    } catch (err) {
+      return failed((err as Error).message);
+    }
+  }
+  stubs.answer = c.upstreamAnswer ?? null;
   try {
     for (let n = 0; n < c.repeat; n++) {
       stubs.received = [];
@@ -97,12 +107,7 @@ async function runCase(
       observed = await ends.of(answer.localPort);
     }
   } catch (err) {
-    return {
-      case: c,
-      failures: [`request: ${(err as Error).message}`],
-      answer,
-      durationMs: performance.now() - started,
-    };
+    return failed(`request: ${(err as Error).message}`);
   }
   const failures = compare(c.expect, answer!, observed, stubs.received);
   return { case: c, failures, answer, durationMs: performance.now() - started };
