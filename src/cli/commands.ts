@@ -7,6 +7,7 @@ import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
+import { registerTestCommand } from './test-command.ts';
 import { VERSION } from '../version.ts';
 
 const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version(VERSION);
@@ -123,6 +124,8 @@ program
       reportConfigError(err);
     }
   });
+
+registerTestCommand(program);
 
 program
   .command('schema')
