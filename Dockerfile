@@ -2,8 +2,8 @@
 # Build stage: the project's own build (`npm ci`, then `npm pack`, whose prepack compiles dist/ and pins the
 # dependencies to package-lock.json as npm-shrinkwrap.json). Runtime stage: Node 24 slim, tini, the package
 # installed from that tarball without dev dependencies (deploy/install.sh, the same steps a test runs), a
-# non-root user, the config at /etc/turnpike/turnpike.yaml (mount yours over it, or a Kubernetes ConfigMap on
-# /etc/turnpike: the gateway reloads when it changes).
+# non-root user, the config at /etc/turnpike/turnpike.yaml (mount a directory with yours on /etc/turnpike;
+# README.md, "Running in production").
 
 FROM node:24-slim AS build
 WORKDIR /src
@@ -28,7 +28,7 @@ RUN /usr/local/share/turnpike/install.sh install /tmp/turnpike.tgz /usr/local \
 COPY deploy/turnpike.yaml /etc/turnpike/turnpike.yaml
 ENV NODE_ENV=production \
   TURNPIKE_CONFIG=/etc/turnpike/turnpike.yaml
-# The image's node user (uid 1000): ports below 1024 need CAP_NET_BIND_SERVICE (or a port mapping).
+# The image's node user (uid 1000): listen on 8080 and publish it as 80 (docker run -p 80:8080).
 USER node
 # The listener of the default config, and the admin listener (127.0.0.1 in that config: for the HEALTHCHECK only).
 EXPOSE 8080 9901
