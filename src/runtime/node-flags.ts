@@ -18,12 +18,13 @@ export function missingNodeFlags(execArgv: readonly string[], nodeOptions = ''):
  * Runs this script again in the same process with the flags it lacks: the heap sizes are fixed when V8 starts
  * (v8.setFlagsFromString comes too late for them), and they cannot sit on the bin's shebang, where a Node older
  * than 24 dies with `bad option` before the bin can say what it needs. process.execve keeps the pid, so systemd's
- * MainPID, a container's PID and signals still reach the gateway. Where there is no execve (Windows), it runs on
- * without them. Called before anything is read from stdin or written anywhere.
+ * MainPID, a container's PID and signals still reach the gateway. Where there is no execve (Windows), or when a
+ * parent's IPC channel is open (Node has already taken NODE_CHANNEL_FD out of the environment, so the new image
+ * would lose it), it runs on without them. Called before anything is read from stdin or written anywhere.
  */
 export function relaunchWithNodeFlags(): void {
   const missing = missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS);
-  if (missing.length === 0 || typeof process.execve !== 'function') return;
+  if (missing.length === 0 || typeof process.execve !== 'function' || process.channel !== undefined) return;
   const script = process.argv[1]!;
   process.execve(
     process.execPath,
