@@ -6,9 +6,9 @@
 // builds is not rerun, only its last step (pack:lock, the shrinkwrap).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 import { VERSION } from '../../src/version.ts';
@@ -53,6 +53,7 @@ function pack(): { tarball: string; files: string[] } {
   };
   assert.match(pkg.scripts.prepack!, /npm run pack:lock$/);
   const stage = tempDir();
+  cleanup.push(stage);
   for (const entry of [
     'package.json',
     'package-lock.json',
@@ -70,6 +71,12 @@ function pack(): { tarball: string; files: string[] } {
   const [info] = JSON.parse(r.stdout) as { filename: string; files: { path: string }[] }[];
   return { tarball: join(stage, info!.filename), files: info!.files.map((f) => f.path) };
 }
+
+/** Folders to remove at the end (an installed prefix is ~50 MB). */
+const cleanup: string[] = [];
+after(() => {
+  for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
+});
 
 /** The `node` of PATH's first directory that has one older than 24, if this machine has one. */
 function olderNode(): string | undefined {
@@ -115,6 +122,7 @@ test(
     for (const f of files) assert.ok(!/^test\/|\.ts$|\.map$/.test(f), `the tarball leaves out ${f}`);
 
     const prefix = tempDir();
+    cleanup.push(prefix);
     const install = run('sh', [INSTALL_SH, 'install', tarball, prefix], {
       env: { ...ENV_24, npm_config_prefer_offline: 'true' },
     });
@@ -130,7 +138,9 @@ test(
     assert.equal(valid.status, 0, valid.stderr);
 
     await t.test('install.sh start runs it in its own process, with the V8 flags, until SIGTERM', async () => {
-      const config = join(tempDir(), 'turnpike.yaml');
+      const dir = tempDir();
+      cleanup.push(dir);
+      const config = join(dir, 'turnpike.yaml');
       writeFileSync(
         config,
         'listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]\n' +
