@@ -23,8 +23,9 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {
     binary: 'python3',
-    apt: 'python3-minimal',
-    usedBy: 'test/helpers/upstream-faults.ts: the blackhole target (a listener that never accepts)',
+    apt: 'python3',
+    usedBy:
+      'test/helpers/upstream-faults.ts: the blackhole target (a listener that never accepts); test/e2e/route-tests.test.ts: parses the JUnit XML (xml.etree, hence python3, not python3-minimal)',
   },
   { binary: 'wrk', apt: 'wrk', usedBy: 'test/attacks/throughput-baseline.test.ts: HTTP/1.1 load (Z01)' },
   {

@@ -166,7 +166,9 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
       return { upstream: pool.name, ...describe(pool, t) };
     }
     case 'purge':
-      return { purged: runtime.cachePurges.purgeEverywhere(op.target) };
+      return runtime.cachePurges
+        .purgeEverywhere(op.target, snapshot.sharedCaches.values())
+        .then((purged) => ({ purged }));
     case 'certificates':
       return { certificates: certificates(runtime) };
     case 'log-level': {

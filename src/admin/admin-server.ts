@@ -2,7 +2,8 @@
 // with find-my-way over the endpoint registry. It checks the Bearer token of `token` endpoints when
 // admin.auth.tokens is set (read per request, so a reload changes the tokens), and answers 401/404/405/500 as
 // problem+json. It is started before the gateway's listeners and closed after they have drained, so /readyz
-// answers 503 through a drain.
+// answers 503 through a drain. A reload that moves it retires this one: it stops accepting at once, lets the
+// requests it is answering finish (a POST /api/reload among them) and ends its event streams.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import FindMyWay from 'find-my-way';
@@ -20,6 +21,11 @@ export class AdminServer {
   private readonly context: AdminContext;
   /** The tokens in force (from the running config when there is one). */
   private readonly tokens: () => readonly string[] | undefined;
+  /** Responses not yet closed, and those of them that are event streams (they never end on their own). */
+  private readonly open = new Set<ServerResponse>();
+  private readonly streams = new Set<ServerResponse>();
+  private retiring = false;
+  private closing: Promise<void> | null = null;
 
   private constructor(
     endpoints: readonly AdminEndpoint[],
@@ -66,6 +72,13 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.open.add(res);
+    res.once('close', () => {
+      this.open.delete(res);
+      this.streams.delete(res);
+    });
+    // A request that came on a kept-alive connection after the move is answered, then the connection closes.
+    if (this.retiring) res.shouldKeepAlive = false;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -87,6 +100,13 @@ export class AdminServer {
         return;
       }
     }
+    if (endpoint.stream === true) {
+      if (this.retiring) {
+        sendProblem(res, 'TP_ADMIN_NOT_READY', 'this admin listener is closing: a config reload moved or removed it');
+        return;
+      }
+      this.streams.add(res);
+    }
     try {
       await endpoint.handle(req, res, found.params, this.context);
     } catch (err) {
@@ -101,10 +121,34 @@ export class AdminServer {
     }
   }
 
+  /**
+   * Stops accepting now and resolves once the requests in progress have been answered: event streams are ended,
+   * every other response finishes (with `Connection: close` when its head is not out yet), and each connection
+   * closes as soon as it is idle.
+   */
+  retire(): Promise<void> {
+    this.retiring = true;
+    const closed = this.stopAccepting();
+    // close() drops the idle connections only once; one that finishes its response later is dropped then.
+    const dropIdle = () => setImmediate(() => this.server.closeIdleConnections());
+    for (const res of this.open) {
+      res.once('finish', dropIdle);
+      if (this.streams.has(res)) res.end();
+      else if (!res.headersSent) res.shouldKeepAlive = false;
+    }
+    return closed;
+  }
+
   /** Stops accepting and closes every connection (event streams included). */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = this.stopAccepting();
     this.server.closeAllConnections();
     await closed;
+  }
+
+  /** Closes the listening socket once; resolves when the last connection has gone. */
+  private stopAccepting(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => this.server.close(() => resolve()));
+    return this.closing;
   }
 }

@@ -55,6 +55,8 @@ export interface AdminEndpoint {
   readonly summary?: string;
   /** The JSON body this call takes (validated with it; the OpenAPI document shows it). */
   readonly body?: z.ZodType;
+  /** A long-lived response (Server-Sent Events): the listener ends it when a reload moves or removes it. */
+  readonly stream?: boolean;
   /** The query parameters it reads (the OpenAPI document lists them). */
   readonly query?: readonly string[];
   handle(

@@ -1,6 +1,7 @@
 // With workers, each worker holds its own memory cache; a PURGE reaching one worker must empty them all. The
 // worker purges its own store and asks the primary, which asks every other worker and sums their counts. A primary
 // that does not answer fails the purge (503 TP_STORE_UNAVAILABLE: the other workers may still hold the entry).
+import { TurnpikeError } from '../errors.ts';
 import { IPC_COMMAND_TIMEOUT_MS, IpcCalls } from '../stores/ipc-call.ts';
 import type { CacheStore } from './store.ts';
 
@@ -18,7 +19,7 @@ const FANOUT_TIMEOUT_MS = 2000;
 /** How long a worker waits for the primary's summed count: the fan-out's own bound, plus the primary's turn. */
 export const PURGE_TIMEOUT_MS = FANOUT_TIMEOUT_MS + IPC_COMMAND_TIMEOUT_MS;
 
-/** A process's memory caches by route, and (in a worker) the way to the others. */
+/** A process's memory caches by route, and (in a worker) the way to the others. Redis caches are one for all. */
 export class CachePurges {
   // Weak: a store dropped by a reload (route gone, maxSize changed) must not be kept alive by this index.
   private readonly stores = new Map<string, WeakRef<CacheStore>>();
@@ -64,15 +65,20 @@ export class CachePurges {
   }
 
   /**
-   * The admin API's purge: in every memory cache of this process, the URL (`host` + `path` + `query`) or every URL
-   * whose path starts with `path` (`prefix`), whichever of host, path and query a route's cache key holds.
+   * The admin API's purge: the URL (`host` + `path` + `query`) or every URL whose path starts with `path`
+   * (`prefix`), whichever of host, path and query a route's cache key holds, in every memory cache of this process
+   * and in each of `shared` (the current config's Redis caches, one per namespace). Resolves with the number of
+   * entries removed; rejects with TP_STORE_UNAVAILABLE when a shared store fails (the entry may still be served).
    */
-  purgeEverywhere(target: {
-    readonly host?: string;
-    readonly path: string;
-    readonly query: string;
-    readonly prefix: boolean;
-  }): number {
+  async purgeEverywhere(
+    target: {
+      readonly host?: string;
+      readonly path: string;
+      readonly query: string;
+      readonly prefix: boolean;
+    },
+    shared: Iterable<CacheStore> = [],
+  ): Promise<number> {
     const host = target.host?.toLowerCase();
     // A URL key is [host] path [query]; a host never holds "/", so the path starts at the first "/".
     const test = (urlKey: string): boolean => {
@@ -85,7 +91,17 @@ export class CachePurges {
       return rest === target.path || rest === target.path + target.query;
     };
     let removed = 0;
-    for (const ref of this.stores.values()) removed += ref.deref()?.purgeMatching?.(test) ?? 0;
+    // Memory stores answer synchronously.
+    for (const ref of this.stores.values()) removed += (ref.deref()?.purgeMatching(test) ?? 0) as number;
+    try {
+      // Every passing key holds the path: a Redis store SCANs only those.
+      const counts = await Promise.all([...shared].map((store) => store.purgeMatching(test, target.path)));
+      for (const n of counts) removed += n;
+    } catch (err) {
+      throw new TurnpikeError('TP_STORE_UNAVAILABLE', `a Redis cache store did not purge: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
     return removed;
   }
 

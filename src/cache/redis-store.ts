@@ -147,8 +147,30 @@ export class RedisCacheStore implements CacheStore {
   }
 
   async purgePrefix(prefix: string): Promise<number> {
+    return this.purgeScan(escapeGlob(prefix) + '*', null);
+  }
+
+  /**
+   * The admin API's purge: every URL key of this namespace that passes `test`. `contains`, a string every passing
+   * key holds, narrows the SCAN on the Redis side; `test` decides.
+   */
+  async purgeMatching(test: (urlKey: string) => boolean, contains?: string): Promise<number> {
+    return this.purgeScan(contains === undefined ? '*' : `*${escapeGlob(contains)}*`, test);
+  }
+
+  /** Where this store's keys live: stores naming the same place are one cache (purge it once). */
+  get place(): string {
+    return this.base;
+  }
+
+  stats(): { entries: number; bytes: number } {
+    return { entries: 0, bytes: 0 };
+  }
+
+  /** SCANs this namespace's URL records matching `glob` (after the namespace) and purges those `test` passes. */
+  private async purgeScan(glob: string, test: ((urlKey: string) => boolean) | null): Promise<number> {
     const records = this.base + 'u:';
-    const match = escapeGlob(records + prefix) + '*';
+    const match = escapeGlob(records) + glob;
     let total = 0;
     try {
       const redis = this.redis();
@@ -156,18 +178,16 @@ export class RedisCacheStore implements CacheStore {
       do {
         const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 500);
         cursor = next;
-        // SCAN may name a key twice; the second purge finds nothing, so the total stays right.
-        const counts = await Promise.all(keys.map((key) => this.purgeOne(redis, key.slice(records.length))));
+        const urlKeys = keys.map((key) => key.slice(records.length)).filter((k) => test === null || test(k));
+        // SCAN may name a key twice, and another worker or instance may purge the same URL at once: the purge of
+        // one URL is atomic, so only the first finds its entries and the total stays right.
+        const counts = await Promise.all(urlKeys.map((urlKey) => this.purgeOne(redis, urlKey)));
         for (const n of counts) total += n;
       } while (cursor !== '0');
     } catch (err) {
       throw this.fail(err);
     }
     return total;
-  }
-
-  stats(): { entries: number; bytes: number } {
-    return { entries: 0, bytes: 0 };
   }
 
   private async purgeOne(redis: Redis, urlKey: string): Promise<number> {

@@ -38,8 +38,11 @@ export interface CacheStore {
   purge(urlKey: string): MaybePromise<number>;
   /** Removes every variant of every URL whose key starts with `prefix`; returns how many entries went. */
   purgePrefix(prefix: string): MaybePromise<number>;
-  /** Removes every variant of every URL whose key passes `test` (the admin API's purge across hosts); memory only. */
-  purgeMatching?(test: (urlKey: string) => boolean): number;
+  /**
+   * Removes every variant of every URL whose key passes `test` (the admin API's purge across hosts); returns how
+   * many entries went. `contains` is a string every passing key holds: a store may look only at such keys.
+   */
+  purgeMatching(test: (urlKey: string) => boolean, contains?: string): MaybePromise<number>;
   /** Entries and bytes held (the memory store's bound; the Redis store counts nothing locally). */
   stats(): { entries: number; bytes: number };
 }

@@ -7,6 +7,7 @@ import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
+import { registerTestCommand } from './test-command.ts';
 import { VERSION } from '../version.ts';
 import { registerConfig } from './config-command.ts';
 import { registerValidate } from './validate-command.ts';
@@ -113,6 +114,8 @@ async function startPrimary(
 
 registerValidate(program);
 registerConfig(program);
+
+registerTestCommand(program);
 
 program
   .command('schema')

@@ -1,7 +1,7 @@
 // Prometheus metrics as a subscriber of the event stream: one prom-client Registry per runtime (never the
 // global one), fed by this gateway's events only. Per-request series are resolved once per route, method and
-// status class (metrics-series.ts) and cost a few additions per request; state gauges (breakers, health,
-// certificates, config) are set when their event arrives. Label values are bounded: route and upstream names
+// status class (metrics-series.ts) and cost a few additions per request; state gauges (breakers,
+// certificates, config) are set when their event arrives, target health is read from the runtime at scrape time. Label values are bounded: route and upstream names
 // come from the config, targets from the config or discovery, methods from a fixed list; a request no route
 // matched is counted under route="(no route)".
 import { Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
@@ -72,6 +72,11 @@ export interface MetricsOptions {
   readonly buckets: readonly number[];
   /** Requests being served now, read at scrape time (the runtime's count: no event per request start). */
   readonly inFlight: () => number;
+  /**
+   * Every target in service now with its health verdict (healthy until a check says otherwise), read at scrape
+   * time: a target shows 1 before any verdict, one added at run time appears, one a reload removed leaves.
+   */
+  readonly targets?: () => Iterable<{ readonly id: string; readonly healthy: boolean }>;
 }
 
 export class GatewayMetrics implements MetricsSource {
@@ -89,7 +94,6 @@ export class GatewayMetrics implements MetricsSource {
   readonly l4Sessions: CounterFamily;
   readonly reloads: CounterFamily;
   private readonly breakerState: Gauge<'upstream'>;
-  private readonly targetHealthy: Gauge<'upstream' | 'target'>;
   private readonly configInfo: Gauge<'version'>;
   private readonly certificateExpiry: Gauge<'listener' | 'name'>;
   private readonly inFlight: () => number;
@@ -172,12 +176,20 @@ export class GatewayMetrics implements MetricsSource {
       registers: [r],
       aggregator: 'max',
     });
-    this.targetHealthy = new Gauge({
+    const targets = options.targets ?? (() => []);
+    new Gauge({
       name: 'turnpike_target_healthy',
       help: 'Health verdict of a target: 1 healthy, 0 unhealthy',
       labelNames: ['upstream', 'target'],
       registers: [r],
       aggregator: 'first',
+      collect() {
+        this.reset();
+        for (const t of targets()) {
+          const labels = targetLabels(t.id);
+          if (labels !== null) this.set(labels, t.healthy ? 1 : 0);
+        }
+      },
     });
     this.configInfo = new Gauge({
       name: 'turnpike_config_info',
@@ -261,15 +273,6 @@ export class GatewayMetrics implements MetricsSource {
           if (!own(m)) return;
           const e = m as { upstream: string; to: string };
           this.breakerState.set({ upstream: e.upstream }, BREAKER_VALUE[e.to] ?? 0);
-        },
-      ],
-      [
-        CHANNELS.health,
-        (m) => {
-          if (!own(m)) return;
-          const e = m as { target: string; healthy: boolean };
-          const labels = targetLabels(e.target);
-          if (labels !== null) this.targetHealthy.set(labels, e.healthy ? 1 : 0);
         },
       ],
       [

@@ -151,16 +151,21 @@ export const cachePlugin = definePlugin({
       );
     }
     const Policy = policyClass(env.clock);
-    const store: CacheStore =
-      config.store === 'redis'
-        ? new RedisCacheStore(env.redis, {
-            namespace,
-            onError: (err) => onError('redis cache store error', err),
-            Policy,
-          })
-        : env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize, env.clock));
-    // A memory store is one per worker: purges go through the instance's fan-out; Redis is one for all.
-    if (config.store === 'memory') env.cachePurges.register(namespace, store);
+    let store: CacheStore;
+    if (config.store === 'redis') {
+      const redisStore = new RedisCacheStore(env.redis, {
+        namespace,
+        onError: (err) => onError('redis cache store error', err),
+        Policy,
+      });
+      // The admin API's purge reaches Redis through the current config: one visit per namespace.
+      env.sharedCaches.set(redisStore.place, redisStore);
+      store = redisStore;
+    } else {
+      store = env.keep(`cache:${namespace}:${config.maxSize}`, () => new MemoryCacheStore(config.maxSize, env.clock));
+      // A memory store is one per worker: purges go through the instance's fan-out; Redis is one for all.
+      env.cachePurges.register(namespace, store);
+    }
     const purge =
       config.store === 'memory'
         ? (key: string, prefix: boolean) => env.cachePurges.purge(namespace, key, prefix)

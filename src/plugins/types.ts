@@ -1,6 +1,7 @@
 // What a plugin is: a name, a config schema, the phase its hooks run in, and a factory that
 // precomputes everything at load so the hooks only do per-request work (as Hono's middleware factories do).
 import type { CachePurges } from '../cache/purge-fanout.ts';
+import type { CacheStore } from '../cache/store.ts';
 import type { Clock } from '../clock.ts';
 import type { CheckProblem } from '../config/problems.ts';
 import type { z } from 'zod';
@@ -43,6 +44,11 @@ export interface PluginEnv {
   readonly keep: <T>(key: string, make: () => T) => T;
   /** Memory caches by route, and the way to purge them in every worker of the instance. */
   readonly cachePurges: CachePurges;
+  /**
+   * This config's caches kept outside the process (Redis), by where their keys live (`RedisCacheStore.place`):
+   * the admin API's purge visits each once, however many routes name it.
+   */
+  readonly sharedCaches: Map<string, CacheStore>;
   /** The runtime's clock (the system clock but in tests): what a plugin's notion of time (cache freshness) reads. */
   readonly clock: Clock;
   /** The route being compiled (a plugin's shared state is per route). */

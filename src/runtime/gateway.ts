@@ -1,6 +1,6 @@
 // Starting a gateway from a config file or text: load and check the config, start the runtime, and the reloader
 // that follows the file. The programmatic entry point (src/index.ts) and the CLI and workers start through it.
-import { startAdminListener } from '../admin/admin-listener.ts';
+import { AdminListener } from '../admin/admin-listener.ts';
 import type { AdminServer } from '../admin/admin-server.ts';
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { Clock } from '../clock.ts';
@@ -19,7 +19,7 @@ export interface Gateway {
   readonly runtime: Runtime;
   readonly reloader: ConfigReloader | null;
   readonly log: Logger;
-  /** The admin listener (`admin:` in the config); null without one, and in a worker of a multi-worker instance. */
+  /** The admin listener as bound now (a reload may move it); null without `admin:`, and in a worker of a multi-worker instance. */
   readonly admin: AdminServer | null;
   /** Port of the listener with this name (or the first one). */
   port(name?: string): number;
@@ -61,19 +61,18 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     config = parseConfigText(options.configText ?? '', 'inline config', LOAD_OPTIONS);
   }
   const log = options.log ?? createAppLog(config.log.level);
-  // The admin listener comes up first (/readyz says 503 until every listener is bound) and closes last. A worker
-  // has none: its primary serves the instance's.
+  // The admin listener comes up first (/readyz says 503 until every listener is bound) and closes last; a reload
+  // moves, adds or removes it. A worker has none: its primary serves the instance's.
   let runtime: Runtime | null = null;
   let reloader: ConfigReloader | null = null;
   const admin =
-    config.admin === undefined || options.worker !== undefined
+    options.worker !== undefined
       ? null
-      : await startAdminListener(config.admin, {
+      : await AdminListener.start(config.admin, {
           log,
           runtime: () => runtime,
           reload: file === undefined ? null : () => reloader!.reload('admin API'),
           ready: () => runtime !== null && !runtime.draining,
-          tokens: () => (runtime?.current.config.admin ?? config.admin)?.auth?.tokens,
           metrics: () => runtime?.metrics ?? null,
         });
   try {
@@ -86,14 +85,16 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     { version: VERSION, configVersion: runtime.current.version, configFile: file ?? 'inline', node: process.version },
     'turnpike started',
   );
-  reloader = file ? new ConfigReloader(runtime, file, log) : null;
+  reloader = file ? new ConfigReloader(runtime, file, log, admin) : null;
   if (reloader && options.watch) reloader.watch();
   const started = runtime;
   return {
     runtime: started,
     reloader,
     log,
-    admin,
+    get admin() {
+      return admin?.server ?? null;
+    },
     port(name) {
       const all = started.addresses();
       const found = name === undefined ? all[0] : all.find((a) => a.name === name);

@@ -1,5 +1,6 @@
 // Signals and file watching around a runtime: SIGTERM/SIGINT drain and exit 0, SIGHUP or a change to the
 // config file reloads, SIGUSR1 reopens the log files (logrotate; a handler also keeps Node's inspector closed). A bad new config is logged and the old one keeps serving.
+import type { AdminListener } from '../admin/admin-listener.ts';
 import { CHANNELS } from '../observability/events.ts';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/loader.ts';
@@ -16,20 +17,31 @@ export class ConfigReloader {
   private readonly runtime: Runtime;
   private readonly file: string;
   private readonly log: Logger;
+  /** The admin listener a reload moves with the config (null: none here, as in a worker). */
+  private readonly admin: AdminListener | null;
   private unwatch: (() => void) | null = null;
   /** Reloads now; a call while one runs gets that run's result and one more run follows it. */
   readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) => this.doReload(reason));
 
-  constructor(runtime: Runtime, file: string, log: Logger) {
+  constructor(runtime: Runtime, file: string, log: Logger, admin: AdminListener | null = null) {
     this.runtime = runtime;
     this.file = file;
     this.log = log;
+    this.admin = admin;
   }
 
   private async doReload(reason: string): Promise<ReloadResult> {
     try {
       const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
-      await this.runtime.apply(config);
+      // A moved admin listener is bound first, as a new listener is: a taken port fails the reload before the swap.
+      const admin = await this.admin?.prepare(config.admin);
+      try {
+        await this.runtime.apply(config);
+      } catch (err) {
+        await admin?.abort();
+        throw err;
+      }
+      admin?.commit();
       this.log.info({ reason, configVersion: this.runtime.current.version }, 'config reloaded');
       publishReload(this.runtime, true, null);
       return { ok: true };

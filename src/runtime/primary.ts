@@ -2,8 +2,7 @@
 // listener between them), validates a new config once and tells every worker to reload, restarts a worker that
 // crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
 import cluster, { type Worker } from 'node:cluster';
-import { startAdminListener } from '../admin/admin-listener.ts';
-import type { AdminServer } from '../admin/admin-server.ts';
+import { AdminListener, type AdminChange } from '../admin/admin-listener.ts';
 import { AdminRelay } from './admin-relay.ts';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { PrimaryMetrics } from '../observability/metrics-workers.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
+import type { ReloadResult } from './lifecycle.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
 import { resolveWorkerCount } from './worker-count.ts';
@@ -55,7 +55,7 @@ export class Primary {
   /** The instance's metrics (the workers' reports aggregated) while `metrics.enabled`, or null. */
   metrics: PrimaryMetrics | null = null;
   /** The instance's admin listener; what lives in the workers (upstreams, caches, events) is asked over IPC. */
-  private admin: AdminServer | null = null;
+  private admin: AdminListener | null = null;
   private readonly relay = new AdminRelay(() => this.workers);
   private config: Config | null = null;
   private started = false;
@@ -81,16 +81,14 @@ export class Primary {
     this.config = config;
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     this.syncMetrics(config);
-    if (config.admin !== undefined)
-      this.admin = await startAdminListener(config.admin, {
-        log: this.log,
-        runtime: () => null,
-        workers: this.relay,
-        reload: async () => ((await this.reload('admin API')) ? { ok: true } : { ok: false, error: 'see the log' }),
-        ready: () => this.started && !this.stopping,
-        tokens: () => this.config?.admin?.auth?.tokens,
-        metrics: () => this.metrics,
-      });
+    this.admin = await AdminListener.start(config.admin, {
+      log: this.log,
+      runtime: () => null,
+      workers: this.relay,
+      reload: () => this.reload('admin API'),
+      ready: () => this.started && !this.stopping,
+      metrics: () => this.metrics,
+    });
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
       exec: resolve(dirname(here), `worker-main${extname(here)}`),
@@ -173,18 +171,22 @@ export class Primary {
 
   /** Validates the file once here; only a valid config reaches the workers. Scales to a new `workers` value.
    *  Runs one at a time (a SIGHUP during a file-change reload queues one more). */
-  readonly reload: (reason: string) => Promise<boolean> = serialized((reason) => this.reloadNow(reason));
+  readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) => this.reloadNow(reason));
 
-  private async reloadNow(reason: string): Promise<boolean> {
+  private async reloadNow(reason: string): Promise<ReloadResult> {
     let wanted: number;
     let config: Config;
+    let admin: AdminChange | undefined;
     try {
       config = loadConfigFile(this.file, LOAD_OPTIONS).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+      // A moved admin listener is bound before any worker hears of the config: a taken port refuses it here.
+      admin = await this.admin?.prepare(config.admin);
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;
-      this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');
-      return false;
+      const code = (err as { code?: string }).code;
+      this.log.error({ reason, code, error: message }, 'config reload failed; keeping the running config');
+      return { ok: false, error: message };
     }
     this.config = config;
     this.checker.set(checkedTargets(config));
@@ -194,11 +196,15 @@ export class Primary {
     const results = await Promise.all(current.map((w) => this.askReload(w, id)));
     const failed = results.filter((r) => !r.ok);
     if (failed.length > 0) this.log.error({ reason, error: failed[0]!.error }, 'a worker refused the new config');
+    // The primary runs the new config from here on (its tokens, metrics and probes already do), workers or not.
+    admin?.commit();
     this.wanted = wanted;
     while (this.workers.size < this.wanted) await this.fork();
     for (const w of [...this.workers].slice(this.wanted)) this.retire(w);
     this.log.info({ reason, workers: this.wanted }, 'config reloaded');
-    return failed.length === 0;
+    return failed.length === 0
+      ? { ok: true }
+      : { ok: false, error: failed[0]!.error ?? 'a worker refused the new config' };
   }
 
   private syncMetrics(config: Config): void {

@@ -151,10 +151,6 @@ export class Runtime implements ListenerHost {
     CHANNELS.l4Close.subscribe(runtime.onL4Close);
     CHANNELS.refused.subscribe(runtime.onRefused);
     runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
-    // The dashboard's numbers cost a little per request: kept only where an admin listener can show them (a worker
-    // gets its primary's admin config too).
-    if (config.admin !== undefined)
-      runtime.unsubscribeStats = subscribeDashboardStats(runtime.gateway, runtime.dashboardStats);
     await runtime.apply(config);
     return runtime;
   }
@@ -257,6 +253,12 @@ export class Runtime implements ListenerHost {
     this.registry.commit(next.upstreams.values());
     this.current = next;
     metrics?.configure(config);
+    // The dashboard's numbers cost a little per request: kept only while an admin listener can show them (a worker
+    // reads its primary's admin config too); a reload may add or remove it.
+    if (config.admin === undefined) {
+      this.unsubscribeStats?.();
+      this.unsubscribeStats = null;
+    } else this.unsubscribeStats ??= subscribeDashboardStats(this.gateway, this.dashboardStats);
     this.kept.sweep(next.version);
     this.live.add(next);
     this.syncHealthChecks();
@@ -284,10 +286,22 @@ export class Runtime implements ListenerHost {
       this.metrics = null;
     }
     if (wanted !== null && this.metrics === null) {
-      this.metrics = new GatewayMetrics(this.gateway, { buckets: wanted.buckets, inFlight: () => this.inFlight });
+      this.metrics = new GatewayMetrics(this.gateway, {
+        buckets: wanted.buckets,
+        inFlight: () => this.inFlight,
+        targets: () => this.targetHealth(),
+      });
       this.metrics.start();
     }
     return this.metrics;
+  }
+
+  /** Each target in service (the upstreams' live ones, the current L4 pools') with its health verdict. */
+  private *targetHealth(): Generator<{ id: string; healthy: boolean }> {
+    for (const t of this.registry.liveTargets()) yield { id: t.id, healthy: this.registry.healthOf(t.id) ?? true };
+    // Scraped during the first apply, before there is a snapshot: no L4 pools yet.
+    for (const pool of (this.current as Snapshot | undefined)?.l4Pools.values() ?? [])
+      for (const t of pool.targets) yield { id: t.id, healthy: this.registry.healthOf(t.id) ?? true };
   }
 
   /** Once every request that started on `old` has finished, the upstreams no live snapshot has are drained. */

@@ -1,6 +1,7 @@
 // Everything a config implies, compiled once: router, each route's plugin chain and terminal, upstream pools.
 // A snapshot is immutable; a reload builds a new one beside it and swaps one reference.
 import type { CachePurges } from '../cache/purge-fanout.ts';
+import type { CacheStore } from '../cache/store.ts';
 import type { Clock } from '../clock.ts';
 import { dirname } from 'node:path';
 import type {
@@ -122,6 +123,11 @@ export class Snapshot {
   readonly echoRequestId: string | null;
   /** Header names that carry the consumer upstream (client-sent copies are always removed). */
   readonly consumerHeaders: { readonly name: string; readonly groups: string };
+  /**
+   * The Redis caches this config's plugins use, by place (the admin API's purge; see PluginEnv). Per snapshot, not
+   * in CachePurges' index: a retired config's store would ask for its own Redis settings (replacing the client).
+   */
+  readonly sharedCaches = new Map<string, CacheStore>();
   /** Requests that started on this snapshot and have not finished. */
   inFlight = 0;
   retired = false;
@@ -150,6 +156,7 @@ export class Snapshot {
       logThrottled: services.logThrottled,
       keep: services.keep,
       cachePurges: services.cachePurges,
+      sharedCaches: this.sharedCaches,
       clock: services.clock,
       routeName: '',
     };

@@ -50,12 +50,22 @@ try {
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'reopen-logs') gateway.runtime.reopenLogs();
     else if (m.type === 'admin-op') {
-      try {
-        send({ type: 'admin-op-done', id: m.id, ok: true, value: runAdminOp(gateway.runtime, gateway.log, m.op) });
-      } catch (err) {
-        const e = err as { code?: string; message?: string };
-        send({ type: 'admin-op-done', id: m.id, ok: false, code: e.code ?? 'TP_INTERNAL', message: e.message ?? '' });
-      }
+      // A purge answers once Redis has (a promise); the other operations at once.
+      void Promise.resolve()
+        .then(() => runAdminOp(gateway.runtime, gateway.log, m.op))
+        .then(
+          (value) => send({ type: 'admin-op-done', id: m.id, ok: true, value }),
+          (err: unknown) => {
+            const e = err as { code?: string; message?: string };
+            send({
+              type: 'admin-op-done',
+              id: m.id,
+              ok: false,
+              code: e.code ?? 'TP_INTERNAL',
+              message: e.message ?? '',
+            });
+          },
+        );
     } else if (m.type === 'admin-feed') {
       unfeed?.();
       unfeed = m.on

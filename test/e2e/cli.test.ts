@@ -251,8 +251,9 @@ function escape(text: string): string {
 test('the bin, npm start and the runtime agree on the V8 flags', async () => {
   const { NODE_FLAGS } = await import('../../src/runtime/node-flags.ts');
   const root = new URL('../../', import.meta.url);
+  // None on the shebang (a Node older than 24 must reach the bin's version check): the bin adds them itself.
   const shebang = readFileSync(new URL('src/cli/main.ts', root), 'utf8').split('\n')[0]!;
-  assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+  assert.equal(shebang, '#!/usr/bin/env node');
   const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
   assert.equal(pkg.scripts.start, `node ${NODE_FLAGS.join(' ')} dist/cli/main.js demo`);
 });

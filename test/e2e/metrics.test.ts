@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
@@ -270,6 +270,37 @@ metrics:
       const r = await request(gw.adminPort, '/metrics');
       assert.equal(r.status, 404);
       assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('target health: 1 before any verdict, 0 after a failing one, gone once a reload drops the target', async () => {
+    const other = await closedPort();
+    const yaml = (targets: string) => `
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams: { app: { targets: [${targets}] } }
+routes: [{ name: hello, match: { path: / }, respond: { body: hi } }]
+admin: { address: 127.0.0.1, port: 0 }
+metrics: {}
+`;
+    const a = 'http://127.0.0.1:1';
+    const b = `http://127.0.0.1:${other}`;
+    const gw = await startGatewayYaml(yaml(`{ url: "${a}" }, { url: "${b}" }`));
+    const healthy = async (target: string) =>
+      sample(
+        (await request(gw.admin!.port, '/metrics')).body,
+        `turnpike_target_healthy{upstream="app",target="${target}"}`,
+      );
+    try {
+      assert.equal(await healthy(a), 1);
+      assert.equal(await healthy(b), 1);
+      gw.runtime.setTargetHealth(`app|${b}`, false);
+      assert.equal(await healthy(b), 0);
+      writeFileSync(gw.file, yaml(`{ url: "${a}" }`));
+      assert.deepEqual(await gw.reloader!.reload('test'), { ok: true });
+      assert.equal(await healthy(a), 1);
+      assert.equal(await healthy(b), undefined, 'a removed target leaves the scrape (no stale 0 to alert on)');
     } finally {
       await gw.stop();
     }

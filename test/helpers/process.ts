@@ -21,7 +21,7 @@ function newestMtime(dir: string): number {
 }
 
 /**
- * The bin users run (dist/, built by `npm install` and `npm test`) when it is at least as new as the sources;
+ * The bin users run (dist/, built by `npm run build`, `npm start` and `npm test`) when it is at least as new as the sources;
  * otherwise the sources through Node's type stripping, which idles ~25 MB heavier.
  */
 export const CLI =

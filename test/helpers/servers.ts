@@ -11,7 +11,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { startGateway, type Clock, type Gateway } from '../../src/index.ts';
 
 export interface Backend {
@@ -74,17 +74,17 @@ export function tempDir(): string {
 
 /**
  * Writes `yaml` to a temp file and starts a gateway from it (access log off unless the YAML sets it); `clock`
- * replaces the system clock (a ManualClock, test/helpers/clock.ts).
+ * replaces the system clock (a ManualClock, test/helpers/clock.ts), `log` the silent log.
  */
 export async function startGatewayYaml(
   yaml: string,
-  options: { watch?: boolean; clock?: Clock } = {},
+  options: { watch?: boolean; clock?: Clock; log?: Logger } = {},
 ): Promise<Gateway & { file: string }> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
   const gateway = await startGateway({
     configFile: file,
-    log: quietLog,
+    log: options.log ?? quietLog,
     watch: options.watch ?? false,
     clock: options.clock,
   });

@@ -227,6 +227,25 @@ describe('RedisCacheStore with a running Redis', () => {
     assert.deepEqual(await client.keys('tp:cache:many:u:*'), ['tp:cache:many:u:host/kept']);
   });
 
+  test('purgeMatching purges every variant of the URLs the predicate passes; contains narrows the SCAN, literally', async () => {
+    const store = newStore(client, 'match*');
+    const urls = ['host/[c]*/a', 'host/[c]*/b?q=1', 'other/[c]*/a', 'host/x/[c]*/a', 'host/ca/a'];
+    for (const url of urls) await store.store(url, [], '', entry(url), 60_000);
+    await store.store('host/[c]*/a', ['accept-encoding'], 'accept-encoding=br', entry('br'), 60_000);
+    const asked: string[] = [];
+    const test = (urlKey: string) => {
+      asked.push(urlKey);
+      return urlKey.startsWith('host/[c]*/');
+    };
+    assert.equal(await store.purgeMatching(test, '/[c]*/'), 3, 'two variants of /a and one of /b');
+    assert.deepEqual(asked.sort(), ['host/[c]*/a', 'host/[c]*/b?q=1', 'host/x/[c]*/a', 'other/[c]*/a']);
+    const left = [];
+    for (const url of urls) if ((await store.lookup(url, plain)) !== undefined) left.push(url);
+    assert.deepEqual(left, ['other/[c]*/a', 'host/x/[c]*/a', 'host/ca/a']);
+    assert.equal(await store.purgeMatching(() => true), 3, 'without contains: every URL of the namespace');
+    assert.equal(await store.purgeMatching(() => true), 0);
+  });
+
   test('stores with different namespaces do not see or purge each other’s entries (glob characters in a namespace too)', async () => {
     const a = newStore(client, 'route*');
     const b = newStore(client, 'routeB');
@@ -288,7 +307,8 @@ describe('RedisCacheStore without a working Redis', () => {
     assert.equal(errors.length, 2, 'store reported its failure');
     await assert.rejects(store.purge('host/down'));
     await assert.rejects(store.purgePrefix('host/'));
-    assert.equal(errors.length, 4, 'purges reported their failures');
+    await assert.rejects(store.purgeMatching(() => true, '/'));
+    assert.equal(errors.length, 5, 'purges reported their failures');
     return { lookupMs };
   }
 

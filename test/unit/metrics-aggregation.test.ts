@@ -11,7 +11,12 @@ import { findOnPath } from '../provision.ts';
 /** A worker's metrics, fed by events published on the stream as its gateway. */
 function worker(id: number): { gateway: Gateway; metrics: GatewayMetrics } {
   const gateway: Gateway = { workerId: id };
-  const metrics = new GatewayMetrics(gateway, { buckets: [0.1, 1], inFlight: () => 0 });
+  // Both workers hold the primary's verdict on the one target.
+  const metrics = new GatewayMetrics(gateway, {
+    buckets: [0.1, 1],
+    inFlight: () => 0,
+    targets: () => [{ id: 'app|http://127.0.0.1:1', healthy: false }],
+  });
   metrics.start();
   metrics.configure({ listeners: [] });
   return { gateway, metrics };

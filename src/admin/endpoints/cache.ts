@@ -1,5 +1,6 @@
-// POST /api/cache/purge: {"url": "http://host/path"} removes that URL (every variant) from every memory cache;
-// {"prefix": "/catalog/"} every URL under that path (on any host, or only `host` when given).
+// POST /api/cache/purge: {"url": "http://host/path"} removes that URL (every variant) from every cache, memory and
+// Redis; {"prefix": "/catalog/"} every URL under that path (on any host, or only `host` when given). A Redis that
+// fails answers 503 TP_STORE_UNAVAILABLE (thrown by purgeEverywhere), never a 200 that leaves the entry served.
 import { z } from 'zod';
 import { readJson, sendJson } from '../admin-http.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
@@ -24,7 +25,7 @@ export const purgeCache = defineAdminEndpoint({
   method: 'POST',
   path: '/api/cache/purge',
   auth: 'token',
-  summary: 'removes a URL, or every URL under a path prefix, from the memory caches',
+  summary: 'removes a URL, or every URL under a path prefix, from the memory and Redis caches',
   body: purgeBody,
   async handle(req, res, _params, admin) {
     const body = await readJson(req, purgeBody);

@@ -84,6 +84,7 @@ export const getDashboardStream = defineAdminEndpoint({
   auth: 'token',
   summary:
     'the dashboard numbers once a second as Server-Sent Events (`event: summary`): per-route rate, error rate, p50/p99 over 5 minutes, upstreams, rate limits, cache, reloads, L4 sessions (with workers: summed over the workers)',
+  stream: true,
   handle(_req, res, _params, admin) {
     const read = dashboardSource(admin);
     res.writeHead(200, {
@@ -102,7 +103,8 @@ export const getDashboardStream = defineAdminEndpoint({
       } catch (err) {
         admin.log.warn({ err }, 'dashboard summary failed');
       }
-      if (closed) return;
+      // Closed, or ended by the listener (a reload moved it): nothing more is written.
+      if (closed || res.writableEnded) return;
       if (res.writableLength > MAX_BUFFERED) {
         res.destroy();
         return;

@@ -13,6 +13,7 @@ export const getEvents = defineAdminEndpoint({
   path: '/api/events',
   auth: 'token',
   summary: 'the event stream (requests, breaker, health, ejections, reloads) as Server-Sent Events',
+  stream: true,
   query: ['route', 'upstream'],
   handle(req, res, _params, admin) {
     const runtime = admin.runtime();
@@ -26,7 +27,9 @@ export const getEvents = defineAdminEndpoint({
     });
     res.write(': turnpike events\n\n');
     const filter = { route: query.get('route') ?? undefined, upstream: query.get('upstream') ?? undefined };
+    // The listener may end the stream (a reload moved it): nothing is written after that, until 'close' unsubscribes.
     const send = (e: FeedEvent) => {
+      if (res.writableEnded) return;
       if (res.writableLength > MAX_BUFFERED) res.destroy();
       else res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
     };
@@ -37,7 +40,7 @@ export const getEvents = defineAdminEndpoint({
         : admin.workers!.feed((e) => {
             if (feedMatches(e, filter)) send(e);
           });
-    const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS).unref();
+    const keepalive = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), KEEPALIVE_MS).unref();
     res.once('close', () => {
       clearInterval(keepalive);
       unsubscribe();
