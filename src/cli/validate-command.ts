@@ -75,19 +75,8 @@ function validateOne(name: string, opts: ValidateOptions): FileResult {
   try {
     loaded = loadNamed(name, options);
   } catch (err) {
-    const problems: ConfigProblem[] =
-      err instanceof ConfigError
-        ? [...err.problems]
-        : [
-            {
-              code: 'TP_CONFIG_NOT_FOUND',
-              file: name === '-' ? STDIN_NAME : name,
-              line: 0,
-              column: 0,
-              path: '',
-              message: (err as Error).message,
-            },
-          ];
+    if (!(err instanceof ConfigError)) throw err;
+    const problems = err.problems;
     return {
       file: name === '-' ? STDIN_NAME : name,
       valid: false,
