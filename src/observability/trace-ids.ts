@@ -12,8 +12,6 @@ export class PooledIdGenerator implements IdGenerator {
   private readonly pool = Buffer.allocUnsafe(POOL_BYTES);
   private poolHex = '';
   private at = POOL_BYTES;
-  /** A trace id already drawn (and sampled on) by the caller: the next root span the SDK starts takes it. */
-  nextTraceId: string | undefined = undefined;
   /**
    * The four 32-bit words of the last trace id drawn, XORed: what the SDK's TraceIdRatioBasedSampler compares
    * with ratio x 2^32 (it parses the hex back into these words), read here from the bytes themselves.
@@ -32,11 +30,6 @@ export class PooledIdGenerator implements IdGenerator {
   }
 
   generateTraceId(): string {
-    const drawn = this.nextTraceId;
-    if (drawn !== undefined) {
-      this.nextTraceId = undefined;
-      return drawn;
-    }
     const pool = this.pool;
     const at = this.at + 16 > POOL_BYTES ? 0 : this.at; // where hex() takes the bytes from (it refills at 0)
     const id = this.hex(16);

@@ -1,25 +1,15 @@
 // OpenTelemetry traces as a subscriber of the event stream: one server span per request (request start to end),
-// one client span per upstream try (attempt start to end), exported in batches over OTLP/HTTP (JSON) by the SDK's
-// BatchSpanProcessor, never on the request path. The client's W3C trace context is continued; each try carries
-// the traceparent of its client span upstream (through AttemptStartEvent.headers), or the server span's when the
-// trace is not recorded, so a backend's trace id matches the access log's. One Tracing per runtime and config;
-// sampleRatio 0 makes none, so that costs nothing but the channels' empty subscriber checks.
-import {
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Context,
-  type Span,
-  type SpanOptions,
-  type TextMapGetter,
-  type TextMapSetter,
-  type Tracer,
-} from '@opentelemetry/api';
+// one client span per upstream try (attempt start to end), made as SpanRecords (span-record.ts) and exported in
+// batches over OTLP/HTTP (JSON) by the SDK's BatchSpanProcessor and OTLPTraceExporter, never on the request path.
+// The client's W3C trace context is continued; each try carries the traceparent of its client span upstream
+// (through AttemptStartEvent.headers), or a fresh not-sampled one when the trace is not recorded, so a backend's
+// trace id matches the access log's. One Tracing per runtime and config; sampleRatio 0 makes none, so that costs
+// nothing but the channels' empty subscriber checks.
+import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type SpanContext, type TextMapGetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -36,26 +26,22 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { TracingConfig } from '../config/tracing-schema.ts';
 import type { RequestContext } from '../request-context.ts';
 import { CHANNELS, subscribeAll, type AttemptStartEvent, type Gateway, type RequestEvent } from './events.ts';
+import { SpanRecord, type SpanSource } from './span-record.ts';
 import { PooledIdGenerator } from './trace-ids.ts';
 import { ReportingExporter, type WarnFn } from './tracing-export.ts';
 
-/** What the trace of one request holds between its events. */
+/** What the trace of one recorded request holds between its events. */
 interface RequestTrace {
-  readonly server: Span;
-  /** The incoming context (or the root); the server span's own is made when a try needs it. */
-  readonly parent: Context;
-  /** The server span as parent (of client spans) and as the context a not-recorded try propagates. */
-  context: Context | null;
-  readonly recording: boolean;
+  readonly server: SpanRecord;
   /** Client spans of tries not yet ended, by try number (a retry may start before the try it replaces ends). */
-  attempts: Map<number, Span> | null;
+  attempts: Map<number, SpanRecord> | null;
 }
 
 const propagator = new W3CTraceContextPropagator();
 /**
- * A new trace that sampleRatio leaves out (most of them, at the default 0.1) makes no span, context or record:
- * this mark in `traces` and the trace id on the request, whose traceparent each try carries with a fresh span id
- * and the not-sampled flag. An SDK span costs several times as much on the path every such request takes.
+ * A request whose trace is not recorded (a new trace the ratio leaves out, or a client's traceparent without the
+ * sampled flag) makes no span: this mark in `traces`, the trace id on the request, and each try's traceparent with
+ * a fresh span id and the not-sampled flag. The client's tracestate goes upstream untouched.
  */
 const UNSAMPLED = Symbol('unsampled');
 
@@ -64,25 +50,11 @@ const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
   keys: (headers) => Object.keys(headers),
 };
 
-/** Into a flat [name, value, ...] list (AttemptStartEvent.headers). */
-const listSetter: TextMapSetter<string[]> = {
-  set: (list, key, value) => void list.push(key, value),
-};
-
-// Constant options: startSpan only reads them, and the request path should allocate as little as it can.
-const SERVER: SpanOptions = { kind: SpanKind.SERVER };
-const CLIENT: SpanOptions = { kind: SpanKind.CLIENT };
-
-/** The server span's context, made once per request, when its first try needs it. */
-function contextOf(t: RequestTrace): Context {
-  return (t.context ??= trace.setSpan(t.parent, t.server));
-}
-
 export class Tracing {
   readonly config: NonNullable<TracingConfig>;
   private readonly gateway: Gateway;
-  private readonly provider: TracerProvider;
-  private readonly tracer: Tracer;
+  private readonly processor: BatchSpanProcessor;
+  private readonly source: SpanSource;
   private readonly traces = new WeakMap<RequestContext, RequestTrace | typeof UNSAMPLED>();
   private readonly ids = new PooledIdGenerator();
   /**
@@ -112,16 +84,15 @@ export class Tracing {
       warn,
     );
     this.sampleBelow = config.sampleRatio >= 1 ? 2 ** 32 : Math.floor(config.sampleRatio * (2 ** 32 - 1));
-    this.provider = new TracerProvider({
+    this.source = {
       resource: defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName })),
-      idGenerator: this.ids,
-      // An incoming traceparent's sampled flag is followed; a new trace reaches the SDK only once sampled.
-      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-      spanProcessors: [
-        new BatchSpanProcessor({ exporter, scheduledDelayMillis: config.batchDelay, exportTimeoutMillis: timeout }),
-      ],
+      scope: { name: 'turnpike' },
+    };
+    this.processor = new BatchSpanProcessor({
+      exporter,
+      scheduledDelayMillis: config.batchDelay,
+      exportTimeoutMillis: timeout,
     });
-    this.tracer = this.provider.getTracer('turnpike');
     this.unsubscribe = subscribeAll([
       [CHANNELS.requestStart, this.onRequestStart],
       [CHANNELS.attemptStart, this.onAttemptStart],
@@ -135,59 +106,78 @@ export class Tracing {
   private readonly onRequestStart = (m: unknown): void => {
     const { ctx } = m as RequestEvent;
     if (ctx.gateway !== this.gateway) return;
-    const headers = ctx.req.headers;
-    const parent =
-      headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, headerGetter);
-    // A tracestate belongs to its traceparent: without a valid one it is dropped (W3C), not sent beside ours.
-    if (headers.tracestate !== undefined && parent === ROOT_CONTEXT) ctx.removeRequestHeader('tracestate');
     this.open++;
-    if (parent === ROOT_CONTEXT) {
-      const traceId = this.ids.generateTraceId();
-      if (this.ids.lastTraceWord >= this.sampleBelow) {
-        ctx.traceId = traceId;
-        this.traces.set(ctx, UNSAMPLED);
-        return;
-      }
-      this.ids.nextTraceId = traceId;
+    const headers = ctx.req.headers;
+    let parent: SpanContext | undefined;
+    if (headers.traceparent !== undefined)
+      parent = trace.getSpanContext(propagator.extract(ROOT_CONTEXT, headers, headerGetter));
+    let traceId: string;
+    let sampled: boolean;
+    if (parent !== undefined) {
+      // The client's trace goes on, and its sampled flag decides (parent-based sampling).
+      traceId = parent.traceId;
+      sampled = (parent.traceFlags & TraceFlags.SAMPLED) !== 0;
+    } else {
+      // A tracestate belongs to its traceparent: without a valid one it is dropped (W3C), not sent beside ours.
+      if (headers.tracestate !== undefined) ctx.removeRequestHeader('tracestate');
+      traceId = this.ids.generateTraceId();
+      sampled = this.ids.lastTraceWord < this.sampleBelow;
+    }
+    ctx.traceId = traceId;
+    if (!sampled) {
+      this.traces.set(ctx, UNSAMPLED);
+      return;
     }
     const method = ctx.req.method ?? 'GET';
-    const server = this.tracer.startSpan(method, SERVER, parent);
-    const recording = server.isRecording();
-    if (recording) {
-      server.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
-      server.setAttribute(ATTR_URL_PATH, ctx.path);
-      server.setAttribute(ATTR_URL_SCHEME, ctx.scheme);
-      server.setAttribute(ATTR_SERVER_ADDRESS, ctx.host);
-      server.setAttribute(ATTR_CLIENT_ADDRESS, ctx.clientIp);
-    }
-    ctx.traceId = server.spanContext().traceId;
-    this.traces.set(ctx, { server, parent, context: null, recording, attempts: null });
+    const server = new SpanRecord(
+      this.source,
+      SpanKind.SERVER,
+      method,
+      traceId,
+      this.ids.generateSpanId(),
+      parent,
+      ctx.startTime,
+      {
+        [ATTR_HTTP_REQUEST_METHOD]: method,
+        [ATTR_URL_PATH]: ctx.path,
+        [ATTR_URL_SCHEME]: ctx.scheme,
+        [ATTR_SERVER_ADDRESS]: ctx.host,
+        [ATTR_CLIENT_ADDRESS]: ctx.clientIp,
+      },
+    );
+    this.traces.set(ctx, { server, attempts: null });
   };
 
   private readonly onAttemptStart = (m: unknown): void => {
     const event = m as AttemptStartEvent;
-    const t = this.traces.get(event.ctx);
+    const ctx = event.ctx;
+    const t = this.traces.get(ctx);
     if (t === undefined) return;
     if (t === UNSAMPLED) {
-      event.headers.push('traceparent', `00-${event.ctx.traceId}-${this.ids.generateSpanId()}-00`);
+      event.headers.push('traceparent', `00-${ctx.traceId}-${this.ids.generateSpanId()}-00`);
       return;
     }
-    if (!t.recording) {
-      // Not recorded: the server span's context goes on (its flags say so), so the trace id still correlates.
-      propagator.inject(contextOf(t), event.headers, listSetter);
-      return;
-    }
-    const ctx = event.ctx;
     const method = ctx.req.method ?? 'GET';
-    const parent = contextOf(t);
-    const client = this.tracer.startSpan(method, CLIENT, parent);
-    client.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
-    client.setAttribute(ATTR_URL_FULL, event.target + ctx.path); // no query: it may carry a credential
-    client.setAttribute('turnpike.target', event.target);
-    client.setAttribute('turnpike.attempt', event.attempt);
-    if (event.attempt > 1) client.setAttribute(ATTR_HTTP_REQUEST_RESEND_COUNT, event.attempt - 1);
+    const attributes: Record<string, string | number> = {
+      [ATTR_HTTP_REQUEST_METHOD]: method,
+      [ATTR_URL_FULL]: event.target + ctx.path, // no query: it may carry a credential
+      'turnpike.target': event.target,
+      'turnpike.attempt': event.attempt,
+    };
+    if (event.attempt > 1) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = event.attempt - 1;
+    const server = t.server;
+    const client = new SpanRecord(
+      this.source,
+      SpanKind.CLIENT,
+      method,
+      ctx.traceId!,
+      this.ids.generateSpanId(),
+      server.spanContext(),
+      performance.now(),
+      attributes,
+    );
     (t.attempts ??= new Map()).set(event.attempt, client);
-    propagator.inject(trace.setSpan(parent, client), event.headers, listSetter);
+    event.headers.push('traceparent', `00-${ctx.traceId}-${client.spanContext().spanId}-01`);
   };
 
   private readonly onAttemptEnd = (m: unknown): void => {
@@ -198,23 +188,22 @@ export class Tracing {
     };
     const t = this.traces.get(ctx);
     if (t === undefined || t === UNSAMPLED) return;
-    const attempts = t.attempts;
-    const client = attempts?.get(attempt);
+    const client = t.attempts?.get(attempt);
     if (client === undefined) return;
-    attempts!.delete(attempt);
-    if (status > 0) client.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    t.attempts!.delete(attempt);
+    if (status > 0) client.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
     const error = failure ?? (status >= 500 ? String(status) : null);
     if (error !== null) {
-      client.setAttribute(ATTR_ERROR_TYPE, error);
-      client.setStatus({ code: SpanStatusCode.ERROR });
+      client.attributes[ATTR_ERROR_TYPE] = error;
+      client.fail();
     }
-    client.end();
+    this.finish(client);
   };
 
   private readonly onRetry = (m: unknown): void => {
     const { ctx, target, kind, status } = m as RequestEvent & { target: string; kind: string; status: number };
     const t = this.traces.get(ctx);
-    if (t === undefined || t === UNSAMPLED || !t.recording) return;
+    if (t === undefined || t === UNSAMPLED) return;
     t.server.addEvent('retry', {
       'turnpike.target': target,
       [ATTR_ERROR_TYPE]: kind,
@@ -226,8 +215,8 @@ export class Tracing {
   private readonly onRequestError = (m: unknown): void => {
     const { ctx, error } = m as { ctx: RequestContext; error: unknown };
     const t = this.traces.get(ctx);
-    if (t === undefined || t === UNSAMPLED || !t.recording) return;
-    t.server.recordException(error instanceof Error ? error : String(error));
+    if (t === undefined || t === UNSAMPLED) return;
+    t.server.recordException(error);
   };
 
   private readonly onRequestEnd = (m: unknown): void => {
@@ -235,29 +224,35 @@ export class Tracing {
     const t = this.traces.get(ctx);
     if (t === undefined) return;
     this.traces.delete(ctx);
-    if (t !== UNSAMPLED && t.recording) {
+    if (t !== UNSAMPLED) {
       const server = t.server;
+      const attributes = server.attributes;
       // The route is named here rather than when it matched: one event less on every request's path.
       if (ctx.routeName !== '') {
-        server.updateName(`${ctx.req.method ?? 'GET'} ${ctx.routeName}`);
-        server.setAttribute('turnpike.route', ctx.routeName);
+        server.name = `${server.name} ${ctx.routeName}`;
+        attributes['turnpike.route'] = ctx.routeName;
       }
-      server.setAttribute('turnpike.request_id', ctx.requestId);
-      if (ctx.upstreamName !== '') server.setAttribute('turnpike.upstream', ctx.upstreamName);
-      if (ctx.status > 0) server.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, ctx.status);
+      attributes['turnpike.request_id'] = ctx.requestId;
+      if (ctx.upstreamName !== '') attributes['turnpike.upstream'] = ctx.upstreamName;
+      if (ctx.status > 0) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = ctx.status;
       const error = ctx.errorCode !== '' ? ctx.errorCode : ctx.status >= 500 ? String(ctx.status) : null;
-      if (error !== null) server.setAttribute(ATTR_ERROR_TYPE, error);
-      if (ctx.status >= 500) server.setStatus({ code: SpanStatusCode.ERROR });
+      if (error !== null) attributes[ATTR_ERROR_TYPE] = error;
+      if (ctx.status >= 500) server.fail();
       // Tries still open (the client left mid-answer): their end comes after the request's.
       if (t.attempts !== null)
         for (const client of t.attempts.values()) {
-          client.setAttribute(ATTR_ERROR_TYPE, 'client-gone');
-          client.end();
+          client.attributes[ATTR_ERROR_TYPE] = 'client-gone';
+          this.finish(client);
         }
-      server.end();
+      this.finish(server);
     }
     if (--this.open === 0 && this.retiring !== null) this.retiring();
   };
+
+  /** Ends `span` and hands it to the batch (exported off the request path). */
+  private finish(span: SpanRecord): void {
+    if (span.end()) this.processor.onEnd(span);
+  }
 
   /** A reload replaced this config: no new requests; closes (flushing) once the open ones have ended. */
   retire(): Promise<void> {
@@ -271,7 +266,7 @@ export class Tracing {
     });
   }
 
-  /** Unsubscribes and shuts the provider down, exporting what is queued (bounded by the export timeout). */
+  /** Unsubscribes and shuts the batch processor down, exporting what is queued (bounded by the export timeout). */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -285,7 +280,7 @@ export class Tracing {
       timer = setTimeout(resolve, this.config.otlp.timeout + 1000);
       timer.unref();
     });
-    await Promise.race([this.provider.shutdown().catch(() => undefined), bound]);
+    await Promise.race([this.processor.shutdown().catch(() => undefined), bound]);
     clearTimeout(timer);
   }
 }

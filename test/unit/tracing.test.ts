@@ -127,11 +127,4 @@ describe('trace ids', () => {
       }
     }
   });
-
-  test('the SDK takes a trace id drawn beforehand for its next root span, once', () => {
-    const ids = new PooledIdGenerator();
-    ids.nextTraceId = 'a'.repeat(32);
-    assert.equal(ids.generateTraceId(), 'a'.repeat(32));
-    assert.notEqual(ids.generateTraceId(), 'a'.repeat(32));
-  });
 });
