@@ -44,10 +44,13 @@ export interface LoadedConfig {
 }
 
 export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig {
-  const path = resolve(file);
-  let text: string;
+  return loadConfigText(file, readConfigFile(file), options);
+}
+
+/** The text of a config file, or a ConfigError (TP_CONFIG_NOT_FOUND) saying why it cannot be read. */
+export function readConfigFile(file: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(resolve(file), 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason =
@@ -56,6 +59,11 @@ export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig
       { code: 'TP_CONFIG_NOT_FOUND', file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` },
     ]);
   }
+}
+
+/** A config file's text read earlier (a worker gets its primary's last good copy): paths resolve as the file's. */
+export function loadConfigText(file: string, text: string, options: LoadOptions): LoadedConfig {
+  const path = resolve(file);
   return { file: path, config: parseConfigText(text, file, { configDir: dirname(path), ...options }) };
 }
 

@@ -5,7 +5,7 @@ import type { AdminServer } from '../admin/admin-server.ts';
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from 'pino';
-import { loadConfigFile, parseConfigText } from '../config/loader.ts';
+import { loadConfigFile, loadConfigText, parseConfigText } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { createAppLog } from '../observability/app-log.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
@@ -28,6 +28,7 @@ export interface Gateway {
 
 export interface StartOptions {
   readonly configFile?: string;
+  /** The config itself; with `configFile`, that file's content (paths resolve from its folder; reloads read it). */
   readonly configText?: string;
   readonly log?: Logger;
   readonly watch?: boolean;
@@ -54,7 +55,11 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   let config: Config;
   let file: string | undefined;
   if (options.configFile) {
-    const loaded = loadConfigFile(options.configFile, LOAD_OPTIONS);
+    // With both, the text is the file's content as someone else read and checked it (a worker: its primary).
+    const loaded =
+      options.configText === undefined
+        ? loadConfigFile(options.configFile, LOAD_OPTIONS)
+        : loadConfigText(options.configFile, options.configText, LOAD_OPTIONS);
     config = loaded.config;
     file = loaded.file;
   } else {

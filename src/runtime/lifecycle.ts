@@ -2,7 +2,8 @@
 // config file reloads, SIGUSR1 reopens the log files (logrotate; a handler also keeps Node's inspector closed). A bad new config is logged and the old one keeps serving.
 import { CHANNELS } from '../observability/events.ts';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfigFile } from '../config/loader.ts';
+import { ConfigError, loadConfigFile, loadConfigText } from '../config/loader.ts';
+import type { Config } from '../config/schema.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import type { Runtime } from './runtime.ts';
@@ -18,7 +19,9 @@ export class ConfigReloader {
   private readonly log: Logger;
   private unwatch: (() => void) | null = null;
   /** Reloads now; a call while one runs gets that run's result and one more run follows it. */
-  readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) => this.doReload(reason));
+  readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) =>
+    this.run(reason, () => loadConfigFile(this.file, LOAD_OPTIONS).config),
+  );
 
   constructor(runtime: Runtime, file: string, log: Logger) {
     this.runtime = runtime;
@@ -26,9 +29,14 @@ export class ConfigReloader {
     this.log = log;
   }
 
-  private async doReload(reason: string): Promise<ReloadResult> {
+  /** Applies the file's content as read and checked elsewhere (a worker: its primary's copy); the file is not read. */
+  reloadText(text: string, reason: string): Promise<ReloadResult> {
+    return this.run(reason, () => loadConfigText(this.file, text, LOAD_OPTIONS).config);
+  }
+
+  private async run(reason: string, load: () => Config): Promise<ReloadResult> {
     try {
-      const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
+      const config = load();
       await this.runtime.apply(config);
       this.log.info({ reason, configVersion: this.runtime.current.version }, 'config reloaded');
       publishReload(this.runtime, true, null);

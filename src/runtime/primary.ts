@@ -1,6 +1,7 @@
 // The primary of a multi-worker instance (`workers: auto | N`): forks the workers (node:cluster shares each
-// listener between them), validates a new config once and tells every worker to reload, restarts a worker that
-// crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
+// listener between them), validates a new config once and hands its text to every worker (workers never read the
+// file: one started after a refused reload gets the last good text), restarts a worker that crashes (and counts
+// it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
 import cluster, { type Worker } from 'node:cluster';
 import { startAdminListener } from '../admin/admin-listener.ts';
 import type { AdminServer } from '../admin/admin-server.ts';
@@ -9,7 +10,7 @@ import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfigFile } from '../config/loader.ts';
+import { ConfigError, loadConfigText, readConfigFile } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { PurgeRelay } from '../cache/purge-fanout.ts';
@@ -58,6 +59,8 @@ export class Primary {
   private admin: AdminServer | null = null;
   private readonly relay = new AdminRelay(() => this.workers);
   private config: Config | null = null;
+  /** The last good config file text: what every worker runs, including one started after a refused reload. */
+  private configText = '';
   private started = false;
 
   constructor(options: PrimaryOptions) {
@@ -77,8 +80,10 @@ export class Primary {
 
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
   async start(): Promise<void> {
-    const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
+    const text = readConfigFile(this.file);
+    const { config } = loadConfigText(this.file, text, LOAD_OPTIONS);
     this.config = config;
+    this.configText = text;
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     this.syncMetrics(config);
     if (config.admin !== undefined)
@@ -114,6 +119,13 @@ export class Primary {
     this.heldSlots.set(worker, held);
     worker.on('message', (m: WorkerMessage) => {
       if (this.relay.receive(worker, m)) return;
+      if (m.type === 'config-please') {
+        worker.send({ type: 'config', text: this.configText } satisfies PrimaryMessage);
+        // What the probes have found so far; later verdicts follow as they come.
+        for (const [target, healthy] of this.verdicts)
+          worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
+        return;
+      }
       if (m.type === 'limit-rate' || m.type === 'limit-acquire' || m.type === 'limit-release') {
         void answerLimitRequest(
           this.limits,
@@ -131,9 +143,6 @@ export class Primary {
         this.metrics?.receive(worker.id, m);
       }
     });
-    // What the probes have found so far; later verdicts follow as they come.
-    for (const [target, healthy] of this.verdicts)
-      worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
     return new Promise((resolvePromise, reject) => {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'ready') {
@@ -178,22 +187,34 @@ export class Primary {
   private async reloadNow(reason: string): Promise<boolean> {
     let wanted: number;
     let config: Config;
+    let text: string;
     try {
-      config = loadConfigFile(this.file, LOAD_OPTIONS).config;
+      text = readConfigFile(this.file);
+      config = loadConfigText(this.file, text, LOAD_OPTIONS).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;
       this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');
       return false;
     }
+    const previous = { config: this.config, text: this.configText };
     this.config = config;
+    // Set before asking: a worker that starts during the reload gets the new text.
+    this.configText = text;
     this.checker.set(checkedTargets(config));
     this.syncMetrics(config);
     const id = ++this.reloadId;
     const current = [...this.workers];
-    const results = await Promise.all(current.map((w) => this.askReload(w, id)));
+    const results = await Promise.all(current.map((w) => this.askReload(w, id, text)));
     const failed = results.filter((r) => !r.ok);
     if (failed.length > 0) this.log.error({ reason, error: failed[0]!.error }, 'a worker refused the new config');
+    if (current.length > 0 && failed.length === current.length) {
+      // Every worker kept the old config (a listener could not open, say): so will the ones started later.
+      this.config = previous.config;
+      this.configText = previous.text;
+      if (previous.config !== null) this.checker.set(checkedTargets(previous.config));
+      return false;
+    }
     this.wanted = wanted;
     while (this.workers.size < this.wanted) await this.fork();
     for (const w of [...this.workers].slice(this.wanted)) this.retire(w);
@@ -206,7 +227,7 @@ export class Primary {
     else this.metrics ??= new PrimaryMetrics();
   }
 
-  private askReload(worker: Worker, id: number): Promise<{ ok: boolean; error?: string }> {
+  private askReload(worker: Worker, id: number, text: string): Promise<{ ok: boolean; error?: string }> {
     return new Promise((resolvePromise) => {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'reloaded' && m.id === id) {
@@ -215,8 +236,8 @@ export class Primary {
         }
       };
       worker.on('message', onMessage);
-      worker.once('exit', () => resolvePromise({ ok: true })); // it is being replaced and will load the new file
-      worker.send({ type: 'reload', id } satisfies PrimaryMessage);
+      worker.once('exit', () => resolvePromise({ ok: true })); // its replacement is handed the new text
+      worker.send({ type: 'reload', id, text } satisfies PrimaryMessage);
     });
   }
 
