@@ -53,9 +53,18 @@ export interface RuntimeOptions {
   readonly clock?: Clock;
 }
 
+/** How long a drain leaves a kept-alive HTTP/1.1 connection between two requests before closing it. */
+const KEEP_ALIVE_GRACE_MS = 1000;
+
 export class Runtime implements ListenerHost {
   current!: Snapshot;
   draining = false;
+  /**
+   * Set once a stop has closed the listening sockets. Not at the start of the drain: a client told to reconnect
+   * while the sockets are still closing may reconnect into one of them just before it closes, and be reset; once
+   * they are closed, it reconnects to whoever else holds the port (a --handover successor) or is refused cleanly.
+   */
+  endingConnections = false;
   readonly configFile: string | undefined;
   private readonly log: Logger;
   private readonly registry: TargetRegistry;
@@ -341,6 +350,7 @@ export class Runtime implements ListenerHost {
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
     await Promise.all(servers.map((o) => o.close()));
+    this.endingConnections = true;
     const start = Date.now();
     const deadline = start + drainTimeout;
     // A connection that has not sent its request yet is waited for as long as the listener waits for any request
@@ -353,8 +363,13 @@ export class Runtime implements ListenerHost {
       this.tunnels.size > 0 ||
       this.l4Host.active() > 0 ||
       (Date.now() < quietDeadline && servers.some((o) => o.connections() > 0));
+    // A kept-alive HTTP/1.1 connection between two requests may have the next one on the wire: closing it now would
+    // reset that request. In use, it gets its answer with Connection: close within the grace; after it, what is still
+    // idle was parked (a client with an idle pool), and is closed. HTTP/2 gets GOAWAY at once (it names the last
+    // stream served, so a client knows what to retry).
+    const parkedAfter = Date.now() + KEEP_ALIVE_GRACE_MS;
     while (busy() && Date.now() < deadline) {
-      for (const o of servers) o.closeIdle();
+      for (const o of servers) o.closeIdle(Date.now() < parkedAfter);
       await new Promise((r) => setTimeout(r, 25));
     }
     for (const close of [...this.tunnels]) close();
