@@ -13,6 +13,7 @@ import { LOAD_OPTIONS } from './config-checks.ts';
 import { ConfigReloader } from './lifecycle.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { Runtime } from './runtime.ts';
+import { portGuard, type PortClaim } from './port-holders.ts';
 import { VERSION } from '../version.ts';
 
 export interface Gateway {
@@ -34,6 +35,8 @@ export interface StartOptions {
   readonly watch?: boolean;
   /** The time the gateway reads (cache freshness, slow start, breakers, ejections, health intervals); default: the system clock. Tests pass a manual one. */
   readonly clock?: Clock;
+  /** Share ports another Turnpike listens on (a binary upgrade) instead of refusing them (`--handover`). */
+  readonly handover?: boolean;
   /** Set by a worker of a multi-worker instance: its primary probes and shares the health verdicts. */
   readonly worker?: {
     readonly initialHealth: ReadonlyMap<string, boolean>;
@@ -66,6 +69,11 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
     config = parseConfigText(options.configText ?? '', 'inline config', LOAD_OPTIONS);
   }
   const log = options.log ?? createAppLog(config.log.level);
+  // A worker's primary has checked the ports for the whole instance (its siblings hold them too).
+  const guard =
+    options.worker === undefined ? portGuard(options.handover === true, (level, f, m) => log[level](f, m)) : undefined;
+  if (guard && config.admin !== undefined && config.admin.port !== 0)
+    guard([{ name: 'admin', address: config.admin.address, port: config.admin.port }]);
   // The admin listener comes up first (/readyz says 503 until every listener is bound) and closes last. A worker
   // has none: its primary serves the instance's.
   let runtime: Runtime | null = null;
@@ -82,7 +90,7 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
           metrics: () => runtime?.metrics ?? null,
         });
   try {
-    runtime = await startRuntime(config, log, file, options);
+    runtime = await startRuntime(config, log, file, options, guard);
   } catch (err) {
     await admin?.close();
     throw err;
@@ -113,9 +121,16 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   };
 }
 
-function startRuntime(config: Config, log: Logger, file: string | undefined, options: StartOptions): Promise<Runtime> {
+function startRuntime(
+  config: Config,
+  log: Logger,
+  file: string | undefined,
+  options: StartOptions,
+  portGuard: ((claims: PortClaim[]) => void) | undefined,
+): Promise<Runtime> {
   return Runtime.start(config, log, {
     configFile: file,
+    portGuard,
     activeChecks: options.worker === undefined,
     clock: options.clock,
     ...(options.worker

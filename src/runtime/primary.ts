@@ -21,6 +21,7 @@ import { PrimaryMetrics } from '../observability/metrics-workers.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
+import { portGuard, tcpClaims, type PortClaim } from './port-holders.ts';
 import { resolveWorkerCount } from './worker-count.ts';
 import { VERSION } from '../version.ts';
 import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
@@ -31,6 +32,8 @@ export interface PrimaryOptions {
   readonly workers?: 'auto' | number;
   readonly watch: boolean;
   readonly log: Logger;
+  /** Share ports another Turnpike listens on (a binary upgrade) instead of refusing them (`--handover`). */
+  readonly handover?: boolean;
 }
 
 export class Primary {
@@ -62,6 +65,7 @@ export class Primary {
   /** The last good config file text: what every worker runs, including one started after a refused reload. */
   private configText = '';
   private started = false;
+  private readonly portGuard: (claims: PortClaim[]) => void;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -70,6 +74,12 @@ export class Primary {
     this.checker = new ActiveHealthChecker((target, healthy) => this.onVerdict(target, healthy), {
       log: (msg, fields) => this.log.warn(fields, msg),
     });
+    // The workers hold the instance's ports: they are ours, not another Turnpike's.
+    this.portGuard = portGuard(
+      options.handover === true,
+      (level, f, m) => this.log[level](f, m),
+      () => new Set([process.pid, ...[...this.workers].map((w) => w.process.pid ?? 0)]),
+    );
   }
 
   private onVerdict(target: string, healthy: boolean): void {
@@ -82,6 +92,7 @@ export class Primary {
   async start(): Promise<void> {
     const text = readConfigFile(this.file);
     const { config } = loadConfigText(this.file, text, LOAD_OPTIONS);
+    this.portGuard(tcpClaims(config));
     this.config = config;
     this.configText = text;
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
@@ -192,6 +203,9 @@ export class Primary {
       text = readConfigFile(this.file);
       config = loadConfigText(this.file, text, LOAD_OPTIONS).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+      const open = this.config === null ? [] : tcpClaims(this.config, new Set(), false);
+      const keys = new Set(open.map((c) => `${c.address}|${c.port}`));
+      this.portGuard(tcpClaims(config, new Set(), false).filter((c) => !keys.has(`${c.address}|${c.port}`)));
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : (err as Error).message;
       this.log.error({ reason, error: message }, 'config reload failed; keeping the running config');

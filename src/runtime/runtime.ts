@@ -30,6 +30,7 @@ import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients } from '../stores/redis-client.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
+import { tcpClaims, type PortClaim } from './port-holders.ts';
 
 export interface ListenerAddress {
   readonly name: string;
@@ -51,6 +52,8 @@ export interface RuntimeOptions {
   readonly cachePurges?: CachePurges;
   /** The time plugins (cache freshness), upstreams (slow start, breakers, ejections) and health intervals read; default: the system clock. */
   readonly clock?: Clock;
+  /** Refuses ports another process listens on (port-holders.ts) before they are bound; none in a worker (its primary checks). */
+  readonly portGuard?: (claims: PortClaim[]) => void;
 }
 
 /** How long a drain leaves a kept-alive HTTP/1.1 connection between two requests before closing it. */
@@ -102,9 +105,11 @@ export class Runtime implements ListenerHost {
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
+  private readonly portGuard: ((claims: PortClaim[]) => void) | undefined;
 
   private constructor(log: Logger, options: RuntimeOptions) {
     this.log = log;
+    this.portGuard = options.portGuard;
     this.configFile = options.configFile;
     const clock = options.clock ?? systemClock;
     this.registry = new TargetRegistry(
@@ -217,6 +222,7 @@ export class Runtime implements ListenerHost {
     const metrics = this.syncMetrics(config);
     const opened: OpenListener[] = [];
     try {
+      this.portGuard?.(tcpClaims(config, new Set(this.servers.keys()), false));
       for (const [key, listener] of next.listeners) {
         if (this.servers.has(key)) continue;
         opened.push(await openHttpListener(this, key, listener, configDirOf(this.configFile), this.tlsEvents));
