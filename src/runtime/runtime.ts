@@ -62,11 +62,8 @@ const KEEP_ALIVE_GRACE_MS = 1000;
 export class Runtime implements ListenerHost {
   current!: Snapshot;
   draining = false;
-  /**
-   * Set once a stop has closed the listening sockets. Not at the start of the drain: a client told to reconnect
-   * while the sockets are still closing may reconnect into one of them just before it closes, and be reset; once
-   * they are closed, it reconnects to whoever else holds the port (a --handover successor) or is refused cleanly.
-   */
+  /** Set once a stop has closed its listening sockets (before, a client told to reconnect could reconnect into one
+   *  about to close, and be reset; after, it reaches a --handover successor or is refused cleanly). */
   endingConnections = false;
   readonly configFile: string | undefined;
   private readonly log: Logger;
@@ -369,10 +366,9 @@ export class Runtime implements ListenerHost {
       this.tunnels.size > 0 ||
       this.l4Host.active() > 0 ||
       (Date.now() < quietDeadline && servers.some((o) => o.connections() > 0));
-    // A kept-alive HTTP/1.1 connection between two requests may have the next one on the wire: closing it now would
-    // reset that request. In use, it gets its answer with Connection: close within the grace; after it, what is still
-    // idle was parked (a client with an idle pool), and is closed. HTTP/2 gets GOAWAY at once (it names the last
-    // stream served, so a client knows what to retry).
+    // An idle kept-alive HTTP/1.1 connection may have its next request on the wire (closing it would reset that):
+    // one in use is answered with Connection: close within the grace; one still idle after it was parked. HTTP/2
+    // gets GOAWAY at once (it names the last stream served).
     const parkedAfter = Date.now() + KEEP_ALIVE_GRACE_MS;
     while (busy() && Date.now() < deadline) {
       for (const o of servers) o.closeIdle(Date.now() < parkedAfter);
