@@ -57,7 +57,11 @@ export class AdminServer {
           ),
         ),
       );
-      admin.server.listen(config.port, config.address, () => resolve());
+      // SO_REUSEPORT (Linux), as every Turnpike listener: a binary upgrade (--handover) binds the port beside the
+      // running process. A port held without --handover is refused before this (src/runtime/port-holders.ts).
+      admin.server.listen({ port: config.port, host: config.address, reusePort: process.platform === 'linux' }, () =>
+        resolve(),
+      );
     });
     context.log.info({ listener: 'admin', address: config.address, port: admin.port }, 'listening');
     return admin;

@@ -56,7 +56,8 @@ program
   .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
   .option('-w, --workers <n|auto>', "worker processes (overrides the config's workers)", parseWorkers)
   .option('--no-watch', 'do not reload when the config file changes')
-  .action(async (opts: { config: string; watch: boolean; workers?: 'auto' | number }) => {
+  .option('--handover', 'share ports a running Turnpike holds (binary upgrade: then SIGTERM the old one)')
+  .action(async (opts: StartOpts) => {
     const release = holdSignals();
     let workers: number;
     try {
@@ -72,7 +73,7 @@ program
     const { startGateway } = await import('../runtime/gateway.ts');
     let gateway;
     try {
-      gateway = await startGateway({ configFile: opts.config, watch: opts.watch });
+      gateway = await startGateway({ configFile: opts.config, watch: opts.watch, handover: opts.handover });
     } catch (err) {
       reportConfigError(err);
     }
@@ -80,15 +81,20 @@ program
     release();
   });
 
+type StartOpts = { config: string; watch: boolean; workers?: 'auto' | number; handover?: boolean };
+
 /** Several workers: this process becomes the cluster primary (it loads no proxy code itself). */
-async function startPrimary(
-  opts: { config: string; watch: boolean; workers?: 'auto' | number },
-  release: () => void,
-): Promise<void> {
+async function startPrimary(opts: StartOpts, release: () => void): Promise<void> {
   const { Primary } = await import('../runtime/primary.ts');
   const { createAppLog } = await import('../observability/app-log.ts');
   const log = createAppLog();
-  const primary = new Primary({ configFile: opts.config, workers: opts.workers, watch: opts.watch, log });
+  const primary = new Primary({
+    configFile: opts.config,
+    workers: opts.workers,
+    watch: opts.watch,
+    log,
+    handover: opts.handover,
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -60,10 +60,13 @@ export interface LoadedConfig {
 }
 
 export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig {
-  const path = resolve(file);
-  let text: string;
+  return loadConfigFileText(file, readConfigFile(file), options);
+}
+
+/** The text of a config file, or a ConfigError (TP_CONFIG_NOT_FOUND) saying why it cannot be read. */
+export function readConfigFile(file: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(resolve(file), 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason =
@@ -72,6 +75,11 @@ export function loadConfigFile(file: string, options: LoadOptions): LoadedConfig
       { code: 'TP_CONFIG_NOT_FOUND', file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` },
     ]);
   }
+}
+
+/** A config file's text read earlier (a worker gets its primary's last good copy): paths resolve as the file's. */
+export function loadConfigFileText(file: string, text: string, options: LoadOptions): LoadedConfig {
+  const path = resolve(file);
   return { ...loadConfigText(text, file, { configDir: dirname(path), ...options }), file: path };
 }
 

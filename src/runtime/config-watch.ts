@@ -1,11 +1,15 @@
 // Two pieces shared by the single-process reloader and the multi-worker primary: watching a config file
 // and making reloads run one at a time.
-import { watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { existsSync, readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
 
 /**
- * Calls `onChange` once a burst of changes to `file` settles. Watches the folder, not the file: editors
- * replace a file by renaming a new one over it, which a watch on the file itself would miss.
+ * Calls `onChange` once a burst of changes settles and the file's content differs from what it was. Watches
+ * folders, not the file, and reacts to any event in them, as the certificate watcher does: editors replace a file
+ * by renaming a new one over it, and Kubernetes updates a ConfigMap by renaming a new `..data` symlink over the
+ * old one (`turnpike.yaml -> ..data/turnpike.yaml`), an event about `..data`, never about the file's name. The
+ * folder the file really lives in is watched too (re-resolved after every change, as a swap moves it), so an edit
+ * behind a symlink is seen. Comparing the content keeps events about other files from reloading.
  */
 export function watchConfigFile(
   file: string,
@@ -13,21 +17,66 @@ export function watchConfigFile(
   onError: (err: Error) => void,
   debounceMs = 150,
 ): () => void {
-  const name = basename(file);
+  let last = contentOf(file);
   let timer: NodeJS.Timeout | null = null;
-  const watcher = watch(dirname(file), (_event, changed) => {
-    if (changed !== null && changed !== name) return;
+  const watchers = new Map<string, FSWatcher>();
+  const check = () => {
+    timer = null;
+    follow();
+    const now = contentOf(file);
+    if (now === last) return;
+    last = now;
+    onChange();
+  };
+  const schedule = () => {
     if (timer) clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = null;
-      onChange();
-    }, debounceMs);
-  });
-  watcher.on('error', onError);
+    timer = setTimeout(check, debounceMs);
+  };
+  const follow = () => {
+    const dirs = new Set([dirname(file)]);
+    try {
+      dirs.add(dirname(realpathSync(file)));
+    } catch {
+      // gone for now (mid-swap): the folder watch sees it come back
+    }
+    for (const [dir, watcher] of watchers)
+      if (!dirs.has(dir)) {
+        watcher.close();
+        watchers.delete(dir);
+      }
+    for (const dir of dirs) {
+      if (watchers.has(dir)) continue;
+      let watcher: FSWatcher;
+      try {
+        watcher = watch(dir, schedule);
+      } catch (err) {
+        onError(err as Error);
+        continue;
+      }
+      watcher.on('error', (err) => {
+        watcher.close();
+        watchers.delete(dir);
+        // A swapped-out ConfigMap folder is deleted: that is no error, the next check follows the new one.
+        if (existsSync(dir)) onError(err);
+        schedule();
+      });
+      watchers.set(dir, watcher);
+    }
+  };
+  follow();
   return () => {
-    watcher.close();
+    for (const watcher of watchers.values()) watcher.close();
+    watchers.clear();
     if (timer) clearTimeout(timer);
   };
+}
+
+function contentOf(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import type { AdminServer } from '../admin/admin-server.ts';
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from 'pino';
-import { loadConfigFile, parseConfigText } from '../config/loader.ts';
+import { loadConfigFile, loadConfigFileText, parseConfigText } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { createAppLog } from '../observability/app-log.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
@@ -13,6 +13,7 @@ import { LOAD_OPTIONS } from './config-checks.ts';
 import { ConfigReloader } from './lifecycle.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { Runtime } from './runtime.ts';
+import { portGuard, type PortClaim } from './port-holders.ts';
 import { VERSION } from '../version.ts';
 
 export interface Gateway {
@@ -28,11 +29,14 @@ export interface Gateway {
 
 export interface StartOptions {
   readonly configFile?: string;
+  /** The config itself; with `configFile`, that file's content (paths resolve from its folder; reloads read it). */
   readonly configText?: string;
   readonly log?: Logger;
   readonly watch?: boolean;
   /** The time the gateway reads (cache freshness, slow start, breakers, ejections, health intervals); default: the system clock. Tests pass a manual one. */
   readonly clock?: Clock;
+  /** Share ports another Turnpike listens on (a binary upgrade) instead of refusing them (`--handover`). */
+  readonly handover?: boolean;
   /** Set by a worker of a multi-worker instance: its primary probes and shares the health verdicts. */
   readonly worker?: {
     readonly initialHealth: ReadonlyMap<string, boolean>;
@@ -54,13 +58,22 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   let config: Config;
   let file: string | undefined;
   if (options.configFile) {
-    const loaded = loadConfigFile(options.configFile, LOAD_OPTIONS);
+    // With both, the text is the file's content as someone else read and checked it (a worker: its primary).
+    const loaded =
+      options.configText === undefined
+        ? loadConfigFile(options.configFile, LOAD_OPTIONS)
+        : loadConfigFileText(options.configFile, options.configText, LOAD_OPTIONS);
     config = loaded.config;
     file = loaded.file;
   } else {
     config = parseConfigText(options.configText ?? '', 'inline config', LOAD_OPTIONS);
   }
   const log = options.log ?? createAppLog(config.log.level);
+  // A worker's primary has checked the ports for the whole instance (its siblings hold them too).
+  const guard =
+    options.worker === undefined ? portGuard(options.handover === true, (level, f, m) => log[level](f, m)) : undefined;
+  if (guard && config.admin !== undefined && config.admin.port !== 0)
+    guard([{ name: 'admin', address: config.admin.address, port: config.admin.port }]);
   // The admin listener comes up first (/readyz says 503 until every listener is bound) and closes last; a reload
   // moves, adds or removes it. A worker has none: its primary serves the instance's.
   let runtime: Runtime | null = null;
@@ -76,7 +89,7 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
           metrics: () => runtime?.metrics ?? null,
         });
   try {
-    runtime = await startRuntime(config, log, file, options);
+    runtime = await startRuntime(config, log, file, options, guard);
   } catch (err) {
     await admin?.close();
     throw err;
@@ -109,9 +122,16 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   };
 }
 
-function startRuntime(config: Config, log: Logger, file: string | undefined, options: StartOptions): Promise<Runtime> {
+function startRuntime(
+  config: Config,
+  log: Logger,
+  file: string | undefined,
+  options: StartOptions,
+  portGuard: ((claims: PortClaim[]) => void) | undefined,
+): Promise<Runtime> {
   return Runtime.start(config, log, {
     configFile: file,
+    portGuard,
     activeChecks: options.worker === undefined,
     clock: options.clock,
     ...(options.worker

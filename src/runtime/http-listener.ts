@@ -23,6 +23,8 @@ import { NOT_A_PATH, parseRequestTarget } from './url-path.ts';
 export interface ListenerHost {
   readonly current: Snapshot;
   readonly draining: boolean;
+  /** Set once a stop has closed the listening sockets: from then on every response says Connection: close. */
+  readonly endingConnections: boolean;
   /** Which gateway the listener's requests belong to (their events carry it). */
   readonly gateway: Gateway;
   /** Registers an open tunnel; returns the function to call when it closes. */
@@ -231,7 +233,7 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
   const state: RequestState = { ctx, snapshot, host, chain: global, counted: true };
   (res as unknown as Record<symbol, RequestState>)[kState] = state;
   res.once('close', onResponseClose);
-  if (host.draining) res.shouldKeepAlive = false;
+  if (host.endingConnections) res.shouldKeepAlive = false;
   const refusal = refuseHead(req, listener);
   if (refusal !== null) {
     res.shouldKeepAlive = false;

@@ -3,7 +3,8 @@
 import type { AdminListener } from '../admin/admin-listener.ts';
 import { CHANNELS } from '../observability/events.ts';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfigFile } from '../config/loader.ts';
+import { ConfigError, loadConfigFile, loadConfigFileText } from '../config/loader.ts';
+import type { Config } from '../config/schema.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import type { Runtime } from './runtime.ts';
@@ -21,7 +22,9 @@ export class ConfigReloader {
   private readonly admin: AdminListener | null;
   private unwatch: (() => void) | null = null;
   /** Reloads now; a call while one runs gets that run's result and one more run follows it. */
-  readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) => this.doReload(reason));
+  readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) =>
+    this.run(reason, () => loadConfigFile(this.file, LOAD_OPTIONS).config),
+  );
 
   constructor(runtime: Runtime, file: string, log: Logger, admin: AdminListener | null = null) {
     this.runtime = runtime;
@@ -30,9 +33,14 @@ export class ConfigReloader {
     this.admin = admin;
   }
 
-  private async doReload(reason: string): Promise<ReloadResult> {
+  /** Applies the file's content as read and checked elsewhere (a worker: its primary's copy); the file is not read. */
+  reloadText(text: string, reason: string): Promise<ReloadResult> {
+    return this.run(reason, () => loadConfigFileText(this.file, text, LOAD_OPTIONS).config);
+  }
+
+  private async run(reason: string, load: () => Config): Promise<ReloadResult> {
     try {
-      const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
+      const config = load();
       // A moved admin listener is bound first, as a new listener is: a taken port fails the reload before the swap.
       const admin = await this.admin?.prepare(config.admin);
       try {

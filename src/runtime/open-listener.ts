@@ -29,7 +29,8 @@ export interface OpenListener {
   close(): Promise<void>;
   /** Connections accepted and still open (0 where the listener counts its sessions elsewhere: L4). */
   connections(): number;
-  closeIdle(): void;
+  /** Ends HTTP/2 sessions (GOAWAY) and, unless `sessionsOnly`, HTTP/1.1 connections between requests. */
+  closeIdle(sessionsOnly?: boolean): void;
   closeAll(): void;
 }
 
@@ -103,9 +104,9 @@ export async function openHttpListener(
           publishCertificates(host.gateway, config.name, null);
         },
         connections: () => sockets.connections,
-        closeIdle: () => {
+        closeIdle: (sessionsOnly = false) => {
           https.closeSessions();
-          (https.server as unknown as Server).closeIdleConnections(); // its HTTP/1.1 side (allowHTTP1)
+          if (!sessionsOnly) (https.server as unknown as Server).closeIdleConnections(); // its HTTP/1.1 side (allowHTTP1)
         },
         closeAll: () => {
           // Closing the server last: it stops the header timeouts of connections still waiting to send a request.
@@ -153,8 +154,8 @@ export async function openHttpListener(
       },
       close: () => sockets.close(),
       connections: () => sockets.connections,
-      closeIdle: () => {
-        server.closeIdleConnections();
+      closeIdle: (sessionsOnly = false) => {
+        if (!sessionsOnly) server.closeIdleConnections();
         h2c?.closeSessions();
       },
       closeAll: () => {

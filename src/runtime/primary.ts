@@ -1,6 +1,7 @@
 // The primary of a multi-worker instance (`workers: auto | N`): forks the workers (node:cluster shares each
-// listener between them), validates a new config once and tells every worker to reload, restarts a worker that
-// crashes (and counts it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
+// listener between them), validates a new config once and hands its text to every worker (workers never read the
+// file: one started after a refused reload gets the last good text), restarts a worker that crashes (and counts
+// it), and on SIGTERM drains all workers and exits 0. It never handles a request itself.
 import cluster, { type Worker } from 'node:cluster';
 import { AdminListener, type AdminChange } from '../admin/admin-listener.ts';
 import { AdminRelay } from './admin-relay.ts';
@@ -8,7 +9,7 @@ import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfigFile } from '../config/loader.ts';
+import { ConfigError, loadConfigFileText, readConfigFile } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { PurgeRelay } from '../cache/purge-fanout.ts';
@@ -20,6 +21,7 @@ import { LOAD_OPTIONS } from './config-checks.ts';
 import type { ReloadResult } from './lifecycle.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
+import { portGuard, tcpClaims, type PortClaim } from './port-holders.ts';
 import { resolveWorkerCount } from './worker-count.ts';
 import { VERSION } from '../version.ts';
 import type { PrimaryMessage, WorkerMessage } from './worker-messages.ts';
@@ -30,6 +32,8 @@ export interface PrimaryOptions {
   readonly workers?: 'auto' | number;
   readonly watch: boolean;
   readonly log: Logger;
+  /** Share ports another Turnpike listens on (a binary upgrade) instead of refusing them (`--handover`). */
+  readonly handover?: boolean;
 }
 
 export class Primary {
@@ -58,7 +62,10 @@ export class Primary {
   private admin: AdminListener | null = null;
   private readonly relay = new AdminRelay(() => this.workers);
   private config: Config | null = null;
+  /** The last good config file text: what every worker runs, including one started after a refused reload. */
+  private configText = '';
   private started = false;
+  private readonly portGuard: (claims: PortClaim[]) => void;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -67,6 +74,12 @@ export class Primary {
     this.checker = new ActiveHealthChecker((target, healthy) => this.onVerdict(target, healthy), {
       log: (msg, fields) => this.log.warn(fields, msg),
     });
+    // The workers hold the instance's ports: they are ours, not another Turnpike's.
+    this.portGuard = portGuard(
+      options.handover === true,
+      (level, f, m) => this.log[level](f, m),
+      () => new Set([process.pid, ...[...this.workers].map((w) => w.process.pid ?? 0)]),
+    );
   }
 
   private onVerdict(target: string, healthy: boolean): void {
@@ -77,8 +90,11 @@ export class Primary {
 
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
   async start(): Promise<void> {
-    const { config } = loadConfigFile(this.file, LOAD_OPTIONS);
+    const text = readConfigFile(this.file);
+    const { config } = loadConfigFileText(this.file, text, LOAD_OPTIONS);
+    this.portGuard(tcpClaims(config));
     this.config = config;
+    this.configText = text;
     this.wanted = resolveWorkerCount(this.options.workers ?? config.workers);
     this.syncMetrics(config);
     this.admin = await AdminListener.start(config.admin, {
@@ -112,6 +128,13 @@ export class Primary {
     this.heldSlots.set(worker, held);
     worker.on('message', (m: WorkerMessage) => {
       if (this.relay.receive(worker, m)) return;
+      if (m.type === 'config-please') {
+        worker.send({ type: 'config', text: this.configText } satisfies PrimaryMessage);
+        // What the probes have found so far; later verdicts follow as they come.
+        for (const [target, healthy] of this.verdicts)
+          worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
+        return;
+      }
       if (m.type === 'limit-rate' || m.type === 'limit-acquire' || m.type === 'limit-release') {
         void answerLimitRequest(
           this.limits,
@@ -129,9 +152,6 @@ export class Primary {
         this.metrics?.receive(worker.id, m);
       }
     });
-    // What the probes have found so far; later verdicts follow as they come.
-    for (const [target, healthy] of this.verdicts)
-      worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
     return new Promise((resolvePromise, reject) => {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'ready') {
@@ -177,9 +197,14 @@ export class Primary {
     let wanted: number;
     let config: Config;
     let admin: AdminChange | undefined;
+    let text: string;
     try {
-      config = loadConfigFile(this.file, LOAD_OPTIONS).config;
+      text = readConfigFile(this.file);
+      config = loadConfigFileText(this.file, text, LOAD_OPTIONS).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
+      const open = this.config === null ? [] : tcpClaims(this.config, new Set(), false);
+      const keys = new Set(open.map((c) => `${c.address}|${c.port}`));
+      this.portGuard(tcpClaims(config, new Set(), false).filter((c) => !keys.has(`${c.address}|${c.port}`)));
       // A moved admin listener is bound before any worker hears of the config: a taken port refuses it here.
       admin = await this.admin?.prepare(config.admin);
     } catch (err) {
@@ -188,15 +213,30 @@ export class Primary {
       this.log.error({ reason, code, error: message }, 'config reload failed; keeping the running config');
       return { ok: false, error: message };
     }
+    const previous = { config: this.config, text: this.configText };
     this.config = config;
+    // Set before asking: a worker that starts during the reload gets the new text.
+    this.configText = text;
     this.checker.set(checkedTargets(config));
     this.syncMetrics(config);
     const id = ++this.reloadId;
     const current = [...this.workers];
-    const results = await Promise.all(current.map((w) => this.askReload(w, id)));
+    const results = await Promise.all(current.map((w) => this.askReload(w, id, text)));
     const failed = results.filter((r) => !r.ok);
     if (failed.length > 0) this.log.error({ reason, error: failed[0]!.error }, 'a worker refused the new config');
-    // The primary runs the new config from here on (its tokens, metrics and probes already do), workers or not.
+    if (current.length > 0 && failed.length === current.length) {
+      // Every worker kept the old config (a listener could not open, say): so will the ones started later, and the
+      // admin listener stays where it was.
+      this.config = previous.config;
+      this.configText = previous.text;
+      if (previous.config !== null) {
+        this.checker.set(checkedTargets(previous.config));
+        this.syncMetrics(previous.config);
+      }
+      await admin?.abort();
+      return { ok: false, error: failed[0]!.error ?? 'every worker refused the new config' };
+    }
+    // The primary runs the new config from here on (its tokens, metrics and probes already do).
     admin?.commit();
     this.wanted = wanted;
     while (this.workers.size < this.wanted) await this.fork();
@@ -212,7 +252,7 @@ export class Primary {
     else this.metrics ??= new PrimaryMetrics();
   }
 
-  private askReload(worker: Worker, id: number): Promise<{ ok: boolean; error?: string }> {
+  private askReload(worker: Worker, id: number, text: string): Promise<{ ok: boolean; error?: string }> {
     return new Promise((resolvePromise) => {
       const onMessage = (m: WorkerMessage) => {
         if (m.type === 'reloaded' && m.id === id) {
@@ -221,8 +261,8 @@ export class Primary {
         }
       };
       worker.on('message', onMessage);
-      worker.once('exit', () => resolvePromise({ ok: true })); // it is being replaced and will load the new file
-      worker.send({ type: 'reload', id } satisfies PrimaryMessage);
+      worker.once('exit', () => resolvePromise({ ok: true })); // its replacement is handed the new text
+      worker.send({ type: 'reload', id, text } satisfies PrimaryMessage);
     });
   }
 

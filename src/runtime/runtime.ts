@@ -30,6 +30,7 @@ import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients } from '../stores/redis-client.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
+import { tcpClaims, type PortClaim } from './port-holders.ts';
 
 export interface ListenerAddress {
   readonly name: string;
@@ -51,11 +52,19 @@ export interface RuntimeOptions {
   readonly cachePurges?: CachePurges;
   /** The time plugins (cache freshness), upstreams (slow start, breakers, ejections) and health intervals read; default: the system clock. */
   readonly clock?: Clock;
+  /** Refuses ports another process listens on (port-holders.ts) before they are bound; none in a worker (its primary checks). */
+  readonly portGuard?: (claims: PortClaim[]) => void;
 }
+
+/** How long a drain leaves a kept-alive HTTP/1.1 connection between two requests before closing it. */
+const KEEP_ALIVE_GRACE_MS = 1000;
 
 export class Runtime implements ListenerHost {
   current!: Snapshot;
   draining = false;
+  /** Set once a stop has closed its listening sockets (before, a client told to reconnect could reconnect into one
+   *  about to close, and be reset; after, it reaches a --handover successor or is refused cleanly). */
+  endingConnections = false;
   readonly configFile: string | undefined;
   private readonly log: Logger;
   private readonly registry: TargetRegistry;
@@ -93,9 +102,11 @@ export class Runtime implements ListenerHost {
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
+  private readonly portGuard: ((claims: PortClaim[]) => void) | undefined;
 
   private constructor(log: Logger, options: RuntimeOptions) {
     this.log = log;
+    this.portGuard = options.portGuard;
     this.configFile = options.configFile;
     const clock = options.clock ?? systemClock;
     this.registry = new TargetRegistry(
@@ -204,6 +215,7 @@ export class Runtime implements ListenerHost {
     const metrics = this.syncMetrics(config);
     const opened: OpenListener[] = [];
     try {
+      this.portGuard?.(tcpClaims(config, new Set(this.servers.keys()), false));
       for (const [key, listener] of next.listeners) {
         if (this.servers.has(key)) continue;
         opened.push(await openHttpListener(this, key, listener, configDirOf(this.configFile), this.tlsEvents));
@@ -355,6 +367,7 @@ export class Runtime implements ListenerHost {
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
     await Promise.all(servers.map((o) => o.close()));
+    this.endingConnections = true;
     const start = Date.now();
     const deadline = start + drainTimeout;
     // A connection that has not sent its request yet is waited for as long as the listener waits for any request
@@ -367,8 +380,12 @@ export class Runtime implements ListenerHost {
       this.tunnels.size > 0 ||
       this.l4Host.active() > 0 ||
       (Date.now() < quietDeadline && servers.some((o) => o.connections() > 0));
+    // An idle kept-alive HTTP/1.1 connection may have its next request on the wire (closing it would reset that):
+    // one in use is answered with Connection: close within the grace; one still idle after it was parked. HTTP/2
+    // gets GOAWAY at once (it names the last stream served).
+    const parkedAfter = Date.now() + KEEP_ALIVE_GRACE_MS;
     while (busy() && Date.now() < deadline) {
-      for (const o of servers) o.closeIdle();
+      for (const o of servers) o.closeIdle(Date.now() < parkedAfter);
       await new Promise((r) => setTimeout(r, 25));
     }
     for (const close of [...this.tunnels]) close();

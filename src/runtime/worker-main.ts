@@ -1,8 +1,9 @@
 // A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
-// cluster primary shares, reloads when the primary says so, drains on SIGTERM.
+// cluster primary shares, with the config text the primary hands it (never the file: it may be broken since the
+// primary last read it), reloads with the text the primary sends, drains on SIGTERM.
 import { runAdminOp } from '../admin/admin-ops.ts';
 import { subscribeFeed, type FeedEvent } from '../admin/event-feed.ts';
-import { startGateway } from './gateway.ts';
+import { startGateway, type Gateway } from './gateway.ts';
 import { CachePurges } from '../cache/purge-fanout.ts';
 import { IpcLimitStore } from '../limits/ipc-store.ts';
 import { installSignals } from './lifecycle.ts';
@@ -26,11 +27,26 @@ let applyHealth = (target: string, healthy: boolean): void => {
 const limitStore = new IpcLimitStore((m) => process.send!(m));
 // Memory caches are per worker; a purge here is relayed by the primary to the others (and theirs to us).
 const cachePurges = new CachePurges((m) => process.send!(m));
+// The config comes from the primary (its last good copy of the file), never from the file itself.
+let receiveConfig: (text: string) => void = () => undefined;
+const initialText = new Promise<string>((resolveText) => (receiveConfig = resolveText));
+let gatewayStarted: (gateway: Gateway) => void = () => undefined;
+const started = new Promise<Gateway>((resolveGateway) => (gatewayStarted = resolveGateway));
+// Reloads apply in the order sent; one sent while this worker was still starting waits for its gateway.
+let reloads: Promise<unknown> = started;
 process.on('message', (m: PrimaryMessage) => {
   if (limitStore.receive(m)) return;
   if (cachePurges.receive(m)) return;
   if (m.type === 'health') applyHealth(m.target, m.healthy);
+  else if (m.type === 'config') receiveConfig(m.text);
+  else if (m.type === 'reload') {
+    reloads = reloads.then(async () => {
+      const r = await (await started).reloader!.reloadText(m.text, 'primary');
+      send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error });
+    });
+  }
 });
+send({ type: 'config-please' });
 // The primary reloads every worker; a SIGHUP sent to the whole process group must not also reload us.
 process.on('SIGHUP', () => undefined);
 // Until the gateway's own handler is installed, SIGUSR1 must not open Node's inspector (it would by default).
@@ -38,6 +54,7 @@ process.on('SIGUSR1', () => undefined);
 try {
   const gateway = await startGateway({
     configFile: file,
+    configText: await initialText,
     watch: false,
     worker: { initialHealth, stickySecret, limitStore, cachePurges },
   });
@@ -71,12 +88,9 @@ try {
       unfeed = m.on
         ? subscribeFeed(gateway.runtime.gateway, {}, (event) => send({ type: 'admin-event', event }))
         : null;
-    } else if (m.type === 'reload') {
-      void gateway
-        .reloader!.reload('primary')
-        .then((r) => send({ type: 'reloaded', id: m.id, ok: r.ok, error: r.error }));
     }
   });
+  gatewayStarted(gateway);
   send({ type: 'ready', ports: gateway.runtime.addresses() });
 } catch (err) {
   const e = err as { code?: string; message?: string };

@@ -19,7 +19,10 @@ export type AdminOpReply =
     };
 
 export type PrimaryMessage =
-  | { readonly type: 'reload'; readonly id: number }
+  /** The config file's text as the primary last read and checked it: a worker never reads the file itself, so
+   *  one started after a refused reload runs the last good config, not the broken file. */
+  | { readonly type: 'config'; readonly text: string }
+  | { readonly type: 'reload'; readonly id: number; readonly text: string }
   /** SIGUSR1 reached the primary: open the log files again (logrotate moved them). */
   | { readonly type: 'reopen-logs' }
   /** An active health check's verdict (probes run once per instance, in the primary). */
@@ -33,6 +36,8 @@ export type PrimaryMessage =
   | { readonly type: 'admin-feed'; readonly on: boolean };
 
 export type WorkerMessage =
+  /** Sent once the worker listens for messages (one sent earlier could be lost): the primary answers `config`. */
+  | { readonly type: 'config-please' }
   | { readonly type: 'ready'; readonly ports: ListenerAddress[] }
   | { readonly type: 'failed'; readonly error: string }
   | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean; readonly error?: string }

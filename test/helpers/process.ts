@@ -44,16 +44,17 @@ export interface GatewayProcess {
 }
 
 /**
- * Writes `yaml` to a temp dir and runs `main.ts start --config FILE --no-watch` under this Node.
+ * Writes `yaml` to a temp dir and runs `main.ts start --config FILE --no-watch [args]` under this Node.
  * Resolves once every listener has logged "listening".
  */
 export async function spawnGateway(
   yaml: string,
-  options: { listeners?: number; startTimeoutMs?: number } = {},
+  options: { listeners?: number; startTimeoutMs?: number; args?: readonly string[] } = {},
 ): Promise<GatewayProcess> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
-  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'start', '--config', file, '--no-watch'], {
+  const args = [...NODE_FLAGS, CLI, 'start', '--config', file, '--no-watch', ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const ports = new Map<string, number>();
