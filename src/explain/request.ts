@@ -43,7 +43,8 @@ function describe(l: CompiledListener, port: number | undefined): string {
 
 /**
  * The listener the request would arrive at: `name`, or the one of the URL's scheme on its port (its configured
- * port, or the port it is bound to, `boundPort`); failing that, the only listener of that scheme.
+ * port, or the port it is bound to, `boundPort`); failing that, for a URL that names no port, the only listener of
+ * that scheme.
  */
 export function chooseListener(
   snapshot: Snapshot,
@@ -63,7 +64,8 @@ export function chooseListener(
   const same = all.filter((l) => l.scheme === scheme);
   const onPort = same.filter((l) => l.config.port === port || boundPort(l.config.name) === port);
   if (onPort.length >= 1) return { listener: onPort[0]!, chosenBy: `scheme ${scheme} and port ${port}` };
-  if (same.length === 1)
+  // A URL without a port names no port in particular: the only listener of its scheme is meant.
+  if (same.length === 1 && url.port === '')
     return { listener: same[0]!, chosenBy: `the only ${scheme} listener (none is on port ${port})` };
   throw invalid(`no ${scheme} listener on port ${port}; name one with --listener (HTTP listeners: ${list()})`);
 }
