@@ -42,7 +42,7 @@ export function formatExplanation(e: Explanation): string {
     const width = Math.max(...e.plugins.map((p) => p.name.length + (p.global ? 9 : 0)));
     for (const p of e.plugins) {
       const name = p.global ? `${p.name} (global)` : p.name;
-      out.push(`  ${pad(p.phase, 18)}${pad(name, width + 1)}${pad(DECISION[p.decision], 8)}${p.summary}`);
+      out.push(`  ${pad(p.phase, 18)}${pad(name, width + 2)}${pad(DECISION[p.decision], 8)}${p.summary}`);
     }
   }
 
@@ -59,7 +59,11 @@ export function formatExplanation(e: Explanation): string {
 
   const u = e.upstream;
   if (u !== null) {
-    const extras = [u.balance, `breaker ${u.breaker ?? 'none'}`, ...(u.sticky ? [`sticky cookie ${u.sticky}`] : [])];
+    const extras = [
+      u.balance,
+      u.breaker === null ? 'no breaker' : `breaker ${u.breaker}`,
+      ...(u.sticky ? [`sticky cookie ${u.sticky}`] : []),
+    ];
     out.push(`upstream  ${u.name} (${extras.join(', ')})`);
     const width = Math.max(...u.targets.map((x) => x.url.length));
     for (const x of u.targets) {

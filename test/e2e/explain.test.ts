@@ -120,7 +120,7 @@ describe('turnpike explain (the CLI)', () => {
       `result    forwarded to upstream users, target ${a.url}`,
     ])
       assert.ok(out.includes(line), `missing ${JSON.stringify(line)} in:\n${out}`);
-    assert.match(out, /authenticate {6}key-auth {3}pass {4}authenticated: consumer "alice"/);
+    assert.match(out, /authenticate {6}key-auth {4}pass {4}authenticated: consumer "alice"/);
     assert.match(out, /limit +rate-limit +pass +allowed for c:alice: 100\/100 left per 1m \(read, not counted\)/);
     assert.match(out, new RegExp(`-> ${a.url} weight 3, healthy, 0 in flight`));
     assert.ok(!out.includes(KEY), 'the key is never printed');
