@@ -12,6 +12,14 @@ function bypass(why: string): PluginExplanation {
   return continues(`BYPASS: ${why}; forwarded, nothing stored`, { status: 'BYPASS', stored: false });
 }
 
+/** The key as shown: a credential in its query (key-auth, jwt) as the access log shows it, `[REDACTED]`. */
+function shownKey(ctx: RequestContext, urlKey: string): string {
+  const logged = ctx.logUrl;
+  if (logged === null || ctx.query === '' || !urlKey.endsWith(ctx.query)) return urlKey;
+  const q = logged.indexOf('?');
+  return urlKey.slice(0, -ctx.query.length) + (q === -1 ? '' : logged.slice(q));
+}
+
 export async function explainCache(cache: ResponseCache, ctx: RequestContext): Promise<PluginExplanation> {
   const o = cache.o;
   const method = ctx.req.method;
@@ -38,7 +46,7 @@ export async function explainCache(cache: ResponseCache, ctx: RequestContext): P
   let variant: string | null = null;
   const entry = await o.store.peek(urlKey, (fields) => (variant = o.key.variant(ctx, fields)));
   variant ??= o.key.variant(ctx, NO_FIELDS);
-  const details = { key: urlKey, variant: (variant as string).replaceAll('\x1f', ' | ') };
+  const details = { key: shownKey(ctx, urlKey), variant: (variant as string).replaceAll('\x1f', ' | ') };
   if (entry !== undefined) {
     const use = usability(entry, ctx);
     const age = Math.floor(entry.policy.age());
@@ -62,7 +70,7 @@ export async function explainCache(cache: ResponseCache, ctx: RequestContext): P
       summary: 'MISS with only-if-cached: 504 TP_NOT_CACHED',
       details: { ...details, stored: false },
     };
-  return continues(`MISS: not stored under ${urlKey}; forwarded, and stored if the response allows`, {
+  return continues(`MISS: not stored under ${details.key}; forwarded, and stored if the response allows`, {
     ...details,
     stored: false,
     status: 'MISS',

@@ -159,16 +159,22 @@ export async function explain(
   const { listener, chosenBy } = chooseListener(snapshot, url, input.listener, options.boundPort);
   const { ctx, refused } = explainedContext(input, url, listener);
   const notes = [...(options.notes ?? [])];
+  const request = {
+    method: ctx.req.method!,
+    url: input.url,
+    host: ctx.host,
+    path: ctx.path,
+    query: ctx.query,
+    clientIp: ctx.clientIp,
+    scheme: ctx.scheme,
+  };
+  // A credential in the query is shown as the access log shows it (key-auth and jwt set ctx.logUrl).
+  const shown = () => {
+    if (ctx.logUrl === null) return request;
+    const q = ctx.logUrl.indexOf('?');
+    return { ...request, url: url.origin + ctx.logUrl, query: q === -1 ? '' : ctx.logUrl.slice(q) };
+  };
   const base = {
-    request: {
-      method: ctx.req.method!,
-      url: input.url,
-      host: ctx.host,
-      path: ctx.path,
-      query: ctx.query,
-      clientIp: ctx.clientIp,
-      scheme: ctx.scheme,
-    },
     listener: {
       name: listener.config.name,
       protocol: listener.scheme,
@@ -177,7 +183,7 @@ export async function explain(
     },
   };
   const none = { route: null, routes: [], plugins: [], terminal: null, upstream: null };
-  if (refused !== null) return { ...base, ...none, outcome: { ...refused, by: 'listener' }, notes };
+  if (refused !== null) return { request, ...base, ...none, outcome: { ...refused, by: 'listener' }, notes };
 
   const req = ctx.req;
   const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query);
@@ -207,7 +213,7 @@ export async function explain(
               by: 'router',
               summary: `the path's most specific route does not take ${req.method}: 405, Allow: ${match.allow}`,
             };
-    return { ...base, ...none, routes, plugins: steps, outcome, notes };
+    return { request: shown(), ...base, ...none, routes, plugins: steps, outcome, notes };
   }
 
   const route = match.value;
@@ -222,6 +228,7 @@ export async function explain(
   const pool = terminal.upstream === undefined ? undefined : snapshot.upstreams.get(terminal.upstream);
   const upstream = pool === undefined ? null : explainUpstream(pool, ctx);
   return {
+    request: shown(),
     ...base,
     route: { name: route.name, index: route.index, params: { ...match.params } },
     routes,

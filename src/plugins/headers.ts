@@ -56,10 +56,12 @@ export const headersPlugin = definePlugin({
         request?.(ctx);
         const upstream = { set: names(reqSet), add: names(reqAdd), remove: reqRemove };
         const client = { set: names(resSet), add: names(resAdd), remove: resRemove };
-        return continues(
-          `upstream request: set ${upstream.set.join(', ') || '-'}, add ${upstream.add.join(', ') || '-'}, remove ${upstream.remove.join(', ') || '-'}; response: set ${client.set.join(', ') || '-'}, add ${client.add.join(', ') || '-'}, remove ${client.remove.join(', ') || '-'}`,
-          { request: upstream, response: client },
-        );
+        const said = (side: string, c: typeof upstream) =>
+          (['set', 'add', 'remove'] as const)
+            .filter((op) => c[op].length > 0)
+            .map((op) => `${side} ${op}s ${c[op].join(', ')}`);
+        const parts = [...said('request', upstream), ...said('response', client)];
+        return continues(parts.join('; ') || 'nothing to change', { request: upstream, response: client });
       },
       response: hasResponse
         ? (_ctx, head) => {

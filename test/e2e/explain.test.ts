@@ -38,7 +38,7 @@ routes:
   - name: users
     match: { host: api.example.com, path: /users/:id }
     upstream: users
-    plugins: [{ key-auth: {} }, { rate-limit: { limits: [{ requests: 100, per: 1m }] } }]
+    plugins: [{ key-auth: { header: x-api-key, query: apikey } }, { rate-limit: { limits: [{ requests: 100, per: 1m }] } }]
   - name: static
     match: { host: www.example.com, path: /static }
     upstream: web
@@ -89,6 +89,7 @@ describe('turnpike explain (the CLI)', () => {
     methodJson: ['DELETE', 'https://api.example.com/orders', '--json'],
     plainListener: ['GET', 'http://www.example.com/', '--listener', 'plain', '--json'],
     noListener: ['GET', 'http://api.example.com:9999/users/7'],
+    queryKey: ['GET', `https://api.example.com/users/7?apikey=${KEY}&page=2`, '--json'],
   };
 
   before(async () => {
@@ -213,6 +214,14 @@ describe('turnpike explain (the CLI)', () => {
     const run = runs.get('noListener')!;
     assert.equal(run.code, 1);
     assert.match(run.stderr, /no http listener on port 9999.*plain \(http :8080\).*\[TP_EXPLAIN_INVALID\]/);
+  });
+
+  test('a key in the query is verified and shown as the access log shows it', () => {
+    const run = ok('queryKey');
+    assert.ok(!run.stdout.includes(KEY), 'the key is never printed');
+    const e = JSON.parse(run.stdout);
+    assert.equal(e.request.url, 'https://api.example.com/users/7?apikey=[REDACTED]&page=2');
+    assert.equal(e.plugins[0].details.consumer, 'alice');
   });
 });
 
