@@ -57,6 +57,10 @@ export const ERRORS = {
   TP_ADMIN_NOT_FOUND: { status: 404, title: 'No admin endpoint, upstream or target by this name' },
   TP_ADMIN_NOT_READY: { status: 503, title: 'The gateway is starting or draining' },
   TP_ADMIN_UNSUPPORTED: { status: 501, title: 'This admin call is not available for this gateway' },
+  TP_EXPLAIN_INVALID: {
+    status: 400,
+    title: 'The request to explain cannot be read (its method, URL, a header, or the listener named)',
+  },
   // Configuration (printed with file, line, column and key path)
   TP_CONFIG_NOT_FOUND: { status: 0, title: 'Config file not found or unreadable' },
   TP_CONFIG_SYNTAX: { status: 0, title: 'Config file is not valid YAML or JSON' },

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { DashboardRaw } from '../observability/dashboard-stats.ts';
+import type { ExplainInput } from '../explain/request.ts';
 import { TurnpikeError } from '../errors.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { configDirOf } from '../runtime/open-listener.ts';
@@ -31,7 +32,9 @@ export type AdminOp =
   | { readonly op: 'purge'; readonly target: PurgeTarget }
   | { readonly op: 'certificates' }
   | { readonly op: 'log-level'; readonly level: LogLevel }
-  | { readonly op: 'dashboard' };
+  | { readonly op: 'dashboard' }
+  /** What the gateway would do with one request (resolves: it may ask an identity provider or a Redis). */
+  | { readonly op: 'explain'; readonly request: ExplainInput };
 
 export interface TargetView {
   readonly target: string;
@@ -182,5 +185,10 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
         stats: runtime.dashboardStats.raw(),
         upstreams: upstreamViews(runtime),
       } satisfies DashboardAnswer;
+    case 'explain': {
+      const bound = (name: string) => runtime.addresses().find((a) => a.name === name)?.port;
+      // Imported on first use: the primary of a multi-worker instance loads no router.
+      return import('../explain/explain.ts').then((m) => m.explain(snapshot, op.request, { boundPort: bound }));
+    }
   }
 }

@@ -23,6 +23,8 @@ export interface AdminWorkers {
    * (one that fails or is late is left out) and how many were asked.
    */
   some(op: AdminOp, timeoutMs?: number): Promise<{ answers: unknown[]; asked: number }>;
+  /** Runs a read-only `op` in one worker (an explanation: each worker would answer it alike). */
+  one(op: AdminOp): Promise<unknown>;
   /** Calls `listener` with every worker's events until the returned function is called. */
   feed(listener: (event: FeedEvent) => void): () => void;
 }

@@ -37,6 +37,11 @@ export class MemoryCacheStore implements CacheStore {
     return this.lru.get(`${urlKey}\n${variantOf(url.fields)}`);
   }
 
+  peek(urlKey: string, variantOf: (varyFields: readonly string[]) => string): CacheEntry | undefined {
+    const url = this.urls.get(urlKey);
+    return url === undefined ? undefined : this.lru.peek(`${urlKey}\n${variantOf(url.fields)}`);
+  }
+
   store(urlKey: string, varyFields: readonly string[], variant: string, entry: CacheEntry, ttl: number): void {
     const key = `${urlKey}\n${variant}`;
     let url = this.urls.get(urlKey);

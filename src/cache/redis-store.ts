@@ -121,6 +121,11 @@ export class RedisCacheStore implements CacheStore {
     }
   }
 
+  /** Reads count nothing in Redis: a lookup is already a peek. */
+  peek(urlKey: string, variantOf: (varyFields: readonly string[]) => string): Promise<CacheEntry | undefined> {
+    return this.lookup(urlKey, variantOf);
+  }
+
   async store(
     urlKey: string,
     varyFields: readonly string[],

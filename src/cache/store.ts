@@ -23,6 +23,8 @@ export interface CacheStore {
    * the request's variant key. Undefined: nothing stored (or the store failed; stores log their own failures).
    */
   lookup(urlKey: string, variantOf: (varyFields: readonly string[]) => string): MaybePromise<CacheEntry | undefined>;
+  /** As `lookup`, for `turnpike explain`: counts nothing (an LRU's recency, a hit) and keeps nothing in memory. */
+  peek(urlKey: string, variantOf: (varyFields: readonly string[]) => string): MaybePromise<CacheEntry | undefined>;
   /**
    * Stores one variant; `varyFields` replace those recorded for the URL. `ttl` (ms) is how long the entry may be
    * of any use (fresh + stale windows); the store may drop it sooner (size bound).

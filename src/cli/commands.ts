@@ -11,6 +11,7 @@ import { registerTestCommand } from './test-command.ts';
 import { VERSION } from '../version.ts';
 import { registerConfig } from './config-command.ts';
 import { registerValidate } from './validate-command.ts';
+import { registerExplain } from './explain.ts';
 
 const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version(VERSION);
 
@@ -122,6 +123,7 @@ registerValidate(program);
 registerConfig(program);
 
 registerTestCommand(program);
+registerExplain(program);
 
 program
   .command('schema')

@@ -45,6 +45,24 @@ export function gcraConsume(tats: number[], nowUs: number, limits: readonly Limi
   return decide(allowed, backlog, limits, retryUs);
 }
 
+/** What `gcraConsume` would decide at `nowUs`, changing nothing: `remaining` counts before this request. */
+export function gcraPeek(tats: readonly number[], nowUs: number, limits: readonly LimitSpec[]): RateDecision {
+  const backlog = limits.map((_, i) => {
+    const tat = tats[i];
+    return tat === undefined || tat < nowUs ? 0 : tat - nowUs;
+  });
+  return peekDecision(backlog, limits);
+}
+
+/** The peek's decision from each limit's backlog as it stands (shared with the Redis store's read-only script). */
+export function peekDecision(backlogUs: readonly number[], limits: readonly LimitSpec[]): RateDecision {
+  let retryUs = 0;
+  for (let i = 0; i < limits.length; i++) retryUs = Math.max(retryUs, backlogUs[i]! - toleranceUs(limits[i]!));
+  // After k requests at one instant a backlog is k·T, and decide() reads `requests - k` left: exactly what the
+  // next request would find, itself included.
+  return decide(retryUs === 0, backlogUs, limits, retryUs);
+}
+
 /**
  * The decision for the headers, from each limit's backlog (TAT - now, in µs) after the request was counted (or,
  * when denied, as it stands). Shared with the Redis store, whose script returns the backlogs.

@@ -5,7 +5,14 @@ import { IPC_COMMAND_TIMEOUT_MS, IpcCalls } from '../stores/ipc-call.ts';
 import type { ConcurrencyStore, LimitSpec, RateDecision, RateStore } from './shared-store.ts';
 
 export type LimitRequest =
-  | { readonly type: 'limit-rate'; readonly id: number; readonly key: string; readonly limits: readonly LimitSpec[] }
+  | {
+      readonly type: 'limit-rate';
+      readonly id: number;
+      readonly key: string;
+      readonly limits: readonly LimitSpec[];
+      /** Only read the counters (`turnpike explain`), count nothing. */
+      readonly peek?: boolean;
+    }
   | {
       readonly type: 'limit-acquire';
       readonly id: number;
@@ -53,6 +60,10 @@ export class IpcLimitStore implements RateStore, ConcurrencyStore {
     return this.calls.call({ type: 'limit-rate', key, limits }, this.timeoutMs).then(decisionOf);
   }
 
+  peek(key: string, limits: readonly LimitSpec[]): Promise<RateDecision> {
+    return this.calls.call({ type: 'limit-rate', key, limits, peek: true }, this.timeoutMs).then(decisionOf);
+  }
+
   acquire(key: string, max: number, queue: number, queueTimeoutMs: number): Promise<boolean> {
     // The primary answers a queued acquire when a slot frees or after queueTimeoutMs.
     const wait = queue > 0 ? queueTimeoutMs + this.timeoutMs : this.timeoutMs;
@@ -73,7 +84,11 @@ export async function answerLimitRequest(
 ): Promise<void> {
   switch (m.type) {
     case 'limit-rate':
-      reply({ type: 'limit-rate-result', id: m.id, decision: await store.consume(m.key, m.limits) });
+      reply({
+        type: 'limit-rate-result',
+        id: m.id,
+        decision: await (m.peek === true ? store.peek(m.key, m.limits) : store.consume(m.key, m.limits)),
+      });
       return;
     case 'limit-acquire': {
       const ok = await store.acquire(m.key, m.max, m.queue, m.timeout);

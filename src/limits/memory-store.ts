@@ -1,6 +1,6 @@
 // The in-process limit store: GCRA counters and concurrency slots in Maps. Used directly in a single process and by
 // the primary on behalf of its workers (over IPC), so it depends on nothing but the store interface and GCRA.
-import { gcraConsume } from './gcra.ts';
+import { gcraConsume, gcraPeek } from './gcra.ts';
 import type { ConcurrencyStore, LimitSpec, RateDecision, RateStore } from './shared-store.ts';
 
 export interface MemoryLimitStoreOptions {
@@ -66,6 +66,10 @@ export class MemoryLimitStore implements RateStore, ConcurrencyStore {
       entry.expiresUs = latest;
     }
     return decision;
+  }
+
+  peek(key: string, limits: readonly LimitSpec[]): RateDecision {
+    return gcraPeek(this.rates.get(key)?.tats ?? [], this.now(), limits);
   }
 
   /** Drops counters whose every TAT has passed (they would read as fresh anyway). Returns how many went. */

@@ -4,7 +4,7 @@
 // once every TAT has passed.
 import type { Redis } from 'ioredis';
 import { RedisScript } from '../stores/redis-script.ts';
-import { decide, intervalUs, toleranceUs } from './gcra.ts';
+import { decide, intervalUs, peekDecision, toleranceUs } from './gcra.ts';
 import type { LimitSpec, RateDecision, RateStore } from './shared-store.ts';
 
 // ARGV: n, then T and τ (µs) of each limit. Returns { allowed, retry µs, backlog µs of each limit }.
@@ -43,6 +43,22 @@ for i = 1, n do reply[i + 2] = backlog[i] end
 return reply
 `;
 const GCRA = new RedisScript(SCRIPT);
+// Read-only: the backlog (µs) of each of ARGV[1] limits on Redis's clock; nothing is written.
+const PEEK = new RedisScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local reply = {}
+local i = 0
+local stored = redis.call('GET', KEYS[1])
+if stored then for v in string.gmatch(stored, '%d+') do
+  i = i + 1
+  local d = tonumber(v) - now
+  if d < 0 then d = 0 end
+  reply[i] = d
+end end
+for j = i + 1, tonumber(ARGV[1]) do reply[j] = 0 end
+return reply
+`);
 
 export interface RedisRateStoreOptions {
   /** Prepended to every key. */
@@ -78,13 +94,20 @@ export class RedisRateStore implements RateStore {
     return this.guardMs > 0 ? withTimeout(call, this.guardMs) : call;
   }
 
-  private async run(key: string, args: (string | number)[]): Promise<number[]> {
+  peek(key: string, limits: readonly LimitSpec[]): Promise<RateDecision> {
+    const call = this.run(this.prefix + key, [limits.length], PEEK).then((backlog) =>
+      peekDecision(backlog.slice(0, limits.length), limits),
+    );
+    return this.guardMs > 0 ? withTimeout(call, this.guardMs) : call;
+  }
+
+  private async run(key: string, args: (string | number)[], script = GCRA): Promise<number[]> {
     const status = this.redis.status;
     // A client without an offline queue rejects calls until it is ready: while it is (re)connecting, wait for it
     // (bounded), so the first requests after start are counted rather than failed. A client that is down and
     // waiting to retry fails the call at once.
     if ((status === 'connecting' || status === 'connect') && !this.redis.options.enableOfflineQueue) await this.ready();
-    return (await GCRA.run(this.redis, [key], args)) as number[];
+    return (await script.run(this.redis, [key], args)) as number[];
   }
 
   private ready(): Promise<void> {

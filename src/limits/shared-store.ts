@@ -24,6 +24,11 @@ export interface RateStore {
    * counted in all of them (a denied request counts in none). Rejects (never hangs) when the store is unreachable.
    */
   consume(key: string, limits: readonly LimitSpec[]): Promise<RateDecision> | RateDecision;
+  /**
+   * What `consume` would decide now, changing nothing (`turnpike explain`): `allowed` as it would say, `remaining`
+   * the requests that would pass now, this one included (the same fields otherwise). Rejects when unreachable.
+   */
+  peek(key: string, limits: readonly LimitSpec[]): Promise<RateDecision> | RateDecision;
 }
 
 /** Concurrency slots shared by an instance: `acquire` resolves true when a slot was taken, false on timeout. */

@@ -4,6 +4,7 @@
 // in reverse request order (Envoy's encoder order: CORS and RateLimit headers reach a 401 or a 429); then log.
 import type { PluginEntry } from '../config/schema.ts';
 import type {
+  ExplainHook,
   PluginDefinition,
   PluginEnv,
   LogHook,
@@ -11,7 +12,7 @@ import type {
   RequestHookResult,
   ResponseHook,
 } from '../plugins/types.ts';
-import { PHASES, REQUEST_PHASES } from './phases.ts';
+import { PHASES, REQUEST_PHASES, type Phase } from './phases.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 import { problemReply } from './problem.ts';
 
@@ -26,10 +27,20 @@ export interface Chain {
   readonly responsePositions: readonly number[];
   readonly log: readonly LogHook[];
   readonly pluginNames: readonly string[];
+  /** Every plugin in run order, for `turnpike explain` (never read on a request's path). */
+  readonly plugins: readonly ChainPlugin[];
   /** The header that echoes the request id on every response, or null. */
   readonly echoRequestId: string | null;
   /** Whether any response hook may touch a head (and so a body is worth offering to them). */
   readonly hasResponseHooks: boolean;
+}
+
+export interface ChainPlugin {
+  readonly name: string;
+  readonly phase: Phase;
+  /** Listed under the top-level `plugins:` (they run before the route's own within a phase). */
+  readonly global: boolean;
+  readonly explain: ExplainHook | null;
 }
 
 /** Position used for "the terminal ran": every response hook runs. */
@@ -46,6 +57,7 @@ export function emptyChain(echoRequestId: string | null): Chain {
     responsePositions: [],
     log: [],
     pluginNames: [],
+    plugins: [],
     echoRequestId,
     hasResponseHooks: false,
   };
@@ -70,9 +82,11 @@ export function compileChain(
   const response: ResponseHook[] = [];
   const responsePositions: number[] = [];
   const log: LogHook[] = [];
+  const explained: ChainPlugin[] = [];
   const lastAuthenticate = ordered.findLastIndex((o) => o.def.phase === 'authenticate');
-  ordered.forEach(({ entry, def }, position) => {
+  ordered.forEach(({ entry, def, order }, position) => {
     const hooks = def.create(entry.config, env);
+    explained.push({ name: def.name, phase: def.phase, global: order < global.length, explain: hooks.explain ?? null });
     const inRequestPhase = isRequestPhase.has(def.phase);
     if (hooks.request) {
       if (!inRequestPhase)
@@ -104,6 +118,7 @@ export function compileChain(
     responsePositions,
     log,
     pluginNames: ordered.map((o) => o.entry.name),
+    plugins: explained,
     echoRequestId,
     hasResponseHooks: responsePhase.length > 0 || response.length > 0,
   };

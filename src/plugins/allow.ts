@@ -4,7 +4,8 @@
 import { z } from 'zod';
 import type { CheckProblem } from '../config/problems.ts';
 import { problemReply } from '../pipeline/problem.ts';
-import { definePlugin } from './types.ts';
+import { continues, explainByRunning } from './explain-support.ts';
+import { definePlugin, type RequestHook } from './types.ts';
 
 const claimValue = z.union([z.string(), z.number(), z.boolean()]).meta({ examples: ['admin'] });
 
@@ -69,27 +70,31 @@ export const allowPlugin = definePlugin({
     const consumers = config.consumers ? new Set(config.consumers) : null;
     const scopes = config.scopes ?? null;
     const claims = config.claims ? Object.entries(config.claims) : null;
+    const request: RequestHook = (ctx) => {
+      const identity = ctx.identity;
+      if (identity === null) return problemReply('TP_FORBIDDEN', 'no authenticated identity', ctx.requestId);
+      const consumer = identity.consumer;
+      if (groups !== null || consumers !== null) {
+        const inGroup = groups !== null && consumer !== null && consumer.groups.some((g) => groups.has(g));
+        const named = consumers !== null && consumer !== null && consumers.has(consumer.name);
+        if (!inGroup && !named) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
+      }
+      if (scopes !== null) {
+        for (const s of scopes)
+          if (!identity.scopes.has(s)) return problemReply('TP_FORBIDDEN', `missing scope ${s}`, ctx.requestId);
+      }
+      if (claims !== null) {
+        for (const [name, value] of claims) {
+          if (identity.claims[name] !== value) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
+        }
+      }
+      return undefined;
+    };
+    const who = (ctx: Parameters<RequestHook>[0]) =>
+      ctx.identity === null ? 'no identity' : (ctx.identity.consumer?.name ?? ctx.identity.subject);
     return {
-      request(ctx) {
-        const identity = ctx.identity;
-        if (identity === null) return problemReply('TP_FORBIDDEN', 'no authenticated identity', ctx.requestId);
-        const consumer = identity.consumer;
-        if (groups !== null || consumers !== null) {
-          const inGroup = groups !== null && consumer !== null && consumer.groups.some((g) => groups.has(g));
-          const named = consumers !== null && consumer !== null && consumers.has(consumer.name);
-          if (!inGroup && !named) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
-        }
-        if (scopes !== null) {
-          for (const s of scopes)
-            if (!identity.scopes.has(s)) return problemReply('TP_FORBIDDEN', `missing scope ${s}`, ctx.requestId);
-        }
-        if (claims !== null) {
-          for (const [name, value] of claims) {
-            if (identity.claims[name] !== value) return problemReply('TP_FORBIDDEN', undefined, ctx.requestId);
-          }
-        }
-        return undefined;
-      },
+      request,
+      explain: (ctx) => explainByRunning(request, ctx, `${who(ctx)} refused`, () => continues(`${who(ctx)} allowed`)),
     };
   },
 });

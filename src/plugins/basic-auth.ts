@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { NO_CLAIMS, NO_SCOPES } from '../auth/identity.ts';
 import { VerifiedCache, verifyPassword } from '../auth/password.ts';
-import { definePlugin } from './types.ts';
+import { explainAuthentication } from './explain-support.ts';
+import { definePlugin, type RequestHook } from './types.ts';
 
 const schema = z.strictObject({
   realm: z
@@ -26,42 +27,49 @@ export const basicAuthPlugin = definePlugin({
     const challenge = `Basic realm="${config.realm}", charset="UTF-8"`;
     const cache = new VerifiedCache();
     const hide = config.hideCredentials;
+    const request: RequestHook = (ctx) => {
+      if (ctx.identity !== null) return;
+      const header = ctx.req.headers.authorization;
+      const refuse = () => {
+        (ctx.authChallenges ??= []).push(challenge);
+      };
+      if (header === undefined || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'basic ') return refuse();
+      const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon <= 0) return refuse();
+      const username = decoded.slice(0, colon);
+      const password = decoded.slice(colon + 1);
+      const credential = env.consumers.byBasicUsername(username);
+      if (credential === undefined) return refuse();
+      const accept = () => {
+        ctx.identity = {
+          method: 'basic-auth',
+          consumer: credential.consumer,
+          subject: credential.consumer.name,
+          claims: NO_CLAIMS,
+          scopes: NO_SCOPES,
+        };
+        if (hide) ctx.removeRequestHeader('authorization');
+      };
+      const key = VerifiedCache.keyOf(username, password, credential.passwordHash);
+      if (cache.has(key)) return accept();
+      return verifyPassword(password, credential.passwordHash).then(
+        (ok) => {
+          if (!ok) return refuse();
+          cache.add(key);
+          accept();
+        },
+        () => refuse(),
+      );
+    };
     return {
-      request(ctx) {
-        if (ctx.identity !== null) return;
-        const header = ctx.req.headers.authorization;
-        const refuse = () => {
-          (ctx.authChallenges ??= []).push(challenge);
-        };
-        if (header === undefined || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'basic ') return refuse();
-        const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-        const colon = decoded.indexOf(':');
-        if (colon <= 0) return refuse();
-        const username = decoded.slice(0, colon);
-        const password = decoded.slice(colon + 1);
-        const credential = env.consumers.byBasicUsername(username);
-        if (credential === undefined) return refuse();
-        const accept = () => {
-          ctx.identity = {
-            method: 'basic-auth',
-            consumer: credential.consumer,
-            subject: credential.consumer.name,
-            claims: NO_CLAIMS,
-            scopes: NO_SCOPES,
-          };
-          if (hide) ctx.removeRequestHeader('authorization');
-        };
-        const key = VerifiedCache.keyOf(username, password, credential.passwordHash);
-        if (cache.has(key)) return accept();
-        return verifyPassword(password, credential.passwordHash).then(
-          (ok) => {
-            if (!ok) return refuse();
-            cache.add(key);
-            accept();
-          },
-          () => refuse(),
-        );
-      },
+      request,
+      explain: (ctx) =>
+        explainAuthentication(request, ctx, () =>
+          ctx.req.headers.authorization === undefined
+            ? 'no Authorization header'
+            : 'unknown user, wrong password or not Basic credentials',
+        ),
     };
   },
 });

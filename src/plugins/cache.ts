@@ -3,6 +3,7 @@
 // is served only to requests the route would have let through.
 import { z } from 'zod';
 import { DEFAULT_KEY, compileCacheKey, type KeyPart } from '../cache/cache-key.ts';
+import { explainCache } from '../cache/explain-cache.ts';
 import { policyClass } from '../cache/freshness.ts';
 import { FillLocks } from '../cache/locks.ts';
 import { MemoryCacheStore } from '../cache/memory-store.ts';
@@ -194,6 +195,7 @@ export const cachePlugin = definePlugin({
     return {
       request: (ctx) => cache.request(ctx),
       response: (ctx, head) => cache.response(ctx, head),
+      explain: (ctx) => explainCache(cache, ctx),
     };
   },
 });

@@ -6,6 +6,7 @@ import { size } from '../config/primitives.ts';
 import { createEncoder, ENCODINGS, negotiate } from '../http/codings.ts';
 import { addListToken } from '../http/header-list.ts';
 import type { ResponseHead } from '../request-context.ts';
+import { continues } from './explain-support.ts';
 import { definePlugin } from './types.ts';
 
 const DEFAULT_TYPES = ['text/*', 'application/json', 'application/javascript', 'application/xml', 'image/svg+xml'];
@@ -52,6 +53,16 @@ export const compressPlugin = definePlugin({
       return exact.has(base) || prefixes.some((p) => base.startsWith(p));
     };
     return {
+      explain(ctx) {
+        const accept = ctx.req.headers['accept-encoding'];
+        const encoding = negotiate(Array.isArray(accept) ? accept.join(',') : accept, config.encodings);
+        return continues(
+          encoding === undefined
+            ? 'the client accepts none of the encodings: responses go uncompressed'
+            : `${encoding} for responses of the configured types from ${config.minSize} bytes`,
+          { encoding: encoding ?? null },
+        );
+      },
       // Negotiated in the response hook, from the request's header: no per-request state to carry between hooks.
       response(ctx, head: ResponseHead) {
         const h = head.headers;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { duration } from '../config/primitives.ts';
 import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext } from '../request-context.ts';
+import { continues } from './explain-support.ts';
 import { definePlugin } from './types.ts';
 
 const schema = z.strictObject({
@@ -39,6 +40,16 @@ export const concurrencyPlugin = definePlugin({
     };
 
     return {
+      // Taking a slot to see whether one is free would hold it: the limit is said, not tried.
+      explain: () =>
+        continues(
+          `at most ${max} in progress${queue > 0 ? `, ${queue} more wait up to ${queueTimeout} ms` : ''} (not tried)`,
+          {
+            max,
+            queue,
+            queueTimeout,
+          },
+        ),
       request(ctx) {
         // Route name + plugin position: each concurrency plugin of each route has its own slots.
         const key = `${ctx.routeName}#${ctx.reached}`;

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { duration, headerName, httpMethod } from '../config/primitives.ts';
 import { addListToken } from '../http/header-list.ts';
 import type { Reply } from '../request-context.ts';
-import { definePlugin } from './types.ts';
+import { answers, continues } from './explain-support.ts';
+import { definePlugin, type RequestHook } from './types.ts';
 
 // scheme://host[:port]: host is DNS labels (the first may be `*` for a pattern) or a bracketed IPv6 literal.
 const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/(?:(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
@@ -132,15 +133,24 @@ export const corsPlugin = definePlugin({
       return { status: 204, headers };
     };
 
+    const request: RequestHook = (ctx) => {
+      const req = ctx.req;
+      if (req.method !== 'OPTIONS') return undefined;
+      const h = req.headers;
+      const requestOrigin = h.origin;
+      const requestMethod = h['access-control-request-method'];
+      if (requestOrigin === undefined || requestMethod === undefined) return undefined;
+      return preflight(requestOrigin, h['access-control-request-headers']);
+    };
     return {
-      request(ctx) {
-        const req = ctx.req;
-        if (req.method !== 'OPTIONS') return undefined;
-        const h = req.headers;
-        const requestOrigin = h.origin;
-        const requestMethod = h['access-control-request-method'];
-        if (requestOrigin === undefined || requestMethod === undefined) return undefined;
-        return preflight(requestOrigin, h['access-control-request-headers']);
+      request,
+      explain(ctx) {
+        const origin = ctx.req.headers.origin;
+        const reply = request(ctx) as Reply | undefined;
+        if (reply !== undefined) return answers(reply, `preflight from ${origin}`);
+        if (origin === undefined) return continues('no Origin: not a cross-origin request');
+        const allowed = allowOrigin(origin) !== undefined;
+        return continues(`origin ${origin} ${allowed ? 'allowed' : 'not allowed'}`, { origin, allowed });
       },
       response(ctx, head) {
         const h = ctx.req.headers;

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { headerName } from '../config/primitives.ts';
 import { appendFieldLine } from '../http/header-list.ts';
+import type { RequestContext } from '../request-context.ts';
+import { continues } from './explain-support.ts';
 import { definePlugin } from './types.ts';
 
 const side = z.strictObject({
@@ -40,14 +42,27 @@ export const headersPlugin = definePlugin({
     const resRemove = res ? res.remove : [];
     const hasRequest = reqSet.length + reqAdd.length + reqRemove.length > 0;
     const hasResponse = resSet.length + resAdd.length + resRemove.length > 0;
+    const request = hasRequest
+      ? (ctx: RequestContext) => {
+          for (const name of reqRemove) ctx.removeRequestHeader(name);
+          for (const [name, value] of reqSet) ctx.setRequestHeader(name, value);
+          for (const [name, value] of reqAdd) (ctx.setRequestHeaders ??= []).push(name, value);
+        }
+      : undefined;
+    const names = (list: readonly (readonly [string, string])[]) => list.map(([n]) => n);
     return {
-      request: hasRequest
-        ? (ctx) => {
-            for (const name of reqRemove) ctx.removeRequestHeader(name);
-            for (const [name, value] of reqSet) ctx.setRequestHeader(name, value);
-            for (const [name, value] of reqAdd) (ctx.setRequestHeaders ??= []).push(name, value);
-          }
-        : undefined,
+      request,
+      explain(ctx) {
+        request?.(ctx);
+        const upstream = { set: names(reqSet), add: names(reqAdd), remove: reqRemove };
+        const client = { set: names(resSet), add: names(resAdd), remove: resRemove };
+        const said = (side: string, c: typeof upstream) =>
+          (['set', 'add', 'remove'] as const)
+            .filter((op) => c[op].length > 0)
+            .map((op) => `${side} ${op}s ${c[op].join(', ')}`);
+        const parts = [...said('request', upstream), ...said('response', client)];
+        return continues(parts.join('; ') || 'nothing to change', { request: upstream, response: client });
+      },
       response: hasResponse
         ? (_ctx, head) => {
             const h = head.headers;

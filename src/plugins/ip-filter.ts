@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { cidr } from '../config/primitives.ts';
 import { CidrList } from '../http/cidr.ts';
 import { problemReply } from '../pipeline/problem.ts';
-import { definePlugin } from './types.ts';
+import { continues, explainByRunning } from './explain-support.ts';
+import { definePlugin, type RequestHook } from './types.ts';
 
 const schema = z
   .strictObject({
@@ -35,17 +36,21 @@ export const ipFilterPlugin = definePlugin({
   create(config) {
     const allow = config.allow ? new CidrList(config.allow) : null;
     const deny = config.deny ? new CidrList(config.deny) : null;
+    const request: RequestHook = (ctx) => {
+      const ip = ctx.clientIp;
+      // An address a list cannot parse is in none of them.
+      if (deny !== null && deny.has(ip)) return problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
+      if (allow !== null) return allow.has(ip) ? undefined : problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
+      // Deny only: an address we cannot parse (garbage in a trusted proxy's X-Forwarded-For) cannot be shown
+      // to be outside the deny list, so it is refused (fail closed).
+      return isIP(ip) === 0 ? problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId) : undefined;
+    };
     return {
-      request(ctx) {
-        const ip = ctx.clientIp;
-        // An address a list cannot parse is in none of them.
-        if (deny !== null && deny.has(ip)) return problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
-        if (allow !== null)
-          return allow.has(ip) ? undefined : problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId);
-        // Deny only: an address we cannot parse (garbage in a trusted proxy's X-Forwarded-For) cannot be shown
-        // to be outside the deny list, so it is refused (fail closed).
-        return isIP(ip) === 0 ? problemReply('TP_IP_FORBIDDEN', undefined, ctx.requestId) : undefined;
-      },
+      request,
+      explain: (ctx) =>
+        explainByRunning(request, ctx, `client ${ctx.clientIp} refused`, () =>
+          continues(`client ${ctx.clientIp} allowed`, { clientIp: ctx.clientIp }),
+        ),
     };
   },
 });

@@ -26,7 +26,8 @@ import { cookieValue, removeCookie } from '../http/cookies.ts';
 import { removeQueryParam, queryValue } from '../http/query.ts';
 import { TurnpikeError, type ErrorCode } from '../errors.ts';
 import type { RequestContext } from '../request-context.ts';
-import { definePlugin, type PluginEnv } from './types.ts';
+import { explainAuthentication } from './explain-support.ts';
+import { definePlugin, type PluginEnv, type RequestHook } from './types.ts';
 
 const oneOrMany = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 const kid = z
@@ -394,28 +395,28 @@ export const jwtPlugin = definePlugin({
       return refuse(ctx, challengeFor(lastError));
     }
 
-    return {
-      request(ctx) {
-        if (ctx.identity !== null) return;
-        const found = findToken(ctx, config);
-        if (found === undefined) return refuse(ctx, MISSING);
-        const { token, from } = found;
-        // A token in the query is a credential like key-auth's: never in the access log, valid or not.
-        if (from === 'query') concealQueryCredential(ctx, config.query!, false);
-        const digest = tokenDigest(token);
-        const hit = verified.get(digest);
-        if (hit !== undefined) return accept(ctx, hit, from);
-        let header;
-        try {
-          header = decodeProtectedHeader(token);
-        } catch {
-          return refuse(ctx, FAIL.malformed);
-        }
-        if (typeof header.alg !== 'string' || !algorithms.has(header.alg)) return refuse(ctx, FAIL.algorithm);
-        const kid = typeof header.kid === 'string' ? header.kid : undefined;
-        return verify(ctx, token, digest, header.alg, kid, from);
-      },
+    const request: RequestHook = (ctx) => {
+      if (ctx.identity !== null) return;
+      const found = findToken(ctx, config);
+      if (found === undefined) return refuse(ctx, MISSING);
+      const { token, from } = found;
+      // A token in the query is a credential like key-auth's: never in the access log, valid or not.
+      if (from === 'query') concealQueryCredential(ctx, config.query!, false);
+      const digest = tokenDigest(token);
+      const hit = verified.get(digest);
+      if (hit !== undefined) return accept(ctx, hit, from);
+      let header;
+      try {
+        header = decodeProtectedHeader(token);
+      } catch {
+        return refuse(ctx, FAIL.malformed);
+      }
+      if (typeof header.alg !== 'string' || !algorithms.has(header.alg)) return refuse(ctx, FAIL.algorithm);
+      const kid = typeof header.kid === 'string' ? header.kid : undefined;
+      return verify(ctx, token, digest, header.alg, kid, from);
     };
+    // Verified as a request is: signature (static keys or the JWKS, fetched if need be), exp, nbf, iss, aud.
+    return { request, explain: (ctx) => explainAuthentication(request, ctx, () => 'no token') };
   },
 });
 

@@ -6,7 +6,8 @@ import { headerName } from '../config/primitives.ts';
 import { NO_CLAIMS, NO_SCOPES } from '../auth/identity.ts';
 import { concealQueryCredential } from '../auth/query-credential.ts';
 import { queryValue } from '../http/query.ts';
-import { definePlugin } from './types.ts';
+import { explainAuthentication } from './explain-support.ts';
+import { definePlugin, type RequestHook } from './types.ts';
 
 const schema = z
   .strictObject({
@@ -39,26 +40,35 @@ export const keyAuthPlugin = definePlugin({
     const query = config.query;
     const challenge = `Key realm="turnpike"${header ? `, header="${header}"` : ''}${query ? `, query="${query}"` : ''}`;
     const hide = config.hideCredentials;
+    const request: RequestHook = (ctx) => {
+      if (ctx.identity !== null) return;
+      let key: string | undefined;
+      if (header !== undefined) {
+        const v = ctx.req.headers[header];
+        key = Array.isArray(v) ? v[0] : v;
+        if (key !== undefined && hide) ctx.removeRequestHeader(header);
+      }
+      if (key === undefined && query !== undefined && ctx.query !== '') {
+        key = queryValue(ctx.query, query);
+        if (key !== undefined) concealQueryCredential(ctx, query, hide);
+      }
+      const consumer = key === undefined || key === '' ? undefined : env.consumers.byApiKey(key);
+      if (consumer === undefined) {
+        (ctx.authChallenges ??= []).push(challenge);
+        return;
+      }
+      ctx.identity = { method: 'key-auth', consumer, subject: consumer.name, claims: NO_CLAIMS, scopes: NO_SCOPES };
+    };
+    const where = [header && `header ${header}`, query && `query parameter ${query}`].filter(Boolean).join(' or ');
     return {
-      request(ctx) {
-        if (ctx.identity !== null) return;
-        let key: string | undefined;
-        if (header !== undefined) {
-          const v = ctx.req.headers[header];
-          key = Array.isArray(v) ? v[0] : v;
-          if (key !== undefined && hide) ctx.removeRequestHeader(header);
-        }
-        if (key === undefined && query !== undefined && ctx.query !== '') {
-          key = queryValue(ctx.query, query);
-          if (key !== undefined) concealQueryCredential(ctx, query, hide);
-        }
-        const consumer = key === undefined || key === '' ? undefined : env.consumers.byApiKey(key);
-        if (consumer === undefined) {
-          (ctx.authChallenges ??= []).push(challenge);
-          return;
-        }
-        ctx.identity = { method: 'key-auth', consumer, subject: consumer.name, claims: NO_CLAIMS, scopes: NO_SCOPES };
-      },
+      request,
+      explain: (ctx) =>
+        explainAuthentication(request, ctx, () => {
+          const sent =
+            (header !== undefined && ctx.req.headers[header] !== undefined) ||
+            (query !== undefined && queryValue(ctx.query, query) !== undefined);
+          return sent ? 'the key matches no consumer' : `no key in ${where}`;
+        }),
     };
   },
 });

@@ -9,7 +9,8 @@ import { TokenCache, tokenDigest } from '../auth/introspection-cache.ts';
 import { readCapped } from '../auth/jwks.ts';
 import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext } from '../request-context.ts';
-import { definePlugin, type PluginEnv } from './types.ts';
+import { explainAuthentication } from './explain-support.ts';
+import { definePlugin, type PluginEnv, type RequestHook } from './types.ts';
 
 const schema = z.strictObject({
   url: z
@@ -188,19 +189,19 @@ export const oauth2IntrospectionPlugin = definePlugin({
       }
     }
 
-    return {
-      request(ctx) {
-        if (ctx.identity !== null) return;
-        const token = bearerToken(ctx);
-        if (token === undefined) {
-          (ctx.authChallenges ??= []).push(REALM);
-          return;
-        }
-        const digest = tokenDigest(token);
-        const cached = cache.get(digest);
-        if (cached !== undefined) return apply(ctx, cached);
-        return miss(ctx, token, digest);
-      },
+    const request: RequestHook = (ctx) => {
+      if (ctx.identity !== null) return;
+      const token = bearerToken(ctx);
+      if (token === undefined) {
+        (ctx.authChallenges ??= []).push(REALM);
+        return;
+      }
+      const digest = tokenDigest(token);
+      const cached = cache.get(digest);
+      if (cached !== undefined) return apply(ctx, cached);
+      return miss(ctx, token, digest);
     };
+    // The token is introspected as a request's would be (or its cached verdict used).
+    return { request, explain: (ctx) => explainAuthentication(request, ctx, () => 'no Bearer token') };
   },
 });

@@ -9,7 +9,8 @@ import type { LimitSpec, RateDecision, RateStore } from '../limits/shared-store.
 import { problemReply } from '../pipeline/problem.ts';
 import type { Reply, RequestContext } from '../request-context.ts';
 import { CHANNELS, publishRequest } from '../observability/events.ts';
-import { definePlugin } from './types.ts';
+import { continues } from './explain-support.ts';
+import { definePlugin, type PluginExplanation } from './types.ts';
 
 const limit = z
   .strictObject({
@@ -208,7 +209,43 @@ export const rateLimitPlugin = definePlugin({
       });
     };
 
+    const explained = (ctx: RequestContext, d: RateDecision): PluginExplanation => {
+      const per = names.map((name, i) => `${d.remaining[i]}/${limits[i]!.requests} left per ${name}`).join(', ');
+      const details = {
+        // A header's value may be a credential (x-api-key): named, not shown.
+        key: ((v) => (v.startsWith('h:') ? `header ${keyName.slice(7)}` : v))(keyValue(key, ctx)),
+        store: storeName,
+        allowed: d.allowed,
+        limits: limits.map((l, i) => ({ ...l, name: names[i], remaining: d.remaining[i], resetMs: d.resetMs[i] })),
+      };
+      if (d.allowed) return continues(`allowed for ${details.key}: ${per} (read, not counted)`, details);
+      const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+      return {
+        decision: 'answer',
+        status: 429,
+        code: 'TP_RATE_LIMITED',
+        summary: `limited for ${details.key}: ${per}; 429 TP_RATE_LIMITED, retry in ${retryAfter} s`,
+        details: { ...details, retryAfterMs: d.retryAfterMs },
+      };
+    };
+
     return {
+      async explain(ctx) {
+        const storeKey = (global ? '*|' : `${ctx.routeName}|`) + namespace + keyValue(key, ctx);
+        try {
+          return explained(ctx, await store.peek(storeKey, limits));
+        } catch (err) {
+          const why = err instanceof Error ? err.message : String(err);
+          return allowOnError
+            ? continues(`the ${storeName} store is unavailable (${why}): let through (onStoreError: allow)`)
+            : {
+                decision: 'answer',
+                status: 503,
+                code: 'TP_STORE_UNAVAILABLE',
+                summary: `the ${storeName} store is unavailable (${why}): 503 TP_STORE_UNAVAILABLE (onStoreError: deny)`,
+              };
+        }
+      },
       request(ctx) {
         const storeKey = (global ? '*|' : `${ctx.routeName}|`) + namespace + keyValue(key, ctx);
         let result: RateDecision | Promise<RateDecision>;

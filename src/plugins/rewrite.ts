@@ -1,7 +1,8 @@
 // rewrite: change the path sent upstream (strip or add a prefix, or a regex replace), NGINX `rewrite` style.
 import { z } from 'zod';
 import { regexSource } from '../config/primitives.ts';
-import { definePlugin } from './types.ts';
+import { continues } from './explain-support.ts';
+import { definePlugin, type RequestHook } from './types.ts';
 
 const schema = z
   .strictObject({
@@ -46,17 +47,26 @@ export const rewritePlugin = definePlugin({
     const add = config.addPrefix !== undefined && config.addPrefix !== '/' ? trimSlash(config.addPrefix) : undefined;
     const regex = config.regex ? new RegExp(config.regex.pattern) : undefined;
     const replacement = config.regex?.replacement ?? '';
+    const request: RequestHook = (ctx) => {
+      let path = ctx.path;
+      // Strip only on a segment boundary: /orders strips /orders and /orders/7, never /ordersX.
+      if (strip !== undefined && strip !== '/' && path.startsWith(strip)) {
+        const rest = path.slice(strip.length);
+        if (rest === '' || rest.charCodeAt(0) === 47 /* / */) path = rest === '' ? '/' : rest;
+      }
+      if (regex !== undefined) path = path.replace(regex, replacement);
+      if (add !== undefined) path = path === '/' ? add : add + path;
+      ctx.path = path;
+    };
     return {
-      request(ctx) {
-        let path = ctx.path;
-        // Strip only on a segment boundary: /orders strips /orders and /orders/7, never /ordersX.
-        if (strip !== undefined && strip !== '/' && path.startsWith(strip)) {
-          const rest = path.slice(strip.length);
-          if (rest === '' || rest.charCodeAt(0) === 47 /* / */) path = rest === '' ? '/' : rest;
-        }
-        if (regex !== undefined) path = path.replace(regex, replacement);
-        if (add !== undefined) path = path === '/' ? add : add + path;
-        ctx.path = path;
+      request,
+      explain(ctx) {
+        const from = ctx.path;
+        request(ctx);
+        return continues(from === ctx.path ? `path ${from} unchanged` : `path ${from} -> ${ctx.path}`, {
+          from,
+          to: ctx.path,
+        });
       },
     };
   },

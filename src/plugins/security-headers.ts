@@ -2,6 +2,7 @@
 // plugin: its hook sees local answers too — 401, 403, 429, 404).
 import { z } from 'zod';
 import { durationInUnion } from '../config/primitives.ts';
+import { continues } from './explain-support.ts';
 import { definePlugin } from './types.ts';
 
 const REFERRER_POLICIES = [
@@ -114,6 +115,10 @@ export const securityHeadersPlugin = definePlugin({
     const override = config.override;
     const count = names.length;
     return {
+      explain: (ctx) =>
+        continues(
+          `adds ${[...names, ...(hstsValue !== null && ctx.scheme === 'https' ? ['strict-transport-security'] : [])].join(', ')} to the response`,
+        ),
       response(ctx, head) {
         const headers = head.headers;
         for (let i = 0; i < count; i++) {

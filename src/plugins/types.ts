@@ -20,11 +20,36 @@ export type ResponseHook = (ctx: RequestContext, head: ResponseHead) => void;
 /** Runs when the exchange is over (the response finished or the client left). */
 export type LogHook = (ctx: RequestContext) => void;
 
+/**
+ * What a plugin would do with one request, said without doing it (`turnpike explain`). `refused`: an authentication
+ * plugin that did not accept the credential (another one may; the gate after the last answers 401 when none did).
+ */
+export interface PluginExplanation {
+  readonly decision: 'continue' | 'answer' | 'refused';
+  /** When it would answer: the status and the error code (TP_*), if any. */
+  readonly status?: number;
+  readonly code?: string;
+  /** One line for people. */
+  readonly summary: string;
+  /** What the line is made of, for `--json`. Never a secret (a key, a token, a password). */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Explains the request hook's decision for this request without the side effects a request has: no rate-limit
+ * allowance consumed, no cache entry counted or filled, no slot taken, no upstream asked. It may call identity
+ * providers (JWKS, introspection), and changes the context as the request hook would (identity, path, headers),
+ * so the plugins after it explain what they would see.
+ */
+export type ExplainHook = (ctx: RequestContext) => PluginExplanation | Promise<PluginExplanation>;
+
 export interface PluginHooks {
   /** Request phases only. */
   readonly request?: RequestHook;
   readonly response?: ResponseHook;
   readonly log?: LogHook;
+  /** Optional: a plugin without it is listed by `turnpike explain` as "no explanation", never run. */
+  readonly explain?: ExplainHook;
 }
 
 export interface PluginEnv {

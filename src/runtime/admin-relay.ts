@@ -55,6 +55,12 @@ export class AdminRelay implements AdminWorkers {
     return answers;
   }
 
+  async one(op: AdminOp): Promise<unknown> {
+    const worker = [...this.workers()].find((w) => w.isConnected());
+    if (worker === undefined) throw new TurnpikeError('TP_ADMIN_NOT_READY', 'no worker is running');
+    return this.ask(worker, op);
+  }
+
   async some(op: AdminOp, timeoutMs = ADMIN_OP_TIMEOUT_MS): Promise<{ answers: unknown[]; asked: number }> {
     const workers = [...this.workers()].filter((w) => w.isConnected());
     const settled = await Promise.allSettled(workers.map((w) => this.ask(w, op, timeoutMs)));

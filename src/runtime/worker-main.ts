@@ -67,7 +67,7 @@ try {
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'reopen-logs') gateway.runtime.reopenLogs();
     else if (m.type === 'admin-op') {
-      // A purge answers once Redis has (a promise); the other operations at once.
+      // A purge (Redis) or an explanation (an identity provider) answers later; the other operations at once.
       void Promise.resolve()
         .then(() => runAdminOp(gateway.runtime, gateway.log, m.op))
         .then(

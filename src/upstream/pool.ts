@@ -2,8 +2,6 @@
 // client request, begin → Lease per try). The state that must outlive the snapshot (targets, health, ejections,
 // breaker, retry budget, balancer) lives in an UpstreamState shared by every snapshot with this upstream.
 import { systemClock, type Clock } from '../clock.ts';
-import { cookieValue } from '../http/cookies.ts';
-import { queryValue } from '../http/query.ts';
 import { CHANNELS, newGateway, type Gateway } from '../observability/events.ts';
 import type { HashSource } from '../config/upstream-schema.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
@@ -16,6 +14,8 @@ import { StickyCookie } from './sticky.ts';
 import { upstreamTlsOptions, type ConnectionSettings, type Target } from './target.ts';
 import { connectionsId } from './target-id.ts';
 import { UpstreamState, type TargetSpec } from './upstream-state.ts';
+import { hashKey } from './hash-key.ts';
+import { wouldPick, type PickExplanation } from './would-pick.ts';
 
 export type { TargetSpec } from './upstream-state.ts';
 
@@ -72,8 +72,9 @@ export class UpstreamPool {
   readonly sticky: StickyCookie | null;
   /** The undici pool settings of this config's targets, applied when the snapshot is swapped in. */
   readonly connections: ConnectionSettings;
-  private readonly hashOn: HashSource | null;
-  private readonly slowStart: number;
+  /** Where the request's hash key comes from (consistent-hash, ip-hash), or null. */
+  readonly hashOn: HashSource | null;
+  readonly slowStart: number;
   /** The state's monotonic clock (slow start). */
   private readonly now: () => number;
 
@@ -177,6 +178,11 @@ export class UpstreamPool {
     return this.state.removeTarget(url);
   }
 
+  /** What `begin` would pick for this request, and why, changing nothing (`turnpike explain`). */
+  wouldPick(ctx: RequestContext): PickExplanation {
+    return wouldPick(this, ctx);
+  }
+
   /** Picks without counting (begin and beginRequest count). */
   private pick(ctx: RequestContext, avoid?: Target): Target | undefined {
     const state = this.state;
@@ -198,26 +204,6 @@ export class UpstreamPool {
       if (ramp < 1 && Math.random() >= ramp) target = state.balancer.pick(hash, target) ?? target;
     }
     return target;
-  }
-}
-
-/** The request's hash key for consistent-hash / ip-hash ('' when the request lacks it: the balancer rotates). */
-function hashKey(ctx: RequestContext, source: HashSource): string {
-  switch (source.kind) {
-    case 'ip':
-      return ctx.clientIp;
-    case 'path':
-      return ctx.path;
-    case 'header': {
-      const v = ctx.req.headers[source.name];
-      return v === undefined ? '' : Array.isArray(v) ? v.join(',') : v;
-    }
-    case 'cookie': {
-      const header = ctx.req.headers.cookie;
-      return header === undefined ? '' : (cookieValue(header, source.name) ?? '');
-    }
-    case 'query':
-      return queryValue(ctx.query, source.name) ?? '';
   }
 }
 

@@ -4,6 +4,7 @@ import { purgeCache } from './cache.ts';
 import { validateConfig } from './config.ts';
 import { getDashboard, getDashboardAsset, getDashboardStream, getDashboardVendor } from './dashboard.ts';
 import { getEvents } from './events.ts';
+import { postExplain } from './explain.ts';
 import { healthz, readyz } from './health.ts';
 import { putLogLevel } from './log-level.ts';
 import { getMetrics } from './metrics.ts';
@@ -19,6 +20,7 @@ export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
   getConfig,
   validateConfig,
   getRoutes,
+  postExplain,
   getUpstreams,
   drainTarget,
   undrainTarget,

@@ -8,11 +8,21 @@ export interface BalancedTarget {
   active: number; // requests in flight right now (maintained by the caller)
 }
 
+/** What `pick` would choose now, and why, found without changing anything (`turnpike explain`). */
+export interface BalancerPeek<T> {
+  /** Undefined when there is no target, or when the choice is a random draw (`chances` then gives the odds). */
+  readonly target: T | undefined;
+  readonly reason: string;
+  readonly chances?: readonly { readonly target: T; readonly share: number }[];
+}
+
 export interface Balancer<T extends BalancedTarget = BalancedTarget> {
   /** Sets the targets to choose from; called once at build and again whenever health or backup failover changes the usable set. May be empty. Do the expensive work (rings, tables) here, never in pick. */
   update(targets: readonly T[]): void;
   /** Picks a target or undefined when there are none. `hash` is the request's hash key (consistent-hash, ip-hash; '' when none). `avoid`: a target a retry should not reuse when another target exists. */
   pick(hash: string, avoid?: T): T | undefined;
+  /** What `pick(hash)` would choose now, without moving a rotation, drawing a random number or learning anything. */
+  peek(hash: string): BalancerPeek<T>;
   /** Reports a finished exchange with its latency in ms (and whether it failed), so latency-aware balancers learn. Optional. */
   observe?(target: T, latencyMs: number, failed: boolean): void;
 }
@@ -35,6 +45,18 @@ export function hash32(s: string): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
+}
+
+export const NO_TARGET: BalancerPeek<never> = { target: undefined, reason: 'no usable target' };
+
+/** `3:1`: the weights of the targets, in their order. */
+export function weightsOf(targets: readonly BalancedTarget[]): string {
+  return targets.map((t) => t.weight).join(':');
+}
+
+/** 32-bit hash as fixed-width hex, for explanations. */
+export function hex32(h: number): string {
+  return `0x${h.toString(16).padStart(8, '0')}`;
 }
 
 /** Greatest common divisor of the weights, so weights 100:100 cost the tables no more than 1:1. */

@@ -1,7 +1,15 @@
 // Ketama-style consistent hashing (NGINX `hash ... consistent`): each target owns 160 points per unit of
 // weight on a 32-bit ring, at hash32(`${key}#${i}`); a request goes to the first point at or after the hash
 // of its key. Adding or removing one of N targets moves about 1/N of the keys and leaves the rest in place.
-import { hash32, weightGcd, type BalancedTarget, type Balancer } from './balancer.ts';
+import {
+  hash32,
+  hex32,
+  NO_TARGET,
+  weightGcd,
+  type BalancedTarget,
+  type Balancer,
+  type BalancerPeek,
+} from './balancer.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
 
 const POINTS_PER_WEIGHT = 160;
@@ -42,19 +50,39 @@ export class ConsistentHashBalancer<T extends BalancedTarget = BalancedTarget> i
     }
   }
 
-  pick(hash: string, avoid?: T): T | undefined {
+  peek(hash: string): BalancerPeek<T> {
     const n = this.positions.length;
-    if (n === 0) return undefined;
-    if (hash === '') return this.fallback.pick(hash, avoid); // nothing to be consistent about
+    if (n === 0) return NO_TARGET;
+    if (hash === '') {
+      const next = this.fallback.peek(hash);
+      return { target: next.target, reason: `no hash key: round robin, ${next.reason}` };
+    }
     const h = hash32(hash);
+    const at = this.pointAt(h);
+    return {
+      target: this.targets[this.owners[at]!],
+      reason: `hash ${hex32(h)} -> ring point ${hex32(this.positions[at]!)} (${at + 1} of ${n})`,
+    };
+  }
+
+  /** The first ring position at or after `h` (wrapping to 0). */
+  private pointAt(h: number): number {
+    const n = this.positions.length;
     let lo = 0;
-    let hi = n; // first position >= h, or n (wraps to 0)
+    let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (this.positions[mid]! < h) lo = mid + 1;
       else hi = mid;
     }
-    if (lo === n) lo = 0;
+    return lo === n ? 0 : lo;
+  }
+
+  pick(hash: string, avoid?: T): T | undefined {
+    const n = this.positions.length;
+    if (n === 0) return undefined;
+    if (hash === '') return this.fallback.pick(hash, avoid); // nothing to be consistent about
+    let lo = this.pointAt(hash32(hash));
     let t = this.targets[this.owners[lo]!]!;
     // A retry walks on along the ring to the next target's point, as a removal of `avoid` would send it.
     for (let k = 0; k < n && t === avoid; k++) {

@@ -3,7 +3,7 @@
 // while the target gets no samples, so a target that was slow is probed again later. Cost is
 // latency * (in flight + 1) / weight; two random targets are compared (power of two choices), so traffic
 // leaves a slow target without herding onto the single fastest one.
-import type { BalancedTarget, Balancer } from './balancer.ts';
+import { NO_TARGET, type BalancedTarget, type Balancer, type BalancerPeek } from './balancer.ts';
 
 export interface EwmaOptions {
   /** Clock in ms; injectable so tests simulate time. Default performance.now. */
@@ -68,6 +68,21 @@ export class EwmaBalancer<T extends BalancedTarget = BalancedTarget> implements 
     if (b === avoid) return a;
     const now = this.now();
     return this.cost(i, now) <= this.cost(j, now) ? a : b;
+  }
+
+  /** Two random targets would be compared by cost: the cheapest of all wins whichever pair includes it. */
+  peek(_hash: string): BalancerPeek<T> {
+    const n = this.targets.length;
+    if (n === 0) return NO_TARGET;
+    const now = this.now();
+    let best = 0;
+    for (let i = 1; i < n; i++) if (this.cost(i, now) < this.cost(best, now)) best = i;
+    const e = this.estimates[best]!;
+    const t = this.targets[best]!;
+    return {
+      target: t,
+      reason: `two targets at random, the lower latency x load wins; cheapest now: ${e.seen ? `${e.ms.toFixed(1)} ms peak EWMA` : 'not tried yet'}, ${t.active} in flight, weight ${t.weight}`,
+    };
   }
 
   observe(target: T, latencyMs: number, failed: boolean): void {

@@ -3,7 +3,16 @@
 // an IP to the same target whatever order the set came in; a change of the set remaps many IPs (use
 // consistent-hash when that matters). With no hash ('') it falls back to round robin, as NGINX does for
 // clients that have no IP address.
-import { byKey, hash32, weightGcd, type BalancedTarget, type Balancer } from './balancer.ts';
+import {
+  byKey,
+  hash32,
+  hex32,
+  NO_TARGET,
+  weightGcd,
+  type BalancedTarget,
+  type Balancer,
+  type BalancerPeek,
+} from './balancer.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
 
 export class IpHashBalancer<T extends BalancedTarget = BalancedTarget> implements Balancer<T> {
@@ -15,6 +24,20 @@ export class IpHashBalancer<T extends BalancedTarget = BalancedTarget> implement
     this.table = [];
     for (const t of byKey(targets)) for (let k = 0; k < t.weight / g; k++) this.table.push(t);
     this.fallback.update(targets);
+  }
+
+  peek(hash: string): BalancerPeek<T> {
+    const table = this.table;
+    if (table.length === 0) return NO_TARGET;
+    if (hash === '') {
+      const next = this.fallback.peek(hash);
+      return { target: next.target, reason: `no hash key: round robin, ${next.reason}` };
+    }
+    const h = hash32(hash);
+    return {
+      target: table[h % table.length],
+      reason: `hash ${hex32(h)} -> slot ${h % table.length} of ${table.length}`,
+    };
   }
 
   pick(hash: string, avoid?: T): T | undefined {

@@ -1,7 +1,7 @@
 // Fewest requests in flight per unit of weight. Scans all targets (n is small); the scan starts just after
 // the last target chosen, so equally loaded targets take turns (starting one further each pick instead would
 // give the target after a busy one its turn too, twice its share).
-import type { BalancedTarget, Balancer } from './balancer.ts';
+import { NO_TARGET, type BalancedTarget, type Balancer, type BalancerPeek } from './balancer.ts';
 
 export class LeastConnectionsBalancer<T extends BalancedTarget = BalancedTarget> implements Balancer<T> {
   private targets: readonly T[] = [];
@@ -9,6 +9,22 @@ export class LeastConnectionsBalancer<T extends BalancedTarget = BalancedTarget>
 
   update(targets: readonly T[]): void {
     this.targets = targets.slice();
+  }
+
+  peek(_hash: string): BalancerPeek<T> {
+    const targets = this.targets;
+    const n = targets.length;
+    if (n === 0) return NO_TARGET;
+    // The scan pick makes, from where the last pick left it, without moving the start.
+    let i = this.start < n ? this.start : 0;
+    let best = -1;
+    for (let k = 0; k < n; k++, i++) {
+      if (i === n) i = 0;
+      const t = targets[i]!;
+      if (best < 0 || t.active * targets[best]!.weight < targets[best]!.active * t.weight) best = i;
+    }
+    const t = targets[best]!;
+    return { target: t, reason: `fewest in flight per weight: ${t.active} in flight, weight ${t.weight}` };
   }
 
   pick(_hash: string, avoid?: T): T | undefined {

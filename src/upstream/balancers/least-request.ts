@@ -1,7 +1,7 @@
 // Power of two choices (Envoy's default least_request): two distinct random targets, the one with fewer
 // requests in flight per unit of weight wins. Nearly as good as a full scan, O(1), and it does not herd
 // every worker onto the same "least" target the way a scan on stale counts does.
-import type { BalancedTarget, Balancer, RandomOptions } from './balancer.ts';
+import { NO_TARGET, type BalancedTarget, type Balancer, type BalancerPeek, type RandomOptions } from './balancer.ts';
 
 export class LeastRequestBalancer<T extends BalancedTarget = BalancedTarget> implements Balancer<T> {
   private targets: readonly T[] = [];
@@ -13,6 +13,18 @@ export class LeastRequestBalancer<T extends BalancedTarget = BalancedTarget> imp
 
   update(targets: readonly T[]): void {
     this.targets = targets.slice();
+  }
+
+  /** Two random targets would be compared: the least loaded of all wins whichever pair includes it. */
+  peek(_hash: string): BalancerPeek<T> {
+    const targets = this.targets;
+    if (targets.length === 0) return NO_TARGET;
+    let best = targets[0]!;
+    for (const t of targets) if (t.active * best.weight < best.active * t.weight) best = t;
+    return {
+      target: best,
+      reason: `two targets at random, the one with fewer in flight per weight wins; least loaded now: ${best.active} in flight, weight ${best.weight}`,
+    };
   }
 
   pick(_hash: string, avoid?: T): T | undefined {

@@ -1,5 +1,5 @@
 // Weighted random: cumulative weights and a binary search, O(log n).
-import type { BalancedTarget, Balancer, RandomOptions } from './balancer.ts';
+import { NO_TARGET, type BalancedTarget, type Balancer, type BalancerPeek, type RandomOptions } from './balancer.ts';
 
 export class RandomBalancer<T extends BalancedTarget = BalancedTarget> implements Balancer<T> {
   private targets: readonly T[] = [];
@@ -20,6 +20,18 @@ export class RandomBalancer<T extends BalancedTarget = BalancedTarget> implement
       this.cumulative[i] = sum += t.weight;
       this.index.set(t, i);
     });
+  }
+
+  /** A draw is random: the odds, not a target (drawing here would spend a number of the source). */
+  peek(_hash: string): BalancerPeek<T> {
+    const n = this.targets.length;
+    if (n === 0) return NO_TARGET;
+    const total = this.cumulative[n - 1]!;
+    return {
+      target: undefined,
+      reason: 'random, by weight',
+      chances: this.targets.map((target) => ({ target, share: target.weight / total })),
+    };
   }
 
   pick(_hash: string, avoid?: T): T | undefined {

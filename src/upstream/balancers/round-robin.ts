@@ -1,5 +1,5 @@
 // Plain rotation, weights ignored (use weighted-round-robin for weights).
-import type { BalancedTarget, Balancer } from './balancer.ts';
+import { NO_TARGET, type BalancedTarget, type Balancer, type BalancerPeek } from './balancer.ts';
 
 export class RoundRobinBalancer<T extends BalancedTarget = BalancedTarget> implements Balancer<T> {
   private targets: readonly T[] = [];
@@ -7,6 +7,13 @@ export class RoundRobinBalancer<T extends BalancedTarget = BalancedTarget> imple
 
   update(targets: readonly T[]): void {
     this.targets = targets.slice(); // the caller may reuse its array
+  }
+
+  peek(_hash: string): BalancerPeek<T> {
+    const n = this.targets.length;
+    if (n === 0) return NO_TARGET;
+    const i = this.next >= n ? 0 : this.next;
+    return { target: this.targets[i], reason: `next in rotation (${i + 1} of ${n}; weights ignored)` };
   }
 
   pick(_hash: string, avoid?: T): T | undefined {

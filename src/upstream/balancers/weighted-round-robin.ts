@@ -1,6 +1,6 @@
 // NGINX's smooth weighted round robin: each pick, every target's current += weight, the largest wins and
 // gives back the total. Weights 5:1:1 give a a b a c a a, never a long run on one target.
-import { weightGcd, type BalancedTarget, type Balancer } from './balancer.ts';
+import { NO_TARGET, weightGcd, weightsOf, type BalancedTarget, type Balancer, type BalancerPeek } from './balancer.ts';
 
 // One cycle of picks (sum of weight/gcd) is precomputed, so pick is O(1), unless the cycle or its O(cycle * n)
 // build would be large (weights go up to 1000); then pick runs NGINX's O(n) step live.
@@ -46,6 +46,21 @@ export class WeightedRoundRobinBalancer<T extends BalancedTarget = BalancedTarge
       if (++this.pos === schedule.length) this.pos = 0;
     } while (t === avoid && n > 1); // another target appears within the cycle, since every weight >= 1
     return t;
+  }
+
+  peek(_hash: string): BalancerPeek<T> {
+    const { targets, current, schedule } = this;
+    const n = targets.length;
+    if (n === 0) return NO_TARGET;
+    if (schedule !== null)
+      return {
+        target: targets[schedule[this.pos]!],
+        reason: `smooth weighted round robin, weights ${weightsOf(targets)}: pick ${this.pos + 1} of a ${schedule.length}-pick cycle`,
+      };
+    // Live mode: the step's choice, on the sums the step would make (nothing written).
+    let best = 0;
+    for (let i = 1; i < n; i++) if (current[i]! + targets[i]!.weight > current[best]! + targets[best]!.weight) best = i;
+    return { target: targets[best], reason: `smooth weighted round robin, weights ${weightsOf(targets)}: next step` };
   }
 
   /** One smooth-WRR step over all targets but `skip`; returns the chosen index. */
