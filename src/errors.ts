@@ -32,6 +32,10 @@ export const ERRORS = {
   TP_H2_PROTOCOL: { status: 400, title: 'Malformed HTTP/2 frames or header fields (GOAWAY PROTOCOL_ERROR)' },
   TP_H2_FLOOD: { status: 429, title: 'HTTP/2 frames sent faster than the limits allow (GOAWAY ENHANCE_YOUR_CALM)' },
   TP_URI_TOO_LONG: { status: 414, title: 'Request target too long' },
+  TP_GRPC_WEB_UNSUPPORTED: {
+    status: 415,
+    title: 'This route speaks gRPC-Web: POST with Content-Type application/grpc-web or application/grpc-web-text',
+  },
   TP_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached' },
   TP_UPSTREAM_RESET: { status: 502, title: 'The upstream service closed the connection' },
   TP_UPSTREAM_TLS: {

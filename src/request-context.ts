@@ -1,7 +1,7 @@
 // Per-request state shared by the listener, the plugins and the forwarder. One object per request;
 // fields are assigned in the constructor so every context has the same hidden class.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type { Identity } from './auth/identity.ts';
 import type { Gateway } from './observability/events.ts';
 import type { RateDecision } from './limits/shared-store.ts';
@@ -29,6 +29,11 @@ export interface BodyTap {
 export class ResponseBody {
   stages: Transform[] | null = null;
   taps: BodyTap[] | null = null;
+  /**
+   * A stage that carries the upstream's trailers in the body (gRPC-Web's trailer frame) takes them: they are
+   * handed to it before the body ends, and not sent as HTTP trailers.
+   */
+  trailerSink: ((trailers: Record<string, string>) => void) | null = null;
 
   transform(stage: Transform): void {
     (this.stages ??= []).push(stage);
@@ -42,7 +47,7 @@ export class ResponseBody {
 /**
  * Asked when an upstream answered (the head as the client would get it, before the response plugins) or failed
  * (status 0, head null). A Reply answers the client instead: a stored response after a 304, a stale one on an
- * error.
+ * error. Returning undefined, it may adapt the head and add the first body stages (gRPC-Web's translation).
  */
 export type UpstreamOverride = (status: number, head: ResponseHead | null) => Reply | undefined;
 
@@ -104,6 +109,8 @@ export class RequestContext {
   forwardRoute: ForwardRoute | null;
   /** A gRPC request (by route or content type): the gateway's own errors are gRPC statuses. */
   grpc: boolean;
+  /** What goes upstream instead of the client's body (a decoding stage fed by it: gRPC-Web text), or null. */
+  requestBody: Readable | null;
   /** Rate-limit decisions of this request, by plugin, for the RateLimit response field. */
   rateDecisions: Map<symbol, RateDecision> | null;
   /** What the access log shows instead of the request target (a credential in the query redacted), or null. */
@@ -172,6 +179,7 @@ export class RequestContext {
     this.upstreamOverrides = null;
     this.cacheStatus = '';
     this.forwardRoute = null;
+    this.requestBody = null;
     this.traceId = undefined;
     const type = req.headers['content-type'];
     this.grpc = typeof type === 'string' && type.startsWith('application/grpc');

@@ -211,6 +211,17 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
     if (!isObject(route)) return;
     const name = typeof route.name === 'string' && route.name ? route.name : undefined;
     checkUpstream(['routes', i, 'upstream'], name ? `route "${name}"` : `routes[${i}]`, route.upstream, 'http');
+    // gRPC-Web is translated for a gRPC server, which speaks HTTP/2 only.
+    const up =
+      isObject(raw.upstreams) && typeof route.upstream === 'string' ? raw.upstreams[route.upstream] : undefined;
+    if (route.protocol === 'grpc-web' && isObject(up) && up.http2 !== true)
+      problems.push(
+        at.problem(
+          'TP_CONFIG_BAD_REFERENCE',
+          ['routes', i, 'upstream'],
+          `protocol grpc-web needs a gRPC upstream, but "${String(route.upstream)}" does not set http2: true`,
+        ),
+      );
     if (name === undefined) return;
     const first = routeNames.get(name);
     if (first !== undefined)

@@ -340,12 +340,12 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         }),
       timeouts: routeTimeouts.optional(),
       protocol: z
-        .enum(['http', 'grpc'])
+        .enum(['http', 'grpc', 'grpc-web'])
         .default('http')
         .meta({
           description:
-            'grpc: errors the gateway itself answers are gRPC statuses (grpc-status trailers), not problem+json',
-          examples: ['grpc'],
+            'grpc: errors the gateway itself answers are gRPC statuses (grpc-status trailers), not problem+json; grpc-web: browsers speak gRPC-Web (binary or base64 text, the status in the body) to a gRPC upstream (http2: true)',
+          examples: ['grpc', 'grpc-web'],
         }),
       requireClientCert: z
         .boolean()
@@ -377,6 +377,12 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     })
     .superRefine((r, ctx) => {
       const terminals = TERMINAL_KEYS.filter((t) => r[t] !== undefined);
+      if (r.protocol === 'grpc-web' && terminals.length > 0 && !terminals.includes('upstream'))
+        ctx.addIssue({
+          code: 'custom',
+          message: 'protocol grpc-web translates for a gRPC upstream: the route needs upstream',
+          path: ['protocol'],
+        });
       if (terminals.length === 0) {
         ctx.addIssue({ code: 'custom', message: `a route needs one of ${terminalList(TERMINAL_KEYS)}` });
       } else if (terminals.length > 1) {

@@ -84,6 +84,15 @@ function patternSource(pattern: string): string {
 /** A comma list of header names, as Access-Control-Request-Headers should be; anything else is not echoed. */
 const HEADER_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/;
 
+const GRPC_WEB_REQUEST = ['content-type', 'x-grpc-web', 'x-user-agent', 'grpc-timeout'];
+const GRPC_WEB_EXPOSE = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
+
+/** `list` and then those of `more` it lacks (header names: case-insensitive). */
+function withTokens(list: readonly string[], more: readonly string[]): string[] {
+  const have = new Set(list.map((h) => h.toLowerCase()));
+  return [...list, ...more.filter((h) => !have.has(h))];
+}
+
 const PREFLIGHT_VARY = 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers';
 
 export const corsPlugin = definePlugin({
@@ -104,8 +113,13 @@ export const corsPlugin = definePlugin({
     const pattern = patterns.length > 0 ? new RegExp(`^(?:${patterns.map(patternSource).join('|')})$`) : null;
     const credentials = config.credentials;
     const allowMethods = config.methods.join(', ');
-    const allowHeaders = config.headers?.join(', ');
-    const exposeHeaders = config.exposeHeaders.length > 0 ? config.exposeHeaders.join(', ') : undefined;
+    // gRPC-Web: scripts must read the status (in headers on a trailers-only answer) and send the client's headers.
+    const grpcWeb = env.routeProtocol === 'grpc-web';
+    const allowHeaders = (
+      grpcWeb && config.headers ? withTokens(config.headers, GRPC_WEB_REQUEST) : config.headers
+    )?.join(', ');
+    const expose = grpcWeb ? withTokens(config.exposeHeaders, GRPC_WEB_EXPOSE) : config.exposeHeaders;
+    const exposeHeaders = expose.length > 0 ? expose.join(', ') : undefined;
     const maxAge = config.maxAge !== undefined ? String(Math.floor(config.maxAge / 1000)) : undefined;
 
     /** The Access-Control-Allow-Origin value for this request's origin, or undefined when it is not allowed. */

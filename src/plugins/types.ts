@@ -78,6 +78,8 @@ export interface PluginEnv {
   readonly clock: Clock;
   /** The route being compiled (a plugin's shared state is per route). */
   readonly routeName: string;
+  /** What the route's clients speak (`protocol:`): cors lets browsers read gRPC-Web's headers. */
+  readonly routeProtocol: 'http' | 'grpc' | 'grpc-web';
 }
 
 /** What a plugin's `check` may look at beyond its own config: the rest of the config file, as facts. */

@@ -100,6 +100,7 @@ function admitted(ctx: RequestContext, route: ForwardRoute): void {
     repeatable(route.retry, ctx.req.method!, headers) &&
     length !== undefined &&
     headers['transfer-encoding'] === undefined &&
+    ctx.requestBody === null &&
     Number(length) <= route.retry.bufferBody
   ) {
     exchange.bufferThenStart(Number(length));
@@ -204,7 +205,7 @@ class Exchange {
         path: ctx.path + ctx.query,
         method: ctx.req.method!,
         headers: upstreamRequestHeaders(ctx, this.route, target.origin.host, false, attemptHeaders),
-        body: !this.hasBody ? null : (this.body ?? ctx.req),
+        body: !this.hasBody ? null : (this.body ?? ctx.requestBody ?? ctx.req),
         headersTimeout: this.route.headersTimeout,
         bodyTimeout: this.route.bodyTimeout,
       },
@@ -256,7 +257,8 @@ class Exchange {
       return;
     }
     // The client's own fault: no stored answer stands in, and its unread body makes the connection unusable.
-    if (code === 'TP_BODY_TOO_LARGE' || code === 'TP_REQUEST_TIMEOUT') res.shouldKeepAlive = false;
+    if (code === 'TP_BODY_TOO_LARGE' || code === 'TP_REQUEST_TIMEOUT' || code === 'TP_BAD_REQUEST')
+      res.shouldKeepAlive = false;
     else {
       const reply = this.ctx.overrideUpstream(0, null);
       if (reply !== undefined) {
@@ -323,6 +325,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private sink: Writable | null = null;
   private stages: Transform[] | null = null;
   private taps: BodyTap[] | null = null;
+  private trailerSink: ((trailers: Record<string, string>) => void) | null = null;
 
   constructor(exchange: Exchange, lease: Lease, number: number, clock: ConnectClock) {
     this.exchange = exchange;
@@ -453,6 +456,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     else res.writeHead(head.status, head.headers);
     const body = head.body;
     this.taps = body === null ? null : body.taps;
+    this.trailerSink = body === null ? null : body.trailerSink;
     this.sink = body === null || body.stages === null ? res : this.pipeStages(body.stages);
   }
 
@@ -522,7 +526,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     exchange.finish(exchange.ctx.status >= 500);
     // Trailers (gRPC's grpc-status and grpc-message) go on to the client as trailers.
     if (this.grpcStatus !== null) trailers = { ...this.grpcStatus, ...trailers };
-    if (trailers !== undefined && trailers !== null) {
+    if (this.trailerSink !== null) this.trailerSink({ ...(trailers as Record<string, string>) });
+    else if (trailers !== undefined && trailers !== null) {
       let any = false;
       for (const _ in trailers) {
         any = true;
@@ -552,7 +557,8 @@ class Attempt implements Dispatcher.DispatchHandler {
       cut(ctx.res);
       return;
     }
-    if (code === 'TP_BODY_TOO_LARGE') return exchange.fail(code);
+    // The client's body was refused (too large, or a body stage could not decode it): not the upstream's fault.
+    if (code === 'TP_BODY_TOO_LARGE' || code === 'TP_BAD_REQUEST') return exchange.fail(code);
     this.lease.observe(true);
     if (exchange.maybeRetry(this, failureKindOf(code, undiciCode), 0)) return;
     exchange.fail(code);
@@ -602,6 +608,7 @@ export function errorCodeOf(err: Error): ErrorCode {
   if (err.name === 'HTTPParserError') return 'TP_UPSTREAM_BAD_RESPONSE';
   switch (code) {
     case 'TP_BODY_TOO_LARGE':
+    case 'TP_BAD_REQUEST':
     case 'TP_UPSTREAM_BAD_RESPONSE':
       return code;
     case 'UND_ERR_HEADERS_OVERFLOW': // over maxResponseHeaderSize

@@ -159,6 +159,7 @@ export class Snapshot {
       sharedCaches: this.sharedCaches,
       clock: services.clock,
       routeName: '',
+      routeProtocol: 'http',
     };
 
     const upstreams = new Map<string, UpstreamPool>();
@@ -249,7 +250,13 @@ export class Snapshot {
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
     const config = this.config;
     const name = route.name ?? `routes[${index}]`;
-    const chain = compileChain(PLUGINS, config.plugins, route.plugins, { ...env, routeName: name }, this.echoRequestId);
+    const chain = compileChain(
+      PLUGINS,
+      config.plugins,
+      route.plugins,
+      { ...env, routeName: name, routeProtocol: route.protocol },
+      this.echoRequestId,
+    );
     const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
     const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
     const key = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;

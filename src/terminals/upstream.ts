@@ -1,4 +1,6 @@
 // upstream: forwards to the route's upstream pool (streaming, retries, breaker) and tunnels WebSocket upgrades.
+import { sendReply } from '../pipeline/reply.ts';
+import { grpcWebRequest } from '../proxy/grpc-web.ts';
 import { forward } from '../proxy/http-forwarder.ts';
 import { compileRetryPolicy } from '../proxy/retry-policy.ts';
 import { tunnel } from '../proxy/upgrade-tunnel.ts';
@@ -29,8 +31,15 @@ export const upstreamTerminal = defineTerminal<string>({
       overrideHeaders: route.forwardOverrideHeaders.length > 0 ? new Set(route.forwardOverrideHeaders) : null,
       upgrades: route.upgrades.length > 0 ? new Set(route.upgrades) : null,
     };
+    const grpcWeb = route.protocol === 'grpc-web';
+    const chain = env.chain;
     return {
       run(ctx) {
+        if (grpcWeb) {
+          // gRPC-Web is translated here, after every request hook (a CORS preflight never reaches it).
+          const refused = grpcWebRequest(ctx);
+          if (refused !== undefined) return sendReply(ctx, chain, refused);
+        }
         // Expect: 100-continue is answered only now, so a 404, 413 or 401 reaches the client before its upload.
         if (ctx.req.headers.expect !== undefined) ctx.res.writeContinue();
         forward(ctx, plan);
