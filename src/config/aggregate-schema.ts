@@ -69,12 +69,9 @@ const call = z.strictObject({
       description: 'calls that must have answered first (their answers may then be used)',
       examples: [['user']],
     }),
-  optional: z
-    .boolean()
-    .default(false)
-    .meta({
-      description: 'a failure leaves its key null and sets X-Turnpike-Partial: true instead of failing the answer',
-    }),
+  optional: z.boolean().default(false).meta({
+    description: 'a failure leaves its key null and sets X-Turnpike-Partial: true instead of failing the answer',
+  }),
   timeout: duration.optional().meta({
     description: "the call's own time, retries included (default: the upstream's response timeout)",
     examples: ['500ms'],
