@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { assertProblem } from '../helpers/problem.ts';
 import { closedPort } from '../helpers/ports.ts';
-import { json, request, startBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+import { json, request, requestBytes, startBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
 
 const backends: Backend[] = [];
 const cleanups: (() => void)[] = [];
@@ -222,6 +223,11 @@ routes:
       calls:
         - { name: user, upstream: users, path: "/users/{consumer.name}" }
         - { name: orders, upstream: orders, path: /orders, headers: { x-who: "{consumer.name}" } }
+  - match: { path: /gz }
+    plugins: [{ compress: { minSize: 0 } }]
+    aggregate:
+      merge: root
+      calls: [{ name: orders, upstream: orders, path: /gz }]
 `);
     try {
       const denied = await request(gw.port('web'), '/me');
@@ -242,6 +248,13 @@ routes:
       assert.deepEqual(json(second), merged);
       assert.equal(users.requests.length, 1, 'the hit made no call');
       assert.equal(orders.requests.length, 1);
+
+      // compress encodes the merged answer like any body a terminal produced
+      const gz = await requestBytes(gw.port('web'), '/gz', { headers: { 'accept-encoding': 'gzip' } });
+      assert.equal(gz.status, 200);
+      assert.equal(gz.headers['content-encoding'], 'gzip');
+      assert.equal(gz.headers['content-length'], undefined);
+      assert.deepEqual(JSON.parse(gunzipSync(gz.body).toString()), { orders: '/gz' });
     } finally {
       await gw.stop();
     }
