@@ -54,6 +54,14 @@ export const ERRORS = {
     status: 503,
     title: 'The upstream service is failing; requests are paused (circuit breaker open)',
   },
+  TP_AGGREGATE_CALL_FAILED: {
+    status: 502,
+    title: 'A call the aggregate needs failed (its name is in `call`, the reason in `cause` and `detail`)',
+  },
+  TP_AGGREGATE_CALL_TIMEOUT: {
+    status: 504,
+    title: 'A call the aggregate needs did not answer in time (`call` names it)',
+  },
   TP_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down' },
   TP_INTERNAL: { status: 500, title: 'Internal gateway error' },
   // The admin listener (admin.*)

@@ -20,6 +20,7 @@ import {
   sendTimeout,
   underscoreHeaders,
 } from './listener-schema.ts';
+import { aggregate } from './aggregate-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { tracing } from './tracing-schema.ts';
 import { z } from 'zod';
@@ -250,6 +251,7 @@ export const ROUTE_TERMINALS = {
     .meta({ description: 'forward to this upstream (a name under upstreams)', examples: ['users'] }),
   respond,
   redirect,
+  aggregate,
 };
 const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
 const terminalList = (keys: readonly string[]) =>

@@ -43,6 +43,15 @@ export interface TerminalExplanation {
   readonly upstream?: string;
   readonly status?: number;
   readonly location?: string;
+  /** An aggregate's calls, in config order (placeholders as written). */
+  readonly calls?: readonly {
+    readonly name: string;
+    readonly upstream: string;
+    readonly method: string;
+    readonly path: string;
+    readonly after: readonly string[];
+    readonly optional: boolean;
+  }[];
 }
 
 export interface Explanation {
@@ -137,6 +146,17 @@ function terminalOf(route: RouteConfig): TerminalExplanation {
   if (route.respond !== undefined) return { kind, reached: true, status: route.respond.status };
   if (route.redirect !== undefined)
     return { kind, reached: true, status: route.redirect.status, location: route.redirect.to };
+  if (route.aggregate !== undefined) {
+    const calls = route.aggregate.calls.map((c) => ({
+      name: c.name,
+      upstream: c.upstream,
+      method: c.method,
+      path: c.path,
+      after: c.after,
+      optional: c.optional,
+    }));
+    return { kind, reached: true, calls };
+  }
   return { kind, reached: true };
 }
 
@@ -259,6 +279,12 @@ function outcomeOf(
       status: terminal.status!,
       by: 'redirect',
       summary: `redirected to ${terminal.location} (${terminal.status})`,
+    };
+  if (terminal.calls !== undefined)
+    return {
+      status: null,
+      by: 'aggregate',
+      summary: `merges the answers of ${terminal.calls.length} calls (${terminal.calls.map((c) => `${c.name} to ${c.upstream}`).join(', ')})`,
     };
   if (upstream === null)
     return { status: null, by: terminal.kind, summary: `handled by the ${terminal.kind} terminal` };

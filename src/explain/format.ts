@@ -55,6 +55,10 @@ export function formatExplanation(e: Explanation): string {
           ? `redirect ${t.status} to ${t.location}`
           : `${t.kind}${t.status !== undefined ? ` ${t.status}` : ''}`;
     out.push(`terminal  ${what}${t.reached ? '' : ' (not reached)'}`);
+    for (const c of t.calls ?? []) {
+      const when = c.after.length > 0 ? `after ${c.after.join(', ')}` : 'at once';
+      out.push(`  call ${c.name}: ${c.method} ${c.upstream} ${c.path} (${when}${c.optional ? ', optional' : ''})`);
+    }
   }
 
   const u = e.upstream;

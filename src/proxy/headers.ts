@@ -141,6 +141,23 @@ export function upstreamRequestHeaders(
     for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'connection') out[i + 1] = 'upgrade';
   }
   out.push('host', policy.preserveHost && ctx.host !== '' ? ctx.host : targetHost);
+  pushGatewayHeaders(ctx, policy, out);
+  const set = ctx.setRequestHeaders;
+  if (set !== null) for (let i = 0; i < set.length; i++) out.push(set[i]!);
+  if (attempt !== null) for (let i = 0; i < attempt.length; i++) out.push(attempt[i]!);
+  return out;
+}
+
+/**
+ * What the gateway itself says upstream, whatever else goes: X-Forwarded-* (extended from a trusted peer), the
+ * request id and the consumer headers. Pushed onto a flat [name, value, ...] list (an aggregate's calls use it too).
+ */
+export function pushGatewayHeaders(
+  ctx: RequestContext,
+  policy: Pick<UpstreamHeaderPolicy, 'requestIdHeader' | 'consumerNameHeader' | 'consumerGroupsHeader'>,
+  out: string[],
+): void {
+  const src = ctx.req.headers;
   const xff = src['x-forwarded-for'];
   if (ctx.trustedPeer && xff !== undefined) {
     out.push('x-forwarded-for', `${Array.isArray(xff) ? xff.join(', ') : xff}, ${ctx.peer}`);
@@ -157,10 +174,6 @@ export function upstreamRequestHeaders(
     out.push(policy.consumerNameHeader, consumer.name);
     if (consumer.groups.length > 0) out.push(policy.consumerGroupsHeader, consumer.groups.join(','));
   }
-  const set = ctx.setRequestHeaders;
-  if (set !== null) for (let i = 0; i < set.length; i++) out.push(set[i]!);
-  if (attempt !== null) for (let i = 0; i < attempt.length; i++) out.push(attempt[i]!);
-  return out;
 }
 
 /** `name` is one of the names of a flat [name, value, ...] list. */

@@ -9,9 +9,11 @@ import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { tlsSettings } from '../config/listener-schema.ts';
 import type { CheckEnv, CheckProblem, LoadOptions } from '../config/loader.ts';
-import { upstreamTls } from '../config/upstream-schema.ts';
+import { ROUTE_TERMINALS } from '../config/schema.ts';
+import { kindOf, upstreamTls } from '../config/upstream-schema.ts';
 import { PLUGIN_SCHEMAS, PLUGINS } from '../plugins/registry.ts';
 import type { PluginCheckEnv } from '../plugins/types.ts';
+import { TERMINALS } from '../terminals/registry.ts';
 import { checkListenerTlsFiles, checkUpstreamTlsFiles } from '../tls/check-files.ts';
 
 type Loose = Record<string, unknown>;
@@ -63,7 +65,29 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
   list(raw.routes).forEach((route, i) => {
     if (isObject(route)) checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
   });
+  checkTerminals(raw, env, problems);
   return problems;
+}
+
+/** Each route's terminal whose config the schema accepts goes through the terminal's own `check`. */
+function checkTerminals(raw: Loose, env: CheckEnv, problems: CheckProblem[]): void {
+  const upstreams = new Map<string, string | undefined>();
+  if (isObject(raw.upstreams))
+    for (const [name, u] of Object.entries(raw.upstreams)) {
+      const url = isObject(u) ? list(u.targets).find((t) => isObject(t) && typeof t.url === 'string') : undefined;
+      upstreams.set(name, isObject(url) ? kindOf(url.url as string) : undefined);
+    }
+  list(raw.routes).forEach((route, i) => {
+    if (!isObject(route)) return;
+    for (const [key, kind] of TERMINALS) {
+      if (kind.check === undefined || route[key] === undefined) continue;
+      const parsed = ROUTE_TERMINALS[key as keyof typeof ROUTE_TERMINALS].safeParse(route[key]);
+      if (!parsed.success) continue;
+      const who = typeof route.name === 'string' && route.name !== '' ? `route "${route.name}"` : `routes[${i}]`;
+      const found = kind.check(parsed.data, { who, upstreams, configDir: env.configDir, readFiles: env.readFiles });
+      for (const p of found) problems.push({ ...p, path: ['routes', i, key, ...p.path] });
+    }
+  });
 }
 
 function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {

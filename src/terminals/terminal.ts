@@ -1,6 +1,7 @@
 // What a terminal is: the last step of a route (forward upstream, answer locally, redirect ...), selected by the
 // route's key of the same name. A kind compiles its config once per snapshot into a Terminal the listener runs.
 import type { Socket } from 'node:net';
+import type { CheckProblem } from '../config/problems.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { Chain } from '../pipeline/chain.ts';
 import type { ForwardRoute } from '../proxy/http-forwarder.ts';
@@ -38,10 +39,25 @@ export interface Terminal {
   readonly forward: (ForwardRoute & TunnelRoute) | null;
 }
 
+/** What a terminal's check sees besides its own config: the route as written, the upstreams defined. */
+export interface TerminalCheckEnv {
+  /** `route "NAME"` or `routes[N]`, for messages. */
+  readonly who: string;
+  /** The upstreams defined, by name, with the scheme of their targets (http, tcp, udp; undefined: none yet). */
+  readonly upstreams: ReadonlyMap<string, string | undefined>;
+  readonly configDir: string;
+  readonly readFiles: boolean;
+}
+
 export interface TerminalKind<C> {
   /** The route key that selects it (its config is that key's value, validated by config/schema.ts). */
   readonly key: string;
   compile(config: C, env: TerminalEnv): Terminal;
+  /**
+   * What `validate` must catch beyond the schema (upstreams or files the config names), as key paths under the
+   * route's key; run by every load (src/runtime/config-checks.ts) on a config the schema accepted.
+   */
+  check?(config: C, env: TerminalCheckEnv): CheckProblem[];
 }
 
 /** Keeps the config type attached to the kind while storing kinds in one registry. */
