@@ -1,6 +1,7 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { accessLogSchema } from './access-log-schema.ts';
 import { admin } from './admin-schema.ts';
+import { bridge } from './bridge-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
@@ -250,6 +251,7 @@ export const ROUTE_TERMINALS = {
     .meta({ description: 'forward to this upstream (a name under upstreams)', examples: ['users'] }),
   respond,
   redirect,
+  bridge,
 };
 const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
 const terminalList = (keys: readonly string[]) =>
