@@ -231,11 +231,12 @@ class Session {
         size += chunk.length;
         if (size > route.maxBodySize) {
           chunks = [];
-          c.abort(new Error('answer over maxBodySize'));
+          // Answered first: the abort calls onResponseError at once, and only the first answer counts.
           finish(
             problemAnswer(ctx, 'TP_UPSTREAM_BODY_TOO_LARGE', `the answer may be at most ${route.maxBodySize} bytes`),
             false,
           );
+          c.abort(new Error('answer over maxBodySize'));
           return;
         }
         chunks.push(chunk);
