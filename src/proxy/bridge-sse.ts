@@ -180,7 +180,7 @@ export function bridgeToSse(ctx: RequestContext, route: SseBridgeRoute): void {
   });
 
   res.once('close', () => {
-    if (ws.readyState === WebSocket.CLOSED) return;
+    if (ws.readyState === WebSocket.CLOSED || ws.readyState === WebSocket.CLOSING) return;
     if (!open) {
       clientGone = true;
       ctx.status = 499; // NGINX's "client closed request", for the log only
