@@ -49,6 +49,9 @@ export const ERRORS = {
   },
   TP_UPSTREAM_OVERLOADED: { status: 503, title: 'The upstream service has too many requests in progress and waiting' },
   TP_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time' },
+  TP_UPSTREAM_BODY_TOO_LARGE: { status: 502, title: 'The upstream response body is larger than the route allows' },
+  TP_NOT_ACCEPTABLE: { status: 406, title: 'This route cannot answer in a type the request accepts' },
+  TP_UPGRADE_REQUIRED: { status: 426, title: 'This route speaks WebSocket: the request must ask to upgrade' },
   TP_NO_HEALTHY_TARGET: { status: 503, title: 'No upstream target is available' },
   TP_CIRCUIT_OPEN: {
     status: 503,

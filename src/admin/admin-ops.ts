@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { DashboardRaw } from '../observability/dashboard-stats.ts';
 import type { ExplainInput } from '../explain/request.ts';
+import { ROUTE_TERMINALS } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { configDirOf } from '../runtime/open-listener.ts';
@@ -155,8 +156,9 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
         routes: snapshot.config.routes.map((r, i) => ({
           name: snapshot.routes[i]?.name ?? r.name ?? `routes[${i}]`,
           match: r.match,
-          terminal: r.upstream !== undefined ? 'upstream' : r.respond !== undefined ? 'respond' : 'redirect',
+          terminal: Object.keys(ROUTE_TERMINALS).find((k) => r[k as keyof typeof ROUTE_TERMINALS] !== undefined),
           ...(r.upstream !== undefined ? { upstream: r.upstream } : {}),
+          ...(r.bridge !== undefined ? { upstream: r.bridge.upstream } : {}),
           plugins: r.plugins.map((p) => p.name),
         })),
       };

@@ -210,7 +210,9 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
   list(raw.routes).forEach((route, i) => {
     if (!isObject(route)) return;
     const name = typeof route.name === 'string' && route.name ? route.name : undefined;
-    checkUpstream(['routes', i, 'upstream'], name ? `route "${name}"` : `routes[${i}]`, route.upstream, 'http');
+    const who = name ? `route "${name}"` : `routes[${i}]`;
+    checkUpstream(['routes', i, 'upstream'], who, route.upstream, 'http');
+    if (isObject(route.bridge)) checkUpstream(['routes', i, 'bridge', 'upstream'], who, route.bridge.upstream, 'http');
     // gRPC-Web is translated for a gRPC server, which speaks HTTP/2 only.
     const up =
       isObject(raw.upstreams) && typeof route.upstream === 'string' ? raw.upstreams[route.upstream] : undefined;

@@ -1,6 +1,7 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { accessLogSchema } from './access-log-schema.ts';
 import { admin } from './admin-schema.ts';
+import { bridge } from './bridge-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
@@ -252,6 +253,7 @@ export const ROUTE_TERMINALS = {
   respond,
   redirect,
   aggregate,
+  bridge,
 };
 const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
 const terminalList = (keys: readonly string[]) =>

@@ -2,13 +2,17 @@
 // below + its config shape in config/schema.ts (ROUTE_TERMINALS), which builds the route's "one of" rule.
 import { ROUTE_TERMINALS } from '../config/schema.ts';
 import { aggregateTerminal } from './aggregate.ts';
+import { bridgeTerminal } from './bridge.ts';
 import { redirectTerminal } from './redirect.ts';
 import { respondTerminal } from './respond.ts';
 import type { TerminalKind } from './terminal.ts';
 import { upstreamTerminal } from './upstream.ts';
 
 export const TERMINALS: ReadonlyMap<string, TerminalKind<any>> = new Map<string, TerminalKind<any>>(
-  [upstreamTerminal, respondTerminal, redirectTerminal, aggregateTerminal].map((t) => [t.key, t as TerminalKind<any>]),
+  [upstreamTerminal, respondTerminal, redirectTerminal, aggregateTerminal, bridgeTerminal].map((t) => [
+    t.key,
+    t as TerminalKind<any>,
+  ]),
 );
 
 for (const key of Object.keys(ROUTE_TERMINALS)) {
