@@ -9,8 +9,11 @@ import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { tlsSettings } from '../config/listener-schema.ts';
 import type { CheckEnv, CheckProblem, LoadOptions } from '../config/loader.ts';
-import { upstreamTls } from '../config/upstream-schema.ts';
+import { ROUTE_TERMINALS } from '../config/schema.ts';
+import { kindOf, upstreamTls } from '../config/upstream-schema.ts';
 import { PLUGIN_SCHEMAS, PLUGINS } from '../plugins/registry.ts';
+import type { TerminalCheckEnv } from '../terminals/terminal.ts';
+import { TERMINALS } from '../terminals/registry.ts';
 import type { PluginCheckEnv } from '../plugins/types.ts';
 import { checkListenerTlsFiles, checkUpstreamTlsFiles } from '../tls/check-files.ts';
 
@@ -60,10 +63,42 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
     });
   const pluginEnv = pluginCheckEnv(raw, env);
   checkPlugins(raw.plugins, ['plugins'], pluginEnv, problems);
+  const terminalEnv = terminalCheckEnv(raw, env);
   list(raw.routes).forEach((route, i) => {
-    if (isObject(route)) checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
+    if (!isObject(route)) return;
+    checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
+    checkTerminals(route, ['routes', i], terminalEnv, problems);
   });
   return problems;
+}
+
+function terminalCheckEnv(raw: Loose, env: CheckEnv): TerminalCheckEnv {
+  const upstreams = isObject(raw.upstreams) ? raw.upstreams : {};
+  return {
+    configDir: env.configDir,
+    readFiles: env.readFiles,
+    upstreamProblem(name) {
+      const u = upstreams[name];
+      if (u === undefined)
+        return `names upstream "${name}", which is not defined under upstreams (defined: ${Object.keys(upstreams).join(', ') || 'none'})`;
+      const url = isObject(u) ? list(u.targets).map((t) => (isObject(t) ? t.url : undefined))[0] : undefined;
+      const kind = typeof url === 'string' ? kindOf(url) : 'http';
+      return kind === 'http'
+        ? undefined
+        : `needs an upstream with http:// or https:// targets, but "${name}" has ${kind}:// targets`;
+    },
+  };
+}
+
+/** A route's terminal whose config its schema accepts goes through the terminal's own `check`. */
+function checkTerminals(route: Loose, at: Path, env: TerminalCheckEnv, problems: CheckProblem[]): void {
+  for (const [key, schema] of Object.entries(ROUTE_TERMINALS)) {
+    const kind = TERMINALS.get(key);
+    if (route[key] === undefined || kind?.check === undefined) continue;
+    const parsed = (schema as { safeParse(v: unknown): { success: boolean; data?: unknown } }).safeParse(route[key]);
+    if (!parsed.success) continue;
+    for (const p of kind.check(parsed.data, env)) problems.push({ ...p, path: [...at, key, ...p.path] });
+  }
 }
 
 function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {

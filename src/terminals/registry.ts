@@ -1,13 +1,17 @@
 // Every terminal Turnpike knows, by the route key that selects it. Adding a terminal = one file here + one line
 // below + its config shape in config/schema.ts (ROUTE_TERMINALS), which builds the route's "one of" rule.
 import { ROUTE_TERMINALS } from '../config/schema.ts';
+import { grpcTranscodeTerminal } from './grpc-transcode.ts';
 import { redirectTerminal } from './redirect.ts';
 import { respondTerminal } from './respond.ts';
 import type { TerminalKind } from './terminal.ts';
 import { upstreamTerminal } from './upstream.ts';
 
 export const TERMINALS: ReadonlyMap<string, TerminalKind<any>> = new Map<string, TerminalKind<any>>(
-  [upstreamTerminal, respondTerminal, redirectTerminal].map((t) => [t.key, t as TerminalKind<any>]),
+  [upstreamTerminal, respondTerminal, redirectTerminal, grpcTranscodeTerminal].map((t) => [
+    t.key,
+    t as TerminalKind<any>,
+  ]),
 );
 
 for (const key of Object.keys(ROUTE_TERMINALS)) {

@@ -1,6 +1,7 @@
 // What a terminal is: the last step of a route (forward upstream, answer locally, redirect ...), selected by the
 // route's key of the same name. A kind compiles its config once per snapshot into a Terminal the listener runs.
 import type { Socket } from 'node:net';
+import type { CheckProblem } from '../config/loader.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { Chain } from '../pipeline/chain.ts';
 import type { ForwardRoute } from '../proxy/http-forwarder.ts';
@@ -12,6 +13,8 @@ import type { UpstreamPool } from '../upstream/pool.ts';
 export interface TerminalEnv {
   readonly routeName: string;
   readonly route: RouteConfig;
+  /** Where the config's relative file paths start (the config file's folder). */
+  readonly configDir: string;
   readonly chain: Chain;
   readonly maxBodySize: number;
   readonly requestTimeout: number;
@@ -36,12 +39,25 @@ export interface Terminal {
   readonly upstreamName: string;
   /** The forwarding plan, for work beside the request (a cache's background refresh), or null. */
   readonly forward: (ForwardRoute & TunnelRoute) | null;
+  /** Releases what the terminal holds of its own (gRPC channels) once its snapshot is retired and drained. */
+  readonly close?: () => void;
+}
+
+/** What a terminal's config check may use (`turnpike validate`, `start`, a reload; see runtime/config-checks.ts). */
+export interface TerminalCheckEnv {
+  readonly configDir: string;
+  /** false: `validate --no-files`, files the config names are left alone. */
+  readonly readFiles: boolean;
+  /** Why `name` cannot be this route's HTTP upstream (not defined, or tcp/udp targets), or undefined. */
+  upstreamProblem(name: string): string | undefined;
 }
 
 export interface TerminalKind<C> {
   /** The route key that selects it (its config is that key's value, validated by config/schema.ts). */
   readonly key: string;
   compile(config: C, env: TerminalEnv): Terminal;
+  /** What `validate` must catch beyond the schema (names it references, files it reads), at key paths under its key. */
+  readonly check?: (config: C, env: TerminalCheckEnv) => CheckProblem[];
 }
 
 /** Keeps the config type attached to the kind while storing kinds in one registry. */
