@@ -152,26 +152,37 @@ export function toJson(type: Protobuf.Type, message: Protobuf.Message, options: 
     arrays: all,
     objects: all,
   });
-  return renamed(type, object, options.preserveProtoFieldNames);
+  return renamed(type, object, options.preserveProtoFieldNames, all);
+}
+
+/**
+ * A proto3 scalar at its default value: left out unless alwaysPrintPrimitiveFields, as Envoy does (protobufjs
+ * encodes a zero its caller set explicitly, so one may be on the wire). Fields in a oneof or `optional` keep it.
+ */
+function isDefault(field: Protobuf.Field, value: unknown): boolean {
+  if (field.repeated || field.map || field.partOf !== null) return false;
+  const sub = field.resolvedType;
+  if (sub instanceof protobuf().Enum) return value === sub.valuesById[0] || value === 0;
+  return value === 0 || value === '0' || value === '' || value === false;
 }
 
 /** The keys of `object` (proto names) as JSON names, recursively; unset messages (null) are left out. */
-function renamed(type: Protobuf.Type, object: Obj, preserve: boolean): Obj {
+function renamed(type: Protobuf.Type, object: Obj, preserve: boolean, all: boolean): Obj {
   const pb = protobuf();
   const out: Obj = {};
   for (const [key, value] of Object.entries(object)) {
     if (value === null || value === undefined) continue;
     const field = type.fields[key];
-    if (field === undefined) continue;
+    if (field === undefined || (!all && isDefault(field, value))) continue;
     const name = preserve ? key : jsonName(field);
     const sub = field.resolvedType;
     if (!(sub instanceof pb.Type)) out[name] = value;
     else if (field.map)
       out[name] = Object.fromEntries(
-        Object.entries(value as Obj).map(([k, v]) => [k, renamed(sub, v as Obj, preserve)]),
+        Object.entries(value as Obj).map(([k, v]) => [k, renamed(sub, v as Obj, preserve, all)]),
       );
-    else if (Array.isArray(value)) out[name] = value.map((v) => renamed(sub, v as Obj, preserve));
-    else out[name] = renamed(sub, value as Obj, preserve);
+    else if (Array.isArray(value)) out[name] = value.map((v) => renamed(sub, v as Obj, preserve, all));
+    else out[name] = renamed(sub, value as Obj, preserve, all);
   }
   return out;
 }
