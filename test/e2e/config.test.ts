@@ -465,13 +465,13 @@ describe('routes and cross-references', () => {
   test('a route with both upstream and respond is an error at the second one', () => {
     const p = only(edit(example, '    upstream: users\n', '    upstream: users\n    respond: { status: 204 }\n'));
     assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 25, column: 5, path: 'routes[0].respond' });
-    assert.match(p.message, /only one of upstream, respond or redirect, but this one has upstream and respond/);
+    assert.match(p.message, /only one of upstream, respond, redirect\b.*, but this one has upstream and respond/);
   });
 
   test('a route with no upstream, respond or redirect is an error', () => {
     const p = only(edit(example, '    upstream: users\n', ''));
     assert.deepEqual(where(p), { code: 'TP_CONFIG_INVALID', line: 22, column: 5, path: 'routes[0]' });
-    assert.match(p.message, /needs one of upstream, respond or redirect/);
+    assert.match(p.message, /needs one of upstream, respond, redirect\b/);
   });
 
   test('duplicate route names are TP_CONFIG_DUPLICATE at the second one', () => {

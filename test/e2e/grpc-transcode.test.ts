@@ -230,7 +230,7 @@ describe('unary calls', () => {
     const r = await request(port, '/v3/greeter/slow');
     assertProblem(r, 504, 'TP_GRPC_STATUS', ['127.0.0.1']);
     assert.equal(json(r).grpcStatus, 'DEADLINE_EXCEEDED');
-    await until(() => seen.slowCancelled);
+    await until(() => seen.slowCancelled, 'the slow call cancelled on the server');
   });
 });
 
