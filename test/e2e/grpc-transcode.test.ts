@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -12,7 +13,7 @@ import { ConfigError, loadConfigText } from '../../src/config/loader.ts';
 import { startGateway, type Gateway } from '../../src/index.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { assertProblem } from '../helpers/problem.ts';
-import { json, quietLog, request, tempDir } from '../helpers/servers.ts';
+import { json, quietLog, request, requestBytes, tempDir } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const GREETER_PROTO = `syntax = "proto3";
@@ -137,6 +138,16 @@ routes:
       alwaysPrintPrimitiveFields: true
       methods:
         - { method: SayHello, http: { post: /v2/greeter/hello, body: "*" } }
+  - name: greeter-gzip
+    match: { path: /v4/greeter }
+    plugins: [{ compress: { minSize: 0b, types: [application/json, application/x-ndjson] } }]
+    grpcTranscode:
+      upstream: greeter
+      proto: protos/greeter.proto
+      service: helloworld.Greeter
+      methods:
+        - { method: SayHello, http: { get: "/v4/greeter/{name}" } }
+        - { method: ListHellos, http: { get: "/v4/greeter/{name}/all" } }
   - name: greeter-slow
     match: { path: /v3/greeter }
     timeouts: { total: 300ms }
@@ -232,6 +243,20 @@ describe('unary calls', () => {
     assert.equal(json(r).grpcStatus, 'DEADLINE_EXCEEDED');
     await until(() => seen.slowCancelled, 'the slow call cancelled on the server');
   });
+});
+
+test('the answer goes through the response body stages: compress gzips unary JSON and NDJSON', async () => {
+  const unary = await requestBytes(port, '/v4/greeter/Gz', { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(unary.status, 200);
+  assert.equal(unary.headers['content-encoding'], 'gzip');
+  assert.equal(unary.headers['content-length'], undefined);
+  assert.deepEqual(JSON.parse(gunzipSync(unary.body).toString()), { message: 'Hello Gz' });
+  const stream = await requestBytes(port, '/v4/greeter/Gz/all?times=2', { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(stream.headers['content-encoding'], 'gzip');
+  assert.equal(
+    gunzipSync(stream.body).toString(),
+    '{"message":"Hello Gz #0"}\n{"message":"Hello Gz #1","replyCount":1}\n',
+  );
 });
 
 describe('server streaming', () => {
