@@ -66,6 +66,11 @@ export const ERRORS = {
     title: 'A call the aggregate needs did not answer in time (`call` names it)',
   },
   TP_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down' },
+  TP_GRPC_STATUS: {
+    status: 502,
+    title: 'The gRPC service answered with an error status (the HTTP status follows the gRPC code)',
+  },
+  TP_GRPC_BAD_REQUEST: { status: 400, title: "The request does not fit the gRPC method's request message" },
   TP_INTERNAL: { status: 500, title: 'Internal gateway error' },
   // The admin listener (admin.*)
   TP_ADMIN_UNAUTHORIZED: { status: 401, title: 'The admin API needs a valid Bearer token' },

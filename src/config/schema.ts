@@ -1,5 +1,6 @@
 // The config schema: the single source of truth for types, validation messages and `turnpike schema`.
 import { accessLogSchema } from './access-log-schema.ts';
+import { grpcTranscode } from './grpc-transcode-schema.ts';
 import { admin } from './admin-schema.ts';
 import { bridge } from './bridge-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
@@ -254,6 +255,7 @@ export const ROUTE_TERMINALS = {
   redirect,
   aggregate,
   bridge,
+  grpcTranscode,
 };
 const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
 const terminalList = (keys: readonly string[]) =>
@@ -396,6 +398,13 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
           params: { atKey: terminals[1] },
         });
       }
+      // One says the client speaks JSON, the other that it speaks gRPC.
+      if (r.grpcTranscode !== undefined && r.protocol === 'grpc')
+        ctx.addIssue({
+          code: 'custom',
+          message: 'protocol: grpc is for gRPC clients; grpcTranscode serves JSON clients: a route takes one of them',
+          params: { atKey: 'protocol' },
+        });
     })
     .meta({ examples: [{ name: 'users', match: { path: '/users' }, upstream: 'users' }] });
 

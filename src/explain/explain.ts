@@ -144,6 +144,7 @@ function terminalOf(route: RouteConfig): TerminalExplanation {
   const kind = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;
   if (route.upstream !== undefined) return { kind, reached: true, upstream: route.upstream };
   if (route.bridge !== undefined) return { kind, reached: true, upstream: route.bridge.upstream };
+  if (route.grpcTranscode !== undefined) return { kind, reached: true, upstream: route.grpcTranscode.upstream };
   if (route.respond !== undefined) return { kind, reached: true, status: route.respond.status };
   if (route.redirect !== undefined)
     return { kind, reached: true, status: route.redirect.status, location: route.redirect.to };

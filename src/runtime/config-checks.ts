@@ -63,7 +63,8 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
   const pluginEnv = pluginCheckEnv(raw, env);
   checkPlugins(raw.plugins, ['plugins'], pluginEnv, problems);
   list(raw.routes).forEach((route, i) => {
-    if (isObject(route)) checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
+    if (!isObject(route)) return;
+    checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
   });
   checkTerminals(raw, env, problems);
   return problems;
@@ -84,7 +85,20 @@ function checkTerminals(raw: Loose, env: CheckEnv, problems: CheckProblem[]): vo
       const parsed = ROUTE_TERMINALS[key as keyof typeof ROUTE_TERMINALS].safeParse(route[key]);
       if (!parsed.success) continue;
       const who = typeof route.name === 'string' && route.name !== '' ? `route "${route.name}"` : `routes[${i}]`;
-      const found = kind.check(parsed.data, { who, upstreams, configDir: env.configDir, readFiles: env.readFiles });
+      const found = kind.check(parsed.data, {
+        who,
+        upstreams,
+        configDir: env.configDir,
+        readFiles: env.readFiles,
+        upstreamProblem(name) {
+          if (!upstreams.has(name))
+            return `names upstream "${name}", which is not defined under upstreams (defined: ${[...upstreams.keys()].join(', ') || 'none'})`;
+          const scheme = upstreams.get(name);
+          return scheme === undefined || scheme === 'http'
+            ? undefined
+            : `needs an upstream with http:// or https:// targets, but "${name}" has ${scheme}:// targets`;
+        },
+      });
       for (const p of found) problems.push({ ...p, path: ['routes', i, key, ...p.path] });
     }
   });

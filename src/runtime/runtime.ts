@@ -322,6 +322,7 @@ export class Runtime implements ListenerHost {
     const done = () => {
       old.onDrained = null;
       this.live.delete(old);
+      old.closeTerminals();
       void this.releaseUnused();
     };
     if (old.inFlight === 0) done();
@@ -391,6 +392,7 @@ export class Runtime implements ListenerHost {
     for (const close of [...this.tunnels]) close();
     for (const o of servers) o.closeAll();
     this.servers.clear();
+    for (const s of this.live) s.closeTerminals();
     await this.registry.closeAll(this.inFlight > 0);
     await this.accessLog?.close();
     this.accessLog = null;

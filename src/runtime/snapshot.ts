@@ -247,6 +247,11 @@ export class Snapshot {
     );
   }
 
+  /** Once no request runs on this snapshot: what its terminals hold of their own (gRPC channels) is released. */
+  closeTerminals(): void {
+    for (const r of this.routes) r.terminal.close?.();
+  }
+
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
     const config = this.config;
     const name = route.name ?? `routes[${index}]`;
@@ -263,6 +268,7 @@ export class Snapshot {
     const terminal = TERMINALS.get(key)!.compile(route[key as keyof typeof ROUTE_TERMINALS], {
       routeName: name,
       route,
+      configDir: env.configDir,
       chain,
       maxBodySize,
       requestTimeout,

@@ -13,6 +13,8 @@ import type { UpstreamPool } from '../upstream/pool.ts';
 export interface TerminalEnv {
   readonly routeName: string;
   readonly route: RouteConfig;
+  /** Where the config's relative file paths start (the config file's folder). */
+  readonly configDir: string;
   readonly chain: Chain;
   readonly maxBodySize: number;
   readonly requestTimeout: number;
@@ -37,8 +39,11 @@ export interface Terminal {
   readonly upstreamName: string;
   /** The forwarding plan, for work beside the request (a cache's background refresh), or null. */
   readonly forward: (ForwardRoute & TunnelRoute) | null;
+  /** Releases what the terminal holds of its own (gRPC channels) once its snapshot is retired and drained. */
+  readonly close?: () => void;
 }
 
+/** What a terminal's config check may use (`turnpike validate`, `start`, a reload; see runtime/config-checks.ts). */
 /** What a terminal's check sees besides its own config: the route as written, the upstreams defined. */
 export interface TerminalCheckEnv {
   /** `route "NAME"` or `routes[N]`, for messages. */
@@ -46,7 +51,10 @@ export interface TerminalCheckEnv {
   /** The upstreams defined, by name, with the scheme of their targets (http, tcp, udp; undefined: none yet). */
   readonly upstreams: ReadonlyMap<string, string | undefined>;
   readonly configDir: string;
+  /** false: `validate --no-files`, files the config names are left alone. */
   readonly readFiles: boolean;
+  /** Why `name` cannot be this route's HTTP upstream (not defined, or tcp/udp targets), or undefined. */
+  upstreamProblem(name: string): string | undefined;
 }
 
 export interface TerminalKind<C> {

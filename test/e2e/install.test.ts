@@ -117,7 +117,13 @@ test(
   async (t) => {
     ensureBuilt();
     const { tarball, files } = pack();
-    for (const f of ['dist/cli/main.js', 'npm-shrinkwrap.json', 'src/admin/dashboard/index.html', 'README.md'])
+    for (const f of [
+      'dist/cli/main.js',
+      'npm-shrinkwrap.json',
+      'src/admin/dashboard/index.html',
+      'src/grpc/protos/google/api/annotations.proto', // grpcTranscode protos import it
+      'README.md',
+    ])
       assert.ok(files.includes(f), `the tarball has ${f}`);
     for (const f of files) assert.ok(!/^test\/|\.ts$|\.map$/.test(f), `the tarball leaves out ${f}`);
 
