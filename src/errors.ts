@@ -26,6 +26,7 @@ export const ERRORS = {
   TP_NOT_CACHED: { status: 504, title: 'Not in the cache, and the request said only-if-cached' },
   TP_RANGE_NOT_SATISFIABLE: { status: 416, title: 'The requested range is outside the body' },
   TP_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  TP_BAD_REQUEST_BODY: { status: 400, title: 'The request body could not be parsed for the transform the route asks' },
   TP_SEND_TIMEOUT: { status: 408, title: 'The client did not read the response in time' },
   TP_CONNECTION_LIMIT: { status: 503, title: 'Too many open connections' },
   TP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
@@ -39,6 +40,14 @@ export const ERRORS = {
     title: "The upstream service's TLS certificate could not be verified or the handshake failed",
   },
   TP_UPSTREAM_BAD_RESPONSE: { status: 502, title: 'The upstream service sent an invalid response' },
+  TP_UPSTREAM_BAD_BODY: {
+    status: 502,
+    title: 'The upstream response body could not be parsed for the transform the route asks',
+  },
+  TP_UPSTREAM_BODY_TOO_LARGE: {
+    status: 502,
+    title: "The upstream response body to transform is larger than the route's maxBodySize",
+  },
   TP_UPSTREAM_TRUNCATED: {
     status: 502,
     title: 'The upstream response ended before its body was complete (logged; the client connection is cut)',

@@ -159,6 +159,7 @@ export class Snapshot {
       sharedCaches: this.sharedCaches,
       clock: services.clock,
       routeName: '',
+      maxBodySize: config.limits.maxBodySize,
     };
 
     const upstreams = new Map<string, UpstreamPool>();
@@ -249,8 +250,14 @@ export class Snapshot {
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
     const config = this.config;
     const name = route.name ?? `routes[${index}]`;
-    const chain = compileChain(PLUGINS, config.plugins, route.plugins, { ...env, routeName: name }, this.echoRequestId);
     const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
+    const chain = compileChain(
+      PLUGINS,
+      config.plugins,
+      route.plugins,
+      { ...env, routeName: name, maxBodySize },
+      this.echoRequestId,
+    );
     const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
     const key = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;
     const terminal = TERMINALS.get(key)!.compile(route[key as keyof typeof ROUTE_TERMINALS], {
