@@ -50,12 +50,12 @@ export function readRequestBody(ctx: RequestContext, max: number): Buffer | Prom
 /** Replaces the body sent upstream, with the headers that describe it. */
 export function replaceRequestBody(ctx: RequestContext, body: Buffer, contentType: string | null): void {
   ctx.requestBody = body;
-  setOnce(ctx, 'content-length', String(body.length));
-  if (contentType !== null) setOnce(ctx, 'content-type', contentType);
+  setRequestHeaderOnce(ctx, 'content-length', String(body.length));
+  if (contentType !== null) setRequestHeaderOnce(ctx, 'content-type', contentType);
 }
 
 /** Sets a request header, replacing a value an earlier plugin set (two plugins may each rewrite the body). */
-function setOnce(ctx: RequestContext, name: string, value: string): void {
+export function setRequestHeaderOnce(ctx: RequestContext, name: string, value: string): void {
   const set = ctx.setRequestHeaders;
   if (set !== null) {
     for (let i = 0; i < set.length; i += 2) {
