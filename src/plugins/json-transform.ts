@@ -43,7 +43,7 @@ const side = z
         examples: [{ '$.meta.id': '$.id' }],
       }),
     set: z
-      .record(path, z.json())
+      .record(path, z.unknown().meta({ description: 'any JSON value', examples: ['gateway'] }))
       .default({})
       .meta({
         description: 'values set (objects on a path without [*] are created)',

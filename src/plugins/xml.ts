@@ -24,7 +24,8 @@ const schema = z
     response: direction.optional().meta({ description: 'how the response body is converted for the client' }),
     root: z
       .string()
-      .regex(XML_NAME, { message: 'expected an XML element name' })
+      // ASCII here: the JSON Schema's pattern drops the u flag that \p{L} needs.
+      .regex(/^[A-Za-z_][A-Za-z0-9_.-]*(:[A-Za-z_][A-Za-z0-9_.-]*)?$/, { message: 'expected an XML element name' })
       .optional()
       .meta({
         description:
