@@ -23,10 +23,18 @@ export interface BodyTap {
 }
 
 /**
- * What response plugins do to a body a terminal produces: stages transform it in the order they were added
- * (transform-response plugins, then compress), taps see what the client gets. Arrays are made on first use.
+ * Rewrites a whole body (xml, json-transform): the terminal holds the body (up to the route's maxBodySize) and
+ * the head until every such stage ran, then sets Content-Length. A throw answers 502 with its message instead.
+ */
+export type WholeBodyStage = (body: Buffer) => Buffer;
+
+/**
+ * What response plugins do to a body a terminal produces: whole-body stages first (in the order added), then
+ * streaming stages (transform-response plugins, then compress), taps see what the client gets. Arrays are made
+ * on first use.
  */
 export class ResponseBody {
+  whole: WholeBodyStage[] | null = null;
   stages: Transform[] | null = null;
   taps: BodyTap[] | null = null;
   /**
@@ -34,6 +42,11 @@ export class ResponseBody {
    * handed to it before the body ends, and not sent as HTTP trailers.
    */
   trailerSink: ((trailers: Record<string, string>) => void) | null = null;
+
+  /** Adds a stage that needs the body whole (it runs before every streaming stage). */
+  rewrite(stage: WholeBodyStage): void {
+    (this.whole ??= []).push(stage);
+  }
 
   transform(stage: Transform): void {
     (this.stages ??= []).push(stage);
@@ -110,11 +123,16 @@ export class RequestContext {
   /** A gRPC request (by route or content type): the gateway's own errors are gRPC statuses. */
   grpc: boolean;
   /** What goes upstream instead of the client's body (a decoding stage fed by it: gRPC-Web text), or null. */
-  requestBody: Readable | null;
+  requestBodyStream: Readable | null;
   /** Rate-limit decisions of this request, by plugin, for the RateLimit response field. */
   rateDecisions: Map<symbol, RateDecision> | null;
   /** What the access log shows instead of the request target (a credential in the query redacted), or null. */
   logUrl: string | null;
+  /**
+   * The request body as plugins rewrote it (read whole within maxBodySize: `src/pipeline/request-body.ts`),
+   * forwarded instead of the client's stream; null while the body streams.
+   */
+  requestBody: Buffer | null;
   /** Runs when the exchange ends (concurrency slots); at most a few per request. */
   onDone: (() => void) | null;
   /** The request carried a valid sticky cookie for a usable target (no new cookie is set). */
@@ -174,12 +192,13 @@ export class RequestContext {
     this.identity = null;
     this.authChallenges = null;
     this.onDone = null;
+    this.requestBody = null;
     this.logUrl = null;
     this.rateDecisions = null;
     this.upstreamOverrides = null;
     this.cacheStatus = '';
     this.forwardRoute = null;
-    this.requestBody = null;
+    this.requestBodyStream = null;
     this.traceId = undefined;
     const type = req.headers['content-type'];
     this.grpc = typeof type === 'string' && type.startsWith('application/grpc');

@@ -72,7 +72,7 @@ export function refreshedEntry(
     if (name === 'etag' && entry.encodedBy !== null) continue;
     headers[name] = update[name]!;
   }
-  return { policy, status: entry.status, headers, body: entry.body, encodedBy: entry.encodedBy };
+  return { ...entry, policy, headers };
 }
 
 export class CacheExchange {
@@ -87,6 +87,10 @@ export class CacheExchange {
   private head: ResponseHead['headers'] | null = null;
   private policy: CachePolicy | null = null;
   private status = 0;
+  private body: ResponseHead['body'] = null;
+  private get rewritten(): boolean {
+    return this.body !== null && this.body.whole !== null;
+  }
   /** Content-Encoding as the upstream sent it. */
   private upstreamCoding: ResponseHead['headers'][string] = undefined;
 
@@ -134,6 +138,8 @@ export class CacheExchange {
         this.stored = storedHeaders(headers, o.statusHeader);
         this.upstreamCoding = headers['content-encoding'];
         this.head = headers;
+        // Read when the body is complete: whole-body stages are added by response hooks, after this override.
+        this.body = head.body;
         // The tap sees the body after every stage (compress): a variant is stored as the client gets it.
         if (head.body !== null) {
           head.body.tap(new Fill(o.maxObjectSize, this.complete, this.release));
@@ -151,8 +157,8 @@ export class CacheExchange {
   private readonly complete = (body: Buffer): void => {
     const stored = this.stored!;
     const final = this.head!;
-    // Response plugins ran since: the body is as they left it (compress), so are the fields describing it.
-    for (const name of ['content-encoding', 'etag', 'vary']) {
+    // Response plugins ran since: the body is as they left it (xml, compress), so are the fields describing it.
+    for (const name of ['content-type', 'content-encoding', 'etag', 'vary']) {
       const v = final[name];
       if (v === undefined) delete stored[name];
       else stored[name] = typeof v === 'number' ? String(v) : v;
@@ -172,6 +178,7 @@ export class CacheExchange {
         headers: stored,
         body,
         encodedBy,
+        ...(this.rewritten ? { rewritten: true as const } : {}),
       });
     }
     this.release();

@@ -38,7 +38,13 @@ const FORMAT = 1;
 /** [1-byte format][4-byte big-endian meta length][meta JSON][body]: the body stays binary, unescaped. */
 export function encodeEntry(entry: CacheEntry): Buffer {
   const meta = Buffer.from(
-    JSON.stringify({ p: entry.policy.toObject(), s: entry.status, h: entry.headers, e: entry.encodedBy }),
+    JSON.stringify({
+      p: entry.policy.toObject(),
+      s: entry.status,
+      h: entry.headers,
+      e: entry.encodedBy,
+      w: entry.rewritten,
+    }),
   );
   const head = Buffer.allocUnsafe(5);
   head.writeUInt8(FORMAT, 0);
@@ -67,6 +73,7 @@ export function decodeEntry(buf: Buffer, Policy: PolicyClass = CachePolicy): Cac
     headers: meta.h as Record<string, string | string[]>,
     body: buf.subarray(metaEnd),
     encodedBy: meta.e,
+    ...(meta.w === true ? { rewritten: true as const } : {}),
   };
 }
 

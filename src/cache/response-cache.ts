@@ -221,7 +221,8 @@ export class ResponseCache {
         this.save(urlKey, fields, variant, refreshedEntry(entry, revalidated.policy, res.headers, this.o.statusHeader));
       return;
     }
-    if (res.body === null || res.status === 206) return;
+    // A body a plugin rewrote whole (xml) cannot be remade here: the entry expires and the next miss fills it.
+    if (res.body === null || res.status === 206 || entry.rewritten === true) return;
     const policy = new this.o.Policy(cacheRequest, responseView(res.status, res.headers, d), { shared: true });
     if (!storableResponse(cacheRequest, policy, res.status, res.headers, d, this.o.maxObjectSize)) return;
     const headers = storedHeaders(res.headers, this.o.statusHeader);

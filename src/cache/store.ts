@@ -15,6 +15,8 @@ export interface CacheEntry {
   readonly body: Buffer;
   /** The content coding the gateway applied (compress) to make `body`, or null when the body is the upstream's. */
   readonly encodedBy: string | null;
+  /** A plugin rewrote the body whole (xml, json-transform): a background refresh cannot remake it, so it stores nothing. */
+  readonly rewritten?: true;
 }
 
 export interface CacheStore {

@@ -78,7 +78,8 @@ export function compileChain(
     .sort((a, b) => PHASES.indexOf(a.def.phase) - PHASES.indexOf(b.def.phase) || a.order - b.order);
   const request: RequestHook[] = [];
   const requestPositions: number[] = [];
-  const responsePhase: ResponseHook[] = [];
+  // Response-phase hooks, sorted below by phase then list order (a request-phase plugin may hook one: responsePhase).
+  const responsePhaseHooks: { hook: ResponseHook; phase: number; order: number }[] = [];
   const response: ResponseHook[] = [];
   const responsePositions: number[] = [];
   const log: LogHook[] = [];
@@ -101,15 +102,18 @@ export function compileChain(
       requestPositions.push(position);
     }
     if (hooks.response) {
-      if (inRequestPhase) {
+      if (def.responsePhase !== undefined) {
+        responsePhaseHooks.push({ hook: hooks.response, phase: PHASES.indexOf(def.responsePhase), order });
+      } else if (inRequestPhase) {
         response.unshift(hooks.response);
         responsePositions.unshift(position);
       } else {
-        responsePhase.push(hooks.response);
+        responsePhaseHooks.push({ hook: hooks.response, phase: PHASES.indexOf(def.phase), order });
       }
     }
     if (hooks.log) log.push(hooks.log);
   });
+  const responsePhase = responsePhaseHooks.sort((a, b) => a.phase - b.phase || a.order - b.order).map((h) => h.hook);
   return {
     request,
     requestPositions,

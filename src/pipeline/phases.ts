@@ -12,3 +12,4 @@ export const RESPONSE_PHASES = ['transform-response', 'compress'] as const;
 export const PHASES = [...REQUEST_PHASES, ...RESPONSE_PHASES, 'log'] as const;
 export type Phase = (typeof PHASES)[number];
 export type RequestPhase = (typeof REQUEST_PHASES)[number];
+export type ResponsePhase = (typeof RESPONSE_PHASES)[number];

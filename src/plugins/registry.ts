@@ -9,12 +9,14 @@ import { concurrencyPlugin } from './concurrency.ts';
 import { corsPlugin } from './cors.ts';
 import { headersPlugin } from './headers.ts';
 import { ipFilterPlugin } from './ip-filter.ts';
+import { jsonTransformPlugin } from './json-transform.ts';
 import { jwtPlugin } from './jwt.ts';
 import { keyAuthPlugin } from './key-auth.ts';
 import { oauth2IntrospectionPlugin } from './oauth2-introspection.ts';
 import { rateLimitPlugin } from './rate-limit.ts';
 import { rewritePlugin } from './rewrite.ts';
 import { securityHeadersPlugin } from './security-headers.ts';
+import { xmlPlugin } from './xml.ts';
 import type { PluginDefinition } from './types.ts';
 
 /**
@@ -30,6 +32,8 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
   [
     rewritePlugin,
     headersPlugin,
+    xmlPlugin,
+    jsonTransformPlugin,
     ipFilterPlugin,
     corsPlugin,
     keyAuthPlugin,

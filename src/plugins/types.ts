@@ -10,8 +10,15 @@ import type { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 
-export { PHASES, REQUEST_PHASES, RESPONSE_PHASES, type Phase, type RequestPhase } from '../pipeline/phases.ts';
-import type { Phase } from '../pipeline/phases.ts';
+export {
+  PHASES,
+  REQUEST_PHASES,
+  RESPONSE_PHASES,
+  type Phase,
+  type RequestPhase,
+  type ResponsePhase,
+} from '../pipeline/phases.ts';
+import type { Phase, ResponsePhase } from '../pipeline/phases.ts';
 
 export type RequestHookResult = Reply | undefined | void;
 export type RequestHook = (ctx: RequestContext) => RequestHookResult | Promise<RequestHookResult>;
@@ -80,6 +87,8 @@ export interface PluginEnv {
   readonly routeName: string;
   /** What the route's clients speak (`protocol:`): cors lets browsers read gRPC-Web's headers. */
   readonly routeProtocol: 'http' | 'grpc' | 'grpc-web';
+  /** The route's `maxBodySize`: the bound of a body a plugin holds whole. */
+  readonly maxBodySize: number;
 }
 
 /** What a plugin's `check` may look at beyond its own config: the rest of the config file, as facts. */
@@ -99,6 +108,12 @@ export interface PluginCheckEnv {
 export interface PluginDefinition<C = unknown> {
   readonly name: string;
   readonly phase: Phase;
+  /**
+   * For a request-phase plugin that also changes response bodies (xml, json-transform): its response hook runs in
+   * this response phase, in list order, rather than among the request-phase plugins' hooks (reverse order, after
+   * compress). So a transform runs before compress, and `xml` turns XML into JSON before `json-transform` edits it.
+   */
+  readonly responsePhase?: ResponsePhase;
   readonly schema: z.ZodType<C>;
   readonly description: string;
   /**

@@ -1,7 +1,7 @@
 // gRPC-Web in front of a gRPC (HTTP/2) upstream, for routes with `protocol: grpc-web` (Envoy's grpc_web filter).
 // The request goes upstream as application/grpc (text mode decoded from base64); the upstream's answer comes back
 // as gRPC-Web: the frames as they are (base64 in text mode) and the status as a trailer frame in the body.
-// Built on general seams: the request body replacement (ctx.requestBody), an upstream override that adapts the
+// Built on general seams: the request body replacement (ctx.requestBodyStream), an upstream override that adapts the
 // head and adds the first body stage (before any transform-response plugin or compress), and the body's
 // trailer sink (the trailers reach the stage instead of going out as HTTP trailers).
 import { grpcWebContentType, grpcWebType, GrpcWebResponseEncoder, GrpcWebTextDecoder } from '../http/grpc-web.ts';
@@ -34,7 +34,7 @@ export function grpcWebRequest(ctx: RequestContext): Reply | undefined {
     ctx.removeRequestHeader('content-length');
     const decoder = new GrpcWebTextDecoder();
     ctx.req.pipe(decoder);
-    ctx.requestBody = decoder;
+    ctx.requestBodyStream = decoder;
   }
   ctx.onUpstream((_status, head) => {
     if (head !== null) adaptHead(head, mode);

@@ -13,6 +13,7 @@ import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } fr
 import type { Target } from '../upstream/target.ts';
 import type { Lease, UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
+import { HeldResponse } from './held-response.ts';
 import { BadResponseError, cut, headSize, isChunkedOnly } from './response-checks.ts';
 import { backoffDelay, covers, failureKindOf, repeatable, type FailureKind, type RetryPolicy } from './retry-policy.ts';
 
@@ -89,18 +90,24 @@ function admitted(ctx: RequestContext, route: ForwardRoute): void {
   // frame without END_STREAM.
   const h2 = (ctx.req as { stream?: { endAfterHeaders?: boolean } }).stream;
   const hasBody =
+    ctx.requestBody !== null ||
     headers['transfer-encoding'] !== undefined ||
     (length !== undefined && length !== '0') ||
     (length === undefined && h2?.endAfterHeaders === false);
   const exchange = new Exchange(ctx, route, hasBody);
+  // A body a plugin rewrote (read whole) is sent as it is, and a retry may resend it.
+  if (ctx.requestBody !== null) {
+    exchange.body = ctx.requestBody;
+    exchange.start();
+  }
   // A small body of an idempotent request is kept so that a retry after it reached a backend can resend it.
-  if (
+  else if (
     hasBody &&
     route.retry.bufferBody > 0 &&
     repeatable(route.retry, ctx.req.method!, headers) &&
     length !== undefined &&
     headers['transfer-encoding'] === undefined &&
-    ctx.requestBody === null &&
+    ctx.requestBodyStream === null &&
     Number(length) <= route.retry.bufferBody
   ) {
     exchange.bufferThenStart(Number(length));
@@ -205,7 +212,7 @@ class Exchange {
         path: ctx.path + ctx.query,
         method: ctx.req.method!,
         headers: upstreamRequestHeaders(ctx, this.route, target.origin.host, false, attemptHeaders),
-        body: !this.hasBody ? null : (this.body ?? ctx.requestBody ?? ctx.req),
+        body: !this.hasBody ? null : (this.body ?? ctx.requestBodyStream ?? ctx.req),
         headersTimeout: this.route.headersTimeout,
         bodyTimeout: this.route.bodyTimeout,
       },
@@ -326,6 +333,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private stages: Transform[] | null = null;
   private taps: BodyTap[] | null = null;
   private trailerSink: ((trailers: Record<string, string>) => void) | null = null;
+  /** The response while a plugin's whole-body stage waits for all of it (the head is not written yet), or null. */
+  private held: HeldResponse | null = null;
 
   constructor(exchange: Exchange, lease: Lease, number: number, clock: ConnectClock) {
     this.exchange = exchange;
@@ -450,8 +459,17 @@ class Attempt implements Dispatcher.DispatchHandler {
       return failInternally(ctx, route.chain.echoRequestId, err);
     }
     if (ctx.grpc && head.headers['grpc-status'] !== undefined) this.grpcStatus = takeGrpcStatus(head.headers);
+    if (head.body !== null && head.body.whole !== null && ctx.req.method !== 'HEAD') {
+      this.held = new HeldResponse(head, statusMessage, route.maxBodySize);
+      return;
+    }
+    this.writeHead(head, statusCode, statusMessage);
+  }
+
+  private writeHead(head: ResponseHead, statusCode: number, statusMessage: string | undefined): void {
+    const res = this.exchange.ctx.res;
     // HTTP/2 has no reason phrase (Node warns once per process when given one).
-    if (head.status === statusCode && statusMessage && ctx.req.httpVersionMajor === 1)
+    if (head.status === statusCode && statusMessage && this.exchange.ctx.req.httpVersionMajor === 1)
       res.writeHead(head.status, statusMessage, head.headers);
     else res.writeHead(head.status, head.headers);
     const body = head.body;
@@ -490,6 +508,17 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.abandoned) return;
     this.exchange.ctx.bytesOut += chunk.length;
+    if (this.held !== null) {
+      if (!this.held.add(chunk)) {
+        this.abandoned = true;
+        controller.abort(new Error('response body over maxBodySize'));
+        this.end();
+        this.exchange.finish(false);
+        const { code, detail } = this.held.tooLarge;
+        sendProblem(this.exchange.ctx, this.exchange.route.chain, code, detail);
+      }
+      return;
+    }
     const taps = this.taps;
     if (taps !== null && this.stages === null) for (let i = 0; i < taps.length; i++) taps[i]!.write(chunk);
     const sink = this.sink!;
@@ -526,6 +555,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     exchange.finish(exchange.ctx.status >= 500);
     // Trailers (gRPC's grpc-status and grpc-message) go on to the client as trailers.
     if (this.grpcStatus !== null) trailers = { ...this.grpcStatus, ...trailers };
+    if (this.held !== null) return this.releaseHeld();
     if (this.trailerSink !== null) this.trailerSink({ ...(trailers as Record<string, string>) });
     else if (trailers !== undefined && trailers !== null) {
       let any = false;
@@ -538,6 +568,24 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.stages !== null)
       this.stages[0]!.end(); // the response ends when the last stage has flushed
     else this.finishResponse();
+  }
+
+  /** The held body is whole: rewrite it, then write the head and the result (or answer 502 when it does not parse). */
+  private releaseHeld(): void {
+    const held = this.held!;
+    this.held = null;
+    const ctx = this.exchange.ctx;
+    const body = held.finish(held.head.body!.whole!);
+    if (!Buffer.isBuffer(body)) return sendProblem(ctx, this.exchange.route.chain, body.code, body.detail);
+    this.writeHead(held.head, this.status, held.statusMessage);
+    if (this.stages !== null) {
+      this.stages[0]!.end(body); // the response ends when the last stage has flushed
+      return;
+    }
+    const taps = this.taps;
+    if (taps !== null) for (let i = 0; i < taps.length; i++) taps[i]!.write(body);
+    ctx.res.write(body);
+    this.finishResponse();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

@@ -160,6 +160,7 @@ export class Snapshot {
       clock: services.clock,
       routeName: '',
       routeProtocol: 'http',
+      maxBodySize: config.limits.maxBodySize,
     };
 
     const upstreams = new Map<string, UpstreamPool>();
@@ -255,14 +256,14 @@ export class Snapshot {
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
     const config = this.config;
     const name = route.name ?? `routes[${index}]`;
+    const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
     const chain = compileChain(
       PLUGINS,
       config.plugins,
       route.plugins,
-      { ...env, routeName: name, routeProtocol: route.protocol },
+      { ...env, routeName: name, routeProtocol: route.protocol, maxBodySize },
       this.echoRequestId,
     );
-    const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
     const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
     const key = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;
     const terminal = TERMINALS.get(key)!.compile(route[key as keyof typeof ROUTE_TERMINALS], {

@@ -1,0 +1,69 @@
+// The request body held whole, for plugins that rewrite it (xml, json-transform): read once within the route's
+// maxBodySize, kept on the context so the next plugin rewrites the previous one's result, and forwarded instead of
+// the client's stream (the forwarder sends `ctx.requestBody`, which a retry may resend).
+import type { Reply, RequestContext } from '../request-context.ts';
+import { problemReply } from './problem.ts';
+
+/** Whether the client sends a body at all (HTTP/1.1 framing, or an HTTP/2 stream left open after its head). */
+export function hasRequestBody(ctx: RequestContext): boolean {
+  if (ctx.requestBody !== null) return true;
+  const h = ctx.req.headers;
+  const length = h['content-length'];
+  if (h['transfer-encoding'] !== undefined) return true;
+  if (length !== undefined) return length !== '0';
+  return (ctx.req as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+}
+
+/**
+ * The body, whole: the one a plugin already rewrote, or the client's read up to `max` bytes. A Reply (413) when it
+ * is larger: the rest is not read, so the connection is not reused.
+ */
+export function readRequestBody(ctx: RequestContext, max: number): Buffer | Promise<Buffer | Reply> {
+  if (ctx.requestBody !== null) return ctx.requestBody;
+  const req = ctx.req;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.pause();
+        ctx.res.shouldKeepAlive = false;
+        resolve(problemReply('TP_BODY_TOO_LARGE', `the body may be at most ${max} bytes`, ctx.requestId));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      req.off('error', reject);
+      ctx.bytesIn = size;
+      resolve(Buffer.concat(chunks, size));
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', reject);
+  });
+}
+
+/** Replaces the body sent upstream, with the headers that describe it. */
+export function replaceRequestBody(ctx: RequestContext, body: Buffer, contentType: string | null): void {
+  ctx.requestBody = body;
+  setRequestHeaderOnce(ctx, 'content-length', String(body.length));
+  if (contentType !== null) setRequestHeaderOnce(ctx, 'content-type', contentType);
+}
+
+/** Sets a request header, replacing a value an earlier plugin set (two plugins may each rewrite the body). */
+export function setRequestHeaderOnce(ctx: RequestContext, name: string, value: string): void {
+  const set = ctx.setRequestHeaders;
+  if (set !== null) {
+    for (let i = 0; i < set.length; i += 2) {
+      if (set[i] === name) {
+        set[i + 1] = value;
+        return;
+      }
+    }
+  }
+  ctx.setRequestHeader(name, value);
+}
