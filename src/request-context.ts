@@ -23,10 +23,11 @@ export interface BodyTap {
 }
 
 /**
- * Rewrites a whole body (xml, json-transform): the terminal holds the body (up to the route's maxBodySize) and
- * the head until every such stage ran, then sets Content-Length. A throw answers 502 with its message instead.
+ * Rewrites a whole body (xml, json-transform, soap): the terminal holds the body (up to the route's maxBodySize)
+ * and the head until every such stage ran, then sets Content-Length. A throw answers 502 TP_UPSTREAM_BAD_BODY
+ * with its message instead; a returned Reply is sent instead of the head and body (soap: a Fault as a problem).
  */
-export type WholeBodyStage = (body: Buffer) => Buffer;
+export type WholeBodyStage = (body: Buffer) => Buffer | Reply;
 
 /**
  * What response plugins do to a body a terminal produces: whole-body stages first (in the order added), then

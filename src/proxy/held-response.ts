@@ -2,7 +2,7 @@
 // the body is collected up to the route's maxBodySize, the stages run in order, and only then is the head written,
 // with the Content-Length of what the client gets. Every other response streams.
 import type { ErrorCode } from '../errors.ts';
-import type { ResponseHead, WholeBodyStage } from '../request-context.ts';
+import type { Reply, ResponseHead, WholeBodyStage } from '../request-context.ts';
 
 export class HeldResponse {
   readonly head: ResponseHead;
@@ -30,13 +30,18 @@ export class HeldResponse {
 
   /**
    * Runs the whole-body stages on what was collected. Sets Content-Length when no streaming stage follows (one
-   * that does, compress, already removed it). A stage's throw is the answer's detail (the parser's message).
+   * that does, compress, already removed it). A stage's throw is the answer's detail (the parser's message); a
+   * stage's Reply is the answer as it is (the later stages do not run).
    */
-  finish(stages: readonly WholeBodyStage[]): Buffer | { code: ErrorCode; detail: string } {
+  finish(stages: readonly WholeBodyStage[]): Buffer | Reply | { code: ErrorCode; detail: string } {
     let body: Buffer = Buffer.concat(this.chunks, this.size);
     this.chunks = [];
     try {
-      for (const stage of stages) body = stage(body);
+      for (const stage of stages) {
+        const out = stage(body);
+        if (!Buffer.isBuffer(out)) return out;
+        body = out;
+      }
     } catch (err) {
       return { code: 'TP_UPSTREAM_BAD_BODY', detail: err instanceof Error ? err.message : String(err) };
     }

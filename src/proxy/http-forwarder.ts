@@ -570,13 +570,16 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.finishResponse();
   }
 
-  /** The held body is whole: rewrite it, then write the head and the result (or answer 502 when it does not parse). */
+  /** The held body is whole: rewrite it, then write the head and the result (or a 502 when it does not parse, or a stage's Reply). */
   private releaseHeld(): void {
     const held = this.held!;
     this.held = null;
     const ctx = this.exchange.ctx;
     const body = held.finish(held.head.body!.whole!);
-    if (!Buffer.isBuffer(body)) return sendProblem(ctx, this.exchange.route.chain, body.code, body.detail);
+    if (!Buffer.isBuffer(body)) {
+      const chain = this.exchange.route.chain;
+      return 'status' in body ? sendReply(ctx, chain, body) : sendProblem(ctx, chain, body.code, body.detail);
+    }
     this.writeHead(held.head, this.status, held.statusMessage);
     if (this.stages !== null) {
       this.stages[0]!.end(body); // the response ends when the last stage has flushed
