@@ -52,6 +52,9 @@ export const ERRORS = {
     status: 502,
     title: "The upstream response body to transform is larger than the route's maxBodySize",
   },
+  TP_SOAP_BAD_REQUEST: { status: 400, title: 'The request body is not a JSON object the soap plugin can wrap' },
+  TP_SOAP_BAD_RESPONSE: { status: 502, title: 'The upstream answered something that is not a SOAP envelope' },
+  TP_SOAP_FAULT: { status: 502, title: 'The SOAP service answered with a Fault' },
   TP_UPSTREAM_TRUNCATED: {
     status: 502,
     title: 'The upstream response ended before its body was complete (logged; the client connection is cut)',

@@ -16,6 +16,7 @@ import { oauth2IntrospectionPlugin } from './oauth2-introspection.ts';
 import { rateLimitPlugin } from './rate-limit.ts';
 import { rewritePlugin } from './rewrite.ts';
 import { securityHeadersPlugin } from './security-headers.ts';
+import { soapPlugin } from './soap.ts';
 import { xmlPlugin } from './xml.ts';
 import type { PluginDefinition } from './types.ts';
 
@@ -46,6 +47,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     securityHeadersPlugin,
     compressPlugin,
     cachePlugin,
+    soapPlugin,
     ...testPlugins,
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
