@@ -114,7 +114,11 @@ function sortedEntries(map: Record<string, unknown> | undefined): unknown {
 function unusedUpstreams(config: Config): CheckProblem[] {
   const used = new Set<string>();
   for (const r of config.routes) if (r.upstream !== undefined) used.add(r.upstream);
-  for (const r of config.routes) if (r.bridge !== undefined) used.add(r.bridge.upstream);
+  for (const r of config.routes) {
+    if (r.bridge !== undefined) used.add(r.bridge.upstream);
+    if (r.grpcTranscode !== undefined) used.add(r.grpcTranscode.upstream);
+    for (const call of r.aggregate?.calls ?? []) used.add(call.upstream);
+  }
   for (const l of config.listeners) {
     if ('upstream' in l && typeof l.upstream === 'string') used.add(l.upstream);
     if ('sni' in l) for (const e of l.sni ?? []) used.add(e.upstream);
