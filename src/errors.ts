@@ -17,6 +17,12 @@ export const ERRORS = {
   TP_RATE_LIMITED: { status: 429, title: 'Too many requests' },
   TP_CONCURRENCY_LIMITED: { status: 503, title: 'Too many requests in progress' },
   TP_AUTH_UNAVAILABLE: { status: 503, title: 'The identity provider could not be reached to check the credential' },
+  TP_AUTHZ_UNAVAILABLE: {
+    status: 503,
+    title: 'The authorization service (forward-auth) is down or did not answer in time',
+  },
+  // The status and body are the authorization service's; the code names the refusal in the access log.
+  TP_AUTHZ_DENIED: { status: 403, title: 'The authorization service (forward-auth) refused the request' },
   TP_STORE_UNAVAILABLE: { status: 503, title: 'A shared store the gateway needs is unavailable' },
   TP_BAD_REQUEST: { status: 400, title: 'Malformed request' },
   TP_BAD_PATH: { status: 400, title: 'The request path is ambiguous or not allowed' },

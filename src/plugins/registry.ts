@@ -12,6 +12,7 @@ import { ipFilterPlugin } from './ip-filter.ts';
 import { jsonTransformPlugin } from './json-transform.ts';
 import { jwtPlugin } from './jwt.ts';
 import { keyAuthPlugin } from './key-auth.ts';
+import { forwardAuthPlugin } from './forward-auth.ts';
 import { oauth2IntrospectionPlugin } from './oauth2-introspection.ts';
 import { rateLimitPlugin } from './rate-limit.ts';
 import { rewritePlugin } from './rewrite.ts';
@@ -41,6 +42,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     basicAuthPlugin,
     jwtPlugin,
     oauth2IntrospectionPlugin,
+    forwardAuthPlugin,
     allowPlugin,
     rateLimitPlugin,
     concurrencyPlugin,
