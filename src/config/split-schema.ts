@@ -81,7 +81,7 @@ export const splitSticky = z
     cookie: cookieName.meta({ description: 'the cookie that names the side a client got', examples: ['tp_checkout'] }),
     secret: secret(z.string().min(16, { message: 'a splitSticky secret needs at least 16 characters' })).meta({
       description: 'HMAC key of the cookie (16 characters or more); the same on every instance, so all agree',
-      examples: ['${SPLIT_SECRET}'],
+      examples: ['${CHECKOUT_SPLIT_SECRET}'],
     }),
     ttl: duration.optional().meta({ description: 'cookie lifetime (default: a session cookie)', examples: ['7d'] }),
     path: z
@@ -93,7 +93,7 @@ export const splitSticky = z
   })
   .meta({
     description: "keep a client on the split's side it first got, by a signed cookie (needs split)",
-    examples: [{ cookie: 'tp_checkout', secret: '${SPLIT_SECRET}' }],
+    examples: [{ cookie: 'tp_checkout', secret: '${CHECKOUT_SPLIT_SECRET}' }],
   });
 
 export type SplitConfig = z.output<typeof split>;

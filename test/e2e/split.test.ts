@@ -190,6 +190,42 @@ describe('split', () => {
     }
   });
 
+  test('explain names the side a request would get and why, without moving the rotation', async () => {
+    const token = 'split-admin-token-0123456789';
+    const gw = await startGatewayYaml(
+      upstreams() +
+        `admin: { address: 127.0.0.1, port: 0, auth: { tokens: ["${token}"] } }\n` +
+        checkoutWith(`      - { upstream: checkout-stable, weight: 95 }
+      - { upstream: checkout-canary, weight: 5, match: { headers: { x-canary: always } } }`),
+    );
+    const explain = async (headers: Record<string, string>) => {
+      const r = await request(gw.admin!.port, '/api/explain', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ method: 'GET', url: 'http://127.0.0.1/checkout', headers }),
+      });
+      assert.equal(r.status, 200, r.body);
+      return json(r).terminal as { kind: string; upstream: string; summary: string };
+    };
+    try {
+      const onCanary = await clientOn(gw.port('web'), 'canary');
+      assert.deepEqual(await explain({ 'x-canary': 'always' }), {
+        kind: 'split',
+        reached: true,
+        upstream: 'checkout-canary',
+        summary: "split: the checkout-canary entry's match fits",
+      });
+      const pinned = await explain({ cookie: onCanary });
+      assert.equal(pinned.upstream, 'checkout-canary');
+      assert.equal(pinned.summary, 'split: the tp_checkout cookie keeps the client on checkout-canary');
+      const byWeight = await explain({});
+      assert.match(byWeight.summary, /^split by weight, checkout-stable 95, checkout-canary 5: smooth weighted/);
+      assert.deepEqual(await explain({}), byWeight, 'explaining moves no rotation');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('validate names an unknown split upstream with file, line and the defined ones', () => {
     const text = `listeners: [{ name: web, protocol: http, port: 8080 }]
 upstreams:
