@@ -118,6 +118,7 @@ function unusedUpstreams(config: Config): CheckProblem[] {
     if (r.bridge !== undefined) used.add(r.bridge.upstream);
     if (r.grpcTranscode !== undefined) used.add(r.grpcTranscode.upstream);
     for (const call of r.aggregate?.calls ?? []) used.add(call.upstream);
+    for (const side of r.split ?? []) used.add(side.upstream);
   }
   for (const l of config.listeners) {
     if ('upstream' in l && typeof l.upstream === 'string') used.add(l.upstream);

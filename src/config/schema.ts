@@ -23,6 +23,7 @@ import {
   underscoreHeaders,
 } from './listener-schema.ts';
 import { aggregate } from './aggregate-schema.ts';
+import { split, splitSticky } from './split-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { tracing } from './tracing-schema.ts';
 import { z } from 'zod';
@@ -256,6 +257,7 @@ export const ROUTE_TERMINALS = {
   aggregate,
   bridge,
   grpcTranscode,
+  split,
 };
 const TERMINAL_KEYS = Object.keys(ROUTE_TERMINALS) as (keyof typeof ROUTE_TERMINALS)[];
 const terminalList = (keys: readonly string[]) =>
@@ -331,6 +333,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         }),
       match: match.prefault({}),
       ...optionalShape(ROUTE_TERMINALS),
+      splitSticky: splitSticky.optional(),
       plugins: pluginArray.default([]).meta(PLUGIN_LIST_DOCS),
       limits: z
         .strictObject({
@@ -398,6 +401,12 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
           params: { atKey: terminals[1] },
         });
       }
+      if (r.splitSticky !== undefined && r.split === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          message: 'splitSticky keeps clients on a split: the route needs split',
+          params: { atKey: 'splitSticky' },
+        });
       // One says the client speaks JSON, the other that it speaks gRPC.
       if (r.grpcTranscode !== undefined && r.protocol === 'grpc')
         ctx.addIssue({

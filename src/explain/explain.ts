@@ -43,6 +43,8 @@ export interface TerminalExplanation {
   readonly upstream?: string;
   readonly status?: number;
   readonly location?: string;
+  /** What a terminal with its own `explain` hook says it would do (a split's side and why). */
+  readonly summary?: string;
   /** An aggregate's calls, in config order (placeholders as written). */
   readonly calls?: readonly {
     readonly name: string;
@@ -246,7 +248,8 @@ export async function explain(
   if (route.requireClientCert)
     notes.push('the route requires a verified client certificate (403 without one); explained as if one was presented');
   const { steps, answer } = await explainChain(route.chain, ctx);
-  const terminal = { ...terminalOf(snapshot.config.routes[route.index]!), reached: answer === null };
+  const own = route.terminal.explain?.(ctx);
+  const terminal = { ...terminalOf(snapshot.config.routes[route.index]!), ...own, reached: answer === null };
   const pool = terminal.upstream === undefined ? undefined : snapshot.upstreams.get(terminal.upstream);
   const upstream = pool === undefined ? null : explainUpstream(pool, ctx);
   return {
@@ -289,7 +292,7 @@ function outcomeOf(
       summary: `merges the answers of ${terminal.calls.length} calls (${terminal.calls.map((c) => `${c.name} to ${c.upstream}`).join(', ')})`,
     };
   if (upstream === null)
-    return { status: null, by: terminal.kind, summary: `handled by the ${terminal.kind} terminal` };
+    return { status: null, by: terminal.kind, summary: terminal.summary ?? `handled by the ${terminal.kind} terminal` };
   if (upstream.breaker === 'open')
     return {
       status: 503,

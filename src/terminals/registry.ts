@@ -6,13 +6,20 @@ import { bridgeTerminal } from './bridge.ts';
 import { grpcTranscodeTerminal } from './grpc-transcode.ts';
 import { redirectTerminal } from './redirect.ts';
 import { respondTerminal } from './respond.ts';
+import { splitTerminal } from './split.ts';
 import type { TerminalKind } from './terminal.ts';
 import { upstreamTerminal } from './upstream.ts';
 
 export const TERMINALS: ReadonlyMap<string, TerminalKind<any>> = new Map<string, TerminalKind<any>>(
-  [upstreamTerminal, respondTerminal, redirectTerminal, aggregateTerminal, bridgeTerminal, grpcTranscodeTerminal].map(
-    (t) => [t.key, t as TerminalKind<any>],
-  ),
+  [
+    upstreamTerminal,
+    respondTerminal,
+    redirectTerminal,
+    aggregateTerminal,
+    bridgeTerminal,
+    grpcTranscodeTerminal,
+    splitTerminal,
+  ].map((t) => [t.key, t as TerminalKind<any>]),
 );
 
 for (const key of Object.keys(ROUTE_TERMINALS)) {

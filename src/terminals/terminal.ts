@@ -39,6 +39,8 @@ export interface Terminal {
   readonly upstreamName: string;
   /** The forwarding plan, for work beside the request (a cache's background refresh), or null. */
   readonly forward: (ForwardRoute & TunnelRoute) | null;
+  /** What it would do with this request, without doing it or moving a rotation (`turnpike explain`). */
+  readonly explain?: (ctx: RequestContext) => { readonly upstream?: string; readonly summary: string };
   /** Releases what the terminal holds of its own (gRPC channels) once its snapshot is retired and drained. */
   readonly close?: () => void;
 }
