@@ -7,6 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfigFile, type ConfigProblem } from '../../src/config/loader.ts';
+import { explain } from '../../src/explain/explain.ts';
+import { formatExplanation } from '../../src/explain/format.ts';
 import type { RequestContext } from '../../src/request-context.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { startGateway, type Gateway } from '../../src/runtime/gateway.ts';
@@ -162,6 +164,16 @@ errorPages:
       502,
       'TP_UPSTREAM_UNAVAILABLE',
     );
+  });
+
+  test('turnpike explain names the fallback', async () => {
+    const e = await explain(gateway.runtime.current, {
+      method: 'GET',
+      url: 'http://127.0.0.1/listed',
+      listener: 'web',
+    });
+    assert.deepEqual(e.terminal?.fallback, { status: 200, onStatus: [500, 503] });
+    assert.match(formatExplanation(e), /fallback 200 when the upstream cannot answer and its 500, 503/);
   });
 
   test('a fallback answer is not replaced by an error page (it is the route owner’s answer)', async () => {
