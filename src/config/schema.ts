@@ -3,6 +3,7 @@ import { accessLogSchema } from './access-log-schema.ts';
 import { grpcTranscode } from './grpc-transcode-schema.ts';
 import { admin } from './admin-schema.ts';
 import { bridge } from './bridge-schema.ts';
+import { errorPages, fallback, FALLBACK_TERMINALS } from './fallback-schema.ts';
 import { consumerHeaders, consumers, stores } from './consumer-schema.ts';
 import {
   clientBodyTimeout,
@@ -334,6 +335,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       match: match.prefault({}),
       ...optionalShape(ROUTE_TERMINALS),
       splitSticky: splitSticky.optional(),
+      fallback: fallback.optional(),
       plugins: pluginArray.default([]).meta(PLUGIN_LIST_DOCS),
       limits: z
         .strictObject({
@@ -407,6 +409,12 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
           message: 'splitSticky keeps clients on a split: the route needs split',
           params: { atKey: 'splitSticky' },
         });
+      if (r.fallback !== undefined && terminals.length === 1 && !FALLBACK_TERMINALS.some((t) => t === terminals[0]))
+        ctx.addIssue({
+          code: 'custom',
+          message: `fallback stands in for an upstream: it goes beside ${terminalList(FALLBACK_TERMINALS)}, not ${terminals[0]}`,
+          params: { atKey: 'fallback' },
+        });
       // One says the client speaks JSON, the other that it speaks gRPC.
       if (r.grpcTranscode !== undefined && r.protocol === 'grpc')
         ctx.addIssue({
@@ -440,6 +448,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       ...PLUGIN_LIST_DOCS,
       description: 'global plugins: run on every route before its own, and on requests no route matches',
     }),
+    errorPages: errorPages.optional(),
     accessLog: accessLogSchema,
     log: z
       .strictObject({

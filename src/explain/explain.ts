@@ -54,6 +54,8 @@ export interface TerminalExplanation {
     readonly after: readonly string[];
     readonly optional: boolean;
   }[];
+  /** The route's `fallback`: its status, and the upstream statuses it answers too (besides failures). */
+  readonly fallback?: { readonly status: number; readonly onStatus: readonly number[] };
 }
 
 export interface Explanation {
@@ -143,6 +145,12 @@ async function explainChain(
 }
 
 function terminalOf(route: RouteConfig): TerminalExplanation {
+  const base = terminalKindOf(route);
+  const f = route.fallback;
+  return f === undefined ? base : { ...base, fallback: { status: f.status, onStatus: f.onStatus } };
+}
+
+function terminalKindOf(route: RouteConfig): TerminalExplanation {
   const kind = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;
   if (route.upstream !== undefined) return { kind, reached: true, upstream: route.upstream };
   if (route.bridge !== undefined) return { kind, reached: true, upstream: route.bridge.upstream };
@@ -293,20 +301,15 @@ function outcomeOf(
     };
   if (upstream === null)
     return { status: null, by: terminal.kind, summary: terminal.summary ?? `handled by the ${terminal.kind} terminal` };
-  if (upstream.breaker === 'open')
-    return {
-      status: 503,
-      code: 'TP_CIRCUIT_OPEN',
-      by: 'upstream',
-      summary: `the circuit breaker of ${upstream.name} is open: 503`,
-    };
+  // The route's fallback answers in the upstream's place (a cache's stale copy would come first).
+  const fallback = terminal.fallback;
+  const failed = (code: string, why: string): Explanation['outcome'] =>
+    fallback === undefined
+      ? { status: 503, code, by: 'upstream', summary: `${why}: 503` }
+      : { status: fallback.status, code, by: 'fallback', summary: `${why}: the route's fallback ${fallback.status}` };
+  if (upstream.breaker === 'open') return failed('TP_CIRCUIT_OPEN', `the circuit breaker of ${upstream.name} is open`);
   if (!upstream.targets.some((t) => t.inRotation))
-    return {
-      status: 503,
-      code: 'TP_NO_HEALTHY_TARGET',
-      by: 'upstream',
-      summary: `no target of ${upstream.name} is usable: 503`,
-    };
+    return failed('TP_NO_HEALTHY_TARGET', `no target of ${upstream.name} is usable`);
   const target = upstream.pick.target ?? 'a target drawn at random';
   return { status: null, by: 'upstream', summary: `forwarded to upstream ${upstream.name}, target ${target}` };
 }

@@ -59,6 +59,10 @@ export function formatExplanation(e: Explanation): string {
       const when = c.after.length > 0 ? `after ${c.after.join(', ')}` : 'at once';
       out.push(`  call ${c.name}: ${c.method} ${c.upstream} ${c.path} (${when}${c.optional ? ', optional' : ''})`);
     }
+    if (t.fallback !== undefined) {
+      const also = t.fallback.onStatus.length > 0 ? ` and its ${t.fallback.onStatus.join(', ')}` : '';
+      out.push(`  fallback ${t.fallback.status} when the upstream cannot answer${also}`);
+    }
   }
 
   const u = e.upstream;

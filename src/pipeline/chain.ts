@@ -14,6 +14,7 @@ import type {
 } from '../plugins/types.ts';
 import { PHASES, REQUEST_PHASES, type Phase } from './phases.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import type { ErrorPages } from './error-pages.ts';
 import { problemReply } from './problem.ts';
 
 export interface Chain {
@@ -33,6 +34,8 @@ export interface Chain {
   readonly echoRequestId: string | null;
   /** Whether any response hook may touch a head (and so a body is worth offering to them). */
   readonly hasResponseHooks: boolean;
+  /** The config's `errorPages` (HTML for the gateway's own errors), set by the snapshot; absent or null: none. */
+  readonly errorPages?: ErrorPages | null;
 }
 
 export interface ChainPlugin {

@@ -4,13 +4,17 @@ import type { ErrorCode } from '../errors.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
 import { finishHead, type Chain } from './chain.ts';
 import { sendGrpcStatus } from './grpc-status.ts';
+import type { ErrorPages } from './error-pages.ts';
 import { failInternally } from './guard.ts';
-import { problemReply } from './problem.ts';
+import { PROBLEM_TYPE, problemReply } from './problem.ts';
 
 export function sendReply(ctx: RequestContext, chain: Chain, reply: Reply): void {
   const res = ctx.res;
   // Every answer the gateway makes carries its code into the log, whoever made it (a plugin's 401, 403, 429).
-  if (reply.code !== undefined) ctx.errorCode = reply.code;
+  if (reply.code !== undefined) {
+    ctx.errorCode = reply.code;
+    if (chain.errorPages != null && !ctx.grpc) reply = asErrorPage(ctx, chain.errorPages, reply);
+  }
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -47,6 +51,16 @@ export function sendProblem(
 ): void {
   ctx.errorCode = code;
   sendReply(ctx, chain, problemReply(code, detail, ctx.requestId, extraHeaders));
+}
+
+/** A gateway error (problem+json) as the configured HTML page, for a client that prefers HTML; else as it is. */
+function asErrorPage(ctx: RequestContext, pages: ErrorPages, reply: Reply): Reply {
+  const headers = reply.headers;
+  if (headers?.['content-type'] !== PROBLEM_TYPE) return reply;
+  const page = pages.pageFor(reply.status, ctx.req.headers.accept);
+  if (page === undefined) return reply;
+  // Its other fields stay (Retry-After, Allow, WWW-Authenticate); the answer depends on Accept now.
+  return { ...reply, headers: { ...headers, 'content-type': 'text/html; charset=utf-8', vary: 'Accept' }, body: page };
 }
 
 function safeTitle(body: string): string | undefined {

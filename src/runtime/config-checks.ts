@@ -11,6 +11,7 @@ import { tlsSettings } from '../config/listener-schema.ts';
 import type { CheckEnv, CheckProblem, LoadOptions } from '../config/loader.ts';
 import { ROUTE_TERMINALS } from '../config/schema.ts';
 import { kindOf, upstreamTls } from '../config/upstream-schema.ts';
+import { errorPageProblems } from '../pipeline/error-pages.ts';
 import { PLUGIN_SCHEMAS, PLUGINS } from '../plugins/registry.ts';
 import type { PluginCheckEnv } from '../plugins/types.ts';
 import { TERMINALS } from '../terminals/registry.ts';
@@ -67,6 +68,9 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
     checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
   });
   checkTerminals(raw, env, problems);
+  if (env.readFiles)
+    for (const p of errorPageProblems(raw.errorPages, env.configDir))
+      problems.push({ path: ['errorPages', ...p.path], message: p.message, code: 'TP_CONFIG_FILE' });
   return problems;
 }
 

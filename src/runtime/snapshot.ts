@@ -14,6 +14,8 @@ import { ROUTE_TERMINALS, type Config, type ListenerConfig, type RouteConfig } f
 import { kindOf } from '../config/upstream-schema.ts';
 import { L4Pool } from '../upstream/l4-pool.ts';
 import { compileChain, type Chain } from '../pipeline/chain.ts';
+import { loadErrorPages, type ErrorPages } from '../pipeline/error-pages.ts';
+import { compileFallback, withFallback } from '../pipeline/fallback.ts';
 import { PLUGINS } from '../plugins/registry.ts';
 import type { PluginEnv } from '../plugins/types.ts';
 import { ProxyTrust } from '../proxy/client-ip.ts';
@@ -110,6 +112,8 @@ export class Snapshot {
    * routing (a 404 carries CORS and security headers; a global authentication answers 401 before a 404).
    */
   readonly globalChain: Chain;
+  /** HTML pages for the gateway's own errors (`errorPages`), read at load; null without them. */
+  readonly errorPages: ErrorPages | null;
   readonly router: Router<CompiledRoute>;
   /** Whether any route lists `upgrades:` (else only WebSocket upgrades are looked at). */
   readonly otherUpgrades: boolean;
@@ -179,14 +183,12 @@ export class Snapshot {
       (l): l is TcpListenerConfig | UdpListenerConfig => l.protocol === 'tcp' || l.protocol === 'udp',
     );
 
+    this.errorPages = loadErrorPages(config.errorPages, env.configDir);
     this.routes = config.routes.map((route, index) => this.compileRoute(route, index, env));
-    this.globalChain = compileChain(
-      PLUGINS,
-      config.plugins,
-      [],
-      { ...env, routeName: '(no route)' },
-      this.echoRequestId,
-    );
+    this.globalChain = {
+      ...compileChain(PLUGINS, config.plugins, [], { ...env, routeName: '(no route)' }, this.echoRequestId),
+      errorPages: this.errorPages,
+    };
     this.router = new Router(
       this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })),
       { caseSensitive: config.limits.caseSensitivePaths },
@@ -257,16 +259,19 @@ export class Snapshot {
     const config = this.config;
     const name = route.name ?? `routes[${index}]`;
     const maxBodySize = route.limits?.maxBodySize ?? config.limits.maxBodySize;
-    const chain = compileChain(
-      PLUGINS,
-      config.plugins,
-      route.plugins,
-      { ...env, routeName: name, routeProtocol: route.protocol, maxBodySize },
-      this.echoRequestId,
-    );
+    const chain = {
+      ...compileChain(
+        PLUGINS,
+        config.plugins,
+        route.plugins,
+        { ...env, routeName: name, routeProtocol: route.protocol, maxBodySize },
+        this.echoRequestId,
+      ),
+      errorPages: this.errorPages,
+    };
     const requestTimeout = route.limits?.requestTimeout ?? config.limits.requestTimeout;
     const key = Object.keys(ROUTE_TERMINALS).find((k) => route[k as keyof typeof ROUTE_TERMINALS] !== undefined)!;
-    const terminal = TERMINALS.get(key)!.compile(route[key as keyof typeof ROUTE_TERMINALS], {
+    const compiled = TERMINALS.get(key)!.compile(route[key as keyof typeof ROUTE_TERMINALS], {
       routeName: name,
       route,
       configDir: env.configDir,
@@ -279,6 +284,10 @@ export class Snapshot {
       requestIdHeader: this.requestIdHeader,
       consumerHeaders: this.consumerHeaders,
     });
+    const terminal =
+      route.fallback === undefined
+        ? compiled
+        : withFallback(compiled, compileFallback(route.fallback, this.upstreams.get(compiled.upstreamName) ?? null));
     return {
       name,
       index,

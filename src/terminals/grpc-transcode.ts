@@ -140,6 +140,10 @@ async function transcode(ctx: RequestContext, plan: Plan): Promise<void> {
   }
   const lease = plan.pool.beginRequest(ctx);
   if (typeof lease === 'string') {
+    // A stored answer or a fallback may stand in for an upstream that cannot be used (as in the forwarder).
+    const stored = ctx.overrideUpstream(0, null);
+    ctx.errorCode = lease;
+    if (stored !== undefined) return sendReply(ctx, plan.chain, stored);
     const retryAfter = plan.pool.retryAfterSeconds();
     return sendProblem(ctx, plan.chain, lease, undefined, retryAfter > 0 ? { 'retry-after': String(retryAfter) } : {});
   }
@@ -302,6 +306,14 @@ function sendGrpcError(
   lease: Lease,
 ): void {
   const http = httpStatusOfGrpc(status.code);
+  // UNAVAILABLE and DEADLINE_EXCEEDED: the service could not be reached or did not answer in time.
+  if (status.code === 14 || status.code === 4) {
+    const stored = ctx.overrideUpstream(0, null);
+    if (stored !== undefined) {
+      ctx.errorCode = 'TP_GRPC_STATUS';
+      return sendReply(ctx, plan.chain, stored);
+    }
+  }
   const body = JSON.stringify({
     type: 'urn:turnpike:error:TP_GRPC_STATUS',
     title: `The gRPC service answered ${grpcStatusName(status.code)}`,
