@@ -198,26 +198,35 @@ export const requestValidationPlugin = definePlugin({
       return bodyErrors(ctx, max, (body) => checkJson(spec.bodySchema!, body, 'body'));
     };
 
-    const request = async (ctx: RequestContext): Promise<Reply | undefined> => {
+    /** The verdict once the body's errors are known (a Reply: the body was too large). */
+    const verdict = (
+      ctx: RequestContext,
+      errors: ValidationError[],
+      body: ValidationError[] | Reply,
+    ): Reply | undefined => {
+      if (!Array.isArray(body)) return body;
+      errors.push(...body);
+      return errors.length === 0 ? undefined : invalid(errors, ctx.requestId);
+    };
+
+    // Synchronous unless a JSON body must be read.
+    const request = (ctx: RequestContext): Reply | undefined | Promise<Reply | undefined> => {
       let errors: ValidationError[];
-      let bodyResult: ValidationError[] | Promise<ValidationError[] | Reply>;
+      let body: ValidationError[] | Promise<ValidationError[] | Reply>;
       if (spec.kind === 'schema') {
         errors = [];
-        bodyResult = checkSchemaBody(ctx);
+        body = checkSchemaBody(ctx);
       } else {
         const located = locate(ctx);
         if (!('operation' in located)) return located;
         errors = located.errors;
-        bodyResult = checkBody(ctx, located.operation, max);
+        body = checkBody(ctx, located.operation, max);
         if (operations !== null) {
           operations.set(ctx, located.operation);
           askForWholeBody(ctx);
         }
       }
-      const body = await bodyResult;
-      if (!Array.isArray(body)) return body;
-      errors.push(...body);
-      return errors.length === 0 ? undefined : invalid(errors, ctx.requestId);
+      return Array.isArray(body) ? verdict(ctx, errors, body) : body.then((b) => verdict(ctx, errors, b));
     };
 
     const response =

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { ConfigError, loadConfigFile } from '../../src/config/loader.ts';
+import { explainConfigFile } from '../../src/explain/offline.ts';
 import { startGateway, type Gateway } from '../../src/index.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { assertProblem } from '../helpers/problem.ts';
@@ -312,5 +313,23 @@ describe('a spec that does not load is a config error with file and line', () =>
       problemsOf('swagger: "2.0"\n')[0]!,
       /specs\/checkout.yaml:1:1: expected "openapi: 3.0.x" or "openapi: 3.1.x"/,
     );
+  });
+});
+
+describe('turnpike explain says what request-validation would do', () => {
+  const step = async (method: string, url: string) => {
+    const e = await explainConfigFile(join(dir, 'turnpike.yaml'), { method, url }, () => {});
+    return e.plugins.find((p) => p.name === 'request-validation')!;
+  };
+
+  test('the operation it found, or the answer it would give', async () => {
+    const ok = await step('POST', 'http://127.0.0.1/checkout?dryRun=true');
+    assert.equal(ok.decision, 'continue');
+    assert.match(ok.summary, /operation POST \/checkout of OpenAPI specs\/checkout.yaml/);
+    const bad = await step('GET', 'http://127.0.0.1/checkout/abc');
+    assert.equal(bad.decision, 'answer');
+    assert.equal(bad.code, 'TP_REQUEST_INVALID');
+    const gone = await step('DELETE', 'http://127.0.0.1/checkout');
+    assert.deepEqual([gone.status, gone.code], [405, 'TP_METHOD_NOT_ALLOWED']);
   });
 });
