@@ -33,6 +33,11 @@ export const ERRORS = {
   TP_RANGE_NOT_SATISFIABLE: { status: 416, title: 'The requested range is outside the body' },
   TP_BODY_TOO_LARGE: { status: 413, title: 'Request body too large' },
   TP_BAD_REQUEST_BODY: { status: 400, title: 'The request body could not be parsed for the transform the route asks' },
+  TP_REQUEST_INVALID: {
+    status: 400,
+    title: "The request does not match the route's API description (`errors` lists each: in, pointer, message)",
+  },
+  TP_OPERATION_NOT_FOUND: { status: 404, title: "No operation of the route's API description has this path" },
   TP_SEND_TIMEOUT: { status: 408, title: 'The client did not read the response in time' },
   TP_CONNECTION_LIMIT: { status: 503, title: 'Too many open connections' },
   TP_HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large' },
@@ -57,6 +62,10 @@ export const ERRORS = {
   TP_UPSTREAM_BODY_TOO_LARGE: {
     status: 502,
     title: "The upstream response body to transform is larger than the route's maxBodySize",
+  },
+  TP_UPSTREAM_CONTRACT: {
+    status: 502,
+    title: "The upstream response does not match the route's API description (the errors are logged)",
   },
   TP_SOAP_BAD_REQUEST: { status: 400, title: 'The request body is not a JSON object the soap plugin can wrap' },
   TP_SOAP_BAD_RESPONSE: { status: 502, title: 'The upstream answered something that is not a SOAP envelope' },

@@ -15,6 +15,7 @@ import { keyAuthPlugin } from './key-auth.ts';
 import { forwardAuthPlugin } from './forward-auth.ts';
 import { oauth2IntrospectionPlugin } from './oauth2-introspection.ts';
 import { rateLimitPlugin } from './rate-limit.ts';
+import { requestValidationPlugin } from './request-validation.ts';
 import { rewritePlugin } from './rewrite.ts';
 import { securityHeadersPlugin } from './security-headers.ts';
 import { soapPlugin } from './soap.ts';
@@ -50,6 +51,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     compressPlugin,
     cachePlugin,
     soapPlugin,
+    requestValidationPlugin,
     ...testPlugins,
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );
