@@ -368,7 +368,10 @@ export class Runtime implements ListenerHost {
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
     await Promise.all(servers.map((o) => o.close()));
+    // From here a request is answered with Connection: close (not before: in a handover, a client told to reconnect
+    // while this process's listening sockets still took connections could land in a queue about to be dropped).
     this.endingConnections = true;
+    this.log.info({ inFlight: this.inFlight }, 'listeners closed');
     const start = Date.now();
     const deadline = start + drainTimeout;
     // A connection that has not sent its request yet is waited for as long as the listener waits for any request
