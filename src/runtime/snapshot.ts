@@ -150,6 +150,7 @@ export class Snapshot {
     this.echoRequestId = config.requestId.echo ? config.requestId.header : null;
     this.consumerHeaders = config.consumerHeaders;
     const redisSettings = config.stores.redis;
+    const upstreams = new Map<string, UpstreamPool>();
     const env: PluginEnv = {
       configDir: configFile ? dirname(configFile) : process.cwd(),
       warn: services.warn,
@@ -165,9 +166,15 @@ export class Snapshot {
       routeName: '',
       routeProtocol: 'http',
       maxBodySize: config.limits.maxBodySize,
+      // Filled below, before any route is compiled.
+      upstreams,
+      gatewayHeaders: {
+        requestIdHeader: this.requestIdHeader,
+        consumerNameHeader: this.consumerHeaders.name,
+        consumerGroupsHeader: this.consumerHeaders.groups,
+      },
     };
 
-    const upstreams = new Map<string, UpstreamPool>();
     const l4Pools = new Map<string, L4Pool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       // tcp:// and udp:// upstreams serve L4 listeners; they hold no HTTP connection pool.
