@@ -78,8 +78,13 @@ export const mirrorPlugin = definePlugin({
     const drop = (ctx: RequestContext, reason: DropReason): void =>
       publishRequest(CHANNELS.mirrorDropped, ctx, { upstream: config.upstream, reason });
     const percent = `${Math.round(config.share * 10_000) / 100}%`;
+    // This config's copies in flight, each with its abort: given up when the snapshot is retired or at stop.
+    const copies = new Set<Copy>();
 
     return {
+      close() {
+        for (const copy of copies) copy.abort();
+      },
       explain: () =>
         continues(
           `copies ${percent} of requests to upstream "${config.upstream}" (bodies up to ${maxBodySize} bytes; ${state.inFlight} of ${queue} copies in flight)`,
@@ -94,7 +99,7 @@ export const mirrorPlugin = definePlugin({
         const length = ctx.req.headers['content-length'];
         if (ctx.requestBody === null && length !== undefined && Number(length) > maxBodySize) return drop(ctx, 'body');
         state.inFlight++;
-        const copy = new Copy(ctx, pool, policy, timeouts, state);
+        const copy = new Copy(ctx, pool, policy, timeouts, state, copies);
         // A body a plugin already holds whole (xml, json-transform) is what goes upstream.
         if (ctx.requestBody !== null) return copy.send(ctx.requestBody);
         if (!hasRequestBody(ctx)) return copy.send(null);
@@ -130,6 +135,8 @@ export const mirrorPlugin = definePlugin({
 class Copy {
   sent = false;
   private released = false;
+  private controller: Dispatcher.DispatchController | null = null;
+  private readonly copies: Set<Copy>;
   private readonly ctx: RequestContext;
   private readonly pool: UpstreamPool;
   private readonly policy: UpstreamHeaderPolicy;
@@ -142,7 +149,10 @@ class Copy {
     policy: UpstreamHeaderPolicy,
     timeouts: { readonly headers: number; readonly body: number },
     state: MirrorState,
+    copies: Set<Copy>,
   ) {
+    this.copies = copies;
+    copies.add(this);
     this.ctx = ctx;
     this.pool = pool;
     this.policy = policy;
@@ -154,6 +164,13 @@ class Copy {
     if (this.released) return;
     this.released = true;
     this.state.inFlight--;
+    this.copies.delete(this);
+  }
+
+  /** Gives the copy up (its snapshot retired, or the gateway stopping). */
+  abort(): void {
+    if (this.controller !== null) this.controller.abort(new Error('mirror copy given up'));
+    else this.release();
   }
 
   send(body: Buffer | null): void {
@@ -186,7 +203,9 @@ class Copy {
       this.release();
     };
     const handler: Dispatcher.DispatchHandler = {
-      onRequestStart() {},
+      onRequestStart: (controller) => {
+        this.controller = controller;
+      },
       onResponseStart(_controller, status) {
         lease.observe(status >= 500);
       },

@@ -58,6 +58,11 @@ export interface PluginHooks {
   readonly log?: LogHook;
   /** Optional: a plugin without it is listed by `turnpike explain` as "no explanation", never run. */
   readonly explain?: ExplainHook;
+  /**
+   * Releases what the plugin started on its own (the mirror's copies in flight) once its snapshot is retired and
+   * drained, and at stop: the pools' close would otherwise wait for requests no client waits for.
+   */
+  readonly close?: () => void;
 }
 
 export interface PluginEnv {

@@ -257,9 +257,16 @@ export class Snapshot {
     );
   }
 
-  /** Once no request runs on this snapshot: what its terminals hold of their own (gRPC channels) is released. */
+  /**
+   * Once no request runs on this snapshot: what its terminals hold of their own (gRPC channels) is released, and
+   * what its plugins started on their own (mirror copies) is given up.
+   */
   closeTerminals(): void {
-    for (const r of this.routes) r.terminal.close?.();
+    for (const r of this.routes) {
+      r.terminal.close?.();
+      for (const close of r.chain.close) close();
+    }
+    for (const close of this.globalChain.close) close();
   }
 
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
