@@ -40,6 +40,11 @@ export const CHANNELS = {
   rateLimit: channel('turnpike:ratelimit'),
   /** The cache decided (HIT, MISS, STALE, BYPASS, REVALIDATED). { gateway, ctx, requestId, workerId, status } */
   cache: channel('turnpike:cache'),
+  /**
+   * A mirror copy was not sent: `queue` (the mirror's in-flight requests at its bound) or `body` (over its
+   * maxBodySize). { gateway, ctx, requestId, workerId, upstream, reason }
+   */
+  mirrorDropped: channel('turnpike:mirror:dropped'),
   /** A circuit breaker changed state. { gateway, upstream, from, to } */
   breaker: channel('turnpike:upstream:breaker'),
   /** A target's health verdict changed. { gateway, target, healthy } */

@@ -31,6 +31,7 @@ import {
 } from './metrics-labels.ts';
 import { BUILD_VERSION, configVersion, processRegistry } from './metrics-process.ts';
 import { CounterChild, CounterFamily, HistogramChild, HistogramFamily } from './metrics-series.ts';
+import { mirrorMetrics } from './metrics-mirror.ts';
 
 export { NO_ROUTE } from './metrics-labels.ts';
 export { configVersion } from './metrics-process.ts';
@@ -103,6 +104,7 @@ export class GatewayMetrics implements MetricsSource {
   private readonly upstreams = new Map<string, UpstreamSeries>();
   private readonly certificateNames = new Map<string, string[]>();
   private readonly gateway: Gateway;
+  private readonly mirrorDropped: Subscriptions[number];
   /** Set while subscribed. */
   private unsubscribe: (() => void) | null = null;
 
@@ -111,6 +113,7 @@ export class GatewayMetrics implements MetricsSource {
     this.buckets = options.buckets;
     this.inFlight = options.inFlight;
     const r = this.registry;
+    this.mirrorDropped = mirrorMetrics(r, gateway);
     this.requests = new CounterFamily('turnpike_requests_total', 'HTTP requests by route, method and status class', r);
     this.requestDuration = new HistogramFamily(
       'turnpike_request_duration_seconds',
@@ -314,6 +317,7 @@ export class GatewayMetrics implements MetricsSource {
           if (own(m)) this.certificatesChanged(m as CertificatesEvent);
         },
       ],
+      this.mirrorDropped,
     ];
     this.unsubscribe = subscribeAll(subscriptions);
   }

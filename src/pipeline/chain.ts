@@ -36,6 +36,8 @@ export interface Chain {
   readonly hasResponseHooks: boolean;
   /** The config's `errorPages` (HTML for the gateway's own errors), set by the snapshot; absent or null: none. */
   readonly errorPages?: ErrorPages | null;
+  /** The plugins' `close` hooks (run by Snapshot.closeTerminals). */
+  readonly close: readonly (() => void)[];
 }
 
 export interface ChainPlugin {
@@ -63,6 +65,7 @@ export function emptyChain(echoRequestId: string | null): Chain {
     plugins: [],
     echoRequestId,
     hasResponseHooks: false,
+    close: [],
   };
 }
 
@@ -87,6 +90,7 @@ export function compileChain(
   const responsePositions: number[] = [];
   const log: LogHook[] = [];
   const explained: ChainPlugin[] = [];
+  const close: (() => void)[] = [];
   const lastAuthenticate = ordered.findLastIndex((o) => o.def.phase === 'authenticate');
   ordered.forEach(({ entry, def, order }, position) => {
     const hooks = def.create(entry.config, env);
@@ -115,6 +119,7 @@ export function compileChain(
       }
     }
     if (hooks.log) log.push(hooks.log);
+    if (hooks.close) close.push(hooks.close);
   });
   const responsePhase = responsePhaseHooks.sort((a, b) => a.phase - b.phase || a.order - b.order).map((h) => h.hook);
   return {
@@ -128,6 +133,7 @@ export function compileChain(
     plugins: explained,
     echoRequestId,
     hasResponseHooks: responsePhase.length > 0 || response.length > 0,
+    close,
   };
 }
 

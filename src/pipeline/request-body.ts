@@ -1,6 +1,7 @@
 // The request body held whole, for plugins that rewrite it (xml, json-transform): read once within the route's
 // maxBodySize, kept on the context so the next plugin rewrites the previous one's result, and forwarded instead of
 // the client's stream (the forwarder sends `ctx.requestBody`, which a retry may resend).
+import { Readable } from 'node:stream';
 import type { Reply, RequestContext } from '../request-context.ts';
 import { problemReply } from './problem.ts';
 
@@ -66,4 +67,46 @@ export function setRequestHeaderOnce(ctx: RequestContext, name: string, value: s
     }
   }
   ctx.setRequestHeader(name, value);
+}
+
+/** Sees the request body as it goes upstream, chunk by chunk, without slowing it (the mirror's copy). */
+export interface RequestBodyTap {
+  write(chunk: Buffer): void;
+  /** The whole body was read. Not called when it was not (the client left, or the body was never read). */
+  end(): void;
+}
+
+/**
+ * Puts `tap` on the body that goes upstream: the stream the forwarder sends (`ctx.requestBodyStream`) becomes one
+ * that passes each chunk on and to the tap. It pulls from its source only once something reads it, so a body
+ * nobody reads (a local answer, a plugin that reads the client's stream itself) is left alone and the tap ends
+ * never. Backpressure is the reader's: the tap must not hold chunks it cannot afford (it copies within a bound).
+ */
+export function tapRequestBody(ctx: RequestContext, tap: RequestBodyTap): void {
+  const source: Readable = ctx.requestBodyStream ?? ctx.req;
+  let started = false;
+  const out: Readable = new Readable({
+    read() {
+      if (started) {
+        source.resume();
+        return;
+      }
+      started = true;
+      source.on('data', (chunk: Buffer) => {
+        tap.write(chunk);
+        if (!out.push(chunk)) source.pause();
+      });
+      source.once('end', () => {
+        tap.end();
+        out.push(null);
+      });
+      source.once('error', (err) => out.destroy(err));
+    },
+    destroy(err, done) {
+      // The reader gave up (undici aborted the try): the client's stream is theirs to close, as without a tap.
+      if (!source.readableEnded) source.pause();
+      done(err);
+    },
+  });
+  ctx.requestBodyStream = out;
 }

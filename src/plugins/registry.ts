@@ -13,6 +13,7 @@ import { jsonTransformPlugin } from './json-transform.ts';
 import { jwtPlugin } from './jwt.ts';
 import { keyAuthPlugin } from './key-auth.ts';
 import { forwardAuthPlugin } from './forward-auth.ts';
+import { mirrorPlugin } from './mirror.ts';
 import { oauth2IntrospectionPlugin } from './oauth2-introspection.ts';
 import { rateLimitPlugin } from './rate-limit.ts';
 import { requestValidationPlugin } from './request-validation.ts';
@@ -52,6 +53,7 @@ export const PLUGINS: ReadonlyMap<string, PluginDefinition<any>> = new Map<strin
     cachePlugin,
     soapPlugin,
     requestValidationPlugin,
+    mirrorPlugin,
     ...testPlugins,
   ].map((p) => [p.name, p as PluginDefinition<any>]),
 );

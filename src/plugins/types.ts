@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
+import type { UpstreamPool } from '../upstream/pool.ts';
 
 export {
   PHASES,
@@ -57,6 +58,11 @@ export interface PluginHooks {
   readonly log?: LogHook;
   /** Optional: a plugin without it is listed by `turnpike explain` as "no explanation", never run. */
   readonly explain?: ExplainHook;
+  /**
+   * Releases what the plugin started on its own (the mirror's copies in flight) once its snapshot is retired and
+   * drained, and at stop: the pools' close would otherwise wait for requests no client waits for.
+   */
+  readonly close?: () => void;
 }
 
 export interface PluginEnv {
@@ -89,6 +95,14 @@ export interface PluginEnv {
   readonly routeProtocol: 'http' | 'grpc' | 'grpc-web';
   /** The route's `maxBodySize`: the bound of a body a plugin holds whole. */
   readonly maxBodySize: number;
+  /** The snapshot's HTTP upstream pools, by name (a plugin that sends requests of its own: mirror). */
+  readonly upstreams: ReadonlyMap<string, UpstreamPool>;
+  /** The headers the gateway itself sends upstream (request id, consumer), for such requests. */
+  readonly gatewayHeaders: {
+    readonly requestIdHeader: string;
+    readonly consumerNameHeader: string;
+    readonly consumerGroupsHeader: string;
+  };
 }
 
 /** What a plugin's `check` may look at beyond its own config: the rest of the config file, as facts. */
@@ -103,6 +117,8 @@ export interface PluginCheckEnv {
   readonly consumerNames: ReadonlySet<string>;
   /** Every group some consumer is in. */
   readonly consumerGroups: ReadonlySet<string>;
+  /** Why `name` cannot take HTTP requests (not defined, or tcp/udp targets), or undefined when it can. */
+  readonly upstreamProblem: (name: string) => string | undefined;
 }
 
 export interface PluginDefinition<C = unknown> {

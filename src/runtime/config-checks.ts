@@ -61,27 +61,51 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
       message: 'metrics are served on the admin listener: add admin: (or set metrics.enabled: false)',
       code: 'TP_CONFIG_INVALID',
     });
-  const pluginEnv = pluginCheckEnv(raw, env);
+  const upstreams = upstreamKinds(raw);
+  const pluginEnv = pluginCheckEnv(raw, env, upstreams);
   checkPlugins(raw.plugins, ['plugins'], pluginEnv, problems);
   list(raw.routes).forEach((route, i) => {
     if (!isObject(route)) return;
     checkPlugins(route.plugins, ['routes', i, 'plugins'], pluginEnv, problems);
   });
-  checkTerminals(raw, env, problems);
+  checkTerminals(raw, env, upstreams, pluginEnv.upstreamProblem, problems);
   if (env.readFiles)
     for (const p of errorPageProblems(raw.errorPages, env.configDir))
       problems.push({ path: ['errorPages', ...p.path], message: p.message, code: 'TP_CONFIG_FILE' });
   return problems;
 }
 
-/** Each route's terminal whose config the schema accepts goes through the terminal's own `check`. */
-function checkTerminals(raw: Loose, env: CheckEnv, problems: CheckProblem[]): void {
+/** Each upstream by name, with the kind of its first target's URL (http, tcp, udp), when there is one. */
+function upstreamKinds(raw: Loose): Map<string, string | undefined> {
   const upstreams = new Map<string, string | undefined>();
   if (isObject(raw.upstreams))
     for (const [name, u] of Object.entries(raw.upstreams)) {
       const url = isObject(u) ? list(u.targets).find((t) => isObject(t) && typeof t.url === 'string') : undefined;
       upstreams.set(name, isObject(url) ? kindOf(url.url as string) : undefined);
     }
+  return upstreams;
+}
+
+/** Why a terminal or plugin cannot send HTTP requests to upstream `name`, or undefined. */
+function upstreamProblemIn(upstreams: ReadonlyMap<string, string | undefined>): (name: string) => string | undefined {
+  return (name) => {
+    if (!upstreams.has(name))
+      return `names upstream "${name}", which is not defined under upstreams (defined: ${[...upstreams.keys()].join(', ') || 'none'})`;
+    const scheme = upstreams.get(name);
+    return scheme === undefined || scheme === 'http'
+      ? undefined
+      : `needs an upstream with http:// or https:// targets, but "${name}" has ${scheme}:// targets`;
+  };
+}
+
+/** Each route's terminal whose config the schema accepts goes through the terminal's own `check`. */
+function checkTerminals(
+  raw: Loose,
+  env: CheckEnv,
+  upstreams: ReadonlyMap<string, string | undefined>,
+  upstreamProblem: (name: string) => string | undefined,
+  problems: CheckProblem[],
+): void {
   list(raw.routes).forEach((route, i) => {
     if (!isObject(route)) return;
     for (const [key, kind] of TERMINALS) {
@@ -94,21 +118,14 @@ function checkTerminals(raw: Loose, env: CheckEnv, problems: CheckProblem[]): vo
         upstreams,
         configDir: env.configDir,
         readFiles: env.readFiles,
-        upstreamProblem(name) {
-          if (!upstreams.has(name))
-            return `names upstream "${name}", which is not defined under upstreams (defined: ${[...upstreams.keys()].join(', ') || 'none'})`;
-          const scheme = upstreams.get(name);
-          return scheme === undefined || scheme === 'http'
-            ? undefined
-            : `needs an upstream with http:// or https:// targets, but "${name}" has ${scheme}:// targets`;
-        },
+        upstreamProblem,
       });
       for (const p of found) problems.push({ ...p, path: ['routes', i, key, ...p.path] });
     }
   });
 }
 
-function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {
+function pluginCheckEnv(raw: Loose, env: CheckEnv, upstreams: ReadonlyMap<string, string | undefined>): PluginCheckEnv {
   const consumerNames = new Set<string>();
   const consumerGroups = new Set<string>();
   for (const c of list(raw.consumers)) {
@@ -123,6 +140,7 @@ function pluginCheckEnv(raw: Loose, env: CheckEnv): PluginCheckEnv {
     redisConfigured: stores.redis !== undefined && stores.redis !== null,
     consumerNames,
     consumerGroups,
+    upstreamProblem: upstreamProblemIn(upstreams),
   };
 }
 

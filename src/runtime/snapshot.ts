@@ -150,6 +150,7 @@ export class Snapshot {
     this.echoRequestId = config.requestId.echo ? config.requestId.header : null;
     this.consumerHeaders = config.consumerHeaders;
     const redisSettings = config.stores.redis;
+    const upstreams = new Map<string, UpstreamPool>();
     const env: PluginEnv = {
       configDir: configFile ? dirname(configFile) : process.cwd(),
       warn: services.warn,
@@ -165,9 +166,15 @@ export class Snapshot {
       routeName: '',
       routeProtocol: 'http',
       maxBodySize: config.limits.maxBodySize,
+      // Filled below, before any route is compiled.
+      upstreams,
+      gatewayHeaders: {
+        requestIdHeader: this.requestIdHeader,
+        consumerNameHeader: this.consumerHeaders.name,
+        consumerGroupsHeader: this.consumerHeaders.groups,
+      },
     };
 
-    const upstreams = new Map<string, UpstreamPool>();
     const l4Pools = new Map<string, L4Pool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       // tcp:// and udp:// upstreams serve L4 listeners; they hold no HTTP connection pool.
@@ -250,9 +257,16 @@ export class Snapshot {
     );
   }
 
-  /** Once no request runs on this snapshot: what its terminals hold of their own (gRPC channels) is released. */
+  /**
+   * Once no request runs on this snapshot: what its terminals hold of their own (gRPC channels) is released, and
+   * what its plugins started on their own (mirror copies) is given up.
+   */
   closeTerminals(): void {
-    for (const r of this.routes) r.terminal.close?.();
+    for (const r of this.routes) {
+      r.terminal.close?.();
+      for (const close of r.chain.close) close();
+    }
+    for (const close of this.globalChain.close) close();
   }
 
   private compileRoute(route: RouteConfig, index: number, env: PluginEnv): CompiledRoute {
