@@ -9,6 +9,8 @@ export interface ErrorSpec {
 export const ERRORS = {
   // Requests (answered as application/problem+json)
   TP_ROUTE_NOT_FOUND: { status: 404, title: 'No route matches this request' },
+  TP_VERSION_NOT_FOUND: { status: 404, title: 'No route serves this path in the requested API version' },
+  TP_VERSION_SUNSET: { status: 410, title: 'This API version has been retired (its sunset date has passed)' },
   TP_UNAUTHENTICATED: { status: 401, title: 'Authentication is required' },
   TP_FORBIDDEN: { status: 403, title: 'Access to this resource is not allowed' },
   TP_CLIENT_CERT_REQUIRED: { status: 403, title: 'This route requires a verified client certificate' },

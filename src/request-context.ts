@@ -98,6 +98,8 @@ export class RequestContext {
   query: string;
   params: Record<string, string>;
   routeName: string;
+  /** The request's API version (`versioning:`), for the access log and metrics; '' when none. */
+  apiVersion: string;
   upstreamName: string;
   /** The target that served the request, for the access log only (never sent to clients). */
   target: string;
@@ -177,6 +179,7 @@ export class RequestContext {
     this.query = query;
     this.params = EMPTY_PARAMS;
     this.routeName = '';
+    this.apiVersion = '';
     this.upstreamName = '';
     this.target = '';
     this.status = 0;

@@ -13,6 +13,7 @@ export const ACCESS_LOG_FIELDS = [
   'host',
   'path',
   'route',
+  'version',
   'consumer',
   'upstream',
   'target',

@@ -51,7 +51,7 @@ function methodSet(match: MatchConfig): Set<string> | undefined {
 }
 
 const hasPredicates = (m: MatchConfig): boolean =>
-  Object.keys(m.headers ?? {}).length > 0 || Object.keys(m.query ?? {}).length > 0;
+  Object.keys(m.headers ?? {}).length > 0 || Object.keys(m.query ?? {}).length > 0 || m.version !== undefined;
 
 /** Two routes with the same match (the second never gets a request), and routes an earlier one hides. */
 function routeProblems(config: Config): CheckProblem[] {
@@ -103,6 +103,7 @@ function normalMatch(m: MatchConfig, caseSensitive: boolean): unknown {
     methods: sorted(methodSet(m)),
     headers: sortedEntries(m.headers),
     query: sortedEntries(m.query),
+    version: m.version ?? null,
   };
 }
 

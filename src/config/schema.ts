@@ -27,6 +27,7 @@ import { aggregate } from './aggregate-schema.ts';
 import { split, splitSticky } from './split-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { tracing } from './tracing-schema.ts';
+import { deprecated, versioning, versionToken } from './versioning-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
 import { closest } from './problems.ts';
@@ -190,6 +191,10 @@ const match = z
         description: 'query parameters (decoded, first occurrence) that must match: an exact value or { regex }',
         examples: [{ tenant: { regex: '^a' } }],
       }),
+    version: versionToken.optional().meta({
+      description: 'only requests of this API version (see versioning:); absent: any version',
+      examples: ['2'],
+    }),
   })
   .meta({
     description: 'which requests this route takes: host, path, methods, headers and query (all that are given)',
@@ -336,6 +341,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
       ...optionalShape(ROUTE_TERMINALS),
       splitSticky: splitSticky.optional(),
       fallback: fallback.optional(),
+      deprecated: deprecated.optional(),
       plugins: pluginArray.default([]).meta(PLUGIN_LIST_DOCS),
       limits: z
         .strictObject({
@@ -487,6 +493,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     consumerHeaders,
     tracing,
     admin,
+    versioning: versioning.optional(),
   });
 }
 

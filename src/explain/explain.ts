@@ -239,17 +239,26 @@ export async function explain(
               by: 'router',
               summary: 'no route matches: 404 TP_ROUTE_NOT_FOUND',
             }
-          : {
-              status: 405,
-              code: 'TP_METHOD_NOT_ALLOWED',
-              by: 'router',
-              summary: `the path's most specific route does not take ${req.method}: 405, Allow: ${match.allow}`,
-            };
+          : 'versions' in match
+            ? {
+                status: 404,
+                code: 'TP_VERSION_NOT_FOUND',
+                by: 'router',
+                summary: `no route takes this path in version ${match.version ?? '(none)'}; versions: ${match.versions.join(', ')}`,
+              }
+            : {
+                status: 405,
+                code: 'TP_METHOD_NOT_ALLOWED',
+                by: 'router',
+                summary: `the path's most specific route does not take ${req.method}: 405, Allow: ${match.allow}`,
+              };
     return { request: shown(), ...base, ...none, routes, plugins: steps, outcome, notes };
   }
 
   const route = match.value;
   ctx.params = match.params;
+  if (match.path !== undefined) ctx.path = match.path;
+  if (match.version !== undefined) ctx.apiVersion = match.version;
   ctx.routeName = route.name;
   ctx.upstreamName = route.terminal.upstreamName;
   ctx.forwardRoute = route.terminal.forward;

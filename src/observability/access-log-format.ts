@@ -74,6 +74,8 @@ const FIELDS: Record<AccessLogField, { readonly when?: string; readonly value: s
   host: { value: 'JSON.stringify(c.host)' },
   path: { value: 'JSON.stringify(c.logUrl ?? c.req.url)' },
   route: { value: 'JSON.stringify(c.routeName)' },
+  // The API version (versioning:); a header's value as sent, so through JSON.stringify.
+  version: { when: "c.apiVersion !== ''", value: 'JSON.stringify(c.apiVersion)' },
   consumer: {
     when: 'c.identity !== null && c.identity.consumer !== null',
     value: 'JSON.stringify(c.identity.consumer.name)',

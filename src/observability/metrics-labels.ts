@@ -54,3 +54,19 @@ export function targetLabels(id: string): { upstream: string; target: string } |
   if (parts.length === 2) return { upstream: parts[0]!, target: parts[1]! };
   return null;
 }
+
+export const NO_VERSION = '(none)';
+export const OTHER_VERSION = '(other)';
+
+/** The versions a config's routes name and its default, or null without `versioning:`. */
+export function versionLabels(config: unknown): ReadonlySet<string> | null {
+  const c = config as {
+    versioning?: { default?: string };
+    routes?: readonly { match?: { version?: string } }[];
+  } | null;
+  if (c?.versioning === undefined) return null;
+  const set = new Set<string>();
+  if (c.versioning.default !== undefined) set.add(c.versioning.default);
+  for (const r of c.routes ?? []) if (r.match?.version !== undefined) set.add(r.match.version);
+  return set;
+}

@@ -28,6 +28,9 @@ import {
   STATUS_CLASSES,
   statusClass,
   targetLabels,
+  versionLabels,
+  NO_VERSION,
+  OTHER_VERSION,
 } from './metrics-labels.ts';
 import { BUILD_VERSION, configVersion, processRegistry } from './metrics-process.ts';
 import { CounterChild, CounterFamily, HistogramChild, HistogramFamily } from './metrics-series.ts';
@@ -45,6 +48,8 @@ class RouteSeries {
   readonly bytesOut: CounterChild;
   /** By method index * 6 + status class. */
   readonly requests: (CounterChild | undefined)[] = [];
+  /** With versioning: the same, by version label. */
+  readonly byVersion = new Map<string, (CounterChild | undefined)[]>();
   readonly cache = new Map<string, CounterChild>();
   readonly decisions = new Map<string, CounterChild>();
   readonly route: string;
@@ -101,6 +106,8 @@ export class GatewayMetrics implements MetricsSource {
   /** Open connections by listener and protocol (HTTP connections and L4 sessions). */
   private readonly connections = new Map<string, { listener: string; protocol: string; open: number }>();
   private readonly routes = new Map<string, RouteSeries>();
+  /** With `versioning:`, the versions routes name (and the default): the bound of the `version` label. */
+  private versions: ReadonlySet<string> | null = null;
   private readonly upstreams = new Map<string, UpstreamSeries>();
   private readonly certificateNames = new Map<string, string[]>();
   private readonly gateway: Gateway;
@@ -114,7 +121,11 @@ export class GatewayMetrics implements MetricsSource {
     this.inFlight = options.inFlight;
     const r = this.registry;
     this.mirrorDropped = mirrorMetrics(r, gateway);
-    this.requests = new CounterFamily('turnpike_requests_total', 'HTTP requests by route, method and status class', r);
+    this.requests = new CounterFamily(
+      'turnpike_requests_total',
+      'HTTP requests by route, method and status class (and API version with versioning:)',
+      r,
+    );
     this.requestDuration = new HistogramFamily(
       'turnpike_request_duration_seconds',
       'Time from the request head to the end of the exchange, by route',
@@ -331,6 +342,7 @@ export class GatewayMetrics implements MetricsSource {
   configure(config: unknown): void {
     this.configInfo.reset();
     this.configInfo.set({ version: configVersion(config) }, 1);
+    this.versions = versionLabels(config);
   }
 
   /** This runtime's metrics and the process's, as JSON (what workers send the primary to aggregate). */
@@ -356,11 +368,27 @@ export class GatewayMetrics implements MetricsSource {
     const method = METHOD_INDEX.get(ctx.req.method ?? '') ?? OTHER_METHOD;
     const cls = statusClass(ctx.status);
     const index = method * 6 + cls;
-    let c = series.requests[index];
-    if (c === undefined) {
-      const labels = { route: series.route, method: METHODS[method]!, status: STATUS_CLASSES[cls]! };
-      c = this.requests.child(`${labels.route}\0${labels.method}\0${labels.status}`, labels);
-      series.requests[index] = c;
+    const versions = this.versions;
+    let c: CounterChild | undefined;
+    if (versions === null) {
+      c = series.requests[index];
+      if (c === undefined) {
+        const labels = { route: series.route, method: METHODS[method]!, status: STATUS_CLASSES[cls]! };
+        c = this.requests.child(`${labels.route}\0${labels.method}\0${labels.status}`, labels);
+        series.requests[index] = c;
+      }
+    } else {
+      // Bounded by the config: a version no route names is counted as (other).
+      const v = ctx.apiVersion;
+      const version = v === '' ? NO_VERSION : versions.has(v) ? v : OTHER_VERSION;
+      let list = series.byVersion.get(version);
+      if (list === undefined) series.byVersion.set(version, (list = []));
+      c = list[index];
+      if (c === undefined) {
+        const labels = { route: series.route, method: METHODS[method]!, status: STATUS_CLASSES[cls]!, version };
+        c = this.requests.child(`${labels.route}\0${labels.method}\0${labels.status}\0${version}`, labels);
+        list[index] = c;
+      }
     }
     c.value++;
     series.duration.observe((performance.now() - ctx.startTime) / 1000);

@@ -29,6 +29,10 @@ export interface CompiledRoute<T> {
 export interface RouteMatch<T> {
   readonly value: T;
   readonly params: Record<string, string>;
+  /** With versioning: the request's API version (absent when it has none). */
+  readonly version?: string;
+  /** With versioning: the path without the `/v{version}` prefix the version was read from, to forward. */
+  readonly path?: string;
 }
 
 /**
@@ -184,11 +188,19 @@ export class PathTable<T> {
     return { route, paramNames: p.paramNames, paramFrom, paramConst, check: null };
   }
 
+  /**
+   * `version`: the request's API version; `versionedOnly`: only routes with `match.version` may match (the
+   * version came from a path prefix); `collect`: a miss lists here the versions of routes that matched but
+   * for their version (a 404 that names the versions that exist).
+   */
   find(
     method: string,
     path: string,
     headers: IncomingHttpHeaders,
     query: string,
+    version?: string,
+    versionedOnly = false,
+    collect: string[] | null = null,
   ): RouteMatch<T> | MethodNotAllowed | undefined {
     const found = this.#fmw.find('GET', path);
     const candidates = found === null ? this.#fallback : (found.store as Key<T>).candidates;
@@ -201,6 +213,13 @@ export class PathTable<T> {
       const c = candidates[i]!;
       const p = c.route.predicates;
       if (claimed !== null && !sameSegments(claimed, c.route.pattern!.segments)) continue;
+      if (p.version === null ? versionedOnly : p.version !== version) {
+        if (collect !== null && p.version !== null && predicatesPass(p, method, headers, query)) {
+          if ((c.check === null ? mappedParams(c, fmwParams) : checkedParams(c, path)) !== undefined)
+            collect.push(p.version);
+        }
+        continue;
+      }
       if (!predicatesPass(p, method, headers, query)) {
         if (p.methods === null || p.methods.has(method) || !headersAndQueryPass(p, headers, query)) continue;
         const params = c.check === null ? mappedParams(c, fmwParams) : checkedParams(c, path);
@@ -216,9 +235,14 @@ export class PathTable<T> {
     const regexRoutes = this.#regexRoutes;
     for (let i = 0; i < regexRoutes.length; i++) {
       const route = regexRoutes[i]!;
-      if (!predicatesPass(route.predicates, method, headers, query)) continue;
+      const p = route.predicates;
+      if (!predicatesPass(p, method, headers, query)) continue;
+      const versionPasses = p.version === null ? !versionedOnly : p.version === version;
+      if (!versionPasses && (collect === null || p.version === null)) continue;
       const m = route.regex!.exec(path);
-      if (m !== null) return { value: route.value, params: groupParams(m.groups) };
+      if (m === null) continue;
+      if (versionPasses) return { value: route.value, params: groupParams(m.groups) };
+      collect!.push(p.version!);
     }
     return undefined;
   }

@@ -14,6 +14,8 @@ export interface Predicates {
   readonly headerMatchers: readonly Matcher[];
   readonly queryNames: readonly string[];
   readonly queryMatchers: readonly Matcher[];
+  /** `match.version`: the only API version this route takes (versions.ts), or null for any. */
+  readonly version: string | null;
 }
 
 type MatcherConfig = string | { readonly regex: string };
@@ -36,6 +38,7 @@ export function compilePredicates(match: MatchConfig): Predicates {
     headerMatchers: headers.map(([, m]) => compileMatcher(m)),
     queryNames: query.map(([name]) => name),
     queryMatchers: query.map(([, m]) => compileMatcher(m)),
+    version: match.version ?? null,
   };
 }
 

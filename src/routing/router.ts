@@ -34,8 +34,24 @@ import type { MatchConfig } from '../config/schema.ts';
 import { PathTable, type CompiledRoute, type MethodNotAllowed, type RouteMatch } from './path-table.ts';
 import { lowerCasePattern, parsePathPattern, type PathPattern } from './paths.ts';
 import { compilePredicates } from './predicates.ts';
+import type { VersioningConfig } from '../config/versioning-schema.ts';
+import {
+  compileVersionPolicy,
+  versionFromAccept,
+  versionFromHeader,
+  versionFromPath,
+  type VersionPolicy,
+} from './versions.ts';
 
 export type { MethodNotAllowed, RouteMatch } from './path-table.ts';
+
+/** Routes take this path in other API versions only: 404 naming them (sorted, each once). */
+export interface VersionNotFound {
+  readonly value: undefined;
+  readonly versions: readonly string[];
+  /** The version the request asked for, if any. */
+  readonly version: string | undefined;
+}
 
 export interface RouteDefinition<T> {
   readonly match: MatchConfig;
@@ -59,6 +75,8 @@ export function hostName(host: string): string {
 export interface RouterOptions {
   /** False: paths match whatever their letter case (`limits.caseSensitivePaths`); parameters keep theirs. */
   readonly caseSensitive?: boolean;
+  /** `versioning:`: where a request's version comes from (routes' `match.version` are compared with it). */
+  readonly versioning?: VersioningConfig;
 }
 
 function compileRoute<T>(match: MatchConfig, value: T, index: number, caseSensitive: boolean): CompiledRoute<T> {
@@ -93,6 +111,7 @@ export class Router<T> {
   /** The longest wildcard suffix: longer suffixes of the request's host are not looked up. */
   readonly #longestSuffix: number;
   readonly #any: PathTable<T> | undefined;
+  readonly #versions: VersionPolicy | null;
 
   constructor(routes: readonly RouteDefinition<T>[], options: RouterOptions = {}) {
     const caseSensitive = options.caseSensitive ?? true;
@@ -116,6 +135,7 @@ export class Router<T> {
     this.#wildcard = tables(wildcard, caseSensitive);
     this.#longestSuffix = [...wildcard.keys()].reduce((max, suffix) => Math.max(max, suffix.length), 0);
     this.#any = any.length === 0 ? undefined : new PathTable(any, caseSensitive);
+    this.#versions = options.versioning === undefined ? null : compileVersionPolicy(options.versioning);
   }
 
   /**
@@ -130,6 +150,49 @@ export class Router<T> {
     path: string,
     headers: IncomingHttpHeaders,
     query: string,
+  ): RouteMatch<T> | MethodNotAllowed | VersionNotFound | undefined {
+    const policy = this.#versions;
+    if (policy === null) return this.#find(method, host, path, headers, query, undefined, false, null);
+    // The sources in order; a path prefix counts only if a versioned route takes the rest of the path.
+    let version: string | undefined;
+    let prefixed: { version: string; rest: string } | undefined;
+    for (const source of policy.from) {
+      if (source === 'header') version = versionFromHeader(headers, policy.header);
+      else if (source === 'mediaType') {
+        const accept = headers.accept;
+        version = versionFromAccept(accept, policy.mediaPrefix, policy.mediaSuffix);
+      } else {
+        const p = versionFromPath(path);
+        if (p === undefined) continue;
+        const found = this.#find(method, host, p.rest, headers, query, p.version, true, null);
+        if (found !== undefined && 'params' in found)
+          return { value: found.value, params: found.params, version: p.version, path: p.rest };
+        if (found !== undefined) return found; // 405: the versioned path claims the method
+        prefixed = p;
+      }
+      if (version !== undefined) break;
+    }
+    version ??= policy.fallback;
+    const found = this.#find(method, host, path, headers, query, version, false, null);
+    if (found !== undefined) return 'params' in found ? { value: found.value, params: found.params, version } : found;
+    // A miss: name the versions in which routes take this path (the rarer path pays for the second look).
+    const versions: string[] = [];
+    if (prefixed !== undefined)
+      this.#find(method, host, prefixed.rest, headers, query, prefixed.version, true, versions);
+    this.#find(method, host, path, headers, query, version, false, versions);
+    if (versions.length === 0) return undefined;
+    return { value: undefined, versions: [...new Set(versions)].sort(), version: prefixed?.version ?? version };
+  }
+
+  #find(
+    method: string,
+    host: string,
+    path: string,
+    headers: IncomingHttpHeaders,
+    query: string,
+    version: string | undefined,
+    versionedOnly: boolean,
+    collect: string[] | null,
   ): RouteMatch<T> | MethodNotAllowed | undefined {
     // Host names are case-insensitive (RFC 9110 §4.2.3); configured ones are lowercased at load.
     const name = hostName(host).toLowerCase();
@@ -137,7 +200,7 @@ export class Router<T> {
       if (this.#exact.size !== 0) {
         const table = this.#exact.get(name);
         if (table !== undefined) {
-          const found = table.find(method, path, headers, query);
+          const found = table.find(method, path, headers, query, version, versionedOnly, collect);
           if (found !== undefined) return found;
         }
       }
@@ -147,12 +210,12 @@ export class Router<T> {
           if (name.length - dot - 1 > this.#longestSuffix) continue;
           const table = this.#wildcard.get(name.slice(dot + 1));
           if (table !== undefined) {
-            const found = table.find(method, path, headers, query);
+            const found = table.find(method, path, headers, query, version, versionedOnly, collect);
             if (found !== undefined) return found;
           }
         }
       }
     }
-    return this.#any?.find(method, path, headers, query);
+    return this.#any?.find(method, path, headers, query, version, versionedOnly, collect);
   }
 }

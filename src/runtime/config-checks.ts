@@ -12,6 +12,7 @@ import type { CheckEnv, CheckProblem, LoadOptions } from '../config/loader.ts';
 import { ROUTE_TERMINALS } from '../config/schema.ts';
 import { kindOf, upstreamTls } from '../config/upstream-schema.ts';
 import { errorPageProblems } from '../pipeline/error-pages.ts';
+import { versioningProblems } from '../config/versioning-schema.ts';
 import { PLUGIN_SCHEMAS, PLUGINS } from '../plugins/registry.ts';
 import type { PluginCheckEnv } from '../plugins/types.ts';
 import { TERMINALS } from '../terminals/registry.ts';
@@ -72,6 +73,7 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
   if (env.readFiles)
     for (const p of errorPageProblems(raw.errorPages, env.configDir))
       problems.push({ path: ['errorPages', ...p.path], message: p.message, code: 'TP_CONFIG_FILE' });
+  problems.push(...versioningProblems(raw));
   return problems;
 }
 

@@ -17,6 +17,7 @@ import { CHANNELS, publishRefusal, publishRequest, type Gateway } from '../obser
 import type { ErrorCode } from '../errors.ts';
 import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
+import { deprecate, versionNotFoundReply } from './route-versions.ts';
 import { NOT_A_PATH, parseRequestTarget } from './url-path.ts';
 
 /** What the listener needs from the runtime; read on every request so a reload takes effect at once. */
@@ -291,12 +292,17 @@ function routeOf(state: RequestState): CompiledRoute | null {
   const { ctx, snapshot } = state;
   const req = ctx.req;
   const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query);
-  if (match === undefined) {
+  if (match === undefined || 'versions' in match) {
     const global = snapshot.globalChain;
+    if (match?.version !== undefined) ctx.apiVersion = match.version;
     guarded(ctx, global, () => {
       const reply = global.request.length === 0 ? undefined : runRequestHooks(global, ctx);
       const answer = (r: Reply | undefined) =>
-        r !== undefined ? sendReply(ctx, global, r) : sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND');
+        r !== undefined
+          ? sendReply(ctx, global, r)
+          : match === undefined
+            ? sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND')
+            : sendReply(ctx, global, versionNotFoundReply(match, ctx.requestId));
       return reply instanceof Promise ? reply.then(answer) : answer(reply);
     });
     return null;
@@ -309,12 +315,19 @@ function routeOf(state: RequestState): CompiledRoute | null {
   }
   const route = match.value;
   ctx.params = match.params;
+  if (match.version !== undefined) ctx.apiVersion = match.version;
+  // A version read from a `/v{version}` prefix: the route is written without it, and so is the upstream's path.
+  if (match.path !== undefined) ctx.path = match.path;
   ctx.routeName = route.name;
   ctx.upstreamName = route.terminal.upstreamName;
   ctx.forwardRoute = route.terminal.forward;
   state.chain = route.chain;
   publishRequest(CHANNELS.routeMatched, ctx, { route: route.name });
   if (route.grpc) ctx.grpc = true;
+  if (route.deprecation !== null && deprecate(ctx, route.deprecation, snapshot.clock)) {
+    sendProblem(ctx, route.chain, 'TP_VERSION_SUNSET', `this route was retired on ${ctx.res.getHeader('sunset')}`);
+    return null;
+  }
   if (route.requireClientCert && clientIdentity(tlsSocketOf(req.socket)) === null) {
     sendProblem(ctx, route.chain, 'TP_CLIENT_CERT_REQUIRED');
     return null;

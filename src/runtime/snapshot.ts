@@ -29,6 +29,7 @@ import { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { RedisSettings } from '../stores/redis-client.ts';
 import { Router } from '../routing/router.ts';
+import { compileDeprecation, type CompiledDeprecation } from './route-versions.ts';
 import type { TargetRegistry, UpstreamPool } from '../upstream/pool.ts';
 
 export interface CompiledRoute {
@@ -42,6 +43,8 @@ export interface CompiledRoute {
   readonly requireClientCert: boolean;
   /** `upgrades:` besides WebSocket, lower case; null when none. */
   readonly upgrades: ReadonlySet<string> | null;
+  /** `deprecated:`: headers for every answer and the sunset (410 after it), or null. */
+  readonly deprecation: CompiledDeprecation | null;
 }
 
 export interface CompiledListener {
@@ -115,6 +118,8 @@ export class Snapshot {
   /** HTML pages for the gateway's own errors (`errorPages`), read at load; null without them. */
   readonly errorPages: ErrorPages | null;
   readonly router: Router<CompiledRoute>;
+  /** The runtime's clock (a deprecated route's sunset is read on it). */
+  readonly clock: Clock;
   /** Whether any route lists `upgrades:` (else only WebSocket upgrades are looked at). */
   readonly otherUpgrades: boolean;
   readonly upstreams: ReadonlyMap<string, UpstreamPool>;
@@ -146,6 +151,7 @@ export class Snapshot {
   ) {
     this.config = config;
     this.version = version;
+    this.clock = services.clock;
     this.requestIdHeader = config.requestId.header;
     this.echoRequestId = config.requestId.echo ? config.requestId.header : null;
     this.consumerHeaders = config.consumerHeaders;
@@ -198,7 +204,7 @@ export class Snapshot {
     };
     this.router = new Router(
       this.routes.map((value) => ({ match: config.routes[value.index]!.match, value })),
-      { caseSensitive: config.limits.caseSensitivePaths },
+      { caseSensitive: config.limits.caseSensitivePaths, versioning: config.versioning },
     );
     this.otherUpgrades = this.routes.some((r) => r.upgrades !== null);
 
@@ -311,6 +317,7 @@ export class Snapshot {
       grpc: route.protocol === 'grpc',
       requireClientCert: route.requireClientCert,
       upgrades: route.upgrades.length > 0 ? new Set(route.upgrades) : null,
+      deprecation: compileDeprecation(route.deprecated),
     };
   }
 }

@@ -26,6 +26,7 @@ function find(r: Router<string>, url: string, req: Request = {}) {
   const query = q === -1 ? '' : url.slice(q + 1);
   const m = r.find(req.method ?? 'GET', req.host ?? '', path, req.headers ?? {}, query);
   // A path claimed by routes that do not take the method reads as `405 <Allow>`.
+  if (m !== undefined && 'versions' in m) return { value: `404 versions ${m.versions.join(',')}`, params: {} };
   return m?.value === undefined && m !== undefined ? { value: `405 ${m.allow}`, params: {} } : m;
 }
 
