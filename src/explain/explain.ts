@@ -173,7 +173,14 @@ function terminalKindOf(route: RouteConfig): TerminalExplanation {
 }
 
 function routeVerdicts(snapshot: Snapshot, ctx: RequestContext, winner: CompiledRoute | null): RouteVerdict[] {
-  const req = { method: ctx.req.method!, host: ctx.host, path: ctx.path, headers: ctx.req.headers, query: ctx.query };
+  const req = {
+    method: ctx.req.method!,
+    host: ctx.host,
+    path: ctx.path,
+    headers: ctx.req.headers,
+    query: ctx.query,
+    version: ctx.apiVersion === '' ? undefined : ctx.apiVersion,
+  };
   const caseSensitive = snapshot.config.limits.caseSensitivePaths;
   return snapshot.routes.map((r) => {
     const misses = whyNot(snapshot.config.routes[r.index]!.match, req, caseSensitive);
@@ -220,6 +227,9 @@ export async function explain(
   const req = ctx.req;
   const match = snapshot.router.find(req.method!, ctx.host, ctx.path, req.headers, ctx.query);
   const winner = match?.value ?? null;
+  if (match !== undefined && 'version' in match && match.version !== undefined) ctx.apiVersion = match.version;
+  // A version read from a /v{version} prefix: the winner saw the path without it.
+  if (match !== undefined && 'path' in match && match.path !== undefined) ctx.path = match.path;
   const routes = routeVerdicts(snapshot, ctx, winner);
   if (match === undefined || match.value === undefined) {
     // No route: the global plugins still run (a global authentication answers 401 before the 404).
@@ -257,8 +267,6 @@ export async function explain(
 
   const route = match.value;
   ctx.params = match.params;
-  if (match.path !== undefined) ctx.path = match.path;
-  if (match.version !== undefined) ctx.apiVersion = match.version;
   ctx.routeName = route.name;
   ctx.upstreamName = route.terminal.upstreamName;
   ctx.forwardRoute = route.terminal.forward;

@@ -9,7 +9,7 @@ import { compilePredicates, type Matcher } from './predicates.ts';
 import { hostName } from './router.ts';
 
 export interface RouteMiss {
-  readonly on: 'host' | 'path' | 'method' | 'header' | 'query';
+  readonly on: 'host' | 'path' | 'method' | 'header' | 'query' | 'version';
   readonly detail: string;
 }
 
@@ -21,6 +21,8 @@ export interface ExplainedRequest {
   readonly headers: IncomingHttpHeaders;
   /** With its leading `?`, or ''. */
   readonly query: string;
+  /** The API version the router read (`versioning:`), if any. */
+  readonly version?: string;
 }
 
 function hostMatches(pattern: string, name: string): boolean {
@@ -90,5 +92,7 @@ export function whyNot(match: MatchConfig, req: ExplainedRequest, caseSensitive:
     const miss = valueMiss('query', name, queryValue(req.query, name), p.queryMatchers[i]!);
     if (miss !== null) misses.push(miss);
   });
+  if (p.version !== null && p.version !== req.version)
+    misses.push({ on: 'version', detail: `version ${req.version ?? '(none)'} is not ${p.version}` });
   return misses;
 }

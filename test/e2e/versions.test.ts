@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, parseConfigText } from '../../src/config/loader.ts';
+import { explain } from '../../src/explain/explain.ts';
 import type { Gateway } from '../../src/index.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { ManualClock } from '../helpers/clock.ts';
@@ -133,6 +134,22 @@ accessLog: { output: ${log} }
     assert.ok(count('route="checkout",method="GET",status="2xx",version="(other)"') >= 1, m);
     assert.ok(count('route="(no route)",method="GET",status="4xx",version="(other)"') >= 1, m);
     assert.ok(!m.includes('xxxxxxxx'), 'a client-chosen version is no label value');
+  });
+
+  test('turnpike explain names the version a route missed on, and the 404 of a version no route has', async () => {
+    const url = `http://127.0.0.1:${port}/v2/users/7`;
+    const e = await explain(gw.runtime.current, { method: 'GET', url, listener: 'web' });
+    assert.equal(e.route?.name, 'users-v2');
+    const v1Verdict = e.routes.find((r) => r.name === 'users-v1')!;
+    assert.deepEqual(v1Verdict.misses, [{ on: 'version', detail: 'version 2 is not 1' }]);
+    const missing = await explain(gw.runtime.current, {
+      method: 'GET',
+      url: `http://127.0.0.1:${port}/users/7`,
+      listener: 'web',
+      headers: { 'api-version': '3' },
+    });
+    assert.equal(missing.outcome.code, 'TP_VERSION_NOT_FOUND');
+    assert.match(missing.outcome.summary, /versions: 1, 2/);
   });
 
   test('after the sunset the deprecated route answers 410 Gone, still with its headers', async () => {
