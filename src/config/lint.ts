@@ -111,7 +111,7 @@ function sortedEntries(map: Record<string, unknown> | undefined): unknown {
   return Object.entries(map ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
 }
 
-/** Upstreams no route, tcp/udp listener or SNI entry names. */
+/** Upstreams no route (terminal or plugin), tcp/udp listener or SNI entry names. */
 function unusedUpstreams(config: Config): CheckProblem[] {
   const used = new Set<string>();
   for (const r of config.routes) if (r.upstream !== undefined) used.add(r.upstream);
@@ -120,6 +120,11 @@ function unusedUpstreams(config: Config): CheckProblem[] {
     if (r.grpcTranscode !== undefined) used.add(r.grpcTranscode.upstream);
     for (const call of r.aggregate?.calls ?? []) used.add(call.upstream);
     for (const side of r.split ?? []) used.add(side.upstream);
+  }
+  // A plugin that sends requests of its own (mirror) names its upstream as `upstream:`.
+  for (const p of [...config.plugins, ...config.routes.flatMap((r) => r.plugins)]) {
+    const named = (p.config as { upstream?: unknown } | null)?.upstream;
+    if (typeof named === 'string') used.add(named);
   }
   for (const l of config.listeners) {
     if ('upstream' in l && typeof l.upstream === 'string') used.add(l.upstream);
