@@ -1,7 +1,7 @@
 // The turnpike command: start, validate (validate-command.ts), config (config-command.ts), schema, demo. The only module that reads argv.
 import { hashPassword } from '../auth/password.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, formatProblem, loadConfigFile } from '../config/loader.ts';
+import { loadConfigFile } from '../config/loader.ts';
 import { configJsonSchema } from '../config/json-schema.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
@@ -9,21 +9,12 @@ import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
 import { registerTestCommand } from './test-command.ts';
 import { VERSION } from '../version.ts';
+import { reportConfigError } from './report-error.ts';
 import { registerConfig } from './config-command.ts';
 import { registerValidate } from './validate-command.ts';
 import { registerExplain } from './explain.ts';
 
 const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version(VERSION);
-
-function reportConfigError(err: unknown): never {
-  if (err instanceof ConfigError) {
-    for (const p of err.problems) process.stderr.write(`error: ${formatProblem(p)}\n`);
-  } else {
-    const e = err as { code?: string; message?: string };
-    process.stderr.write(`error: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}\n`);
-  }
-  process.exit(1);
-}
 
 // SIGUSR1 is held too: without a handler Node would open its inspector on it.
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const;

@@ -1,7 +1,7 @@
 // turnpike explain --config FILE METHOD URL [-H 'name: value']... [--json] [--listener NAME]: what the gateway would
 // do with one request (src/explain/). The engine is imported when the command runs, so other commands never load it.
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, formatProblem } from '../config/loader.ts';
+import { reportConfigError } from './report-error.ts';
 
 interface ExplainOptions {
   readonly config: string;
@@ -15,16 +15,6 @@ function collectHeader(value: string, previous: [string, string][]): [string, st
   const colon = value.indexOf(':');
   if (colon <= 0) throw new InvalidArgumentError(`expected "name: value", got ${JSON.stringify(value)}`);
   return [...previous, [value.slice(0, colon).trim(), value.slice(colon + 1).trim()]];
-}
-
-function fail(err: unknown): never {
-  if (err instanceof ConfigError) {
-    for (const p of err.problems) process.stderr.write(`error: ${formatProblem(p)}\n`);
-  } else {
-    const e = err as { code?: string; message?: string };
-    process.stderr.write(`error: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}\n`);
-  }
-  process.exit(1);
 }
 
 export function registerExplain(program: Command): void {
@@ -62,7 +52,7 @@ export function registerExplain(program: Command): void {
         // Exit once written: a JWKS or Redis client must not keep the command alive.
         process.stdout.write(text, () => process.exit(0));
       } catch (err) {
-        fail(err);
+        reportConfigError(err);
       }
     });
 }
