@@ -44,6 +44,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string' },
     bodies: { type: 'string' },
     rounds: { type: 'string' },
+    seconds: { type: 'string' },
     compare: { type: 'string' },
     head: { type: 'string' },
     bound: { type: 'string', default: '5' },
@@ -56,7 +57,7 @@ const COMPARE_BASELINE = 'node-limit';
 const COMPARE_TARGETS = ['turnpike', 'turnpike-gateway'];
 
 if (args.help) {
-  console.log(`usage: npm run bench -- [--quick] [--targets a,b,c] [--backend nginx|node] [--rounds N]
+  console.log(`usage: npm run bench -- [--quick] [--targets a,b,c] [--backend nginx|node] [--rounds N] [--seconds S]
        npm run bench -- --compare BASE [--head REV] [--bound 5] [--quick] [--rounds N] [--targets a,b]
   --quick     1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (a smoke check, under a minute)
   --targets   subset of: ${OWN_NAMES.join(', ')}
@@ -64,6 +65,8 @@ if (args.help) {
   --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)
   --connections 50,256   --bodies 100b,64k   only these cases (to look at one case while working on it)
   --rounds N  measured rounds per case (default 3, --quick 1, --compare 5)
+  --seconds S length of one measurement (default 10, --quick 2): on a machine whose speed drifts, many short
+              rounds keep the targets of one round close in time (compare mode: --seconds 3 --rounds 25)
   --compare BASE  any git revision (hash, HEAD~3, tag): builds it in a worktree under ${os.tmpdir()} (kept for the
               next run) and measures it beside this checkout's dist/ as <target>${BASE_SUFFIX}, in the same rotating
               rounds, with ${COMPARE_BASELINE} as the baseline; targets default to ${COMPARE_TARGETS.join(', ')} (the bare and
@@ -76,12 +79,14 @@ if (args.help) {
 const compareMode = args.compare !== undefined;
 const bound = Number(args.bound);
 const roundsArg = args.rounds === undefined ? undefined : Number(args.rounds);
+const secondsArg = args.seconds === undefined ? undefined : Number(args.seconds);
 if (
   !Number.isFinite(bound) ||
   bound < 0 ||
-  (roundsArg !== undefined && (!Number.isInteger(roundsArg) || roundsArg < 1))
+  (roundsArg !== undefined && (!Number.isInteger(roundsArg) || roundsArg < 1)) ||
+  (secondsArg !== undefined && (!Number.isInteger(secondsArg) || secondsArg < 1))
 ) {
-  console.error('--bound takes a percentage (5), --rounds a whole number ≥ 1');
+  console.error('--bound takes a percentage (5), --rounds and --seconds a whole number ≥ 1');
   process.exit(2);
 }
 if (!compareMode && args.head !== undefined) {
@@ -104,6 +109,7 @@ const plan = args.quick
   : { warmupSeconds: 3, rounds: 3, seconds: 10, connections: [50, 256], bodies: ['100b', '64k'] };
 // Compare mode: at least 5 interleaved rounds (issue 14), whatever the durations.
 plan.rounds = roundsArg ?? (compareMode ? 5 : plan.rounds);
+if (secondsArg !== undefined) plan.seconds = secondsArg;
 
 if (args.connections) plan.connections = args.connections.split(',').map(Number);
 if (args.bodies) plan.bodies = args.bodies.split(',');
