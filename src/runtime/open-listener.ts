@@ -11,7 +11,7 @@ import { createHttpServer, refuseConnection, updateHttpServer, type ListenerHost
 import { requestLineGate } from './request-line-gate.ts';
 import { createH2cServer, createHttpsServer } from './https-listener.ts';
 import { guardSocket } from './h2-session.ts';
-import { ListenSockets, readThroughJs } from './listen-sockets.ts';
+import { ListenSockets } from './listen-sockets.ts';
 import { proxyProtocolGate, proxiedClient } from './proxy-protocol-gate.ts';
 import { ConnectionLimits } from './connection-limits.ts';
 import { CHANNELS, publishRefusal, type Gateway } from '../observability/events.ts';
@@ -249,8 +249,7 @@ function splitByPreface(
       socket.setTimeout(0);
       socket.pause();
       if (!isH2) {
-        socket.unshift(seen);
-        readThroughJs(socket);
+        socket.unshift(seen); // node:http emits these before its native reads (see requestLineGate)
         h1.emit('connection', socket);
         socket.resume();
         return;

@@ -7,7 +7,6 @@ import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.ts';
-import { readThroughJs } from './listen-sockets.ts';
 
 /** The listener's current settings (read per connection: a reload applies to new connections). */
 export interface GateSettings {
@@ -54,8 +53,9 @@ export function requestLineGate(h1: Server, settings: () => GateSettings | undef
     const handOver = (): void => {
       decide();
       socket.pause();
+      // node:http emits what is put back before its native reads take over (the connection stays on the fast
+      // path; only TLS and node:http2 skip replayed bytes, see readThroughJs).
       socket.unshift(seen);
-      readThroughJs(socket);
       h1.emit('connection', socket);
       socket.resume();
     };
