@@ -1,7 +1,7 @@
 // What describes the process rather than a runtime: prom-client's default metrics (made once) and the build.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 
 export const BUILD_VERSION = (() => {
   try {
@@ -28,9 +28,31 @@ export function processRegistry(): Registry {
   // (nodejs_active_handles{type}, ...), so nothing is lost.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
     r.removeSingleMetric(name);
+  // The descriptor limit is each process's own: an instance's workers share it, so the primary must not sum it.
+  const maxFds = r.getSingleMetric('process_max_fds') as (Metric & { aggregator: string }) | undefined;
+  if (maxFds !== undefined) maxFds.aggregator = 'max';
+  dropEmptyLagMinimum(r);
   processMetrics = r;
   return r;
 }
+
+/**
+ * An event-loop delay window with no sample (two collections within the monitor's 10 ms resolution: a worker's
+ * urgent report right after its periodic one) has a minimum of 2^63 ns, which prom-client reports as 9.2e9 s; such
+ * a window has no minimum, so the sample is left out (the primary's min over workers then takes the others').
+ */
+function dropEmptyLagMinimum(r: Registry): void {
+  const lagMin = r.getSingleMetric('nodejs_eventloop_lag_min_seconds');
+  if (lagMin === undefined) return;
+  const get = lagMin.get.bind(lagMin);
+  lagMin.get = async () => {
+    const metric = await get();
+    return { ...metric, values: metric.values.filter((v) => v.value < NO_SAMPLE_SECONDS) };
+  };
+}
+
+/** Far above any real event-loop delay, far below the empty histogram's 2^63 ns. */
+const NO_SAMPLE_SECONDS = 1e9;
 
 /** A short hash of the running config: the `version` of turnpike_config_info. */
 export function configVersion(config: unknown): string {

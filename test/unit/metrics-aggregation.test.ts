@@ -117,3 +117,34 @@ test('a worker reports to the primary at once when its breaker changes state', a
     w.metrics.stop();
   }
 });
+
+test("process_max_fds is one process's limit, not a sum; an event-loop window without a sample reports no minimum", async () => {
+  const a = worker(4);
+  const b = worker(5);
+  try {
+    const value = (body: string, name: string) => body.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1];
+    const one = new PrimaryMetrics();
+    one.receive(4, await report(a.metrics));
+    const limit = value((await one.scrape(undefined)).body, 'process_max_fds');
+    assert.ok(limit !== undefined && Number(limit) > 0, 'the limit is reported');
+
+    // Two reports with no event-loop turn between them: the second one's delay window holds no sample.
+    await report(a.metrics);
+    const empty = await report(b.metrics);
+    const lagMin = (empty.families as { name: string; values: unknown[] }[]).find(
+      (f) => f.name === 'nodejs_eventloop_lag_min_seconds',
+    );
+    assert.deepEqual(lagMin?.values, [], 'no minimum for a window without a sample (prom-client says 9.2e9 s)');
+
+    const two = new PrimaryMetrics();
+    two.receive(4, await report(a.metrics));
+    two.receive(5, empty);
+    const body = (await two.scrape(undefined)).body;
+    assert.equal(value(body, 'process_max_fds'), limit);
+    const min = value(body, 'nodejs_eventloop_lag_min_seconds');
+    assert.ok(min === undefined || Number(min) < 1e9, `lag minimum ${min}`);
+  } finally {
+    a.metrics.stop();
+    b.metrics.stop();
+  }
+});
