@@ -4,7 +4,13 @@
 // exporter points at a closed port: batches are serialised and fail off this loop, and the queue drops what does
 // not fit, so the sampled figures are a floor. Prints CPU ns per request; the behaviour is tested in
 // test/e2e/tracing.test.ts.
-import { newGateway, publishRequest, CHANNELS } from '../../src/observability/events.ts';
+import {
+  newGateway,
+  publishAttemptEnd,
+  publishAttemptStart,
+  publishRequest,
+  CHANNELS,
+} from '../../src/observability/events.ts';
 import { Tracing } from '../../src/observability/tracing.ts';
 import { bareContext } from './ns-per-call.ts';
 
@@ -24,17 +30,8 @@ function oneRequest(): void {
   ctx.gateway = gateway;
   publishRequest(CHANNELS.requestStart, ctx);
   publishRequest(CHANNELS.routeMatched, ctx, { route: 'all' });
-  const headers: string[] = [];
-  if (CHANNELS.attemptStart.hasSubscribers)
-    publishRequest(CHANNELS.attemptStart, ctx, { target: 'http://127.0.0.1:9001', attempt: 1, headers });
-  if (CHANNELS.attemptEnd.hasSubscribers)
-    publishRequest(CHANNELS.attemptEnd, ctx, {
-      target: 'http://127.0.0.1:9001',
-      attempt: 1,
-      status: 200,
-      durationMs: 1,
-      failure: null,
-    });
+  publishAttemptStart(ctx, 'http://127.0.0.1:9001', 1);
+  publishAttemptEnd(ctx, 'app', 'http://127.0.0.1:9001', 1, 200, 1, null);
   ctx.status = 200;
   publishRequest(CHANNELS.requestEnd, ctx);
 }

@@ -4,6 +4,7 @@
 // the answer is merged, not relayed.
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.ts';
+import { publishAttemptEnd, publishAttemptStart } from '../observability/events.ts';
 import { clientResponseHeaders } from '../proxy/headers.ts';
 import { errorCodeOf } from '../proxy/http-forwarder.ts';
 import { backoffDelay, covers, failureKindOf, type FailureKind, type RetryPolicy } from '../proxy/retry-policy.ts';
@@ -64,6 +65,10 @@ export class PooledCall {
   private responseHeaders: ResponseHead['headers'] = {};
   private chunks: Buffer[] = [];
   private size = 0;
+  /** The open try's number within the request (the calls of one aggregate share the numbering); 0: none open. */
+  private attempt = 0;
+  private attemptStarted = 0;
+  private attemptTarget = '';
 
   constructor(
     ctx: RequestContext,
@@ -125,11 +130,17 @@ export class PooledCall {
     this.size = 0;
     const target = lease.target;
     const host = this.route.preserveHost && this.ctx.host !== '' ? this.ctx.host : target.origin.host;
+    this.attempt = this.ctx.attempts;
+    this.attemptStarted = performance.now();
+    this.attemptTarget = target.url;
+    // Subscribers' headers for this try (a trace's traceparent naming the call's client span).
+    const path = this.path.split('?', 1)[0];
+    const extra = publishAttemptStart(this.ctx, target.url, this.attempt, path, this.tries - 1, this.route.method);
     target.dispatcher.dispatch(
       {
         path: this.path,
         method: this.route.method,
-        headers: [...this.headers, 'host', host],
+        headers: extra === null ? [...this.headers, 'host', host] : [...this.headers, ...extra, 'host', host],
         body: null,
         headersTimeout: this.route.headersTimeout,
         bodyTimeout: this.route.bodyTimeout,
@@ -149,6 +160,7 @@ export class PooledCall {
       this.retrying = true;
     }
     const failed = this.lease!.target;
+    this.endAttempt(status, kind === 'status' ? null : kind);
     this.lease!.end();
     this.lease = null;
     this.controller = null;
@@ -199,6 +211,7 @@ export class PooledCall {
     if (this.status === 0) return;
     this.controller = null; // nothing left to abort
     const status = this.status;
+    this.endAttempt(status, null);
     if (status < 200 || status > 299)
       return this.fail('TP_UPSTREAM_BAD_RESPONSE', `the upstream answered ${status}`, status >= 500);
     const coding = this.responseHeaders['content-encoding'];
@@ -223,12 +236,15 @@ export class PooledCall {
   responseFailed(err: Error): void {
     const code = errorCodeOf(err);
     this.lease?.observe(true);
-    if (this.retry(failureKindOf(code, (err as NodeJS.ErrnoException).code ?? ''), 0)) return;
+    const kind = failureKindOf(code, (err as NodeJS.ErrnoException).code ?? '');
+    this.endAttempt(0, kind);
+    if (this.retry(kind, 0)) return;
     this.fail(code, DETAILS[code] ?? 'the call failed');
   }
 
   private readonly onTimeout = (): void => {
     this.timer = null;
+    this.endAttempt(this.status, 'timeout');
     this.fail('TP_UPSTREAM_TIMEOUT', 'the call ran past its timeout');
   };
 
@@ -238,7 +254,18 @@ export class PooledCall {
     this.done({ ok: false, failure: { cause, detail } });
   }
 
+  /** turnpike:attempt:end for the open try, once. */
+  private endAttempt(status: number, failure: string | null): void {
+    if (this.attempt === 0) return;
+    const attempt = this.attempt;
+    this.attempt = 0;
+    const ms = performance.now() - this.attemptStarted;
+    publishAttemptEnd(this.ctx, this.route.pool.name, this.attemptTarget, attempt, status, ms, failure);
+  }
+
   private end(failed: boolean): void {
+    // A try still open here was cut short by the call's end (over maxBodySize, the aggregate gave up).
+    this.endAttempt(this.status, 'abandoned');
     this.finished = true;
     if (this.timer !== null) clearTimeout(this.timer);
     const pool = this.route.pool;

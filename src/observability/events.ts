@@ -32,7 +32,7 @@ export const CHANNELS = {
    * AttemptStartEvent; a subscriber may add request headers for this try alone (trace context).
    */
   attemptStart: channel('turnpike:attempt:start'),
-  /** One try ended. { gateway, ctx, requestId, workerId, target, attempt, status, durationMs, failure } */
+  /** One try ended. { gateway, ctx, requestId, workerId, upstream, target, attempt, status, durationMs, failure } */
   attemptEnd: channel('turnpike:attempt:end'),
   /** A retry was scheduled. { gateway, ctx, requestId, workerId, target, kind, status } */
   retry: channel('turnpike:attempt:retry'),
@@ -144,6 +144,42 @@ export function publishRequest(
 }
 
 /**
+ * Publishes turnpike:attempt:start for one try to `target` (every caller that sends to a target: the forwarder, a
+ * WebSocket tunnel, an aggregate's calls). Returns the headers subscribers added for that try, or null when the
+ * channel has none; `attempt` must be unique within the request (an aggregate's calls share one numbering).
+ */
+export function publishAttemptStart(
+  ctx: RequestContext,
+  target: string,
+  attempt: number,
+  path: string = ctx.path,
+  resend: number = attempt - 1,
+  method: string = ctx.req.method ?? 'GET',
+): string[] | null {
+  if (!CHANNELS.attemptStart.hasSubscribers) return null;
+  const headers: string[] = [];
+  publishRequest(CHANNELS.attemptStart, ctx, { target, attempt, path, resend, method, headers });
+  return headers;
+}
+
+/**
+ * turnpike:attempt:end for the try `publishAttemptStart` began; `status` 0 when no answer came. `upstream` names the
+ * target's upstream (an aggregate's calls go to other upstreams than the route's).
+ */
+export function publishAttemptEnd(
+  ctx: RequestContext,
+  upstream: string,
+  target: string,
+  attempt: number,
+  status: number,
+  durationMs: number,
+  failure: string | null,
+): void {
+  if (CHANNELS.attemptEnd.hasSubscribers)
+    publishRequest(CHANNELS.attemptEnd, ctx, { upstream, target, attempt, status, durationMs, failure });
+}
+
+/**
  * turnpike:attempt:start. Published before the try's upstream request head is built, so a subscriber may add
  * headers to that try alone: the traces' `traceparent` names the try's client span, a new one per retry. Each
  * name pushed replaces the client's header of that name. The list exists only when the channel has subscribers.
@@ -151,8 +187,14 @@ export function publishRequest(
 export interface AttemptStartEvent extends RequestEvent {
   /** The target's URL (origin). */
   readonly target: string;
-  /** 1 for the first try, 2 for the first retry, ... */
+  /** 1 for the first try, 2 for the first retry, ... (unique within the request) */
   readonly attempt: number;
+  /** The path sent (no query: it may carry a credential). */
+  readonly path: string;
+  /** How many tries of the same call came before this one (0: the first). */
+  readonly resend: number;
+  /** The method sent (an aggregate's calls have their own). */
+  readonly method: string;
   /** Headers for this try: [name, value, name, value, ...], names lowercase. */
   readonly headers: string[];
 }

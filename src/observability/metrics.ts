@@ -397,7 +397,7 @@ export class GatewayMetrics implements MetricsSource {
   }
 
   private attemptEnded(e: AttemptEnd): void {
-    const upstream = this.upstream(e.ctx.upstreamName);
+    const upstream = this.upstream(e.upstream);
     upstream.duration.observe(e.durationMs / 1000);
     let byOutcome = upstream.targets.get(e.target);
     if (byOutcome === undefined) {
@@ -407,7 +407,7 @@ export class GatewayMetrics implements MetricsSource {
     const outcome = outcomeOf(e.failure, e.status);
     let c = byOutcome.get(outcome);
     if (c === undefined) {
-      const name = e.ctx.upstreamName;
+      const name = e.upstream;
       const target = originOf(e.target);
       c = this.upstreamRequests.child(`${name}\0${target}\0${outcome}`, { upstream: name, target, outcome });
       byOutcome.set(outcome, c);
@@ -462,6 +462,7 @@ export class GatewayMetrics implements MetricsSource {
 
 interface AttemptEnd {
   readonly ctx: RequestContext;
+  readonly upstream: string;
   readonly target: string;
   readonly status: number;
   readonly durationMs: number;

@@ -157,14 +157,14 @@ export class Tracing {
       event.headers.push('traceparent', `00-${ctx.traceId}-${this.ids.generateSpanId()}-00`);
       return;
     }
-    const method = ctx.req.method ?? 'GET';
+    const method = event.method;
     const attributes: Record<string, string | number> = {
       [ATTR_HTTP_REQUEST_METHOD]: method,
-      [ATTR_URL_FULL]: event.target + ctx.path, // no query: it may carry a credential
+      [ATTR_URL_FULL]: event.target + event.path,
       'turnpike.target': event.target,
       'turnpike.attempt': event.attempt,
     };
-    if (event.attempt > 1) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = event.attempt - 1;
+    if (event.resend > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = event.resend;
     const server = t.server;
     const client = new SpanRecord(
       this.source,

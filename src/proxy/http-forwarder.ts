@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors.ts';
 import { appendSetCookie } from '../http/header-list.ts';
 import { finishHead, type Chain } from '../pipeline/chain.ts';
 import { failInternally } from '../pipeline/guard.ts';
-import { CHANNELS, publishRequest } from '../observability/events.ts';
+import { CHANNELS, publishAttemptEnd, publishAttemptStart, publishRequest } from '../observability/events.ts';
 import type { ConnectClock } from '../upstream/connect-timing.ts';
 import { sendProblem, sendReply } from '../pipeline/reply.ts';
 import { ResponseBody, type BodyTap, type RequestContext, type ResponseHead } from '../request-context.ts';
@@ -202,11 +202,7 @@ class Exchange {
     ctx.upstreamHeadersMs = -1;
     this.attempt = new Attempt(this, lease, this.tries, target.clock);
     // Subscribers may add headers for this try alone (AttemptStartEvent: a trace's traceparent).
-    let attemptHeaders: string[] | null = null;
-    if (CHANNELS.attemptStart.hasSubscribers) {
-      attemptHeaders = [];
-      publishRequest(CHANNELS.attemptStart, ctx, { target: target.url, attempt: this.tries, headers: attemptHeaders });
-    }
+    const attemptHeaders = publishAttemptStart(ctx, target.url, this.tries);
     target.dispatcher.dispatch(
       {
         path: ctx.path + ctx.query,
@@ -622,15 +618,16 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.sendTimer !== null && !this.blocked) clearTimeout(this.sendTimer);
     this.lease.end();
     const ctx = this.exchange.ctx;
-    if (CHANNELS.attemptEnd.hasSubscribers) {
-      publishRequest(CHANNELS.attemptEnd, ctx, {
-        target: this.lease.target.url,
-        attempt: this.number,
-        status: this.status,
-        durationMs: performance.now() - this.started,
-        failure: this.failure,
-      });
-    }
+    if (CHANNELS.attemptEnd.hasSubscribers)
+      publishAttemptEnd(
+        ctx,
+        ctx.upstreamName,
+        this.lease.target.url,
+        this.number,
+        this.status,
+        performance.now() - this.started,
+        this.failure,
+      );
   }
 }
 

@@ -13,6 +13,8 @@ import type { RequestContext, ResponseHead } from '../request-context.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type UpstreamHeaderPolicy } from './headers.ts';
 import { errorCodeOf } from './http-forwarder.ts';
+import { failureKindOf } from './retry-policy.ts';
+import { publishAttemptEnd, publishAttemptStart } from '../observability/events.ts';
 
 const MAX_HEAD = 64 * 1024;
 
@@ -82,6 +84,16 @@ export function tunnel(
   else clientSocket.once('close', () => lease.end());
   const target = lease.target;
   ctx.target = target.url;
+  ctx.attempts = 1;
+  // The handshake is the try (a trace's client span, the upstream metrics); the tunnel's life is the request's.
+  const started = performance.now();
+  const attemptHeaders = publishAttemptStart(ctx, target.url, 1);
+  let attemptOpen = true;
+  const endAttempt = (status: number, failure: string | null): void => {
+    if (!attemptOpen) return;
+    attemptOpen = false;
+    publishAttemptEnd(ctx, ctx.upstreamName, target.url, 1, status, performance.now() - started, failure);
+  };
   const origin = target.origin;
   const tls = origin.protocol === 'https:';
   const host = origin.hostname.replace(/^\[|\]$/g, '');
@@ -93,14 +105,16 @@ export function tunnel(
       method: ctx.req.method,
       path: ctx.path + ctx.query,
       // A flat [name, value, ...] list is sent as is (Host included), keeping Connection: upgrade and Upgrade.
-      headers: upstreamRequestHeaders(ctx, route, target.origin.host, true),
+      headers: upstreamRequestHeaders(ctx, route, target.origin.host, true, attemptHeaders),
       setHost: false,
       agent: false,
       maxHeaderSize: MAX_HEAD,
       ...(tls ? { servername: isIP(host) === 0 ? host : '' } : {}),
     });
   } catch (err) {
-    sendProblem(ctx, route.chain, errorCodeOf(err as Error));
+    const code = errorCodeOf(err as Error);
+    endAttempt(0, failureKindOf(code, ''));
+    sendProblem(ctx, route.chain, code);
     return;
   }
 
@@ -112,6 +126,7 @@ export function tunnel(
     answered = true;
     clearTimeout(timer);
     ctx.status = 499; // NGINX's "client closed request", for the log only
+    endAttempt(0, 'client-gone');
     req.destroy();
   };
   clientSocket.once('close', onClientGone);
@@ -125,7 +140,9 @@ export function tunnel(
     if (!answered) {
       answered = true;
       lease.observe(true);
-      sendProblem(ctx, route.chain, errorCodeOf(err));
+      const code = errorCodeOf(err);
+      endAttempt(0, failureKindOf(code, (err as NodeJS.ErrnoException).code ?? ''));
+      sendProblem(ctx, route.chain, code);
     } else if (ctx.res.headersSent && !ctx.res.writableFinished) {
       ctx.errorCode = 'TP_UPSTREAM_RESET';
       ctx.res.destroy();
@@ -138,11 +155,13 @@ export function tunnel(
     if (!acceptsHandshake(ctx.req, res, route.upgrades)) {
       upstream.destroy();
       settle(true);
+      endAttempt(101, failureKindOf('TP_UPSTREAM_BAD_RESPONSE', ''));
       clientSocket.off('close', onClientGone);
       sendProblem(ctx, route.chain, 'TP_UPSTREAM_BAD_RESPONSE');
       return;
     }
     settle(false);
+    endAttempt(101, null);
     clientSocket.off('close', onClientGone);
     if (clientSocket.destroyed) {
       upstream.destroy();
@@ -178,6 +197,7 @@ export function tunnel(
     // Not upgraded: relay the answer as a normal response. The client's ServerResponse does not keep the
     // connection alive, so it says `Connection: close` and ends the socket after the body.
     settle(res.statusCode! >= 500);
+    endAttempt(res.statusCode!, null);
     clientSocket.off('close', onClientGone);
     const out = ctx.res;
     if (out.destroyed) {

@@ -4,12 +4,14 @@ import '../helpers/test-plugins.ts';
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
+import WebSocket, { WebSocketServer } from 'ws';
 import { startGateway, type Gateway } from '../../src/index.ts';
 import type { RequestContext } from '../../src/request-context.ts';
 import { nextEvent } from '../helpers/events.ts';
@@ -253,6 +255,88 @@ tracing: { otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, batchDelay: 10ms }
       'test-throw: request hook failed',
     );
     assert.equal(app.seen.length, 0);
+  });
+
+  test('a WebSocket handshake is a client span of the request, and the backend gets its traceparent', async () => {
+    const otlp = await receiver();
+    const app = await backend();
+    const wss = new WebSocketServer({ noServer: true });
+    const upgrades: IncomingHttpHeaders[] = [];
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      upgrades.push(req.headers);
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m) => ws.send(m)));
+    });
+    closers.push(async () => wss.close());
+    const gw = await startGatewayYaml(
+      config(app.url, `{ otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, batchDelay: 10ms }`),
+    );
+    closers.push(() => gw.stop());
+    const ws = new WebSocket(`ws://127.0.0.1:${gw.port()}/api/socket`);
+    await once(ws, 'open');
+    ws.send('ping');
+    const [echo] = (await once(ws, 'message')) as [Buffer];
+    assert.equal(echo.toString(), 'ping');
+    ws.close();
+    const spans = await otlp.spansWhere((s) => s.some((x) => x.kind === 2) && s.some((x) => x.kind === 3));
+    const server = spans.find((s) => s.kind === 2)!;
+    const client = spans.find((s) => s.kind === 3)!;
+    assert.equal(client.traceId, server.traceId);
+    assert.equal(client.parentSpanId, server.spanId);
+    assert.equal(attr(client, 'http.response.status_code'), 101);
+    assert.equal(attr(client, 'url.full'), `${app.url}/api/socket`);
+    assert.equal(attr(client, 'error.type'), undefined);
+    const upstream = parseTraceparent(upgrades[0]!.traceparent);
+    assert.deepEqual(upstream, { traceId: server.traceId, parentId: client.spanId, flags: '01' });
+  });
+
+  test("an aggregate's calls are client spans of the request, each with its own path and traceparent", async () => {
+    const otlp = await receiver();
+    const users = await backend();
+    const orders = await backend([503]);
+    const gw = await startGatewayYaml(`
+listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]
+upstreams:
+  users: { targets: [{ url: "${users.url}" }] }
+  orders: { targets: [{ url: "${orders.url}" }], retries: { attempts: 1, on: [503], backoff: 1ms } }
+routes:
+  - name: profile
+    match: { path: /profile/:id }
+    aggregate:
+      calls:
+        - { name: user, upstream: users, path: "/users/{params.id}" }
+        - { name: orders, upstream: orders, path: "/orders?user={params.id}" }
+tracing: { otlp: { endpoint: "${otlp.url}" }, sampleRatio: 1, batchDelay: 10ms }
+`);
+    closers.push(() => gw.stop());
+    assert.equal((await request(gw.port(), '/profile/7')).status, 200);
+    const spans = await otlp.spansWhere(
+      (s) => s.filter((x) => x.kind === 3).length >= 3 && s.some((x) => x.kind === 2),
+    );
+    const server = spans.find((s) => s.kind === 2)!;
+    const calls = spans.filter((s) => s.kind === 3);
+    for (const c of calls) {
+      assert.equal(c.traceId, server.traceId);
+      assert.equal(c.parentSpanId, server.spanId);
+    }
+    const byUrl = (url: string) => calls.filter((c) => attr(c, 'url.full') === url);
+    assert.equal(byUrl(`${users.url}/users/7`).length, 1);
+    const orderTries = byUrl(`${orders.url}/orders`).sort(
+      (a, b) => Number(attr(a, 'turnpike.attempt')) - Number(attr(b, 'turnpike.attempt')),
+    );
+    assert.deepEqual(
+      orderTries.map((t) => [attr(t, 'http.response.status_code'), attr(t, 'http.request.resend_count')]),
+      [
+        [503, undefined],
+        [200, 1],
+      ],
+    );
+    assert.equal(attr(byUrl(`${users.url}/users/7`)[0]!, 'http.request.resend_count'), undefined);
+    // Each call carried its own client span upstream.
+    assert.equal(parseTraceparent(users.seen[0]!.traceparent).parentId, byUrl(`${users.url}/users/7`)[0]!.spanId);
+    assert.deepEqual(
+      orders.seen.map((h) => parseTraceparent(h.traceparent).parentId),
+      orderTries.map((t) => t.spanId),
+    );
   });
 
   test('sampleRatio 0: no span is made or exported, and the trace context passes through untouched', async () => {
