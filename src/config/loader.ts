@@ -4,7 +4,7 @@ import { adminProblems } from './admin-schema.ts';
 import { kindOf } from './upstream-schema.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { TurnpikeError } from '../errors.ts';
 import { expandEnv } from './env.ts';
@@ -87,13 +87,16 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   return loadConfigText(text, file, options).config;
 }
 
-/** Parses and checks a config given as text (`file` names it in problems); throws a ConfigError listing every problem. */
-export function loadConfigText(text: string, file: string, options: LoadOptions): LoadedConfig {
+/**
+ * Parses one YAML document for a Turnpike file (a config, a `turnpike test` cases file): duplicate keys refused,
+ * the first syntax errors thrown as a ConfigError at their line (after one mistake the parser's later complaints
+ * are mostly echoes of it).
+ */
+export function parseYaml(text: string, file: string): { doc: Document; lineCounter: LineCounter; at: Locator } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = new Locator(doc, lineCounter, file);
   if (doc.errors.length > 0) {
-    // The first errors only: after one mistake the parser's later complaints are mostly echoes of it.
     throw new ConfigError(
       doc.errors.slice(0, 3).map((e): ConfigProblem => {
         const duplicate = e.code === 'DUPLICATE_KEY' ? at.keyAt(e.pos[0]) : undefined;
@@ -116,6 +119,12 @@ export function loadConfigText(text: string, file: string, options: LoadOptions)
       }),
     );
   }
+  return { doc, lineCounter, at };
+}
+
+/** Parses and checks a config given as text (`file` names it in problems); throws a ConfigError listing every problem. */
+export function loadConfigText(text: string, file: string, options: LoadOptions): LoadedConfig {
+  const { doc, lineCounter, at } = parseYaml(text, file);
   const written: unknown = options.lint === undefined ? undefined : doc.toJS();
   const unset = expandEnv(doc, options.env ?? process.env);
   if (unset.length > 0) {

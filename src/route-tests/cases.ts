@@ -2,11 +2,10 @@
 // (file:line:col key.path: message [CODE]), including names that the config does not define.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, type ConfigProblem } from '../config/loader.ts';
+import { ConfigError, parseYaml, type ConfigProblem } from '../config/loader.ts';
 import { duration, headerName, httpMethod, stringMatcher } from '../config/primitives.ts';
-import { Locator, problemsFromIssue } from '../config/problems.ts';
+import { problemsFromIssue, type Locator } from '../config/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { readSigningKey, type SigningKey } from './case-jwt.ts';
 
@@ -129,24 +128,7 @@ export function parseCases(
   dir: string,
   keys: Map<string, SigningKey>,
 ): TestCase[] {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = new Locator(doc, lineCounter, file);
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.slice(0, 3).map((e): ConfigProblem => {
-        const pos = lineCounter.linePos(e.pos[0]);
-        return {
-          code: 'TP_CONFIG_SYNTAX',
-          file,
-          line: pos.line,
-          column: pos.col,
-          path: '',
-          message: e.message.split('\n')[0]!,
-        };
-      }),
-    );
-  }
+  const { doc, lineCounter, at } = parseYaml(text, file);
   const raw: unknown = doc.toJS() ?? {};
   const result = casesSchema.safeParse(raw);
   const problems = result.success
