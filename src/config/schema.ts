@@ -27,6 +27,7 @@ import { aggregate } from './aggregate-schema.ts';
 import { split, splitSticky } from './split-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { tracing } from './tracing-schema.ts';
+import { discoverySettings } from './discovery-schema.ts';
 import { deprecated, versioning, versionToken } from './versioning-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -447,6 +448,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         description: 'the backends by name: targets, balancing, health, retries, breaker, timeouts',
         examples: [{ users: { targets: [{ url: 'http://127.0.0.1:9001' }] } }],
       }),
+    discovery: discoverySettings,
     routes: z.array(route).default([]).meta({
       description: 'the routes; precedence is by host and path specificity, not list order (see the README)',
     }),

@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createH2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Config } from '../config/schema.ts';
-import { kindOf } from '../config/upstream-schema.ts';
+import { upstreamKind } from '../config/upstream-schema.ts';
 
 export interface StubAnswer {
   readonly status: number;
@@ -39,7 +39,7 @@ export class UpstreamStubs {
     const stubs = new UpstreamStubs();
     try {
       for (const upstream of Object.values(config.upstreams)) {
-        if (kindOf(upstream.targets[0]!.url) !== 'http') continue;
+        if (upstreamKind(upstream) !== 'http') continue;
         for (const t of upstream.targets) {
           const target = new URL(t.url).origin;
           if (stubs.byTarget.has(target)) continue; // two upstreams may list one target: one stub serves both
