@@ -33,10 +33,12 @@ upstreams:
     discover: { dns: { srv: ${SRV} }, emptyGrace: 30s }
     healthCheck: { active: { path: /healthz, interval: 1h } }
 routes: [{ name: all, match: { path: / }, upstream: app }]
-accessLog: { enabled: false }${extra}
+accessLog: { enabled: false }
+admin: { address: 127.0.0.1, port: 0 }
+metrics: {}${extra}
 `;
 
-test('the targets follow the DNS answers without a reload; a SERVFAIL keeps them; a reload keeps them', async () => {
+test('the targets follow the DNS answers without a reload; a SERVFAIL keeps them (and is counted); a reload keeps them', async () => {
   const a = await startEchoBackend('a');
   const b = await startEchoBackend('b');
   backends.push(a, b);
@@ -74,6 +76,8 @@ test('the targets follow the DNS answers without a reload; a SERVFAIL keeps them
     await failed;
     assert.deepEqual(targets(), [b.url]);
     assert.deepEqual(await answerers(gw.port(), 2), ['b', 'b']);
+    const scraped = (await request(gw.admin!.port, '/metrics')).body;
+    assert.match(scraped, /^turnpike_discovery_errors_total\{upstream="app"\} 1$/m);
 
     // A reload with the same discover block keeps the loop and its targets (an unrelated change).
     writeFileSync(gw.file, config(dns.address, '\nlog: { level: info }'));
