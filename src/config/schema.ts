@@ -448,7 +448,6 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
         description: 'the backends by name: targets, balancing, health, retries, breaker, timeouts',
         examples: [{ users: { targets: [{ url: 'http://127.0.0.1:9001' }] } }],
       }),
-    discovery: discoverySettings,
     routes: z.array(route).default([]).meta({
       description: 'the routes; precedence is by host and path specificity, not list order (see the README)',
     }),
@@ -496,6 +495,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     tracing,
     admin,
     versioning: versioning.optional(),
+    discovery: discoverySettings,
   });
 }
 

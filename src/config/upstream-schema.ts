@@ -322,8 +322,10 @@ export const upstreamTls = z
 
 export const upstream = z
   .strictObject({
+    // Left out: [] (an upstream with discover:); written: one at least.
     targets: z
       .array(target)
+      .min(1)
       .default([])
       .meta({ description: 'the servers of this upstream; one at least, or discover: instead' }),
     discover: discover.optional(),
@@ -435,7 +437,9 @@ export const upstream = z
   .superRefine((u, ctx) => {
     if (u.discover !== undefined && u.targets.length > 0)
       ctx.addIssue({ code: 'custom', message: 'an upstream takes targets or discover, not both', path: ['discover'] });
-    if (u.discover === undefined && u.targets.length === 0)
+    // A written `targets: []` has said "one at least" already.
+    const targetsRefused = ctx.issues.some((i) => i.path?.[0] === 'targets');
+    if (u.discover === undefined && u.targets.length === 0 && !targetsRefused)
       ctx.addIssue({
         code: 'custom',
         message: 'an upstream needs targets (one at least) or discover',
