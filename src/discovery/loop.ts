@@ -79,7 +79,11 @@ export class DiscoveryLoop {
       }
       this.emptySince = undefined;
       const pool = o.pool();
-      if (pool !== undefined) this.applier.apply(pool, answer.targets);
+      if (pool !== undefined && this.applier.apply(pool, answer.targets))
+        o.log.info(
+          { upstream: o.upstream, source: o.source, targets: answer.targets.map((t) => t.url) },
+          'discovered targets',
+        );
       this.publish(answer.targets.length === 0 ? 'empty' : 'resolved');
     } catch (err) {
       if (this.stopped) return delay;

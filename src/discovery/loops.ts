@@ -55,6 +55,9 @@ export class DiscoveryLoops {
       if (seen.has(name)) continue;
       running.loop.stop();
       this.loops.delete(name);
+      // An upstream that now lists its targets drains the discovered ones (a removed upstream drains them all).
+      const pool = config.upstreams[name] !== undefined ? this.env.pool(name) : undefined;
+      if (pool !== undefined) running.loop.applier.apply(pool, []);
     }
   }
 

@@ -99,3 +99,38 @@ test('the targets follow the DNS answers without a reload; a SERVFAIL keeps them
     await dns.close();
   }
 });
+
+test('a reload that changes the discover block starts over from its targets; one that lists targets drains them', async () => {
+  const a = await startEchoBackend('a');
+  const b = await startEchoBackend('b');
+  const c = await startEchoBackend('c');
+  backends.push(a, b, c);
+  const dns = await startDnsServer();
+  const port = (backend: Backend) => Number(new URL(backend.url).port);
+  dns.set(SRV, [{ type: 'SRV', target: 'a.internal', port: port(a) }]);
+  dns.set('a.internal', [{ type: 'A', address: '127.0.0.1' }]);
+  dns.set('app.internal', [{ type: 'A', address: '127.0.0.1' }]);
+  const gw = await startGatewayYaml(config(dns.address), { clock: new ManualClock() });
+  const targets = () => gw.runtime.current.upstreams.get('app')!.targets.map((t) => t.url);
+  const upstream = (block: string) =>
+    config(dns.address).replace(`discover: { dns: { srv: ${SRV} }, emptyGrace: 30s }`, block);
+  try {
+    await until(() => targets().length === 1, 'the first DNS answer applied');
+    assert.deepEqual(targets(), [a.url]);
+
+    const moved = nextEvent('turnpike:discovery', gw.runtime.gateway, (e) => e.outcome === 'resolved', 'a: round');
+    writeFileSync(gw.file, upstream(`discover: { dns: { a: app.internal, port: ${port(b)} } }`));
+    assert.deepEqual(await gw.reloader!.reload('test'), { ok: true });
+    await moved;
+    assert.deepEqual(targets(), [b.url]);
+    assert.deepEqual(await answerers(gw.port(), 2), ['b', 'b']);
+
+    writeFileSync(gw.file, upstream(`targets: [{ url: "${c.url}" }]`));
+    assert.deepEqual(await gw.reloader!.reload('test'), { ok: true });
+    assert.deepEqual(targets(), [c.url], 'the discovered target is drained');
+    assert.deepEqual(await answerers(gw.port(), 2), ['c', 'c']);
+  } finally {
+    await gw.stop();
+    await dns.close();
+  }
+});
