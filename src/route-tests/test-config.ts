@@ -2,7 +2,7 @@
 // outlive the run replaced. Routing, plugins, consumers and upstream policies stay exactly as configured.
 import type { Config, PluginEntry } from '../config/schema.ts';
 import { upstreamKind } from '../config/upstream-schema.ts';
-import type { UpstreamStubs } from './stubs.ts';
+import { discoveredStub, type UpstreamStubs } from './stubs.ts';
 
 export interface TestRunOptions {
   readonly stubs: UpstreamStubs;
@@ -23,7 +23,11 @@ export function testRunConfig(config: Config, options: TestRunOptions): Config {
     if (upstreamKind(u) !== 'http') continue;
     upstreams[name] = {
       ...u,
-      targets: u.targets.map((t) => ({ ...t, url: options.stubs.byTarget.get(new URL(t.url).origin)! })),
+      targets:
+        u.discover !== undefined
+          ? [{ url: options.stubs.byTarget.get(discoveredStub(name))!, weight: 1, backup: false }]
+          : u.targets.map((t) => ({ ...t, url: options.stubs.byTarget.get(new URL(t.url).origin)! })),
+      discover: undefined,
       tls: undefined,
       healthCheck: { ...u.healthCheck, active: undefined },
     };

@@ -4,11 +4,21 @@
 // own on UDP port 0, real backends; the refresh is driven by a manual clock, each round awaited on its event.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { runRouteTests } from '../../src/route-tests/runner.ts';
 import { ManualClock } from '../helpers/clock.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
 import { nextEvent, type StreamEvent } from '../helpers/events.ts';
-import { json, request, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+import {
+  json,
+  quietLog,
+  request,
+  startEchoBackend,
+  startGatewayYaml,
+  tempDir,
+  type Backend,
+} from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
@@ -133,4 +143,22 @@ test('a reload that changes the discover block starts over from its targets; one
     await gw.stop();
     await dns.close();
   }
+});
+
+test('route tests stub a discovered upstream with one target and never ask its source', async () => {
+  const cases = join(tempDir(), 'routes.test.yaml');
+  writeFileSync(
+    cases,
+    `cases:
+  - name: users through a discovered upstream
+    request: { url: "http://localhost/users/7" }
+    expect: { route: users, status: 200, upstream: users, upstreamRequest: { path: /users/7 } }
+`,
+  );
+  const example = join(import.meta.dirname, '..', '..', 'examples', 'discovery', 'turnpike.yaml');
+  const report = await runRouteTests(example, cases, quietLog);
+  assert.deepEqual(
+    report.results.map((r) => r.failures),
+    [[]],
+  );
 });
