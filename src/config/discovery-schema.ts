@@ -1,5 +1,6 @@
 // Service discovery (issue 20): the top-level `discovery:` settings of each provider, and an upstream's
 // `discover:` block, which names one provider and what it watches instead of listing `targets`.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { duration, positiveDuration } from './primitives.ts';
 
@@ -8,6 +9,13 @@ const dnsServer = z
   .string()
   .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+)(:\d{1,5})?$/, {
     message: 'expected a DNS server address such as 127.0.0.1:5353, 10.0.0.2 or [::1]:53',
+  })
+  // What setServers would refuse (999.0.0.1, port 70000) is refused here, not when the runtime applies the config.
+  .refine((v) => isIP(/^\[(.*)\]/.exec(v)?.[1] ?? (v.split(':').length === 2 ? v.split(':')[0]! : v)) !== 0, {
+    message: 'expected a DNS server address such as 127.0.0.1:5353, 10.0.0.2 or [::1]:53',
+  })
+  .refine((v) => Number(/\]:(\d+)$|^[^:]+:(\d+)$/.exec(v)?.slice(1).find(Boolean) ?? 53) <= 65535, {
+    message: 'port out of range (1 to 65535)',
   })
   .meta({ description: 'a DNS server: an IP address with an optional port', examples: ['127.0.0.1:5353'] });
 

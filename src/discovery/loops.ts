@@ -35,11 +35,19 @@ export class DiscoveryLoops {
       if (running?.key === key) continue;
       running?.loop.stop();
       const provider = providerOf(discover);
+      let resolve;
+      try {
+        resolve = provider.create(config.discovery, discover);
+      } catch (err) {
+        // The config is applied already: a source that cannot be set up leaves the upstream as it is, loudly.
+        this.env.log.warn({ upstream: name, error: (err as Error).message }, 'discovery cannot start');
+        continue;
+      }
       const loop = new DiscoveryLoop({
         upstream: name,
         provider: provider.name,
         source: provider.describe(discover),
-        resolve: provider.create(config.discovery, discover),
+        resolve,
         pool: () => this.env.pool(name),
         clock: this.env.clock,
         minRefreshMs: provider.minRefreshMs(config.discovery),

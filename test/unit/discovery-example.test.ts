@@ -55,6 +55,12 @@ test('an upstream takes targets or discover: both, or neither, is an error at it
   assert.deepEqual(problems('{ discover: { dns: { a: x.internal } } }'), [
     'TP_CONFIG_INVALID 3 upstreams.app.discover.dns.port: a: needs port (A records carry no port)',
   ]);
+  assert.match(
+    problems(
+      '{ discover: { dns: { a: x.internal, port: 80 } } }\ndiscovery: { dns: { servers: ["999.0.0.1"] } }',
+    ).join(),
+    /^TP_CONFIG_INVALID 4 discovery\.dns\.servers\[0\]: expected a DNS server address/,
+  );
   assert.deepEqual(problems('{ discover: { scheme: https } }'), [
     'TP_CONFIG_INVALID 3 upstreams.app.discover: expected one provider: dns',
   ]);
