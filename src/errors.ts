@@ -126,6 +126,8 @@ export const ERRORS = {
   TP_TLS_CONFIG: { status: 0, title: 'A TLS certificate, key or CA file cannot be used' },
   TP_CONFIG_FILE: { status: 0, title: 'A file the config names cannot be read, parsed or written' },
   TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
+  // Logged while running
+  TP_DISCOVERY_FAILED: { status: 0, title: "A discovery source failed; the upstream's last targets stay in use" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

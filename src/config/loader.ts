@@ -183,6 +183,7 @@ function checkReferences(raw: unknown, at: Locator): ConfigProblem[] {
   const upstreams = isObject(raw.upstreams) ? Object.keys(raw.upstreams) : [];
   const upstreamKind = (name: string): string | undefined => {
     const u = isObject(raw.upstreams) ? raw.upstreams[name] : undefined;
+    if (isObject(u) && u.discover !== undefined) return 'http'; // discovered targets are http:// or https://
     const url = isObject(u)
       ? list(u.targets)
           .map((t) => (isObject(t) ? t.url : undefined))

@@ -27,6 +27,7 @@ import { aggregate } from './aggregate-schema.ts';
 import { split, splitSticky } from './split-schema.ts';
 import { routeTimeouts, upstream } from './upstream-schema.ts';
 import { tracing } from './tracing-schema.ts';
+import { discoverySettings } from './discovery-schema.ts';
 import { deprecated, versioning, versionToken } from './versioning-schema.ts';
 import { z } from 'zod';
 import { routePath, cidr, duration, headerName, httpMethod, regexSource, size, stringMatcher } from './primitives.ts';
@@ -494,6 +495,7 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
     tracing,
     admin,
     versioning: versioning.optional(),
+    discovery: discoverySettings,
   });
 }
 

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { duration, headerName, PATTERNS, positiveDuration, share, size } from './primitives.ts';
 import { secret } from './secret.ts';
+import { discover } from './discovery-schema.ts';
 
 export const BALANCE_ALGORITHMS = [
   'round-robin',
@@ -321,7 +322,13 @@ export const upstreamTls = z
 
 export const upstream = z
   .strictObject({
-    targets: z.array(target).min(1).meta({ description: 'the servers of this upstream; one at least' }),
+    // Left out: [] (an upstream with discover:); written: one at least.
+    targets: z
+      .array(target)
+      .min(1)
+      .default([])
+      .meta({ description: 'the servers of this upstream; one at least, or discover: instead' }),
+    discover: discover.optional(),
     balance: z
       .enum(BALANCE_ALGORITHMS)
       .default('round-robin')
@@ -428,6 +435,16 @@ export const upstream = z
   })
   .meta({ examples: [{ targets: [{ url: 'http://127.0.0.1:9001' }] }] })
   .superRefine((u, ctx) => {
+    if (u.discover !== undefined && u.targets.length > 0)
+      ctx.addIssue({ code: 'custom', message: 'an upstream takes targets or discover, not both', path: ['discover'] });
+    // A written `targets: []` has said "one at least" already.
+    const targetsRefused = ctx.issues.some((i) => i.path?.[0] === 'targets');
+    if (u.discover === undefined && u.targets.length === 0 && !targetsRefused)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an upstream needs targets (one at least) or discover',
+        path: ['targets'],
+      });
     if (u.hashOn !== undefined && u.balance !== 'consistent-hash') {
       ctx.addIssue({
         code: 'custom',
@@ -484,6 +501,11 @@ export const routeTimeouts = z
     description: "this route's own upstream timeouts (connect stays per upstream)",
     examples: [{ response: '5s' }],
   });
+
+/** What an upstream speaks: http for a discovered one (discover names http or https), else from its targets. */
+export function upstreamKind(u: { targets: readonly { url: string }[]; discover?: unknown }): 'http' | 'tcp' | 'udp' {
+  return u.discover !== undefined || u.targets.length === 0 ? 'http' : kindOf(u.targets[0]!.url);
+}
 
 /** What an upstream speaks, from its targets' scheme: http (http:// and https://), tcp or udp. */
 export function kindOf(url: string): 'http' | 'tcp' | 'udp' {

@@ -2,7 +2,7 @@
 // no pools) derives them from the config alone, under the ids its workers use; a single process passes its live
 // HTTP targets, so targets added or drained at run time are probed or dropped too.
 import type { Config, UpstreamConfig } from '../config/schema.ts';
-import { kindOf } from '../config/upstream-schema.ts';
+import { upstreamKind } from '../config/upstream-schema.ts';
 import { l4TargetId, targetKey } from '../upstream/target-id.ts';
 import type { CheckedTarget } from './active-checker.ts';
 
@@ -21,7 +21,7 @@ export function checkedTargets(config: Config, live?: Iterable<LiveTarget>): Che
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const active = upstream.healthCheck.active;
     if (active === undefined) continue;
-    const kind = kindOf(upstream.targets[0]!.url);
+    const kind = upstreamKind(upstream);
     if (kind === 'udp') continue; // a UDP target cannot be probed without knowing its protocol
     if (kind === 'http' && live !== undefined) continue;
     for (const t of upstream.targets) {

@@ -69,6 +69,12 @@ export const CHANNELS = {
    * { gateway, listener, certificates: { names, validTo }[] }
    */
   certificates: channel('turnpike:tls:certificates'),
+  /**
+   * A discovery provider's round for an upstream: `resolved` (a set applied: its targets), `empty` (no records;
+   * the last set stays until emptyGrace), or `error` (the source failed; the last set stays).
+   * { gateway, upstream, provider, outcome: 'resolved' | 'empty' | 'error', targets?, error? }
+   */
+  discovery: channel('turnpike:discovery'),
 } as const;
 
 export interface ConnectionEvent {

@@ -33,6 +33,7 @@ import {
   OTHER_VERSION,
 } from './metrics-labels.ts';
 import { BUILD_VERSION, configVersion, processRegistry } from './metrics-process.ts';
+import { discoveryMetrics } from './metrics-discovery.ts';
 import { CounterChild, CounterFamily, HistogramChild, HistogramFamily } from './metrics-series.ts';
 import { mirrorMetrics } from './metrics-mirror.ts';
 
@@ -112,6 +113,7 @@ export class GatewayMetrics implements MetricsSource {
   private readonly certificateNames = new Map<string, string[]>();
   private readonly gateway: Gateway;
   private readonly mirrorDropped: Subscriptions[number];
+  private readonly discoveryErrors: Subscriptions[number];
   /** Set while subscribed. */
   private unsubscribe: (() => void) | null = null;
 
@@ -121,6 +123,7 @@ export class GatewayMetrics implements MetricsSource {
     this.inFlight = options.inFlight;
     const r = this.registry;
     this.mirrorDropped = mirrorMetrics(r, gateway);
+    this.discoveryErrors = discoveryMetrics(r, gateway);
     this.requests = new CounterFamily(
       'turnpike_requests_total',
       'HTTP requests by route, method and status class (and API version with versioning:)',
@@ -329,6 +332,7 @@ export class GatewayMetrics implements MetricsSource {
         },
       ],
       this.mirrorDropped,
+      this.discoveryErrors,
     ];
     this.unsubscribe = subscribeAll(subscriptions);
   }

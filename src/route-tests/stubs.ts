@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createH2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Config } from '../config/schema.ts';
-import { kindOf } from '../config/upstream-schema.ts';
+import { upstreamKind } from '../config/upstream-schema.ts';
 
 export interface StubAnswer {
   readonly status: number;
@@ -38,10 +38,11 @@ export class UpstreamStubs {
   static async start(config: Config): Promise<UpstreamStubs> {
     const stubs = new UpstreamStubs();
     try {
-      for (const upstream of Object.values(config.upstreams)) {
-        if (kindOf(upstream.targets[0]!.url) !== 'http') continue;
-        for (const t of upstream.targets) {
-          const target = new URL(t.url).origin;
+      for (const [name, upstream] of Object.entries(config.upstreams)) {
+        if (upstreamKind(upstream) !== 'http') continue;
+        const origins =
+          upstream.discover !== undefined ? [discoveredStub(name)] : upstream.targets.map((t) => new URL(t.url).origin);
+        for (const target of origins) {
           if (stubs.byTarget.has(target)) continue; // two upstreams may list one target: one stub serves both
           await stubs.add(target, upstream.http2);
         }
@@ -119,4 +120,9 @@ export class UpstreamStubs {
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(closed);
   }
+}
+
+/** The stub key of a discovered upstream: route tests never ask its source, one stub stands for its targets. */
+export function discoveredStub(upstream: string): string {
+  return `discovered:${upstream}`;
 }

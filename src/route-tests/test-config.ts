@@ -1,8 +1,8 @@
 // The config a `turnpike test` run serves: the user's, with everything that would reach outside the machine or
 // outlive the run replaced. Routing, plugins, consumers and upstream policies stay exactly as configured.
 import type { Config, PluginEntry } from '../config/schema.ts';
-import { kindOf } from '../config/upstream-schema.ts';
-import type { UpstreamStubs } from './stubs.ts';
+import { upstreamKind } from '../config/upstream-schema.ts';
+import { discoveredStub, type UpstreamStubs } from './stubs.ts';
 
 export interface TestRunOptions {
   readonly stubs: UpstreamStubs;
@@ -20,10 +20,14 @@ export interface TestRunOptions {
 export function testRunConfig(config: Config, options: TestRunOptions): Config {
   const upstreams: Config['upstreams'] = {};
   for (const [name, u] of Object.entries(config.upstreams)) {
-    if (kindOf(u.targets[0]!.url) !== 'http') continue;
+    if (upstreamKind(u) !== 'http') continue;
     upstreams[name] = {
       ...u,
-      targets: u.targets.map((t) => ({ ...t, url: options.stubs.byTarget.get(new URL(t.url).origin)! })),
+      targets:
+        u.discover !== undefined
+          ? [{ url: options.stubs.byTarget.get(discoveredStub(name))!, weight: 1, backup: false }]
+          : u.targets.map((t) => ({ ...t, url: options.stubs.byTarget.get(new URL(t.url).origin)! })),
+      discover: undefined,
       tls: undefined,
       healthCheck: { ...u.healthCheck, active: undefined },
     };

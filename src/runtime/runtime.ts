@@ -29,6 +29,7 @@ import { configDirOf, openHttpListener, type OpenListener, type TlsEvents } from
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients } from '../stores/redis-client.ts';
+import { DiscoveryLoops } from '../discovery/loops.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
 import { tcpClaims, type PortClaim } from './port-holders.ts';
 
@@ -102,6 +103,7 @@ export class Runtime implements ListenerHost {
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
+  private readonly discovery: DiscoveryLoops;
   private readonly portGuard: ((claims: PortClaim[]) => void) | undefined;
 
   private constructor(log: Logger, options: RuntimeOptions) {
@@ -116,6 +118,12 @@ export class Runtime implements ListenerHost {
       clock,
     );
     this.registry.onTargetsChanged = () => this.syncHealthChecks();
+    this.discovery = new DiscoveryLoops({
+      pool: (upstream) => this.current?.upstreams.get(upstream),
+      clock,
+      gateway: this.gateway,
+      log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
+    });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
       warn: (m) => this.log.warn(m),
@@ -264,6 +272,8 @@ export class Runtime implements ListenerHost {
     // Upstream state (breakers, ejections, targets) is kept across the swap; the new config's settings apply now.
     this.registry.commit(next.upstreams.values());
     this.current = next;
+    // Discovery feeds the pools of the snapshot now current; loops whose block did not change keep running.
+    this.discovery.sync(config);
     metrics?.configure(config);
     // The dashboard's numbers cost a little per request: kept only while an admin listener can show them (a worker
     // reads its primary's admin config too); a reload may add or remove it.
@@ -365,6 +375,7 @@ export class Runtime implements ListenerHost {
     this.unsubscribeLog?.();
     this.unsubscribeStats?.();
     this.checker?.stop();
+    this.discovery.stopAll();
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
     await Promise.all(servers.map((o) => o.close()));

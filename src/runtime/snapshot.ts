@@ -11,7 +11,7 @@ import type {
   UdpListenerConfig,
 } from '../config/listener-schema.ts';
 import { ROUTE_TERMINALS, type Config, type ListenerConfig, type RouteConfig } from '../config/schema.ts';
-import { kindOf } from '../config/upstream-schema.ts';
+import { upstreamKind } from '../config/upstream-schema.ts';
 import { L4Pool } from '../upstream/l4-pool.ts';
 import { compileChain, type Chain } from '../pipeline/chain.ts';
 import { loadErrorPages, type ErrorPages } from '../pipeline/error-pages.ts';
@@ -184,7 +184,7 @@ export class Snapshot {
     const l4Pools = new Map<string, L4Pool>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       // tcp:// and udp:// upstreams serve L4 listeners; they hold no HTTP connection pool.
-      if (kindOf(upstream.targets[0]!.url) === 'http') {
+      if (upstreamKind(upstream) === 'http') {
         upstreams.set(name, registry.build(name, upstream, env.configDir));
         if (upstream.tls?.insecureSkipVerify)
           services.warn(`upstream "${name}": tls.insecureSkipVerify is on: its targets' certificates are not verified`);

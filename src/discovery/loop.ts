@@ -1,0 +1,120 @@
+// The loop every provider runs per upstream: ask the source, apply the answer to the live pool, ask again after
+// the TTL (never sooner than minRefresh). A failed source keeps the last set (one warn line per failure streak);
+// an empty answer empties a pool that had targets only once it has lasted `emptyGrace`.
+import type { Clock } from '../clock.ts';
+import type { ErrorCode } from '../errors.ts';
+import { CHANNELS, type Gateway } from '../observability/events.ts';
+import { TargetSetApplier, type LivePool } from './apply.ts';
+import type { Resolve } from './provider.ts';
+
+export interface LoopOptions {
+  readonly upstream: string;
+  readonly provider: string;
+  /** What is watched, for log lines. */
+  readonly source: string;
+  readonly resolve: Resolve;
+  /** The upstream's pool in the current snapshot (its run-time API acts on state that outlives reloads). */
+  readonly pool: () => LivePool | undefined;
+  readonly clock: Clock;
+  readonly minRefreshMs: number;
+  readonly emptyGraceMs: number;
+  readonly gateway: Gateway;
+  readonly log: { warn(fields: object, msg: string): void; info(fields: object, msg: string): void };
+  /** The loop this one replaces (a changed discover block): its targets are taken over, then diffed. */
+  readonly previous?: DiscoveryLoop;
+}
+
+export class DiscoveryLoop {
+  readonly applier: TargetSetApplier;
+  private readonly o: LoopOptions;
+  private cancel: (() => void) | null = null;
+  private stopped = false;
+  /** Monotonic time the current run of empty answers began; undefined while answers have records. */
+  private emptySince: number | undefined;
+  private failing = false;
+
+  constructor(options: LoopOptions) {
+    this.o = options;
+    this.applier = new TargetSetApplier(options.previous?.applier);
+  }
+
+  /** Runs the first round now, then each round schedules the next on the clock. */
+  start(): void {
+    void this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.cancel?.();
+    this.cancel = null;
+  }
+
+  private async tick(): Promise<void> {
+    const delay = await this.refresh();
+    if (this.stopped) return;
+    this.cancel = this.o.clock.schedule(delay, () => void this.tick());
+  }
+
+  /** One round: ask, apply; returns the ms until the next one. Tests call it directly. */
+  async refresh(): Promise<number> {
+    const o = this.o;
+    let delay = o.minRefreshMs;
+    try {
+      const answer = await o.resolve();
+      if (this.stopped) return delay;
+      if (this.failing) {
+        this.failing = false;
+        o.log.info({ upstream: o.upstream, source: o.source }, 'discovery answers again');
+      }
+      if (answer.ttlMs !== undefined) delay = Math.max(o.minRefreshMs, answer.ttlMs);
+      if (answer.targets.length === 0 && this.applier.current.length > 0) {
+        const now = o.clock.monotonic();
+        this.emptySince ??= now;
+        const left = this.emptySince + o.emptyGraceMs - now;
+        if (left > 0) {
+          this.publish('empty');
+          // Ask again by the end of the grace at the latest, so an empty set is applied on time.
+          return Math.min(delay, left);
+        }
+      }
+      this.emptySince = undefined;
+      const pool = o.pool();
+      if (pool !== undefined && this.applier.apply(pool, answer.targets))
+        o.log.info(
+          { upstream: o.upstream, source: o.source, targets: answer.targets.map((t) => t.url) },
+          'discovered targets',
+        );
+      this.publish(answer.targets.length === 0 ? 'empty' : 'resolved');
+    } catch (err) {
+      if (this.stopped) return delay;
+      const error = err instanceof Error ? err.message : String(err);
+      if (!this.failing) {
+        this.failing = true;
+        o.log.warn(
+          {
+            code: 'TP_DISCOVERY_FAILED' satisfies ErrorCode,
+            upstream: o.upstream,
+            source: o.source,
+            error,
+            targets: this.applier.current.length,
+          },
+          'discovery failed; the last targets stay in use',
+        );
+      }
+      this.publish('error', error);
+    }
+    return delay;
+  }
+
+  private publish(outcome: 'resolved' | 'empty' | 'error', error?: string): void {
+    if (!CHANNELS.discovery.hasSubscribers) return;
+    CHANNELS.discovery.publish({
+      gateway: this.o.gateway,
+      upstream: this.o.upstream,
+      provider: this.o.provider,
+      outcome,
+      targets: this.applier.current.map((t) => t.url),
+      ...(error !== undefined ? { error } : {}),
+    });
+  }
+}
