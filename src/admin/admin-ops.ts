@@ -47,6 +47,8 @@ export interface TargetView {
   readonly ejected: boolean;
   readonly drained: boolean;
   readonly inRotation: boolean;
+  /** Where the target came from: "config", "admin", or the discovery source that found it. */
+  readonly source: string;
 }
 
 export interface UpstreamView {
@@ -81,6 +83,7 @@ export function describe(pool: UpstreamPool, t: Target): TargetView {
     ejected: pool.outliers?.isEjected(t.key) ?? false,
     drained: pool.state.paused.has(t.key),
     inRotation: pool.state.usableSet.has(t),
+    source: t.source,
   };
 }
 

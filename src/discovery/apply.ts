@@ -11,7 +11,7 @@ export interface DiscoveredTarget {
 
 /** The run-time API of an upstream pool (UpstreamPool) that discovery needs. */
 export interface LivePool {
-  addTarget(spec: { url: string; weight?: number; backup?: boolean }): unknown;
+  addTarget(spec: { url: string; weight?: number; backup?: boolean; source?: string }): unknown;
   drainTarget(url: string): Promise<void> | undefined;
 }
 
@@ -29,15 +29,16 @@ export class TargetSetApplier {
     return [...this.owned.values()];
   }
 
-  /** Makes the pool's discovered targets `next`; returns whether anything changed. */
-  apply(pool: LivePool, next: readonly DiscoveredTarget[]): boolean {
+  /** Makes the pool's discovered targets `next` (`source`: where they came from, for the admin API); returns
+   *  whether anything changed. */
+  apply(pool: LivePool, next: readonly DiscoveredTarget[], source?: string): boolean {
     const wanted = new Map<string, DiscoveredTarget>();
     for (const t of next) wanted.set(new URL(t.url).origin, t);
     let changed = false;
     for (const [origin, t] of wanted) {
       const had = this.owned.get(origin);
       if (had !== undefined && had.weight === t.weight && had.backup === t.backup) continue;
-      pool.addTarget({ url: t.url, weight: t.weight, backup: t.backup });
+      pool.addTarget({ url: t.url, weight: t.weight, backup: t.backup, ...(source !== undefined ? { source } : {}) });
       changed = true;
     }
     for (const [origin, t] of this.owned) {

@@ -17,6 +17,8 @@ export interface LoopOptions {
   readonly pool: () => LivePool | undefined;
   readonly clock: Clock;
   readonly minRefreshMs: number;
+  /** The wait after a failed round. */
+  readonly retryMs: number;
   readonly emptyGraceMs: number;
   readonly gateway: Gateway;
   readonly log: { warn(fields: object, msg: string): void; info(fields: object, msg: string): void };
@@ -29,6 +31,8 @@ export class DiscoveryLoop {
   private readonly o: LoopOptions;
   private cancel: (() => void) | null = null;
   private stopped = false;
+  /** Aborts a round in progress (a watch waiting for a change) when the loop stops. */
+  private readonly abort = new AbortController();
   /** Monotonic time the current run of empty answers began; undefined while answers have records. */
   private emptySince: number | undefined;
   private failing = false;
@@ -45,6 +49,7 @@ export class DiscoveryLoop {
 
   stop(): void {
     this.stopped = true;
+    this.abort.abort();
     this.cancel?.();
     this.cancel = null;
   }
@@ -60,7 +65,7 @@ export class DiscoveryLoop {
     const o = this.o;
     let delay = o.minRefreshMs;
     try {
-      const answer = await o.resolve();
+      const answer = await o.resolve(this.abort.signal);
       if (this.stopped) return delay;
       if (this.failing) {
         this.failing = false;
@@ -79,7 +84,7 @@ export class DiscoveryLoop {
       }
       this.emptySince = undefined;
       const pool = o.pool();
-      if (pool !== undefined && this.applier.apply(pool, answer.targets))
+      if (pool !== undefined && this.applier.apply(pool, answer.targets, o.source))
         o.log.info(
           { upstream: o.upstream, source: o.source, targets: answer.targets.map((t) => t.url) },
           'discovered targets',
@@ -102,6 +107,7 @@ export class DiscoveryLoop {
         );
       }
       this.publish('error', error);
+      return o.retryMs;
     }
     return delay;
   }

@@ -8,6 +8,8 @@ import type { Config } from '../config/schema.ts';
 import type { Gateway } from '../observability/events.ts';
 import type { LivePool } from './apply.ts';
 import { DiscoveryLoop, type LoopOptions } from './loop.ts';
+import type { ProviderEnv } from './provider.ts';
+import { retryDelayMs } from './provider.ts';
 import { providerOf } from './registry.ts';
 
 export class DiscoveryLoops {
@@ -17,6 +19,8 @@ export class DiscoveryLoops {
     readonly clock: Clock;
     readonly gateway: Gateway;
     readonly log: LoopOptions['log'];
+    /** The stores a provider may use, for the config being applied. */
+    readonly providerEnv: (config: Config) => ProviderEnv;
   };
 
   constructor(env: DiscoveryLoops['env']) {
@@ -37,7 +41,7 @@ export class DiscoveryLoops {
       const provider = providerOf(discover);
       let resolve;
       try {
-        resolve = provider.create(config.discovery, discover);
+        resolve = provider.create(config.discovery, discover, this.env.providerEnv(config));
       } catch (err) {
         // The config is applied already: a source that cannot be set up leaves the upstream as it is, loudly.
         this.env.log.warn({ upstream: name, error: (err as Error).message }, 'discovery cannot start');
@@ -46,11 +50,12 @@ export class DiscoveryLoops {
       const loop = new DiscoveryLoop({
         upstream: name,
         provider: provider.name,
-        source: provider.describe(discover),
+        source: `${provider.name} ${provider.describe(discover)}`,
         resolve,
         pool: () => this.env.pool(name),
         clock: this.env.clock,
         minRefreshMs: provider.minRefreshMs(config.discovery),
+        retryMs: retryDelayMs(provider, config.discovery),
         emptyGraceMs: discover.emptyGrace,
         gateway: this.env.gateway,
         log: this.env.log,

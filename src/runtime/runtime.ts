@@ -123,6 +123,10 @@ export class Runtime implements ListenerHost {
       clock,
       gateway: this.gateway,
       log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
+      providerEnv: (config) => {
+        const settings = config.stores.redis;
+        return { redis: () => (settings ? this.redis.get(settings) : undefined) };
+      },
     });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {

@@ -35,6 +35,8 @@ export class Target implements BalancedTarget {
   healthySince = 0;
   /** Listed in the config (a reload that drops it drains it), or added at run time (only the API removes it). */
   fromConfig: boolean;
+  /** Where it came from: "config", "admin" (the admin API), or a discovery source ("dns srv _http._tcp.orders"). */
+  source = 'config';
   /** Out of rotation for good, finishing what it has in flight. */
   draining = false;
   /** Set while draining: called when its last lease ends. */

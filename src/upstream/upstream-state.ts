@@ -31,6 +31,8 @@ export interface TargetSpec {
   readonly url: string;
   readonly weight?: number;
   readonly backup?: boolean;
+  /** Where it came from, for the admin API: a discovery source ("dns srv _http._tcp.orders"); default "admin". */
+  readonly source?: string;
 }
 
 export class UpstreamState {
@@ -113,12 +115,13 @@ export class UpstreamState {
       const key = new URL(t.url).origin;
       listed.add(key);
       let target = this.byKey.get(key);
-      if (target === undefined) target = this.create(t.url, t.weight, t.backup, true);
+      if (target === undefined) target = this.create(t.url, t.weight, t.backup, true, 'config');
       else {
         if (target.weight !== t.weight || target.backup !== t.backup) changed = true;
         target.weight = t.weight;
         target.backup = t.backup;
         target.fromConfig = true;
+        target.source = 'config';
         target.connect(connections);
       }
       if (this.targets[next.length] !== target) changed = true;
@@ -146,11 +149,12 @@ export class UpstreamState {
       throw new RangeError(`expected an http(s) origin, got ${spec.url}`);
     let target = this.byKey.get(url.origin);
     if (target === undefined) {
-      target = this.create(spec.url, spec.weight ?? 1, spec.backup ?? false, false);
+      target = this.create(spec.url, spec.weight ?? 1, spec.backup ?? false, false, spec.source ?? 'admin');
       this.setTargets([...this.targets, target]);
     } else {
       target.weight = spec.weight ?? target.weight;
       target.backup = spec.backup ?? target.backup;
+      if (spec.source !== undefined) target.source = spec.source;
       this.setTargets(this.targets);
     }
     this.hooks.changed();
@@ -275,8 +279,9 @@ export class UpstreamState {
     return breaker;
   }
 
-  private create(url: string, weight: number, backup: boolean, fromConfig: boolean): Target {
+  private create(url: string, weight: number, backup: boolean, fromConfig: boolean, source: string): Target {
     const target = new Target(targetKey(this.name, url), url, weight, backup, fromConfig, this.connections!);
+    target.source = source;
     target.healthy = this.hooks.health(target.id) ?? true;
     return target;
   }

@@ -88,6 +88,14 @@ test('the targets follow the DNS answers without a reload; a SERVFAIL keeps them
     assert.deepEqual(await answerers(gw.port(), 2), ['b', 'b']);
     const scraped = (await request(gw.admin!.port, '/metrics')).body;
     assert.match(scraped, /^turnpike_discovery_errors_total\{upstream="app"\} 1$/m);
+    // The admin API says where each target came from.
+    const listed = JSON.parse((await request(gw.admin!.port, '/api/upstreams')).body) as {
+      upstreams: { name: string; targets: { url: string; source: string }[] }[];
+    };
+    assert.deepEqual(
+      listed.upstreams.find((u) => u.name === 'app')!.targets.map((t) => [t.url, t.source]),
+      [[b.url, `dns srv ${SRV}`]],
+    );
 
     // A reload with the same discover block keeps the loop and its targets (an unrelated change).
     writeFileSync(gw.file, config(dns.address, '\nlog: { level: info }'));

@@ -105,6 +105,7 @@ test('upstream targets: unhealthy in any worker shows unhealthy, in-flight summe
     ejected: false,
     drained: false,
     inRotation: true,
+    source: 'config',
     ...t,
   });
   const answer = (breaker: string, t: Partial<TargetView>): DashboardAnswer => {

@@ -118,6 +118,7 @@ describe('the discovery loop', () => {
       pool: () => pool,
       clock,
       minRefreshMs: 5000,
+      retryMs: 5000,
       emptyGraceMs: 30_000,
       gateway,
       log: { warn: (f) => warnings.push(f), info: () => {} },

@@ -140,6 +140,7 @@ function Upstreams({ upstreams, token, onError }) {
                 <th>Health</th>
                 <th class="num">In flight</th>
                 <th class="num">Weight</th>
+                <th>Source</th>
                 <th></th>
               </tr>
             </thead>
@@ -151,6 +152,7 @@ function Upstreams({ upstreams, token, onError }) {
                     <td class="health">${health(t)}</td>
                     <td class="num inflight">${t.inFlight}</td>
                     <td class="num">${t.weight}</td>
+                    <td class="source muted">${t.source ?? 'config'}</td>
                     <td>
                       <button
                         class=${t.drained ? 'undrain' : 'drain'}
