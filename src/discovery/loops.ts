@@ -1,8 +1,8 @@
 // The discovery loops of one runtime, one per upstream with a `discover:` block, kept across reloads as the
 // upstream state is: the same block (and the same `discovery:` settings) keeps its loop and targets, a changed
 // one restarts it (taking its targets over, then diffing), a removed upstream stops it.
-// With `workers:`, each worker process runs its own loops and asks the DNS itself (the issue wants one resolution
-// per instance in the primary, sent to the workers over IPC: not built yet, see the README).
+// With `workers:`, the primary runs them (runtime/primary-discovery.ts) and the workers apply the sets it sends
+// (instance-sets.ts).
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { Gateway } from '../observability/events.ts';

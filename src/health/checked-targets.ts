@@ -15,8 +15,15 @@ export interface LiveTarget {
   readonly check: ActiveCheck;
 }
 
-/** The config's targets; with `live`, HTTP targets come from there instead of the config. */
-export function checkedTargets(config: Config, live?: Iterable<LiveTarget>): CheckedTarget[] {
+/**
+ * The config's targets; with `live`, HTTP targets come from there instead of the config. `discovered` adds the
+ * targets the primary's discovery found, by upstream (a single process has them in `live`).
+ */
+export function checkedTargets(
+  config: Config,
+  live?: Iterable<LiveTarget>,
+  discovered?: ReadonlyMap<string, readonly string[]>,
+): CheckedTarget[] {
   const out: CheckedTarget[] = [];
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const active = upstream.healthCheck.active;
@@ -35,6 +42,9 @@ export function checkedTargets(config: Config, live?: Iterable<LiveTarget>): Che
         });
       else out.push({ key: targetKey(name, t.url), url: url.origin, check: settings(active) });
     }
+    if (live === undefined)
+      for (const url of discovered?.get(name) ?? [])
+        out.push({ key: targetKey(name, url), url: new URL(url).origin, check: settings(active) });
   }
   if (live !== undefined)
     for (const t of live) if (t.check !== undefined) out.push({ key: t.id, url: t.url, check: settings(t.check) });

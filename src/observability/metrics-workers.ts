@@ -4,7 +4,7 @@
 // worker: counters and histograms summed, state gauges by their own aggregator (breaker state max, health,
 // config and build info first), so the names are those of a single process.
 import type { Channel } from 'node:diagnostics_channel';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { MetricsScrape, MetricsSource } from './metrics-source.ts';
 import { CHANNELS, type Gateway } from './events.ts';
 import { formatMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT, wantsOpenMetrics } from './metrics-format.ts';
@@ -54,6 +54,12 @@ export function reportWorkerMetrics(
 /** In the primary: the instance's metrics, from the workers' latest reports. */
 export class PrimaryMetrics implements MetricsSource {
   private readonly reports = new Map<number, Families>();
+  /** What the primary counts itself (discovery runs there), added to the workers' reports. */
+  private readonly own: readonly Registry[];
+
+  constructor(own: readonly Registry[] = []) {
+    this.own = own;
+  }
 
   receive(workerId: number, report: MetricsReport): void {
     this.reports.set(workerId, report.families as Families);
@@ -70,7 +76,8 @@ export class PrimaryMetrics implements MetricsSource {
 
   async scrape(accept: string | undefined): Promise<MetricsScrape> {
     const openMetrics = wantsOpenMetrics(accept);
-    const aggregated = AggregatorRegistry.aggregate([...this.reports.values()] as never);
+    const own = await Promise.all(this.own.map((r) => r.getMetricsAsJSON()));
+    const aggregated = AggregatorRegistry.aggregate([...this.reports.values(), ...own] as never);
     const families = await aggregated.getMetricsAsJSON();
     return {
       contentType: openMetrics ? OPENMETRICS_TEXT : PROMETHEUS_TEXT,

@@ -1,5 +1,6 @@
 // Starting a gateway from a config file or text: load and check the config, start the runtime, and the reloader
 // that follows the file. The programmatic entry point (src/index.ts) and the CLI and workers start through it.
+import type { WorkerSets } from '../discovery/instance-sets.ts';
 import { AdminListener } from '../admin/admin-listener.ts';
 import type { AdminServer } from '../admin/admin-server.ts';
 import type { CachePurges } from '../cache/purge-fanout.ts';
@@ -43,6 +44,8 @@ export interface StartOptions {
     readonly stickySecret: string;
     readonly limitStore: RateStore & ConcurrencyStore;
     readonly cachePurges: CachePurges;
+    /** The discovered targets its primary resolves for the instance. */
+    readonly discoveredSets: WorkerSets;
   };
 }
 
@@ -140,6 +143,7 @@ function startRuntime(
           stickySecret: options.worker.stickySecret,
           limitStore: options.worker.limitStore,
           cachePurges: options.worker.cachePurges,
+          discoveredSets: options.worker.discoveredSets,
         }
       : {}),
   });

@@ -17,6 +17,7 @@ import { answerLimitRequest } from '../limits/ipc-store.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { PrimaryMetrics } from '../observability/metrics-workers.ts';
+import { PrimaryDiscovery } from './primary-discovery.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import type { ReloadResult } from './lifecycle.ts';
 import { serialized, watchConfigFile } from './config-watch.ts';
@@ -66,6 +67,8 @@ export class Primary {
   private configText = '';
   private started = false;
   private readonly portGuard: (claims: PortClaim[]) => void;
+  /** Discovery runs here, once per instance; the sets go to every worker. */
+  private readonly discovery: PrimaryDiscovery;
 
   constructor(options: PrimaryOptions) {
     this.options = options;
@@ -74,12 +77,26 @@ export class Primary {
     this.checker = new ActiveHealthChecker((target, healthy) => this.onVerdict(target, healthy), {
       log: (msg, fields) => this.log.warn(fields, msg),
     });
+    this.discovery = new PrimaryDiscovery(
+      options.log,
+      (set) => {
+        for (const w of this.workers) if (w.isConnected()) w.send({ type: 'discovered', set } satisfies PrimaryMessage);
+      },
+      () => {
+        if (this.config !== null) this.checkTargets(this.config);
+      },
+    );
     // The workers hold the instance's ports: they are ours, not another Turnpike's.
     this.portGuard = portGuard(
       options.handover === true,
       (level, f, m) => this.log[level](f, m),
       () => new Set([process.pid, ...[...this.workers].map((w) => w.process.pid ?? 0)]),
     );
+  }
+
+  /** What the active checks probe: the config's targets and the discovered ones. */
+  private checkTargets(config: Config): void {
+    this.checker.set(checkedTargets(config, undefined, this.discovery.urls()));
   }
 
   private onVerdict(target: string, healthy: boolean): void {
@@ -111,7 +128,8 @@ export class Primary {
       execArgv: [...NODE_FLAGS, ...process.execArgv.filter((a) => !NODE_FLAGS.includes(a))],
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
-    this.checker.set(checkedTargets(config));
+    this.discovery.sync(config);
+    this.checkTargets(config);
     await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
     this.started = true;
     this.log.info(
@@ -130,6 +148,7 @@ export class Primary {
       if (this.relay.receive(worker, m)) return;
       if (m.type === 'config-please') {
         worker.send({ type: 'config', text: this.configText } satisfies PrimaryMessage);
+        for (const set of this.discovery.all()) worker.send({ type: 'discovered', set } satisfies PrimaryMessage);
         // What the probes have found so far; later verdicts follow as they come.
         for (const [target, healthy] of this.verdicts)
           worker.send({ type: 'health', target, healthy } satisfies PrimaryMessage);
@@ -217,7 +236,7 @@ export class Primary {
     this.config = config;
     // Set before asking: a worker that starts during the reload gets the new text.
     this.configText = text;
-    this.checker.set(checkedTargets(config));
+    this.checkTargets(config);
     this.syncMetrics(config);
     const id = ++this.reloadId;
     const current = [...this.workers];
@@ -230,7 +249,7 @@ export class Primary {
       this.config = previous.config;
       this.configText = previous.text;
       if (previous.config !== null) {
-        this.checker.set(checkedTargets(previous.config));
+        this.checkTargets(previous.config);
         this.syncMetrics(previous.config);
       }
       await admin?.abort();
@@ -238,6 +257,7 @@ export class Primary {
     }
     // The primary runs the new config from here on (its tokens, metrics and probes already do).
     admin?.commit();
+    this.discovery.sync(config);
     this.wanted = wanted;
     while (this.workers.size < this.wanted) await this.fork();
     for (const w of [...this.workers].slice(this.wanted)) this.retire(w);
@@ -249,7 +269,7 @@ export class Primary {
 
   private syncMetrics(config: Config): void {
     if (config.metrics?.enabled !== true) this.metrics = null;
-    else this.metrics ??= new PrimaryMetrics();
+    else this.metrics ??= new PrimaryMetrics([this.discovery.registry]);
   }
 
   private askReload(worker: Worker, id: number, text: string): Promise<{ ok: boolean; error?: string }> {
@@ -290,6 +310,7 @@ export class Primary {
   async stop(): Promise<void> {
     this.stopping = true;
     this.checker.stop();
+    this.discovery.stop();
     const exits = [...this.workers].map(
       (w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))),
     );

@@ -30,6 +30,7 @@ import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients } from '../stores/redis-client.ts';
 import { DiscoveryLoops } from '../discovery/loops.ts';
+import type { WorkerSets } from '../discovery/instance-sets.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
 import { tcpClaims, type PortClaim } from './port-holders.ts';
 
@@ -53,6 +54,8 @@ export interface RuntimeOptions {
   readonly cachePurges?: CachePurges;
   /** The time plugins (cache freshness), upstreams (slow start, breakers, ejections) and health intervals read; default: the system clock. */
   readonly clock?: Clock;
+  /** A worker's discovered targets, as its primary resolves them; default: this process runs the discovery loops. */
+  readonly discoveredSets?: WorkerSets;
   /** Refuses ports another process listens on (port-holders.ts) before they are bound; none in a worker (its primary checks). */
   readonly portGuard?: (claims: PortClaim[]) => void;
 }
@@ -103,7 +106,7 @@ export class Runtime implements ListenerHost {
   /** Objects plugins keep across reloads (memory caches), by key; dropped when a new config no longer asks. */
   private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
-  private readonly discovery: DiscoveryLoops;
+  private readonly discovery: DiscoveryLoops | WorkerSets;
   private readonly portGuard: ((claims: PortClaim[]) => void) | undefined;
 
   private constructor(log: Logger, options: RuntimeOptions) {
@@ -118,16 +121,19 @@ export class Runtime implements ListenerHost {
       clock,
     );
     this.registry.onTargetsChanged = () => this.syncHealthChecks();
-    this.discovery = new DiscoveryLoops({
-      pool: (upstream) => this.current?.upstreams.get(upstream),
-      clock,
-      gateway: this.gateway,
-      log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
-      providerEnv: (config) => {
-        const settings = config.stores.redis;
-        return { redis: () => (settings ? this.redis.get(settings) : undefined) };
-      },
-    });
+    const pools = (upstream: string) => this.current?.upstreams.get(upstream);
+    this.discovery =
+      options.discoveredSets?.attach(pools) ??
+      new DiscoveryLoops({
+        pool: pools,
+        clock,
+        gateway: this.gateway,
+        log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
+        providerEnv: (config) => {
+          const settings = config.stores.redis;
+          return { redis: () => (settings ? this.redis.get(settings) : undefined) };
+        },
+      });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
       warn: (m) => this.log.warn(m),

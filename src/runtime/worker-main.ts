@@ -1,6 +1,7 @@
 // A worker process of a multi-worker instance: runs its own gateway (own snapshot, own pools) on listeners the
 // cluster primary shares, with the config text the primary hands it (never the file: it may be broken since the
 // primary last read it), reloads with the text the primary sends, drains on SIGTERM.
+import { WorkerSets } from '../discovery/instance-sets.ts';
 import { runAdminOp } from '../admin/admin-ops.ts';
 import { subscribeFeed, type FeedEvent } from '../admin/event-feed.ts';
 import { startGateway, type Gateway } from './gateway.ts';
@@ -23,6 +24,8 @@ const initialHealth = new Map<string, boolean>();
 let applyHealth = (target: string, healthy: boolean): void => {
   initialHealth.set(target, healthy);
 };
+// Discovered targets arrive from the primary too; those before the gateway exists wait in the sets for its pools.
+const discoveredSets = new WorkerSets();
 // `memory` limit counters are the primary's, so a limit means the same with any number of workers.
 const limitStore = new IpcLimitStore((m) => process.send!(m));
 // Memory caches are per worker; a purge here is relayed by the primary to the others (and theirs to us).
@@ -38,6 +41,7 @@ process.on('message', (m: PrimaryMessage) => {
   if (limitStore.receive(m)) return;
   if (cachePurges.receive(m)) return;
   if (m.type === 'health') applyHealth(m.target, m.healthy);
+  else if (m.type === 'discovered') discoveredSets.receive(m.set);
   else if (m.type === 'config') receiveConfig(m.text);
   else if (m.type === 'reload') {
     reloads = reloads.then(async () => {
@@ -56,7 +60,7 @@ try {
     configFile: file,
     configText: await initialText,
     watch: false,
-    worker: { initialHealth, stickySecret, limitStore, cachePurges },
+    worker: { initialHealth, stickySecret, limitStore, cachePurges, discoveredSets },
   });
   applyHealth = (target, healthy) => gateway.runtime.setTargetHealth(target, healthy);
   for (const [target, healthy] of initialHealth) applyHealth(target, healthy);

@@ -1,6 +1,7 @@
 // The IPC vocabulary between the primary and its workers.
 import type { AdminOp } from '../admin/admin-ops.ts';
 import type { FeedEvent } from '../admin/event-feed.ts';
+import type { DiscoveredSet } from '../discovery/instance-sets.ts';
 import type { PurgeReply, PurgeRequest } from '../cache/purge-fanout.ts';
 import type { LimitReply, LimitRequest } from '../limits/ipc-store.ts';
 import type { MetricsReport } from '../observability/metrics-workers.ts';
@@ -27,6 +28,8 @@ export type PrimaryMessage =
   | { readonly type: 'reopen-logs' }
   /** An active health check's verdict (probes run once per instance, in the primary). */
   | { readonly type: 'health'; readonly target: string; readonly healthy: boolean }
+  /** An upstream's discovered targets, whole (discovery runs once per instance, in the primary). */
+  | { readonly type: 'discovered'; readonly set: DiscoveredSet }
   | LimitReply
   /** A purge relayed from another worker, or the summed count of one this worker asked for. */
   | PurgeRequest
