@@ -100,6 +100,9 @@ function createKubernetes(settings: DiscoverySettings, discover: DiscoverConfig,
   let last: string | undefined;
   let listed = false;
   let agent: { ca: string | undefined; agent: Agent } | undefined;
+  /** When the watch in use opened, and whether it brought an event yet. */
+  let opened = 0;
+  let sawEvent = false;
 
   const current = () => sliceTargets(slices.values(), block.port, discover.scheme);
 
@@ -154,7 +157,9 @@ function createKubernetes(settings: DiscoverySettings, discover: DiscoverConfig,
       allowWatchBookmarks: 'true',
       timeoutSeconds: String(WATCH_SECONDS),
     });
-    return watchEvents(await get(query, signal, true));
+    const stream = watchEvents(await get(query, signal, true));
+    sawEvent = false;
+    return stream;
   }
 
   /** Applies one event; a 410 lists again. */
@@ -178,28 +183,31 @@ function createKubernetes(settings: DiscoverySettings, discover: DiscoverConfig,
         last = JSON.stringify(targets);
         return { targets };
       }
+      /** Watches in a row that ended with no event within a second of opening. */
+      let endedAtOnce = 0;
       for (;;) {
         if (events === undefined) {
-          const opened = performance.now();
           try {
             events = await watch(signal);
+            opened = performance.now();
+            continue;
           } catch (err) {
             if (!(err instanceof Gone)) throw err;
             await list(signal);
           }
-          if (events !== undefined) {
-            const first = await events.next();
-            // A watch that ends at once, again and again, would be a busy loop: a failure instead.
-            if (first.done === true && performance.now() - opened < 1000)
-              throw new Error('the Kubernetes watch ended as soon as it opened');
-            if (first.done === true) events = undefined;
-            else await apply(first.value, signal);
-          }
         } else {
           const next = await events.next();
-          if (next.done === true)
-            events = undefined; // ended by the server: watch again from resourceVersion
-          else await apply(next.value, signal);
+          if (next.done === true) {
+            // Ended by the server: watch again from resourceVersion. Ending at once again and again would be a
+            // busy loop: a failure instead (the loop retries after its delay, with a list).
+            events = undefined;
+            if (!sawEvent && performance.now() - opened < 1000 && ++endedAtOnce >= 3)
+              throw new Error('the Kubernetes watch keeps ending as soon as it opens');
+          } else {
+            sawEvent = true;
+            endedAtOnce = 0;
+            await apply(next.value, signal);
+          }
         }
         const targets = current();
         const key = JSON.stringify(targets);

@@ -50,6 +50,10 @@ export interface KubernetesStandIn {
   /** Creates or replaces a slice in `namespace` (ADDED or MODIFIED to the watches). */
   apply(namespace: string, slice: Record<string, unknown>): void;
   remove(namespace: string, name: string): void;
+  /** Ends the open watches, as a server does after timeoutSeconds (their history stays). */
+  endWatches(): void;
+  /** The token accepted from now on (a rotation). */
+  setToken(token: string): void;
   /** Forgets the history: a watch from an older version gets 410 Gone, open watches an ERROR event 410 (`event`)
    *  or have their stream ended so the next watch gets an HTTP 410 (`status`). */
   compact(how: 'event' | 'status'): void;
@@ -64,6 +68,7 @@ const PATH = /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslic
 export async function startKubernetesStandIn(
   options: { token?: string; tls?: { cert: string; key: string } } = {},
 ): Promise<KubernetesStandIn> {
+  let token = options.token;
   let rv = 100;
   let compactedBelow = 0;
   const slices = new Map<string, { namespace: string; object: Slice }>();
@@ -87,7 +92,7 @@ export async function startKubernetesStandIn(
   function handler(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'https://kubernetes');
     requests.push({ url, authorization: req.headers.authorization });
-    if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`)
+    if (token !== undefined && req.headers.authorization !== `Bearer ${token}`)
       return status(res, 401, 'Unauthorized', 'Unauthorized');
     const m = PATH.exec(url.pathname);
     if (req.method !== 'GET' || m === null) return status(res, 404, 'NotFound', 'the server could not find it');
@@ -162,6 +167,15 @@ export async function startKubernetesStandIn(
     remove(namespace, name) {
       const had = slices.get(`${namespace}/${name}`);
       if (had !== undefined) change('DELETED', namespace, had.object);
+    },
+    endWatches() {
+      for (const w of [...watches]) {
+        w.res.end();
+        watches.delete(w);
+      }
+    },
+    setToken(next) {
+      token = next;
     },
     compact(how) {
       compactedBelow = rv + 1;
