@@ -194,10 +194,13 @@ const kubernetesDiscover = z
     port: z
       .union([
         z.int().min(1).max(65535),
+        // A port name (IANA_SVC_NAME): lower case, a letter at least, 15 characters at most.
         z
           .string()
-          .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
-          .max(63),
+          .regex(/^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, {
+            message: 'expected a port name such as http, or a port number such as 8080',
+          })
+          .max(15),
       ])
       .meta({ description: "the endpoints' port: its name in the Service (http) or its number", examples: ['http'] }),
   })

@@ -105,7 +105,13 @@ function createConsul(settings: DiscoverySettings, discover: DiscoverConfig, env
         const body = await res.body.text();
         if (res.statusCode !== 200) throw new Error(`Consul answered ${res.statusCode}: ${body.slice(0, 200).trim()}`);
         index = nextIndex(index, res.headers['x-consul-index']);
-        const targets = consulTargets(JSON.parse(body), block, discover.scheme);
+        let entries: unknown;
+        try {
+          entries = JSON.parse(body);
+        } catch {
+          throw new Error(`Consul answered something other than JSON: ${body.slice(0, 200).trim()}`);
+        }
+        const targets = consulTargets(entries, block, discover.scheme);
         if (answerAtOnce || !sameSet(targets, last)) {
           last = targets;
           return { targets };

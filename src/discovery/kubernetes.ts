@@ -128,7 +128,11 @@ function createKubernetes(settings: DiscoverySettings, discover: DiscoverConfig,
     }
     if (res.statusCode !== 200) {
       const text = await res.body.text();
-      const message = (JSON.parse(text || '{}') as { message?: string }).message ?? text.slice(0, 200);
+      // The API answers a Status object; anything else (a proxy's page) is shown as it came.
+      let message = text.slice(0, 200).trim();
+      try {
+        message = (JSON.parse(text) as { message?: string }).message ?? message;
+      } catch {}
       throw new Error(`the Kubernetes API answered ${res.statusCode}: ${message}`);
     }
     return res.body;

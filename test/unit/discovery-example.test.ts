@@ -73,3 +73,24 @@ test('an upstream takes targets or discover: both, or neither, is an error at it
     /^TP_CONFIG_INVALID 3 upstreams\.app\.discover: expected one provider: dns, [a-z, ]+$/,
   );
 });
+
+test('consul and kubernetes blocks: their mistakes are errors at their key paths', () => {
+  assert.deepEqual(problems('{ discover: { consul: { tags: [v2] } } }'), [
+    'TP_CONFIG_INVALID 3 upstreams.app.discover.consul.service: missing required key "service" (expected a string)',
+  ]);
+  assert.match(
+    problems('{ discover: { kubernetes: { service: billing, port: "8080" } } }').join(),
+    /upstreams\.app\.discover\.kubernetes\.port: .*expected a port name such as http, or a port number such as 8080/,
+  );
+  assert.match(
+    problems('{ discover: { kubernetes: { namespace: Shop, service: billing, port: http } } }').join(),
+    /upstreams\.app\.discover\.kubernetes\.namespace: expected a Kubernetes namespace name such as shop/,
+  );
+  assert.match(
+    problems(
+      '{ discover: { consul: { service: search } } }\ndiscovery: { consul: { address: "127.0.0.1:8500" } }',
+    ).join(),
+    /^TP_CONFIG_INVALID 4 discovery\.consul\.address: expected an http:\/\/ or https:\/\/ URL/,
+  );
+  assert.deepEqual(problems('{ discover: { kubernetes: { service: billing, port: 8080 } } }'), []);
+});
