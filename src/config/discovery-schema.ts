@@ -2,9 +2,79 @@
 // `discover:` block, which names one provider and what it watches instead of listing `targets`.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { duration, positiveDuration } from './primitives.ts';
+import { duration, PATTERNS, positiveDuration } from './primitives.ts';
+import { secret } from './secret.ts';
 
 /** A DNS server as node:dns `setServers` takes it: an IPv4 or [IPv6] address, with an optional port. */
+const httpUrl = (example: string) =>
+  z
+    .string()
+    .refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), {
+      message: `expected an http:// or https:// URL such as ${example}`,
+    })
+    .meta({ pattern: PATTERNS.httpUrl });
+
+/** Consul's HTTP API (the local agent by default). */
+const consulSettings = z
+  .strictObject({
+    address: httpUrl('http://127.0.0.1:8500')
+      .default('http://127.0.0.1:8500')
+      .meta({ description: "the Consul agent's HTTP API", examples: ['http://127.0.0.1:8500'] }),
+    token: secret(z.string())
+      .optional()
+      .meta({
+        description: 'an ACL token sent as X-Consul-Token (empty: none); redacted in config dumps',
+        examples: ['${CONSUL_TOKEN:-}'],
+      }),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description: 'PEM file of the CA of an https:// address (default: the system CAs)',
+        examples: ['consul-ca.pem'],
+      }),
+    wait: positiveDuration
+      .prefault('5m')
+      .refine((ms) => ms <= 600_000, { message: 'Consul waits 10m at most' })
+      .meta({
+        description: 'how long one blocking query waits for a change before Consul answers anyway',
+        examples: ['5m'],
+      }),
+  })
+  .prefault({})
+  .meta({ description: 'how the Consul provider asks: address, token (health-passing instances, blocking queries)' });
+
+/** The Kubernetes API (in-cluster service account by default). */
+const kubernetesSettings = z
+  .strictObject({
+    apiServer: httpUrl('https://10.0.0.1:443')
+      .optional()
+      .meta({
+        description: 'the API server (default in a pod: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
+        examples: ['https://kubernetes.default.svc'],
+      }),
+    tokenFile: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "a bearer token file, read again at each list (tokens rotate); default: the pod's service account's",
+        examples: ['/var/run/secrets/kubernetes.io/serviceaccount/token'],
+      }),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description: "PEM file of the API server's CA; default: the pod's service account's ca.crt",
+        examples: ['/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'],
+      }),
+  })
+  .prefault({})
+  .meta({ description: 'how the Kubernetes provider reaches the API (EndpointSlices list+watch)' });
+
 const dnsServer = z
   .string()
   .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]+)(:\d{1,5})?$/, {
@@ -42,6 +112,8 @@ export const discoverySettings = z
       })
       .prefault({})
       .meta({ description: 'how the DNS provider asks: servers, refresh floor, timeout' }),
+    consul: consulSettings,
+    kubernetes: kubernetesSettings,
   })
   .prefault({})
   .meta({ description: 'settings shared by the discovery providers (upstreams name them in discover:)' });
@@ -84,12 +156,70 @@ const dnsDiscover = z
 
 export type DnsDiscover = z.output<typeof dnsDiscover>;
 
+const consulDiscover = z
+  .strictObject({
+    service: z
+      .string()
+      .min(1)
+      .meta({ description: 'the Consul service whose passing instances are the targets', examples: ['search'] }),
+    tags: z
+      .array(z.string().min(1))
+      .optional()
+      .meta({ description: 'only instances carrying every one of these tags', examples: [['v2']] }),
+    dc: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "the datacenter asked (default: the agent's)", examples: ['dc2'] }),
+  })
+  .meta({ description: 'targets from Consul: the health-passing instances of a service' });
+
+export type ConsulDiscover = z.output<typeof consulDiscover>;
+
+const dnsLabel = (what: string, example: string) =>
+  z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { message: `expected a Kubernetes ${what} name such as ${example}` })
+    .max(63);
+
+const kubernetesDiscover = z
+  .strictObject({
+    namespace: dnsLabel('namespace', 'shop')
+      .default('default')
+      .meta({ description: 'the namespace of the service', examples: ['shop'] }),
+    service: dnsLabel('service', 'billing').meta({
+      description: 'the Service whose ready endpoints (EndpointSlices) are the targets',
+      examples: ['billing'],
+    }),
+    port: z
+      .union([
+        z.int().min(1).max(65535),
+        // A port name (IANA_SVC_NAME): lower case, a letter at least, 15 characters at most.
+        z
+          .string()
+          .regex(/^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, {
+            message: 'expected a port name such as http, or a port number such as 8080',
+          })
+          .max(15),
+      ])
+      .meta({ description: "the endpoints' port: its name in the Service (http) or its number", examples: ['http'] }),
+  })
+  .meta({ description: 'targets from Kubernetes: the ready endpoints of a Service (EndpointSlices list+watch)' });
+
+export type KubernetesDiscover = z.output<typeof kubernetesDiscover>;
+
 /** The providers an upstream's `discover:` block can name; each has a file in src/discovery/. */
-export const DISCOVERY_PROVIDERS = { dns: dnsDiscover } as const;
+export const DISCOVERY_PROVIDERS = {
+  dns: dnsDiscover,
+  consul: consulDiscover,
+  kubernetes: kubernetesDiscover,
+} as const;
 
 export const discover = z
   .strictObject({
     dns: dnsDiscover.optional(),
+    consul: consulDiscover.optional(),
+    kubernetes: kubernetesDiscover.optional(),
     scheme: z
       .enum(['http', 'https'])
       .default('http')

@@ -5,7 +5,7 @@ import type { Clock } from '../clock.ts';
 import type { ErrorCode } from '../errors.ts';
 import { CHANNELS, type Gateway } from '../observability/events.ts';
 import { TargetSetApplier, type LivePool } from './apply.ts';
-import type { Resolve } from './provider.ts';
+import type { Resolution, Resolve } from './provider.ts';
 
 export interface LoopOptions {
   readonly upstream: string;
@@ -36,6 +36,8 @@ export class DiscoveryLoop {
   /** Monotonic time the current run of empty answers began; undefined while answers have records. */
   private emptySince: number | undefined;
   private failing = false;
+  /** A watching source's round still waiting for a change when an empty grace ended: the next round awaits it. */
+  private pending: Promise<Resolution> | undefined;
 
   constructor(options: LoopOptions) {
     this.o = options;
@@ -65,7 +67,7 @@ export class DiscoveryLoop {
     const o = this.o;
     let delay = o.minRefreshMs;
     try {
-      const answer = await o.resolve(this.abort.signal);
+      const answer = await this.ask();
       if (this.stopped) return delay;
       if (this.failing) {
         this.failing = false;
@@ -110,6 +112,30 @@ export class DiscoveryLoop {
       return o.retryMs;
     }
     return delay;
+  }
+
+  /**
+   * The source's answer. A watching source (minRefresh 0) answers only on a change, so within an empty grace its
+   * round also ends when the grace does (the answer then is the same empty set), and the next round takes over
+   * the request still waiting.
+   */
+  private ask(): Promise<Resolution> {
+    const o = this.o;
+    const asking = this.pending ?? o.resolve(this.abort.signal);
+    this.pending = undefined;
+    if (o.minRefreshMs > 0 || this.emptySince === undefined) return asking;
+    const left = Math.max(0, this.emptySince + o.emptyGraceMs - o.clock.monotonic());
+    return new Promise((resolve, reject) => {
+      const cancel = o.clock.schedule(left, () => {
+        this.pending = asking;
+        asking.catch(() => {}); // settled by the round that takes it over
+        resolve({ targets: [] });
+      });
+      asking.then(
+        (answer) => (cancel(), resolve(answer)),
+        (err: unknown) => (cancel(), reject(err as Error)),
+      );
+    });
   }
 
   private publish(outcome: 'resolved' | 'empty' | 'error', error?: string): void {

@@ -23,6 +23,8 @@ export type Resolve = (signal: AbortSignal) => Promise<Resolution>;
 export interface ProviderEnv {
   /** The `stores.redis` client of this process; undefined when the config has no `stores.redis`. */
   readonly redis: () => Redis | undefined;
+  /** Where relative file paths of the settings start (the config file's folder); default: the working directory. */
+  readonly configDir?: string;
 }
 
 export interface DiscoveryProvider {

@@ -20,7 +20,7 @@ export class PrimaryDiscovery {
   private readonly unsubscribe: () => void;
 
   /** `broadcast` sends a changed set to every worker; `changed` runs after it (the health checks follow). */
-  constructor(log: Logger, broadcast: (set: DiscoveredSet) => void, changed: () => void) {
+  constructor(log: Logger, configDir: string, broadcast: (set: DiscoveredSet) => void, changed: () => void) {
     const gateway = newGateway();
     const [channel, count] = discoveryMetrics(this.registry, gateway);
     channel.subscribe(count);
@@ -37,7 +37,7 @@ export class PrimaryDiscovery {
       log: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) },
       providerEnv: (config) => {
         const settings = config.stores.redis;
-        return { redis: () => (settings ? this.redis.get(settings) : undefined) };
+        return { redis: () => (settings ? this.redis.get(settings) : undefined), configDir };
       },
     });
   }

@@ -79,6 +79,7 @@ export class Primary {
     });
     this.discovery = new PrimaryDiscovery(
       options.log,
+      dirname(this.file),
       (set) => {
         for (const w of this.workers) if (w.isConnected()) w.send({ type: 'discovered', set } satisfies PrimaryMessage);
       },

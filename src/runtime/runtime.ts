@@ -131,7 +131,10 @@ export class Runtime implements ListenerHost {
         log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
         providerEnv: (config) => {
           const settings = config.stores.redis;
-          return { redis: () => (settings ? this.redis.get(settings) : undefined) };
+          return {
+            redis: () => (settings ? this.redis.get(settings) : undefined),
+            configDir: configDirOf(this.configFile),
+          };
         },
       });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));

@@ -21,6 +21,12 @@ test('the discovery example validates verbatim, with no --strict warning', () =>
     });
     assert.deepEqual(users!.discover?.dns, { a: 'users.internal', port: 8080 });
     assert.deepEqual(loaded.config.discovery.dns, { servers: ['127.0.0.1:5353'], minRefresh: 5000, timeout: 5000 });
+    const { billing, search } = loaded.config.upstreams;
+    assert.deepEqual(billing!.discover?.kubernetes, { namespace: 'shop', service: 'billing', port: 'http' });
+    assert.deepEqual(search!.discover?.consul, { service: 'search', tags: ['v2'] });
+    // ${CONSUL_TOKEN:-} with the variable unset: an empty token, which sends none.
+    assert.deepEqual(loaded.config.discovery.consul, { address: 'http://127.0.0.1:8500', token: '', wait: 300_000 });
+    assert.deepEqual(loaded.config.discovery.kubernetes, {});
     assert.deepEqual(loaded.warnings.map(formatProblem), []);
   } catch (err) {
     if (err instanceof ConfigError) assert.fail(err.problems.map(formatProblem).join('\n'));
@@ -61,7 +67,30 @@ test('an upstream takes targets or discover: both, or neither, is an error at it
     ).join(),
     /^TP_CONFIG_INVALID 4 discovery\.dns\.servers\[0\]: expected a DNS server address/,
   );
-  assert.deepEqual(problems('{ discover: { scheme: https } }'), [
-    'TP_CONFIG_INVALID 3 upstreams.app.discover: expected one provider: dns',
+  // The list of providers grows with each one: the message starts with it.
+  assert.match(
+    problems('{ discover: { scheme: https } }').join('\n'),
+    /^TP_CONFIG_INVALID 3 upstreams\.app\.discover: expected one provider: dns, [a-z, ]+$/,
+  );
+});
+
+test('consul and kubernetes blocks: their mistakes are errors at their key paths', () => {
+  assert.deepEqual(problems('{ discover: { consul: { tags: [v2] } } }'), [
+    'TP_CONFIG_INVALID 3 upstreams.app.discover.consul.service: missing required key "service" (expected a string)',
   ]);
+  assert.match(
+    problems('{ discover: { kubernetes: { service: billing, port: "8080" } } }').join(),
+    /upstreams\.app\.discover\.kubernetes\.port: .*expected a port name such as http, or a port number such as 8080/,
+  );
+  assert.match(
+    problems('{ discover: { kubernetes: { namespace: Shop, service: billing, port: http } } }').join(),
+    /upstreams\.app\.discover\.kubernetes\.namespace: expected a Kubernetes namespace name such as shop/,
+  );
+  assert.match(
+    problems(
+      '{ discover: { consul: { service: search } } }\ndiscovery: { consul: { address: "127.0.0.1:8500" } }',
+    ).join(),
+    /^TP_CONFIG_INVALID 4 discovery\.consul\.address: expected an http:\/\/ or https:\/\/ URL/,
+  );
+  assert.deepEqual(problems('{ discover: { kubernetes: { service: billing, port: 8080 } } }'), []);
 });

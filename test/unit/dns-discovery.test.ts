@@ -106,7 +106,11 @@ test('the applier adds new targets, updates changed weights and backups, drains 
 });
 
 describe('the discovery loop', () => {
-  function loop(answers: (() => Promise<{ targets: DiscoveredTarget[]; ttlMs?: number }>)[], clock: ManualClock) {
+  function loop(
+    answers: (() => Promise<{ targets: DiscoveredTarget[]; ttlMs?: number }>)[],
+    clock: ManualClock,
+    minRefreshMs = 5000,
+  ) {
     const pool = fakePool();
     const warnings: object[] = [];
     const gateway = newGateway();
@@ -117,7 +121,7 @@ describe('the discovery loop', () => {
       resolve: () => answers.shift()!(),
       pool: () => pool,
       clock,
-      minRefreshMs: 5000,
+      minRefreshMs,
       retryMs: 5000,
       emptyGraceMs: 30_000,
       gateway,
@@ -152,6 +156,31 @@ describe('the discovery loop', () => {
     clock.advance(30_000);
     await l.refresh();
     assert.deepEqual([...pool.targets.keys()], [], 'emptied once the grace has passed');
+  });
+
+  test('a watching source (minRefresh 0) that stays empty is emptied when the grace ends, its wait taken over', async () => {
+    const clock = new ManualClock();
+    let answer!: (r: { targets: DiscoveredTarget[] }) => void;
+    const waiting = () => new Promise<{ targets: DiscoveredTarget[] }>((resolve) => (answer = resolve));
+    const asked: number[] = [];
+    const answers = [ok([t('http://a:1')]), ok([]), waiting];
+    const { l, pool } = loop(
+      answers.map((a, i) => () => (asked.push(i), a())),
+      clock,
+      0,
+    );
+    await l.refresh();
+    assert.equal(await l.refresh(), 0, 'the empty answer: asked again at once');
+    const round = l.refresh(); // the watch waits for a change that does not come
+    await clock.whenPending(1, 'the grace timer');
+    clock.advance(30_000);
+    await round;
+    assert.deepEqual([...pool.targets.keys()], [], 'emptied once the grace has passed');
+    const next = l.refresh();
+    answer({ targets: [t('http://b:1')] });
+    await next;
+    assert.deepEqual(asked, [0, 1, 2], 'the wait in progress is taken over, not asked twice');
+    assert.deepEqual([...pool.targets.keys()], ['http://b:1']);
   });
 
   test('a failing resolver keeps the last set, warns once per streak and publishes each failure', async () => {
