@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { redisServiceName } from '../config/discovery-schema.ts';
 import { ConfigError } from '../config/loader.ts';
-import { deregister, register, registrationUrlProblem } from '../discovery/redis-keys.ts';
+import { deregister, readyWithin, register, registrationUrlProblem } from '../discovery/redis-keys.ts';
 import { createAppLog } from '../observability/app-log.ts';
 import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { RedisClients } from '../stores/redis-client.ts';
@@ -108,7 +108,7 @@ async function runRegister(opts: RegisterOptions): Promise<void> {
   const renew = async (): Promise<void> => {
     try {
       // Without an offline queue a write fails at once while the client (re)connects: wait for it a little.
-      if (client.status !== 'ready') await readyWithin(client, settings.connectTimeout);
+      await readyWithin(client, settings.connectTimeout);
       await register(client, prefix, opts.service, reg, opts.ttl);
       if (first || failing) log.info({ ttlMs: opts.ttl, renewMs: every }, first ? 'registered' : 'registered again');
       first = false;
@@ -142,19 +142,4 @@ async function runRegister(opts: RegisterOptions): Promise<void> {
   process.on('SIGTERM', () => void leave('SIGTERM'));
   writing = renew();
   await writing;
-}
-
-/** Resolves once `client` is ready, rejects after `ms`. */
-function readyWithin(client: ReturnType<RedisClients['get']>, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      reject(new Error(`Redis not reachable within ${ms} ms`));
-    }, ms);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    client.once('ready', onReady);
-  });
 }

@@ -107,3 +107,20 @@ export async function listRegistrations(
   }
   return [...byUrl.values()].sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 }
+
+/** Resolves once `client` is ready (at once when it is), rejects after `ms`: without an offline queue a command
+ *  sent while it (re)connects fails at once. */
+export function readyWithin(client: RedisLike, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis not reachable within ${ms} ms`));
+    }, ms);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
