@@ -21,6 +21,8 @@ test('the discovery example validates verbatim, with no --strict warning', () =>
     });
     assert.deepEqual(users!.discover?.dns, { a: 'users.internal', port: 8080 });
     assert.deepEqual(loaded.config.discovery.dns, { servers: ['127.0.0.1:5353'], minRefresh: 5000, timeout: 5000 });
+    assert.deepEqual(loaded.config.upstreams.ledger!.discover?.redis, { service: 'ledger' });
+    assert.deepEqual(loaded.config.discovery.redis, { prefix: 'turnpike:services:', refresh: 1000 });
     assert.deepEqual(loaded.warnings.map(formatProblem), []);
   } catch (err) {
     if (err instanceof ConfigError) assert.fail(err.problems.map(formatProblem).join('\n'));
@@ -61,7 +63,8 @@ test('an upstream takes targets or discover: both, or neither, is an error at it
     ).join(),
     /^TP_CONFIG_INVALID 4 discovery\.dns\.servers\[0\]: expected a DNS server address/,
   );
-  assert.deepEqual(problems('{ discover: { scheme: https } }'), [
-    'TP_CONFIG_INVALID 3 upstreams.app.discover: expected one provider: dns',
-  ]);
+  assert.match(
+    problems('{ discover: { scheme: https } }').join(),
+    /^TP_CONFIG_INVALID 3 upstreams\.app\.discover: expected one provider: dns, /,
+  );
 });
