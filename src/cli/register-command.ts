@@ -93,9 +93,8 @@ async function runRegister(opts: RegisterOptions): Promise<void> {
   const prefix = config.discovery.redis.prefix;
   const log = createAppLog().child({ service: opts.service, url: opts.url });
   let failing = false;
-  const clients = new RedisClients((err) => {
-    if (!failing) log.debug({ error: err.message }, 'redis connection error');
-  });
+  // Connection errors show in the warn line of the write that fails; here they are only debug noise.
+  const clients = new RedisClients((err) => log.debug({ error: err.message }, 'redis connection error'));
   const client = clients.get(settings);
   const reg = { url: opts.url, ...(opts.weight !== undefined ? { weight: opts.weight } : {}) };
   const every = Math.floor(opts.ttl / 3);

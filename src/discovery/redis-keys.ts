@@ -2,10 +2,13 @@
 //   key   {<prefix><service>}:<origin>     e.g. {turnpike:services:ledger}:http://10.0.0.5:8080
 //   value {"url": "<origin>", "weight": n}  (weight optional, 1 by default)
 //   TTL   PX = the registration's TTL, renewed by rewriting the key (every third of the TTL)
-// One key per instance, so an instance that stops renewing disappears on its own when its TTL ends. The braces are
-// a Redis Cluster hash tag: every instance of one service sits in one slot, on one node, so one SCAN there finds
-// them all and one MGET reads them.
+//   index {<prefix><service>}               a SET of the origins registered (SADD with each write)
+// One key per instance, so an instance that stops renewing disappears on its own when its TTL ends. The index
+// spares a SCAN of the whole keyspace each round (stores.redis also holds the caches and rate counters): a round
+// is SMEMBERS + MGET; an origin whose key has expired leaves the index then. The braces are a Redis Cluster hash
+// tag: a service's index and keys share one slot, so the multi-key commands and the script work there too.
 import type { Cluster, Redis } from 'ioredis';
+import { RedisScript } from '../stores/redis-script.ts';
 import type { DiscoveredTarget } from './apply.ts';
 
 export type RedisLike = Redis | Cluster;
@@ -35,14 +38,9 @@ export function instanceKey(prefix: string, service: string, url: string): strin
   return `${serviceTag(prefix, service)}:${new URL(url).origin}`;
 }
 
-/** A SCAN MATCH pattern for every instance of `service`: glob characters of the tag escaped. */
-export function servicePattern(prefix: string, service: string): string {
-  return `${serviceTag(prefix, service).replace(/[*?[\]\\]/g, '\\$&')}:*`;
-}
-
 /** A key's value as a target, in the upstream's scheme; undefined when it is not a registration (left alone). */
 export function parseRegistration(value: string | null, scheme: string): DiscoveredTarget | undefined {
-  if (value === null) return undefined; // expired between the SCAN and the read
+  if (value === null) return undefined; // expired: its index entry outlived it
   let v: unknown;
   try {
     v = JSON.parse(value);
@@ -67,18 +65,41 @@ export async function register(
 ): Promise<void> {
   const url = new URL(reg.url).origin;
   const value = JSON.stringify({ url, ...(reg.weight !== undefined ? { weight: reg.weight } : {}) });
-  await client.set(instanceKey(prefix, service, url), value, 'PX', Math.max(1, Math.round(ttlMs)));
+  // SET before SADD, in one MULTI: the index never names a key that was not written.
+  await client
+    .multi()
+    .set(instanceKey(prefix, service, url), value, 'PX', Math.max(1, Math.round(ttlMs)))
+    .sadd(serviceTag(prefix, service), url)
+    .exec()
+    .then(execErrors);
 }
 
 /** Removes one registration; resolves with whether it was there. */
 export async function deregister(client: RedisLike, prefix: string, service: string, url: string): Promise<boolean> {
-  return (await client.del(instanceKey(prefix, service, url))) > 0;
+  const origin = new URL(url).origin;
+  const replies = await client
+    .multi()
+    .del(instanceKey(prefix, service, origin))
+    .srem(serviceTag(prefix, service), origin)
+    .exec()
+    .then(execErrors);
+  return replies[0] === 1;
 }
 
-/** The nodes a SCAN must cover: the masters of a Cluster (the tag's slot is on one of them), else the client. */
-function scanNodes(client: RedisLike): Redis[] {
-  return client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
+/** The replies of a MULTI, or its first error thrown (exec resolves null when the transaction was aborted). */
+function execErrors(result: [Error | null, unknown][] | null): unknown[] {
+  if (result === null) throw new Error('the Redis transaction was aborted');
+  for (const [err] of result) if (err !== null) throw err;
+  return result.map(([, v]) => v);
 }
+
+/** Removes from the index (KEYS[1]) each origin (ARGV[i]) whose key (KEYS[i+1]) is gone, atomically: a
+ *  registration written meanwhile (SET, then SADD) keeps its entry. */
+const PRUNE = new RedisScript(`
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SREM', KEYS[1], ARGV[i - 1]) end
+end
+return 0`);
 
 /** Every registered instance of `service`, as targets in `scheme`, sorted by URL (one answer, a stable order). */
 export async function listRegistrations(
@@ -87,24 +108,25 @@ export async function listRegistrations(
   service: string,
   scheme: string,
 ): Promise<DiscoveredTarget[]> {
-  const pattern = servicePattern(prefix, service);
-  const keys = new Set<string>();
-  for (const node of scanNodes(client)) {
-    let cursor = '0';
-    do {
-      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      for (const k of found) keys.add(k);
-      cursor = next;
-    } while (cursor !== '0');
-  }
-  if (keys.size === 0) return [];
-  // One slot (the hash tag), so one MGET even on a Cluster.
+  const index = serviceTag(prefix, service);
+  const origins = await client.smembers(index);
+  if (origins.length === 0) return [];
+  const keys = origins.map((o) => `${index}:${o}`);
   const values = await client.mget(...keys);
   const byUrl = new Map<string, DiscoveredTarget>();
-  for (const v of values) {
+  const gone: number[] = [];
+  values.forEach((v, i) => {
+    if (v === null) gone.push(i);
     const t = parseRegistration(v, scheme);
     if (t !== undefined) byUrl.set(t.url, t);
-  }
+  });
+  if (gone.length > 0)
+    // Housekeeping: a failure here leaves the entry for the next round, and does not fail this one.
+    await PRUNE.run(
+      client as Redis,
+      [index, ...gone.map((i) => keys[i]!)],
+      gone.map((i) => origins[i]!),
+    ).catch(() => undefined);
   return [...byUrl.values()].sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 }
 

@@ -1,8 +1,9 @@
 // Redis discovery: the instances registered under `discovery.redis.prefix` for the upstream's service, in the
 // instance's `stores.redis` (key layout: redis-keys.ts). Polled every `discovery.redis.refresh` (1 s by default):
-// a SCAN of the service's keys and one MGET, so a registration is seen within a refresh, and one whose TTL ended
-// is gone within a refresh too (Redis never returns an expired key). Keyspace notifications would need
-// `notify-keyspace-events` set on the server, which a gateway cannot assume, and would still need this poll.
+// the service's index (SMEMBERS) and its keys (one MGET), two commands whatever the size of the keyspace; a new
+// registration is seen within a refresh, and one whose TTL ended is gone within a refresh too (Redis never returns
+// an expired key). Keyspace notifications would need `notify-keyspace-events` set on the server, which a gateway
+// cannot assume, and a poll would still be needed after each reconnect.
 import type { DiscoverConfig, DiscoverySettings } from '../config/discovery-schema.ts';
 import type { DiscoveryProvider, ProviderEnv, Resolve } from './provider.ts';
 import { listRegistrations } from './redis-keys.ts';

@@ -12,7 +12,6 @@ import {
   parseRegistration,
   register,
   registrationUrlProblem,
-  servicePattern,
 } from '../../src/discovery/redis-keys.ts';
 import { redisProvider } from '../../src/discovery/redis.ts';
 import { DiscoveryLoop } from '../../src/discovery/loop.ts';
@@ -37,7 +36,7 @@ after(async () => {
 });
 
 describe('the key layout', () => {
-  test('a key per instance: {prefix+service}:origin (a Cluster hash tag), a JSON value, PX = the TTL', async () => {
+  test('a key per instance: {prefix+service}:origin (a Cluster hash tag), a JSON value, PX = the TTL; an index set', async () => {
     assert.equal(
       instanceKey(PREFIX, 'ledger', 'http://10.0.0.5:8080/'),
       '{turnpike:services:ledger}:http://10.0.0.5:8080',
@@ -47,13 +46,11 @@ describe('the key layout', () => {
     assert.deepEqual(JSON.parse((await client.get(key))!), { url: 'http://127.0.0.1:8080', weight: 3 });
     const ttl = await client.pttl(key);
     assert.ok(ttl > 0 && ttl <= 10_000, `a TTL of 10 s at most (${ttl})`);
+    assert.deepEqual(await client.smembers('{turnpike:services:ledger}'), ['http://127.0.0.1:8080']);
     assert.equal(await deregister(client, PREFIX, 'ledger', 'http://127.0.0.1:8080'), true);
     assert.equal(await client.exists(key), 0);
+    assert.deepEqual(await client.smembers('{turnpike:services:ledger}'), [], 'the index entry goes with the key');
     assert.equal(await deregister(client, PREFIX, 'ledger', 'http://127.0.0.1:8080'), false);
-  });
-
-  test('the SCAN pattern escapes glob characters of the prefix', () => {
-    assert.equal(servicePattern('svc*[x]?:', 'a'), '{svc\\*\\[x\\]\\?:a}:*');
   });
 
   test('a registration URL is an http(s) origin', () => {
@@ -85,6 +82,9 @@ describe('listing a service', () => {
     await register(client, PREFIX, 'orders-v2', { url: 'http://127.0.0.1:9003' }, 10_000);
     await register(client, 'other:', 'orders', { url: 'http://127.0.0.1:9004' }, 10_000);
     await client.set('{turnpike:services:orders}:junk', 'not json');
+    await client.sadd('{turnpike:services:orders}', 'junk');
+    // A key the index does not name is not read: registering is SET and SADD (the README says so).
+    await client.set('{turnpike:services:orders}:http://127.0.0.1:9009', '{"url":"http://127.0.0.1:9009"}');
     assert.deepEqual(await listRegistrations(client, PREFIX, 'orders', 'http'), [
       { url: 'http://127.0.0.1:9001', weight: 2, backup: false },
       { url: 'http://127.0.0.1:9002', weight: 1, backup: false },
@@ -92,7 +92,7 @@ describe('listing a service', () => {
     assert.deepEqual(await listRegistrations(client, PREFIX, 'nobody', 'http'), []);
   });
 
-  test('an instance whose TTL ended is gone from the next listing', async () => {
+  test('an instance whose TTL ended is gone from the next listing, and from the index', async () => {
     await client.flushdb();
     await register(client, PREFIX, 'short', { url: 'http://127.0.0.1:9005' }, 50);
     await register(client, PREFIX, 'short', { url: 'http://127.0.0.1:9006' }, 60_000);
@@ -105,6 +105,7 @@ describe('listing a service', () => {
       (await listRegistrations(client, PREFIX, 'short', 'http')).map((t) => t.url),
       ['http://127.0.0.1:9006'],
     );
+    assert.deepEqual(await client.smembers('{turnpike:services:short}'), ['http://127.0.0.1:9006']);
   });
 });
 
