@@ -7,7 +7,15 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { redisServiceName } from '../config/discovery-schema.ts';
 import { ConfigError } from '../config/loader.ts';
-import { deregister, readyWithin, register, registrationUrlProblem } from '../discovery/redis-keys.ts';
+import type { ErrorCode } from '../errors.ts';
+import {
+  deregister,
+  MAX_TTL_MS,
+  MIN_TTL_MS,
+  readyWithin,
+  register,
+  registrationUrlProblem,
+} from '../discovery/redis-keys.ts';
 import { createAppLog } from '../observability/app-log.ts';
 import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 import { RedisClients } from '../stores/redis-client.ts';
@@ -23,8 +31,6 @@ interface RegisterOptions {
   readonly weight?: number;
 }
 
-/** The shortest TTL: renewals every third of it must not hammer Redis or lose to one slow round trip. */
-const MIN_TTL_MS = 1000;
 /** The wait before another try after a failed write (a renewal period may be longer). */
 const RETRY_MS = 1000;
 
@@ -115,7 +121,7 @@ async function runRegister(opts: RegisterOptions): Promise<void> {
     } catch (err) {
       if (!failing)
         log.warn(
-          { code: 'TP_STORE_UNAVAILABLE', error: (err as Error).message },
+          { code: 'TP_STORE_UNAVAILABLE' satisfies ErrorCode, error: (err as Error).message },
           'registration failed; retrying (the key expires with its TTL unless renewed)',
         );
       failing = true;
@@ -129,6 +135,7 @@ async function runRegister(opts: RegisterOptions): Promise<void> {
     clearTimeout(timer);
     await writing;
     try {
+      await readyWithin(client, settings.connectTimeout);
       await deregister(client, prefix, opts.service, opts.url);
       log.info({ signal }, 'deregistered');
     } catch (err) {

@@ -13,6 +13,11 @@ import type { DiscoveredTarget } from './apply.ts';
 
 export type RedisLike = Redis | Cluster;
 
+/** The shortest TTL: renewals every third of it must not hammer Redis or lose to one slow round trip. */
+export const MIN_TTL_MS = 1000;
+/** The longest TTL (a day): a registration is meant to be renewed, and a renewal timer must fit setTimeout. */
+export const MAX_TTL_MS = 86_400_000;
+
 /** One registered instance: the origin it serves on and its weight. */
 export interface Registration {
   readonly url: string;

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { redisServiceName } from '../../config/discovery-schema.ts';
 import { duration } from '../../config/primitives.ts';
 import { TurnpikeError } from '../../errors.ts';
-import { registrationUrlProblem } from '../../discovery/redis-keys.ts';
+import { MAX_TTL_MS, MIN_TTL_MS, registrationUrlProblem } from '../../discovery/redis-keys.ts';
 import { readJson, sendJson } from '../admin-http.ts';
 import { defineAdminEndpoint } from '../endpoint.ts';
 import { runOpOnOne } from '../running.ts';
@@ -19,7 +19,7 @@ const origin = z.string().superRefine((u, ctx) => {
 const registerBody = z.strictObject({
   url: origin.meta({ description: 'where the instance serves', examples: ['http://10.0.0.5:8080'] }),
   ttl: duration
-    .refine((ms) => ms >= 1000, { message: 'expected a duration of 1s or more, such as 10s' })
+    .refine((ms) => ms >= MIN_TTL_MS && ms <= MAX_TTL_MS, { message: 'expected a duration from 1s to 1d, such as 10s' })
     .meta({ description: 'how long the registration lives unless renewed (PUT again)', examples: ['10s'] }),
   weight: z.int().min(1).max(1000).optional().meta({ description: 'the balancing weight (1 by default)' }),
 });
