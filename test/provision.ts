@@ -18,7 +18,8 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
   {
     binary: 'redis-server',
     apt: 'redis-server',
-    usedBy: 'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores',
+    usedBy:
+      'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores, Redis discovery and turnpike register',
   },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {

@@ -14,6 +14,7 @@ import { configDirOf } from '../runtime/open-listener.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { UpstreamPool } from '../upstream/pool.ts';
 import type { Target } from '../upstream/target.ts';
+import { deregister, instanceKey, readyWithin, register } from '../discovery/redis-keys.ts';
 import { redactConfig } from './redact.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -34,6 +35,14 @@ export type AdminOp =
   | { readonly op: 'certificates' }
   | { readonly op: 'log-level'; readonly level: LogLevel }
   | { readonly op: 'dashboard' }
+  /** Registers (ttlMs given) or removes an instance of a service in stores.redis (redis discovery). */
+  | {
+      readonly op: 'discovery-redis';
+      readonly service: string;
+      readonly url: string;
+      readonly ttlMs?: number;
+      readonly weight?: number;
+    }
   /** What the gateway would do with one request (resolves: it may ask an identity provider or a Redis). */
   | { readonly op: 'explain'; readonly request: ExplainInput };
 
@@ -142,6 +151,34 @@ function certificates(runtime: Runtime): object[] {
   return out;
 }
 
+/** PUT/DELETE /api/discovery/redis/{service}: one write to the shared Redis (any one process may make it). */
+async function redisRegistration(runtime: Runtime, op: Extract<AdminOp, { op: 'discovery-redis' }>): Promise<object> {
+  const config = runtime.current.config;
+  const client = runtime.sharedRedis();
+  if (client === undefined || config.stores.redis === undefined)
+    throw new TurnpikeError('TP_ADMIN_UNSUPPORTED', 'this gateway has no stores.redis to register services in');
+  const prefix = config.discovery.redis.prefix;
+  const key = instanceKey(prefix, op.service, op.url);
+  try {
+    await readyWithin(client, config.stores.redis.connectTimeout);
+    if (op.ttlMs === undefined) {
+      const removed = await deregister(client, prefix, op.service, op.url);
+      return { service: op.service, url: op.url, key, removed };
+    }
+    const reg = { url: op.url, ...(op.weight !== undefined ? { weight: op.weight } : {}) };
+    await register(client, prefix, op.service, reg, op.ttlMs);
+    return {
+      service: op.service,
+      url: op.url,
+      key,
+      ttlMs: op.ttlMs,
+      ...(op.weight !== undefined ? { weight: op.weight } : {}),
+    };
+  } catch (err) {
+    throw new TurnpikeError('TP_STORE_UNAVAILABLE', `Redis: ${(err as Error).message}`);
+  }
+}
+
 /** Runs `op` on `runtime` (whose gateway log is `log`); a TurnpikeError says what was wrong with the call. */
 export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown {
   const snapshot = runtime.current;
@@ -190,6 +227,8 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
         stats: runtime.dashboardStats.raw(),
         upstreams: upstreamViews(runtime),
       } satisfies DashboardAnswer;
+    case 'discovery-redis':
+      return redisRegistration(runtime, op);
     case 'explain': {
       const bound = (name: string) => runtime.addresses().find((a) => a.name === name)?.port;
       // Imported on first use: the primary of a multi-worker instance loads no router.

@@ -13,6 +13,7 @@ import { reportConfigError } from './report-error.ts';
 import { registerConfig } from './config-command.ts';
 import { registerValidate } from './validate-command.ts';
 import { registerExplain } from './explain.ts';
+import { registerRegister } from './register-command.ts';
 
 const program = new Command('turnpike').description('Reverse proxy, API gateway and load balancer').version(VERSION);
 
@@ -115,6 +116,7 @@ registerConfig(program);
 
 registerTestCommand(program);
 registerExplain(program);
+registerRegister(program);
 
 program
   .command('schema')

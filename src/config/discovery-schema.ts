@@ -89,6 +89,24 @@ const dnsServer = z
   })
   .meta({ description: 'a DNS server: an IP address with an optional port', examples: ['127.0.0.1:5353'] });
 
+// Redis: services register a key per instance with a TTL (turnpike register, or the admin API); see
+// src/discovery/redis-keys.ts for the key layout.
+const redisDiscoverySettings = z
+  .strictObject({
+    prefix: z
+      .string()
+      .min(1)
+      .regex(/^[^{}]*$/, { message: 'expected no { or } (the keys carry a {...} hash tag of their own)' })
+      .default('turnpike:services:')
+      .meta({ description: 'the start of every registration key', examples: ['turnpike:services:'] }),
+    refresh: positiveDuration.prefault('1s').meta({
+      description: 'how often the registered instances are listed (a new or expired one is seen within this)',
+      examples: ['1s'],
+    }),
+  })
+  .prefault({})
+  .meta({ description: 'the Redis provider: uses stores.redis; services register with a TTL' });
+
 export const discoverySettings = z
   .strictObject({
     dns: z
@@ -114,6 +132,7 @@ export const discoverySettings = z
       .meta({ description: 'how the DNS provider asks: servers, refresh floor, timeout' }),
     consul: consulSettings,
     kubernetes: kubernetesSettings,
+    redis: redisDiscoverySettings,
   })
   .prefault({})
   .meta({ description: 'settings shared by the discovery providers (upstreams name them in discover:)' });
@@ -208,11 +227,28 @@ const kubernetesDiscover = z
 
 export type KubernetesDiscover = z.output<typeof kubernetesDiscover>;
 
+/** A service name as registered in Redis (no hash-tag braces, no glob characters). */
+export const redisServiceName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { message: 'expected a service name such as ledger' });
+
+const redisDiscover = z
+  .strictObject({
+    service: redisServiceName.meta({
+      description: 'the service whose registered instances are the targets',
+      examples: ['ledger'],
+    }),
+  })
+  .meta({ description: 'targets registered in stores.redis (turnpike register, or the admin API), each with a TTL' });
+
+export type RedisDiscover = z.output<typeof redisDiscover>;
+
 /** The providers an upstream's `discover:` block can name; each has a file in src/discovery/. */
 export const DISCOVERY_PROVIDERS = {
   dns: dnsDiscover,
   consul: consulDiscover,
   kubernetes: kubernetesDiscover,
+  redis: redisDiscover,
 } as const;
 
 export const discover = z
@@ -220,6 +256,7 @@ export const discover = z
     dns: dnsDiscover.optional(),
     consul: consulDiscover.optional(),
     kubernetes: kubernetesDiscover.optional(),
+    redis: redisDiscover.optional(),
     scheme: z
       .enum(['http', 'https'])
       .default('http')

@@ -6,9 +6,10 @@ import { consulProvider } from './consul.ts';
 import { dnsProvider } from './dns.ts';
 import { kubernetesProvider } from './kubernetes.ts';
 import type { DiscoveryProvider } from './provider.ts';
+import { redisProvider } from './redis.ts';
 
 export const PROVIDERS: ReadonlyMap<string, DiscoveryProvider> = new Map(
-  [dnsProvider, consulProvider, kubernetesProvider].map((p) => [p.name, p]),
+  [dnsProvider, consulProvider, kubernetesProvider, redisProvider].map((p) => [p.name, p]),
 );
 
 for (const key of Object.keys(DISCOVERY_PROVIDERS)) {

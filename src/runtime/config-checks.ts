@@ -48,6 +48,7 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
       }
     }
   }
+  problems.push(...redisDiscoveryProblems(raw));
   const log = isObject(raw.accessLog) ? raw.accessLog : {};
   const output = typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr' ? log.output : '';
   if (log.enabled !== false && output !== '' && env.readFiles) {
@@ -75,6 +76,20 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
       problems.push({ path: ['errorPages', ...p.path], message: p.message, code: 'TP_CONFIG_FILE' });
   problems.push(...versioningProblems(raw));
   return problems;
+}
+
+/** `discover: { redis: ... }` reads the registrations in the top-level stores.redis, which must be there. */
+function redisDiscoveryProblems(raw: Loose): CheckProblem[] {
+  const stores = isObject(raw.stores) ? raw.stores : {};
+  if ((stores.redis !== undefined && stores.redis !== null) || !isObject(raw.upstreams)) return [];
+  return Object.entries(raw.upstreams)
+    .filter(([, u]) => isObject(u) && isObject(u.discover) && u.discover.redis !== undefined)
+    .map(([name]) => ({
+      path: ['upstreams', name, 'discover', 'redis'],
+      message:
+        'redis discovery needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } }',
+      code: 'TP_CONFIG_INVALID' as const,
+    }));
 }
 
 /** Each upstream by name, with the kind of its first target's URL (http, tcp, udp), when there is one. */

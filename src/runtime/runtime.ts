@@ -28,6 +28,7 @@ import { createL4Host, openL4Listener, type L4Host } from './l4-listener.ts';
 import { configDirOf, openHttpListener, type OpenListener, type TlsEvents } from './open-listener.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
+import type { Redis } from 'ioredis';
 import { RedisClients } from '../stores/redis-client.ts';
 import { DiscoveryLoops } from '../discovery/loops.ts';
 import type { WorkerSets } from '../discovery/instance-sets.ts';
@@ -154,6 +155,12 @@ export class Runtime implements ListenerHost {
             log: (msg, fields) => this.log.warn(fields, msg),
             clock,
           });
+  }
+
+  /** The `stores.redis` client of the running config (created on first use); undefined without stores.redis. */
+  sharedRedis(): Redis | undefined {
+    const settings = this.current.config.stores.redis;
+    return settings ? this.redis.get(settings) : undefined;
   }
 
   /** The access log is a subscriber of this gateway's request and L4 session ends. */

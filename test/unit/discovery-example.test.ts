@@ -27,6 +27,8 @@ test('the discovery example validates verbatim, with no --strict warning', () =>
     // ${CONSUL_TOKEN:-} with the variable unset: an empty token, which sends none.
     assert.deepEqual(loaded.config.discovery.consul, { address: 'http://127.0.0.1:8500', token: '', wait: 300_000 });
     assert.deepEqual(loaded.config.discovery.kubernetes, {});
+    assert.deepEqual(loaded.config.upstreams.ledger!.discover?.redis, { service: 'ledger' });
+    assert.deepEqual(loaded.config.discovery.redis, { prefix: 'turnpike:services:', refresh: 1000 });
     assert.deepEqual(loaded.warnings.map(formatProblem), []);
   } catch (err) {
     if (err instanceof ConfigError) assert.fail(err.problems.map(formatProblem).join('\n'));

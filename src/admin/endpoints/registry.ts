@@ -3,6 +3,7 @@ import type { AdminEndpoint } from '../endpoint.ts';
 import { purgeCache } from './cache.ts';
 import { validateConfig } from './config.ts';
 import { getDashboard, getDashboardAsset, getDashboardStream, getDashboardVendor } from './dashboard.ts';
+import { deleteRedisRegistration, putRedisRegistration } from './discovery.ts';
 import { getEvents } from './events.ts';
 import { postExplain } from './explain.ts';
 import { healthz, readyz } from './health.ts';
@@ -24,6 +25,8 @@ export const ADMIN_ENDPOINTS: readonly AdminEndpoint[] = [
   getUpstreams,
   drainTarget,
   undrainTarget,
+  putRedisRegistration,
+  deleteRedisRegistration,
   purgeCache,
   reload,
   getEvents,
