@@ -2,7 +2,7 @@
 // `discover:` block, which names one provider and what it watches instead of listing `targets`.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { duration, positiveDuration } from './primitives.ts';
+import { duration, PATTERNS, positiveDuration } from './primitives.ts';
 
 /** A DNS server as node:dns `setServers` takes it: an IPv4 or [IPv6] address, with an optional port. */
 const dnsServer = z
@@ -18,6 +18,33 @@ const dnsServer = z
     message: 'port out of range (1 to 65535)',
   })
   .meta({ description: 'a DNS server: an IP address with an optional port', examples: ['127.0.0.1:5353'] });
+
+const etcdSettings = z
+  .strictObject({
+    endpoints: z
+      .array(
+        z.string().regex(new RegExp(PATTERNS.httpUrl), {
+          message: 'expected an etcd client URL such as http://127.0.0.1:2379',
+        }),
+      )
+      .min(1)
+      .default(['http://127.0.0.1:2379'])
+      .meta({ description: "etcd's client URLs, tried in order", examples: [['http://127.0.0.1:2379']] }),
+    prefix: z
+      .string()
+      .min(1)
+      .default('/turnpike/services/')
+      .meta({
+        description: 'where services register: one key per instance under <prefix><service>/, holding {"url": ...}',
+        examples: ['/turnpike/services/'],
+      }),
+    timeout: positiveDuration.prefault('5s').meta({
+      description: 'how long one call to etcd (a list) may take before it counts as a failure',
+      examples: ['5s'],
+    }),
+  })
+  .prefault({})
+  .meta({ description: 'where the etcd provider watches: endpoints and key prefix' });
 
 export const discoverySettings = z
   .strictObject({
@@ -42,6 +69,7 @@ export const discoverySettings = z
       })
       .prefault({})
       .meta({ description: 'how the DNS provider asks: servers, refresh floor, timeout' }),
+    etcd: etcdSettings,
   })
   .prefault({})
   .meta({ description: 'settings shared by the discovery providers (upstreams name them in discover:)' });
@@ -84,12 +112,27 @@ const dnsDiscover = z
 
 export type DnsDiscover = z.output<typeof dnsDiscover>;
 
+const etcdDiscover = z
+  .strictObject({
+    service: z
+      .string()
+      .regex(/^[^/\s]+$/, { message: 'expected a service name without "/" or spaces' })
+      .meta({
+        description: 'the service: its instances are the keys under <prefix><service>/',
+        examples: ['payments'],
+      }),
+  })
+  .meta({ description: 'targets from etcd: one key per instance under the prefix, watched' });
+
+export type EtcdDiscover = z.output<typeof etcdDiscover>;
+
 /** The providers an upstream's `discover:` block can name; each has a file in src/discovery/. */
-export const DISCOVERY_PROVIDERS = { dns: dnsDiscover } as const;
+export const DISCOVERY_PROVIDERS = { dns: dnsDiscover, etcd: etcdDiscover } as const;
 
 export const discover = z
   .strictObject({
     dns: dnsDiscover.optional(),
+    etcd: etcdDiscover.optional(),
     scheme: z
       .enum(['http', 'https'])
       .default('http')

@@ -3,9 +3,12 @@
 import { DISCOVERY_PROVIDERS } from '../config/discovery-schema.ts';
 import type { DiscoverConfig } from '../config/discovery-schema.ts';
 import { dnsProvider } from './dns.ts';
+import { etcdProvider } from './etcd.ts';
 import type { DiscoveryProvider } from './provider.ts';
 
-export const PROVIDERS: ReadonlyMap<string, DiscoveryProvider> = new Map([dnsProvider].map((p) => [p.name, p]));
+export const PROVIDERS: ReadonlyMap<string, DiscoveryProvider> = new Map(
+  [dnsProvider, etcdProvider].map((p) => [p.name, p]),
+);
 
 for (const key of Object.keys(DISCOVERY_PROVIDERS)) {
   if (!PROVIDERS.has(key)) throw new Error(`discover key "${key}" has a config shape but no provider in src/discovery`);

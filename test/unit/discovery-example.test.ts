@@ -20,6 +20,8 @@ test('the discovery example validates verbatim, with no --strict warning', () =>
       emptyGrace: 30_000,
     });
     assert.deepEqual(users!.discover?.dns, { a: 'users.internal', port: 8080 });
+    assert.deepEqual(loaded.config.upstreams.payments!.discover?.etcd, { service: 'payments' });
+    assert.deepEqual(loaded.config.discovery.etcd.endpoints, ['http://127.0.0.1:2379']);
     assert.deepEqual(loaded.config.discovery.dns, { servers: ['127.0.0.1:5353'], minRefresh: 5000, timeout: 5000 });
     assert.deepEqual(loaded.warnings.map(formatProblem), []);
   } catch (err) {
@@ -61,7 +63,9 @@ test('an upstream takes targets or discover: both, or neither, is an error at it
     ).join(),
     /^TP_CONFIG_INVALID 4 discovery\.dns\.servers\[0\]: expected a DNS server address/,
   );
-  assert.deepEqual(problems('{ discover: { scheme: https } }'), [
-    'TP_CONFIG_INVALID 3 upstreams.app.discover: expected one provider: dns',
-  ]);
+  // The list of providers grows with each one added.
+  assert.match(
+    problems('{ discover: { scheme: https } }').join(),
+    /^TP_CONFIG_INVALID 3 upstreams\.app\.discover: expected one provider: dns, /,
+  );
 });
