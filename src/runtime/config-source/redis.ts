@@ -17,13 +17,18 @@ export function redisConfigSource(location: string): ConfigSource {
   const server = new URL(url.href);
   server.search = ''; // ioredis would take query parameters as client options
   let client: Redis | null = null;
+  /** The client's last connection error: says more than a failed call ("max retries per request"). */
+  let lastError: Error | null = null;
   const redis = () =>
     (client ??= new Redis(server.href, {
       connectTimeout: 2000,
       commandTimeout: 2000,
       maxRetriesPerRequest: 1,
       retryStrategy: (times) => Math.min(100 * times, 2000),
-    }).on('error', () => undefined)); // failures surface on the calls
+    })
+      .on('error', (err: Error) => (lastError = err)) // failures surface on the calls
+      .on('ready', () => (lastError = null)));
+  const why = (err: Error) => (lastError ?? err).message || (lastError as { code?: string } | null)?.code || 'failed';
   let last: string | undefined;
   const timers = new Set<NodeJS.Timeout>();
 
@@ -36,7 +41,7 @@ export function redisConfigSource(location: string): ConfigSource {
       try {
         value = await redis().get(key);
       } catch (err) {
-        throw notFound(`cannot read config: Redis ${server.host}: ${(err as Error).message}`);
+        throw notFound(`cannot read config: Redis ${server.host}: ${why(err as Error)}`);
       }
       if (value === null) throw notFound(`cannot read config: Redis has no key ${key}`);
       last = value;
@@ -59,7 +64,7 @@ export function redisConfigSource(location: string): ConfigSource {
               }
             },
             (err: Error) => {
-              if (!failing) onError(err);
+              if (!failing) onError(new Error(`Redis ${server.host}: ${why(err)}`));
               failing = true;
             },
           )
