@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdClient } from '../../src/stores/etcd-client.ts';
 import { freePort } from './ports.ts';
+import { until } from './wait.ts';
 
 export interface EtcdServer {
   readonly port: number;
@@ -50,17 +51,16 @@ export async function startEtcd(): Promise<EtcdServer> {
   const exited = once(child, 'exit').then(() => {
     throw new Error(`etcd exited (${child.exitCode}): ${out}`);
   });
-  const ready = (async () => {
-    for (let i = 0; i < 200; i++) {
-      try {
-        await client.range('/', true);
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50)); // polling a starting process: no event to wait on
-      }
-    }
-    throw new Error(`etcd did not answer on ${url}: ${out}`);
-  })();
+  const ready = until(
+    () =>
+      client.range('/', true).then(
+        () => true,
+        () => false,
+      ),
+    `etcd to answer on ${url}`,
+    10_000,
+    50,
+  );
   await Promise.race([ready, exited]);
   exited.catch(() => {});
   return {
