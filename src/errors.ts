@@ -128,6 +128,7 @@ export const ERRORS = {
   TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
   // Logged while running
   TP_DISCOVERY_FAILED: { status: 0, title: "A discovery source failed; the upstream's last targets stay in use" },
+  TP_ETCD_FAILED: { status: 0, title: 'etcd could not be reached, or refused a call' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -21,6 +21,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     usedBy:
       'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores, Redis discovery and turnpike register',
   },
+  {
+    binary: 'etcd',
+    apt: 'etcd-server',
+    usedBy: 'test/helpers/etcd.ts: the etcd discovery provider and the etcd config source',
+  },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {
     binary: 'python3',

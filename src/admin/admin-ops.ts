@@ -187,6 +187,8 @@ export function runAdminOp(runtime: Runtime, log: Logger, op: AdminOp): unknown 
       return {
         version: snapshot.version,
         file: runtime.configFile ?? null,
+        source: runtime.configSource,
+        hash: runtime.configHash ?? null,
         config: redactConfig(snapshot.config, PLUGIN_SCHEMAS),
       };
     case 'routes':

@@ -1,10 +1,9 @@
-// The turnpike command: start, validate (validate-command.ts), config (config-command.ts), schema, demo. The only module that reads argv.
+// The turnpike command: start, validate (validate-command.ts), push (push-command.ts), config (config-command.ts), schema, demo. The only module that reads argv.
 import { hashPassword } from '../auth/password.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadConfigFile } from '../config/loader.ts';
 import { configJsonSchema } from '../config/json-schema.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
-import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
+import { loadFromSource, openConfigSource } from '../runtime/config-source/source.ts';
 import { installSignals } from '../runtime/lifecycle.ts';
 import { resolveWorkerCount } from '../runtime/worker-count.ts';
 import { registerTestCommand } from './test-command.ts';
@@ -12,6 +11,7 @@ import { VERSION } from '../version.ts';
 import { reportConfigError } from './report-error.ts';
 import { registerConfig } from './config-command.ts';
 import { registerValidate } from './validate-command.ts';
+import { registerPush } from './push-command.ts';
 import { registerExplain } from './explain.ts';
 import { registerRegister } from './register-command.ts';
 
@@ -45,8 +45,11 @@ function parseWorkers(value: string): 'auto' | number {
 
 program
   .command('start')
-  .description('run the gateway with a config file (reloads on SIGHUP and when the file changes)')
-  .requiredOption('-c, --config <file>', 'config file (YAML or JSON)')
+  .description('run the gateway with a config file or store key (reloads on SIGHUP and when the config changes)')
+  .requiredOption(
+    '-c, --config <file|url>',
+    'config file (YAML or JSON), or etcd://HOST:PORT/KEY, or redis://HOST:PORT/DB?key=KEY',
+  )
   .option('-w, --workers <n|auto>', "worker processes (overrides the config's workers)", parseWorkers)
   .option('--no-watch', 'do not reload when the config file changes')
   .option('--handover', 'share ports a running Turnpike holds (binary upgrade: then SIGTERM the old one)')
@@ -54,8 +57,13 @@ program
     const release = holdSignals();
     let workers: number;
     try {
-      const { config } = loadConfigFile(opts.config, LOAD_OPTIONS);
-      workers = resolveWorkerCount(opts.workers ?? config.workers);
+      const source = openConfigSource(opts.config);
+      try {
+        const { config } = loadFromSource(source, await source.read());
+        workers = resolveWorkerCount(opts.workers ?? config.workers);
+      } finally {
+        source.close();
+      }
     } catch (err) {
       reportConfigError(err);
     }
@@ -112,6 +120,7 @@ async function startPrimary(opts: StartOpts, release: () => void): Promise<void>
 }
 
 registerValidate(program);
+registerPush(program);
 registerConfig(program);
 
 registerTestCommand(program);

@@ -18,7 +18,7 @@ import { LOAD_OPTIONS } from '../runtime/config-checks.ts';
 /** How standard input is named in problems. */
 export const STDIN_NAME = '<stdin>';
 
-interface ValidateOptions {
+export interface ValidateOptions {
   readonly config: string[];
   readonly files: boolean;
   readonly format: 'text' | 'json';
@@ -27,7 +27,7 @@ interface ValidateOptions {
 
 type Severity = 'error' | 'warning';
 
-interface FileResult {
+export interface FileResult {
   readonly file: string;
   readonly valid: boolean;
   readonly summary?: { listeners: number; upstreams: number; routes: number };
@@ -65,7 +65,7 @@ export function registerValidate(program: Command): void {
     });
 }
 
-function validateOne(name: string, opts: ValidateOptions): FileResult {
+export function validateOne(name: string, opts: ValidateOptions): FileResult {
   const options = {
     ...LOAD_OPTIONS,
     readFiles: opts.files,
@@ -122,7 +122,7 @@ function fileEntry(r: FileResult): object {
   return { file: r.file, valid: r.valid, ...(r.summary ? r.summary : {}) };
 }
 
-function printText(r: FileResult): void {
+export function printText(r: FileResult): void {
   for (const p of r.problems) process.stderr.write(`${p.severity}: ${formatProblem(p)}\n`);
   if (r.summary === undefined) return;
   const { listeners, upstreams, routes } = r.summary;

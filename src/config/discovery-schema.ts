@@ -106,6 +106,32 @@ const redisDiscoverySettings = z
   })
   .prefault({})
   .meta({ description: 'the Redis provider: uses stores.redis; services register with a TTL' });
+const etcdSettings = z
+  .strictObject({
+    endpoints: z
+      .array(
+        z.string().regex(new RegExp(PATTERNS.httpUrl), {
+          message: 'expected an etcd client URL such as http://127.0.0.1:2379',
+        }),
+      )
+      .min(1)
+      .default(['http://127.0.0.1:2379'])
+      .meta({ description: "etcd's client URLs, tried in order", examples: [['http://127.0.0.1:2379']] }),
+    prefix: z
+      .string()
+      .min(1)
+      .default('/turnpike/services/')
+      .meta({
+        description: 'where services register: one key per instance under <prefix><service>/, holding {"url": ...}',
+        examples: ['/turnpike/services/'],
+      }),
+    timeout: positiveDuration.prefault('5s').meta({
+      description: 'how long one call to etcd (a list) may take before it counts as a failure',
+      examples: ['5s'],
+    }),
+  })
+  .prefault({})
+  .meta({ description: 'where the etcd provider watches: endpoints and key prefix' });
 
 export const discoverySettings = z
   .strictObject({
@@ -133,6 +159,7 @@ export const discoverySettings = z
     consul: consulSettings,
     kubernetes: kubernetesSettings,
     redis: redisDiscoverySettings,
+    etcd: etcdSettings,
   })
   .prefault({})
   .meta({ description: 'settings shared by the discovery providers (upstreams name them in discover:)' });
@@ -243,12 +270,27 @@ const redisDiscover = z
 
 export type RedisDiscover = z.output<typeof redisDiscover>;
 
+const etcdDiscover = z
+  .strictObject({
+    service: z
+      .string()
+      .regex(/^[^/\s]+$/, { message: 'expected a service name without "/" or spaces' })
+      .meta({
+        description: 'the service: its instances are the keys under <prefix><service>/',
+        examples: ['payments'],
+      }),
+  })
+  .meta({ description: 'targets from etcd: one key per instance under the prefix, watched' });
+
+export type EtcdDiscover = z.output<typeof etcdDiscover>;
+
 /** The providers an upstream's `discover:` block can name; each has a file in src/discovery/. */
 export const DISCOVERY_PROVIDERS = {
   dns: dnsDiscover,
   consul: consulDiscover,
   kubernetes: kubernetesDiscover,
   redis: redisDiscover,
+  etcd: etcdDiscover,
 } as const;
 
 export const discover = z
@@ -257,6 +299,7 @@ export const discover = z
     consul: consulDiscover.optional(),
     kubernetes: kubernetesDiscover.optional(),
     redis: redisDiscover.optional(),
+    etcd: etcdDiscover.optional(),
     scheme: z
       .enum(['http', 'https'])
       .default('http')

@@ -5,11 +5,12 @@ import type { DiscoverConfig } from '../config/discovery-schema.ts';
 import { consulProvider } from './consul.ts';
 import { dnsProvider } from './dns.ts';
 import { kubernetesProvider } from './kubernetes.ts';
+import { etcdProvider } from './etcd.ts';
 import type { DiscoveryProvider } from './provider.ts';
 import { redisProvider } from './redis.ts';
 
 export const PROVIDERS: ReadonlyMap<string, DiscoveryProvider> = new Map(
-  [dnsProvider, consulProvider, kubernetesProvider, redisProvider].map((p) => [p.name, p]),
+  [dnsProvider, consulProvider, kubernetesProvider, redisProvider, etcdProvider].map((p) => [p.name, p]),
 );
 
 for (const key of Object.keys(DISCOVERY_PROVIDERS)) {

@@ -54,6 +54,11 @@ function dropEmptyLagMinimum(r: Registry): void {
 /** Far above any real event-loop delay, far below the empty histogram's 2^63 ns. */
 const NO_SAMPLE_SECONDS = 1e9;
 
+/** A short hash of a config's text (sha256): the `hash` of turnpike_config_info, what `turnpike push` prints. */
+export function configTextHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
 /** A short hash of the running config: the `version` of turnpike_config_info. */
 export function configVersion(config: unknown): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);

@@ -101,7 +101,7 @@ export class GatewayMetrics implements MetricsSource {
   readonly l4Sessions: CounterFamily;
   readonly reloads: CounterFamily;
   private readonly breakerState: Gauge<'upstream'>;
-  private readonly configInfo: Gauge<'version'>;
+  private readonly configInfo: Gauge<'version' | 'source' | 'hash'>;
   private readonly certificateExpiry: Gauge<'listener' | 'name'>;
   private readonly inFlight: () => number;
   /** Open connections by listener and protocol (HTTP connections and L4 sessions). */
@@ -210,8 +210,8 @@ export class GatewayMetrics implements MetricsSource {
     });
     this.configInfo = new Gauge({
       name: 'turnpike_config_info',
-      help: 'The running config: version is a hash of it',
-      labelNames: ['version'],
+      help: 'The running config: version is a hash of it, source where it came from, hash a hash of its text',
+      labelNames: ['version', 'source', 'hash'],
       registers: [r],
       aggregator: 'first',
     });
@@ -343,9 +343,9 @@ export class GatewayMetrics implements MetricsSource {
   }
 
   /** The running config changed (or started): its version hash is the one turnpike_config_info shows. */
-  configure(config: unknown): void {
+  configure(config: unknown, from: { source: string; hash: string } = { source: '', hash: '' }): void {
     this.configInfo.reset();
-    this.configInfo.set({ version: configVersion(config) }, 1);
+    this.configInfo.set({ version: configVersion(config), ...from }, 1);
     this.versions = versionLabels(config);
   }
 

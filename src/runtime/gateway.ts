@@ -6,12 +6,14 @@ import type { AdminServer } from '../admin/admin-server.ts';
 import type { CachePurges } from '../cache/purge-fanout.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from 'pino';
-import { loadConfigFile, loadConfigFileText, parseConfigText } from '../config/loader.ts';
+import { resolve } from 'node:path';
+import { parseConfigText } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { createAppLog } from '../observability/app-log.ts';
 import { PLUGIN_SCHEMAS } from '../plugins/registry.ts';
 import { LOAD_OPTIONS } from './config-checks.ts';
 import { ConfigReloader } from './lifecycle.ts';
+import { loadFromSource, openConfigSource, type ConfigSource } from './config-source/source.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { Runtime } from './runtime.ts';
 import { portGuard, type PortClaim } from './port-holders.ts';
@@ -59,18 +61,24 @@ export function parseConfig(text: string, file = 'config.yaml'): Config {
 
 export async function startGateway(options: StartOptions): Promise<Gateway> {
   let config: Config;
-  let file: string | undefined;
+  let source: ConfigSource | undefined;
+  let text: string;
   if (options.configFile) {
-    // With both, the text is the file's content as someone else read and checked it (a worker: its primary).
-    const loaded =
-      options.configText === undefined
-        ? loadConfigFile(options.configFile, LOAD_OPTIONS)
-        : loadConfigFileText(options.configFile, options.configText, LOAD_OPTIONS);
-    config = loaded.config;
-    file = loaded.file;
+    // A path, or a store URL (etcd://, redis://). With configText, the text is the source's content as someone
+    // else read and checked it (a worker: its primary).
+    source = openConfigSource(options.configFile);
+    try {
+      text = options.configText ?? (await source.read());
+      config = loadFromSource(source, text).config;
+    } catch (err) {
+      source.close();
+      throw err;
+    }
   } else {
-    config = parseConfigText(options.configText ?? '', 'inline config', LOAD_OPTIONS);
+    text = options.configText ?? '';
+    config = parseConfigText(text, 'inline config', LOAD_OPTIONS);
   }
+  const file = source === undefined ? undefined : resolvedFile(source);
   const log = options.log ?? createAppLog(config.log.level);
   // A worker's primary has checked the ports for the whole instance (its siblings hold them too).
   const guard =
@@ -87,21 +95,27 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
       : await AdminListener.start(config.admin, {
           log,
           runtime: () => runtime,
-          reload: file === undefined ? null : () => reloader!.reload('admin API'),
+          reload: source === undefined ? null : () => reloader!.reload('admin API'),
           ready: () => runtime !== null && !runtime.draining,
           metrics: () => runtime?.metrics ?? null,
         });
   try {
-    runtime = await startRuntime(config, log, file, options, guard);
+    runtime = await startRuntime(config, log, { file, source: source?.name, text }, options, guard);
   } catch (err) {
+    source?.close();
     await admin?.close();
     throw err;
   }
   log.info(
-    { version: VERSION, configVersion: runtime.current.version, configFile: file ?? 'inline', node: process.version },
+    {
+      version: VERSION,
+      configVersion: runtime.current.version,
+      configFile: source?.name ?? 'inline',
+      node: process.version,
+    },
     'turnpike started',
   );
-  reloader = file ? new ConfigReloader(runtime, file, log, admin) : null;
+  reloader = source ? new ConfigReloader(runtime, source, log, admin) : null;
   if (reloader && options.watch) reloader.watch();
   const started = runtime;
   return {
@@ -125,15 +139,22 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
   };
 }
 
+/** A file source's absolute path (relative paths in the config resolve from its folder); undefined for a store. */
+function resolvedFile(source: ConfigSource): string | undefined {
+  return source.file === undefined ? undefined : resolve(source.file);
+}
+
 function startRuntime(
   config: Config,
   log: Logger,
-  file: string | undefined,
+  from: { file: string | undefined; source: string | undefined; text: string },
   options: StartOptions,
   portGuard: ((claims: PortClaim[]) => void) | undefined,
 ): Promise<Runtime> {
   return Runtime.start(config, log, {
-    configFile: file,
+    configFile: from.file,
+    configSource: from.source === undefined ? undefined : (from.file ?? from.source),
+    configText: from.text,
     portGuard,
     activeChecks: options.worker === undefined,
     clock: options.clock,

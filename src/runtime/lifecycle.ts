@@ -1,12 +1,12 @@
-// Signals and file watching around a runtime: SIGTERM/SIGINT drain and exit 0, SIGHUP or a change to the
-// config file reloads, SIGUSR1 reopens the log files (logrotate; a handler also keeps Node's inspector closed). A bad new config is logged and the old one keeps serving.
+// Signals and config watching around a runtime: SIGTERM/SIGINT drain and exit 0, SIGHUP or a change to the
+// config (a file, an etcd or Redis key) reloads, SIGUSR1 reopens the log files (logrotate; a handler also keeps Node's inspector closed). A bad new config is logged and the old one keeps serving.
 import type { AdminListener } from '../admin/admin-listener.ts';
 import { CHANNELS } from '../observability/events.ts';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfigFile, loadConfigFileText } from '../config/loader.ts';
+import { ConfigError } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
-import { LOAD_OPTIONS } from './config-checks.ts';
-import { serialized, watchConfigFile } from './config-watch.ts';
+import { serialized } from './config-watch.ts';
+import { loadFromSource, openConfigSource, type ConfigSource } from './config-source/source.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface ReloadResult {
@@ -16,35 +16,39 @@ export interface ReloadResult {
 
 export class ConfigReloader {
   private readonly runtime: Runtime;
-  private readonly file: string;
+  /** Where the config comes from: a file, or a store (etcd, Redis). */
+  readonly source: ConfigSource;
   private readonly log: Logger;
   /** The admin listener a reload moves with the config (null: none here, as in a worker). */
   private readonly admin: AdminListener | null;
   private unwatch: (() => void) | null = null;
   /** Reloads now; a call while one runs gets that run's result and one more run follows it. */
   readonly reload: (reason: string) => Promise<ReloadResult> = serialized((reason) =>
-    this.run(reason, () => loadConfigFile(this.file, LOAD_OPTIONS).config),
+    this.run(reason, async () => {
+      const text = await this.source.read();
+      return { config: loadFromSource(this.source, text).config, text };
+    }),
   );
 
-  constructor(runtime: Runtime, file: string, log: Logger, admin: AdminListener | null = null) {
+  constructor(runtime: Runtime, source: ConfigSource | string, log: Logger, admin: AdminListener | null = null) {
     this.runtime = runtime;
-    this.file = file;
+    this.source = typeof source === 'string' ? openConfigSource(source) : source;
     this.log = log;
     this.admin = admin;
   }
 
-  /** Applies the file's content as read and checked elsewhere (a worker: its primary's copy); the file is not read. */
+  /** Applies the config text as read and checked elsewhere (a worker: its primary's copy); the source is not read. */
   reloadText(text: string, reason: string): Promise<ReloadResult> {
-    return this.run(reason, () => loadConfigFileText(this.file, text, LOAD_OPTIONS).config);
+    return this.run(reason, async () => ({ config: loadFromSource(this.source, text).config, text }));
   }
 
-  private async run(reason: string, load: () => Config): Promise<ReloadResult> {
+  private async run(reason: string, load: () => Promise<{ config: Config; text: string }>): Promise<ReloadResult> {
     try {
-      const config = load();
+      const { config, text } = await load();
       // A moved admin listener is bound first, as a new listener is: a taken port fails the reload before the swap.
       const admin = await this.admin?.prepare(config.admin);
       try {
-        await this.runtime.apply(config);
+        await this.runtime.apply(config, text);
       } catch (err) {
         await admin?.abort();
         throw err;
@@ -64,11 +68,11 @@ export class ConfigReloader {
     }
   }
 
-  /** Reloads when the config file changes. */
+  /** Reloads when the config file (or the store's key) changes. */
   watch(debounceMs = 150): void {
-    this.unwatch = watchConfigFile(
-      this.file,
-      () => void this.reload('file changed'),
+    const reason = this.source.file === undefined ? 'config changed in the store' : 'file changed';
+    this.unwatch = this.source.watch(
+      () => void this.reload(reason),
       (err) => this.log.warn({ error: err.message }, 'config watch failed'),
       debounceMs,
     );
@@ -77,6 +81,7 @@ export class ConfigReloader {
   close(): void {
     this.unwatch?.();
     this.unwatch = null;
+    this.source.close();
   }
 }
 

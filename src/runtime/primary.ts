@@ -9,7 +9,7 @@ import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfigFileText, readConfigFile } from '../config/loader.ts';
+import { ConfigError } from '../config/loader.ts';
 import type { Config } from '../config/schema.ts';
 import { ActiveHealthChecker } from '../health/active-checker.ts';
 import { PurgeRelay } from '../cache/purge-fanout.ts';
@@ -18,9 +18,9 @@ import { MemoryLimitStore } from '../limits/memory-store.ts';
 import { checkedTargets } from '../health/checked-targets.ts';
 import { PrimaryMetrics } from '../observability/metrics-workers.ts';
 import { PrimaryDiscovery } from './primary-discovery.ts';
-import { LOAD_OPTIONS } from './config-checks.ts';
+import { loadFromSource, openConfigSource, type ConfigSource } from './config-source/source.ts';
 import type { ReloadResult } from './lifecycle.ts';
-import { serialized, watchConfigFile } from './config-watch.ts';
+import { serialized } from './config-watch.ts';
 import { NODE_FLAGS } from './node-flags.ts';
 import { portGuard, tcpClaims, type PortClaim } from './port-holders.ts';
 import { resolveWorkerCount } from './worker-count.ts';
@@ -38,7 +38,8 @@ export interface PrimaryOptions {
 }
 
 export class Primary {
-  private readonly file: string;
+  /** Where the config comes from (a file, etcd, Redis): read here only, the text handed to the workers. */
+  private readonly source: ConfigSource;
   private readonly options: PrimaryOptions;
   private readonly log: Logger;
   private readonly workers = new Set<Worker>();
@@ -72,14 +73,14 @@ export class Primary {
 
   constructor(options: PrimaryOptions) {
     this.options = options;
-    this.file = resolve(options.configFile);
+    this.source = openConfigSource(options.configFile);
     this.log = options.log;
     this.checker = new ActiveHealthChecker((target, healthy) => this.onVerdict(target, healthy), {
       log: (msg, fields) => this.log.warn(fields, msg),
     });
     this.discovery = new PrimaryDiscovery(
       options.log,
-      dirname(this.file),
+      this.source.file !== undefined ? dirname(this.source.file) : process.cwd(),
       (set) => {
         for (const w of this.workers) if (w.isConnected()) w.send({ type: 'discovered', set } satisfies PrimaryMessage);
       },
@@ -108,8 +109,8 @@ export class Primary {
 
   /** Forks the workers and resolves once each has opened its listeners (rejects if one cannot start). */
   async start(): Promise<void> {
-    const text = readConfigFile(this.file);
-    const { config } = loadConfigFileText(this.file, text, LOAD_OPTIONS);
+    const text = await this.source.read();
+    const { config } = loadFromSource(this.source, text);
     this.portGuard(tcpClaims(config));
     this.config = config;
     this.configText = text;
@@ -134,14 +135,14 @@ export class Primary {
     await Promise.all(Array.from({ length: this.wanted }, () => this.fork()));
     this.started = true;
     this.log.info(
-      { version: VERSION, workers: this.wanted, configFile: this.file, pid: process.pid },
+      { version: VERSION, workers: this.wanted, configFile: this.source.name, pid: process.pid },
       'primary started',
     );
     if (this.options.watch) this.watchFile();
   }
 
   private fork(): Promise<void> {
-    const worker = cluster.fork({ TURNPIKE_CONFIG: this.file, TURNPIKE_STICKY_SECRET: this.stickySecret });
+    const worker = cluster.fork({ TURNPIKE_CONFIG: this.source.location, TURNPIKE_STICKY_SECRET: this.stickySecret });
     this.workers.add(worker);
     const held = new Map<string, number>();
     this.heldSlots.set(worker, held);
@@ -219,8 +220,8 @@ export class Primary {
     let admin: AdminChange | undefined;
     let text: string;
     try {
-      text = readConfigFile(this.file);
-      config = loadConfigFileText(this.file, text, LOAD_OPTIONS).config;
+      text = await this.source.read();
+      config = loadFromSource(this.source, text).config;
       wanted = resolveWorkerCount(this.options.workers ?? config.workers);
       const open = this.config === null ? [] : tcpClaims(this.config, new Set(), false);
       const keys = new Set(open.map((c) => `${c.address}|${c.port}`));
@@ -294,9 +295,8 @@ export class Primary {
   }
 
   private watchFile(): void {
-    watchConfigFile(
-      this.file,
-      () => void this.reload('file changed'),
+    this.source.watch(
+      () => void this.reload(this.source.file === undefined ? 'config changed in the store' : 'file changed'),
       (err) => this.log.warn({ error: err.message }, 'config watch failed'),
     );
   }
@@ -312,6 +312,7 @@ export class Primary {
     this.stopping = true;
     this.checker.stop();
     this.discovery.stop();
+    this.source.close();
     const exits = [...this.workers].map(
       (w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))),
     );

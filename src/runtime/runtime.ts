@@ -20,6 +20,7 @@ import {
 import { subscribeGatewayLog } from '../observability/gateway-log.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
+import { configTextHash } from '../observability/metrics-process.ts';
 import { DashboardStats, subscribeDashboardStats } from '../observability/dashboard-stats.ts';
 import type { RequestContext } from '../request-context.ts';
 import { TargetRegistry } from '../upstream/pool.ts';
@@ -43,6 +44,10 @@ export interface ListenerAddress {
 
 export interface RuntimeOptions {
   readonly configFile?: string | undefined;
+  /** Where the config came from, for the admin API and turnpike_config_info: the file, or the store URL. */
+  readonly configSource?: string | undefined;
+  /** The text the first config was parsed from (its hash is reported). */
+  readonly configText?: string | undefined;
   /** Run the active health checks here (a single process). Workers get results from their primary instead. */
   readonly activeChecks?: boolean;
   /** Health results known before the first snapshot (a worker started after its primary's probes). */
@@ -71,6 +76,10 @@ export class Runtime implements ListenerHost {
    *  about to close, and be reset; after, it reaches a --handover successor or is refused cleanly). */
   endingConnections = false;
   readonly configFile: string | undefined;
+  /** Where the config came from (a file, an etcd or Redis URL without its password; "inline" for text). */
+  readonly configSource: string;
+  /** sha256 prefix of the running config's text (undefined when applied without it): comparable across instances. */
+  configHash: string | undefined;
   private readonly log: Logger;
   private readonly registry: TargetRegistry;
   private readonly checker: ActiveHealthChecker | null;
@@ -114,6 +123,7 @@ export class Runtime implements ListenerHost {
     this.log = log;
     this.portGuard = options.portGuard;
     this.configFile = options.configFile;
+    this.configSource = options.configSource ?? options.configFile ?? 'inline';
     const clock = options.clock ?? systemClock;
     this.registry = new TargetRegistry(
       options.stickySecret ?? randomBytes(32).toString('base64url'),
@@ -190,7 +200,7 @@ export class Runtime implements ListenerHost {
     CHANNELS.l4Close.subscribe(runtime.onL4Close);
     CHANNELS.refused.subscribe(runtime.onRefused);
     runtime.unsubscribeLog = subscribeGatewayLog(runtime.gateway, log);
-    await runtime.apply(config);
+    await runtime.apply(config, options.configText);
     return runtime;
   }
 
@@ -228,8 +238,11 @@ export class Runtime implements ListenerHost {
     return () => this.tunnels.delete(close);
   }
 
-  /** Builds a snapshot for `config` beside the current one, opens new listeners, then swaps. Throws and keeps the old one on failure. */
-  async apply(config: Config): Promise<void> {
+  /**
+   * Builds a snapshot for `config` beside the current one, opens new listeners, then swaps. Throws and keeps the old
+   * one on failure. `text`: what the config was parsed from, when known (its hash is reported).
+   */
+  async apply(config: Config, text?: string): Promise<void> {
     if (this.draining) throw new TurnpikeError('TP_SHUTTING_DOWN');
     // The OpenTelemetry SDK (~25 MB of heap and code) is loaded only by a config that traces.
     const tracingKey = JSON.stringify(config.tracing ?? null);
@@ -294,7 +307,8 @@ export class Runtime implements ListenerHost {
     this.current = next;
     // Discovery feeds the pools of the snapshot now current; loops whose block did not change keep running.
     this.discovery.sync(config);
-    metrics?.configure(config);
+    this.configHash = text === undefined ? undefined : configTextHash(text);
+    metrics?.configure(config, { source: this.configSource, hash: this.configHash ?? '' });
     // The dashboard's numbers cost a little per request: kept only while an admin listener can show them (a worker
     // reads its primary's admin config too); a reload may add or remove it.
     if (config.admin === undefined) {

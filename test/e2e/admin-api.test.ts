@@ -2,7 +2,8 @@
 // requests avoid the target, in-flight ones finish, kept across a reload), cache purge, reload, validate (problems
 // as JSON, nothing applied), certificates, log level and the OpenAPI document.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../../src/runtime/gateway.ts';
@@ -131,6 +132,9 @@ accessLog: { enabled: false }
     const config = json(await admin('/api/config'));
     assert.equal(config.version, gw.runtime.current.version);
     assert.equal(config.config.upstreams.app.targets[0].url, a.url);
+    // Where it came from, and the hash of its text (what turnpike_config_info and `turnpike push` show).
+    assert.equal(config.source, gw.file);
+    assert.equal(config.hash, createHash('sha256').update(readFileSync(gw.file)).digest('hex').slice(0, 12));
   });
 
   test('a failed reload keeps the running config and says why', async () => {

@@ -119,7 +119,8 @@ metrics:
     assert.equal(sample(m, 'turnpike_upstream_duration_seconds_count{upstream="app"}'), 3);
     assert.ok((sample(m, 'turnpike_connections{listener="web",protocol="http"}') ?? -1) >= 0);
     assert.match(m, /^turnpike_build_info\{version="[^"]+",node="24\.[^"]+"\} 1$/m);
-    assert.match(m, /^turnpike_config_info\{version="[0-9a-f]{12}"\} 1$/m);
+    // Where the config came from (the file here) and a hash of its text, to compare instances.
+    assert.match(m, /^turnpike_config_info\{version="[0-9a-f]{12}",source="\/[^"]+",hash="[0-9a-f]{12}"\} 1$/m);
     assert.match(m, /^process_cpu_seconds_total /m);
     assert.match(m, /^nodejs_eventloop_lag_seconds /m);
     assert.doesNotMatch(m, /\/api\/a|\/nowhere/, 'no raw path is a label value');

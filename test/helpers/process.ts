@@ -49,11 +49,18 @@ export interface GatewayProcess {
  */
 export async function spawnGateway(
   yaml: string,
-  options: { listeners?: number; startTimeoutMs?: number; args?: readonly string[] } = {},
+  options: {
+    listeners?: number;
+    startTimeoutMs?: number;
+    args?: readonly string[];
+    /** Start from this --config instead (an etcd:// or redis:// URL; `yaml` is still written to `file`), watched. */
+    config?: string;
+  } = {},
 ): Promise<GatewayProcess> {
   const file = join(tempDir(), 'turnpike.yaml');
   writeFileSync(file, /^accessLog:/m.test(yaml) ? yaml : `${yaml}\naccessLog: { enabled: false }\n`);
-  const args = [...NODE_FLAGS, CLI, 'start', '--config', file, '--no-watch', ...(options.args ?? [])];
+  const config = options.config === undefined ? [file, '--no-watch'] : [options.config];
+  const args = [...NODE_FLAGS, CLI, 'start', '--config', ...config, ...(options.args ?? [])];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

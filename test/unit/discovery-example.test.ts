@@ -20,6 +20,8 @@ test('the discovery example validates verbatim, with no --strict warning', () =>
       emptyGrace: 30_000,
     });
     assert.deepEqual(users!.discover?.dns, { a: 'users.internal', port: 8080 });
+    assert.deepEqual(loaded.config.upstreams.payments!.discover?.etcd, { service: 'payments' });
+    assert.deepEqual(loaded.config.discovery.etcd.endpoints, ['http://127.0.0.1:2379']);
     assert.deepEqual(loaded.config.discovery.dns, { servers: ['127.0.0.1:5353'], minRefresh: 5000, timeout: 5000 });
     const { billing, search } = loaded.config.upstreams;
     assert.deepEqual(billing!.discover?.kubernetes, { namespace: 'shop', service: 'billing', port: 'http' });
