@@ -7,20 +7,11 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { startConsulStandIn, type ConsulInstance } from '../helpers/consul-stand-in.ts';
 import { nextEvent, type StreamEvent } from '../helpers/events.ts';
-import { json, request, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+import { json, request, startEchoBackend, startGatewayYaml, type Backend, answerers } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
 after(() => Promise.all(backends.map((b) => b.close())));
-
-async function answerers(port: number, n: number): Promise<string[]> {
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await request(port, '/');
-    names.push(r.status === 200 ? (json(r).name as string) : String(r.status));
-  }
-  return names;
-}
 
 const config = (address: string, grace = '30s') => `
 listeners: [{ name: web, protocol: http, address: 127.0.0.1, port: 0 }]

@@ -11,27 +11,18 @@ import { ManualClock } from '../helpers/clock.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
 import { nextEvent, type StreamEvent } from '../helpers/events.ts';
 import {
-  json,
   quietLog,
   request,
   startEchoBackend,
   startGatewayYaml,
   tempDir,
   type Backend,
+  answerers,
 } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
 after(() => Promise.all(backends.map((b) => b.close())));
-
-async function answerers(port: number, n: number): Promise<string[]> {
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await request(port, '/');
-    names.push(r.status === 200 ? (json(r).name as string) : String(r.status));
-  }
-  return names;
-}
 
 const SRV = '_http._tcp.app.service.internal';
 const config = (dns: string, extra = '') => `

@@ -5,20 +5,11 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { startEtcd } from '../helpers/etcd.ts';
 import { nextEvent } from '../helpers/events.ts';
-import { json, request, startEchoBackend, startGatewayYaml, type Backend } from '../helpers/servers.ts';
+import { request, startEchoBackend, startGatewayYaml, type Backend, answerers } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
 after(() => Promise.all(backends.map((b) => b.close())));
-
-async function answerers(port: number, n: number): Promise<string[]> {
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await request(port, '/');
-    names.push(r.status === 200 ? (json(r).name as string) : String(r.status));
-  }
-  return names;
-}
 
 test('registered keys get traffic without a reload, a deleted one is drained, a stopped etcd keeps the last set', async () => {
   const a = await startEchoBackend('a');

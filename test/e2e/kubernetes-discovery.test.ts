@@ -10,7 +10,7 @@ import pino from 'pino';
 import { TestPki } from '../helpers/certs.ts';
 import { nextEvent, type StreamEvent } from '../helpers/events.ts';
 import { endpointSlice, startKubernetesStandIn } from '../helpers/kubernetes-stand-in.ts';
-import { json, request, startEchoBackend, startGatewayYaml, tempDir, type Backend } from '../helpers/servers.ts';
+import { request, startEchoBackend, startGatewayYaml, tempDir, type Backend, answerers } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
@@ -19,15 +19,6 @@ after(async () => {
   await Promise.all(backends.map((b) => b.close()));
   pki.remove();
 });
-
-async function answerers(port: number, n: number): Promise<string[]> {
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = await request(port, '/');
-    names.push(r.status === 200 ? (json(r).name as string) : String(r.status));
-  }
-  return names;
-}
 
 const upstreams = `
 upstreams:

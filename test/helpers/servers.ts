@@ -135,3 +135,13 @@ export function requestBytes(
 export function json<T = any>(r: SimpleResponse): T {
   return JSON.parse(r.body) as T;
 }
+
+/** `n` requests to `/` one after another: the `name` of the echo backend that answered each, or the status. */
+export async function answerers(port: number, n: number): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await request(port, '/');
+    names.push(r.status === 200 ? (json(r).name as string) : String(r.status));
+  }
+  return names;
+}
