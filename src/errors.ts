@@ -128,6 +128,10 @@ export const ERRORS = {
   TP_LISTEN_FAILED: { status: 0, title: 'A listener could not bind its address' },
   // Logged while running
   TP_DISCOVERY_FAILED: { status: 0, title: "A discovery source failed; the upstream's last targets stay in use" },
+  TP_DISCOVERY_REFUSED: {
+    status: 0,
+    title: "A discovered address is outside the discover block's allowNetworks or inside its denyNetworks",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
