@@ -24,19 +24,22 @@ export interface Backend {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** A backend on port 0, or on `port` (to bring a killed target back at the same address). */
-export async function startBackend(handler: Handler, port = 0): Promise<Backend> {
+/**
+ * A backend on port 0, or on `port` (to bring a killed target back at the same address); on 127.0.0.1, or on
+ * `host` (another loopback address, 127.0.0.2, for a DNS answer that moves to another IP on the same port).
+ */
+export async function startBackend(handler: Handler, port = 0, host = '127.0.0.1'): Promise<Backend> {
   const requests: IncomingMessage[] = [];
   const server = createServer((req, res) => {
     requests.push(req);
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const bound = (server.address() as AddressInfo).port;
   return {
     server,
     port: bound,
-    url: `http://127.0.0.1:${bound}`,
+    url: `http://${host}:${bound}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
@@ -47,23 +50,31 @@ export async function startBackend(handler: Handler, port = 0): Promise<Backend>
 }
 
 /** A backend answering JSON { name, method, url, headers, body }. */
-export function startEchoBackend(name: string, port = 0): Promise<Backend> {
-  return startBackend((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', server: 'secret-backend/1.0', 'x-powered-by': 'php/5' });
-      res.end(
-        JSON.stringify({
-          name,
-          method: req.method,
-          url: req.url,
-          headers: req.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-    });
-  }, port);
+export function startEchoBackend(name: string, port = 0, host = '127.0.0.1'): Promise<Backend> {
+  return startBackend(
+    (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          server: 'secret-backend/1.0',
+          'x-powered-by': 'php/5',
+        });
+        res.end(
+          JSON.stringify({
+            name,
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      });
+    },
+    port,
+    host,
+  );
 }
 
 export const quietLog = pino({ level: 'silent' });
