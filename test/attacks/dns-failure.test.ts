@@ -179,7 +179,7 @@ test('without a last good set: 503 problem+json at once, naming nothing; recover
         `  silent: { discover: { dns: { a: silent.example, port: ${a.port} } } }`,
       ].join('\n'),
       '{ match: { path: /first }, upstream: first }, { match: { path: /silent }, upstream: silent }',
-      '3s', // the silent first round lasts that long (real time): the first request comes well within it
+      '1s', // the silent first round lasts that long (real time): the first request comes well within it
     ),
     { clock },
   );

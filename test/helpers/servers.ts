@@ -50,31 +50,23 @@ export async function startBackend(handler: Handler, port = 0, host = '127.0.0.1
 }
 
 /** A backend answering JSON { name, method, url, headers, body }. */
-export function startEchoBackend(name: string, port = 0, host = '127.0.0.1'): Promise<Backend> {
-  return startBackend(
-    (req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        res.writeHead(200, {
-          'content-type': 'application/json',
-          server: 'secret-backend/1.0',
-          'x-powered-by': 'php/5',
-        });
-        res.end(
-          JSON.stringify({
-            name,
-            method: req.method,
-            url: req.url,
-            headers: req.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-      });
-    },
-    port,
-    host,
-  );
+export function startEchoBackend(name: string, port = 0): Promise<Backend> {
+  return startBackend((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', server: 'secret-backend/1.0', 'x-powered-by': 'php/5' });
+      res.end(
+        JSON.stringify({
+          name,
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
+  }, port);
 }
 
 export const quietLog = pino({ level: 'silent' });
