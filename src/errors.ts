@@ -129,6 +129,10 @@ export const ERRORS = {
   // Logged while running
   TP_DISCOVERY_FAILED: { status: 0, title: "A discovery source failed; the upstream's last targets stay in use" },
   TP_ETCD_FAILED: { status: 0, title: 'etcd could not be reached, or refused a call' },
+  TP_DISCOVERY_REFUSED: {
+    status: 0,
+    title: "A discovered address is outside the discover block's allowNetworks or inside its denyNetworks",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

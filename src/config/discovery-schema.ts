@@ -2,7 +2,7 @@
 // `discover:` block, which names one provider and what it watches instead of listing `targets`.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { duration, PATTERNS, positiveDuration } from './primitives.ts';
+import { cidr, duration, PATTERNS, positiveDuration } from './primitives.ts';
 import { secret } from './secret.ts';
 
 /** A DNS server as node:dns `setServers` takes it: an IPv4 or [IPv6] address, with an optional port. */
@@ -308,6 +308,23 @@ export const discover = z
       description: 'how long an empty answer (NXDOMAIN, no records) must last before it empties the targets',
       examples: ['30s'],
     }),
+    // Checked in the loop for every provider (src/discovery/guard.ts): no DNS rebinding to internal addresses.
+    allowNetworks: z
+      .array(cidr)
+      .min(1)
+      .optional()
+      .meta({
+        description: 'only discovered addresses in these networks are used (a hostname target is then refused)',
+        examples: [['10.20.0.0/16', 'fd00::/8']],
+      }),
+    denyNetworks: z
+      .array(cidr)
+      .min(1)
+      .optional()
+      .meta({
+        description: 'discovered addresses in these networks are refused (checked before allowNetworks)',
+        examples: [['127.0.0.0/8', '169.254.0.0/16']],
+      }),
   })
   .superRefine((d, ctx) => {
     const named = Object.keys(DISCOVERY_PROVIDERS).filter((k) => d[k as keyof typeof DISCOVERY_PROVIDERS]);

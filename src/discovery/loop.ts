@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts';
 import type { ErrorCode } from '../errors.ts';
 import { CHANNELS, type Gateway } from '../observability/events.ts';
 import { TargetSetApplier, type LivePool } from './apply.ts';
+import type { NetworkGuard } from './guard.ts';
 import type { Resolution, Resolve } from './provider.ts';
 
 export interface LoopOptions {
@@ -22,6 +23,8 @@ export interface LoopOptions {
   readonly emptyGraceMs: number;
   readonly gateway: Gateway;
   readonly log: { warn(fields: object, msg: string): void; info(fields: object, msg: string): void };
+  /** The block's allowNetworks/denyNetworks: refused addresses leave each answer before it is applied. */
+  readonly guard?: NetworkGuard;
   /** The loop this one replaces (a changed discover block): its targets are taken over, then diffed. */
   readonly previous?: DiscoveryLoop;
 }
@@ -38,6 +41,8 @@ export class DiscoveryLoop {
   private failing = false;
   /** A watching source's round still waiting for a change when an empty grace ended: the next round awaits it. */
   private pending: Promise<Resolution> | undefined;
+  /** The origins the guard refused in the last answer, sorted and joined: a change is logged once. */
+  private refusedKey = '';
 
   constructor(options: LoopOptions) {
     this.o = options;
@@ -67,8 +72,9 @@ export class DiscoveryLoop {
     const o = this.o;
     let delay = o.minRefreshMs;
     try {
-      const answer = await this.ask();
+      const asked = await this.ask();
       if (this.stopped) return delay;
+      const { answer, refused } = this.screen(asked);
       if (this.failing) {
         this.failing = false;
         o.log.info({ upstream: o.upstream, source: o.source }, 'discovery answers again');
@@ -79,7 +85,7 @@ export class DiscoveryLoop {
         this.emptySince ??= now;
         const left = this.emptySince + o.emptyGraceMs - now;
         if (left > 0) {
-          this.publish('empty');
+          this.publish('empty', undefined, refused);
           // Ask again by the end of the grace at the latest, so an empty set is applied on time.
           return Math.min(delay, left);
         }
@@ -91,7 +97,7 @@ export class DiscoveryLoop {
           { upstream: o.upstream, source: o.source, targets: answer.targets.map((t) => t.url) },
           'discovered targets',
         );
-      this.publish(answer.targets.length === 0 ? 'empty' : 'resolved');
+      this.publish(answer.targets.length === 0 ? 'empty' : 'resolved', undefined, refused);
     } catch (err) {
       if (this.stopped) return delay;
       const error = err instanceof Error ? err.message : String(err);
@@ -112,6 +118,31 @@ export class DiscoveryLoop {
       return o.retryMs;
     }
     return delay;
+  }
+
+  /**
+   * The answer without the addresses the guard refuses: as if the source had not given them (nothing left is an
+   * empty answer, under emptyGrace). One warn line per change of the refused set.
+   */
+  private screen(asked: Resolution): { answer: Resolution; refused: string[] } {
+    const guard = this.o.guard;
+    if (guard === undefined) return { answer: asked, refused: [] };
+    const { kept, refused } = guard.split(asked.targets);
+    const key = [...refused].sort().join(' ');
+    if (key !== this.refusedKey) {
+      this.refusedKey = key;
+      if (refused.length > 0)
+        this.o.log.warn(
+          {
+            code: 'TP_DISCOVERY_REFUSED' satisfies ErrorCode,
+            upstream: this.o.upstream,
+            source: this.o.source,
+            refused,
+          },
+          'discovered addresses refused by allowNetworks/denyNetworks',
+        );
+    }
+    return { answer: { ...asked, targets: kept }, refused };
   }
 
   /**
@@ -138,7 +169,7 @@ export class DiscoveryLoop {
     });
   }
 
-  private publish(outcome: 'resolved' | 'empty' | 'error', error?: string): void {
+  private publish(outcome: 'resolved' | 'empty' | 'error', error?: string, refused: string[] = []): void {
     if (!CHANNELS.discovery.hasSubscribers) return;
     CHANNELS.discovery.publish({
       gateway: this.o.gateway,
@@ -147,6 +178,7 @@ export class DiscoveryLoop {
       outcome,
       targets: this.applier.current.map((t) => t.url),
       ...(error !== undefined ? { error } : {}),
+      ...(refused.length > 0 ? { refused } : {}),
     });
   }
 }

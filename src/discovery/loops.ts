@@ -7,6 +7,7 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { Gateway } from '../observability/events.ts';
 import type { LivePool } from './apply.ts';
+import { NetworkGuard } from './guard.ts';
 import { DiscoveryLoop, type LoopOptions } from './loop.ts';
 import type { ProviderEnv } from './provider.ts';
 import { retryDelayMs } from './provider.ts';
@@ -47,6 +48,7 @@ export class DiscoveryLoops {
         this.env.log.warn({ upstream: name, error: (err as Error).message }, 'discovery cannot start');
         continue;
       }
+      const guard = NetworkGuard.of(discover);
       const loop = new DiscoveryLoop({
         upstream: name,
         provider: provider.name,
@@ -59,6 +61,7 @@ export class DiscoveryLoops {
         emptyGraceMs: discover.emptyGrace,
         gateway: this.env.gateway,
         log: this.env.log,
+        ...(guard !== undefined ? { guard } : {}),
         ...(running !== undefined ? { previous: running.loop } : {}),
       });
       this.loops.set(name, { key, loop });

@@ -72,7 +72,8 @@ export const CHANNELS = {
   /**
    * A discovery provider's round for an upstream: `resolved` (a set applied: its targets), `empty` (no records;
    * the last set stays until emptyGrace), or `error` (the source failed; the last set stays).
-   * { gateway, upstream, provider, outcome: 'resolved' | 'empty' | 'error', targets?, error? }
+   * `refused`: the origins the block's allowNetworks/denyNetworks dropped from this answer (when any).
+   * { gateway, upstream, provider, outcome: 'resolved' | 'empty' | 'error', targets?, error?, refused? }
    */
   discovery: channel('turnpike:discovery'),
 } as const;

@@ -1,4 +1,5 @@
-// turnpike_discovery_errors_total{upstream}: discovery rounds whose source failed (a DNS timeout, SERVFAIL); the
+// turnpike_discovery_errors_total{upstream}: discovery rounds whose source failed (a DNS timeout, SERVFAIL), and
+// turnpike_discovery_refused_total{upstream}: discovered addresses allowNetworks/denyNetworks refused, per round; the
 // providers publish turnpike:discovery and never touch metrics themselves. A family of its own (metrics.ts).
 import type { Channel } from 'node:diagnostics_channel';
 import type { Registry } from 'prom-client';
@@ -12,12 +13,19 @@ export function discoveryMetrics(registry: Registry, gateway: Gateway): readonly
     'Discovery rounds that failed (resolver timeout, SERVFAIL ...), by upstream; the last good targets stay in use',
     registry,
   );
+  const refused = new CounterFamily(
+    'turnpike_discovery_refused_total',
+    "Discovered addresses dropped by the discover block's allowNetworks/denyNetworks (each round), by upstream",
+    registry,
+  );
   return [
     CHANNELS.discovery,
     (m) => {
-      const e = m as { gateway: Gateway; upstream: string; outcome: string };
-      if (e.gateway !== gateway || e.outcome !== 'error') return;
-      errors.child(e.upstream, { upstream: e.upstream }).value++;
+      const e = m as { gateway: Gateway; upstream: string; outcome: string; refused?: readonly string[] };
+      if (e.gateway !== gateway) return;
+      if (e.outcome === 'error') errors.child(e.upstream, { upstream: e.upstream }).value++;
+      if (e.refused !== undefined && e.refused.length > 0)
+        refused.child(e.upstream, { upstream: e.upstream }).value += e.refused.length;
     },
   ];
 }

@@ -2,8 +2,9 @@
 // the targets its route names in the config. Absolute-form targets and Host values naming internal addresses choose
 // a route (by host) and never a destination; CONNECT is refused 405 TP_METHOD_NOT_ALLOWED (over HTTP/2 too); an upstream's redirect is relayed to the client,
 // never followed. A sentinel listener on 127.0.0.1 stands for the internal hosts and must see nothing. The row's
-// DNS part (an allow-list enforced after resolution and pinned per connection, no rebinding) needs the resolver a
-// later issue brings (U08): not tested here.
+// DNS part (an allow-list enforced after resolution and pinned per connection, no rebinding: a discovered name that
+// DNS maps to 10.0.0.1, 127.0.0.1 or 169.254.169.254) is dns-rebinding.test.ts, against discovery's
+// allowNetworks/denyNetworks.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as h2connect } from 'node:http2';

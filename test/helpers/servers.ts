@@ -24,19 +24,22 @@ export interface Backend {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** A backend on port 0, or on `port` (to bring a killed target back at the same address). */
-export async function startBackend(handler: Handler, port = 0): Promise<Backend> {
+/**
+ * A backend on port 0, or on `port` (to bring a killed target back at the same address); on 127.0.0.1, or on
+ * `host` (another loopback address, 127.0.0.2, for a DNS answer that moves to another IP on the same port).
+ */
+export async function startBackend(handler: Handler, port = 0, host = '127.0.0.1'): Promise<Backend> {
   const requests: IncomingMessage[] = [];
   const server = createServer((req, res) => {
     requests.push(req);
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const bound = (server.address() as AddressInfo).port;
   return {
     server,
     port: bound,
-    url: `http://127.0.0.1:${bound}`,
+    url: `http://${host}:${bound}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
