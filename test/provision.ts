@@ -21,6 +21,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     usedBy:
       'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores, Redis discovery and turnpike register',
   },
+  {
+    binary: 'haproxy',
+    apt: 'haproxy',
+    usedBy: 'test/helpers/haproxy.ts: the L4 balancer in front of three gateways (test/e2e/three-instances.test.ts)',
+  },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {
     binary: 'python3',
