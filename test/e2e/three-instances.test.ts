@@ -169,13 +169,18 @@ test('SIGTERM of one instance under load (shutdown.acceptGrace: 1s) fails no req
   const b = await echo('app');
   const fx = await startThreeInstances(staticBody(b.url), { acceptGrace: '1s' });
   // Fresh connections and kept-alive ones: these are told Connection: close by the drain and reconnect elsewhere.
-  const load = steadyLoad(fx.port, { fresh: 2, keepAlive: 3 });
+  // Without the grace (acceptGrace: 0s) this load saw a connection the kernel accepted in the last moment reset in
+  // about one SIGTERM of four (HAProxy retries refused connects, not resets); with it, none in many runs.
+  const load = steadyLoad(fx.port, { fresh: 6, keepAlive: 3 });
   try {
     await load.more(60);
     const victim = fx.instances[1]!;
     const before = await served(victim);
     const exit = victim.gw.stop();
     await fx.haproxy.untilStates({ s0: 'UP', s1: 'DOWN', s2: 'UP' });
+    // Out of HAProxy's rotation, still in the grace: its kept-alive clients are still served.
+    await load.more(30);
+    assert.ok((await served(victim)) > before, 'the stopping instance serves through the grace');
     assert.equal(await exit, 0);
     await load.more(100);
     const result = await load.stop();
@@ -183,7 +188,6 @@ test('SIGTERM of one instance under load (shutdown.acceptGrace: 1s) fails no req
     assert.deepEqual(result.errors, []);
     assert.equal(result.failed, 0);
     assert.equal(result.bad, 0);
-    assert.ok(before > 0, 'the stopped instance had served its share');
   } finally {
     await load.stop();
     await fx.stop();

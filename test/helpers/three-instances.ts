@@ -158,12 +158,13 @@ export function steadyLoad(port: number, clients: { fresh: number; keepAlive: nu
     }
   };
   const loops: Promise<void>[] = [];
-  for (let i = 0; i < clients.fresh; i++) loops.push(loop(false));
+  // The kept-alive clients connect first, one after the other: round robin puts three of them on three instances.
   for (let i = 0; i < clients.keepAlive; i++) {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     agents.push(agent);
     loops.push(loop(agent));
   }
+  for (let i = 0; i < clients.fresh; i++) loops.push(loop(false));
   return {
     result,
     more(n) {
