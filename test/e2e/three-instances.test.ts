@@ -34,16 +34,19 @@ test('a 100 requests/minute limit in Redis holds across the three instances, key
   );
   try {
     // One client address (127.0.0.2, not HAProxy's 127.0.0.1): the PROXY v2 header names it to every instance.
+    // 130 requests, 10 clients at a time (each a new connection), so they take well under a second.
     const started = performance.now();
     const statuses: number[] = [];
-    for (let i = 0; i < 130; i++) statuses.push((await get(fx.port, '/', { localAddress: '127.0.0.2' })).status);
+    const client = async () => {
+      for (let i = 0; i < 13; i++) statuses.push((await get(fx.port, '/', { localAddress: '127.0.0.2' })).status);
+    };
+    await Promise.all(Array.from({ length: 10 }, client));
     const elapsed = performance.now() - started;
     const allowed = statuses.filter((s) => s === 200).length;
     console.log(`rate limit across three instances: ${allowed} of 130 allowed in ${Math.round(elapsed)} ms`);
-    // GCRA: the whole 100 at once, then one more every 600 ms; nothing else is allowed, nothing in the 100 refused.
-    assert.deepEqual(statuses.slice(0, 100), Array(100).fill(200));
+    // GCRA: the whole 100 at once, then one more every 600 ms: nothing in the 100 is refused, nothing more allowed.
+    assert.ok(allowed >= 100, `${allowed} allowed`);
     assert.ok(allowed <= 100 + Math.ceil(elapsed / 600), `${allowed} allowed in ${elapsed} ms`);
-    assert.ok(statuses.slice(100).includes(429));
     assert.deepEqual(new Set(statuses), new Set([200, 429]));
     // Round robin: every instance answered a share (each its own counters if the limit were not shared).
     for (const i of fx.instances) assert.ok((await served(i)) >= 30, `instance ${i.web} served ${await served(i)}`);
