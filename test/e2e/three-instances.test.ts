@@ -4,13 +4,11 @@
 // (with shutdown.acceptGrace) fails none. Each case has its own fixture (test/helpers/three-instances.ts), so cases
 // for other shared state (etcd discovery, config from a store, ACME) can be added as further test() blocks.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, test } from 'node:test';
-import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
-import { CLI } from '../helpers/process.ts';
 import { startEchoBackend, type Backend } from '../helpers/servers.ts';
-import { get, served, startThreeInstances, steadyLoad, type Instance } from '../helpers/three-instances.ts';
+import { get, listsTarget, registrar, served, startThreeInstances, steadyLoad } from '../helpers/three-instances.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
@@ -59,29 +57,6 @@ test('a 100 requests/minute limit in Redis holds across the three instances, key
   }
 });
 
-/** `turnpike register` as a child process, with the config of one instance (it names the Redis). */
-function registrar(file: string, ...args: string[]): ChildProcess & { registered: Promise<number> } {
-  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'register', '--config', file, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  // When the key is in Redis: the registrar logs "registered" once its first write succeeded.
-  const registered = new Promise<number>((resolve) =>
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      log += s;
-      if (log.includes('"msg":"registered"')) resolve(performance.now());
-    }),
-  );
-  return Object.assign(child, { registered });
-}
-
-async function lists(instance: Instance, url: string): Promise<boolean> {
-  const { upstreams } = JSON.parse((await get(instance.admin, '/api/upstreams')).body) as {
-    upstreams: { name: string; targets: { url: string }[] }[];
-  };
-  return upstreams.find((u) => u.name === 'ledger')!.targets.some((t) => t.url === url);
-}
-
 test('a target registered in Redis is used by all three, and dropped by all three once its TTL ends', async () => {
   const ledger = await echo('ledger');
   // A second instance of the service stays registered: the pool never empties (that would wait out emptyGrace).
@@ -97,13 +72,13 @@ routes: [{ match: { path: / }, upstream: ledger }]
   const stay = registrar(fx.instances[2]!.gw.file, '--service', 'ledger', '--url', steady.url, '--ttl', '10s');
   try {
     await until(
-      async () => (await Promise.all(fx.instances.map((i) => lists(i, steady.url)))).every(Boolean),
+      async () => (await Promise.all(fx.instances.map((i) => listsTarget(i, 'ledger', steady.url)))).every(Boolean),
       'all three to list the steady target',
       10_000,
       20,
     );
     const all = async (want: boolean) =>
-      (await Promise.all(fx.instances.map((i) => lists(i, ledger.url)))).every((has) => has === want);
+      (await Promise.all(fx.instances.map((i) => listsTarget(i, 'ledger', ledger.url)))).every((has) => has === want);
     const r = registrar(fx.instances[0]!.gw.file, '--service', 'ledger', '--url', ledger.url, '--ttl', '2s');
     reg = r;
     await until(() => all(true), 'all three to list the registered target', 10_000, 20);

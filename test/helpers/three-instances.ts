@@ -2,8 +2,10 @@
 // Debian's HAProxy in TCP mode (health-checked on /readyz, PROXY protocol v2 to listeners that read it): the
 // fixture of test/e2e/three-instances*.test.ts. A case passes the config's own part (upstreams, routes, discovery)
 // and gets the balancer's port, each instance, and a steady load generator.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, Agent } from 'node:http';
-import { spawnGateway, type GatewayProcess } from './process.ts';
+import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
+import { CLI, spawnGateway, type GatewayProcess } from './process.ts';
 import { startHaproxy, type Haproxy } from './haproxy.ts';
 import { startRedisServer, type RedisServer } from './redis.ts';
 
@@ -178,4 +180,28 @@ export function steadyLoad(port: number, clients: { fresh: number; keepAlive: nu
       return result;
     },
   };
+}
+
+/** `turnpike register` as a child process, with the config of one instance (it names the Redis). */
+export function registrar(file: string, ...args: string[]): ChildProcess & { registered: Promise<number> } {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'register', '--config', file, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  // When the key is in Redis (performance.now()): the registrar logs "registered" once its first write succeeded.
+  const registered = new Promise<number>((resolve) =>
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      log += s;
+      if (log.includes('"msg":"registered"')) resolve(performance.now());
+    }),
+  );
+  return Object.assign(child, { registered });
+}
+
+/** Whether the instance's GET /api/upstreams lists `url` among `upstream`'s targets. */
+export async function listsTarget(instance: Instance, upstream: string, url: string): Promise<boolean> {
+  const { upstreams } = JSON.parse((await get(instance.admin, '/api/upstreams')).body) as {
+    upstreams: { name: string; targets: { url: string }[] }[];
+  };
+  return upstreams.find((u) => u.name === upstream)!.targets.some((t) => t.url === url);
 }
