@@ -26,6 +26,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     apt: 'etcd-server',
     usedBy: 'test/helpers/etcd.ts: the etcd discovery provider and the etcd config source',
   },
+  {
+    binary: 'haproxy',
+    apt: 'haproxy',
+    usedBy: 'test/helpers/haproxy.ts: the L4 balancer in front of three gateways (test/e2e/three-instances.test.ts)',
+  },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {
     binary: 'python3',

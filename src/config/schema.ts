@@ -472,6 +472,11 @@ export function buildConfigSchema(plugins?: PluginSchemas, forDocs = false) {
           description: 'how long SIGTERM waits for in-flight requests before closing what is left',
           examples: ['10s'],
         }),
+        acceptGrace: duration.prefault('0s').meta({
+          description:
+            'after SIGTERM, /readyz answers 503 at once but the listeners keep serving this long (a balancer takes the instance out meanwhile), then the drain runs',
+          examples: ['2s'],
+        }),
       })
       .prefault({})
       .meta({ description: 'how the gateway stops' }),

@@ -96,7 +96,7 @@ export async function startGateway(options: StartOptions): Promise<Gateway> {
           log,
           runtime: () => runtime,
           reload: source === undefined ? null : () => reloader!.reload('admin API'),
-          ready: () => runtime !== null && !runtime.draining,
+          ready: () => runtime !== null && !runtime.stopRequested,
           metrics: () => runtime?.metrics ?? null,
         });
   try {

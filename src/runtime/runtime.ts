@@ -71,6 +71,8 @@ const KEEP_ALIVE_GRACE_MS = 1000;
 
 export class Runtime implements ListenerHost {
   current!: Snapshot;
+  /** Set by stop(): /readyz answers 503 from here on, through `shutdown.acceptGrace` (still serving) and the drain. */
+  stopRequested = false;
   draining = false;
   /** Set once a stop has closed its listening sockets (before, a client told to reconnect could reconnect into one
    *  about to close, and be reset; after, it reaches a --handover successor or is refused cleanly). */
@@ -398,10 +400,26 @@ export class Runtime implements ListenerHost {
     return n;
   }
 
-  /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes everything. */
-  stop(drainTimeout = this.current?.config.shutdown.drainTimeout ?? 30_000): Promise<void> {
-    this.stopping ??= this.drainAndClose(drainTimeout);
+  /**
+   * Says not ready at once, keeps serving for `acceptGrace` (a balancer health-checking /readyz takes the instance
+   * out meanwhile, so no new connection lands on a closing socket), then stops accepting, lets in-flight requests
+   * finish (up to the drain timeout) and closes everything.
+   */
+  stop(
+    drainTimeout = this.current?.config.shutdown.drainTimeout ?? 30_000,
+    acceptGrace = this.current?.config.shutdown.acceptGrace ?? 0,
+  ): Promise<void> {
+    this.stopping ??= this.graceThenDrain(drainTimeout, acceptGrace);
     return this.stopping;
+  }
+
+  private async graceThenDrain(drainTimeout: number, acceptGrace: number): Promise<void> {
+    this.stopRequested = true;
+    if (acceptGrace > 0) {
+      this.log.info({ acceptGrace }, 'not ready; still serving for shutdown.acceptGrace');
+      await new Promise((r) => setTimeout(r, acceptGrace));
+    }
+    await this.drainAndClose(drainTimeout);
   }
 
   private async drainAndClose(drainTimeout: number): Promise<void> {

@@ -20,6 +20,6 @@ export const readyz = defineAdminEndpoint({
   summary: 'readiness: 200 once the config is loaded and every listener bound; 503 while starting or draining',
   handle(_req, res, _params, admin) {
     if (admin.ready()) sendJson(res, 200, { status: 'ready' });
-    else sendProblem(res, 'TP_ADMIN_NOT_READY', admin.runtime()?.draining ? 'draining' : 'starting');
+    else sendProblem(res, 'TP_ADMIN_NOT_READY', admin.runtime()?.stopRequested ? 'draining' : 'starting');
   },
 });
