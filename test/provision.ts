@@ -18,7 +18,13 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
   {
     binary: 'redis-server',
     apt: 'redis-server',
-    usedBy: 'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores',
+    usedBy:
+      'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores; test/helpers/redis-sentinel.ts and redis-cluster.ts: master, replica and sentinels (redis-server --sentinel), cluster nodes',
+  },
+  {
+    binary: 'redis-cli',
+    apt: 'redis-tools',
+    usedBy: 'test/helpers/redis-cluster.ts: redis-cli --cluster create assigns the slots',
   },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {

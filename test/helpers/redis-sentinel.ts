@@ -32,7 +32,7 @@ export interface SentinelSet {
 }
 
 /** Spawns redis-server with `args` and resolves once its log says `ready`. */
-async function spawnRedis(args: string[], ready: string): Promise<ChildProcess> {
+export async function spawnRedis(args: string[], ready: string): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   await new Promise<void>((resolve, reject) => {
@@ -51,7 +51,8 @@ async function spawnRedis(args: string[], ready: string): Promise<ChildProcess> 
   return child;
 }
 
-const serverArgs = (port: number, dir: string) => [
+/** A redis-server on 127.0.0.1:`port` without persistence, its files in `dir`. */
+export const serverArgs = (port: number, dir: string): string[] => [
   '--port',
   String(port),
   '--bind',
