@@ -1,7 +1,7 @@
 // stores.redis: exactly one of url, sentinels (with name) or cluster, with credentials and TLS; errors name the
 // key path; each form builds the client it names (a plain Redis, a Sentinel-following Redis, a Cluster).
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -10,6 +10,7 @@ import { ConfigError, loadConfigText } from '../../src/config/loader.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { createRedisClient, RedisClients, type RedisSettings } from '../../src/stores/redis-client.ts';
 import { TurnpikeError } from '../../src/errors.ts';
+import { TestPki } from '../helpers/certs.ts';
 
 const config = (stores: string) => `listeners: [{ name: web, protocol: http, port: 8080 }]
 routes: [{ match: { path: / }, respond: { body: ok } }]
@@ -101,6 +102,26 @@ describe('stores.redis config', () => {
     );
     assert.match(problems('stores: { redis: { url: "redis://a:6379", pasword: x } }').join('\n'), /stores\.redis/);
   });
+});
+
+test('validate reads the tls files relative to the config file, and names a missing one at its key path', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'turnpike-redis-files-'));
+  writeFileSync(join(dir, 'turnpike.yaml'), '');
+  const text = config('stores: { redis: { url: "redis://r:6379", tls: { ca: redis-ca.pem } } }');
+  const check = () => {
+    try {
+      loadConfigText(text, join(dir, 'turnpike.yaml'), { ...LOAD_OPTIONS, env: {}, configDir: dir });
+      return [];
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.problems.map((p) => `${p.path}: ${p.code}`);
+    }
+  };
+  assert.deepEqual(check(), ['stores.redis.tls.ca: TP_TLS_CONFIG']);
+  writeFileSync(join(dir, 'redis-ca.pem'), 'not a certificate');
+  assert.deepEqual(check(), ['stores.redis.tls.ca: TP_TLS_CONFIG']);
+  copyFileSync(new TestPki().ca('Redis CA').certPath, join(dir, 'redis-ca.pem'));
+  assert.deepEqual(check(), []);
 });
 
 describe('the client each form builds', () => {
