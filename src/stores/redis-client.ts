@@ -47,6 +47,9 @@ export type RedisUrlSettings = RedisSettings & {
 
 // Keep trying to come back, at most every 2 s: the plugins answer by onStoreError meanwhile.
 const retry = (times: number) => Math.min(100 * times, 2000);
+// Behind sentinels, at most every 500 ms: each try asks the next sentinel, and one that has not yet heard of a
+// promotion names the dead master again; trying often reaches one that has (all have within ~2 s, their hellos).
+const sentinelRetry = (times: number) => Math.min(100 * times, 500);
 
 export class RedisClients {
   private client: RedisClient | null = null;
@@ -103,6 +106,7 @@ export function createRedisClient(settings: RedisSettings): RedisClient {
   if (settings.sentinels !== undefined) {
     return new Redis({
       ...common,
+      retryStrategy: sentinelRetry,
       sentinels: settings.sentinels.map(node),
       name: settings.name!,
       ...(settings.sentinelUsername !== undefined ? { sentinelUsername: settings.sentinelUsername } : {}),
@@ -110,7 +114,7 @@ export function createRedisClient(settings: RedisSettings): RedisClient {
       ...(tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
       sentinelCommandTimeout: settings.connectTimeout,
       // Ask the sentinels again soon while none answers: the master comes back as soon as one does.
-      sentinelRetryStrategy: retry,
+      sentinelRetryStrategy: sentinelRetry,
       // Subscribe to +switch-master on the sentinels: a promotion reconnects at once, not at the next retry.
       failoverDetector: true,
       // A master demoted under us answers writes with READONLY: reconnect, so the sentinels name the new one.

@@ -159,6 +159,7 @@ describe('the client each form builds', () => {
       assert.equal(o.password, 'p');
       assert.equal(o.sentinelPassword, 'sp');
       assert.equal(o.failoverDetector, true);
+      assert.equal(o.retryStrategy?.(100), 500, 'a master is looked for again at least every 500 ms');
       assert.equal(o.enableOfflineQueue, false);
       const reconnect = o.reconnectOnError as (err: Error) => boolean;
       assert.equal(reconnect(new Error("READONLY You can't write against a read only replica.")), true);
