@@ -115,8 +115,11 @@ export function createRedisClient(settings: RedisSettings): RedisClient {
       sentinelCommandTimeout: settings.connectTimeout,
       // Ask the sentinels again soon while none answers: the master comes back as soon as one does.
       sentinelRetryStrategy: sentinelRetry,
-      // Subscribe to +switch-master on the sentinels: a promotion reconnects at once, not at the next retry.
-      failoverDetector: true,
+      // Not ioredis's failoverDetector (off by default there since redis/ioredis#1362): its +switch-master
+      // subscription outlives the connection to a dead master, and the switch, arriving while the client is
+      // reconnecting, ends the client for good (status `end`; seen with ioredis 6.0.0 in
+      // test/e2e/redis-sentinel-failover.test.ts). The 500 ms retries find the new master.
+      failoverDetector: false,
       // A master demoted under us answers writes with READONLY: reconnect, so the sentinels name the new one.
       reconnectOnError: (err) => err.message.startsWith('READONLY'),
     });

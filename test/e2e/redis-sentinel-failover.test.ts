@@ -90,14 +90,26 @@ routes:
     return (await client.keys('turnpike:rl:*')).filter((k) => k.endsWith(`|h:${tenant}`));
   }
 
+  /** Whether the node at `address` holds the cache record of `path`. */
+  async function cachedIn(address: string, path: string): Promise<boolean> {
+    const client = set.clientOf(address);
+    if (client.status === 'wait') await client.connect();
+    return (await client.keys('tp:cache:docs:u:*')).some((k) => k.endsWith(`${path}}`));
+  }
+
   test('exact before, onStoreError while no master is known, exact again within 5 s of the promotion', async (t) => {
     const oldMaster = await set.masterAddress();
     await exactLimit('/deny', 'before');
     assert.equal((await keysOf(oldMaster, 'before')).length, 1, 'the counter lives in the master');
     assert.equal(await cache('/docs/before'), 'MISS');
+    await until(() => cachedIn(oldMaster, '/docs/before'), 'the entry stored in the master'); // stored after the answer
     assert.equal(await cache('/docs/before'), 'HIT');
     // Replication is asynchronous: wait until the replica holds it too, so the failover is what the test sees.
-    await until(async () => (await keysOf(`127.0.0.1:${set.replica.port}`, 'before')).length === 1, 'the replica');
+    const replica = `127.0.0.1:${set.replica.port}`;
+    await until(
+      async () => (await keysOf(replica, 'before')).length === 1 && (await cachedIn(replica, '/docs/before')),
+      'the replica',
+    );
 
     set.master.process.kill('SIGKILL');
     const allow = await send('/allow', 'outage');
@@ -151,6 +163,7 @@ routes:
     // The cache too: the entry stored before is served from the new master, a new one is stored there.
     assert.equal(await cache('/docs/before'), 'HIT');
     assert.equal(await cache('/docs/after'), 'MISS');
+    await until(() => cachedIn(newMaster, '/docs/after'), 'the entry stored in the new master');
     assert.equal(await cache('/docs/after'), 'HIT');
   });
 });
