@@ -79,12 +79,10 @@ export const consumers = z
 
 export const stores = z
   .strictObject({
-    redis: redisStore
-      .optional()
-      .meta({
-        description:
-          'the Redis shared by every instance (store: redis of rate-limit and cache): url, sentinels or cluster',
-      }),
+    redis: redisStore.optional().meta({
+      description:
+        'the Redis shared by every instance (store: redis of rate-limit and cache): url, sentinels or cluster',
+    }),
   })
   .prefault({})
   .meta({ description: 'stores of state shared beyond one process' });
