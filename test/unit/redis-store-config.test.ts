@@ -9,7 +9,9 @@ import { Cluster, Redis } from 'ioredis';
 import { ConfigError, loadConfigText } from '../../src/config/loader.ts';
 import { LOAD_OPTIONS } from '../../src/runtime/config-checks.ts';
 import { createRedisClient, RedisClients, type RedisSettings } from '../../src/stores/redis-client.ts';
+import { redactConfig } from '../../src/admin/redact.ts';
 import { TurnpikeError } from '../../src/errors.ts';
+import { PLUGIN_SCHEMAS } from '../../src/plugins/registry.ts';
 import { TestPki } from '../helpers/certs.ts';
 
 const config = (stores: string) => `listeners: [{ name: web, protocol: http, port: 8080 }]
@@ -122,6 +124,22 @@ test('validate reads the tls files relative to the config file, and names a miss
   assert.deepEqual(check(), ['stores.redis.tls.ca: TP_TLS_CONFIG']);
   copyFileSync(new TestPki().ca('Redis CA').certPath, join(dir, 'redis-ca.pem'));
   assert.deepEqual(check(), []);
+});
+
+test('GET /api/config redacts password, sentinelPassword and the tls key of stores.redis', () => {
+  const loaded = load(
+    config(`stores:
+  redis:
+    sentinels: ["10.0.0.1:26379"]
+    name: mymaster
+    password: redis-pass-1
+    sentinelPassword: sentinel-pass-2
+    tls: { cert: certs/c.pem, key: certs/private-key-3.pem }
+`),
+  );
+  const shown = JSON.stringify(redactConfig(loaded, PLUGIN_SCHEMAS));
+  for (const secret of ['redis-pass-1', 'sentinel-pass-2', 'private-key-3']) assert.ok(!shown.includes(secret), shown);
+  assert.match(shown, /"name":"mymaster"/);
 });
 
 describe('the client each form builds', () => {
