@@ -189,7 +189,9 @@ export class RedisCacheStore implements CacheStore {
     let total = 0;
     try {
       const redis = this.redis();
-      // A Cluster's keys are spread over its masters: SCAN each of them.
+      // A Cluster's keys are spread over its masters: SCAN each of them (before it is ready it knows none, and
+      // zero purged would be a lie).
+      if (redis instanceof Cluster && redis.status !== 'ready') throw new Error('redis cluster not ready');
       for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
         let cursor = '0';
         do {
