@@ -19,7 +19,7 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     binary: 'redis-server',
     apt: 'redis-server',
     usedBy:
-      'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores; test/helpers/redis-sentinel.ts and redis-cluster.ts: master, replica and sentinels (redis-server --sentinel), cluster nodes',
+      'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores, and the master, replica, sentinels (redis-server --sentinel) and cluster nodes of redis-sentinel.ts and redis-cluster.ts',
   },
   {
     binary: 'redis-cli',

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { TestPki, type Ca } from '../helpers/certs.ts';
 import { freePort } from '../helpers/ports.ts';
 import { assertProblem } from '../helpers/problem.ts';
-import { spawnRedis } from '../helpers/redis-sentinel.ts';
+import { spawnRedis } from '../helpers/redis.ts';
 import { request, startGatewayYaml } from '../helpers/servers.ts';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayYaml>>;

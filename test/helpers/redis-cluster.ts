@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
-import { serverArgs, spawnRedis, type RedisNode } from './redis-sentinel.ts';
+import { serverArgs, spawnRedis } from './redis.ts';
+import type { RedisNode } from './redis-sentinel.ts';
 import { until } from './wait.ts';
 
 export interface RedisClusterSet {

@@ -1,13 +1,14 @@
 // A throwaway Sentinel-watched Redis: a master, one replica and three sentinels (`redis-server --sentinel`), all
 // on 127.0.0.1 with free ports, quick to notice a dead master (down-after 1 s) so a test can watch a failover.
 // Ready means: the replica is in sync and every sentinel knows the replica and the two other sentinels.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
+import { serverArgs, spawnRedis } from './redis.ts';
 import { until } from './wait.ts';
 
 export const MASTER_NAME = 'mymaster';
@@ -30,40 +31,6 @@ export interface SentinelSet {
   /** Kills every process still running, closes the clients and removes the directory. */
   stop(): Promise<void>;
 }
-
-/** Spawns redis-server with `args` and resolves once its log says `ready`. */
-export async function spawnRedis(args: string[], ready: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const onExit = (code: number | null) =>
-      reject(new Error(`redis-server ${args.join(' ')} exited (${code}): ${out}`));
-    child.once('exit', onExit);
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-      out += s;
-      if (out.includes(ready)) {
-        child.off('exit', onExit);
-        resolve();
-      }
-    });
-  });
-  child.stdout!.resume();
-  return child;
-}
-
-/** A redis-server on 127.0.0.1:`port` without persistence, its files in `dir`. */
-export const serverArgs = (port: number, dir: string): string[] => [
-  '--port',
-  String(port),
-  '--bind',
-  '127.0.0.1',
-  '--save',
-  '',
-  '--appendonly',
-  'no',
-  '--dir',
-  dir,
-];
 
 export async function startSentinelSet(
   options: { downAfterMs?: number; failoverTimeoutMs?: number } = {},
