@@ -19,7 +19,7 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     binary: 'redis-server',
     apt: 'redis-server',
     usedBy:
-      'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores, Redis discovery and turnpike register',
+      'test/helpers/redis.ts: the Redis-backed rate-limit and cache stores, Redis discovery and turnpike register, and the master, replica, sentinels (redis-server --sentinel) and cluster nodes of redis-sentinel.ts and redis-cluster.ts',
   },
   {
     binary: 'etcd',
@@ -30,6 +30,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
     binary: 'haproxy',
     apt: 'haproxy',
     usedBy: 'test/helpers/haproxy.ts: the L4 balancer in front of three gateways (test/e2e/three-instances.test.ts)',
+  },
+  {
+    binary: 'redis-cli',
+    apt: 'redis-tools',
+    usedBy: 'test/helpers/redis-cluster.ts: redis-cli --cluster create assigns the slots',
   },
   { binary: 'openssl', apt: 'openssl', usedBy: "test/helpers/certs.ts: the TLS tests' certificates" },
   {

@@ -1,9 +1,11 @@
 // The HTTP cache in Redis (`cache: { store: redis }`), shared by every gateway instance. Per URL: a record of its
-// Vary field names, one binary entry per variant, and a set naming the variants (for purges). Lookups and stores
+// Vary field names, one binary entry per variant, and a set naming the variants (for purges). The URL key is
+// the hash tag ({...}) of all three, so a script touching them runs on one Cluster slot. Lookups and stores
 // never reject (a failing Redis is a miss); purges reject, so the caller can say it is not known to have happened
 // (a purge sent to a frozen Redis may still run once it wakes).
 import CachePolicy from 'http-cache-semantics';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from '../stores/redis-client.ts';
 import { RedisScript } from '../stores/redis-script.ts';
 import type { PolicyClass } from './freshness.ts';
 import type { CacheEntry, CacheStore } from './store.ts';
@@ -99,23 +101,24 @@ export interface RedisCacheStoreOptions {
 }
 
 export class RedisCacheStore implements CacheStore {
-  private readonly client: () => Redis | undefined;
+  private readonly client: () => RedisClient | undefined;
   private readonly onError: (err: Error) => void;
   private readonly base: string;
   private readonly Policy: PolicyClass;
 
   // The client is asked for on each call: a reload may replace the shared client under us.
-  constructor(client: () => Redis | undefined, options: RedisCacheStoreOptions) {
+  constructor(client: () => RedisClient | undefined, options: RedisCacheStoreOptions) {
     this.client = client;
     this.onError = options.onError;
-    this.base = `tp:cache:${options.namespace}:`;
+    // Braces in a route name are %-encoded (and so is %): the key's first `{` must be the URL key's hash tag.
+    this.base = `tp:cache:${options.namespace.replace(/[%{}]/g, (c) => encodeURIComponent(c))}:`;
     this.Policy = options.Policy ?? CachePolicy;
   }
 
   async lookup(urlKey: string, variantOf: (varyFields: readonly string[]) => string): Promise<CacheEntry | undefined> {
     try {
       const redis = this.redis();
-      const record = await redis.get(this.base + 'u:' + urlKey);
+      const record = await redis.get(this.recordKey(urlKey));
       if (record === null) return undefined;
       const fields: unknown = JSON.parse(record);
       if (!Array.isArray(fields) || !fields.every((f) => typeof f === 'string'))
@@ -143,7 +146,7 @@ export class RedisCacheStore implements CacheStore {
     const px = Math.ceil(ttl);
     if (!(px > 0)) return; // PX rejects 0 and NaN; such an entry is of no use anyway
     try {
-      const keys = [this.base + 'u:' + urlKey, this.entryKey(urlKey, variant), this.base + 's:' + urlKey];
+      const keys = [this.recordKey(urlKey), this.entryKey(urlKey, variant), this.setKey(urlKey)];
       await STORE_SCRIPT.run(this.redis(), keys, [JSON.stringify(varyFields), encodeEntry(entry), px, variant]);
     } catch (err) {
       this.onError(asError(err));
@@ -181,38 +184,53 @@ export class RedisCacheStore implements CacheStore {
 
   /** SCANs this namespace's URL records matching `glob` (after the namespace) and purges those `test` passes. */
   private async purgeScan(glob: string, test: ((urlKey: string) => boolean) | null): Promise<number> {
-    const records = this.base + 'u:';
+    const records = this.base + 'u:{';
     const match = escapeGlob(records) + glob;
     let total = 0;
     try {
       const redis = this.redis();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 500);
-        cursor = next;
-        const urlKeys = keys.map((key) => key.slice(records.length)).filter((k) => test === null || test(k));
-        // SCAN may name a key twice, and another worker or instance may purge the same URL at once: the purge of
-        // one URL is atomic, so only the first finds its entries and the total stays right.
-        const counts = await Promise.all(urlKeys.map((urlKey) => this.purgeOne(redis, urlKey)));
-        for (const n of counts) total += n;
-      } while (cursor !== '0');
+      // A Cluster's keys are spread over its masters: SCAN each of them (before it is ready it knows none, and
+      // zero purged would be a lie).
+      if (redis instanceof Cluster && redis.status !== 'ready') throw new Error('redis cluster not ready');
+      for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 500);
+          cursor = next;
+          const urlKeys = keys.map((key) => key.slice(records.length, -1)).filter((k) => test === null || test(k));
+          // SCAN may name a key twice, and another worker or instance may purge the same URL at once: the purge
+          // of one URL is atomic, so only the first finds its entries and the total stays right.
+          const counts = await Promise.all(urlKeys.map((urlKey) => this.purgeOne(redis, urlKey)));
+          for (const n of counts) total += n;
+        } while (cursor !== '0');
+      }
     } catch (err) {
       throw this.fail(err);
     }
     return total;
   }
 
-  private async purgeOne(redis: Redis, urlKey: string): Promise<number> {
-    const keys = [this.base + 'u:' + urlKey, this.base + 's:' + urlKey];
+  private async purgeOne(redis: RedisClient, urlKey: string): Promise<number> {
+    const keys = [this.recordKey(urlKey), this.setKey(urlKey)];
     return Number(await PURGE_SCRIPT.run(redis, keys, [this.entryKey(urlKey, '')]));
+  }
+
+  // The first `{` of a key is the one before the URL key: its hash tag (up to the first `}`, in the URL key or
+  // after it) is the same for the record, set and entries.
+  private recordKey(urlKey: string): string {
+    return `${this.base}u:{${urlKey}}`;
+  }
+
+  private setKey(urlKey: string): string {
+    return `${this.base}s:{${urlKey}}`;
   }
 
   // URL keys never hold a newline (request targets cannot), so the separator keeps URL and variant apart.
   private entryKey(urlKey: string, variant: string): string {
-    return `${this.base}v:${urlKey}\n${variant}`;
+    return `${this.base}v:{${urlKey}}\n${variant}`;
   }
 
-  private redis(): Redis {
+  private redis(): RedisClient {
     const redis = this.client();
     if (redis === undefined) throw new Error('cache store: no Redis client');
     return redis;

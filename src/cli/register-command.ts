@@ -3,6 +3,7 @@
 // upstreams say `discover: { redis: { service: NAME } }`. It renews the key every third of the TTL until SIGINT or
 // SIGTERM, then deletes it (a clean leave) and exits 0; killed outright, the key expires with its TTL.
 // A Redis that cannot be reached is retried (a warn line per failure streak): a registration outlives a Redis blip.
+import { dirname, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { redisServiceName } from '../config/discovery-schema.ts';
@@ -101,7 +102,8 @@ async function runRegister(opts: RegisterOptions): Promise<void> {
   let failing = false;
   // Connection errors show in the warn line of the write that fails; here they are only debug noise.
   const clients = new RedisClients((err) => log.debug({ error: err.message }, 'redis connection error'));
-  const client = clients.get(settings);
+  // TLS files of stores.redis are relative to the config file, as for the gateway.
+  const client = clients.get({ ...settings, configDir: dirname(resolvePath(opts.config)) });
   const reg = { url: opts.url, ...(opts.weight !== undefined ? { weight: opts.weight } : {}) };
   const every = Math.floor(opts.ttl / 3);
   let timer: NodeJS.Timeout | undefined;

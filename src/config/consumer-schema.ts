@@ -1,6 +1,7 @@
 // The top-level `consumers:` (who may call), `stores:` (shared state) and `consumerHeaders:` sections.
 import { z } from 'zod';
-import { duration, headerName, PATTERNS } from './primitives.ts';
+import { headerName } from './primitives.ts';
+import { redisStore } from './redis-store-schema.ts';
 import { secret } from './secret.ts';
 
 /** scrypt hashes as `turnpike hash-password` prints them, or bcrypt ($2a$, $2b$, $2y$). */
@@ -78,30 +79,10 @@ export const consumers = z
 
 export const stores = z
   .strictObject({
-    redis: z
-      .strictObject({
-        url: secret(
-          z
-            .string()
-            .refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), {
-              message: 'expected redis://host:port or rediss://...',
-            })
-            .meta({
-              description: 'redis://host:port (rediss:// for TLS), with a user, password or database number if needed',
-              examples: ['redis://127.0.0.1:6379'],
-              pattern: PATTERNS.redisUrl,
-            }),
-          'url',
-        ),
-        connectTimeout: duration
-          .prefault('1s')
-          .meta({ description: 'time to connect to Redis; then the call is a store error', examples: ['2s'] }),
-        commandTimeout: duration
-          .prefault('500ms')
-          .meta({ description: 'a store call slower than this counts as a store error', examples: ['200ms'] }),
-      })
-      .optional()
-      .meta({ description: 'the Redis shared by every instance (store: redis of rate-limit and cache)' }),
+    redis: redisStore.optional().meta({
+      description:
+        'the Redis shared by every instance (store: redis of rate-limit and cache): url, sentinels or cluster',
+    }),
   })
   .prefault({})
   .meta({ description: 'stores of state shared beyond one process' });

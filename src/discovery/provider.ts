@@ -3,7 +3,7 @@
 // Two kinds fit the one shape: a polling source (DNS) answers at once and is asked again after its TTL; a watching
 // source (a Kubernetes watch, a Consul blocking query, an etcd watch) answers its first call at once and each
 // later call when the set changes, with `minRefreshMs` 0 so the loop asks again straight away.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis-client.ts';
 import type { DiscoverConfig, DiscoverySettings } from '../config/discovery-schema.ts';
 import type { DiscoveredTarget } from './apply.ts';
 
@@ -22,7 +22,7 @@ export type Resolve = (signal: AbortSignal) => Promise<Resolution>;
 /** What a provider may use besides its settings: the instance's shared stores. */
 export interface ProviderEnv {
   /** The `stores.redis` client of this process; undefined when the config has no `stores.redis`. */
-  readonly redis: () => Redis | undefined;
+  readonly redis: () => RedisClient | undefined;
   /** Where relative file paths of the settings start (the config file's folder); default: the working directory. */
   readonly configDir?: string;
 }

@@ -2,7 +2,7 @@
 // atomic round trip (no read-modify-write race between instances). The script reads Redis's own clock (TIME), so
 // instances with skewed clocks still agree. One key per counter holds the TATs (µs) of all its limits, and expires
 // once every TAT has passed.
-import type { Redis } from 'ioredis';
+import { commandTimeoutOf, offlineQueueOf, type RedisClient } from '../stores/redis-client.ts';
 import { RedisScript } from '../stores/redis-script.ts';
 import { decide, intervalUs, peekDecision, toleranceUs } from './gcra.ts';
 import type { LimitSpec, RateDecision, RateStore } from './shared-store.ts';
@@ -71,17 +71,17 @@ export interface RedisRateStoreOptions {
 }
 
 export class RedisRateStore implements RateStore {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly prefix: string;
   private readonly guardMs: number;
   private readonly waitMs: number;
   private connecting: Promise<void> | null = null;
 
-  constructor(redis: Redis, options: RedisRateStoreOptions = {}) {
+  constructor(redis: RedisClient, options: RedisRateStoreOptions = {}) {
     this.redis = redis;
     this.prefix = options.prefix ?? 'turnpike:rl:';
-    this.guardMs = redis.options.commandTimeout ? 0 : (options.timeoutMs ?? 1000);
-    this.waitMs = redis.options.commandTimeout || (options.timeoutMs ?? 1000);
+    this.guardMs = commandTimeoutOf(redis) ? 0 : (options.timeoutMs ?? 1000);
+    this.waitMs = commandTimeoutOf(redis) || (options.timeoutMs ?? 1000);
   }
 
   consume(key: string, limits: readonly LimitSpec[]): Promise<RateDecision> {
@@ -106,7 +106,7 @@ export class RedisRateStore implements RateStore {
     // A client without an offline queue rejects calls until it is ready: while it is (re)connecting, wait for it
     // (bounded), so the first requests after start are counted rather than failed. A client that is down and
     // waiting to retry fails the call at once.
-    if ((status === 'connecting' || status === 'connect') && !this.redis.options.enableOfflineQueue) await this.ready();
+    if ((status === 'connecting' || status === 'connect') && !offlineQueueOf(this.redis)) await this.ready();
     return (await script.run(this.redis, [key], args)) as number[];
   }
 

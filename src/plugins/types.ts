@@ -5,7 +5,7 @@ import type { CacheStore } from '../cache/store.ts';
 import type { Clock } from '../clock.ts';
 import type { CheckProblem } from '../config/problems.ts';
 import type { z } from 'zod';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../stores/redis-client.ts';
 import type { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import type { Reply, RequestContext, ResponseHead } from '../request-context.ts';
@@ -72,7 +72,7 @@ export interface PluginEnv {
   /** The top-level `consumers:`, compiled for lookups. */
   readonly consumers: ConsumerDirectory;
   /** The shared Redis client of `stores.redis` (one per process, created on first use); undefined when not configured. */
-  readonly redis: () => Redis | undefined;
+  readonly redis: () => RedisClient | undefined;
   /** Instance-wide memory counters (local in one process, the primary's in a worker). */
   readonly memoryRates: RateStore;
   readonly memoryConcurrency: ConcurrencyStore;

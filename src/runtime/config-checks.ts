@@ -49,6 +49,12 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
     }
   }
   problems.push(...redisDiscoveryProblems(raw));
+  // stores.redis.tls takes the upstreams' shape: the same file checks.
+  const redis = isObject(raw.stores) && isObject(raw.stores.redis) ? raw.stores.redis : {};
+  const redisTls = isObject(redis.tls) && env.readFiles ? upstreamTls.safeParse(redis.tls) : undefined;
+  if (redisTls?.success)
+    for (const p of checkUpstreamTlsFiles(redisTls.data, env.configDir))
+      problems.push({ path: ['stores', 'redis', 'tls', ...p.path], message: p.message, code: 'TP_TLS_CONFIG' });
   const log = isObject(raw.accessLog) ? raw.accessLog : {};
   const output = typeof log.output === 'string' && log.output !== 'stdout' && log.output !== 'stderr' ? log.output : '';
   if (log.enabled !== false && output !== '' && env.readFiles) {

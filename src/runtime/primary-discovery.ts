@@ -37,7 +37,7 @@ export class PrimaryDiscovery {
       log: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) },
       providerEnv: (config) => {
         const settings = config.stores.redis;
-        return { redis: () => (settings ? this.redis.get(settings) : undefined), configDir };
+        return { redis: () => (settings ? this.redis.get({ ...settings, configDir }) : undefined), configDir };
       },
     });
   }

@@ -29,8 +29,7 @@ import { createL4Host, openL4Listener, type L4Host } from './l4-listener.ts';
 import { configDirOf, openHttpListener, type OpenListener, type TlsEvents } from './open-listener.ts';
 import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
-import type { Redis } from 'ioredis';
-import { RedisClients } from '../stores/redis-client.ts';
+import { RedisClients, type RedisClient } from '../stores/redis-client.ts';
 import { DiscoveryLoops } from '../discovery/loops.ts';
 import type { WorkerSets } from '../discovery/instance-sets.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
@@ -142,13 +141,10 @@ export class Runtime implements ListenerHost {
         clock,
         gateway: this.gateway,
         log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
-        providerEnv: (config) => {
-          const settings = config.stores.redis;
-          return {
-            redis: () => (settings ? this.redis.get(settings) : undefined),
-            configDir: configDirOf(this.configFile),
-          };
-        },
+        providerEnv: (config) => ({
+          redis: () => this.redisOf(config),
+          configDir: configDirOf(this.configFile),
+        }),
       });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.services = {
@@ -170,9 +166,15 @@ export class Runtime implements ListenerHost {
   }
 
   /** The `stores.redis` client of the running config (created on first use); undefined without stores.redis. */
-  sharedRedis(): Redis | undefined {
-    const settings = this.current.config.stores.redis;
-    return settings ? this.redis.get(settings) : undefined;
+  sharedRedis(): RedisClient | undefined {
+    return this.redisOf(this.current.config);
+  }
+
+  /** The one client of `config`'s stores.redis, with the settings exactly as the snapshot's plugins ask for it
+   *  (a client is replaced when its settings differ: every user must pass the same, configDir included). */
+  private redisOf(config: Config): RedisClient | undefined {
+    const settings = config.stores.redis;
+    return settings ? this.redis.get({ ...settings, configDir: configDirOf(this.configFile) }) : undefined;
   }
 
   /** The access log is a subscriber of this gateway's request and L4 session ends. */

@@ -24,10 +24,9 @@ import type { H2GuardLimits } from './h2-frame-guard.ts';
 import type { PathPolicy } from './url-path.ts';
 import { TERMINALS } from '../terminals/registry.ts';
 import type { Terminal } from '../terminals/terminal.ts';
-import type { Redis } from 'ioredis';
 import { ConsumerDirectory } from '../auth/consumers.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
-import type { RedisSettings } from '../stores/redis-client.ts';
+import type { RedisClient, RedisSettings } from '../stores/redis-client.ts';
 import { Router } from '../routing/router.ts';
 import { compileDeprecation, type CompiledDeprecation } from './route-versions.ts';
 import type { TargetRegistry, UpstreamPool } from '../upstream/pool.ts';
@@ -92,7 +91,7 @@ function hstsValue(h: { maxAge: number; includeSubDomains: boolean; preload: boo
 /** What a snapshot gets from the runtime that outlives it: shared stores and logging. */
 export interface SnapshotServices {
   readonly warn: (message: string) => void;
-  readonly redis: (settings: RedisSettings) => Redis;
+  readonly redis: (settings: RedisSettings) => RedisClient;
   readonly memory: RateStore & ConcurrencyStore;
   readonly logThrottled: (key: string, message: string, fields?: object) => void;
   /** An object that outlives this snapshot while later configs keep asking for the same key (a memory cache). */
@@ -155,10 +154,12 @@ export class Snapshot {
     this.requestIdHeader = config.requestId.header;
     this.echoRequestId = config.requestId.echo ? config.requestId.header : null;
     this.consumerHeaders = config.consumerHeaders;
-    const redisSettings = config.stores.redis;
+    const configDir = configFile ? dirname(configFile) : process.cwd();
+    // Its tls files are relative to the config file, as every other file the config names.
+    const redisSettings = config.stores.redis && { ...config.stores.redis, configDir };
     const upstreams = new Map<string, UpstreamPool>();
     const env: PluginEnv = {
-      configDir: configFile ? dirname(configFile) : process.cwd(),
+      configDir,
       warn: services.warn,
       consumers: new ConsumerDirectory(config.consumers),
       redis: () => (redisSettings ? services.redis(redisSettings) : undefined),

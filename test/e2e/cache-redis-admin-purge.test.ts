@@ -61,7 +61,7 @@ async function get(s: Setup, path: string): Promise<string> {
 
 /** Resolves once the entry of `path` is in Redis: a fill is written after its response went out. */
 async function stored(s: Setup, route: string, path: string): Promise<void> {
-  await until(() => s.client.exists(`tp:cache:${route}:u:${HOST}${path}`), `${path} stored in Redis`);
+  await until(() => s.client.exists(`tp:cache:${route}:u:{${HOST}${path}}`), `${path} stored in Redis`);
 }
 
 /** MISS, then (once stored) HIT. */
@@ -103,7 +103,7 @@ describe('admin cache purge with store: redis, one process', () => {
     const r = await purge(t, { url: `http://${HOST}/doc/1` });
     assert.equal(r.status, 200, r.body);
     assert.deepEqual(json(r), { purged: 1 });
-    assert.equal(await t.client.exists(`tp:cache:api:u:${HOST}/doc/1`, `tp:cache:api:s:${HOST}/doc/1`), 0);
+    assert.equal(await t.client.exists(`tp:cache:api:u:{${HOST}/doc/1}`, `tp:cache:api:s:{${HOST}/doc/1}`), 0);
     assert.equal(await get(t, '/doc/1'), 'MISS');
     assert.equal(seen(t, '/doc/1'), 2, 'the backend was asked again');
     assert.equal(await get(t, '/doc/2'), 'HIT', 'another URL stays');

@@ -149,7 +149,7 @@ class EntryWrites {
 
   /** Writes so far of the entries (every variant) of `path` on `route`. */
   count(route: string, path: string): number {
-    const prefix = `tp:cache:${route}:v:${HOST}${path}\n`;
+    const prefix = `tp:cache:${route}:v:{${HOST}${path}}\n`;
     return this.keys.filter((k) => k.startsWith(prefix)).length;
   }
 
@@ -283,7 +283,7 @@ describe('cache store: redis shared by two gateway processes', () => {
     assert.deepEqual(labels, ['MISS', 'MISS', 'MISS', ...Array<string>(9).fill('HIT')]);
     assert.equal(count(path), 3, '3 variants x 2 gateways x 2 rounds reach the backend 3 times');
     assert.equal(writes.count('compressed', path), 3, 'each variant written once');
-    assert.equal(await client.scard(`tp:cache:compressed:s:${HOST}${path}`), 3, 'Redis names 3 variants for the URL');
+    assert.equal(await client.scard(`tp:cache:compressed:s:{${HOST}${path}}`), 3, 'Redis names 3 variants for the URL');
 
     const gzipRatio = first.get('gzip')!.length / REPORT.length;
     const brRatio = first.get('br')!.length / REPORT.length;
@@ -306,7 +306,7 @@ describe('cache store: redis shared by two gateway processes', () => {
     assert.equal(purged.headers['content-type'], 'application/json');
     assert.deepEqual(bodyJson(purged), { purged: 1 });
     assert.equal(
-      await client.exists(`tp:cache:api:u:${HOST}${path}`, `tp:cache:api:s:${HOST}${path}`),
+      await client.exists(`tp:cache:api:u:{${HOST}${path}}`, `tp:cache:api:s:{${HOST}${path}}`),
       0,
       'record and variant set gone too',
     );

@@ -1,5 +1,6 @@
 // A throwaway redis-server (found on PATH; `npm test` installs it) on a free local port, for tests of the Redis-backed stores:
-// no persistence, its own temp directory, removed again by stop().
+// no persistence, its own temp directory, removed again by stop(). spawnRedis and serverArgs start the others
+// (the replicas, sentinels and cluster nodes of redis-sentinel.ts and redis-cluster.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,3 +49,37 @@ export async function startRedisServer(): Promise<RedisServer> {
     },
   };
 }
+
+/** Spawns redis-server with `args` and resolves once its log says `ready`. */
+export async function spawnRedis(args: string[], ready: string): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const onExit = (code: number | null) =>
+      reject(new Error(`redis-server ${args.join(' ')} exited (${code}): ${out}`));
+    child.once('exit', onExit);
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (out.includes(ready)) {
+        child.off('exit', onExit);
+        resolve();
+      }
+    });
+  });
+  child.stdout!.resume();
+  return child;
+}
+
+/** A redis-server on 127.0.0.1:`port` without persistence, its files in `dir`. */
+export const serverArgs = (port: number, dir: string): string[] => [
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--dir',
+  dir,
+];

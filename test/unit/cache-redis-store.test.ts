@@ -128,9 +128,9 @@ describe('RedisCacheStore with a running Redis', () => {
     assert.deepEqual(errors, []);
     const keys = await client.keys('*roundtrip*');
     assert.deepEqual(keys.sort(), [
-      'tp:cache:roundtrip:s:host/a',
-      'tp:cache:roundtrip:u:host/a',
-      'tp:cache:roundtrip:v:host/a\n',
+      'tp:cache:roundtrip:s:{host/a}',
+      'tp:cache:roundtrip:u:{host/a}',
+      'tp:cache:roundtrip:v:{host/a}\n',
     ]);
     assert.deepEqual(store.stats(), { entries: 0, bytes: 0 });
   });
@@ -160,11 +160,11 @@ describe('RedisCacheStore with a running Redis', () => {
     const store = newStore(client, 'record-ttl');
     await store.store('host/r', ['accept-encoding'], 'accept-encoding=br', entry('long'), 60_000);
     await store.store('host/r', ['accept-encoding'], 'accept-encoding=gzip', entry('short'), 200);
-    for (const key of ['tp:cache:record-ttl:u:host/r', 'tp:cache:record-ttl:s:host/r']) {
+    for (const key of ['tp:cache:record-ttl:u:{host/r}', 'tp:cache:record-ttl:s:{host/r}']) {
       const pttl = await client.pttl(key);
       assert.ok(pttl > 59_000 && pttl <= 60_000, `${key} pttl ${pttl}`);
     }
-    const short = await client.pttl('tp:cache:record-ttl:v:host/r\naccept-encoding=gzip');
+    const short = await client.pttl('tp:cache:record-ttl:v:{host/r}\naccept-encoding=gzip');
     assert.ok(short > 0 && short <= 200, `entry pttl ${short}`);
   });
 
@@ -187,9 +187,9 @@ describe('RedisCacheStore with a running Redis', () => {
     for (const enc of ['br', 'gzip', 'zstd']) assert.equal(await store.lookup('host/p', byEncoding(enc)), undefined);
     assert.equal((await store.lookup('host/p2', plain))?.body.toString(), 'other');
     assert.deepEqual((await client.keys('tp:cache:purge:*')).sort(), [
-      'tp:cache:purge:s:host/p2',
-      'tp:cache:purge:u:host/p2',
-      'tp:cache:purge:v:host/p2\n',
+      'tp:cache:purge:s:{host/p2}',
+      'tp:cache:purge:u:{host/p2}',
+      'tp:cache:purge:v:{host/p2}\n',
     ]);
     assert.equal(await store.purge('host/p'), 0, 'nothing left the second time');
   });
@@ -224,7 +224,7 @@ describe('RedisCacheStore with a running Redis', () => {
     );
     await store.store('host/kept', [], '', entry('kept'), 60_000);
     assert.equal(await store.purgePrefix('host/bulk/'), 1200);
-    assert.deepEqual(await client.keys('tp:cache:many:u:*'), ['tp:cache:many:u:host/kept']);
+    assert.deepEqual(await client.keys('tp:cache:many:u:*'), ['tp:cache:many:u:{host/kept}']);
   });
 
   test('purgeMatching purges every variant of the URLs the predicate passes; contains narrows the SCAN, literally', async () => {
@@ -274,9 +274,9 @@ describe('RedisCacheStore with a running Redis', () => {
   test('a corrupt entry or record reads as a miss and is reported', async () => {
     const errors: Error[] = [];
     const store = newStore(client, 'corrupt', errors);
-    await client.set('tp:cache:corrupt:u:host/bad-entry', '[]');
-    await client.set('tp:cache:corrupt:v:host/bad-entry\n', Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0]));
-    await client.set('tp:cache:corrupt:u:host/bad-record', '{not json');
+    await client.set('tp:cache:corrupt:u:{host/bad-entry}', '[]');
+    await client.set('tp:cache:corrupt:v:{host/bad-entry}\n', Buffer.from([1, 0xff, 0xff, 0xff, 0xff, 0]));
+    await client.set('tp:cache:corrupt:u:{host/bad-record}', '{not json');
     assert.equal(await store.lookup('host/bad-entry', plain), undefined);
     assert.equal(await store.lookup('host/bad-record', plain), undefined);
     assert.equal(errors.length, 2);
