@@ -117,7 +117,7 @@ function certificates(runtime: Runtime): object[] {
   const out: object[] = [];
   for (const l of runtime.current.config.listeners) {
     if (l.protocol !== 'https') continue;
-    for (const c of l.tls.certificates) {
+    for (const c of l.tls?.certificates ?? []) {
       try {
         // A chain file: the first certificate is the one served for its names.
         const cert = new X509Certificate(readFileSync(resolve(dir, c.cert)));
