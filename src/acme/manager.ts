@@ -76,11 +76,15 @@ export class AcmeManager {
     this.#wildcards = new Set(s.domains.filter((d) => d.startsWith('*.')).map((d) => d.slice(2)));
   }
 
-  /** Makes the placeholder, then starts the first round (which does not hold up the listener). */
-  async start(): Promise<void> {
+  /** Makes the placeholder, served until a certificate is read from storage or issued. */
+  async prepare(): Promise<void> {
     const pair = await makePlaceholder(this.settings.domains, this.#o.clock.now());
     if (this.#served === undefined) this.#served = this.#serve(pair, true);
-    this.#schedule(0);
+  }
+
+  /** Starts the rounds (once the listeners that answer challenges are open); idempotent. */
+  run(): void {
+    if (this.#cancel === undefined && this.#running === undefined) this.#schedule(0);
   }
 
   stop(): void {

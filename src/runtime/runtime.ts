@@ -30,6 +30,7 @@ import { MemoryLimitStore } from '../limits/memory-store.ts';
 import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients } from '../stores/redis-client.ts';
 import { DiscoveryLoops } from '../discovery/loops.ts';
+import { AcmeManagers } from '../acme/managers.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
 import { tcpClaims, type PortClaim } from './port-holders.ts';
 
@@ -104,6 +105,8 @@ export class Runtime implements ListenerHost {
   private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
   private readonly discovery: DiscoveryLoops;
+  /** Certificates of https listeners with `acme:`, and the http-01 answers every http listener gives. */
+  readonly acme: AcmeManagers;
   private readonly portGuard: ((claims: PortClaim[]) => void) | undefined;
 
   private constructor(log: Logger, options: RuntimeOptions) {
@@ -125,6 +128,14 @@ export class Runtime implements ListenerHost {
       log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
     });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
+    this.acme = new AcmeManagers({
+      clock,
+      log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
+      redis: (config) => (config.stores.redis ? this.redis.get(config.stores.redis) : undefined),
+      onOrder: (listener, outcome) => {
+        if (CHANNELS.acmeOrder.hasSubscribers) CHANNELS.acmeOrder.publish({ gateway: this.gateway, listener, outcome });
+      },
+    });
     this.services = {
       warn: (m) => this.log.warn(m),
       redis: (settings) => this.redis.get(settings),
@@ -224,6 +235,8 @@ export class Runtime implements ListenerHost {
     const opened: OpenListener[] = [];
     try {
       this.portGuard?.(tcpClaims(config, new Set(this.servers.keys()), false));
+      // Before the listeners open: an https listener with acme alone serves its manager's placeholder.
+      await this.acme.sync(config, configDirOf(this.configFile));
       for (const [key, listener] of next.listeners) {
         if (this.servers.has(key)) continue;
         opened.push(await openHttpListener(this, key, listener, configDirOf(this.configFile), this.tlsEvents));
@@ -274,6 +287,7 @@ export class Runtime implements ListenerHost {
     this.current = next;
     // Discovery feeds the pools of the snapshot now current; loops whose block did not change keep running.
     this.discovery.sync(config);
+    this.acme.run();
     metrics?.configure(config);
     // The dashboard's numbers cost a little per request: kept only while an admin listener can show them (a worker
     // reads its primary's admin config too); a reload may add or remove it.
@@ -376,6 +390,7 @@ export class Runtime implements ListenerHost {
     this.unsubscribeStats?.();
     this.checker?.stop();
     this.discovery.stopAll();
+    this.acme.stopAll();
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
     await Promise.all(servers.map((o) => o.close()));
