@@ -19,6 +19,16 @@ export interface OrderOptions {
   readonly unpublish: (challenge: ChallengeAnswer) => Promise<void>;
 }
 
+// acme-client retries a failed request itself up to 5 times, 5 s more apart each time, and sets no timeout: a round
+// would hang or sleep for over a minute. The manager retries whole rounds with its own backoff instead.
+const settings = (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number; retryDefaultDelay: number } })
+  .acmeSettings;
+if (settings !== undefined) {
+  settings.retryMaxAttempts = 1;
+  settings.retryDefaultDelay = 1;
+}
+acme.axios.defaults.timeout = 30_000;
+
 // acme-client sends every request through one axios instance: a directory with its own CA (acme.ca) gets an
 // agent that trusts it, chosen by origin, so two listeners with two CAs do not share trust.
 const agents = new Map<string, Agent>();
