@@ -4,8 +4,11 @@
 // order), and a renewal with a short validity. The served chain is checked against pebble's own root.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, type PeerCertificate } from 'node:tls';
+import { Agent, get as httpsGet } from 'node:https';
+import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Gateway } from '../../src/runtime/gateway.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
 import { closedPort, freePort } from '../helpers/ports.ts';
@@ -178,6 +181,62 @@ describe('with pebble', () => {
   });
 });
 
+test('dns-01: a wildcard certificate, the TXT records set and removed by the hook (pebble-challtestsrv set-txt/clear-txt)', async () => {
+  const pebble = await startPebble({ httpPort: await closedPort(), tlsPort: await closedPort() });
+  try {
+    const dir = tempDir();
+    const calls = join(dir, 'calls.log');
+    // The hook: `hook set|unset DOMAIN VALUE`, here a script posting to the challenge server's management API.
+    const script = join(dir, 'dns-hook.mjs');
+    writeFileSync(
+      script,
+      `import { appendFileSync } from 'node:fs';
+const [action, domain, value] = process.argv.slice(2);
+appendFileSync(${JSON.stringify(calls)}, action + ' ' + domain + '\\n');
+const host = '_acme-challenge.' + domain + '.';
+const res = await fetch(${JSON.stringify(pebble.challtestsrv)} + (action === 'set' ? '/set-txt' : '/clear-txt'), {
+  method: 'POST',
+  body: JSON.stringify(action === 'set' ? { host, value } : { host }),
+});
+if (!res.ok) process.exit(1);
+`,
+    );
+    const hook = join(dir, 'dns-hook');
+    writeFileSync(hook, `#!/bin/sh\nexec "${process.execPath}" "${script}" "$@"\n`, { mode: 0o755 });
+    const https = await freePort();
+    const gw = await start(
+      config({
+        http: 0,
+        https,
+        directory: pebble.directory,
+        ca: pebble.caFile,
+        storage: tempDir(),
+        challenge: 'dns-01',
+        extra: `\n      hook: ${hook}`,
+      }).replace('domains: [api.example.test, www.example.test]', 'domains: [example.test, "*.example.test"]'),
+    );
+    const root = await pebble.root();
+    const issued = await until(
+      async () => {
+        const s = await served(https, 'any.example.test', root);
+        return s.authorized ? s : false;
+      },
+      'the wildcard certificate',
+      30_000,
+    );
+    assert.equal((await served(https, 'example.test', root)).serial, issued.serial);
+    assert.deepEqual(readFileSync(calls, 'utf8').trim().split('\n').sort(), [
+      'set example.test',
+      'set example.test',
+      'unset example.test',
+      'unset example.test',
+    ]);
+    await stop(gw);
+  } finally {
+    await pebble.stop();
+  }
+});
+
 test('the placeholder serves while the CA cannot be reached; the failed order is counted', async () => {
   const storage = tempDir();
   const gw = await start(
@@ -225,6 +284,29 @@ test('renewal: a certificate inside renewBefore is replaced, and served without 
       'the first certificate',
       30_000,
     );
+    // A keep-alive connection made with the first certificate outlives the swap.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: root });
+    const get = () =>
+      new Promise<{ status: number; reused: boolean; serial: string }>((resolve, reject) => {
+        const req = httpsGet(
+          {
+            host: '127.0.0.1',
+            port: https,
+            servername: 'api.example.test',
+            path: '/',
+            agent,
+            headers: { host: 'api.example.test' },
+          },
+          (res) => {
+            res.resume();
+            const socket = res.socket as TLSSocket;
+            const serial = socket.getPeerCertificate().serialNumber;
+            res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket, serial }));
+          },
+        );
+        req.on('error', reject);
+      });
+    assert.deepEqual(await get(), { status: 200, reused: false, serial: first.serial });
     const second = await until(
       async () => {
         const s = await served(https, 'api.example.test', root);
@@ -235,6 +317,8 @@ test('renewal: a certificate inside renewBefore is replaced, and served without 
     );
     assert.equal(second.authorized, true);
     assert.ok(pebble.issued() >= 2);
+    assert.deepEqual(await get(), { status: 200, reused: true, serial: first.serial }, 'the open connection goes on');
+    agent.destroy();
     await stop(gw);
   } finally {
     await pebble.stop();
