@@ -11,6 +11,7 @@ import { Agent, get as httpsGet } from 'node:https';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Gateway } from '../../src/runtime/gateway.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
+import { spawnGateway } from '../helpers/process.ts';
 import { closedPort, freePort } from '../helpers/ports.ts';
 import { quietLog, request, startGatewayYaml, tempDir } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
@@ -178,6 +179,31 @@ describe('with pebble', () => {
     });
     assert.equal(new X509Certificate(pem).publicKey.asymmetricKeyType, 'rsa');
     await stop(gw);
+  });
+
+  test('workers: 2 with a storage folder: one order for the instance, every worker serves it', async () => {
+    const before = pebble.issued();
+    const gw = await spawnGateway(
+      `workers: 2\n${config({ http, https, directory: pebble.directory, ca: pebble.caFile, storage: tempDir() })}`,
+      { listeners: 2, startTimeoutMs: 20_000 },
+    );
+    try {
+      const root = await pebble.root();
+      const first = await until(
+        async () => {
+          const s = await served(https, 'api.example.test', root);
+          return s.authorized ? s : false;
+        },
+        'the ACME certificate',
+        30_000,
+      );
+      // New connections spread over the workers' sockets (SO_REUSEPORT): all get the one certificate.
+      for (let i = 0; i < 8; i++) assert.equal((await served(https, 'www.example.test', root)).serial, first.serial);
+      assert.equal(pebble.issued(), before + 1);
+      assert.equal(gw.logLines.filter((l) => l.includes('ACME: certificate issued')).length, 1);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 
