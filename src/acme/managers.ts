@@ -16,6 +16,8 @@ export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
 export interface AcmeManagersOptions {
   readonly clock: Clock;
+  /** false: placeholders only, nothing ordered or read from storage (route tests). */
+  readonly orders: boolean;
   readonly log: AcmeLog;
   /** The stores.redis client of this process (undefined: not configured). */
   readonly redis: (config: Config) => Redis | undefined;
@@ -91,6 +93,7 @@ export class AcmeManagers {
 
   /** Starts ordering (the listeners are open now). */
   run(): void {
+    if (!this.#o.orders) return;
     for (const { manager } of this.#managers.values()) manager.run();
   }
 

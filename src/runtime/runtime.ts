@@ -56,6 +56,8 @@ export interface RuntimeOptions {
   readonly clock?: Clock;
   /** Refuses ports another process listens on (port-holders.ts) before they are bound; none in a worker (its primary checks). */
   readonly portGuard?: (claims: PortClaim[]) => void;
+  /** Whether `acme:` listeners order certificates (false: `turnpike test`, where they serve their placeholder). */
+  readonly acmeOrders?: boolean;
 }
 
 /** How long a drain leaves a kept-alive HTTP/1.1 connection between two requests before closing it. */
@@ -130,6 +132,7 @@ export class Runtime implements ListenerHost {
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
     this.acme = new AcmeManagers({
       clock,
+      orders: options.acmeOrders ?? true,
       log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
       redis: (config) => (config.stores.redis ? this.redis.get(config.stores.redis) : undefined),
       onOrder: (listener, outcome) => {
