@@ -125,13 +125,14 @@ export class AcmeManager {
   }
 
   /** For the certificate event and metrics: the served certificate's names and expiry. */
-  certificate(): { names: readonly string[]; validTo: string; placeholder: boolean } | undefined {
+  certificate(): { names: readonly string[]; validTo: string; placeholder: boolean; pem: string } | undefined {
     const served = this.#served;
     if (served === undefined) return undefined;
     return {
       names: this.settings.domains,
       validTo: new Date(served.notAfter).toUTCString(),
       placeholder: served.placeholder,
+      pem: served.pair.cert,
     };
   }
 

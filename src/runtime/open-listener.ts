@@ -215,7 +215,10 @@ function publishCertificates(
 ): void {
   if (!CHANNELS.certificates.hasSubscribers) return;
   const issued = acme?.certificate();
-  const certificates = [...(issued !== undefined ? [issued] : []), ...(store?.certificates() ?? [])];
+  const certificates = [
+    ...(issued !== undefined ? [{ names: issued.names, validTo: issued.validTo }] : []),
+    ...(store?.certificates() ?? []),
+  ];
   CHANNELS.certificates.publish({ gateway, listener, certificates });
 }
 

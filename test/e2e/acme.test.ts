@@ -283,6 +283,11 @@ test('the placeholder serves while the CA cannot be reached; the failed order is
     10_000,
   );
   assert.match(await metrics(), /turnpike_certificate_expiry_seconds\{listener="websecure",name="api.example.test"\}/);
+  const listed = JSON.parse((await request(gw.admin!.port, '/api/certificates')).body) as unknown;
+  assert.match(
+    JSON.stringify(listed),
+    /"listener":"websecure","file":"acme \(placeholder\)","names":\["api.example.test","www.example.test"\],"issuer":"CN=api.example.test, O=Turnpike placeholder"/,
+  );
   await stop(gw);
 });
 
