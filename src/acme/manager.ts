@@ -43,6 +43,7 @@ export interface AcmeManagerOptions {
 interface Served {
   readonly pair: PemPair;
   readonly context: SecureContext;
+  readonly notBefore: number;
   readonly notAfter: number;
   readonly placeholder: boolean;
 }
@@ -155,11 +156,11 @@ export class AcmeManager {
   async #round(): Promise<void> {
     if (this.#stopped) return;
     const { storage, log, listener } = this.#o;
-    const renewBefore = this.settings.renewBefore;
+    let ordering = false;
     try {
       const stored = await this.#readStored();
       if (stored !== undefined) this.#use(stored);
-      const due = stored === undefined ? 0 : stored.notAfter - renewBefore - this.#o.clock.now();
+      const due = stored === undefined ? 0 : this.#renewAt(stored) - this.#o.clock.now();
       if (due > 0) {
         this.#failures = 0;
         return this.#schedule(Math.min(due, CHECK_MS));
@@ -172,13 +173,14 @@ export class AcmeManager {
       try {
         // Whoever held the lock before may have just stored a fresh certificate.
         const again = await this.#readStored();
-        if (again !== undefined && again.notAfter - renewBefore > this.#o.clock.now()) {
+        if (again !== undefined && this.#renewAt(again) > this.#o.clock.now()) {
           this.#use(again);
         } else {
           log.info(
             { listener, domains: this.settings.domains, storage: storage.where },
             'ACME: ordering a certificate',
           );
+          ordering = true;
           const pair = await this.#order();
           await storage.set(`certs/${this.#id}/key.pem`, pair.key);
           await storage.set(`certs/${this.#id}/cert.pem`, pair.cert);
@@ -194,17 +196,25 @@ export class AcmeManager {
       }
       this.#failures = 0;
       const served = this.#served!;
-      this.#schedule(Math.max(WAIT_MS, Math.min(served.notAfter - renewBefore - this.#o.clock.now(), CHECK_MS)));
+      this.#schedule(Math.max(WAIT_MS, Math.min(this.#renewAt(served) - this.#o.clock.now(), CHECK_MS)));
     } catch (err) {
       this.#failures++;
       const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.#failures, 10));
-      this.#o.onOrder('failed');
+      if (ordering) this.#o.onOrder('failed'); // not a storage that could not be read
       log.warn(
         { listener, domains: this.settings.domains, error: (err as Error).message, retryInMs: backoff },
         'ACME: no certificate this time; the current one stays in service',
       );
       this.#schedule(backoff);
     }
+  }
+
+  /**
+   * When a certificate is renewed: `renewBefore` before it expires, but never before half its life is over, so
+   * a CA's short-lived certificates (days, with the 30-day default) are not ordered again and again.
+   */
+  #renewAt(cert: { notBefore: number; notAfter: number }): number {
+    return Math.max(cert.notAfter - this.settings.renewBefore, cert.notBefore + (cert.notAfter - cert.notBefore) / 2);
   }
 
   async #order(): Promise<PemPair> {
@@ -257,7 +267,7 @@ export class AcmeManager {
     }
   }
 
-  async #readStored(): Promise<(PemPair & { notAfter: number }) | undefined> {
+  async #readStored(): Promise<(PemPair & { notBefore: number; notAfter: number }) | undefined> {
     const storage = this.#o.storage;
     const [key, cert] = await Promise.all([
       storage.get(`certs/${this.#id}/key.pem`),
@@ -268,7 +278,7 @@ export class AcmeManager {
       const leaf = new X509Certificate(cert);
       // Written key first, then cert: a reader between the two sees a mismatch and waits for the next round.
       if (!leaf.checkPrivateKey(createPrivateKey(key))) return undefined;
-      return { key, cert, notAfter: Date.parse(leaf.validTo) };
+      return { key, cert, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo) };
     } catch {
       return undefined;
     }
@@ -284,8 +294,9 @@ export class AcmeManager {
   }
 
   #serve(pair: PemPair, placeholder: boolean): Served {
-    const notAfter = Date.parse(new X509Certificate(pair.cert).validTo);
-    return { pair, context: this.#context(pair), notAfter, placeholder };
+    const leaf = new X509Certificate(pair.cert);
+    const [notBefore, notAfter] = [Date.parse(leaf.validFrom), Date.parse(leaf.validTo)];
+    return { pair, context: this.#context(pair), notBefore, notAfter, placeholder };
   }
 
   #context(pair: PemPair): SecureContext {

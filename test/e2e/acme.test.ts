@@ -294,7 +294,7 @@ test('the placeholder serves while the CA cannot be reached; the failed order is
 test('renewal: a certificate inside renewBefore is replaced, and served without a restart', async () => {
   const http = await freePort();
   const https = await freePort();
-  const pebble = await startPebble({ httpPort: http, tlsPort: https, validitySeconds: 60 });
+  const pebble = await startPebble({ httpPort: http, tlsPort: https, validitySeconds: 12 });
   try {
     const gw = await start(
       config({
@@ -303,7 +303,7 @@ test('renewal: a certificate inside renewBefore is replaced, and served without 
         directory: pebble.directory,
         ca: pebble.caFile,
         storage: tempDir(),
-        extra: '\n      renewBefore: 55s',
+        extra: '\n      renewBefore: 6s',
       }),
     );
     const root = await pebble.root();
