@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { Agent, get as httpsGet } from 'node:https';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Gateway } from '../../src/runtime/gateway.ts';
+import { makeTestPki } from '../helpers/certs.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
 import { spawnGateway } from '../helpers/process.ts';
 import { closedPort, freePort } from '../helpers/ports.ts';
@@ -179,6 +180,59 @@ describe('with pebble', () => {
     });
     assert.equal(new X509Certificate(pem).publicKey.asymmetricKeyType, 'rsa');
     await stop(gw);
+  });
+
+  test('tls and acme together: the ACME certificate for its names, the file one for the rest, client certificates asked on both', async () => {
+    const { pki, serverCa, clientCa, client } = makeTestPki();
+    try {
+      const other = pki.server(serverCa, { names: ['other.example.test'], file: 'other' });
+      const yaml = config({ http, https, directory: pebble.directory, ca: pebble.caFile, storage: tempDir() }).replace(
+        '    acme:\n',
+        `    tls:\n      certificates: [{ cert: ${other.certPath}, key: ${other.keyPath} }]\n      clientAuth: { mode: require, ca: ${clientCa.certPath} }\n    acme:\n`,
+      );
+      const gw = await start(yaml);
+      const root = await pebble.root();
+      const handshake = (servername: string, ca: string, withCert: boolean) =>
+        new Promise<{ authorized: boolean; serial: string }>((resolve, reject) => {
+          const socket = connect(
+            {
+              host: '127.0.0.1',
+              port: https,
+              servername,
+              ca,
+              rejectUnauthorized: false,
+              ...(withCert ? { cert: client.cert, key: client.key } : {}),
+            },
+            () => {
+              // TLS 1.3: a refused client certificate arrives as an alert after the client's handshake ends.
+              socket.once('data', () => undefined);
+              socket.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+              socket.once('end', () =>
+                resolve({ authorized: socket.authorized, serial: socket.getPeerCertificate().serialNumber }),
+              );
+            },
+          );
+          socket.on('error', reject);
+        });
+      const acmeCert = await until(
+        async () => {
+          const s = await handshake('api.example.test', root, true);
+          return s.authorized ? s : false;
+        },
+        'the ACME certificate',
+        30_000,
+      );
+      assert.notEqual(acmeCert.serial, other.serial.toUpperCase());
+      const file = await handshake('other.example.test', serverCa.cert, true);
+      assert.equal(file.authorized, true);
+      assert.equal(file.serial, other.serial);
+      // Without a client certificate, both names refuse the handshake.
+      await assert.rejects(handshake('api.example.test', root, false));
+      await assert.rejects(handshake('other.example.test', serverCa.cert, false));
+      await stop(gw);
+    } finally {
+      pki.remove();
+    }
   });
 
   test('workers: 2 with a storage folder: one order for the instance, every worker serves it', async () => {
