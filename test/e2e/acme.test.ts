@@ -235,12 +235,17 @@ describe('with pebble', () => {
     }
   });
 
-  test('workers: 2 with a storage folder: one order for the instance, every worker serves it', async () => {
+  test('workers: 2 with a storage folder: one order for the instance, every worker serves it (tls-alpn-01: a validation landing on the worker that did not order is answered too)', async () => {
     const before = pebble.issued();
-    const gw = await spawnGateway(
-      `workers: 2\n${config({ http, https, directory: pebble.directory, ca: pebble.caFile, storage: tempDir() })}`,
-      { listeners: 2, startTimeoutMs: 20_000 },
-    );
+    const yaml = config({
+      http,
+      https,
+      directory: pebble.directory,
+      ca: pebble.caFile,
+      storage: tempDir(),
+      challenge: 'tls-alpn-01',
+    });
+    const gw = await spawnGateway(`workers: 2\n${yaml}`, { listeners: 2, startTimeoutMs: 20_000 });
     try {
       const root = await pebble.root();
       const first = await until(
@@ -251,8 +256,17 @@ describe('with pebble', () => {
         'the ACME certificate',
         30_000,
       );
-      // New connections spread over the workers' sockets (SO_REUSEPORT): all get the one certificate.
-      for (let i = 0; i < 8; i++) assert.equal((await served(https, 'www.example.test', root)).serial, first.serial);
+      // New connections spread over the workers' sockets (SO_REUSEPORT): all get the one certificate once the
+      // worker that waited has read it from the folder (its next poll, within a second).
+      await until(
+        async () => {
+          for (let i = 0; i < 8; i++)
+            if ((await served(https, 'www.example.test', root)).serial !== first.serial) return false;
+          return true;
+        },
+        'every worker serving it',
+        10_000,
+      );
       assert.equal(pebble.issued(), before + 1);
       assert.equal(gw.logLines.filter((l) => l.includes('ACME: certificate issued')).length, 1);
     } finally {
