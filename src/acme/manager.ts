@@ -7,8 +7,8 @@ import { createHash, createPrivateKey, randomUUID, X509Certificate } from 'node:
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Clock } from '../clock.ts';
 import type { AcmeSettings } from '../config/acme-schema.ts';
-import { orderCertificate } from './order.ts';
-import { makePlaceholder, type PemPair } from './placeholder.ts';
+// order.ts (acme-client, axios) and placeholder.ts (@peculiar/x509) load on first use: a config without acme: never pays for them.
+import type { PemPair } from './placeholder.ts';
 import type { AcmeStorage } from './storage.ts';
 
 /** How often a certificate far from renewal is looked at again (storage may hold a newer one: another instance renewed). */
@@ -79,6 +79,7 @@ export class AcmeManager {
 
   /** Makes the placeholder, served until a certificate is read from storage or issued. */
   async prepare(): Promise<void> {
+    const { makePlaceholder } = await import('./placeholder.ts');
     const pair = await makePlaceholder(this.settings.domains, this.#o.clock.now());
     if (this.#served === undefined) this.#served = this.#serve(pair, true);
   }
@@ -219,6 +220,7 @@ export class AcmeManager {
 
   async #order(): Promise<PemPair> {
     const accountKeyName = `accounts/${createHash('sha256').update(this.settings.directory).digest('hex').slice(0, 16)}/key.pem`;
+    const { orderCertificate } = await import('./order.ts');
     return orderCertificate({
       settings: this.settings,
       directoryCa: this.#o.directoryCa,
