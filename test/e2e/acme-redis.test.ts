@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Gateway } from '../../src/runtime/gateway.ts';
 import { startPebble } from '../helpers/pebble.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePorts } from '../helpers/acme.ts';
 import { startRedisServer } from '../helpers/redis.ts';
 import { request, startGatewayYaml } from '../helpers/servers.ts';
 import { until } from '../helpers/wait.ts';
@@ -37,12 +37,8 @@ after(async () => {
 test('storage: redis: two gateways, one order, the same certificate served by both', async () => {
   const redis = await startRedisServer();
   cleanup.push(() => redis.stop());
-  const ports = {
-    httpA: await freePort(),
-    httpsA: await freePort(),
-    httpB: await freePort(),
-    httpsB: await freePort(),
-  };
+  const [httpA, httpsA, httpB, httpsB] = (await freePorts(4)) as [number, number, number, number];
+  const ports = { httpA, httpsA, httpB, httpsB };
   const pebble = await startPebble({ httpPort: ports.httpA, tlsPort: ports.httpsA });
   cleanup.push(() => pebble.stop());
   const yaml = (http: number, https: number) => `

@@ -56,7 +56,10 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   const pki = new TestPki();
   const ca = pki.ca('Pebble Test TLS CA', 'pebble-ca');
   const tls = pki.server(ca, { names: ['localhost'], file: 'pebble' });
-  const [listen, management, dns, challMgmt] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // Four ports, none of them the gateway's (which are not bound yet: freePort could hand them out again).
+  const taken = new Set([options.httpPort, options.tlsPort]);
+  while (taken.size < 6) taken.add(await freePort());
+  const [listen, management, dns, challMgmt] = [...taken].slice(2) as [number, number, number, number];
   const config = join(pki.dir, 'pebble-config.json');
   writeFileSync(
     config,
