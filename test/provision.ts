@@ -51,6 +51,11 @@ export const TEST_PROGRAMS: readonly TestProgram[] = [
   },
   { binary: 'promtool', apt: 'prometheus', usedBy: 'test/e2e/metrics.test.ts: promtool check metrics' },
   {
+    binary: 'pebble',
+    apt: 'pebble',
+    usedBy: 'test/helpers/pebble.ts: the ACME CA (pebble and pebble-challtestsrv) of test/e2e/acme*.test.ts',
+  },
+  {
     binary: 'chromium',
     apt: 'chromium',
     usedBy: 'test/e2e/admin-dashboard.test.ts: the dashboard in a real browser (driven by playwright-core)',

@@ -129,7 +129,22 @@ function certificates(runtime: Runtime): object[] {
   const out: object[] = [];
   for (const l of runtime.current.config.listeners) {
     if (l.protocol !== 'https') continue;
-    for (const c of l.tls.certificates) {
+    const acme = runtime.acme.manager(l.name)?.certificate();
+    if (acme !== undefined) {
+      // file: where it comes from; a placeholder is self-signed, served until the CA's certificate is there.
+      const cert = new X509Certificate(acme.pem);
+      const notAfter = new Date(cert.validTo);
+      out.push({
+        listener: l.name,
+        file: acme.placeholder ? 'acme (placeholder)' : 'acme',
+        names: acme.names,
+        issuer: cert.issuer.replaceAll('\n', ', '),
+        notBefore: new Date(cert.validFrom).toISOString(),
+        notAfter: notAfter.toISOString(),
+        daysLeft: Math.floor((notAfter.getTime() - Date.now()) / 86_400_000),
+      });
+    }
+    for (const c of l.tls?.certificates ?? []) {
       try {
         // A chain file: the first certificate is the one served for its names.
         const cert = new X509Certificate(readFileSync(resolve(dir, c.cert)));

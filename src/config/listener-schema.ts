@@ -1,6 +1,7 @@
 // The `listeners:` section: one entry per bound address, by protocol. HTTP and HTTPS listeners route requests;
 // TCP and UDP listeners forward bytes or datagrams to an upstream (or, for TCP, by the TLS server name).
 import { z } from 'zod';
+import { acmeSettings } from './acme-schema.ts';
 import { cidr, duration, headerName, size } from './primitives.ts';
 import { secret } from './secret.ts';
 
@@ -324,20 +325,37 @@ const httpListener = z.strictObject({
     }),
 });
 
-const httpsListener = z.strictObject({
-  ...common,
-  protocol: z.literal('https').meta({ description: 'https: TLS, with HTTP/2 and HTTP/1.1 by ALPN' }),
-  limits: httpLimits,
-  tls: tlsSettings.meta({
-    description: 'certificates, versions, ciphers and client certificates of this listener',
-    examples: [{ certificates: [{ cert: 'certs/a.pem', key: 'certs/a-key.pem' }] }],
-  }),
-  hsts: hsts.optional().meta({
-    description: 'send Strict-Transport-Security on every response of this listener',
-    examples: [{ maxAge: '1y', includeSubDomains: true }],
-  }),
-  http2: z.boolean().default(true).meta({ description: 'offer h2 through ALPN (http/1.1 is always offered)' }),
-});
+const httpsListener = z
+  .strictObject({
+    ...common,
+    protocol: z.literal('https').meta({ description: 'https: TLS, with HTTP/2 and HTTP/1.1 by ALPN' }),
+    limits: httpLimits,
+    tls: tlsSettings.optional().meta({
+      description: 'certificates, versions, ciphers and client certificates of this listener (and/or acme)',
+      examples: [{ certificates: [{ cert: 'certs/a.pem', key: 'certs/a-key.pem' }] }],
+    }),
+    acme: acmeSettings.optional().meta({
+      description:
+        "certificates obtained and renewed from an ACME CA (Let's Encrypt...); they win over tls.certificates for their names",
+      examples: [
+        {
+          directory: 'https://acme-v02.api.letsencrypt.org/directory',
+          email: 'ops@example.com',
+          domains: ['api.example.com'],
+          storage: '/var/lib/turnpike/acme',
+        },
+      ],
+    }),
+    hsts: hsts.optional().meta({
+      description: 'send Strict-Transport-Security on every response of this listener',
+      examples: [{ maxAge: '1y', includeSubDomains: true }],
+    }),
+    http2: z.boolean().default(true).meta({ description: 'offer h2 through ALPN (http/1.1 is always offered)' }),
+  })
+  .superRefine((l, ctx) => {
+    if (l.tls === undefined && l.acme === undefined)
+      ctx.addIssue({ code: 'custom', message: 'an https listener takes tls, acme or both' });
+  });
 
 const sniRoute = z.strictObject({
   serverName: z

@@ -76,6 +76,8 @@ export const CHANNELS = {
    * { gateway, upstream, provider, outcome: 'resolved' | 'empty' | 'error', targets?, error?, refused? }
    */
   discovery: channel('turnpike:discovery'),
+  /** An ACME order of a listener's certificate ended. { gateway, listener, outcome: 'issued' | 'failed' } */
+  acmeOrder: channel('turnpike:acme:order'),
 } as const;
 
 export interface ConnectionEvent {

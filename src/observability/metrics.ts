@@ -34,6 +34,7 @@ import {
 } from './metrics-labels.ts';
 import { BUILD_VERSION, configVersion, processRegistry } from './metrics-process.ts';
 import { discoveryMetrics } from './metrics-discovery.ts';
+import { acmeMetrics } from './metrics-acme.ts';
 import { CounterChild, CounterFamily, HistogramChild, HistogramFamily } from './metrics-series.ts';
 import { mirrorMetrics } from './metrics-mirror.ts';
 
@@ -114,6 +115,7 @@ export class GatewayMetrics implements MetricsSource {
   private readonly gateway: Gateway;
   private readonly mirrorDropped: Subscriptions[number];
   private readonly discoveryErrors: Subscriptions[number];
+  private readonly acmeOrders: Subscriptions[number];
   /** Set while subscribed. */
   private unsubscribe: (() => void) | null = null;
 
@@ -124,6 +126,7 @@ export class GatewayMetrics implements MetricsSource {
     const r = this.registry;
     this.mirrorDropped = mirrorMetrics(r, gateway);
     this.discoveryErrors = discoveryMetrics(r, gateway);
+    this.acmeOrders = acmeMetrics(r, gateway);
     this.requests = new CounterFamily(
       'turnpike_requests_total',
       'HTTP requests by route, method and status class (and API version with versioning:)',
@@ -333,6 +336,7 @@ export class GatewayMetrics implements MetricsSource {
       ],
       this.mirrorDropped,
       this.discoveryErrors,
+      this.acmeOrders,
     ];
     this.unsubscribe = subscribeAll(subscriptions);
   }

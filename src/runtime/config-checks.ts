@@ -7,6 +7,7 @@
 // skipped here, so one run lists every problem, each at its key path.
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { acmeSettings } from '../config/acme-schema.ts';
 import { tlsSettings } from '../config/listener-schema.ts';
 import type { CheckEnv, CheckProblem, LoadOptions } from '../config/loader.ts';
 import { ROUTE_TERMINALS } from '../config/schema.ts';
@@ -37,6 +38,7 @@ export function checkConfig(raw: unknown, env: CheckEnv): CheckProblem[] {
       problems.push({ path: ['listeners', i, 'tls', ...p.path], message: p.message, code: 'TP_TLS_CONFIG' });
     }
   });
+  problems.push(...acmeProblems(raw, env));
   // Upstream TLS settings are only files (a CA, a client certificate and key).
   if (isObject(raw.upstreams) && env.readFiles) {
     for (const [name, u] of Object.entries(raw.upstreams)) {
@@ -234,4 +236,35 @@ function accessible(path: string, mode: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** `acme: { storage: redis }` needs stores.redis; `acme.ca` must be readable. */
+function acmeProblems(raw: Loose, env: CheckEnv): CheckProblem[] {
+  const problems: CheckProblem[] = [];
+  const redis = isObject(raw.stores) && raw.stores.redis !== undefined && raw.stores.redis !== null;
+  list(raw.listeners).forEach((l, i) => {
+    if (!isObject(l) || l.protocol !== 'https' || !isObject(l.acme)) return;
+    const acme = acmeSettings.safeParse(l.acme);
+    if (!acme.success) return;
+    if (acme.data.storage === 'redis' && !redis)
+      problems.push({
+        path: ['listeners', i, 'acme', 'storage'],
+        message:
+          'redis needs the top-level stores.redis, which is not configured: add stores: { redis: { url: redis://HOST:PORT } } or name a folder',
+        code: 'TP_CONFIG_BAD_REFERENCE',
+      });
+    if (acme.data.ca !== undefined && env.readFiles) {
+      const file = resolve(env.configDir, acme.data.ca);
+      try {
+        accessSync(file, constants.R_OK);
+      } catch {
+        problems.push({
+          path: ['listeners', i, 'acme', 'ca'],
+          message: `cannot read ${acme.data.ca === file ? file : `${acme.data.ca} (${file})`}`,
+          code: 'TP_CONFIG_FILE',
+        });
+      }
+    }
+  });
+  return problems;
 }

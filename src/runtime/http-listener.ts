@@ -19,6 +19,7 @@ import { RequestContext, type Reply } from '../request-context.ts';
 import type { CompiledListener, CompiledRoute, Snapshot } from './snapshot.ts';
 import { deprecate, versionNotFoundReply } from './route-versions.ts';
 import { NOT_A_PATH, parseRequestTarget } from './url-path.ts';
+import { ACME_CHALLENGE_PREFIX, type AcmeManagers } from '../acme/managers.ts';
 
 /** What the listener needs from the runtime; read on every request so a reload takes effect at once. */
 export interface ListenerHost {
@@ -30,6 +31,8 @@ export interface ListenerHost {
   readonly gateway: Gateway;
   /** Registers an open tunnel; returns the function to call when it closes. */
   trackTunnel(close: () => void): () => void;
+  /** The ACME managers: their certificates (https listeners) and http-01 answers (every http listener). */
+  readonly acme?: AcmeManagers;
 }
 
 const kState = Symbol('turnpike.request');
@@ -258,6 +261,18 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
     sendProblem(ctx, global, 'TP_METHOD_NOT_ALLOWED', `${req.method} is not served`);
     return null;
   }
+  // The well-known responder: ACME http-01 answers, on every http listener, before redirectToHttps and routing.
+  const acme = host.acme;
+  if (
+    acme !== undefined &&
+    acme.size > 0 &&
+    listener.config.protocol === 'http' &&
+    ctx.path.startsWith(ACME_CHALLENGE_PREFIX) &&
+    (req.method === 'GET' || req.method === 'HEAD')
+  ) {
+    answerChallenge(ctx, global, acme, ctx.path.slice(ACME_CHALLENGE_PREFIX.length));
+    return null;
+  }
   if (listener.hsts !== null) res.setHeader('strict-transport-security', listener.hsts);
   // A client's own X-Forwarded-Client-Cert is never believed (Envoy's sanitize), on any listener.
   if (req.headers['x-forwarded-client-cert'] !== undefined) ctx.removeRequestHeader('x-forwarded-client-cert');
@@ -282,6 +297,21 @@ function beginRequest(host: ListenerHost, key: string, req: IncomingMessage, res
     return null;
   }
   return state;
+}
+
+/** An http-01 token's key authorization (RFC 8555 §8.3), wherever it was published (storage), or 404. */
+function answerChallenge(ctx: RequestContext, global: Chain, acme: AcmeManagers, token: string): void {
+  acme.httpAnswer(token).then(
+    (answer) =>
+      answer === undefined
+        ? sendProblem(ctx, global, 'TP_ROUTE_NOT_FOUND', 'no pending ACME challenge has this token')
+        : sendReply(ctx, global, {
+            status: 200,
+            headers: { 'content-type': 'application/octet-stream' },
+            body: answer,
+          }),
+    () => sendProblem(ctx, global, 'TP_STORE_UNAVAILABLE', 'the ACME storage could not be read'),
+  );
 }
 
 /**

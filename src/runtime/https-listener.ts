@@ -13,7 +13,8 @@ import {
 } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
+import type { AcmeManager } from '../acme/manager.ts';
 import type { HttpsListenerConfig } from '../config/listener-schema.ts';
 import type { CertificateStore } from '../tls/certificate-store.ts';
 import {
@@ -29,8 +30,10 @@ import { guardConnections, handleH2Request, onSession, sessionOptions } from './
 
 export interface HttpsServer {
   readonly server: Http2SecureServer;
-  /** Serves new handshakes from another store (a reload changed the listener's certificates). */
-  useStore(store: CertificateStore): void;
+  /** Serves new handshakes from another store (a reload changed the listener's certificates; null: acme alone). */
+  useStore(store: CertificateStore | null): void;
+  /** The ACME certificate changed: a listener without tls certificates serves it by default (clients without SNI). */
+  acmeChanged(): void;
   /** Asks every HTTP/2 session to finish its streams and close (GOAWAY): graceful drain. */
   closeSessions(): void;
   /** Applies a new snapshot's timeouts and limits to a server that stays open across a reload. */
@@ -41,19 +44,33 @@ export function createHttpsServer(
   host: ListenerHost,
   key: string,
   listener: CompiledListener,
-  store: CertificateStore,
+  store: CertificateStore | null,
+  acme: () => AcmeManager | undefined,
 ): HttpsServer {
   const config = listener.config as HttpsListenerConfig;
   let current = store;
   const sessions = new Set<Http2Session>();
   const limits = sessionLimitsOf(listener);
+  const defaults = (): TlsOptions => current?.secureOptions() ?? { ...acme()?.defaultContext, requestCert: false };
   const server = createSecureServer(
     {
-      ...store.secureOptions(),
-      // The store behind this callback can change on reload; the server keeps calling through it.
-      SNICallback: (name, cb) => current.sniCallback(name, cb),
+      ...defaults(),
+      // The store and the ACME manager behind this callback can change on reload; the server keeps calling through
+      // it. ACME certificates (and a pending tls-alpn-01 challenge's) win for their names.
+      SNICallback: (name, cb) => {
+        const ctx = acme()?.contextFor(name);
+        if (ctx !== undefined) cb(null, ctx);
+        else if (current !== null) current.sniCallback(name, cb);
+        else cb(null, undefined); // the server's default context: the ACME certificate
+      },
       allowHTTP1: true,
-      ALPNProtocols: config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+      // Instead of ALPNProtocols (the same choice: h2 first), so that a tls-alpn-01 validation gets acme-tls/1.
+      ALPNCallback: ({ servername, protocols }) => {
+        if (protocols.includes('acme-tls/1') && servername !== undefined && acme()?.hasAlpnChallenge(servername))
+          return 'acme-tls/1';
+        if (config.http2 && protocols.includes('h2')) return 'h2';
+        return protocols.includes('http/1.1') ? 'http/1.1' : undefined; // undefined: no_application_protocol alert
+      },
       ...sessionOptions(listener),
       unknownProtocolTimeout: 10_000,
       // A client that never finishes its handshake holds a connection as a silent HTTP client does.
@@ -61,7 +78,9 @@ export function createHttpsServer(
     },
     (req, res) => handleStream(host, key, req, res),
   );
-  store.attach(server);
+  store?.attach(server);
+  // A tls-alpn-01 validation connection negotiates acme-tls/1 and closes after the handshake.
+  server.on('unknownProtocol', (socket: Socket) => socket.destroy());
   applyHttp1Limits(server, listener);
   // The HTTP/1.1 side reads this like http.Server's option (createSecureServer does not pass it on).
   (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
@@ -94,8 +113,11 @@ export function createHttpsServer(
     server,
     useStore(next) {
       current = next;
-      next.attach(server);
-      server.setSecureContext(next.secureOptions());
+      next?.attach(server);
+      server.setSecureContext(defaults());
+    },
+    acmeChanged() {
+      if (current === null) server.setSecureContext(defaults());
     },
     closeSessions() {
       for (const s of sessions) s.close();

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { TurnpikeError } from '../errors.ts';
+import type { AcmeManager } from '../acme/manager.ts';
 import { CertificateStore } from '../tls/certificate-store.ts';
 import { TlsConfigError } from '../tls/tls-options.ts';
 import { createHttpServer, refuseConnection, updateHttpServer, type ListenerHost } from './http-listener.ts';
@@ -71,8 +72,16 @@ export async function openHttpListener(
   const updateLimits = (next: CompiledListener) => limits.update(next.maxConnections, next.maxConnectionsPerClient);
   try {
     if (config.protocol === 'https') {
-      store = loadStore(config.tls, configDir, onTls, config.name, host.gateway);
-      const https = createHttpsServer(host, key, listener, store);
+      const acme = () => host.acme?.manager(config.name);
+      // The listener's served certificates (the file ones and the ACME one) for the stream and metrics.
+      const publish = () => publishCertificates(host.gateway, config.name, store, acme());
+      store = config.tls === undefined ? null : loadStore(config.tls, configDir, onTls, config.name, publish);
+      const https = createHttpsServer(host, key, listener, store, acme);
+      const unwatchAcme = host.acme?.watch(config.name, () => {
+        https.acmeChanged();
+        publish();
+      });
+      publish();
       const sockets = await ListenSockets.open(
         https.server as unknown as Server,
         config.address,
@@ -92,16 +101,19 @@ export async function openHttpListener(
           if (next.config.protocol !== 'https') return;
           const nextKey = JSON.stringify(next.config.tls);
           if (nextKey === tlsKey) return;
-          const fresh = loadStore(next.config.tls, dir, onTls, next.config.name, host.gateway);
+          const fresh =
+            next.config.tls === undefined ? null : loadStore(next.config.tls, dir, onTls, next.config.name, publish);
           https.useStore(fresh);
           store?.close();
           store = fresh;
           tlsKey = nextKey;
+          publish();
         },
         async close() {
           await sockets.close();
           store?.close();
-          publishCertificates(host.gateway, config.name, null);
+          unwatchAcme?.();
+          publishCertificates(host.gateway, config.name, null, undefined);
         },
         connections: () => sockets.connections,
         closeIdle: (sessionsOnly = false) => {
@@ -182,23 +194,32 @@ function loadStore(
   configDir: string,
   events: TlsEvents,
   name: string,
-  gateway: Gateway,
+  publish: () => void,
 ): CertificateStore {
   const store: CertificateStore = new CertificateStore(settings, configDir, {
     onReload: (e) => {
       events.reloaded(name, `certificates ${e.changed.join(', ')}${e.caChanged ? ' and the client CA' : ''}`);
-      publishCertificates(gateway, name, store);
+      publish();
     },
     onError: (err) => events.failed(name, err.message),
   });
-  publishCertificates(gateway, name, store);
   return store.watch();
 }
 
-/** Tells the stream which certificates a listener serves now (none: it closed). */
-function publishCertificates(gateway: Gateway, listener: string, store: CertificateStore | null): void {
+/** Tells the stream which certificates a listener serves now (none: it closed), the ACME one first. */
+function publishCertificates(
+  gateway: Gateway,
+  listener: string,
+  store: CertificateStore | null,
+  acme: AcmeManager | undefined,
+): void {
   if (!CHANNELS.certificates.hasSubscribers) return;
-  CHANNELS.certificates.publish({ gateway, listener, certificates: store?.certificates() ?? [] });
+  const issued = acme?.certificate();
+  const certificates = [
+    ...(issued !== undefined ? [{ names: issued.names, validTo: issued.validTo }] : []),
+    ...(store?.certificates() ?? []),
+  ];
+  CHANNELS.certificates.publish({ gateway, listener, certificates });
 }
 
 export function configDirOf(configFile: string | undefined): string {

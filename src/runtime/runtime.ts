@@ -32,6 +32,7 @@ import type { ConcurrencyStore, RateStore } from '../limits/shared-store.ts';
 import { RedisClients, type RedisClient } from '../stores/redis-client.ts';
 import { DiscoveryLoops } from '../discovery/loops.ts';
 import type { WorkerSets } from '../discovery/instance-sets.ts';
+import { AcmeManagers } from '../acme/managers.ts';
 import { listenerKey, Snapshot, type SnapshotServices } from './snapshot.ts';
 import { tcpClaims, type PortClaim } from './port-holders.ts';
 
@@ -63,6 +64,8 @@ export interface RuntimeOptions {
   readonly discoveredSets?: WorkerSets;
   /** Refuses ports another process listens on (port-holders.ts) before they are bound; none in a worker (its primary checks). */
   readonly portGuard?: (claims: PortClaim[]) => void;
+  /** Whether `acme:` listeners order certificates (false: `turnpike test`, where they serve their placeholder). */
+  readonly acmeOrders?: boolean;
 }
 
 /** How long a drain leaves a kept-alive HTTP/1.1 connection between two requests before closing it. */
@@ -118,6 +121,8 @@ export class Runtime implements ListenerHost {
   private readonly kept = new KeptObjects();
   private stopping: Promise<void> | null = null;
   private readonly discovery: DiscoveryLoops | WorkerSets;
+  /** Certificates of https listeners with `acme:`, and the http-01 answers every http listener gives. */
+  readonly acme: AcmeManagers;
   private readonly portGuard: ((claims: PortClaim[]) => void) | undefined;
 
   private constructor(log: Logger, options: RuntimeOptions) {
@@ -147,6 +152,15 @@ export class Runtime implements ListenerHost {
         }),
       });
     this.redis = new RedisClients((err) => this.logThrottled('redis', 'redis store error', { error: err.message }));
+    this.acme = new AcmeManagers({
+      clock,
+      orders: options.acmeOrders ?? true,
+      log: { warn: (fields, msg) => this.log.warn(fields, msg), info: (fields, msg) => this.log.info(fields, msg) },
+      redis: (config) => this.redisOf(config),
+      onOrder: (listener, outcome) => {
+        if (CHANNELS.acmeOrder.hasSubscribers) CHANNELS.acmeOrder.publish({ gateway: this.gateway, listener, outcome });
+      },
+    });
     this.services = {
       warn: (m) => this.log.warn(m),
       redis: (settings) => this.redis.get(settings),
@@ -261,6 +275,8 @@ export class Runtime implements ListenerHost {
     const opened: OpenListener[] = [];
     try {
       this.portGuard?.(tcpClaims(config, new Set(this.servers.keys()), false));
+      // Before the listeners open: an https listener with acme alone serves its manager's placeholder.
+      await this.acme.sync(config, configDirOf(this.configFile));
       for (const [key, listener] of next.listeners) {
         if (this.servers.has(key)) continue;
         opened.push(await openHttpListener(this, key, listener, configDirOf(this.configFile), this.tlsEvents));
@@ -311,6 +327,7 @@ export class Runtime implements ListenerHost {
     this.current = next;
     // Discovery feeds the pools of the snapshot now current; loops whose block did not change keep running.
     this.discovery.sync(config);
+    this.acme.run();
     this.configHash = text === undefined ? undefined : configTextHash(text);
     metrics?.configure(config, { source: this.configSource, hash: this.configHash ?? '' });
     // The dashboard's numbers cost a little per request: kept only while an admin listener can show them (a worker
@@ -430,6 +447,7 @@ export class Runtime implements ListenerHost {
     this.unsubscribeStats?.();
     this.checker?.stop();
     this.discovery.stopAll();
+    this.acme.stopAll();
     const servers = [...this.servers.values()];
     // Every connection the kernel accepted is taken and answered (a request arriving now gets Connection: close).
     await Promise.all(servers.map((o) => o.close()));

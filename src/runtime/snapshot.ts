@@ -225,8 +225,8 @@ export class Snapshot {
               config: l,
               trust: new ProxyTrust(l.trustedProxies),
               scheme: l.protocol,
-              clientCertHeader: l.protocol === 'https' ? (l.tls.clientAuth?.forwardHeader ?? null) : null,
-              sniMustMatchHost: l.protocol === 'https' && (l.tls.clientAuth?.mode ?? 'off') !== 'off',
+              clientCertHeader: l.protocol === 'https' ? (l.tls?.clientAuth?.forwardHeader ?? null) : null,
+              sniMustMatchHost: l.protocol === 'https' && (l.tls?.clientAuth?.mode ?? 'off') !== 'off',
               hsts: l.protocol === 'https' && l.hsts ? hstsValue(l.hsts) : null,
               redirectToHttps:
                 l.protocol === 'http' && l.redirectToHttps !== false

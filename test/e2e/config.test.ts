@@ -701,8 +701,8 @@ describe('listeners by protocol', () => {
     );
     const https = config.listeners[0]!;
     assert.ok(https.protocol === 'https');
-    assert.equal(https.tls.certificates.length, 2);
-    assert.equal(https.tls.clientAuth?.mode, 'optional');
+    assert.equal(https.tls?.certificates.length, 2);
+    assert.equal(https.tls?.clientAuth?.mode, 'optional');
     assert.equal(config.upstreams.greeter!.http2, true);
   });
 
