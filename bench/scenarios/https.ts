@@ -136,7 +136,9 @@ export async function runHttps(
           return r;
         },
       }));
-      const samples = await interleave(`[https-h2 ${body}]`, contenders, ctx.plan, ctx.backend);
+      // --quick: after https-h1, the same processes are warm; the h2 window goes without its warm-up.
+      const plan = ctx.quick && which.h1 ? { ...ctx.plan, warmupSeconds: 0 } : ctx.plan;
+      const samples = await interleave(`[https-h2 ${body}]`, contenders, plan, ctx.backend);
       const summary = summarize(NAMES, samples, skipped, HTTPS_BASELINE);
       cases.push({
         title: `https-h2: ${body} body, ${H2_CLIENTS} connections × ${H2_STREAMS} streams`,
