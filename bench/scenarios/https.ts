@@ -168,6 +168,7 @@ export async function runHttps(
       failed: cases.some((c) => failedRow(c.samples)),
     };
   }
-  await stopAll(live.map((t) => ({ name: t.name, child: t.child, run: async () => ({ raw: '' }) })));
+  // Every started target, those skipped for their handshake too.
+  await stopAll(ordered.map((t) => ({ name: t.name, child: t.child, run: async () => ({ raw: '' }) })));
   return outcomes;
 }

@@ -16,7 +16,7 @@ export const SCENARIO_HELP: Readonly<Record<ScenarioName, string>> = {
   'https-h1': 'wrk over TLS 1.3 (TLS_AES_128_GCM_SHA256, one ECDSA P-256 certificate) to Turnpike, nginx, HAProxy',
   'https-h2': `h2load -c 10 -m 100 over TLS (ALPN h2) to the same three`,
   'tcp-stream':
-    'a 1 GiB upload and a 1 GiB download (256 MiB with --quick) through Turnpike (protocol: tcp), HAProxy mode tcp, nginx stream',
+    'a 1 GiB upload and a 1 GiB download (128 MiB with --quick) through Turnpike (protocol: tcp), HAProxy mode tcp, nginx stream',
   'gateway-routes':
     "Turnpike's gateway routes (key-auth + memory limit, jwt + Redis limit, cache hit) against its bare route",
 };
@@ -50,10 +50,20 @@ export async function runOwnScenarios(
   ctx: ScenarioContext,
 ): Promise<Map<ScenarioName, ScenarioOutcome>> {
   const out = new Map<ScenarioName, ScenarioOutcome>();
+  // Each outcome's markdown ends with how long the scenario took, start-up included (the --quick budget).
+  const timed = async (run: () => Promise<Record<string, ScenarioOutcome>>) => {
+    const t0 = performance.now();
+    const got = Object.entries(await run());
+    const took = (performance.now() - t0) / 1000 / got.length;
+    for (const [n, o] of got) {
+      const share = got.length > 1 ? ` (${got.map(([m]) => m).join(' and ')} share their targets: half each)` : '';
+      out.set(n as ScenarioName, { ...o, markdown: `${o.markdown}\n${n} took ${took.toFixed(1)} s${share}.\n` });
+    }
+  };
   const h1 = names.includes('https-h1');
   const h2 = names.includes('https-h2');
-  if (h1 || h2) for (const [n, o] of Object.entries(await runHttps(ctx, { h1, h2 }))) out.set(n as ScenarioName, o);
-  if (names.includes('tcp-stream')) out.set('tcp-stream', await runTcpStream(ctx));
-  if (names.includes('gateway-routes')) out.set('gateway-routes', await runGatewayRoutes(ctx));
+  if (h1 || h2) await timed(() => runHttps(ctx, { h1, h2 }));
+  if (names.includes('tcp-stream')) await timed(async () => ({ 'tcp-stream': await runTcpStream(ctx) }));
+  if (names.includes('gateway-routes')) await timed(async () => ({ 'gateway-routes': await runGatewayRoutes(ctx) }));
   return out;
 }

@@ -122,7 +122,8 @@ function table(title: string, rows: readonly Summary[]): string {
 }
 
 export async function runTcpStream(ctx: ScenarioContext): Promise<ScenarioOutcome> {
-  const bytes = ctx.quick ? 256 * MiB : 1024 * MiB;
+  const bytes = ctx.quick ? 128 * MiB : 1024 * MiB;
+  const warm = ctx.quick ? 8 * MiB : 32 * MiB;
   const dir = (n: string) => {
     const d = join(ctx.tmp, n);
     mkdirSync(d, { recursive: true });
@@ -152,8 +153,8 @@ export async function runTcpStream(ctx: ScenarioContext): Promise<ScenarioOutcom
   const live = NAMES.filter((n) => ports.has(n));
   // A short transfer each way first: the JIT of the Node ends and of Turnpike, the proxies' buffers.
   for (const n of live) {
-    await transfer(ports.get(n)!.port, 'upload', 32 * MiB).catch(() => {});
-    await transfer(ports.get(n)!.port, 'download', 32 * MiB).catch(() => {});
+    await transfer(ports.get(n)!.port, 'upload', warm).catch(() => {});
+    await transfer(ports.get(n)!.port, 'download', warm).catch(() => {});
   }
   const cases: { title: string; summary: Summary[]; samples: Sample[] }[] = [];
   for (const mode of ['upload', 'download'] as const) {

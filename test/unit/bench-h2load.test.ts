@@ -79,7 +79,10 @@ test('h2load durations: us, ms and s', () => {
 });
 
 test('p50 and p99 from the per-request log (start µs, status, duration µs)', () => {
-  const lines = Array.from({ length: 100 }, (_, i) => `1733620000${String(i).padStart(6, '0')}\t200\t${(i + 1) * 1000}`);
+  const lines = Array.from(
+    { length: 100 },
+    (_, i) => `1733620000${String(i).padStart(6, '0')}\t200\t${(i + 1) * 1000}`,
+  );
   const shuffled = [...lines.slice(50), ...lines.slice(0, 50)].join('\n') + '\n';
   const p = logPercentiles(shuffled);
   assert.equal(p.count, 100);
