@@ -66,7 +66,8 @@ if (args.help) {
        npm run bench -- --compare BASE [--head REV] [--bound 5] [--quick] [--rounds N] [--targets a,b]
   --scenarios a,b  some of: ${SCENARIOS.join(', ')} (default: all; only plain with --targets or --compare)
 ${SCENARIOS.map((s) => `              ${s}: ${SCENARIO_HELP[s]}`).join('\n')}
-  --quick     1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (a smoke check, under 2 minutes)
+  --quick     1 s warm-up, 1 round of 2 s (1 s beyond plain), 50 connections, 100 B body only (a smoke check,
+              under 2 minutes on an idle machine)
   --targets   subset of: ${OWN_NAMES.join(', ')}
               (direct and ${BASELINE}, the baseline of every ratio, are always included)
   --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)
@@ -483,7 +484,22 @@ await Promise.all(stops.map((c) => c.stop(3000)));
 await Promise.all(helpers.map((h) => h.stop(1000)));
 const own = scenarios.filter((s) => s !== 'plain' && s !== 'conn-close');
 const outcomes: Map<string, ScenarioOutcome> = own.length
-  ? await runOwnScenarios(own, { tmp, backendPort, backend, quick: args.quick, plan })
+  ? await runOwnScenarios(own, {
+      tmp,
+      backendPort,
+      backend,
+      quick: args.quick,
+      // --quick stays under 2 minutes with every scenario: theirs measure 1 s windows (after their 1 s warm-up).
+      plan: { ...plan, seconds: args.quick && secondsArg === undefined ? 1 : plan.seconds },
+      plainPerCore: new Map(
+        cases
+          .filter((c) => c.scenario === 'plain')
+          .flatMap((c) => {
+            const r = c.summary.find((x) => x.target === 'turnpike')?.perCoreRatio;
+            return r === undefined || baseline !== BASELINE ? [] : [[`${c.body}·${c.connections}`, r] as const];
+          }),
+      ),
+    })
   : new Map();
 
 // The cost lines compare with the bare `turnpike` row: this build's stacks only.

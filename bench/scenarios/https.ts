@@ -19,6 +19,20 @@ import {
 
 export const HTTPS_BASELINE = 'nginx-tls';
 const NAMES = ['nginx-tls', 'haproxy-tls', 'turnpike-tls'];
+/** The issue's target: Turnpike's per-core ratio to nginx over TLS within 10 % of its plain-HTTP one. */
+const TLS_TARGET = 0.9;
+
+/** Turnpike's per-core ratio to nginx here against the plain case's, in the same run. */
+function versusPlain(summary: readonly Summary[], plain: number | undefined, what: string): string {
+  const tls = summary.find((r) => r.target === 'turnpike-tls')?.perCoreRatio;
+  if (tls === undefined || plain === undefined)
+    return `- turnpike-tls vs the plain case (${what}): no ratio to compare`;
+  const rel = tls / plain;
+  return (
+    `- turnpike-tls per core × ${HTTPS_BASELINE} ${tls.toFixed(2)}× vs plain turnpike per core × nginx-1w ${plain.toFixed(2)}× ` +
+    `(${what}): ${rel.toFixed(2)} of it — ${rel >= TLS_TARGET ? 'within' : 'OUTSIDE'} the target (≥ ${TLS_TARGET})`
+  );
+}
 /** The issue's h2 case: 100 streams over 10 connections. */
 export const H2_CLIENTS = 10;
 export const H2_STREAMS = 100;
@@ -82,7 +96,7 @@ export async function runHttps(
     skipped.has(HTTPS_BASELINE);
 
   if (which.h1) {
-    const cases: { title: string; summary: Summary[]; samples: Sample[] }[] = [];
+    const cases: { title: string; key: string; summary: Summary[]; samples: Sample[] }[] = [];
     for (const connections of ctx.plan.connections) {
       for (const body of ctx.plan.bodies) {
         const contenders = live.map((t): Contender => ({
@@ -98,7 +112,8 @@ export async function runHttps(
           ctx.backend,
         );
         const summary = summarize(NAMES, samples, skipped, HTTPS_BASELINE);
-        cases.push({ title: `https-h1: ${body} body, ${connections} connections`, summary, samples });
+        const key = `${body}·${connections}`;
+        cases.push({ title: `https-h1: ${body} body, ${connections} connections`, key, summary, samples });
       }
     }
     outcomes['https-h1'] = {
@@ -107,7 +122,11 @@ export async function runHttps(
           'https-h1',
           'wrk over TLS (http/1.1, keep-alive: one handshake per connection), the same GETs as the plain case.',
         ),
-        ...cases.map((c) => markdownTable(c.title, c.summary, HTTPS_BASELINE, c.samples, new Map()) + '\n'),
+        ...cases.map(
+          (c) =>
+            markdownTable(c.title, c.summary, HTTPS_BASELINE, c.samples, new Map()) +
+            `\n\n${versusPlain(c.summary, ctx.plainPerCore?.get(c.key), `same body and connections`)}\n`,
+        ),
       ].join('\n'),
       data: { tls: tlsLines, cases },
       samples: cases.flatMap((c) => c.samples),
@@ -117,7 +136,13 @@ export async function runHttps(
   }
 
   if (which.h2) {
-    const cases: { title: string; summary: Summary[]; samples: Sample[]; h2: Record<string, H2loadResult[]> }[] = [];
+    const cases: {
+      title: string;
+      body: string;
+      summary: Summary[];
+      samples: Sample[];
+      h2: Record<string, H2loadResult[]>;
+    }[] = [];
     for (const body of ctx.plan.bodies) {
       const h2: Record<string, H2loadResult[]> = {};
       const contenders = live.map((t): Contender => ({
@@ -142,6 +167,7 @@ export async function runHttps(
       const summary = summarize(NAMES, samples, skipped, HTTPS_BASELINE);
       cases.push({
         title: `https-h2: ${body} body, ${H2_CLIENTS} connections × ${H2_STREAMS} streams`,
+        body,
         summary,
         samples,
         h2,
@@ -160,7 +186,15 @@ export async function runHttps(
         ),
         `- h2load saw: ${seen.join('; ') || 'nothing'}`,
         '',
-        ...cases.map((c) => markdownTable(c.title, c.summary, HTTPS_BASELINE, c.samples, new Map()) + '\n'),
+        ...cases.map((c) => {
+          // h2 multiplexes 1000 streams on 10 connections: held against plain keep-alive at the first connection count.
+          const conns = ctx.plan.connections[0];
+          const plain = ctx.plainPerCore?.get(`${c.body}·${conns}`);
+          return (
+            markdownTable(c.title, c.summary, HTTPS_BASELINE, c.samples, new Map()) +
+            `\n\n${versusPlain(c.summary, plain, `same body; plain at ${conns} keep-alive connections`)}\n`
+          );
+        }),
       ].join('\n'),
       data: { tls: tlsLines, cases },
       samples: cases.flatMap((c) => c.samples),

@@ -47,6 +47,9 @@ export interface ScenarioContext {
   readonly backend: Child;
   readonly quick: boolean;
   readonly plan: RoundsPlan & { readonly connections: readonly number[]; readonly bodies: readonly string[] };
+  /** From the plain case of the same run, when it ran: Turnpike's req/s per core × nginx-1w, by `<body>·<conns>`
+   *  (the https scenarios hold their own ratio to nginx against it: the issue's 10 %). */
+  readonly plainPerCore?: ReadonlyMap<string, number>;
 }
 
 export interface ScenarioOutcome {
