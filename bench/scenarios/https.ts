@@ -1,6 +1,7 @@
 // Scenarios https-h1 (wrk over TLS, http/1.1 keep-alive) and https-h2 (h2load, 10 connections × 100 streams):
 // Turnpike, nginx and HAProxy terminating TLS with the same certificate and suite (bench/scenarios/tls.ts) in front
 // of the same plain HTTP backend, in interleaved rounds; ratios to nginx-tls.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { markdownTable, summarize, type Sample, type Summary } from '../report.ts';
 import { runWrk } from '../wrk.ts';
@@ -43,7 +44,6 @@ export async function runHttps(
   which: { h1: boolean; h2: boolean },
 ): Promise<Record<string, ScenarioOutcome>> {
   const dir = (name: string) => join(ctx.tmp, name);
-  const { mkdirSync } = await import('node:fs');
   for (const n of NAMES) mkdirSync(dir(n), { recursive: true });
   const cert = makeCert(ctx.tmp);
   const starters = {
