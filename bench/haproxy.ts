@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startChild, type Child } from './children.ts';
-import { freePort, waitFor200 } from './net.ts';
+import { freePort, waitFor200, waitUntil } from './net.ts';
 import { TOOLS, toolPath } from './system.ts';
 
 export interface HAProxy {
@@ -36,15 +36,23 @@ backend backend
 }
 
 export async function startHAProxy(dir: string, backendPort: number): Promise<HAProxy> {
+  const port = await freePort();
+  const child = await launchHAProxy(dir, haproxyConfig(port, backendPort), () =>
+    waitFor200(`http://127.0.0.1:${port}/100b`, 1000),
+  );
+  return { child, port };
+}
+
+/** Starts HAProxy on `config` (written to dir/haproxy.cfg) and waits until `probe` succeeds. */
+export async function launchHAProxy(dir: string, config: string, probe: () => Promise<void>): Promise<Child> {
   const bin = toolPath(TOOLS.haproxy);
   if (!bin) throw new Error(`haproxy not found — install it with: apt-get install -y ${TOOLS.haproxy.apt}`);
-  const port = await freePort();
   const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, haproxyConfig(port, backendPort));
+  writeFileSync(file, config);
   // -db: foreground, no daemon; the process we start is the one that serves.
   const child = startChild(bin, ['-db', '-f', file], { guard: true });
   try {
-    await waitFor200(`http://127.0.0.1:${port}/100b`, 10_000, () => child.hasExited());
+    await waitUntil('haproxy', probe, 10_000, () => child.hasExited());
   } catch (err) {
     const why =
       child
@@ -55,5 +63,5 @@ export async function startHAProxy(dir: string, backendPort: number): Promise<HA
     await child.stop(1000);
     throw new Error(why);
   }
-  return { child, port };
+  return child;
 }

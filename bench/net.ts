@@ -59,19 +59,36 @@ export function httpGet(
  * Polls `url` until it answers 200. `gone()` lets the caller stop early when the server process has
  * died, so a crash is reported at once instead of after the full timeout.
  */
-export async function waitFor200(url: string, timeoutMs: number, gone: () => boolean = () => false): Promise<void> {
+export function waitFor200(url: string, timeoutMs: number, gone: () => boolean = () => false): Promise<void> {
+  return waitUntil(
+    url,
+    async () => {
+      const res = await httpGet(url, 1000);
+      if (res.status !== 200) throw new Error(`status ${res.status}`);
+    },
+    timeoutMs,
+    gone,
+  );
+}
+
+/** Calls `probe` every 100 ms until it resolves (readiness over TLS, HTTP/2 or a raw TCP protocol). */
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<void>,
+  timeoutMs: number,
+  gone: () => boolean = () => false,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
-    if (gone()) throw new Error(`process exited before ${url} answered`);
+    if (gone()) throw new Error(`process exited before ${what} answered`);
     try {
-      const res = await httpGet(url, 1000);
-      if (res.status === 200) return;
-      last = `status ${res.status}`;
+      await probe();
+      return;
     } catch (err) {
       last = (err as Error).message;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
+  throw new Error(`${what} did not answer within ${timeoutMs / 1000} s (last: ${last})`);
 }

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startChild, type Child } from './children.ts';
-import { freePort, waitFor200 } from './net.ts';
+import { freePort, waitFor200, waitUntil } from './net.ts';
 import { TOOLS, toolPath } from './system.ts';
 
 export interface Nginx {
@@ -23,7 +23,7 @@ export const CACHED_PREFIX = '/cached/';
 export const CACHED_CONTROL = 'max-age=3600';
 
 /** Settings shared by both roles: everything in `dir`, foreground master, enough descriptors for 256 + pools. */
-function main(dir: string, workers: string): string {
+export function nginxMain(dir: string, workers: string): string {
   const asRoot = process.getuid?.() === 0 ? 'user root;\n' : ''; // workers must read files in our 0700 temp dir
   return `${asRoot}worker_processes ${workers};
 daemon off;
@@ -46,7 +46,7 @@ function httpCommon(dir: string): string {
 }
 
 export function backendConfig(dir: string, port: number): string {
-  return `${main(dir, '1')}http {
+  return `${nginxMain(dir, '1')}http {
 ${httpCommon(dir)}
   access_log off;
   default_type application/octet-stream;
@@ -72,8 +72,10 @@ export function proxyConfig(
   backendPort: number,
   workers: string,
   accessLog: string,
+  /** Appended to the listen directive (`ssl http2`), and directives for the server block (certificate, cipher). */
+  tls?: { readonly listen: string; readonly server: string },
 ): string {
-  return `${main(dir, workers)}http {
+  return `${nginxMain(dir, workers)}http {
 ${httpCommon(dir)}
   access_log ${accessLog} combined buffer=64k flush=1s;
   upstream b {
@@ -83,7 +85,7 @@ ${httpCommon(dir)}
     keepalive_timeout 120s;
   }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${port}${tls ? ` ${tls.listen}` : ''} backlog=4096;${tls ? `\n${tls.server}` : ''}
     location / {
       proxy_pass http://b;
       proxy_http_version 1.1;
@@ -95,11 +97,17 @@ ${httpCommon(dir)}
 `;
 }
 
-function prepare(dir: string): void {
+export function prepare(dir: string): void {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
 }
 
-async function launch(dir: string, port: number, config: string, ready: string): Promise<Child> {
+/** Starts nginx on `config` and waits until `ready` (a path on http://127.0.0.1:port, or a probe) answers. */
+export async function launchNginx(
+  dir: string,
+  port: number,
+  config: string,
+  ready: string | (() => Promise<void>),
+): Promise<Child> {
   const bin = toolPath(TOOLS.nginx);
   if (!bin) throw new Error(`nginx not found — install it with: apt-get install -y ${TOOLS.nginx.apt}`);
   const file = join(dir, 'nginx.conf');
@@ -107,7 +115,9 @@ async function launch(dir: string, port: number, config: string, ready: string):
   // -e: startup errors go to our directory too, not /var/log/nginx (nginx ≥ 1.19.5).
   const child = startChild(bin, ['-p', dir, '-c', file, '-e', join(dir, 'error.log')], { guard: true });
   try {
-    await waitFor200(`http://127.0.0.1:${port}${ready}`, 10_000, () => child.hasExited());
+    if (typeof ready === 'string')
+      await waitFor200(`http://127.0.0.1:${port}${ready}`, 10_000, () => child.hasExited());
+    else await waitUntil(`nginx on port ${port}`, ready, 10_000, () => child.hasExited());
   } catch (err) {
     const why = child.stderrHead().trim().split('\n')[0] || (err as Error).message;
     await child.stop(1000);
@@ -123,7 +133,7 @@ export async function startNginxBackend(dir: string): Promise<Nginx> {
   for (const [name, size] of Object.entries(BACKEND_FILES))
     writeFileSync(join(dir, 'www', name), Buffer.alloc(size, 'a'));
   const port = await freePort();
-  return { child: await launch(dir, port, backendConfig(dir, port), '/100b'), port };
+  return { child: await launchNginx(dir, port, backendConfig(dir, port), '/100b'), port };
 }
 
 /** A proxy in front of the backend, `workers` being `1` or `auto`. */
@@ -132,7 +142,7 @@ export async function startNginxProxy(dir: string, backendPort: number, workers:
   const port = await freePort();
   const accessLog = join(dir, 'access.log');
   return {
-    child: await launch(dir, port, proxyConfig(dir, port, backendPort, workers, accessLog), '/100b'),
+    child: await launchNginx(dir, port, proxyConfig(dir, port, backendPort, workers, accessLog), '/100b'),
     port,
     accessLog,
   };

@@ -2,6 +2,8 @@
 // pick instead (nginx, HAProxy, Node gateways), side by side on loopback behind the same backend.
 // Full run: 3 s warm-up per target and case, then 3 rounds of 10 s with the target order rotating each round.
 // `--quick`: 1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (under a minute).
+// `--scenarios a,b`: besides this plain case, the scenarios of bench/scenarios/ (TLS h1 and h2, TCP streaming, the
+// gateway routes, Connection: close), each with its own targets and tables; all of them by default.
 // `--compare BASE`: another revision's build (a git worktree, bench/worktree.ts) beside this one, 5 rounds, ratios
 // to node-limit, and a PASS/FAIL on how far apart they are (bench/compare.ts).
 import { existsSync, mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
@@ -33,6 +35,8 @@ import {
 import { CLI, type Build, type GatewayKind } from './turnpike.ts';
 import { describeCheckout, prepareRevision, resolveCommit, type Checkout, type Revision } from './worktree.ts';
 import { runWrk } from './wrk.ts';
+import { SCENARIOS, SCENARIO_HELP, SCENARIO_TOOLS, parseScenarios, runOwnScenarios } from './scenarios/index.ts';
+import type { ScenarioOutcome } from './scenarios/rounds.ts';
 
 const NAMES = TARGETS.map((t) => t.name);
 const OWN_NAMES = NAMES.filter((n) => !isBase(n));
@@ -48,6 +52,7 @@ const { values: args } = parseArgs({
     compare: { type: 'string' },
     head: { type: 'string' },
     bound: { type: 'string', default: '5' },
+    scenarios: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -59,7 +64,10 @@ const COMPARE_TARGETS = ['turnpike', 'turnpike-gateway'];
 if (args.help) {
   console.log(`usage: npm run bench -- [--quick] [--targets a,b,c] [--backend nginx|node] [--rounds N] [--seconds S]
        npm run bench -- --compare BASE [--head REV] [--bound 5] [--quick] [--rounds N] [--targets a,b]
-  --quick     1 s warm-up, 1 round of 2 s, 50 connections, 100 B body only (a smoke check, under a minute)
+  --scenarios a,b  some of: ${SCENARIOS.join(', ')} (default: all; only plain with --targets or --compare)
+${SCENARIOS.map((s) => `              ${s}: ${SCENARIO_HELP[s]}`).join('\n')}
+  --quick     1 s warm-up, 1 round of 2 s (1 s beyond plain), 50 connections, 100 B body only (a smoke check,
+              under 2 minutes on an idle machine)
   --targets   subset of: ${OWN_NAMES.join(', ')}
               (direct and ${BASELINE}, the baseline of every ratio, are always included)
   --backend   what serves /100b and /64k: nginx (default, static files) or node (bench/backend.ts)
@@ -99,6 +107,21 @@ for (const rev of [args.compare, args.head]) {
     process.exit(2);
   }
 }
+// --targets and --compare are about the plain case: alone they keep meaning what they meant before scenarios.
+let scenarios: ReturnType<typeof parseScenarios>;
+try {
+  scenarios = parseScenarios(
+    args.scenarios ?? (args.targets !== undefined || compareMode ? 'plain' : SCENARIOS.join(',')),
+  );
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(2);
+}
+if (compareMode && scenarios.some((s) => s !== 'plain')) {
+  console.error('--compare measures the plain case only: leave out --scenarios or give --scenarios plain');
+  process.exit(2);
+}
+const wrkCases = (['plain', 'conn-close'] as const).filter((s) => scenarios.includes(s));
 if (args.backend !== 'nginx' && args.backend !== 'node') {
   console.error(`--backend must be nginx or node, not "${args.backend}"`);
   process.exit(2);
@@ -140,7 +163,7 @@ for (const t of requested) {
   if (compareMode && TWINNED.includes(t)) requested.add(`${t}${BASE_SUFFIX}`);
 }
 const always = compareMode ? [baseline] : ['direct', baseline];
-const targets = NAMES.filter((t) => always.includes(t) || requested.has(t));
+const targets = wrkCases.length ? NAMES.filter((t) => always.includes(t) || requested.has(t)) : [];
 const info = (name: string) => TARGETS.find((t) => t.name === name)!;
 
 /** Every line of the report goes to stdout and, at the end, into the results' markdown file. */
@@ -158,10 +181,15 @@ say('# Turnpike benchmark');
 say();
 say(`- date: ${started.toISOString()}`);
 say(`- command: ${command}`);
+say(`- scenarios: ${scenarios.join(', ')}`);
 
 // --- what the run needs: system tools, npm peers, the built CLI ------------------------------------------
 const skippedUpFront = new Map<string, string>();
-const tools = new Set<ToolName>(['wrk', ...targets.flatMap((t) => info(t).tools)]);
+const tools = new Set<ToolName>([
+  'wrk',
+  ...targets.flatMap((t) => info(t).tools),
+  ...scenarios.flatMap((s) => SCENARIO_TOOLS[s]),
+]);
 let backendKind = args.backend;
 if (backendKind === 'nginx') tools.add('nginx');
 const missing = await ensureTools([...tools]);
@@ -324,22 +352,31 @@ const startupSeconds = (performance.now() - t0) / 1000;
 say(
   `- backend: ${backendKind === 'nginx' ? 'nginx, 1 worker, static files of 100 B and 64 KiB, access_log off' : 'bench/backend.ts (node:http, buffers in memory)'}`,
 );
-say(
-  `- targets (every Node one — Turnpike, the peers, node-limit — runs on this Node with ${NODE_FLAGS.join(' ')}${baseRev ? '; the compared builds with their own' : ''}):`,
-);
-for (const t of targets) say(`  - ${t}: ${info(t).describe}${skipped.has(t) ? ' — SKIPPED' : ''}`);
-say(
-  `- access logs: ${targets.filter((t) => info(t).accessLog).join(', ')} write one (nginx buffered: buffer=64k flush=1s); the others log nothing`,
-);
+if (targets.length) {
+  say(
+    `- targets (every Node one — Turnpike, the peers, node-limit — runs on this Node with ${NODE_FLAGS.join(' ')}${baseRev ? '; the compared builds with their own' : ''}):`,
+  );
+  for (const t of targets) say(`  - ${t}: ${info(t).describe}${skipped.has(t) ? ' — SKIPPED' : ''}`);
+  say(
+    `- access logs: ${targets.filter((t) => info(t).accessLog).join(', ')} write one (nginx buffered: buffer=64k flush=1s); the others log nothing`,
+  );
+}
 say(`- started in ${startupSeconds.toFixed(1)} s\n`);
 for (const [t, why] of skipped) console.error(`${t}: skipped — ${why}`);
-if (!running.has(baseline)) console.error(`${baseline} is not running: ratio columns will be empty`);
+if (targets.length && !running.has(baseline)) console.error(`${baseline} is not running: ratio columns will be empty`);
 
 // Per-window peak RSS needs the kernel to let us reset VmHWM; otherwise it is the peak so far.
 let rssPerWindow = true;
 
 /** One wrk window, with the target's process tree CPU and peak memory sampled around it. */
-async function measure(r: Running, body: string, connections: number, seconds: number, round: number): Promise<Sample> {
+async function measure(
+  r: Running,
+  body: string,
+  connections: number,
+  seconds: number,
+  round: number,
+  extraHeaders?: Readonly<Record<string, string>>,
+): Promise<Sample> {
   const url = `${r.base}${body}`;
   if (r.child.hasExited()) {
     return {
@@ -355,7 +392,7 @@ async function measure(r: Running, body: string, connections: number, seconds: n
   const backendCpu = cpuWindow(backend.pid);
   const sidecarCpu = r.sidecar && !r.sidecar.hasExited() ? cpuWindow(r.sidecar.pid) : undefined;
   const foreignCpu = foreignCpuWindow();
-  const run = await runWrk({ url, seconds, connections, headers: r.headers });
+  const run = await runWrk({ url, seconds, connections, headers: { ...r.headers, ...extraHeaders } });
   const foreignCpuPercent = foreignCpu();
   const cpuPercent = cpu();
   const backendCpuPercent = backendCpu();
@@ -398,6 +435,7 @@ function progress(label: string, s: Sample): void {
 
 // --- the run --------------------------------------------------------------------------------------------
 interface CaseResult {
+  readonly scenario: 'plain' | 'conn-close';
   readonly body: string;
   readonly connections: number;
   readonly samples: Sample[];
@@ -405,30 +443,64 @@ interface CaseResult {
 }
 const cases: CaseResult[] = [];
 
-for (const connections of plan.connections) {
-  for (const body of plan.bodies) {
-    const label = `[${body} · ${connections} conns]`;
-    const samples: Sample[] = [];
-    for (const t of active) {
-      const warm = await measure(running.get(t)!, body, connections, plan.warmupSeconds, 0);
-      if (warm.failure) console.error(`${label} warm-up ${t} failed: ${warm.failure}`);
-    }
-    for (let round = 1; round <= plan.rounds; round++) {
-      // Rotate the order so no target always runs first (or always right after another one).
-      const order = active.map((_, i) => active[(i + round - 1) % active.length]!);
-      for (const t of order) {
-        const s = await measure(running.get(t)!, body, connections, plan.seconds, round);
-        samples.push(s);
-        progress(`${label} round ${round}/${plan.rounds}`, s);
+/** The conn-close case: wrk asks every response to close its connection, so each request opens a new one. */
+const CLOSE = { connection: 'close' };
+for (const scenario of wrkCases) {
+  for (const connections of plan.connections) {
+    for (const body of plan.bodies) {
+      const extra = scenario === 'conn-close' ? CLOSE : undefined;
+      // --quick keeps under 2 minutes with every scenario: conn-close after plain skips the warm-up (the same
+      // processes were just warmed) and measures 1 s windows.
+      const quickClose = extra !== undefined && args.quick && secondsArg === undefined;
+      const warmup = quickClose && wrkCases.includes('plain') ? 0 : plan.warmupSeconds;
+      const seconds = quickClose ? 1 : plan.seconds;
+      const label = `[${scenario === 'conn-close' ? 'conn-close ' : ''}${body} · ${connections} conns]`;
+      const samples: Sample[] = [];
+      for (const t of warmup > 0 ? active : []) {
+        const warm = await measure(running.get(t)!, body, connections, warmup, 0, extra);
+        if (warm.failure) console.error(`${label} warm-up ${t} failed: ${warm.failure}`);
       }
+      for (let round = 1; round <= plan.rounds; round++) {
+        // Rotate the order so no target always runs first (or always right after another one).
+        const order = active.map((_, i) => active[(i + round - 1) % active.length]!);
+        for (const t of order) {
+          const s = await measure(running.get(t)!, body, connections, seconds, round, extra);
+          samples.push(s);
+          progress(`${label} round ${round}/${plan.rounds}`, s);
+        }
+      }
+      cases.push({ scenario, body, connections, samples, summary: summarize(targets, samples, skipped, baseline) });
     }
-    cases.push({ body, connections, samples, summary: summarize(targets, samples, skipped, baseline) });
   }
 }
 
 // --- report ---------------------------------------------------------------------------------------------
 const tp = running.get('turnpike');
 const turnpikeRunPeak = tp && !tp.child.hasExited() ? peakRssBytes(tp.child.pid) : undefined;
+
+// The plain case's processes go before the other scenarios start theirs (the backend stays: they share it).
+const stops = [...new Set([...running.values()].map((r) => r.child))].filter((c) => c !== backend);
+await Promise.all(stops.map((c) => c.stop(3000)));
+await Promise.all(helpers.map((h) => h.stop(1000)));
+const own = scenarios.filter((s) => s !== 'plain' && s !== 'conn-close');
+const outcomes: Map<string, ScenarioOutcome> = own.length
+  ? await runOwnScenarios(own, {
+      tmp,
+      backendPort,
+      backend,
+      quick: args.quick,
+      // --quick stays under 2 minutes with every scenario: theirs measure 1 s windows (after their 1 s warm-up).
+      plan: { ...plan, seconds: args.quick && secondsArg === undefined ? 1 : plan.seconds },
+      plainPerCore: new Map(
+        cases
+          .filter((c) => c.scenario === 'plain')
+          .flatMap((c) => {
+            const r = c.summary.find((x) => x.target === 'turnpike')?.perCoreRatio;
+            return r === undefined || baseline !== BASELINE ? [] : [[`${c.body}·${c.connections}`, r] as const];
+          }),
+      ),
+    })
+  : new Map();
 
 // The cost lines compare with the bare `turnpike` row: this build's stacks only.
 const stacks = new Map(
@@ -438,16 +510,21 @@ const stacks = new Map(
   ]),
 );
 say();
+const caseTitle = (c: CaseResult) =>
+  `${c.scenario === 'conn-close' ? 'conn-close (Connection: close): ' : ''}${c.body} body, ${c.connections} connections`;
 for (const c of cases) {
-  say(markdownTable(`${c.body} body, ${c.connections} connections`, c.summary, baseline, c.samples, stacks));
+  say(markdownTable(caseTitle(c), c.summary, baseline, c.samples, stacks));
   say();
 }
 const medianNote =
   plan.rounds > 1 ? `medians over ${plan.rounds} rounds; errors summed, peak RSS max over rounds` : 'single round';
-say(`${medianNote}. × ${baseline}: ratio to ${baseline} in the same round (median of per-round ratios).`);
 say(
-  "CPU % and peak RSS: the target's whole process tree (nginx master + workers, Turnpike workers) during each wrk window, " +
-    "100% = one core; for direct they are the backend's own. req/s per core = req/s ÷ (CPU % / 100).",
+  `${medianNote}. × ${cases.length ? baseline : 'the baseline'}: ratio to ${cases.length ? baseline : 'it'} in the same round (median of per-round ratios).`,
+);
+say(
+  "CPU % and peak RSS: the target's whole process tree (nginx master + workers, Turnpike workers) during each load window, " +
+    "100% = one core; for direct they are the backend's own. req/s per core = req/s ÷ (CPU % / 100). " +
+    'The same holds in every scenario below, each with its own baseline.',
 );
 if (running.has('turnpike-gateway-redis')) {
   say(
@@ -457,8 +534,12 @@ if (running.has('turnpike-gateway-redis')) {
 if (!rssPerWindow) say('note: the kernel refused to reset VmHWM, so peak RSS is the peak since each process started');
 if (turnpikeRunPeak)
   say(`Turnpike (single process) peak RSS over the whole run: ${(turnpikeRunPeak / 1024 / 1024).toFixed(1)} MiB`);
-const foreign = foreignLoad(cases.flatMap((c) => c.samples));
+const foreign = foreignLoad([...cases.flatMap((c) => c.samples), ...[...outcomes.values()].flatMap((o) => o.samples)]);
 if (foreign.line) say(foreign.line);
+for (const [, o] of outcomes) {
+  say();
+  say(o.markdown);
+}
 
 let verdicts: Verdict[] = [];
 if (baseRev) {
@@ -506,6 +587,7 @@ writeFileSync(
       totalSeconds,
       foreignCpu: { median: foreign.median, max: foreign.max },
       cases,
+      scenarios: Object.fromEntries([...outcomes].map(([n, o]) => [n, o.data])),
       ...(baseRev
         ? {
             compare: {
@@ -552,7 +634,12 @@ writeFileSync(
   ratioChart(
     `Turnpike bench ${started.toISOString().slice(0, 16)}Z — ratios to ${baseline}${args.quick ? ' (quick)' : ''}`,
     baseline,
-    cases.map((c) => ({ title: `${c.body} body, ${c.connections} connections`, rows: c.summary })),
+    [
+      ...cases.map((c) => ({ title: caseTitle(c), rows: c.summary })),
+      ...[...outcomes.values()].flatMap((o) =>
+        (o.charts ?? []).map((c) => ({ title: `${c.title} (× ${c.baseline})`, rows: c.rows })),
+      ),
+    ],
   ),
 );
 say(`raw results: ${outFile}`);
@@ -562,9 +649,6 @@ say(`took ${totalSeconds.toFixed(1)} s (startup ${startupSeconds.toFixed(1)} s)`
 if (baseRev) say(compareVerdict({ bound, foreign }, verdicts));
 writeFileSync(mdFile, report.join('\n') + '\n');
 
-const stops = [...new Set([...running.values()].map((r) => r.child))].filter((c) => c !== backend);
-await Promise.all(stops.map((c) => c.stop(3000)));
-await Promise.all(helpers.map((h) => h.stop(1000)));
 await backend.stop(1000);
 // A window that failed on Turnpike or on the baselines makes the run fail; a peer gateway that stalls or a
 // target that is skipped (not built yet, peers not installable) is reported in the tables instead.
@@ -572,5 +656,6 @@ const mustWork = (t: string) => t.startsWith('turnpike') || t === 'direct' || t 
 const anyFailure =
   cases.some((c) => c.samples.some((s) => s.failure && mustWork(s.target))) ||
   (targets.includes('turnpike') && skipped.has('turnpike')) ||
+  [...outcomes.values()].some((o) => o.failed) ||
   (compareMode && !(verdicts.length > 0 && verdicts.every((v) => v.pass)));
 process.exit(anyFailure ? 1 : 0);

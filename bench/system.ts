@@ -18,6 +18,15 @@ export const TOOLS = {
   nginx: { name: 'nginx', apt: 'nginx', paths: ['/usr/sbin/nginx'], versionArgs: ['-v'] },
   haproxy: { name: 'haproxy', apt: 'haproxy', paths: ['/usr/sbin/haproxy'], versionArgs: ['-v'] },
   'redis-server': { name: 'redis-server', apt: 'redis-server', paths: ['/usr/bin/redis-server'], versionArgs: ['-v'] },
+  h2load: { name: 'h2load', apt: 'nghttp2-client', paths: ['/usr/bin/h2load'], versionArgs: ['--version'] },
+  openssl: { name: 'openssl', apt: 'openssl', paths: ['/usr/bin/openssl'], versionArgs: ['version'] },
+  // Not a program: Debian builds nginx's stream module (the tcp-stream scenario) as a package of its own.
+  'nginx-stream': {
+    name: 'ngx_stream_module.so',
+    apt: 'libnginx-mod-stream',
+    paths: ['/usr/lib/nginx/modules/ngx_stream_module.so'],
+    versionArgs: [],
+  },
 } as const satisfies Record<string, Tool>;
 export type ToolName = keyof typeof TOOLS;
 
