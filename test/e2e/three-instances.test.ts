@@ -2,11 +2,13 @@
 // redis-server. A Redis rate limit holds across the three; a target registered in Redis reaches all three and leaves
 // all three after its TTL; SIGKILL of one under load fails at most the requests in flight on it; SIGTERM of one
 // (with shutdown.acceptGrace) fails none. Each case has its own fixture (test/helpers/three-instances.ts), so cases
-// for other shared state (etcd discovery, config from a store, ACME) can be added as further test() blocks.
+// for other shared state can be added as further test() blocks. A target put in etcd on a lease reaches all three
+// and leaves all three once etcd ends the lease.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, test } from 'node:test';
+import { startEtcd } from '../helpers/etcd.ts';
 import { startEchoBackend, type Backend } from '../helpers/servers.ts';
 import { get, listsTarget, registrar, served, startThreeInstances, steadyLoad } from '../helpers/three-instances.ts';
 import { until } from '../helpers/wait.ts';
@@ -116,6 +118,70 @@ routes: [{ match: { path: / }, upstream: ledger }]
   } finally {
     for (const child of [reg, stay]) if (child !== null && child.exitCode === null) child.kill('SIGKILL');
     await fx.stop();
+  }
+});
+
+test('a target put in etcd on a lease is used by all three, and dropped by all three once the lease ends', async () => {
+  const payments = await echo('payments');
+  // A second instance of the service, on no lease: the pool never empties (that would wait out emptyGrace).
+  const steady = await echo('payments-steady');
+  const etcd = await startEtcd();
+  const prefix = '/turnpike/services/';
+  await etcd.put(`${prefix}payments/steady`, JSON.stringify({ url: steady.url }));
+  const fx = await startThreeInstances(`
+discovery:
+  etcd: { endpoints: ["${etcd.url}"], prefix: ${prefix} }
+upstreams:
+  payments: { discover: { etcd: { service: payments } } }
+routes: [{ match: { path: / }, upstream: payments }]
+`);
+  const watch = new AbortController();
+  try {
+    const all = async (url: string, want: boolean) =>
+      (await Promise.all(fx.instances.map((i) => listsTarget(i, 'payments', url)))).every((has) => has === want);
+    await until(() => all(steady.url, true), 'all three to list the steady target', 10_000, 20);
+    // A 2 s lease never kept alive: the registrant died right after registering.
+    const key = `${prefix}payments/pay-1`;
+    const written = performance.now();
+    const revision = await etcd.putWithLease(key, JSON.stringify({ url: payments.url }), 2);
+    // When etcd deletes the key (the lease ended), by a watch on it from the put on.
+    const deleted = etcd.client.nextEvents(key, false, revision + 1, watch.signal).then((events) => {
+      assert.equal(events[0]!.type, 'DELETE');
+      return performance.now();
+    });
+    await until(() => all(payments.url, true), 'all three to list the target on the lease', 10_000, 20);
+    const seen = performance.now() - written;
+    // Six requests reach each instance twice (HAProxy's round robin), each sends one to each target.
+    const before = await Promise.all(fx.instances.map(served));
+    const names: string[] = [];
+    for (let i = 0; i < 6; i++) names.push(JSON.parse((await get(fx.port, '/')).body).name);
+    const afterwards = await Promise.all(fx.instances.map(served));
+    assert.deepEqual(
+      afterwards.map((n, i) => n - before[i]!),
+      [2, 2, 2],
+    );
+    assert.deepEqual(names.toSorted(), [
+      'payments',
+      'payments',
+      'payments',
+      'payments-steady',
+      'payments-steady',
+      'payments-steady',
+    ]);
+
+    await until(() => all(payments.url, false), 'all three to drop the target whose lease ended', 15_000, 20);
+    const dropped = performance.now();
+    const expired = await deleted;
+    for (let i = 0; i < 3; i++) assert.equal(JSON.parse((await get(fx.port, '/')).body).name, 'payments-steady');
+    console.log(
+      `etcd discovery across three instances: listed by all three ${Math.round(seen)} ms after the put; ` +
+        `the 2 s lease ended (key deleted) ${Math.round(expired - written)} ms after the put, ` +
+        `dropped by all three ${Math.round(dropped - expired)} ms after that`,
+    );
+  } finally {
+    watch.abort();
+    await fx.stop();
+    await etcd.stop();
   }
 });
 

@@ -28,13 +28,18 @@ export interface ThreeInstances {
 export interface FixtureOptions {
   /** `shutdown.acceptGrace` of every instance (default 0s: the product's default). */
   acceptGrace?: string;
+  /** More listeners of instance `i` (YAML list items under `listeners:`), e.g. an https one with `acme:`. */
+  listeners?: (i: number) => string[];
+  /** Start every instance with `--config URL` (etcd:// or redis://), `publish` filling it first with the config text. */
+  store?: { readonly url: string; publish(text: string): Promise<void> };
 }
 
 /** The config of one instance: `body` (upstreams, routes, discovery...) with the listener, admin, Redis and shutdown. */
-export function instanceConfig(redisUrl: string, body: string, options: FixtureOptions = {}): string {
+export function instanceConfig(redisUrl: string, body: string, options: FixtureOptions = {}, i = 0): string {
+  const more = (options.listeners?.(i) ?? []).map((l) => `\n  - ${l}`).join('');
   return `
 listeners:
-  - { name: web, protocol: http, address: 127.0.0.1, port: 0, proxyProtocol: true, trustedProxies: [127.0.0.1] }
+  - { name: web, protocol: http, address: 127.0.0.1, port: 0, proxyProtocol: true, trustedProxies: [127.0.0.1] }${more}
 admin: { address: 127.0.0.1, port: 0 }
 metrics: {}
 stores: { redis: { url: "${redisUrl}" } }
@@ -48,10 +53,17 @@ export async function startThreeInstances(body: string, options: FixtureOptions 
   const redis = await startRedisServer();
   const started: GatewayProcess[] = [];
   try {
+    // One config in a store serves all three (its listeners on port 0 each bind their own port).
+    if (options.store !== undefined) await options.store.publish(instanceConfig(redis.url, body, options));
+    const listeners = 2 + (options.listeners?.(0).length ?? 0);
     // One after the other: three processes compiling at once on a 2-core machine start no sooner.
     for (let i = 0; i < 3; i++)
       started.push(
-        await spawnGateway(instanceConfig(redis.url, body, options), { listeners: 2, startTimeoutMs: 20_000 }),
+        await spawnGateway(instanceConfig(redis.url, body, options, i), {
+          listeners,
+          startTimeoutMs: 20_000,
+          config: options.store?.url,
+        }),
       );
     const instances = started.map((gw) => ({ gw, web: gw.port('web'), admin: gw.port('admin') }));
     const haproxy = await startHaproxy(
