@@ -3,14 +3,26 @@
 // all three after its TTL; SIGKILL of one under load fails at most the requests in flight on it; SIGTERM of one
 // (with shutdown.acceptGrace) fails none. Each case has its own fixture (test/helpers/three-instances.ts), so cases
 // for other shared state can be added as further test() blocks. A target put in etcd on a lease reaches all three
-// and leaves all three once etcd ends the lease.
+// and leaves all three once etcd ends the lease. A config pushed to etcd (all three started from the key) is run by
+// all three with no failed request under load; an invalid one is refused by push and, written past it, by all three.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, test } from 'node:test';
 import { startEtcd } from '../helpers/etcd.ts';
 import { startEchoBackend, type Backend } from '../helpers/servers.ts';
-import { get, listsTarget, registrar, served, startThreeInstances, steadyLoad } from '../helpers/three-instances.ts';
+import {
+  configHash,
+  get,
+  hashOf,
+  instanceConfig,
+  listsTarget,
+  push,
+  registrar,
+  served,
+  startThreeInstances,
+  steadyLoad,
+} from '../helpers/three-instances.ts';
 import { until } from '../helpers/wait.ts';
 
 const backends: Backend[] = [];
@@ -180,6 +192,77 @@ routes: [{ match: { path: / }, upstream: payments }]
     );
   } finally {
     watch.abort();
+    await fx.stop();
+    await etcd.stop();
+  }
+});
+
+test('a config pushed to etcd reaches all three with no failed request; an invalid one is refused by all three', async () => {
+  const b = await echo('app');
+  const etcd = await startEtcd();
+  const key = '/turnpike/config';
+  const url = `etcd://127.0.0.1:${etcd.port}${key}`;
+  const body = (marker: string) => `
+accessLog: { enabled: false }
+upstreams: { app: { targets: [{ url: "${b.url}" }] } }
+routes:
+  - { name: all, match: { path: / }, upstream: app, plugins: [{ headers: { response: { set: { x-marker: "${marker}" } } } }] }
+`;
+  const published = async (text: string) => {
+    const r = await push(text, url);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  // All three start from the key, which `turnpike push` filled first.
+  const fx = await startThreeInstances(body('v1'), { store: { url, publish: published } });
+  const text = (marker: string) => instanceConfig(fx.redis.url, body(marker));
+  const hashes = () => Promise.all(fx.instances.map(configHash));
+  const markers = async () => {
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) seen.push(String((await get(fx.port, '/')).headers['x-marker']));
+    return seen;
+  };
+  const load = steadyLoad(fx.port, { fresh: 3, keepAlive: 3 });
+  const watch = new AbortController();
+  try {
+    assert.deepEqual(await hashes(), Array(3).fill(hashOf(text('v1'))));
+    await load.more(50);
+    // When the key changed, by a watch on it (the push's own Node start is not part of the propagation).
+    const { revision } = await etcd.client.range(key, false);
+    const written = etcd.client.nextEvents(key, false, revision + 1, watch.signal).then(() => performance.now());
+    await published(text('v2'));
+    const want = Array(3).fill(hashOf(text('v2')));
+    await until(async () => (await hashes()).join() === want.join(), 'all three to run the pushed config', 10_000, 20);
+    const changed = performance.now() - (await written);
+    assert.deepEqual(await markers(), Array(6).fill('v2'));
+    await load.more(50);
+    const result = await load.stop();
+    console.log(
+      `config pushed to etcd: run by all three ${Math.round(changed)} ms after the key changed; load through it: ${JSON.stringify(result)}`,
+    );
+    assert.deepEqual(result.errors, []);
+    assert.equal(result.failed, 0);
+    assert.equal(result.bad, 0);
+
+    // An invalid file: `turnpike push` refuses it, the key is untouched.
+    const invalid = text('v3').replace('port: 0,', 'port: nope,');
+    const refused = await push(invalid, url);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /listeners\[0\]\.port/);
+    assert.equal((await etcd.client.get(key)).value, text('v2'));
+    // Written to the key past push, every instance refuses it at its key path and keeps the last good one.
+    const failures = (i: number) =>
+      fx.instances[i]!.gw.logLines.filter((l) => l.includes('"msg":"config reload failed')).length;
+    await etcd.put(key, invalid);
+    await until(() => [0, 1, 2].every((i) => failures(i) > 0), 'all three to refuse the invalid config', 10_000, 20);
+    for (const i of [0, 1, 2]) {
+      const line = fx.instances[i]!.gw.logLines.findLast((l) => l.includes('"msg":"config reload failed'))!;
+      assert.match(JSON.parse(line).error, /listeners\[0\]\.port/);
+    }
+    assert.deepEqual(await hashes(), want);
+    assert.deepEqual(await markers(), Array(6).fill('v2'));
+  } finally {
+    watch.abort();
+    await load.stop();
     await fx.stop();
     await etcd.stop();
   }
