@@ -5,12 +5,16 @@
 // for other shared state can be added as further test() blocks. A target put in etcd on a lease reaches all three
 // and leaves all three once etcd ends the lease. A config pushed to etcd (all three started from the key) is run by
 // all three with no failed request under load; an invalid one is refused by push and, written past it, by all three.
+// ACME with storage: redis: one instance orders from pebble, all three serve the same certificate.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { Redis } from 'ioredis';
 import { after, test } from 'node:test';
+import { freePorts, served as certificate } from '../helpers/acme.ts';
 import { startEtcd } from '../helpers/etcd.ts';
-import { startEchoBackend, type Backend } from '../helpers/servers.ts';
+import { startPebble } from '../helpers/pebble.ts';
+import { request, startEchoBackend, type Backend } from '../helpers/servers.ts';
 import {
   configHash,
   get,
@@ -265,6 +269,60 @@ routes:
     await load.stop();
     await fx.stop();
     await etcd.stop();
+  }
+});
+
+test('ACME with storage: redis: one of the three orders, all three serve the same certificate', async () => {
+  // pebble sends every http-01 validation to one fixed port: instance 0's plain http listener. Whichever instance
+  // holds the Redis lock and orders, the token it published in Redis is answered there.
+  const ports = await freePorts(6);
+  const http = ports.slice(0, 3);
+  const https = ports.slice(3);
+  const pebble = await startPebble({ httpPort: http[0]!, tlsPort: https[0]! });
+  const fx = await startThreeInstances(
+    `
+accessLog: { enabled: false }
+routes: [{ name: all, match: { path: / }, respond: { status: 200, body: "ok" } }]
+`,
+    {
+      listeners: (i) => [
+        `{ name: plain, protocol: http, address: 127.0.0.1, port: ${http[i]} }`,
+        `{ name: websecure, protocol: https, address: 127.0.0.1, port: ${https[i]}, acme: { directory: "${pebble.directory}", ca: "${pebble.caFile}", email: ops@example.com, domains: [api.example.test, www.example.test], challenge: http-01, storage: redis } }`,
+      ],
+    },
+  ).catch(async (err: unknown) => {
+    await pebble.stop();
+    throw err;
+  });
+  try {
+    const root = await pebble.root();
+    const serials: string[] = [];
+    for (const [i, port] of https.entries()) {
+      const name = i === 1 ? 'www.example.test' : 'api.example.test';
+      const s = await until(
+        () => certificate(port, name, root).then((c) => (c.authorized ? c.serial : false)),
+        `instance ${i} to serve the certificate pebble issued`,
+        30_000,
+        50,
+      );
+      serials.push(s);
+    }
+    assert.deepEqual(serials, Array(3).fill(serials[0]));
+    assert.equal(pebble.issued(), 1, 'one order for the three');
+    const ordered = fx.instances.map(
+      (i) => i.gw.logLines.filter((l) => l.includes('"msg":"ACME: certificate issued')).length,
+    );
+    assert.equal(
+      ordered.reduce((a, b) => a + b),
+      1,
+      `exactly one instance ordered: ${ordered}`,
+    );
+    console.log(
+      `ACME across three instances: instance ${ordered.indexOf(1)} ordered; serial ${serials[0]} served by all three`,
+    );
+  } finally {
+    await fx.stop();
+    await pebble.stop();
   }
 });
 
