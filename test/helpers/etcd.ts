@@ -17,6 +17,11 @@ export interface EtcdServer {
   readonly process: ChildProcess;
   put(key: string, value: string): Promise<void>;
   del(key: string): Promise<void>;
+  /**
+   * Puts `key` attached to a new lease of `ttlSeconds` that is never kept alive: etcd deletes the key once the TTL
+   * ends (what a registrar that died leaves). Resolves with the revision of the put.
+   */
+  putWithLease(key: string, value: string, ttlSeconds: number): Promise<number>;
   /** Kills the server (if still running) and removes its directory. */
   stop(): Promise<void>;
 }
@@ -70,6 +75,18 @@ export async function startEtcd(): Promise<EtcdServer> {
     process: child,
     put: (key, value) => client.put(key, value),
     del: (key) => client.delete(key),
+    async putWithLease(key, value, ttlSeconds) {
+      // etcd's JSON gateway, as src/stores/etcd-client.ts speaks it (int64s as strings, bytes as base64).
+      const call = async (path: string, body: object) => {
+        const res = await fetch(`${url}${path}`, { method: 'POST', body: JSON.stringify(body) });
+        if (!res.ok) throw new Error(`etcd ${path}: ${res.status} ${await res.text()}`);
+        return (await res.json()) as { ID?: string; header?: { revision?: string } };
+      };
+      const { ID } = await call('/v3/lease/grant', { TTL: ttlSeconds });
+      const b64 = (s: string) => Buffer.from(s).toString('base64');
+      const put = await call('/v3/kv/put', { key: b64(key), value: b64(value), lease: ID });
+      return Number(put.header?.revision);
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGKILL');

@@ -2,12 +2,17 @@
 // Debian's HAProxy in TCP mode (health-checked on /readyz, PROXY protocol v2 to listeners that read it): the
 // fixture of test/e2e/three-instances*.test.ts. A case passes the config's own part (upstreams, routes, discovery)
 // and gets the balancer's port, each instance, and a steady load generator.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { request as httpRequest, Agent } from 'node:http';
 import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 import { CLI, spawnGateway, type GatewayProcess } from './process.ts';
 import { startHaproxy, type Haproxy } from './haproxy.ts';
 import { startRedisServer, type RedisServer } from './redis.ts';
+import { tempDir } from './servers.ts';
 
 export interface Instance {
   readonly gw: GatewayProcess;
@@ -28,13 +33,18 @@ export interface ThreeInstances {
 export interface FixtureOptions {
   /** `shutdown.acceptGrace` of every instance (default 0s: the product's default). */
   acceptGrace?: string;
+  /** More listeners of instance `i` (YAML list items under `listeners:`), e.g. an https one with `acme:`. */
+  listeners?: (i: number) => string[];
+  /** Start every instance with `--config URL` (etcd:// or redis://), `publish` filling it first with the config text. */
+  store?: { readonly url: string; publish(text: string): Promise<void> };
 }
 
 /** The config of one instance: `body` (upstreams, routes, discovery...) with the listener, admin, Redis and shutdown. */
-export function instanceConfig(redisUrl: string, body: string, options: FixtureOptions = {}): string {
+export function instanceConfig(redisUrl: string, body: string, options: FixtureOptions = {}, i = 0): string {
+  const more = (options.listeners?.(i) ?? []).map((l) => `\n  - ${l}`).join('');
   return `
 listeners:
-  - { name: web, protocol: http, address: 127.0.0.1, port: 0, proxyProtocol: true, trustedProxies: [127.0.0.1] }
+  - { name: web, protocol: http, address: 127.0.0.1, port: 0, proxyProtocol: true, trustedProxies: [127.0.0.1] }${more}
 admin: { address: 127.0.0.1, port: 0 }
 metrics: {}
 stores: { redis: { url: "${redisUrl}" } }
@@ -48,10 +58,17 @@ export async function startThreeInstances(body: string, options: FixtureOptions 
   const redis = await startRedisServer();
   const started: GatewayProcess[] = [];
   try {
+    // One config in a store serves all three (its listeners on port 0 each bind their own port).
+    if (options.store !== undefined) await options.store.publish(instanceConfig(redis.url, body, options));
+    const listeners = 2 + (options.listeners?.(0).length ?? 0);
     // One after the other: three processes compiling at once on a 2-core machine start no sooner.
     for (let i = 0; i < 3; i++)
       started.push(
-        await spawnGateway(instanceConfig(redis.url, body, options), { listeners: 2, startTimeoutMs: 20_000 }),
+        await spawnGateway(instanceConfig(redis.url, body, options, i), {
+          listeners,
+          startTimeoutMs: 20_000,
+          config: options.store?.url,
+        }),
       );
     const instances = started.map((gw) => ({ gw, web: gw.port('web'), admin: gw.port('admin') }));
     const haproxy = await startHaproxy(
@@ -204,4 +221,34 @@ export async function listsTarget(instance: Instance, upstream: string, url: str
     upstreams: { name: string; targets: { url: string }[] }[];
   };
   return upstreams.find((u) => u.name === upstream)!.targets.some((t) => t.url === url);
+}
+
+/** The hash turnpike_config_info reports for a config's text (SHA-256, 12 hex digits). */
+export const hashOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+
+/** The `hash` label of the instance's turnpike_config_info (the text it runs). */
+export async function configHash(instance: Instance): Promise<string | undefined> {
+  return /^turnpike_config_info\{[^}]*hash="([0-9a-f]+)"[^}]*\} 1$/m.exec(
+    (await get(instance.admin, '/metrics')).body,
+  )?.[1];
+}
+
+/** `turnpike push FILE --to URL` as a user runs it: its exit code and output. */
+export async function push(text: string, to: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const file = join(tempDir(), 'turnpike.yaml');
+  writeFileSync(file, text);
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [
+      ...NODE_FLAGS,
+      CLI,
+      'push',
+      file,
+      '--to',
+      to,
+    ]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
 }
