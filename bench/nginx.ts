@@ -35,12 +35,17 @@ events { worker_connections 8192; multi_accept on; }
 `;
 }
 
+/** Requests one client connection may carry before the proxy closes it (HTTP/2: GOAWAY), for every proxy
+ *  measured: nginx's keepalive_requests, Turnpike's limits.maxRequestsPerConnection (HAProxy has no limit). A client
+ *  that does not reconnect (h2load) would otherwise stop after the first 1,000 on each connection. */
+export const KEEPALIVE_REQUESTS = 100_000;
+
 function httpCommon(dir: string): string {
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
     .map((k) => `  ${k}_temp_path ${dir}/tmp/${k};`)
     .join('\n');
   return `${temp}
-  keepalive_requests 100000;
+  keepalive_requests ${KEEPALIVE_REQUESTS};
   keepalive_timeout 120s;
   server_tokens off;`;
 }
@@ -81,7 +86,7 @@ ${httpCommon(dir)}
   upstream b {
     server 127.0.0.1:${backendPort};
     keepalive 64;
-    keepalive_requests 100000;
+    keepalive_requests ${KEEPALIVE_REQUESTS};
     keepalive_timeout 120s;
   }
   server {

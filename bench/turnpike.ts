@@ -1,4 +1,5 @@
 // Starting the Turnpike gateway under test from the built CLI, with a generated config.
+import { KEEPALIVE_REQUESTS } from './nginx.ts';
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -210,6 +211,7 @@ export function configYaml(port: number, backendPort: number, accessLog: string,
     ...(gateways.some((k) => k !== 'cache') ? { consumers: benchConsumers() } : {}),
     ...(gateways.includes('redis') && o.redisUrl ? { stores: { redis: { url: o.redisUrl } } } : {}),
     listeners: [{ name: 'bench', protocol: 'http', address: '127.0.0.1', port }],
+    limits: { maxRequestsPerConnection: KEEPALIVE_REQUESTS }, // as nginx's keepalive_requests
     upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
     routes: [
       ...manyRoutes(o.extraRoutes ?? 0),

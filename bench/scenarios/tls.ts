@@ -12,7 +12,7 @@ import { NODE_FLAGS } from '../../src/runtime/node-flags.ts';
 import { startChild, type Child } from '../children.ts';
 import { launchHAProxy } from '../haproxy.ts';
 import { freePort, waitUntil } from '../net.ts';
-import { launchNginx, prepare, proxyConfig } from '../nginx.ts';
+import { KEEPALIVE_REQUESTS, launchNginx, prepare, proxyConfig } from '../nginx.ts';
 import { CLI } from '../turnpike.ts';
 
 /** TLS 1.3 only, one suite: what every client of 2026 negotiates first, and the cheapest AEAD with AES-NI. */
@@ -157,6 +157,7 @@ export async function startTurnpikeTls(dir: string, backendPort: number, cert: B
         http2: true,
       },
     ],
+    limits: { maxRequestsPerConnection: KEEPALIVE_REQUESTS }, // as nginx's keepalive_requests (h2load does not reconnect)
     upstreams: { backend: { targets: [{ url: `http://127.0.0.1:${backendPort}` }] } },
     routes: [{ name: 'all', match: { path: '/' }, upstream: 'backend' }],
     accessLog: { enabled: true, output: accessLog },
