@@ -43,8 +43,6 @@ export function targetsOf(kvs: Iterable<EtcdKv>, scheme: string): DiscoveredTarg
   return [...byOrigin.values()];
 }
 
-const EMPTY_RECHECK_MS = 1000;
-
 /** The watching resolve of one service over a client (the tests hand in theirs). */
 export function watchService(client: EtcdClient, prefix: string, scheme: string): Resolve {
   const keys = new Map<string, EtcdKv>();
@@ -57,18 +55,15 @@ export function watchService(client: EtcdClient, prefix: string, scheme: string)
       revision = listed.revision;
       return { targets: targetsOf(keys.values(), scheme) };
     }
-    // While the set is empty the round ends after a second without a change too, so the loop can apply an empty
-    // set once its emptyGrace has passed (a watch alone would wait for the next change).
-    const wait = keys.size === 0 ? AbortSignal.any([signal, AbortSignal.timeout(EMPTY_RECHECK_MS)]) : signal;
+    // The loop ends a round at the end of an empty grace itself (loop.ts), and takes this wait over.
     try {
-      const events = await client.nextEvents(prefix, true, revision + 1, wait);
+      const events = await client.nextEvents(prefix, true, revision + 1, signal);
       for (const e of events) {
         if (e.type === 'DELETE') keys.delete(e.kv.key);
         else keys.set(e.kv.key, e.kv);
         revision = Math.max(revision, e.kv.modRevision);
       }
     } catch (err) {
-      if (wait.aborted && !signal.aborted) return { targets: [] };
       // Compacted: the missed changes are gone, list again now. Anything else: list again after the retry wait.
       revision = undefined;
       if (!(err instanceof EtcdCompactedError)) throw err;

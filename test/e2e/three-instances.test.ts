@@ -26,6 +26,7 @@ import {
   served,
   startThreeInstances,
   steadyLoad,
+  type ThreeInstances,
 } from '../helpers/three-instances.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -36,6 +37,19 @@ async function echo(name: string): Promise<Backend> {
   const b = await startEchoBackend(name);
   backends.push(b);
   return b;
+}
+
+/** Six requests through HAProxy: each instance must serve two (its round robin); the backends' names that answered. */
+async function sixAcrossAll(fx: ThreeInstances): Promise<string[]> {
+  const before = await Promise.all(fx.instances.map(served));
+  const names: string[] = [];
+  for (let i = 0; i < 6; i++) names.push(JSON.parse((await get(fx.port, '/')).body).name);
+  const afterwards = await Promise.all(fx.instances.map(served));
+  assert.deepEqual(
+    afterwards.map((n, i) => n - before[i]!),
+    [2, 2, 2],
+  );
+  return names;
 }
 
 const staticBody = (backend: string, plugins = '') => `
@@ -101,16 +115,8 @@ routes: [{ match: { path: / }, upstream: ledger }]
     reg = r;
     await until(() => all(true), 'all three to list the registered target', 10_000, 20);
     const seen = performance.now() - (await r.registered);
-    // Round robin over fresh connections (HAProxy) and over the two targets (each instance): six requests reach
-    // every instance twice, and each instance sends one to each target.
-    const before = await Promise.all(fx.instances.map(served));
-    const names: string[] = [];
-    for (let i = 0; i < 6; i++) names.push(JSON.parse((await get(fx.port, '/')).body).name);
-    const afterwards = await Promise.all(fx.instances.map(served));
-    assert.deepEqual(
-      afterwards.map((n, i) => n - before[i]!),
-      [2, 2, 2],
-    );
+    // Round robin over fresh connections (HAProxy) and over the two targets (each instance).
+    const names = await sixAcrossAll(fx);
     assert.deepEqual(names.toSorted(), [
       'ledger',
       'ledger',
@@ -167,15 +173,7 @@ routes: [{ match: { path: / }, upstream: payments }]
     });
     await until(() => all(payments.url, true), 'all three to list the target on the lease', 10_000, 20);
     const seen = performance.now() - written;
-    // Six requests reach each instance twice (HAProxy's round robin), each sends one to each target.
-    const before = await Promise.all(fx.instances.map(served));
-    const names: string[] = [];
-    for (let i = 0; i < 6; i++) names.push(JSON.parse((await get(fx.port, '/')).body).name);
-    const afterwards = await Promise.all(fx.instances.map(served));
-    assert.deepEqual(
-      afterwards.map((n, i) => n - before[i]!),
-      [2, 2, 2],
-    );
+    const names = await sixAcrossAll(fx);
     assert.deepEqual(names.toSorted(), [
       'payments',
       'payments',
